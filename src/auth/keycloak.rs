@@ -1,0 +1,238 @@
+//! Keycloak's token endpoint: the password, refresh_token and client_credentials grants as
+//! plain form posts, and its replies and errors.
+
+use crate::error::Error;
+use crate::http::{body_bytes, classify};
+use crate::secret::Secret;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::time::Duration;
+
+/// One grant request.
+pub enum Grant<'a> {
+    Password {
+        username: &'a str,
+        password: &'a Secret,
+    },
+    Refresh {
+        refresh_token: &'a Secret,
+    },
+    ClientCredentials {
+        secret: &'a Secret,
+    },
+}
+
+impl Grant<'_> {
+    fn grant_type(&self) -> &'static str {
+        match self {
+            Grant::Password { .. } => "password",
+            Grant::Refresh { .. } => "refresh_token",
+            Grant::ClientCredentials { .. } => "client_credentials",
+        }
+    }
+}
+
+/// A token Keycloak issued, with the times derived from its own `expires_in` numbers.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub access_token: Secret,
+    pub expires_at: DateTime<Utc>,
+    pub refresh_token: Option<Secret>,
+    /// `None` when Keycloak gave no lifetime or 0 (offline tokens).
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a grant failed: Keycloak said no (with its reasons), or something else broke.
+#[derive(Debug)]
+pub enum GrantError {
+    Refused {
+        status: u16,
+        error: String,
+        description: String,
+    },
+    Failed(Error),
+}
+
+impl From<Error> for GrantError {
+    fn from(e: Error) -> Self {
+        GrantError::Failed(e)
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenReply {
+    access_token: Option<String>,
+    expires_in: Option<f64>,
+    refresh_token: Option<String>,
+    refresh_expires_in: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorReply {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn after(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
+    now + chrono::Duration::milliseconds((seconds * 1000.0) as i64)
+}
+
+/// Runs one grant against the token endpoint.
+pub async fn request(
+    http: &reqwest::Client,
+    url: &str,
+    client_id: &str,
+    grant: Grant<'_>,
+    timeout: Duration,
+) -> std::result::Result<Issued, GrantError> {
+    let mut form: Vec<(&str, &str)> =
+        vec![("grant_type", grant.grant_type()), ("client_id", client_id)];
+    match &grant {
+        Grant::Password { username, password } => {
+            form.push(("username", username));
+            form.push(("password", password.expose()));
+        }
+        Grant::Refresh { refresh_token } => form.push(("refresh_token", refresh_token.expose())),
+        Grant::ClientCredentials { secret } => form.push(("client_secret", secret.expose())),
+    }
+    tracing::debug!(
+        url,
+        grant = grant.grant_type(),
+        client_id,
+        "requesting a token"
+    );
+    let response = http
+        .post(url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| classify(url, &e, timeout))?;
+    let status = response.status().as_u16();
+    let body = body_bytes(url, response, timeout).await?;
+    parse_reply(url, status, &body, Utc::now())
+}
+
+/// Interprets a token endpoint reply; split out so tests can feed it bytes.
+pub fn parse_reply(
+    url: &str,
+    status: u16,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> std::result::Result<Issued, GrantError> {
+    if (200..300).contains(&status) {
+        let bad = |problem: &str| {
+            GrantError::Failed(Error::BadReply {
+                url: url.to_string(),
+                status,
+                problem: problem.to_string(),
+            })
+        };
+        let reply: TokenReply = serde_json::from_slice(body)
+            .map_err(|_| bad("its body is not the expected JSON token reply"))?;
+        let access_token = reply
+            .access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| bad("its JSON has no \"access_token\""))?;
+        let refresh_expires_at = reply
+            .refresh_expires_in
+            .filter(|s| *s > 0.0)
+            .map(|s| after(now, s));
+        return Ok(Issued {
+            access_token: Secret::new(access_token),
+            expires_at: after(now, reply.expires_in.unwrap_or(60.0)),
+            refresh_token: reply
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(Secret::new),
+            refresh_expires_at,
+        });
+    }
+    let reply: ErrorReply = serde_json::from_slice(body).unwrap_or_default();
+    match reply.error {
+        Some(error) if (400..500).contains(&status) => Err(GrantError::Refused {
+            status,
+            description: reply.error_description.unwrap_or_else(|| error.clone()),
+            error,
+        }),
+        _ => {
+            let detail = reply
+                .error_description
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let fix = if status == 404 {
+                "check --realm, --token-url and --api-gateway"
+            } else if status >= 500 {
+                "Keycloak is failing; retry later or check its health on the system"
+            } else {
+                "check --token-url and --client-id"
+            };
+            Err(GrantError::Failed(Error::HttpStatus {
+                url: url.to_string(),
+                status,
+                detail,
+                fix: fix.to_string(),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    #[test]
+    fn reads_keycloak_reply_numbers() {
+        let body = br#"{"access_token":"a.b.c","expires_in":300,"refresh_expires_in":1800,
+            "refresh_token":"r","token_type":"Bearer","not-before-policy":0,"session_state":"s","scope":"profile"}"#;
+        let issued = parse_reply("u", 200, body, now()).unwrap();
+        assert_eq!(issued.access_token.expose(), "a.b.c");
+        assert_eq!((issued.expires_at - now()).num_seconds(), 300);
+        assert_eq!(
+            (issued.refresh_expires_at.unwrap() - now()).num_seconds(),
+            1800
+        );
+
+        let offline =
+            br#"{"access_token":"t","expires_in":60,"refresh_expires_in":0,"refresh_token":"r"}"#;
+        assert!(parse_reply("u", 200, offline, now())
+            .unwrap()
+            .refresh_expires_at
+            .is_none());
+        let client = br#"{"access_token":"t","expires_in":60}"#;
+        assert!(parse_reply("u", 200, client, now())
+            .unwrap()
+            .refresh_token
+            .is_none());
+    }
+
+    #[test]
+    fn keeps_keycloaks_reasons() {
+        let body = br#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#;
+        match parse_reply("u", 401, body, now()) {
+            Err(GrantError::Refused {
+                status,
+                error,
+                description,
+            }) => {
+                assert_eq!((status, error.as_str()), (401, "invalid_grant"));
+                assert_eq!(description, "Invalid user credentials");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_reply("https://gw/t", 503, b"<html>", now()) {
+            Err(GrantError::Failed(e)) => assert_eq!(
+                e.to_string(),
+                "https://gw/t answered HTTP 503; Keycloak is failing; retry later or check its health on the system"
+            ),
+            other => panic!("{other:?}"),
+        }
+        match parse_reply("u", 200, b"not json", now()) {
+            Err(GrantError::Failed(Error::BadReply { .. })) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Where JWTs come from: one `Authenticator` per configuration, caching the token until
+//! shortly before its own expiry, refreshing it, and re-reading token files.
+
+pub mod keycloak;
+mod source;
+
+use crate::config::{AuthConfig, Settings};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use keycloak::{Grant, GrantError, Issued};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// How long before a JWT's expiry we stop using it (at most a quarter of its lifetime).
+const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
+
+enum Method {
+    Password { username: String, password: Secret },
+    ClientCredentials { secret: Secret },
+    TokenEnv { var: String },
+    TokenFile { path: PathBuf },
+}
+
+/// A JWT and the moment it stops being worth sending.
+#[derive(Clone)]
+struct CachedToken {
+    jwt: Secret,
+    stale_at: Option<DateTime<Utc>>,
+}
+
+impl CachedToken {
+    fn from_issued(issued: &Issued, now: DateTime<Utc>) -> Self {
+        let lifetime = issued.expires_at - now;
+        let margin = std::cmp::min(TOKEN_MARGIN, lifetime / 4);
+        CachedToken {
+            jwt: issued.access_token.clone(),
+            stale_at: Some(issued.expires_at - margin),
+        }
+    }
+
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.stale_at.is_none_or(|t| now < t)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    access: Option<CachedToken>,
+    refresh: Option<(Secret, Option<DateTime<Utc>>)>,
+    /// For token files: the file's access token that `access` was refreshed from.
+    refreshed_from: Option<Secret>,
+    /// `preferred_username` of the last token, for status output.
+    user: Option<String>,
+}
+
+/// Hands out JWTs for the STS; safe to call from many tasks at once (one request in flight).
+pub struct Authenticator {
+    method: Method,
+    http: reqwest::Client,
+    token_url: String,
+    client_id: String,
+    timeout: Duration,
+    state: Mutex<State>,
+}
+
+/// The claims of a JWT, without verifying it (the gateway verifies; we only read times
+/// and names).
+pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
+    let exp = jwt_claims(token)?.get("exp")?.as_f64()?;
+    DateTime::from_timestamp(exp as i64, 0)
+}
+
+fn jwt_user(token: &str) -> Option<String> {
+    let claims = jwt_claims(token)?;
+    claims
+        .get("preferred_username")?
+        .as_str()
+        .map(str::to_string)
+}
+
+fn format_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// What a token file holds: a raw JWT, or the `cray` CLI's saved OAuth token.
+struct FileToken {
+    access: Secret,
+    refresh: Option<Secret>,
+    expires_at: Option<DateTime<Utc>>,
+    client_id: Option<String>,
+}
+
+fn read_token_file(path: &Path) -> Result<FileToken> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Token(format!(
+            "cannot read the token file {} ({e}); fix --token-file or run `cray auth login`",
+            path.display()
+        ))
+    })?;
+    let text = Secret::new(text.trim());
+    let invalid = || {
+        Error::Token(format!(
+            "the token file {} holds neither a JWT nor a `cray` CLI login with an access_token; \
+             run `cray auth login` or fix --token-file",
+            path.display()
+        ))
+    };
+    if text.expose().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(text.expose()).map_err(|_| invalid())?;
+        let field = |name: &str| {
+            json.get(name)
+                .and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+        };
+        let access = Secret::new(field("access_token").ok_or_else(invalid)?);
+        let expires_at = json
+            .get("expires_at")
+            .and_then(|v| v.as_f64())
+            .and_then(|t| DateTime::from_timestamp(t as i64, 0))
+            .or_else(|| jwt_expiry(access.expose()));
+        Ok(FileToken {
+            refresh: field("refresh_token").map(Secret::new),
+            client_id: field("client_id").map(str::to_string),
+            access,
+            expires_at,
+        })
+    } else if text.expose().split('.').count() == 3 {
+        Ok(FileToken {
+            expires_at: jwt_expiry(text.expose()),
+            access: text,
+            refresh: None,
+            client_id: None,
+        })
+    } else {
+        Err(invalid())
+    }
+}
+
+impl Authenticator {
+    /// Reads the password or client secret now (asking on the terminal if configured), so
+    /// problems show at start, before a background mount detaches.
+    pub fn new(settings: &Settings, http: reqwest::Client) -> Result<Self> {
+        let method = match &settings.auth {
+            AuthConfig::Password { username, password } => Method::Password {
+                username: username.clone(),
+                password: source::password(password, username, settings.api_gateway.as_str())?,
+            },
+            AuthConfig::ClientCredentials { secret } => Method::ClientCredentials {
+                secret: source::client_secret(secret)?,
+            },
+            AuthConfig::TokenEnv { var } => Method::TokenEnv { var: var.clone() },
+            AuthConfig::TokenFile { path } => Method::TokenFile { path: path.clone() },
+        };
+        Ok(Authenticator {
+            method,
+            http,
+            token_url: settings.token_url.to_string(),
+            client_id: settings.client_id.clone(),
+            timeout: settings.timeout,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    /// The user (or service account) of the last token, for status output.
+    pub async fn user(&self) -> Option<String> {
+        let state = self.state.lock().await;
+        state.user.clone().or_else(|| match &self.method {
+            Method::Password { username, .. } => Some(username.clone()),
+            _ => None,
+        })
+    }
+
+    /// A JWT to send to the STS. `force_new` after the gateway rejected the last one.
+    pub async fn token(&self, force_new: bool) -> Result<Secret> {
+        let mut state = self.state.lock().await;
+        let now = Utc::now();
+        let token = match &self.method {
+            Method::TokenEnv { var } => self.env_token(var, now)?,
+            Method::TokenFile { path } => self.file_token(&mut state, path, force_new, now).await?,
+            _ => match state.access.clone() {
+                Some(cached) if !force_new && cached.usable(now) => cached.jwt,
+                _ => self.grant_token(&mut state, now).await?,
+            },
+        };
+        if let Some(user) = jwt_user(token.expose()) {
+            state.user = Some(user);
+        }
+        Ok(token)
+    }
+
+    fn env_token(&self, var: &str, now: DateTime<Utc>) -> Result<Secret> {
+        let token = match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+            _ => {
+                return Err(Error::Token(format!(
+                    "environment variable {var} (from --token-env) is not set or is empty; put a JWT there"
+                )))
+            }
+        };
+        match jwt_expiry(token.expose()) {
+            Some(exp) if exp <= now => Err(Error::Token(format!(
+                "the JWT in {var} expired at {}; get a new token and set {var} again",
+                format_time(exp)
+            ))),
+            _ => Ok(token),
+        }
+    }
+
+    async fn file_token(
+        &self,
+        state: &mut State,
+        path: &Path,
+        force_new: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Secret> {
+        let file = read_token_file(path)?;
+        // A token we refreshed in memory stays in use while the file still holds the
+        // token it was refreshed from (we never write the file; its owner may).
+        if state.refreshed_from.as_ref() == Some(&file.access) {
+            if let Some(cached) = state.access.clone().filter(|c| !force_new && c.usable(now)) {
+                return Ok(cached.jwt);
+            }
+        } else {
+            state.refreshed_from = None;
+            state.access = None;
+            let fresh = file
+                .expires_at
+                .is_none_or(|exp| exp - TOKEN_MARGIN / 2 > now);
+            if fresh && !force_new {
+                return Ok(file.access);
+            }
+        }
+        let refresh = state
+            .refreshed_from
+            .is_some()
+            .then(|| state.refresh.as_ref().map(|(t, _)| t.clone()))
+            .flatten()
+            .or(file.refresh.clone());
+        let Some(refresh) = refresh else {
+            if force_new {
+                return Ok(file.access);
+            }
+            return Err(Error::Token(format!(
+                "the token in {} expired at {} and has no refresh token; run `cray auth login` \
+                 or refresh the file",
+                path.display(),
+                file.expires_at.map(format_time).unwrap_or_default()
+            )));
+        };
+        let client_id = file
+            .client_id
+            .clone()
+            .unwrap_or_else(|| self.client_id.clone());
+        let grant = Grant::Refresh {
+            refresh_token: &refresh,
+        };
+        match keycloak::request(&self.http, &self.token_url, &client_id, grant, self.timeout).await
+        {
+            Ok(issued) => {
+                tracing::info!(file = %path.display(), "refreshed the token file's expired token in memory");
+                let cached = CachedToken::from_issued(&issued, now);
+                state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+                state.access = Some(cached.clone());
+                state.refreshed_from = Some(file.access);
+                Ok(cached.jwt)
+            }
+            Err(GrantError::Refused { description, .. }) => Err(Error::RefreshInactive {
+                url: self.token_url.clone(),
+                description,
+            }),
+            Err(GrantError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Password or client-credentials: refresh when we can, else a full grant.
+    async fn grant_token(&self, state: &mut State, now: DateTime<Utc>) -> Result<Secret> {
+        let refresh = state
+            .refresh
+            .take()
+            .filter(|(_, expires)| expires.is_none_or(|t| t - TOKEN_MARGIN > now));
+        if let Some((refresh_token, _)) = refresh {
+            let grant = Grant::Refresh {
+                refresh_token: &refresh_token,
+            };
+            match keycloak::request(
+                &self.http,
+                &self.token_url,
+                &self.client_id,
+                grant,
+                self.timeout,
+            )
+            .await
+            {
+                Ok(issued) => return Ok(self.keep(state, issued, now)),
+                Err(GrantError::Refused { description, .. }) => {
+                    tracing::info!(reason = %description, "refresh token refused; logging in again");
+                }
+                Err(GrantError::Failed(e)) => return Err(e),
+            }
+        }
+        let (grant, who, fix) = match &self.method {
+            Method::Password { username, password } => (
+                Grant::Password { username, password },
+                format!("the password for user {username:?}"),
+                "check the user name and password (--username, --password-env/--password-file/--password-command)",
+            ),
+            Method::ClientCredentials { secret } => (
+                Grant::ClientCredentials { secret },
+                format!("client {:?} and its secret", self.client_id),
+                "check --client-id and the secret (Kubernetes secret `admin-client-auth`, key `client-secret`)",
+            ),
+            _ => unreachable!("grant_token is only used by password and client-credentials logins"),
+        };
+        match keycloak::request(
+            &self.http,
+            &self.token_url,
+            &self.client_id,
+            grant,
+            self.timeout,
+        )
+        .await
+        {
+            Ok(issued) => Ok(self.keep(state, issued, now)),
+            Err(GrantError::Refused { description, .. }) => Err(Error::AuthRejected {
+                url: self.token_url.clone(),
+                who,
+                description,
+                fix: fix.to_string(),
+            }),
+            Err(GrantError::Failed(e)) => Err(e),
+        }
+    }
+
+    fn keep(&self, state: &mut State, issued: Issued, now: DateTime<Utc>) -> Secret {
+        tracing::debug!(expires_at = %format_time(issued.expires_at), "obtained a token");
+        let cached = CachedToken::from_issued(&issued, now);
+        state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+        state.access = Some(cached.clone());
+        cached.jwt
+    }
+}

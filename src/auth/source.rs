@@ -1,0 +1,204 @@
+//! Reading the password or client secret once at start: environment, file (owner-only,
+//! as ssh demands), command output, or a no-echo terminal prompt.
+
+use crate::config::{PasswordSource, SecretSource};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use std::io::{BufRead, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn from_env(var: &str, what: &str) -> Result<Secret> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
+        _ => Err(Error::Config(format!(
+            "environment variable {var} (named for the {what}) is not set or is empty; export it or fix the setting"
+        ))),
+    }
+}
+
+/// Reads a secret file, refusing one that group or others can read.
+pub fn from_file(path: &Path, what: &str) -> Result<Secret> {
+    let meta = std::fs::metadata(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the {what} file {} ({e}); fix the path",
+            path.display()
+        ))
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "the {what} file {} is accessible by group or others (mode {mode:04o}); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        )));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read the {what} file {} ({e}); fix the path",
+            path.display()
+        ))
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']).to_string();
+    if value.is_empty() {
+        return Err(Error::Config(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(value))
+}
+
+fn from_command(command: &str) -> Result<Secret> {
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot run --password-command ({e}); check that `sh` exists"
+            ))
+        })?;
+    if !output.status.success() {
+        return Err(Error::Config(format!(
+            "--password-command failed ({}); fix the command so it prints the password and exits 0",
+            output.status
+        )));
+    }
+    let value = String::from_utf8(output.stdout).map_err(|_| {
+        Error::Config("--password-command printed something that is not UTF-8".into())
+    })?;
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(Error::Config(
+            "--password-command printed nothing; it must print the password".into(),
+        ));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Turns terminal echo off for as long as it lives.
+struct NoEcho {
+    fd: i32,
+    saved: libc::termios,
+}
+
+impl NoEcho {
+    fn new(fd: i32) -> Option<Self> {
+        // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+            return None;
+        }
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        quiet.c_lflag |= libc::ECHONL;
+        // SAFETY: as above; the settings are restored in Drop.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+        Some(NoEcho { fd, saved })
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        // SAFETY: restores what tcgetattr returned for the same descriptor.
+        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
+    }
+}
+
+fn prompt(username: &str, gateway: &str) -> Result<Secret> {
+    use std::os::fd::AsRawFd;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(|e| Error::Config(format!("cannot open the terminal to ask for the password ({e}); use --password-env, --password-file or --password-command")))?;
+    let mut writer = &tty;
+    let _ = write!(writer, "Password for {username} at {gateway}: ");
+    let _ = writer.flush();
+    let guard = NoEcho::new(tty.as_raw_fd());
+    let mut line = String::new();
+    let read = std::io::BufReader::new(&tty).read_line(&mut line);
+    drop(guard);
+    read.map_err(|e| Error::Config(format!("cannot read the password from the terminal ({e})")))?;
+    let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
+    line.clear();
+    if secret.is_empty() {
+        return Err(Error::Config("no password was typed".into()));
+    }
+    Ok(secret)
+}
+
+/// Obtains the password the configuration names.
+pub fn password(source: &PasswordSource, username: &str, gateway: &str) -> Result<Secret> {
+    match source {
+        PasswordSource::Env(var) => from_env(var, "password"),
+        PasswordSource::File(path) => from_file(path, "password"),
+        PasswordSource::Command(command) => from_command(command),
+        PasswordSource::Prompt => prompt(username, gateway),
+    }
+}
+
+/// Obtains the client secret the configuration names.
+pub fn client_secret(source: &SecretSource) -> Result<Secret> {
+    match source {
+        SecretSource::Env(var) => from_env(var, "client secret"),
+        SecretSource::File(path) => from_file(path, "client secret"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_files_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "pa ss\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = from_file(&path, "password").unwrap_err().to_string();
+        assert!(err.contains("(mode 0644); run `chmod 600"), "{err}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(from_file(&path, "password").unwrap().expose(), "pa ss");
+    }
+
+    #[test]
+    fn command_output_is_trimmed_and_failures_hide_output() {
+        let pw = password(
+            &PasswordSource::Command("printf ' pw\\n'".into()),
+            "u",
+            "gw",
+        )
+        .unwrap();
+        assert_eq!(pw.expose(), "pw");
+        let err = password(
+            &PasswordSource::Command("echo leaked; exit 3".into()),
+            "u",
+            "gw",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("--password-command failed") && !err.contains("leaked"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_env_is_named() {
+        let err = password(
+            &PasswordSource::Env("S3CREDSFS_TEST_UNSET_VAR".into()),
+            "u",
+            "gw",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("environment variable S3CREDSFS_TEST_UNSET_VAR"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! The command line: subcommands and their own flags. Settings shared by `fetch` and
+//! `mount` come from `config` so flags, variables and config keys stay one list.
+
+use crate::config::FetchSettings;
+use crate::gateway::DevGatewayArgs;
+use crate::render::Format;
+use clap::{Parser, Subcommand};
+
+/// Always-current temporary S3 credentials from an HPE Cray EX (CSM) gateway.
+#[derive(Parser, Debug)]
+#[command(name = "s3credsfs", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Get credentials once and print them (usable as an AWS `credential_process`).
+    Fetch(FetchArgs),
+    /// Run the built-in gateway emulator (development and tests only).
+    DevGateway(DevGatewayArgs),
+}
+
+/// `fetch`'s own flags plus the shared settings.
+#[derive(clap::Args, Debug)]
+pub struct FetchArgs {
+    /// Output format: json, credentials, config, env, s3cfg or rclone.
+    #[arg(long, short = 'f', default_value = "json", value_parser = parse_format)]
+    pub format: Format,
+    #[command(flatten)]
+    pub settings: FetchSettings,
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    text.parse()
+}

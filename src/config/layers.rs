@@ -1,0 +1,389 @@
+//! The raw configuration layers (flags and environment via clap, the TOML file) and their
+//! merge by precedence. Values stay strings here; `Settings` parses them once.
+
+use crate::error::{Error, Result};
+use clap::builder::FalseyValueParser;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Which commands accept a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `fetch` and `mount`.
+    Common,
+    /// `mount` only.
+    Mount,
+}
+
+/// One setting: its long flag, its help, and whether it takes a value or is a switch.
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    /// `None` for on/off switches.
+    pub value_name: Option<&'static str>,
+    pub help: &'static str,
+    pub scope: Scope,
+}
+
+const fn key(name: &'static str, value: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        value_name: Some(value),
+        help,
+        scope: Scope::Common,
+    }
+}
+
+const fn switch(name: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        value_name: None,
+        help,
+        scope: Scope::Common,
+    }
+}
+
+/// Every setting, in the order `--help` lists them. The single source of truth for flag
+/// names, `S3CREDSFS_*` variables and config-file keys.
+pub static KEYS: &[Key] = &[
+    key("api-gateway", "URL", "Base URL of the CSM API gateway [default: https://api-gw-service-nmn.local]"),
+    key("token-url", "URL", "Keycloak token endpoint [default: {gateway}/keycloak/realms/{realm}/protocol/openid-connect/token]"),
+    key("sts-url", "URL", "STS endpoint [default: {gateway}/apis/sts/token]"),
+    key("realm", "REALM", "Keycloak realm [default: shasta]"),
+    key("client-id", "ID", "Keycloak client id [default: shasta]"),
+    key("username", "NAME", "Log in with this user's password (password grant)"),
+    key("password-env", "VAR", "Read the password from this environment variable"),
+    key("password-file", "FILE", "Read the password from this file (must not be readable by group or others)"),
+    key("password-command", "CMD", "Run this shell command and use its output as the password"),
+    key("client-secret-file", "FILE", "Use the client_credentials grant with the secret in this file"),
+    key("client-secret-env", "VAR", "Use the client_credentials grant with the secret in this variable"),
+    key("token-env", "VAR", "Use the JWT in this environment variable (like $TOKEN in the CSM docs)"),
+    key("token-file", "FILE", "Use the JWT, or the `cray` CLI's saved login JSON, in this file (re-read on every use)"),
+    key("ca-file", "PEM", "Trust this CA bundle in addition to the system roots [default: /etc/pki/trust/anchors/platform-ca-certs.crt if present]"),
+    switch("insecure", "Do not verify TLS certificates (prints a warning on every start)"),
+    switch("allow-http", "Allow plain http to hosts other than loopback"),
+    key("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m [default: 30s]"),
+    key("profile", "NAME", "Profile name written into the credentials, config and rclone formats [default: default]"),
+    Key {
+        name: "min-validity",
+        value_name: Some("DURATION"),
+        help: "Refresh before serving when less than this validity remains [default: 20m]",
+        scope: Scope::Mount,
+    },
+    Key {
+        name: "log-file",
+        value_name: Some("FILE"),
+        help: "Where the background daemon writes its log [default: none]",
+        scope: Scope::Mount,
+    },
+];
+
+/// Looks a key up by its flag / config-file name.
+pub fn find_key(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The environment variable that sets a key: `S3CREDSFS_` + upper snake case.
+pub fn env_var(name: &str) -> String {
+    format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// Where a value came from, so an error can send the user to the right place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Flag(String),
+    Env(String),
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Flag(flag) => write!(f, "{flag}"),
+            Source::Env(var) => write!(f, "environment variable {var}"),
+            Source::File(path) => write!(f, "config file {}", path.display()),
+        }
+    }
+}
+
+/// A raw value and its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawValue {
+    pub value: String,
+    pub source: Source,
+}
+
+impl RawValue {
+    /// "bad value ... for --x: why" naming key and source, as every config error does.
+    pub fn error(&self, key: &str, why: &str) -> Error {
+        let place = match &self.source {
+            Source::File(path) => format!("key `{key}` in config file {}", path.display()),
+            Source::Flag(flag) => flag.clone(),
+            Source::Env(var) => format!("environment variable {var}"),
+        };
+        Error::Config(format!("bad value {:?} for {place}: {why}", self.value))
+    }
+}
+
+/// One layer: key name → value. Layers merge by precedence.
+pub type Layer = BTreeMap<&'static str, RawValue>;
+
+/// Merges layers, earlier ones winning (flags+environment, then the file).
+pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
+    let mut merged = Layer::new();
+    for layer in layers {
+        for (k, v) in layer {
+            merged.entry(k).or_insert(v);
+        }
+    }
+    merged
+}
+
+fn clap_id(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
+    for k in KEYS.iter().filter(|k| scopes.contains(&k.scope)) {
+        let mut arg = Arg::new(clap_id(k.name))
+            .long(k.name)
+            .env(env_var(k.name))
+            .help(k.help)
+            .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)");
+        arg = match k.value_name {
+            Some(value_name) => arg.value_name(value_name).action(ArgAction::Set),
+            None => arg
+                .action(ArgAction::SetTrue)
+                .value_parser(FalseyValueParser::new()),
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd.arg(
+        Arg::new("config")
+            .long("config")
+            .env("S3CREDSFS_CONFIG")
+            .value_name("FILE")
+            .help("Config file [default: $XDG_CONFIG_HOME/s3credsfs/config.toml or ~/.config/s3credsfs/config.toml]")
+            .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)"),
+    )
+}
+
+fn layer_from_matches(m: &ArgMatches) -> (Layer, Option<PathBuf>) {
+    let mut layer = Layer::new();
+    for k in KEYS {
+        let id = clap_id(k.name);
+        let source = match m.try_contains_id(&id) {
+            Ok(true) => match m.value_source(&id) {
+                Some(ValueSource::CommandLine) => Source::Flag(format!("--{}", k.name)),
+                Some(ValueSource::EnvVariable) => Source::Env(env_var(k.name)),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let value = match k.value_name {
+            Some(_) => m.get_one::<String>(&id).cloned(),
+            None => m.get_one::<bool>(&id).map(|b| b.to_string()),
+        };
+        if let Some(value) = value {
+            layer.insert(k.name, RawValue { value, source });
+        }
+    }
+    let config = m.get_one::<String>("config").map(PathBuf::from);
+    (layer, config)
+}
+
+/// Settings given on the command line or in `S3CREDSFS_*` variables, for one command.
+#[derive(Debug, Clone, Default)]
+pub struct CliLayer {
+    /// Flag and environment values (clap already ranks a flag over its variable).
+    pub layer: Layer,
+    /// `--config FILE`, if given.
+    pub config_file: Option<PathBuf>,
+}
+
+macro_rules! settings_args {
+    ($name:ident, $doc:literal, $scopes:expr) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, Default)]
+        pub struct $name(pub CliLayer);
+
+        impl FromArgMatches for $name {
+            fn from_arg_matches(m: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+                let (layer, config_file) = layer_from_matches(m);
+                Ok($name(CliLayer { layer, config_file }))
+            }
+            fn update_from_arg_matches(
+                &mut self,
+                m: &ArgMatches,
+            ) -> std::result::Result<(), clap::Error> {
+                *self = Self::from_arg_matches(m)?;
+                Ok(())
+            }
+        }
+
+        impl Args for $name {
+            fn augment_args(cmd: Command) -> Command {
+                add_args(cmd, $scopes)
+            }
+            fn augment_args_for_update(cmd: Command) -> Command {
+                add_args(cmd, $scopes)
+            }
+        }
+    };
+}
+
+settings_args!(
+    FetchSettings,
+    "The settings `fetch` takes.",
+    &[Scope::Common]
+);
+settings_args!(
+    MountSettings,
+    "The settings `mount` takes (all of `fetch`'s and the mount's own).",
+    &[Scope::Common, Scope::Mount]
+);
+
+/// Reads the TOML config file into a layer; unknown keys and wrong types are errors.
+pub fn file_layer(path: &Path) -> Result<Layer> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Config(format!(
+            "cannot read config file {}: {e}; fix the path given with --config or S3CREDSFS_CONFIG",
+            path.display()
+        ))
+    })?;
+    parse_file_layer(&text, path)
+}
+
+/// Parses config-file text; split out so tests need no file.
+pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        Error::Config(format!(
+            "config file {} is not valid TOML: {}",
+            path.display(),
+            e.message()
+        ))
+    })?;
+    let mut layer = Layer::new();
+    for (name, value) in table {
+        let Some(k) = find_key(&name) else {
+            let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+            return Err(Error::Config(format!(
+                "unknown key `{name}` in config file {}; valid keys are: {}",
+                path.display(),
+                names.join(", ")
+            )));
+        };
+        let text = match (k.value_name, value) {
+            (Some(_), toml::Value::String(s)) => s,
+            (None, toml::Value::Boolean(b)) => b.to_string(),
+            (expected, other) => {
+                let want = if expected.is_some() {
+                    "a quoted string"
+                } else {
+                    "true or false"
+                };
+                return Err(Error::Config(format!(
+                    "bad value {other} for key `{name}` in config file {}: expected {want}",
+                    path.display()
+                )));
+            }
+        };
+        let source = Source::File(path.to_path_buf());
+        layer.insert(
+            k.name,
+            RawValue {
+                value: text,
+                source,
+            },
+        );
+    }
+    Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct TestCli {
+        #[command(flatten)]
+        settings: MountSettings,
+    }
+
+    fn raw(value: &str, source: Source) -> RawValue {
+        RawValue {
+            value: value.into(),
+            source,
+        }
+    }
+
+    #[test]
+    fn flags_become_a_layer_with_their_source() {
+        let cli = TestCli::try_parse_from(["x", "--realm", "r1", "--insecure"]).unwrap();
+        let layer = cli.settings.0.layer;
+        assert_eq!(layer["realm"], raw("r1", Source::Flag("--realm".into())));
+        assert_eq!(layer["insecure"].value, "true");
+        assert!(!layer.contains_key("timeout"));
+    }
+
+    #[test]
+    fn file_keys_are_checked() {
+        let path = Path::new("/etc/x.toml");
+        let layer =
+            parse_file_layer("api-gateway = \"https://gw\"\ninsecure = true\n", path).unwrap();
+        assert_eq!(layer["api-gateway"].value, "https://gw");
+        assert_eq!(layer["insecure"].value, "true");
+
+        let err = parse_file_layer("api_gateway = \"x\"", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "unknown key `api_gateway` in config file /etc/x.toml; valid keys are: api-gateway"
+            ),
+            "{err}"
+        );
+        let err = parse_file_layer("timeout = 30", path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "bad value 30 for key `timeout` in config file /etc/x.toml: expected a quoted string"
+        );
+        let err = parse_file_layer("insecure = \"yes\"", path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected true or false"), "{err}");
+        let err = parse_file_layer("realm = ", path).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config file /etc/x.toml is not valid TOML"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn earlier_layers_win() {
+        let mut cli = Layer::new();
+        cli.insert("realm", raw("from-flag", Source::Flag("--realm".into())));
+        let mut file = Layer::new();
+        file.insert("realm", raw("from-file", Source::File("/f".into())));
+        file.insert("timeout", raw("5s", Source::File("/f".into())));
+        let merged = merge([cli, file]);
+        assert_eq!(merged["realm"].value, "from-flag");
+        assert_eq!(merged["timeout"].value, "5s");
+    }
+
+    #[test]
+    fn errors_name_key_and_source() {
+        let v = raw("soon", Source::Env("S3CREDSFS_TIMEOUT".into()));
+        assert_eq!(
+            v.error("timeout", "expected a duration like 30s").to_string(),
+            "bad value \"soon\" for environment variable S3CREDSFS_TIMEOUT: expected a duration like 30s"
+        );
+        assert_eq!(env_var("api-gateway"), "S3CREDSFS_API_GATEWAY");
+    }
+}

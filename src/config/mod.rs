@@ -1,0 +1,410 @@
+//! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > config file >
+//! defaults. Everything downstream takes `Settings`, never raw strings.
+
+mod layers;
+
+pub use layers::{
+    env_var, file_layer, merge, parse_file_layer, CliLayer, FetchSettings, Layer, MountSettings,
+    RawValue, Source, KEYS,
+};
+
+use crate::error::{Error, Result};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// The gateway every CSM node can reach by this name.
+pub const DEFAULT_GATEWAY: &str = "https://api-gw-service-nmn.local";
+/// Where CSM nodes keep the platform CA bundle.
+pub const PLATFORM_CA: &str = "/etc/pki/trust/anchors/platform-ca-certs.crt";
+
+/// How to obtain a JWT; exactly one per configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthConfig {
+    /// Password grant for a user, with refresh-token reuse.
+    Password {
+        username: String,
+        password: PasswordSource,
+    },
+    /// client_credentials grant for a confidential client such as `admin-client`.
+    ClientCredentials { secret: SecretSource },
+    /// A raw JWT in an environment variable.
+    TokenEnv { var: String },
+    /// A raw JWT or `cray` CLI login JSON in a file, re-read on every use.
+    TokenFile { path: PathBuf },
+}
+
+impl AuthConfig {
+    /// A short name for status output and logs.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            AuthConfig::Password { .. } => "password",
+            AuthConfig::ClientCredentials { .. } => "client-credentials",
+            AuthConfig::TokenEnv { .. } => "token-env",
+            AuthConfig::TokenFile { .. } => "token-file",
+        }
+    }
+}
+
+/// Where a password comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    Env(String),
+    File(PathBuf),
+    Command(String),
+    /// Ask on the terminal without echo.
+    Prompt,
+}
+
+/// Where a client secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+}
+
+/// The validated configuration of `fetch` and `mount`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub api_gateway: Url,
+    pub token_url: Url,
+    pub sts_url: Url,
+    pub realm: String,
+    pub client_id: String,
+    pub auth: AuthConfig,
+    /// The CA bundle to add to the system roots, if any.
+    pub ca_file: Option<PathBuf>,
+    pub insecure: bool,
+    pub timeout: Duration,
+    pub profile: String,
+    pub min_validity: Duration,
+    pub log_file: Option<PathBuf>,
+}
+
+/// What `resolve` needs from the process environment, explicit so tests can fake it.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub home: Option<PathBuf>,
+    pub xdg_config_home: Option<PathBuf>,
+    /// `CRAY_CREDENTIALS`, naming a `cray` CLI token file.
+    pub cray_credentials: Option<PathBuf>,
+    /// Whether a missing password may be asked for on the terminal.
+    pub stdin_is_terminal: bool,
+}
+
+impl Context {
+    /// Reads the real environment.
+    pub fn from_process() -> Self {
+        let path = |var: &str| {
+            std::env::var_os(var)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Context {
+            home: path("HOME"),
+            xdg_config_home: path("XDG_CONFIG_HOME"),
+            cray_credentials: path("CRAY_CREDENTIALS"),
+            // SAFETY: isatty only inspects the descriptor.
+            stdin_is_terminal: unsafe { libc::isatty(libc::STDIN_FILENO) } == 1,
+        }
+    }
+
+    /// The config file read when `--config` is not given.
+    pub fn default_config_file(&self) -> Option<PathBuf> {
+        let base = match &self.xdg_config_home {
+            Some(dir) => dir.clone(),
+            None => self.home.as_ref()?.join(".config"),
+        };
+        Some(base.join("s3credsfs").join("config.toml"))
+    }
+}
+
+/// Builds the merged layer for a command: flags/environment, then the config file.
+pub fn load_layers(cli: &CliLayer, ctx: &Context) -> Result<Layer> {
+    let file = match &cli.config_file {
+        Some(path) => file_layer(path)?,
+        None => match ctx.default_config_file() {
+            Some(path) if path.exists() => file_layer(&path)?,
+            _ => Layer::new(),
+        },
+    };
+    Ok(merge([cli.layer.clone(), file]))
+}
+
+fn parse_duration(raw: &RawValue, key: &str) -> Result<Duration> {
+    let d = humantime::parse_duration(raw.value.trim())
+        .map_err(|_| raw.error(key, "expected a duration like 30s, 90s or 15m"))?;
+    if d.is_zero() {
+        return Err(raw.error(key, "the duration must be more than zero"));
+    }
+    Ok(d)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_url(raw: &RawValue, key: &str, allow_http: bool) -> Result<Url> {
+    let url = Url::parse(raw.value.trim())
+        .map_err(|_| raw.error(key, "expected a URL like https://api-gw-service-nmn.local"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(raw.error(key, "do not put credentials in the URL"));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_http || is_loopback(&url) => Ok(url),
+        "http" => Err(raw.error(
+            key,
+            "plain http is only allowed to loopback addresses; use https, or pass --allow-http",
+        )),
+        _ => Err(raw.error(key, "the URL must start with https:// or http://")),
+    }
+}
+
+fn default_value(key: &str, value: String) -> RawValue {
+    RawValue {
+        value,
+        source: Source::Flag(format!("--{key} (default)")),
+    }
+}
+
+fn nonempty(raw: &RawValue, key: &str) -> Result<String> {
+    let value = raw.value.trim();
+    if value.is_empty() {
+        return Err(raw.error(key, "the value is empty"));
+    }
+    Ok(value.to_string())
+}
+
+/// Parses the merged layer into `Settings`; every error names the key and its source.
+pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
+    let get = |key: &str| layer.get(key);
+    let flag = |key: &str| get(key).is_some_and(|v| v.value == "true");
+    let allow_http = flag("allow-http");
+    let text = |key: &str, default: &str| -> Result<String> {
+        match get(key) {
+            Some(raw) => nonempty(raw, key),
+            None => Ok(default.to_string()),
+        }
+    };
+
+    let gateway_raw = get("api-gateway")
+        .cloned()
+        .unwrap_or_else(|| default_value("api-gateway", DEFAULT_GATEWAY.into()));
+    let api_gateway = parse_url(&gateway_raw, "api-gateway", allow_http)?;
+    let base = api_gateway.as_str().trim_end_matches('/').to_string();
+    let realm = text("realm", "shasta")?;
+    let client_id = text("client-id", "shasta")?;
+    let derived = |key: &str, path: String| -> Result<Url> {
+        match get(key) {
+            Some(raw) => parse_url(raw, key, allow_http),
+            None => parse_url(
+                &default_value(key, format!("{base}{path}")),
+                key,
+                allow_http,
+            ),
+        }
+    };
+    let token_url = derived(
+        "token-url",
+        format!("/keycloak/realms/{realm}/protocol/openid-connect/token"),
+    )?;
+    let sts_url = derived("sts-url", "/apis/sts/token".into())?;
+
+    let duration = |key: &str, default: Duration| -> Result<Duration> {
+        get(key).map_or(Ok(default), |raw| parse_duration(raw, key))
+    };
+    let timeout = duration("timeout", Duration::from_secs(30))?;
+    let min_validity = duration("min-validity", Duration::from_secs(20 * 60))?;
+
+    let profile = text("profile", "default")?;
+    if !profile
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(get("profile")
+            .map(|raw| raw.error("profile", "use only letters, digits, `_`, `.` and `-`"))
+            .unwrap_or_else(|| Error::Config("bad profile".into())));
+    }
+
+    let ca_file = match get("ca-file") {
+        Some(raw) => Some(PathBuf::from(nonempty(raw, "ca-file")?)),
+        None if Path::new(PLATFORM_CA).exists() => Some(PathBuf::from(PLATFORM_CA)),
+        None => None,
+    };
+    let log_file = get("log-file")
+        .map(|raw| nonempty(raw, "log-file").map(PathBuf::from))
+        .transpose()?;
+
+    Ok(Settings {
+        auth: resolve_auth(layer, ctx, &api_gateway)?,
+        api_gateway,
+        token_url,
+        sts_url,
+        realm,
+        client_id,
+        ca_file,
+        insecure: flag("insecure"),
+        timeout,
+        profile,
+        min_validity,
+        log_file,
+    })
+}
+
+/// The `cray` CLI's token file name for a gateway host: `-` and `.` become `_`.
+pub fn cray_token_prefix(gateway: &Url) -> String {
+    gateway
+        .host_str()
+        .unwrap_or_default()
+        .replace(['-', '.'], "_")
+}
+
+/// Finds the `cray` CLI's saved login for this gateway, if there is exactly one.
+fn find_cray_login(ctx: &Context, gateway: &Url) -> Result<Option<PathBuf>> {
+    if let Some(path) = &ctx.cray_credentials {
+        return Ok(path.exists().then(|| path.clone()));
+    }
+    let Some(home) = &ctx.home else {
+        return Ok(None);
+    };
+    let dir = home.join(".config/cray/tokens");
+    let prefix = format!("{}.", cray_token_prefix(gateway));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(None);
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    match found.len() {
+        0 => Ok(None),
+        1 => Ok(found.pop()),
+        _ => {
+            Err(Error::Config(format!(
+            "found several `cray` CLI logins for this gateway ({}); choose one with --token-file",
+            found.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        )))
+        }
+    }
+}
+
+fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfig> {
+    let value = |key: &str| -> Result<Option<String>> {
+        layer.get(key).map(|raw| nonempty(raw, key)).transpose()
+    };
+    let place = |key: &str| layer.get(key).map(|raw| raw.source.to_string());
+
+    let password_sources: Vec<(&str, PasswordSource)> = [
+        (
+            "password-env",
+            value("password-env")?.map(PasswordSource::Env),
+        ),
+        (
+            "password-file",
+            value("password-file")?.map(|p| PasswordSource::File(p.into())),
+        ),
+        (
+            "password-command",
+            value("password-command")?.map(PasswordSource::Command),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    if password_sources.len() > 1 {
+        let names: Vec<String> = password_sources
+            .iter()
+            .filter_map(|(k, _)| place(k))
+            .collect();
+        return Err(Error::Config(format!(
+            "several password sources are set ({}); keep exactly one",
+            names.join(", ")
+        )));
+    }
+
+    let mut methods: Vec<(String, AuthConfig)> = Vec::new();
+    if let Some(username) = value("username")? {
+        let password = match password_sources.into_iter().next() {
+            Some((_, source)) => source,
+            None if ctx.stdin_is_terminal => PasswordSource::Prompt,
+            None => {
+                return Err(Error::Config(format!(
+                    "no password for user {username:?} and stdin is not a terminal to ask on; \
+                     give --password-env, --password-file or --password-command"
+                )))
+            }
+        };
+        methods.push((
+            place("username").unwrap_or_default(),
+            AuthConfig::Password { username, password },
+        ));
+    } else if let Some((key, _)) = password_sources.first() {
+        return Err(Error::Config(format!(
+            "{} gives a password but no user; add --username",
+            place(key).unwrap_or_default()
+        )));
+    }
+    let secret_sources: Vec<(&str, SecretSource)> = [
+        (
+            "client-secret-file",
+            value("client-secret-file")?.map(|p| SecretSource::File(p.into())),
+        ),
+        (
+            "client-secret-env",
+            value("client-secret-env")?.map(SecretSource::Env),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k, v)))
+    .collect();
+    for (key, secret) in secret_sources {
+        methods.push((
+            place(key).unwrap_or_default(),
+            AuthConfig::ClientCredentials { secret },
+        ));
+    }
+    if let Some(var) = value("token-env")? {
+        methods.push((
+            place("token-env").unwrap_or_default(),
+            AuthConfig::TokenEnv { var },
+        ));
+    }
+    if let Some(path) = value("token-file")? {
+        methods.push((
+            place("token-file").unwrap_or_default(),
+            AuthConfig::TokenFile { path: path.into() },
+        ));
+    }
+
+    match methods.len() {
+        1 => Ok(methods.remove(0).1),
+        0 => match find_cray_login(ctx, gateway)? {
+            Some(path) => Ok(AuthConfig::TokenFile { path }),
+            None => Err(Error::Config(
+                "no way to log in is configured; give --username (with --password-env, --password-file \
+                 or --password-command), --client-secret-file, --token-env or --token-file, \
+                 or run `cray auth login` first"
+                    .into(),
+            )),
+        },
+        _ => {
+            let names: Vec<String> = methods.into_iter().map(|(place, _)| place).collect();
+            Err(Error::Config(format!(
+                "several ways to log in are configured ({}); keep exactly one",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

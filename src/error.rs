@@ -1,0 +1,85 @@
+//! The pipeline's errors: each variant is one plain sentence a person reads (cause and fix).
+//!
+//! No secret ever enters an error value: variants carry URLs, names, statuses and
+//! server-supplied descriptions only.
+
+use thiserror::Error;
+
+/// Everything that can stop us from handing out credentials.
+///
+/// `Clone` so that every reader waiting on one shared refresh gets the same error.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum Error {
+    /// A bad flag, environment variable, config key or value; the message names the source.
+    #[error("{0}")]
+    Config(String),
+
+    /// The host could not be reached (DNS, refused connection, reset).
+    #[error("cannot reach {url} ({detail}); check --api-gateway (or --token-url/--sts-url) and that this host can reach the gateway")]
+    Unreachable { url: String, detail: String },
+
+    /// The server's certificate did not verify.
+    #[error("TLS verification of {url} failed ({detail}); give the gateway's CA bundle with --ca-file (on CSM nodes: /etc/pki/trust/anchors/platform-ca-certs.crt)")]
+    Tls { url: String, detail: String },
+
+    /// No complete answer within `--timeout`.
+    #[error(
+        "{url} did not answer within {timeout}; check the gateway's health, or raise --timeout"
+    )]
+    Timeout { url: String, timeout: String },
+
+    /// Keycloak refused the password or client secret.
+    #[error("Keycloak at {url} rejected {who}: {description}; {fix}")]
+    AuthRejected {
+        url: String,
+        who: String,
+        description: String,
+        fix: String,
+    },
+
+    /// A refresh token Keycloak no longer accepts and nothing to fall back on.
+    #[error("Keycloak at {url} says the refresh token is no longer active ({description}); log in again (for example `cray auth login`)")]
+    RefreshInactive { url: String, description: String },
+
+    /// A token source (environment variable, token file, saved cray login) failed.
+    #[error("{0}")]
+    Token(String),
+
+    /// The gateway refused a fresh token too: an authorization problem, not a stale token.
+    #[error("the STS at {url} refused a freshly issued token (HTTP {status}); the account needs the `admin` role of the `shasta` client in Keycloak")]
+    StsForbidden { url: String, status: u16 },
+
+    /// An HTTP error status we do not handle specially.
+    #[error("{url} answered HTTP {status}{detail}; {fix}")]
+    HttpStatus {
+        url: String,
+        status: u16,
+        detail: String,
+        fix: String,
+    },
+
+    /// A success status whose body is not what the API promises.
+    #[error("{url} answered HTTP {status} but {problem}; check that --api-gateway (or --token-url/--sts-url) points at a CSM gateway")]
+    BadReply {
+        url: String,
+        status: u16,
+        problem: String,
+    },
+
+    /// Credentials whose expiration already passed; we never hand these out.
+    #[error("the STS at {url} returned credentials that expired at {expiration}; check this host's clock and the gateway's (`date -u` on both)")]
+    Expired { url: String, expiration: String },
+}
+
+impl Error {
+    /// The errno a filesystem read fails with when this error leaves no valid credentials.
+    pub fn errno(&self) -> i32 {
+        match self {
+            Error::Config(_) => libc::EINVAL,
+            _ => libc::EIO,
+        }
+    }
+}
+
+/// Shorthand for results of the credential pipeline.
+pub type Result<T> = std::result::Result<T, Error>;

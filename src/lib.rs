@@ -1,0 +1,13 @@
+//! s3credsfs: always-current temporary S3 credentials from a CSM gateway.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod creds;
+pub mod error;
+pub mod gateway;
+pub mod http;
+pub mod logging;
+pub mod render;
+pub mod secret;
+pub mod sts;

@@ -1,0 +1,49 @@
+//! The `s3credsfs` binary: parse, dispatch, turn errors into one line and an exit code.
+
+use clap::Parser;
+use s3credsfs::cli::{Cli, Command, FetchArgs};
+use s3credsfs::config::{load_layers, resolve, Context};
+use s3credsfs::error::Result;
+use s3credsfs::render::{render, Profile};
+use s3credsfs::sts::Pipeline;
+use std::io::Write;
+use std::process::ExitCode;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot start the async runtime")
+}
+
+fn fetch(args: FetchArgs) -> Result<()> {
+    s3credsfs::logging::init_stderr("warn");
+    let ctx = Context::from_process();
+    let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
+    let pipeline = Pipeline::new(&settings)?;
+    let creds = runtime().block_on(pipeline.fetch())?;
+    let text = render(args.format, &creds, &Profile::named(&settings.profile));
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Fetch(args) => fetch(args),
+        Command::DevGateway(args) => {
+            s3credsfs::logging::init_stderr("info");
+            runtime()
+                .block_on(s3credsfs::gateway::run_dev_gateway(args))
+                .map_err(s3credsfs::error::Error::Config)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("s3credsfs: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

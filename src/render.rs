@@ -1,0 +1,371 @@
+//! Pure renderers: credentials + profile → the bytes of one file format.
+//!
+//! `fetch` prints these and the mount serves them, so each is a pure function, pinned
+//! byte for byte by the tests below.
+
+use crate::creds::Credentials;
+use std::fmt::Write;
+use std::str::FromStr;
+
+/// The file formats people feed to their S3 tools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `credential_process` JSON (a superset of the STS `Credentials` object).
+    Json,
+    /// AWS shared credentials file.
+    Credentials,
+    /// AWS config file (endpoint, and in a mount a `credential_process`).
+    Config,
+    /// POSIX shell `export` lines.
+    Env,
+    /// s3cmd configuration.
+    S3cfg,
+    /// rclone remote section.
+    Rclone,
+}
+
+impl Format {
+    /// Every format, in the order help texts list them.
+    pub const ALL: [Format; 6] = [
+        Format::Json,
+        Format::Credentials,
+        Format::Config,
+        Format::Env,
+        Format::S3cfg,
+        Format::Rclone,
+    ];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Credentials => "credentials",
+            Format::Config => "config",
+            Format::Env => "env",
+            Format::S3cfg => "s3cfg",
+            Format::Rclone => "rclone",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown format {s:?}; use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What a rendering needs besides the credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// Section name in the INI formats (validated to `[A-Za-z0-9_.-]+` by the config).
+    pub name: String,
+    /// Command for the config file's `credential_process` line; the mount sets it.
+    pub credential_process: Option<String>,
+}
+
+impl Profile {
+    /// A profile with no `credential_process`, as `fetch` renders.
+    pub fn named(name: &str) -> Self {
+        Profile {
+            name: name.to_string(),
+            credential_process: None,
+        }
+    }
+}
+
+/// Renders one format.
+pub fn render(format: Format, creds: &Credentials, profile: &Profile) -> String {
+    match format {
+        Format::Json => render_json(creds),
+        Format::Credentials => render_credentials(creds, profile),
+        Format::Config => render_config(creds, profile),
+        Format::Env => render_env(creds),
+        Format::S3cfg => render_s3cfg(creds),
+        Format::Rclone => render_rclone(creds, profile),
+    }
+}
+
+fn render_json(creds: &Credentials) -> String {
+    let value = serde_json::json!({
+        "Version": 1,
+        "AccessKeyId": creds.access_key_id,
+        "SecretAccessKey": creds.secret_access_key.expose(),
+        "SessionToken": creds.session_token.expose(),
+        "Expiration": creds.expiration_rfc3339(),
+        "EndpointURL": creds.endpoint_url,
+    });
+    // serde_json's `preserve_order` is off, so write the keys in a fixed, documented order.
+    let mut out = String::from("{\n");
+    let keys = [
+        "Version",
+        "AccessKeyId",
+        "SecretAccessKey",
+        "SessionToken",
+        "Expiration",
+        "EndpointURL",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let comma = if i + 1 < keys.len() { "," } else { "" };
+        let _ = writeln!(out, "  \"{key}\": {}{comma}", value[key]);
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn header(out: &mut String, what: &str, creds: &Credentials) {
+    let _ = writeln!(
+        out,
+        "# {what} from s3credsfs; these credentials expire at {}",
+        creds.expiration_rfc3339()
+    );
+}
+
+fn render_credentials(creds: &Credentials, profile: &Profile) -> String {
+    let mut out = String::new();
+    header(&mut out, "AWS shared credentials", creds);
+    let _ = writeln!(out, "[{}]", profile.name);
+    let _ = writeln!(out, "aws_access_key_id = {}", creds.access_key_id);
+    let _ = writeln!(
+        out,
+        "aws_secret_access_key = {}",
+        creds.secret_access_key.expose()
+    );
+    let _ = writeln!(out, "aws_session_token = {}", creds.session_token.expose());
+    out
+}
+
+fn render_config(creds: &Credentials, profile: &Profile) -> String {
+    let mut out = String::from("# AWS config from s3credsfs\n");
+    if profile.name == "default" {
+        out.push_str("[default]\n");
+    } else {
+        let _ = writeln!(out, "[profile {}]", profile.name);
+    }
+    let _ = writeln!(out, "endpoint_url = {}", creds.endpoint_url);
+    if let Some(command) = &profile.credential_process {
+        let _ = writeln!(out, "credential_process = {command}");
+    }
+    out
+}
+
+/// Quotes a value for sh, bash and zsh: single quotes, with `'` written as `'\''`.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+fn render_env(creds: &Credentials) -> String {
+    let mut out = String::new();
+    header(&mut out, "Shell environment (source this file)", creds);
+    let expiration = creds.expiration_rfc3339();
+    let pairs = [
+        ("AWS_ACCESS_KEY_ID", creds.access_key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key.expose()),
+        ("AWS_SESSION_TOKEN", creds.session_token.expose()),
+        ("AWS_CREDENTIAL_EXPIRATION", expiration.as_str()),
+        ("AWS_ENDPOINT_URL", creds.endpoint_url.as_str()),
+    ];
+    for (name, value) in pairs {
+        let _ = writeln!(out, "export {name}={}", shell_quote(value));
+    }
+    out
+}
+
+/// Splits an endpoint URL into (`host[:port]`, uses https) for s3cmd.
+fn host_and_scheme(endpoint: &str) -> (String, bool) {
+    match url::Url::parse(endpoint) {
+        Ok(u) if u.host_str().is_some() => {
+            let host = u.host_str().unwrap_or_default();
+            let host = match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            };
+            (host, u.scheme() == "https")
+        }
+        _ => (endpoint.to_string(), false),
+    }
+}
+
+fn render_s3cfg(creds: &Credentials) -> String {
+    let (host, https) = host_and_scheme(&creds.endpoint_url);
+    let mut out = String::new();
+    header(&mut out, "s3cmd configuration (s3cmd -c FILE)", creds);
+    out.push_str("[default]\n");
+    let _ = writeln!(out, "access_key = {}", creds.access_key_id);
+    let _ = writeln!(out, "secret_key = {}", creds.secret_access_key.expose());
+    let _ = writeln!(out, "access_token = {}", creds.session_token.expose());
+    let _ = writeln!(out, "host_base = {host}");
+    let _ = writeln!(out, "host_bucket = {host}");
+    let _ = writeln!(out, "use_https = {}", if https { "True" } else { "False" });
+    out
+}
+
+fn render_rclone(creds: &Credentials, profile: &Profile) -> String {
+    let mut out = String::new();
+    header(&mut out, "rclone remote (rclone --config FILE)", creds);
+    let _ = writeln!(out, "[{}]", profile.name);
+    out.push_str("type = s3\nprovider = Ceph\n");
+    let _ = writeln!(out, "access_key_id = {}", creds.access_key_id);
+    let _ = writeln!(
+        out,
+        "secret_access_key = {}",
+        creds.secret_access_key.expose()
+    );
+    let _ = writeln!(out, "session_token = {}", creds.session_token.expose());
+    let _ = writeln!(out, "endpoint = {}", creds.endpoint_url);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use chrono::TimeZone;
+
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: Secret::new("s3cr3t/K+y"),
+            session_token: Secret::new("tok'en=="),
+            expiration: chrono::Utc.with_ymd_and_hms(2026, 11, 30, 5, 0, 0).unwrap(),
+            endpoint_url: "http://rgw.local:8080".into(),
+        }
+    }
+
+    #[test]
+    fn json_is_credential_process_output() {
+        let text = render(Format::Json, &creds(), &Profile::named("default"));
+        assert_eq!(
+            text,
+            r#"{
+  "Version": 1,
+  "AccessKeyId": "AKIDEXAMPLE",
+  "SecretAccessKey": "s3cr3t/K+y",
+  "SessionToken": "tok'en==",
+  "Expiration": "2026-11-30T05:00:00Z",
+  "EndpointURL": "http://rgw.local:8080"
+}
+"#
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["Version"], 1);
+    }
+
+    #[test]
+    fn credentials_file() {
+        assert_eq!(
+            render(Format::Credentials, &creds(), &Profile::named("cray")),
+            "# AWS shared credentials from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
+             [cray]\n\
+             aws_access_key_id = AKIDEXAMPLE\n\
+             aws_secret_access_key = s3cr3t/K+y\n\
+             aws_session_token = tok'en==\n"
+        );
+    }
+
+    #[test]
+    fn config_file_default_and_named() {
+        assert_eq!(
+            render(Format::Config, &creds(), &Profile::named("default")),
+            "# AWS config from s3credsfs\n[default]\nendpoint_url = http://rgw.local:8080\n"
+        );
+        let profile = Profile {
+            name: "cray".into(),
+            credential_process: Some("cat /home/u/.s3creds/json".into()),
+        };
+        assert_eq!(
+            render(Format::Config, &creds(), &profile),
+            "# AWS config from s3credsfs\n[profile cray]\nendpoint_url = http://rgw.local:8080\n\
+             credential_process = cat /home/u/.s3creds/json\n"
+        );
+    }
+
+    #[test]
+    fn env_file_quotes_every_value() {
+        assert_eq!(
+            render(Format::Env, &creds(), &Profile::named("default")),
+            "# Shell environment (source this file) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
+             export AWS_ACCESS_KEY_ID='AKIDEXAMPLE'\n\
+             export AWS_SECRET_ACCESS_KEY='s3cr3t/K+y'\n\
+             export AWS_SESSION_TOKEN='tok'\\''en=='\n\
+             export AWS_CREDENTIAL_EXPIRATION='2026-11-30T05:00:00Z'\n\
+             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n"
+        );
+    }
+
+    #[test]
+    fn shell_quote_survives_a_real_shell() {
+        let nasty = "a'b\"c$(echo x)`d`\\e\nf !g";
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", shell_quote(nasty)))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+    }
+
+    #[test]
+    fn s3cfg_uses_path_style_and_scheme() {
+        assert_eq!(
+            render(Format::S3cfg, &creds(), &Profile::named("default")),
+            "# s3cmd configuration (s3cmd -c FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
+             [default]\n\
+             access_key = AKIDEXAMPLE\n\
+             secret_key = s3cr3t/K+y\n\
+             access_token = tok'en==\n\
+             host_base = rgw.local:8080\n\
+             host_bucket = rgw.local:8080\n\
+             use_https = False\n"
+        );
+        let mut https = creds();
+        https.endpoint_url = "https://s3.example.com".into();
+        let text = render(Format::S3cfg, &https, &Profile::named("default"));
+        assert!(text.contains("host_base = s3.example.com\n"));
+        assert!(text.ends_with("use_https = True\n"));
+    }
+
+    #[test]
+    fn rclone_remote() {
+        assert_eq!(
+            render(Format::Rclone, &creds(), &Profile::named("default")),
+            "# rclone remote (rclone --config FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
+             [default]\n\
+             type = s3\n\
+             provider = Ceph\n\
+             access_key_id = AKIDEXAMPLE\n\
+             secret_access_key = s3cr3t/K+y\n\
+             session_token = tok'en==\n\
+             endpoint = http://rgw.local:8080\n"
+        );
+    }
+
+    #[test]
+    fn no_inline_comments_anywhere() {
+        for format in Format::ALL {
+            let text = render(format, &creds(), &Profile::named("default"));
+            for line in text.lines() {
+                if !line.starts_with('#') {
+                    assert!(!line.contains(" #"), "{format:?}: {line}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for format in Format::ALL {
+            assert_eq!(format.name().parse::<Format>().unwrap(), format);
+        }
+        assert!("yaml"
+            .parse::<Format>()
+            .unwrap_err()
+            .contains("json, credentials"));
+    }
+}

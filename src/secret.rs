@@ -1,0 +1,66 @@
+//! A string that must never be printed or logged: passwords, JWTs, secret keys, session tokens.
+
+use std::fmt;
+use zeroize::Zeroizing;
+
+/// Holds a secret so it cannot leak through `Debug`/`Display` and is zeroed when dropped.
+///
+/// The only way to see the value is [`Secret::expose`], which makes every use greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a value; the caller's copy should be dropped right after.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(Zeroizing::new(value.into()))
+    }
+
+    /// Gives the value to code that must send or render it (HTTP headers, credential files).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// True when the value is empty, so validators can reject it without exposing it.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret::new(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Secret::new(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_display_never_show_the_value() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?}"), "<redacted>");
+        assert_eq!(format!("{secret}"), "<redacted>");
+        assert_eq!(secret.expose(), "hunter2");
+        let wrapped = Some(secret);
+        assert!(!format!("{wrapped:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,226 @@
+//! The STS call (`PUT /apis/sts/token`) and the whole pipeline: JWT → STS → validated
+//! credentials, with one retry on a fresh token after 401/403.
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::creds::{parse_sts_reply, Credentials};
+use crate::error::{Error, Result};
+use crate::http::{body_bytes, build_client, classify};
+use crate::secret::Secret;
+use chrono::Utc;
+use std::time::Duration;
+
+/// What one STS call came to: credentials, or a rejection of the token.
+#[derive(Debug)]
+pub enum StsOutcome {
+    Issued(Credentials),
+    /// 401/403: the token was refused; the text is the gateway's short reason.
+    Rejected {
+        status: u16,
+        reason: String,
+    },
+}
+
+/// Talks to the STS endpoint.
+pub struct StsClient {
+    http: reqwest::Client,
+    url: String,
+    timeout: Duration,
+}
+
+#[derive(serde::Deserialize)]
+struct Problem {
+    detail: Option<String>,
+}
+
+/// Judges an STS reply; split out so tests can feed it bytes.
+pub fn interpret(
+    url: &str,
+    status: u16,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> Result<StsOutcome> {
+    match status {
+        200..=299 => {
+            let creds = parse_sts_reply(body).map_err(|problem| Error::BadReply {
+                url: url.to_string(),
+                status,
+                problem,
+            })?;
+            if creds.expiration <= now {
+                return Err(Error::Expired {
+                    url: url.to_string(),
+                    expiration: creds.expiration_rfc3339(),
+                });
+            }
+            Ok(StsOutcome::Issued(creds))
+        }
+        401 | 403 => {
+            let reason: String = String::from_utf8_lossy(body)
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(80)
+                .collect();
+            Ok(StsOutcome::Rejected { status, reason })
+        }
+        _ => {
+            let detail = serde_json::from_slice::<Problem>(body)
+                .ok()
+                .and_then(|p| p.detail)
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
+            let fix = if status >= 500 {
+                "the STS or its Ceph backend is failing; retry later or check the cray-sts service"
+            } else {
+                "check --sts-url and --api-gateway"
+            };
+            Err(Error::HttpStatus {
+                url: url.to_string(),
+                status,
+                detail,
+                fix: fix.to_string(),
+            })
+        }
+    }
+}
+
+impl StsClient {
+    /// A client for the configured STS URL.
+    pub fn new(http: reqwest::Client, settings: &Settings) -> Self {
+        StsClient {
+            http,
+            url: settings.sts_url.to_string(),
+            timeout: settings.timeout,
+        }
+    }
+
+    /// One `PUT` with the JWT.
+    pub async fn put_token(&self, jwt: &Secret) -> Result<StsOutcome> {
+        tracing::debug!(url = %self.url, "requesting S3 credentials");
+        let response = self
+            .http
+            .put(&self.url)
+            .bearer_auth(jwt.expose())
+            .header(reqwest::header::CONTENT_LENGTH, 0)
+            .send()
+            .await
+            .map_err(|e| classify(&self.url, &e, self.timeout))?;
+        let status = response.status().as_u16();
+        let body = body_bytes(&self.url, response, self.timeout).await?;
+        interpret(&self.url, status, &body, Utc::now())
+    }
+}
+
+/// Keycloak → JWT → STS → credentials: what `fetch` runs once and the mount on refresh.
+pub struct Pipeline {
+    auth: Authenticator,
+    sts: StsClient,
+    sts_url: String,
+}
+
+impl Pipeline {
+    /// Builds the HTTP client and reads the login secret (may prompt).
+    pub fn new(settings: &Settings) -> Result<Self> {
+        if settings.insecure {
+            eprintln!("s3credsfs: warning: --insecure is set: TLS certificates are NOT verified, so anyone on the network path can impersonate the gateway");
+        }
+        let http = build_client(settings)?;
+        Ok(Pipeline {
+            auth: Authenticator::new(settings, http.clone())?,
+            sts: StsClient::new(http, settings),
+            sts_url: settings.sts_url.to_string(),
+        })
+    }
+
+    /// The user behind the current token, for status output.
+    pub async fn user(&self) -> Option<String> {
+        self.auth.user().await
+    }
+
+    /// Obtains fresh credentials; on 401/403 gets a new token and retries once.
+    pub async fn fetch(&self) -> Result<Credentials> {
+        let token = self.auth.token(false).await?;
+        let (status, reason) = match self.sts.put_token(&token).await? {
+            StsOutcome::Issued(creds) => return Ok(self.issued(creds)),
+            StsOutcome::Rejected { status, reason } => (status, reason),
+        };
+        tracing::info!(status, reason = %reason, "the gateway refused the token; retrying once with a new one");
+        let token = self.auth.token(true).await?;
+        match self.sts.put_token(&token).await? {
+            StsOutcome::Issued(creds) => Ok(self.issued(creds)),
+            StsOutcome::Rejected { status, .. } => Err(Error::StsForbidden {
+                url: self.sts_url.clone(),
+                status,
+            }),
+        }
+    }
+
+    fn issued(&self, creds: Credentials) -> Credentials {
+        tracing::info!(
+            access_key_id = %creds.access_key_id,
+            expiration = %creds.expiration_rfc3339(),
+            "obtained S3 credentials"
+        );
+        creds
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> chrono::DateTime<Utc> {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    const GOOD: &str = r#"{"Credentials": {"AccessKeyId": "AK", "EndpointURL": "http://rgw",
+        "Expiration": "2027-01-15T08:00:00.000001+00:00", "SecretAccessKey": "SK", "SessionToken": "ST"}}"#;
+
+    #[test]
+    fn accepts_200_and_201() {
+        for status in [200, 201] {
+            assert!(matches!(
+                interpret("u", status, GOOD.as_bytes(), now()),
+                Ok(StsOutcome::Issued(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn refuses_expired_credentials() {
+        let later = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+        let err = interpret("https://gw/apis/sts/token", 201, GOOD.as_bytes(), later).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the STS at https://gw/apis/sts/token returned credentials that expired at 2027-01-15T08:00:00Z; \
+             check this host's clock and the gateway's (`date -u` on both)"
+        );
+    }
+
+    #[test]
+    fn server_errors_carry_problem_detail() {
+        let body = br#"{"detail": "The server encountered an internal error", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
+        let err = interpret("https://gw/t", 500, body, now())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "https://gw/t answered HTTP 500 (The server encountered an internal error); the STS or its Ceph \
+             backend is failing; retry later or check the cray-sts service"
+        );
+        let err = interpret("https://gw/t", 500, b"\"Error\"", now())
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("https://gw/t answered HTTP 500; "), "{err}");
+    }
+
+    #[test]
+    fn rejections_are_retryable_outcomes() {
+        match interpret("u", 401, b"Jwt is expired", now()).unwrap() {
+            StsOutcome::Rejected { status, reason } => {
+                assert_eq!((status, reason.as_str()), (401, "Jwt is expired"))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
