@@ -149,7 +149,7 @@ pub fn parse_reply(
     }
     let reply: ErrorReply = serde_json::from_slice(body).unwrap_or_default();
     match reply.error {
-        Some(error) if (400..500).contains(&status) => Err(GrantError::Refused {
+        Some(error) if matches!(status, 400 | 401 | 403) => Err(GrantError::Refused {
             status,
             description: reply.error_description.unwrap_or_else(|| error.clone()),
             error,
@@ -157,6 +157,7 @@ pub fn parse_reply(
         _ => {
             let detail = reply
                 .error_description
+                .or(reply.error)
                 .map(|d| format!(" ({d})"))
                 .unwrap_or_default();
             let fix = if status == 404 {

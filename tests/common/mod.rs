@@ -1,0 +1,111 @@
+//! Shared test helpers: an in-process gateway, settings built like flags, condition waits.
+#![allow(dead_code)]
+
+use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
+use s3credsfs::gateway::{Gateway, GatewayConfig};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Starts a gateway with the default accounts and the given tweaks.
+pub async fn gateway(tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
+    let mut config = GatewayConfig::default();
+    tweak(&mut config);
+    Gateway::start(config).await.expect("start gateway")
+}
+
+/// Settings as if the pairs were given as flags, against `gateway`.
+pub fn settings(gateway: &Gateway, pairs: &[(&'static str, &str)]) -> Settings {
+    try_settings(gateway, pairs).expect("settings")
+}
+
+/// Like `settings` but returns the configuration error.
+pub fn try_settings(
+    gateway: &Gateway,
+    pairs: &[(&'static str, &str)],
+) -> s3credsfs::error::Result<Settings> {
+    settings_for(&gateway.base_url(), pairs)
+}
+
+/// Settings as if the pairs were given as flags, against the gateway at `base`.
+pub fn settings_for(
+    base: &str,
+    pairs: &[(&'static str, &str)],
+) -> s3credsfs::error::Result<Settings> {
+    let mut layer = Layer::new();
+    for (k, v) in [("api-gateway", base)].iter().chain(pairs) {
+        layer.insert(
+            *k,
+            RawValue {
+                value: v.to_string(),
+                source: Source::Flag(format!("--{k}")),
+            },
+        );
+    }
+    resolve(&layer, &Context::default())
+}
+
+/// Writes a file readable only by its owner (as secret files must be).
+pub fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// Polls `condition` until it holds or `deadline` passes; returns whether it held.
+pub async fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if condition() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    condition()
+}
+
+/// A password grant straight to the gateway, returning Keycloak's JSON reply.
+pub async fn password_grant(gateway: &Gateway) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(gateway.token_url())
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "shasta"),
+            ("username", s3credsfs::gateway::DEFAULT_USER),
+            ("password", s3credsfs::gateway::DEFAULT_PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// A CA and a `localhost` server certificate it signed: (CA PEM, rustls server config).
+pub fn test_tls() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "s3credsfs test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    (ca.pem(), std::sync::Arc::new(config))
+}

@@ -1,0 +1,250 @@
+//! `s3credsfs fetch` as a person (and an AWS SDK) runs it: the real binary, real HTTP.
+
+mod common;
+
+use common::*;
+use s3credsfs::gateway::{Gateway, DEFAULT_PASSWORD};
+use std::process::Output;
+use tokio::process::Command;
+
+fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    // Keep the user's own configuration and cray login out of the tests.
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", "/nonexistent")
+        .kill_on_drop(true);
+    cmd
+}
+
+fn fetch(gw: &Gateway, args: &[&str]) -> Command {
+    let mut cmd = bin();
+    cmd.args([
+        "fetch",
+        "--api-gateway",
+        &gw.base_url(),
+        "--username",
+        "dev",
+        "--password-env",
+        "PW",
+    ])
+    .args(args)
+    .env("PW", DEFAULT_PASSWORD);
+    cmd
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+fn assert_failed_with(out: &Output, expected: &str) {
+    assert!(
+        !out.status.success(),
+        "expected failure, got {:?}",
+        out.status
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(expected), "stderr: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn prints_each_format() {
+    let gw = gateway(|_| {}).await;
+    let out = fetch(&gw, &[]).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["Version"], 1);
+    assert_eq!(json["EndpointURL"], "http://127.0.0.1:8080");
+    let expected_start = [
+        ("credentials", "[team]\naws_access_key_id = "),
+        (
+            "config",
+            "[profile team]\nendpoint_url = http://127.0.0.1:8080\n",
+        ),
+        ("env", "export AWS_ACCESS_KEY_ID='"),
+        ("s3cfg", "[default]\naccess_key = "),
+        ("rclone", "[team]\ntype = s3\nprovider = Ceph\n"),
+    ];
+    for (format, needle) in expected_start {
+        let out = fetch(&gw, &["--format", format, "--profile", "team"])
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains(needle),
+            "{format}: {}",
+            text(&out.stdout)
+        );
+        assert!(out.stderr.is_empty(), "{format}: {}", text(&out.stderr));
+    }
+    let out = fetch(&gw, &["--format", "yaml"]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown format \"yaml\""));
+}
+
+#[tokio::test]
+async fn errors_are_one_line_with_nonzero_exit() {
+    let gw = gateway(|_| {}).await;
+    let out = fetch(&gw, &[])
+        .env("PW", "wrong-pw-123")
+        .output()
+        .await
+        .unwrap();
+    assert_failed_with(
+        &out,
+        "rejected the password for user \"dev\": Invalid user credentials",
+    );
+    assert!(!text(&out.stderr).contains("wrong-pw-123"));
+
+    let out = fetch(&gw, &["--timeout", "soon"]).output().await.unwrap();
+    assert_failed_with(
+        &out,
+        "bad value \"soon\" for --timeout: expected a duration",
+    );
+
+    let out = fetch(&gw, &[])
+        .env("S3CREDSFS_TIMEOUT", "-1")
+        .output()
+        .await
+        .unwrap();
+    assert_failed_with(&out, "for environment variable S3CREDSFS_TIMEOUT");
+
+    let out = bin()
+        .args(["fetch", "--no-such-flag"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unexpected argument '--no-such-flag'"));
+
+    let out = bin().args(["fetch"]).output().await.unwrap();
+    assert_failed_with(&out, "no way to log in is configured");
+}
+
+#[tokio::test]
+async fn token_env_works_and_an_expired_jwt_is_named() {
+    let gw = gateway(|c| c.token_lifetime = std::time::Duration::from_secs(1)).await;
+    let token = password_grant(&gw).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut cmd = bin();
+    cmd.args([
+        "fetch",
+        "--api-gateway",
+        &gw.base_url(),
+        "--token-env",
+        "TOKEN",
+    ])
+    .env("TOKEN", &token);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exp = s3credsfs::auth::jwt_claims(&token).unwrap()["exp"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || chrono::Utc::now()
+            .timestamp()
+            > exp)
+        .await
+    );
+    let out = cmd.output().await.unwrap();
+    assert_failed_with(&out, "the JWT in TOKEN expired at");
+    assert!(!text(&out.stderr).contains(&token));
+}
+
+#[tokio::test]
+async fn flag_beats_environment_beats_config_file() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "realm = \"nonexistent\"\nprofile = \"from-file\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+
+    // The file's wrong realm is used when nothing overrides it (Keycloak answers 404).
+    let out = fetch(&gw, &["--config", config]).output().await.unwrap();
+    assert_failed_with(
+        &out,
+        "/keycloak/realms/nonexistent/protocol/openid-connect/token answered HTTP 404",
+    );
+    // The environment beats the file...
+    let out = fetch(&gw, &["--config", config, "-f", "credentials"])
+        .env("S3CREDSFS_REALM", "shasta")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("[from-file]"));
+    // ...and a flag beats both.
+    let out = fetch(
+        &gw,
+        &[
+            "--config",
+            config,
+            "--realm",
+            "shasta",
+            "--profile",
+            "flag",
+            "-f",
+            "credentials",
+        ],
+    )
+    .env("S3CREDSFS_REALM", "nonexistent")
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        text(&out.stdout).contains("[flag]"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The default file location ($XDG_CONFIG_HOME/s3credsfs/config.toml) is read too.
+    std::fs::create_dir_all(dir.path().join("s3credsfs")).unwrap();
+    std::fs::write(dir.path().join("s3credsfs/config.toml"), "bogus-key = 1\n").unwrap();
+    let out = fetch(&gw, &[])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert_failed_with(&out, "unknown key `bogus-key` in config file");
+}
+
+#[tokio::test]
+async fn works_as_botocore_credential_process() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile cray]\ncredential_process = {} fetch --format json --api-gateway {} --username dev --password-env PW\n",
+            env!("CARGO_BIN_EXE_s3credsfs"),
+            gw.base_url()
+        ),
+    )
+    .unwrap();
+    let script = "import botocore.session as s\n\
+                  c = s.Session(profile='cray').get_credentials()\n\
+                  f = c.get_frozen_credentials()\n\
+                  print(type(c).__name__, f.access_key[:2], len(f.secret_key), bool(f.token))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("PW", DEFAULT_PASSWORD)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("RefreshableCredentials "), "{stdout}");
+    assert!(stdout.trim_end().ends_with(" 40 True"), "{stdout}");
+    assert_eq!(gw.stats().sts_issued, 1);
+}

@@ -1,0 +1,399 @@
+//! The credential pipeline against the built-in gateway over real loopback HTTP.
+
+mod common;
+
+use common::*;
+use s3credsfs::error::Error;
+use s3credsfs::gateway::{
+    Account, Endpoint, Fault, Times, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD,
+};
+use s3credsfs::sts::Pipeline;
+use std::time::{Duration, Instant};
+
+/// Logs in as the default user with a password file.
+fn password_settings(
+    gw: &s3credsfs::gateway::Gateway,
+    dir: &std::path::Path,
+) -> s3credsfs::config::Settings {
+    let pw = private_file(dir, "pw", DEFAULT_PASSWORD);
+    settings(
+        gw,
+        &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
+    )
+}
+
+fn status(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::Status {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn password_login_reuses_the_token() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    let first = pipeline.fetch().await.unwrap();
+    let second = pipeline.fetch().await.unwrap();
+    assert_ne!(
+        first.access_key_id, second.access_key_id,
+        "each STS call mints new credentials"
+    );
+    assert!(first.expiration > chrono::Utc::now() + chrono::Duration::minutes(59));
+    let stats = gw.stats();
+    assert_eq!((stats.password_grants, stats.sts_issued), (1, 2));
+    assert_eq!(pipeline.user().await.as_deref(), Some("dev"));
+}
+
+#[tokio::test]
+async fn password_command_works() {
+    let gw = gateway(|_| {}).await;
+    let s = settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-command", "echo dev-password"),
+        ],
+    );
+    Pipeline::new(&s).unwrap().fetch().await.unwrap();
+}
+
+/// Fetches every 50 ms until `done` holds; fails after 10 s.
+async fn fetch_until(pipeline: &Pipeline, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not reached within 10 s"
+        );
+        pipeline.fetch().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn expired_jwt_is_refreshed_with_the_refresh_token() {
+    let gw = gateway(|c| c.token_lifetime = Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    fetch_until(&pipeline, || gw.stats().refresh_grants >= 1).await;
+    assert_eq!(
+        gw.stats().password_grants,
+        1,
+        "refreshed, not logged in again"
+    );
+}
+
+#[tokio::test]
+async fn refused_refresh_falls_back_to_the_password() {
+    let gw = gateway(|c| c.token_lifetime = Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    pipeline.fetch().await.unwrap();
+    gw.revoke_sessions();
+    fetch_until(&pipeline, || gw.stats().password_grants >= 2).await;
+    assert_eq!(gw.stats().refresh_grants, 0);
+    assert!(
+        gw.stats().token_failures >= 1,
+        "the refresh was tried and refused"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_is_one_clear_sentence() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", "not-the-password");
+    let s = settings(
+        &gw,
+        &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Keycloak at {} rejected the password for user \"dev\": Invalid user credentials; check the \
+             user name and password (--username, --password-env/--password-file/--password-command)",
+            gw.token_url()
+        )
+    );
+    assert!(!err.to_string().contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn client_credentials_grant() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = private_file(dir.path(), "secret", DEFAULT_CLIENT_SECRET);
+    let s = settings(
+        &gw,
+        &[
+            ("client-id", "admin-client"),
+            ("client-secret-file", secret.to_str().unwrap()),
+        ],
+    );
+    let pipeline = Pipeline::new(&s).unwrap();
+    pipeline.fetch().await.unwrap();
+    pipeline.fetch().await.unwrap();
+    assert_eq!(gw.stats().client_credentials_grants, 1);
+    assert_eq!(
+        pipeline.user().await.as_deref(),
+        Some("service-account-admin-client")
+    );
+
+    let wrong = private_file(dir.path(), "wrong", "nope");
+    let s = settings(
+        &gw,
+        &[
+            ("client-id", "admin-client"),
+            ("client-secret-file", wrong.to_str().unwrap()),
+        ],
+    );
+    let err = Pipeline::new(&s)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rejected client \"admin-client\" and its secret: Invalid client or Invalid client credentials"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn token_file_with_a_raw_jwt_is_reread_on_every_use() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let reply = password_grant(&gw).await;
+    let path = dir.path().join("token");
+    std::fs::write(
+        &path,
+        format!("{}\n", reply["access_token"].as_str().unwrap()),
+    )
+    .unwrap();
+    let s = settings(&gw, &[("token-file", path.to_str().unwrap())]);
+    let pipeline = Pipeline::new(&s).unwrap();
+    pipeline.fetch().await.unwrap();
+
+    std::fs::write(&path, "garbage").unwrap();
+    let err = pipeline.fetch().await.unwrap_err().to_string();
+    assert!(
+        err.contains("holds neither a JWT nor a `cray` CLI login"),
+        "{err}"
+    );
+
+    let reply = password_grant(&gw).await;
+    std::fs::write(&path, reply["access_token"].as_str().unwrap()).unwrap();
+    pipeline.fetch().await.unwrap();
+    assert_eq!(gw.stats().sts_issued, 2);
+}
+
+#[tokio::test]
+async fn cray_cli_login_is_refreshed_in_memory_and_never_written() {
+    let gw = gateway(|c| c.token_lifetime = Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut login = password_grant(&gw).await;
+    let issued = chrono::Utc::now().timestamp() as f64;
+    login["expires_at"] = serde_json::json!(issued + 1.0);
+    login["client_id"] = serde_json::json!("shasta");
+    let path = private_file(
+        dir.path(),
+        "api_gw_service_nmn_local.dev",
+        &login.to_string(),
+    );
+    let before = std::fs::read(&path).unwrap();
+    // Wait for the saved access token to expire, so it must be refreshed.
+    assert!(
+        wait_until(Duration::from_secs(5), || chrono::Utc::now().timestamp()
+            as f64
+            > issued + 1.0)
+        .await
+    );
+
+    let s = settings(&gw, &[("token-file", path.to_str().unwrap())]);
+    let pipeline = Pipeline::new(&s).unwrap();
+    pipeline.fetch().await.unwrap();
+    assert_eq!(gw.stats().refresh_grants, 1);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the cray CLI's file is never rewritten"
+    );
+
+    // A dead refresh token is reported as such.
+    gw.revoke_sessions();
+    let refreshed_token_dies = wait_until(Duration::from_secs(5), || {
+        chrono::Utc::now().timestamp() as f64 > issued + 3.0
+    })
+    .await;
+    assert!(refreshed_token_dies);
+    let err = pipeline.fetch().await.unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "says the refresh token is no longer active (Token is not active); log in again"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_token_is_replaced_and_retried_once() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    gw.inject(
+        Endpoint::Sts,
+        status(401, "text/plain", "Jwt is expired"),
+        Times::Once,
+    );
+    pipeline.fetch().await.unwrap();
+    let stats = gw.stats();
+    assert_eq!((stats.sts_requests, stats.sts_issued), (2, 1));
+    assert_eq!(
+        stats.token_requests, 2,
+        "a new token was obtained for the retry"
+    );
+}
+
+#[tokio::test]
+async fn an_account_without_admin_is_told_so() {
+    let gw = gateway(|c| c.users.push(Account::new("guest", "guest-pw", false))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", "guest-pw");
+    let s = settings(
+        &gw,
+        &[
+            ("username", "guest"),
+            ("password-file", pw.to_str().unwrap()),
+        ],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert_eq!(
+        err,
+        Error::StsForbidden {
+            url: gw.sts_url(),
+            status: 403
+        }
+    );
+    assert!(err
+        .to_string()
+        .contains("needs the `admin` role of the `shasta` client"));
+    assert_eq!(gw.stats().sts_requests, 2, "exactly one retry");
+}
+
+#[tokio::test]
+async fn server_errors_and_bad_replies() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    let problem = r#"{"detail": "Ceph RGW is unavailable", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
+    let cases = [
+        (
+            status(500, "application/problem+json", problem),
+            "answered HTTP 500 (Ceph RGW is unavailable); the STS or its Ceph backend is failing",
+        ),
+        (
+            status(503, "text/plain", "Error"),
+            "answered HTTP 503; the STS or its Ceph backend is failing",
+        ),
+        (
+            Fault::Malformed,
+            "answered HTTP 201 but its body is not the expected JSON object",
+        ),
+        (
+            Fault::Incomplete,
+            "answered HTTP 201 but its \"Credentials\" object lacks \"SessionToken\"",
+        ),
+        (
+            Fault::ExpiredCredentials,
+            "returned credentials that expired at",
+        ),
+        (Fault::CloseConnection, "cannot reach"),
+    ];
+    for (fault, expected) in cases {
+        gw.inject(Endpoint::Sts, fault.clone(), Times::Once);
+        let err = pipeline.fetch().await.unwrap_err().to_string();
+        assert!(err.contains(expected), "{fault:?}: {err}");
+        assert!(err.contains(&gw.sts_url()), "{err}");
+    }
+    pipeline.fetch().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bad_token_reply_is_reported() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    gw.inject(Endpoint::Token, Fault::Incomplete, Times::Once);
+    let err = pipeline.fetch().await.unwrap_err().to_string();
+    assert!(
+        err.contains("answered HTTP 200 but its JSON has no \"access_token\""),
+        "{err}"
+    );
+    gw.inject(
+        Endpoint::Token,
+        status(502, "text/html", "<html>bad gateway</html>"),
+        Times::Once,
+    );
+    let err = pipeline.fetch().await.unwrap_err().to_string();
+    assert!(
+        err.contains("answered HTTP 502; Keycloak is failing"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_gateway_hits_the_timeout() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-file", pw.to_str().unwrap()),
+            ("timeout", "300ms"),
+        ],
+    );
+    gw.inject(
+        Endpoint::Sts,
+        Fault::Delay(Duration::from_secs(3)),
+        Times::Once,
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} did not answer within 300ms; check the gateway's health, or raise --timeout",
+            gw.sts_url()
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = settings_for(
+        &closed,
+        &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
+    )
+    .unwrap();
+    let err = Pipeline::new(&s)
+        .unwrap()
+        .fetch()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("cannot reach {closed}/keycloak/")),
+        "{err}"
+    );
+    assert!(err.contains("Connection refused"), "{err}");
+}
