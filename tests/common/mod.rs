@@ -1,6 +1,8 @@
 //! Shared test helpers: an in-process gateway, settings built like flags, condition waits.
 #![allow(dead_code)]
 
+pub mod gw;
+
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};
 use std::os::unix::fs::PermissionsExt;

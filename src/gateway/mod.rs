@@ -1,0 +1,340 @@
+//! Built-in emulator of the CSM API gateway (Keycloak + STS), for demos and tests only.
+//!
+//! It exists so that the credential-fetching code can be exercised end to end, over real
+//! HTTP(S), without a Cray system: integration tests start one in-process, and the
+//! `dev-gateway` subcommand serves one for people trying the tool. It emulates:
+//!
+//! - Keycloak's token endpoint for realm `shasta`
+//!   (`POST /keycloak/realms/shasta/protocol/openid-connect/token`): password,
+//!   refresh-token and client-credentials grants, with Keycloak's reply and error bodies;
+//! - the Istio/OPA checks in front of STS (401 for a bad or expired JWT, 403 without the
+//!   `admin` role) and cray-sts itself (`PUT /apis/sts/token` → 201 with random
+//!   credentials, `GET /apis/sts/healthz`);
+//! - misbehaviour on demand ([`Gateway::inject`]) so clients' error handling can be tested.
+//!
+//! It is not a security boundary: accounts come from its configuration, tokens are HS256
+//! with a per-instance random key, and the credentials it hands out open nothing.
+
+mod cli;
+mod jwt;
+mod keycloak;
+mod server;
+mod state;
+mod sts;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use cli::{run_dev_gateway, DevGatewayArgs};
+
+/// User name accepted when no `--user` is given (and in [`GatewayConfig::default`]), so a
+/// demo works with no setup.
+pub const DEFAULT_USER: &str = "dev";
+/// Password of [`DEFAULT_USER`]; public on purpose, the gateway is development-only.
+pub const DEFAULT_PASSWORD: &str = "dev-password";
+/// Confidential client accepted when no `--client` is given; named like CSM's own
+/// `admin-client` so client-credentials setups look the same as on a real system.
+pub const DEFAULT_CLIENT: &str = "admin-client";
+/// Secret of [`DEFAULT_CLIENT`]; public on purpose, the gateway is development-only.
+pub const DEFAULT_CLIENT_SECRET: &str = "dev-client-secret";
+/// The only Keycloak realm served, as on CSM; also the audience and the client whose
+/// `admin` role STS requires.
+pub const REALM: &str = "shasta";
+/// The public Keycloak client used for password grants, as the `cray` CLI does.
+pub const PUBLIC_CLIENT: &str = "shasta";
+/// Path of the STS token endpoint behind the gateway.
+pub const STS_TOKEN_PATH: &str = "/apis/sts/token";
+/// Path of the STS health check behind the gateway.
+pub const HEALTHZ_PATH: &str = "/apis/sts/healthz";
+
+/// An account the emulated Keycloak accepts: a user (password grant) or a confidential
+/// client (client-credentials grant), so tests can model both ways of logging in and both
+/// outcomes at STS (with and without the `admin` role).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Account {
+    /// User name or client id.
+    pub name: String,
+    /// Password (users) or client secret (clients).
+    pub secret: String,
+    /// Whether its tokens carry `resource_access.shasta.roles: ["admin"]`, which STS
+    /// requires; `false` models a user who may log in but gets 403 from STS.
+    pub admin: bool,
+}
+
+impl Account {
+    /// Convenience constructor.
+    pub fn new(name: impl Into<String>, secret: impl Into<String>, admin: bool) -> Account {
+        Account {
+            name: name.into(),
+            secret: secret.into(),
+            admin,
+        }
+    }
+}
+
+/// Secrets are never printed, even by `{:?}`.
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .field("admin", &self.admin)
+            .finish()
+    }
+}
+
+/// How to run a [`Gateway`]; every knob a test needs to shape the gateway's behaviour.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Address to listen on; the default `127.0.0.1:0` picks a free port.
+    pub listen: SocketAddr,
+    /// Lifetime of STS credentials (cray-sts asks RGW for one hour).
+    pub lifetime: Duration,
+    /// Access-token lifetime (`expires_in`); Keycloak's default is 5 minutes.
+    pub token_lifetime: Duration,
+    /// Refresh-token lifetime (`refresh_expires_in`); Keycloak's default is 30 minutes.
+    pub refresh_lifetime: Duration,
+    /// Users accepted by the password grant.
+    pub users: Vec<Account>,
+    /// Confidential clients accepted by the client-credentials grant.
+    pub clients: Vec<Account>,
+    /// `EndpointURL` returned with STS credentials (the S3 endpoint).
+    pub endpoint_url: String,
+    /// Serve HTTPS with this configuration instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> GatewayConfig {
+        GatewayConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            lifetime: Duration::from_secs(3600),
+            token_lifetime: Duration::from_secs(300),
+            refresh_lifetime: Duration::from_secs(1800),
+            users: vec![Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true)],
+            clients: vec![Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true)],
+            endpoint_url: "http://127.0.0.1:8080".to_owned(),
+            tls: None,
+        }
+    }
+}
+
+/// Which emulated endpoint a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST` to the Keycloak token URL (any realm; faults come before the realm check).
+    Token,
+    /// `PUT /apis/sts/token`.
+    Sts,
+}
+
+/// How many requests a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Times {
+    /// The next request only.
+    Once,
+    /// The next `n` requests (`N(0)` queues nothing).
+    N(usize),
+    /// Every request until [`Gateway::clear_faults`]; faults queued behind it never apply.
+    Always,
+}
+
+/// A misbehaviour to inject, so clients' handling of gateway failures can be tested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Reply exactly this instead of the normal reply (a status outside 100..=999 is sent
+    /// as 500).
+    Status {
+        /// HTTP status code.
+        status: u16,
+        /// `Content-Type` header value.
+        content_type: String,
+        /// Response body.
+        body: String,
+    },
+    /// Sleep this long, then handle the request normally (for client timeouts).
+    Delay(Duration),
+    /// A 2xx (201 for STS, 200 for the token endpoint) labelled JSON whose body is not JSON.
+    Malformed,
+    /// STS: 201 JSON credentials without `SessionToken`; token endpoint: 200 JSON without
+    /// `access_token`.
+    Incomplete,
+    /// STS: 201 with well-formed credentials whose `Expiration` is an hour in the past.
+    /// Token endpoint: the grant is processed normally (and counted), but the access token
+    /// is already expired although `expires_in` is normal, as with a skewed clock.
+    ExpiredCredentials,
+    /// Drop the connection without replying.
+    CloseConnection,
+}
+
+/// Counters of what the gateway has seen, so tests can assert on a client's behaviour
+/// (e.g. "it refreshed instead of logging in again", "it retried exactly once").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// `POST`s to a token URL, including those answered by a fault.
+    pub token_requests: u64,
+    /// Successful password grants.
+    pub password_grants: u64,
+    /// Successful refresh-token grants.
+    pub refresh_grants: u64,
+    /// Successful client-credentials grants.
+    pub client_credentials_grants: u64,
+    /// Token requests refused by the emulated Keycloak (not counting injected faults).
+    pub token_failures: u64,
+    /// `PUT /apis/sts/token` requests, including those answered by a fault.
+    pub sts_requests: u64,
+    /// Complete, valid credential sets handed out (not counting faulted replies).
+    pub sts_issued: u64,
+    /// STS requests refused with 401/403 by the JWT or role check.
+    pub sts_rejected: u64,
+    /// `GET /apis/sts/healthz` requests.
+    pub healthz_requests: u64,
+    /// Injected faults applied so far (each use of a `Times::N`/`Always` fault counts).
+    pub faults_applied: u64,
+}
+
+/// A running emulated gateway. Dropping it (or [`Gateway::shutdown`]) stops serving.
+pub struct Gateway {
+    state: Arc<state::State>,
+    addr: SocketAddr,
+    base_url: String,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Binds `config.listen` and serves on the current tokio runtime.
+    pub async fn start(config: GatewayConfig) -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let base_url = base_url_for(addr, config.tls.is_some());
+        let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let state = Arc::new(state::State::new(config, &base_url));
+        let task = tokio::spawn(server::accept_loop(listener, state.clone(), tls));
+        Ok(Gateway {
+            state,
+            addr,
+            base_url,
+            task: Some(task),
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` with TLS (so a certificate for
+    /// `localhost` verifies). An unspecified listen address is reached via loopback.
+    pub fn base_url(&self) -> String {
+        self.base_url.clone()
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Keycloak token URL of realm `shasta`.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/keycloak/realms/{REALM}/protocol/openid-connect/token",
+            self.base_url
+        )
+    }
+
+    /// The STS token URL.
+    pub fn sts_url(&self) -> String {
+        format!("{}{STS_TOKEN_PATH}", self.base_url)
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.state.stats()
+    }
+
+    /// Queues `fault` for `endpoint`. Faults are used in FIFO order per endpoint.
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: Times) {
+        self.state.inject(endpoint, fault, times);
+    }
+
+    /// Removes every queued fault, including `Times::Always` ones.
+    pub fn clear_faults(&self) {
+        self.state.clear_faults();
+    }
+
+    /// Ends every Keycloak session so far: their refresh tokens now get 400
+    /// "Token is not active" (as after an admin logs a user out). Access tokens already
+    /// issued stay valid until they expire, as with the real gateway.
+    pub fn revoke_sessions(&self) {
+        self.state.revoke_sessions();
+    }
+
+    /// Polls the counters every 10 ms until `what` holds (true) or `deadline` passes
+    /// (false); lets tests wait for a background client without fixed sleeps.
+    pub async fn wait_for(&self, what: impl Fn(&Stats) -> bool, deadline: Duration) -> bool {
+        let end = Instant::now() + deadline;
+        loop {
+            if what(&self.stats()) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Stops serving and waits until the listener and all connections are closed.
+    pub async fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn base_url_for(addr: SocketAddr, tls: bool) -> String {
+    let ip = addr.ip();
+    if tls && (ip.is_loopback() || ip.is_unspecified()) {
+        return format!("https://localhost:{}", addr.port());
+    }
+    let ip = match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    };
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        let a: SocketAddr = "127.0.0.1:9443".parse().unwrap();
+        assert_eq!(base_url_for(a, false), "http://127.0.0.1:9443");
+        assert_eq!(base_url_for(a, true), "https://localhost:9443");
+        let any: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert_eq!(base_url_for(any, false), "http://127.0.0.1:80");
+        let v6: SocketAddr = "[::]:80".parse().unwrap();
+        assert_eq!(base_url_for(v6, false), "http://[::1]:80");
+        let lan: SocketAddr = "10.1.2.3:443".parse().unwrap();
+        assert_eq!(base_url_for(lan, true), "https://10.1.2.3:443");
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let shown = format!("{:?}", GatewayConfig::default());
+        assert!(!shown.contains(DEFAULT_PASSWORD));
+        assert!(!shown.contains(DEFAULT_CLIENT_SECRET));
+    }
+}

@@ -1,0 +1,296 @@
+//! The HTTP/1.1 (optionally TLS) server: accepts connections, routes requests to the
+//! Keycloak and STS handlers, and applies injected faults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+
+use super::keycloak::{self, Outcome};
+use super::state::State;
+use super::{sts, Endpoint, Fault, HEALTHZ_PATH, STS_TOKEN_PATH};
+
+/// A reply before it becomes an HTTP response; handlers build these.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: String) -> Reply {
+        Reply {
+            status,
+            content_type: "application/json".into(),
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain".into(),
+            body: body.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+
+    fn into_response(self) -> Response<Full<Bytes>> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = Response::new(Full::new(Bytes::from(self.body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.content_type) {
+            headers.insert(CONTENT_TYPE, v);
+        }
+        for (name, value) in self.headers {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name, v);
+            }
+        }
+        response
+    }
+}
+
+/// Returned by the service to make hyper drop the connection without a reply.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+/// Largest token-request body read; Keycloak forms are tiny.
+const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take over the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections until the task is aborted; dropping the task (and with it the
+/// `JoinSet`) stops every connection too.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    tls: Option<TlsAcceptor>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let state = state.clone();
+                    let tls = tls.clone();
+                    connections.spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        match tls {
+                            None => serve(stream, state).await,
+                            Some(acceptor) => {
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(tls_stream)) => serve(tls_stream, state).await,
+                                    Ok(Err(e)) => tracing::debug!(error = %e, "dev-gateway: TLS handshake failed"),
+                                    Err(_) => tracing::debug!("dev-gateway: TLS handshake timed out"),
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Typically EMFILE; back off instead of spinning.
+                    tracing::warn!(error = %e, "dev-gateway: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve<S>(stream: S, state: Arc<State>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        async move { handle(state, req).await }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "dev-gateway: connection ended");
+    }
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let method = req.method().clone();
+    // Only the path is logged: never query strings, headers or bodies (tokens, passwords).
+    let path = req.uri().path().to_owned();
+    match route(&state, req).await {
+        Ok(reply) => {
+            tracing::debug!(%method, %path, status = reply.status, "dev-gateway request");
+            let mut response = reply.into_response();
+            if path.starts_with("/keycloak/") {
+                let headers = response.headers_mut();
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            Ok(response)
+        }
+        Err(DropConnection) => {
+            tracing::debug!(%method, %path, "dev-gateway request: connection dropped (fault)");
+            Err(DropConnection)
+        }
+    }
+}
+
+/// The realm named by a token-endpoint path, if `path` is one.
+fn token_path_realm(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/keycloak/realms/")?;
+    let (realm, tail) = rest.split_once('/')?;
+    (tail == "protocol/openid-connect/token" && !realm.is_empty()).then_some(realm)
+}
+
+fn method_not_allowed(allow: &'static str) -> Reply {
+    Reply::json(
+        405,
+        serde_json::json!({
+            "detail": "The method is not allowed for the requested URL.",
+            "status": 405,
+            "title": "Method Not Allowed",
+            "type": "about:blank",
+        })
+        .to_string(),
+    )
+    .with_header("allow", allow.to_owned())
+}
+
+/// Takes the endpoint's next fault and deals with the kinds that are the same for both
+/// endpoints. `Ok(None)`: carry on normally; `Ok(Some(f))`: `f` replaces the reply.
+async fn pre_fault(state: &State, endpoint: Endpoint) -> Result<Option<Fault>, DropConnection> {
+    match state.take_fault(endpoint) {
+        None => Ok(None),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(None)
+        }
+        Some(Fault::CloseConnection) => Err(DropConnection),
+        Some(other) => Ok(Some(other)),
+    }
+}
+
+fn status_fault(fault: &Fault) -> Option<Reply> {
+    match fault {
+        Fault::Status {
+            status,
+            content_type,
+            body,
+        } => Some(Reply {
+            status: *status,
+            content_type: content_type.clone(),
+            body: body.clone(),
+            headers: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+async fn route(state: &State, req: Request<Incoming>) -> Result<Reply, DropConnection> {
+    let path = req.uri().path();
+    if path == STS_TOKEN_PATH {
+        if req.method() != Method::PUT {
+            return Ok(method_not_allowed("PUT"));
+        }
+        state.count(|s| s.sts_requests += 1);
+        return Ok(match pre_fault(state, Endpoint::Sts).await? {
+            None => sts::put_token(state, req.headers()).await,
+            Some(fault) => match status_fault(&fault) {
+                Some(reply) => reply,
+                None => sts::fault_reply(state, &fault).await,
+            },
+        });
+    }
+    if path == HEALTHZ_PATH {
+        if req.method() != Method::GET {
+            return Ok(method_not_allowed("GET"));
+        }
+        state.count(|s| s.healthz_requests += 1);
+        return Ok(Reply::json(200, r#"{"Status": "ok"}"#.to_owned()));
+    }
+    if let Some(realm) = token_path_realm(path) {
+        if req.method() != Method::POST {
+            return Ok(method_not_allowed("POST"));
+        }
+        let realm = realm.to_owned();
+        return token_request(state, &realm, req).await;
+    }
+    Ok(Reply::text(404, ""))
+}
+
+async fn token_request(
+    state: &State,
+    realm: &str,
+    req: Request<Incoming>,
+) -> Result<Reply, DropConnection> {
+    state.count(|s| s.token_requests += 1);
+    let mut expired_access = false;
+    match pre_fault(state, Endpoint::Token).await? {
+        None => {}
+        Some(Fault::ExpiredCredentials) => expired_access = true,
+        Some(Fault::Malformed) => return Ok(Reply::json(200, sts::MALFORMED_BODY.to_owned())),
+        Some(Fault::Incomplete) => {
+            let body = serde_json::json!({
+                "expires_in": state.config.token_lifetime.as_secs(),
+                "refresh_expires_in": state.config.refresh_lifetime.as_secs(),
+                "token_type": "Bearer",
+                "not-before-policy": 0,
+                "scope": "profile email",
+            });
+            return Ok(Reply::json(200, body.to_string()));
+        }
+        Some(other) => return Ok(status_fault(&other).unwrap_or_else(|| Reply::text(500, ""))),
+    }
+    let (headers, body) = req.into_parts();
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            state.count(|s| s.token_failures += 1);
+            return Ok(Reply::json(
+                400,
+                serde_json::json!({"error": "invalid_request", "error_description": "Request body unreadable"})
+                    .to_string(),
+            ));
+        }
+    };
+    let (reply, outcome) = keycloak::token(state, realm, &headers.headers, &bytes, expired_access);
+    state.count(|s| match outcome {
+        Outcome::Password => s.password_grants += 1,
+        Outcome::Refresh => s.refresh_grants += 1,
+        Outcome::ClientCredentials => s.client_credentials_grants += 1,
+        Outcome::Failed => s.token_failures += 1,
+    });
+    Ok(reply)
+}

@@ -1,0 +1,233 @@
+//! State shared by every connection of one emulated gateway: configuration, signing key,
+//! counters, queued faults and Keycloak sessions.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use super::jwt::{self, Signer};
+use super::sts::{CredentialMinter, RandomMinter};
+use super::{Endpoint, Fault, GatewayConfig, Stats, Times};
+
+/// A Keycloak user session, created by a password grant and kept alive by refreshes.
+/// Refresh tokens name it (`sid`); a token whose session is gone is "not active".
+pub(crate) struct Session {
+    pub user: String,
+    pub expires: u64,
+}
+
+struct Queued {
+    fault: Fault,
+    /// `None` for [`Times::Always`].
+    remaining: Option<usize>,
+}
+
+#[derive(Default)]
+struct FaultQueues {
+    token: VecDeque<Queued>,
+    sts: VecDeque<Queued>,
+}
+
+impl FaultQueues {
+    fn queue(&mut self, endpoint: Endpoint) -> &mut VecDeque<Queued> {
+        match endpoint {
+            Endpoint::Token => &mut self.token,
+            Endpoint::Sts => &mut self.sts,
+        }
+    }
+}
+
+/// Everything a request handler needs; one per gateway, behind an `Arc`.
+pub(crate) struct State {
+    pub config: GatewayConfig,
+    /// `iss` of every token issued, and the only issuer the STS check accepts.
+    pub issuer: String,
+    pub signer: Signer,
+    pub minter: Box<dyn CredentialMinter>,
+    stats: Mutex<Stats>,
+    faults: Mutex<FaultQueues>,
+    sessions: Mutex<HashMap<String, Session>>,
+}
+
+/// Locks a mutex, ignoring poisoning: the data are plain counters and maps that a panic
+/// elsewhere cannot leave half-updated in a way that matters for a test gateway.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl State {
+    pub fn new(config: GatewayConfig, base_url: &str) -> State {
+        let minter = Box::new(RandomMinter {
+            endpoint_url: config.endpoint_url.clone(),
+            lifetime: config.lifetime,
+        });
+        State {
+            issuer: format!("{base_url}/keycloak/realms/{}", super::REALM),
+            signer: Signer::generate(),
+            minter,
+            config,
+            stats: Mutex::new(Stats::default()),
+            faults: Mutex::new(FaultQueues::default()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.stats).clone()
+    }
+
+    /// Applies `f` to the counters under the lock.
+    pub fn count(&self, f: impl FnOnce(&mut Stats)) {
+        f(&mut lock(&self.stats));
+    }
+
+    pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: Times) {
+        let remaining = match times {
+            Times::Once => Some(1),
+            Times::N(0) => return,
+            Times::N(n) => Some(n),
+            Times::Always => None,
+        };
+        lock(&self.faults)
+            .queue(endpoint)
+            .push_back(Queued { fault, remaining });
+    }
+
+    pub fn clear_faults(&self) {
+        *lock(&self.faults) = FaultQueues::default();
+    }
+
+    /// The fault to apply to this request, if any: the head of the endpoint's FIFO, which is
+    /// used up after its count (an `Always` head stays until cleared).
+    pub fn take_fault(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut faults = lock(&self.faults);
+        let queue = faults.queue(endpoint);
+        let head = queue.front_mut()?;
+        let fault = head.fault.clone();
+        if let Some(n) = head.remaining.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                queue.pop_front();
+            }
+        }
+        drop(faults);
+        self.count(|s| s.faults_applied += 1);
+        Some(fault)
+    }
+
+    /// Starts a session and returns its id (also Keycloak's `session_state`).
+    pub fn new_session(&self, user: &str, expires: u64) -> String {
+        let id = random_uuid();
+        let now = jwt::unix_secs(SystemTime::now());
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| s.expires > now);
+        sessions.insert(
+            id.clone(),
+            Session {
+                user: user.to_owned(),
+                expires,
+            },
+        );
+        id
+    }
+
+    /// Looks up a live session and, when found, extends it to `new_expiry` (a refresh).
+    /// Returns the session's user.
+    pub fn refresh_session(&self, id: &str, new_expiry: u64) -> Option<String> {
+        let now = jwt::unix_secs(SystemTime::now());
+        let mut sessions = lock(&self.sessions);
+        let session = sessions.get_mut(id).filter(|s| s.expires > now)?;
+        session.expires = new_expiry;
+        Some(session.user.clone())
+    }
+
+    /// Ends every session issued so far.
+    pub fn revoke_sessions(&self) {
+        lock(&self.sessions).clear();
+    }
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub(crate) fn fill_random(buf: &mut [u8]) {
+    SystemRandom::new()
+        .fill(buf)
+        .expect("the system random number generator failed");
+}
+
+/// A random version-4 UUID string, as Keycloak uses for `jti` and `session_state`.
+pub(crate) fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    fill_random(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format_uuid(&b)
+}
+
+/// A stable UUID-shaped id for an account name (Keycloak's `sub` is a user's UUID).
+pub(crate) fn stable_uuid(kind: &str, name: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, format!("{kind}:{name}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest.as_ref()[..16]);
+    format_uuid(&b)
+}
+
+fn format_uuid(b: &[u8; 16]) -> String {
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// `len` random characters from `alphabet`, without modulo bias.
+pub(crate) fn random_string(alphabet: &[u8], len: usize) -> String {
+    assert!(!alphabet.is_empty() && alphabet.len() <= 256);
+    let limit = 256 - (256 % alphabet.len());
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        fill_random(&mut buf);
+        for &byte in &buf {
+            if (byte as usize) < limit && out.len() < len {
+                out.push(alphabet[byte as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}
+
+/// Standard base64 of `n` random bytes, the shape of an RGW session token.
+pub(crate) fn random_base64(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    fill_random(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuids_look_like_uuids() {
+        let u = random_uuid();
+        assert_eq!(u.len(), 36);
+        assert_eq!(u.matches('-').count(), 4);
+        assert_eq!(&u[14..15], "4");
+        assert_eq!(stable_uuid("user", "dev"), stable_uuid("user", "dev"));
+        assert_ne!(stable_uuid("user", "dev"), stable_uuid("client", "dev"));
+    }
+
+    #[test]
+    fn random_strings_use_the_alphabet() {
+        let s = random_string(b"AB", 100);
+        assert_eq!(s.len(), 100);
+        assert!(s.chars().all(|c| c == 'A' || c == 'B'));
+    }
+}

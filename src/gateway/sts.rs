@@ -1,0 +1,222 @@
+//! The emulated `PUT /apis/sts/token`: the Istio JWT check and OPA role check in front,
+//! then cray-sts minting temporary S3 credentials.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use hyper::header::{HeaderMap, AUTHORIZATION};
+use serde_json::{json, Value};
+use zeroize::Zeroize;
+
+use super::jwt;
+use super::server::Reply;
+use super::state::{random_base64, random_string, State};
+
+/// One set of temporary S3 credentials, as cray-sts returns it.
+pub(crate) struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub endpoint_url: String,
+    pub expiration: DateTime<Utc>,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        self.secret_access_key.zeroize();
+        self.session_token.zeroize();
+    }
+}
+
+/// A boxed future, so that [`CredentialMinter`] stays object-safe.
+pub(crate) type MintFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + 'a>>;
+
+/// Where credentials come from once a caller is authorised. The emulator makes up random
+/// ones ([`RandomMinter`]); a real backend (AssumeRole against an S3 STS, as cray-sts does
+/// against Ceph RGW) can implement this trait later without touching the request handling.
+pub(crate) trait CredentialMinter: Send + Sync {
+    /// Mints one set of credentials. An `Err` becomes cray-sts's plain 500 "Error".
+    fn mint(&self) -> MintFuture<'_>;
+}
+
+/// Random credentials of the right shape, valid for the configured lifetime.
+pub(crate) struct RandomMinter {
+    pub endpoint_url: String,
+    pub lifetime: Duration,
+}
+
+const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+impl RandomMinter {
+    fn make(&self) -> Credentials {
+        let lifetime = chrono::Duration::from_std(self.lifetime)
+            .unwrap_or_else(|_| chrono::Duration::days(3650));
+        Credentials {
+            access_key_id: random_string(UPPER_ALNUM, 20),
+            secret_access_key: random_string(ALNUM, 40),
+            session_token: random_base64(192),
+            endpoint_url: self.endpoint_url.clone(),
+            expiration: Utc::now() + lifetime,
+        }
+    }
+}
+
+impl CredentialMinter for RandomMinter {
+    fn mint(&self) -> MintFuture<'_> {
+        let creds = self.make();
+        Box::pin(async move { Ok(creds) })
+    }
+}
+
+/// `Expiration` exactly as cray-sts writes it: `2019-10-14T15:15:43.480741+00:00`.
+pub(crate) fn format_expiration(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
+/// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body.
+pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> String {
+    let mut creds = json!({
+        "AccessKeyId": c.access_key_id,
+        "EndpointURL": c.endpoint_url,
+        "Expiration": format_expiration(c.expiration),
+        "SecretAccessKey": c.secret_access_key,
+    });
+    if with_session_token {
+        creds["SessionToken"] = Value::String(c.session_token.clone());
+    }
+    json!({ "Credentials": creds }).to_string()
+}
+
+fn rbac_denied() -> Reply {
+    Reply::text(403, "RBAC: access denied")
+}
+
+fn jwt_rejected(message: &str) -> Reply {
+    Reply::text(401, message).with_header(
+        "www-authenticate",
+        format!(
+            "Bearer realm=\"{}\", error=\"invalid_token\"",
+            super::STS_TOKEN_PATH
+        ),
+    )
+}
+
+/// The gateway's checks, in Envoy's order (time, issuer, signature) and then OPA's
+/// (audience `shasta`, client role `admin`). `Err` holds the rejection to send.
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
+    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return Err(rbac_denied());
+    };
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return Err(rbac_denied());
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(rbac_denied());
+    }
+    let decoded = jwt::decode(token.trim()).map_err(|_| jwt_rejected("Jwt verification fails"))?;
+    if decoded.is_expired(SystemTime::now()) {
+        return Err(jwt_rejected("Jwt is expired"));
+    }
+    if decoded.claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_str()) {
+        return Err(jwt_rejected("Jwt issuer is not configured"));
+    }
+    if !state.signer.check_signature(&decoded) {
+        return Err(jwt_rejected("Jwt verification fails"));
+    }
+    let claims = &decoded.claims;
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == super::REALM,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(super::REALM)),
+        _ => false,
+    };
+    let admin = claims
+        .get("resource_access")
+        .and_then(|r| r.get(super::REALM))
+        .and_then(|c| c.get("roles"))
+        .and_then(Value::as_array)
+        .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some("admin")));
+    if audience_ok && admin {
+        Ok(())
+    } else {
+        Err(rbac_denied())
+    }
+}
+
+/// Handles an STS request that no fault replaced: checks the caller, then mints.
+pub(crate) async fn put_token(state: &State, headers: &HeaderMap) -> Reply {
+    if let Err(reply) = authorize(state, headers) {
+        state.count(|s| s.sts_rejected += 1);
+        return reply;
+    }
+    match state.minter.mint().await {
+        Ok(creds) => {
+            state.count(|s| s.sts_issued += 1);
+            Reply::json(201, credentials_body(&creds, true))
+        }
+        Err(why) => {
+            tracing::warn!(error = %why, "dev-gateway: credential backend failed");
+            Reply::json(500, "\"Error\"".to_owned())
+        }
+    }
+}
+
+/// Body of the `Malformed` fault: a 2xx whose body is not JSON despite its content type.
+pub(crate) const MALFORMED_BODY: &str = "<html><body>upstream connect error</body>";
+
+/// The reply for an STS fault that replaces the normal one (everything but `Delay` and
+/// `CloseConnection`, which the server handles).
+pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
+    use super::Fault;
+    match fault {
+        Fault::Malformed => Reply::json(201, MALFORMED_BODY.to_owned()),
+        Fault::Incomplete | Fault::ExpiredCredentials => match state.minter.mint().await {
+            Ok(mut creds) => {
+                if matches!(fault, Fault::ExpiredCredentials) {
+                    creds.expiration = Utc::now() - chrono::Duration::hours(1);
+                }
+                let complete = matches!(fault, Fault::ExpiredCredentials);
+                Reply::json(201, credentials_body(&creds, complete))
+            }
+            Err(_) => Reply::json(500, "\"Error\"".to_owned()),
+        },
+        Fault::Status { .. } | Fault::Delay(_) | Fault::CloseConnection => {
+            unreachable!("handled by the server")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn expiration_format_matches_cray_sts() {
+        let t = Utc.with_ymd_and_hms(2019, 10, 14, 15, 15, 43).unwrap()
+            + chrono::Duration::microseconds(480_741);
+        assert_eq!(format_expiration(t), "2019-10-14T15:15:43.480741+00:00");
+    }
+
+    #[test]
+    fn minted_shapes() {
+        let minter = RandomMinter {
+            endpoint_url: "http://rgw.local:8080".into(),
+            lifetime: Duration::from_secs(3600),
+        };
+        let c = minter.make();
+        assert_eq!(c.access_key_id.len(), 20);
+        assert!(c
+            .access_key_id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert_eq!(c.secret_access_key.len(), 40);
+        assert_eq!(c.session_token.len(), 256);
+        let body: Value = serde_json::from_str(&credentials_body(&c, false)).unwrap();
+        assert!(body["Credentials"].get("SessionToken").is_none());
+        assert_eq!(body["Credentials"]["EndpointURL"], "http://rgw.local:8080");
+    }
+}

@@ -1,0 +1,400 @@
+//! The built-in gateway's STS, its JWT checks and its fault injection over real HTTP(S).
+
+mod common;
+
+use common::gw::*;
+
+fn assert_expiration_format(s: &str) {
+    // Exactly like cray-sts: 2019-10-14T15:15:43.480741+00:00
+    assert_eq!(s.len(), 32, "{s}");
+    assert_eq!(&s[19..20], ".", "{s}");
+    assert!(s.ends_with("+00:00"), "{s}");
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.6f+00:00").unwrap();
+}
+
+#[tokio::test]
+async fn sts_issues_fresh_credentials() {
+    let gw = start(GatewayConfig {
+        lifetime: Duration::from_secs(900),
+        endpoint_url: "http://rgw.local:8080".into(),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let r = sts_bearer(&gw, &c, &token).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(content_type(&r), "application/json");
+        let body: Value = r.json().await.unwrap();
+        let creds = &body["Credentials"];
+        assert_eq!(creds.as_object().unwrap().len(), 5, "{body}");
+        assert_eq!(creds["EndpointURL"], "http://rgw.local:8080");
+        let key = creds["AccessKeyId"].as_str().unwrap();
+        assert_eq!(key.len(), 20);
+        assert!(key
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        assert_eq!(creds["SecretAccessKey"].as_str().unwrap().len(), 40);
+        let session = creds["SessionToken"].as_str().unwrap();
+        assert!(session.len() > 100);
+        STANDARD.decode(session).unwrap();
+        let exp = creds["Expiration"].as_str().unwrap();
+        assert_expiration_format(exp);
+        let exp = chrono::DateTime::parse_from_rfc3339(exp).unwrap();
+        let ahead = (exp.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+        assert!((895..=900).contains(&ahead), "{ahead}");
+        seen.push((
+            key.to_owned(),
+            creds["SecretAccessKey"].clone(),
+            session.to_owned(),
+        ));
+    }
+    assert_ne!(seen[0].0, seen[1].0);
+    assert_ne!(seen[0].1, seen[1].1);
+    assert_ne!(seen[0].2, seen[1].2);
+    let stats = gw.stats();
+    assert_eq!(
+        (stats.sts_requests, stats.sts_issued, stats.sts_rejected),
+        (2, 2, 0)
+    );
+}
+
+#[tokio::test]
+async fn sts_rejects_bad_callers() {
+    let gw = start(GatewayConfig {
+        users: vec![
+            Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true),
+            Account::new("viewer", "viewer-pw", false),
+        ],
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    assert_text(sts(&gw, &c, None).await, 403, "RBAC: access denied").await;
+    let basic = format!("Basic {}", STANDARD.encode("dev:dev-password"));
+    assert_text(sts(&gw, &c, Some(&basic)).await, 403, "RBAC: access denied").await;
+    let r = sts_bearer(&gw, &c, "not-a-jwt").await;
+    assert!(r.headers().contains_key("www-authenticate"));
+    assert_text(r, 401, "Jwt verification fails").await;
+
+    // Forged: a valid token with its signature tampered with.
+    let good = access_token(&gw, &c).await;
+    let (head, sig) = good.rsplit_once('.').unwrap();
+    let flipped = if sig.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{head}.{flipped}{}", &sig[1..]);
+    assert_text(
+        sts_bearer(&gw, &c, &forged).await,
+        401,
+        "Jwt verification fails",
+    )
+    .await;
+    // A token from another gateway instance (another issuer and key).
+    let other = start_default().await;
+    let foreign = access_token(&other, &c).await;
+    let r = sts_bearer(&gw, &c, &foreign).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Valid tokens without the admin role or for another audience.
+    let r = login(&gw, &c, "viewer", "viewer-pw").await;
+    let viewer: Value = r.json().await.unwrap();
+    let viewer_token = viewer["access_token"].as_str().unwrap();
+    assert_text(
+        sts_bearer(&gw, &c, viewer_token).await,
+        403,
+        "RBAC: access denied",
+    )
+    .await;
+    let refresh_token = viewer["refresh_token"].as_str().unwrap();
+    assert_text(
+        sts_bearer(&gw, &c, refresh_token).await,
+        403,
+        "RBAC: access denied",
+    )
+    .await;
+    let r = c.get(gw.sts_url()).bearer_auth(&good).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        sts_bearer(&gw, &c, &good).await.status(),
+        StatusCode::CREATED
+    );
+
+    let stats = gw.stats();
+    assert_eq!(
+        (stats.sts_requests, stats.sts_rejected, stats.sts_issued),
+        (8, 7, 1)
+    );
+}
+
+#[tokio::test]
+async fn expired_access_token_is_rejected_by_the_gateway() {
+    let gw = start(GatewayConfig {
+        token_lifetime: Duration::from_secs(1),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    let body = login_ok(&gw, &c).await;
+    assert_eq!(body["expires_in"], 1);
+    let token = body["access_token"].as_str().unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = sts_bearer(&gw, &c, token).await;
+        if r.status() == StatusCode::UNAUTHORIZED {
+            assert_text(r, 401, "Jwt is expired").await;
+            break;
+        }
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert!(Instant::now() < deadline, "access token never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The refresh token still gets a working access token.
+    let r = refresh(&gw, &c, body["refresh_token"].as_str().unwrap()).await;
+    let fresh: Value = r.json().await.unwrap();
+    let r = sts_bearer(&gw, &c, fresh["access_token"].as_str().unwrap()).await;
+    assert!(matches!(r.status().as_u16(), 201 | 401));
+}
+
+#[tokio::test]
+async fn healthz_and_unknown_paths() {
+    let gw = start_default().await;
+    let c = client();
+    let r = c
+        .get(format!("{}/apis/sts/healthz", gw.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"Status": "ok"}));
+    let r = c
+        .get(format!("{}/apis/other", gw.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(gw.stats().healthz_requests, 1);
+}
+
+fn status_fault(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::Status {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
+}
+
+#[tokio::test]
+async fn status_faults_times_and_order() {
+    let gw = start_default().await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+    // FIFO, N, Always, clear.
+    gw.inject(
+        Endpoint::Sts,
+        status_fault(500, "application/json", "\"Error\""),
+        Times::Once,
+    );
+    gw.inject(
+        Endpoint::Sts,
+        status_fault(502, "text/html", "<h1>bad gateway</h1>"),
+        Times::N(2),
+    );
+    let r = sts_bearer(&gw, &c, &token).await;
+    assert_eq!(r.status().as_u16(), 500);
+    assert_eq!(content_type(&r), "application/json");
+    assert_eq!(r.text().await.unwrap(), "\"Error\"");
+    for _ in 0..2 {
+        let r = sts_bearer(&gw, &c, &token).await;
+        assert_eq!(r.status().as_u16(), 502);
+        assert_eq!(content_type(&r), "text/html");
+        assert_eq!(r.text().await.unwrap(), "<h1>bad gateway</h1>");
+    }
+    assert_eq!(sts_bearer(&gw, &c, &token).await.status().as_u16(), 201);
+    gw.inject(
+        Endpoint::Sts,
+        status_fault(503, "text/plain", "no healthy upstream"),
+        Times::Always,
+    );
+    gw.inject(
+        Endpoint::Sts,
+        status_fault(504, "text/plain", "never reached"),
+        Times::Once,
+    );
+    for _ in 0..3 {
+        assert_eq!(sts_bearer(&gw, &c, &token).await.status().as_u16(), 503);
+    }
+    gw.clear_faults();
+    assert_eq!(sts_bearer(&gw, &c, &token).await.status().as_u16(), 201);
+    // Token endpoint faults are separate; a faulted STS request still counts.
+    gw.inject(
+        Endpoint::Token,
+        status_fault(503, "text/html", "down"),
+        Times::Once,
+    );
+    let r = login(&gw, &c, DEFAULT_USER, DEFAULT_PASSWORD).await;
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.text().await.unwrap(), "down");
+    login_ok(&gw, &c).await;
+    let stats = gw.stats();
+    assert_eq!(stats.sts_requests, 8);
+    assert_eq!(stats.sts_issued, 2);
+    assert_eq!(stats.faults_applied, 1 + 2 + 3 + 1);
+    assert_eq!((stats.token_requests, stats.password_grants), (3, 2));
+}
+
+#[tokio::test]
+async fn malformed_incomplete_and_expired_faults() {
+    let gw = start_default().await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+
+    gw.inject(Endpoint::Sts, Fault::Malformed, Times::Once);
+    let r = sts_bearer(&gw, &c, &token).await;
+    assert_eq!(r.status().as_u16(), 201);
+    assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err());
+
+    gw.inject(Endpoint::Sts, Fault::Incomplete, Times::Once);
+    let r = sts_bearer(&gw, &c, &token).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["Credentials"].get("SessionToken").is_none(), "{body}");
+    assert!(body["Credentials"].get("AccessKeyId").is_some(), "{body}");
+
+    gw.inject(Endpoint::Sts, Fault::ExpiredCredentials, Times::Once);
+    let r = sts_bearer(&gw, &c, &token).await;
+    assert_eq!(r.status().as_u16(), 201);
+    let body: Value = r.json().await.unwrap();
+    let exp = body["Credentials"]["Expiration"].as_str().unwrap();
+    assert_expiration_format(exp);
+    let exp = chrono::DateTime::parse_from_rfc3339(exp).unwrap();
+    let behind = (chrono::Utc::now() - exp.with_timezone(&chrono::Utc)).num_seconds();
+    assert!((3595..=3605).contains(&behind), "{behind}");
+    assert!(body["Credentials"]["SessionToken"].is_string());
+
+    gw.inject(Endpoint::Token, Fault::Malformed, Times::Once);
+    let r = login(&gw, &c, DEFAULT_USER, DEFAULT_PASSWORD).await;
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err());
+
+    gw.inject(Endpoint::Token, Fault::Incomplete, Times::Once);
+    let r = login(&gw, &c, DEFAULT_USER, DEFAULT_PASSWORD).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body.get("access_token").is_none(), "{body}");
+
+    // Token endpoint: a normal-looking grant whose access token is already expired.
+    gw.inject(Endpoint::Token, Fault::ExpiredCredentials, Times::Once);
+    let body = login_ok(&gw, &c).await;
+    assert_eq!(body["expires_in"], 300);
+    let stale = body["access_token"].as_str().unwrap();
+    assert_text(sts_bearer(&gw, &c, stale).await, 401, "Jwt is expired").await;
+
+    let stats = gw.stats();
+    assert_eq!(stats.sts_issued, 0);
+    assert_eq!(stats.sts_requests, 4);
+    assert_eq!(stats.password_grants, 2);
+    assert_eq!(stats.faults_applied, 6);
+}
+
+#[tokio::test]
+async fn delay_and_close_connection_faults() {
+    let gw = start_default().await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+
+    gw.inject(
+        Endpoint::Sts,
+        Fault::Delay(Duration::from_millis(300)),
+        Times::Once,
+    );
+    let started = Instant::now();
+    assert_eq!(sts_bearer(&gw, &c, &token).await.status().as_u16(), 201);
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    // A client with a short timeout gives up.
+    gw.inject(
+        Endpoint::Token,
+        Fault::Delay(Duration::from_millis(500)),
+        Times::Once,
+    );
+    let impatient = Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let err = impatient
+        .post(gw.token_url())
+        .form(&[("grant_type", "password")])
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+
+    for endpoint in [Endpoint::Sts, Endpoint::Token] {
+        gw.inject(endpoint, Fault::CloseConnection, Times::Once);
+        let fresh = client();
+        let req = match endpoint {
+            Endpoint::Sts => fresh.put(gw.sts_url()).bearer_auth(&token),
+            Endpoint::Token => fresh
+                .post(gw.token_url())
+                .form(&[("grant_type", "password")]),
+        };
+        let err = req.send().await.unwrap_err();
+        assert!(!err.is_timeout(), "{err:?}");
+    }
+    assert_eq!(sts_bearer(&gw, &c, &token).await.status().as_u16(), 201);
+    assert!(gw.wait_for(|s| s.faults_applied == 4, WAIT).await);
+}
+
+#[tokio::test]
+async fn wait_for_and_shutdown() {
+    let gw = start_default().await;
+    let url = format!("{}/apis/sts/healthz", gw.base_url());
+    let background = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
+    assert!(gw.wait_for(|s: &Stats| s.healthz_requests == 1, WAIT).await);
+    assert_eq!(background.await.unwrap(), StatusCode::OK);
+    let started = Instant::now();
+    assert!(
+        !gw.wait_for(|s| s.healthz_requests == 2, Duration::from_millis(50))
+            .await
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let addr = gw.addr();
+    gw.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca() {
+    let (ca_pem, tls) = common::test_tls();
+    let gw = start(GatewayConfig {
+        tls: Some(tls),
+        ..GatewayConfig::default()
+    })
+    .await;
+    assert_eq!(
+        gw.base_url(),
+        format!("https://localhost:{}", gw.addr().port())
+    );
+    let trusting = Client::builder()
+        .no_proxy()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let token = access_token(&gw, &trusting).await;
+    let r = sts_bearer(&gw, &trusting, &token).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let claims = claims(&token);
+    assert_eq!(
+        claims["iss"],
+        format!("{}/keycloak/realms/shasta", gw.base_url())
+    );
+
+    // Without the CA the handshake fails and nothing is served.
+    let err = client().get(gw.sts_url()).send().await.unwrap_err();
+    assert!(err.is_connect(), "{err:?}");
+    let stats = gw.stats();
+    assert_eq!((stats.password_grants, stats.sts_issued), (1, 1));
+}
