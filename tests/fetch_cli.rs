@@ -248,3 +248,56 @@ async fn works_as_botocore_credential_process() {
     assert!(stdout.trim_end().ends_with(" 40 True"), "{stdout}");
     assert_eq!(gw.stats().sts_issued, 1);
 }
+
+#[tokio::test]
+async fn asks_for_the_password_on_a_terminal() {
+    let gw = gateway(|_| {}).await;
+    let command = format!(
+        "{} fetch --api-gateway {} --username dev --format credentials",
+        env!("CARGO_BIN_EXE_s3credsfs"),
+        gw.base_url()
+    );
+    // `script` gives the command a pseudo-terminal, so it prompts; we type the password.
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("HOME", "/nonexistent")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"dev-password\n").await.unwrap();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("fetch finished")
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!("Password for dev at {}/: ", gw.base_url())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("aws_session_token = "), "{stdout}");
+    assert_eq!(gw.stats().password_grants, 1);
+}
+
+#[tokio::test]
+async fn client_secret_from_the_environment() {
+    let gw = gateway(|_| {}).await;
+    let mut cmd = bin();
+    cmd.args([
+        "fetch",
+        "--api-gateway",
+        &gw.base_url(),
+        "--client-id",
+        "admin-client",
+        "--client-secret-env",
+        "SECRET",
+    ])
+    .env("SECRET", s3credsfs::gateway::DEFAULT_CLIENT_SECRET);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(gw.stats().client_credentials_grants, 1);
+}
