@@ -19,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Get credentials once and print them (usable as an AWS `credential_process`).
     Fetch(FetchArgs),
+    /// Mount a directory whose files always hold current credentials.
+    Mount(crate::mount::MountArgs),
+    /// Unmount (stale mounts too) and stop the daemon.
+    Unmount(crate::mount::MountpointArgs),
+    /// Show a mount's state: expiry, last refresh, last error.
+    Status(crate::mount::StatusArgs),
     /// Run the built-in gateway emulator (development and tests only).
     DevGateway(DevGatewayArgs),
 }

@@ -1,13 +1,18 @@
 //! s3credsfs: always-current temporary S3 credentials from a CSM gateway.
 
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod creds;
 pub mod error;
+pub mod fs;
+pub mod fuse;
 pub mod gateway;
 pub mod http;
 pub mod logging;
+pub mod mount;
 pub mod render;
 pub mod secret;
+pub mod status;
 pub mod sts;

@@ -30,3 +30,14 @@ pub fn init_stderr(default_level: &str) {
         .with_target(false)
         .try_init();
 }
+
+/// Installs a logger writing to `file` (the background daemon's `--log-file`).
+pub fn init_writer(file: std::fs::File) {
+    let value = std::env::var(LOG_ENV).ok();
+    let file = std::sync::Mutex::new(file);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(value.as_deref(), "info"))
+        .with_writer(file)
+        .with_ansi(false)
+        .try_init();
+}

@@ -32,6 +32,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fetch(args) => fetch(args),
+        Command::Mount(args) => s3credsfs::mount::run_mount(args),
+        Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
+        Command::Status(args) => s3credsfs::mount::run_status(args),
         Command::DevGateway(args) => {
             s3credsfs::logging::init_stderr("info");
             runtime()

@@ -133,8 +133,8 @@ impl Pipeline {
     }
 
     /// The user behind the current token, for status output.
-    pub async fn user(&self) -> Option<String> {
-        self.auth.user().await
+    pub fn user(&self) -> Option<String> {
+        self.auth.user()
     }
 
     /// Obtains fresh credentials; on 401/403 gets a new token and retries once.

@@ -44,7 +44,7 @@ async fn password_login_reuses_the_token() {
     assert!(first.expiration > chrono::Utc::now() + chrono::Duration::minutes(59));
     let stats = gw.stats();
     assert_eq!((stats.password_grants, stats.sts_issued), (1, 2));
-    assert_eq!(pipeline.user().await.as_deref(), Some("dev"));
+    assert_eq!(pipeline.user().as_deref(), Some("dev"));
 }
 
 #[tokio::test]
@@ -139,7 +139,7 @@ async fn client_credentials_grant() {
     pipeline.fetch().await.unwrap();
     assert_eq!(gw.stats().client_credentials_grants, 1);
     assert_eq!(
-        pipeline.user().await.as_deref(),
+        pipeline.user().as_deref(),
         Some("service-account-admin-client")
     );
 

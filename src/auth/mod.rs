@@ -52,8 +52,6 @@ struct State {
     refresh: Option<(Secret, Option<DateTime<Utc>>)>,
     /// For token files: the file's access token that `access` was refreshed from.
     refreshed_from: Option<Secret>,
-    /// `preferred_username` of the last token, for status output.
-    user: Option<String>,
 }
 
 /// Hands out JWTs for the STS; safe to call from many tasks at once (one request in flight).
@@ -64,6 +62,8 @@ pub struct Authenticator {
     client_id: String,
     timeout: Duration,
     state: Mutex<State>,
+    /// `preferred_username` of the last token, for status output (never blocks).
+    user: std::sync::Mutex<Option<String>>,
 }
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
@@ -169,13 +169,14 @@ impl Authenticator {
             client_id: settings.client_id.clone(),
             timeout: settings.timeout,
             state: Mutex::new(State::default()),
+            user: std::sync::Mutex::new(None),
         })
     }
 
     /// The user (or service account) of the last token, for status output.
-    pub async fn user(&self) -> Option<String> {
-        let state = self.state.lock().await;
-        state.user.clone().or_else(|| match &self.method {
+    pub fn user(&self) -> Option<String> {
+        let last = self.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        last.or_else(|| match &self.method {
             Method::Password { username, .. } => Some(username.clone()),
             _ => None,
         })
@@ -194,7 +195,7 @@ impl Authenticator {
             },
         };
         if let Some(user) = jwt_user(token.expose()) {
-            state.user = Some(user);
+            *self.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
         }
         Ok(token)
     }

@@ -55,6 +55,8 @@ pub enum PasswordSource {
     Command(String),
     /// Ask on the terminal without echo.
     Prompt,
+    /// Known in advance: only `mount --dev`, with the built-in gateway's public password.
+    Given(crate::secret::Secret),
 }
 
 /// Where a client secret comes from.
@@ -256,6 +258,40 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         min_validity,
         log_file,
     })
+}
+
+/// Settings for `mount --dev`: the built-in gateway at `gateway_url` and its default
+/// user. Login and URL settings from flags, variables or the config file do not apply.
+pub fn resolve_dev(layer: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
+    const REPLACED: [&str; 11] = [
+        "api-gateway",
+        "token-url",
+        "sts-url",
+        "username",
+        "password-env",
+        "password-file",
+        "password-command",
+        "client-secret-file",
+        "client-secret-env",
+        "token-env",
+        "token-file",
+    ];
+    let mut layer = layer.clone();
+    layer.retain(|key, _| !REPLACED.contains(key));
+    let source = Source::Flag("--dev".into());
+    let dev = |value: &str| RawValue {
+        value: value.into(),
+        source: source.clone(),
+    };
+    layer.insert("api-gateway", dev(gateway_url));
+    layer.insert("username", dev(crate::gateway::DEFAULT_USER));
+    layer.insert("password-env", dev("UNUSED"));
+    let mut settings = resolve(&layer, ctx)?;
+    settings.auth = AuthConfig::Password {
+        username: crate::gateway::DEFAULT_USER.into(),
+        password: PasswordSource::Given(crate::gateway::DEFAULT_PASSWORD.into()),
+    };
+    Ok(settings)
 }
 
 /// The `cray` CLI's token file name for a gateway host: `-` and `.` become `_`.

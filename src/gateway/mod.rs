@@ -209,6 +209,20 @@ impl Gateway {
     /// Binds `config.listen` and serves on the current tokio runtime.
     pub async fn start(config: GatewayConfig) -> std::io::Result<Gateway> {
         let listener = TcpListener::bind(config.listen).await?;
+        Self::serve(listener, config)
+    }
+
+    /// Serves on a listener bound earlier (`mount --dev` binds before it forks, so the
+    /// URL is known before the runtime exists); `config.listen` is ignored.
+    pub async fn start_on(
+        listener: std::net::TcpListener,
+        config: GatewayConfig,
+    ) -> std::io::Result<Gateway> {
+        listener.set_nonblocking(true)?;
+        Self::serve(TcpListener::from_std(listener)?, config)
+    }
+
+    fn serve(listener: TcpListener, config: GatewayConfig) -> std::io::Result<Gateway> {
         let addr = listener.local_addr()?;
         let base_url = base_url_for(addr, config.tls.is_some());
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);

@@ -1,0 +1,309 @@
+//! The one place that decides when credentials are stale, and the single-flight refresh.
+//!
+//! Like aws-sdk-rust's identity cache: a pure rule of (now, snapshot, backoff) says
+//! serve / refresh / fail fast, and concurrent callers share one refresh. Readers get an
+//! `Arc<Snapshot>` they keep for as long as they need, so a refresh never changes bytes
+//! under a reader.
+
+use crate::creds::Credentials;
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where credentials come from; `Pipeline` in production, a fake in unit tests.
+pub trait Fetch: Send + Sync + 'static {
+    /// Obtains new credentials.
+    fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send;
+}
+
+impl Fetch for crate::sts::Pipeline {
+    fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send {
+        crate::sts::Pipeline::fetch(self)
+    }
+}
+
+/// One set of credentials as handed to readers, with the moment it stops being served
+/// without a refresh.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one per successful refresh; lets renderers cache per snapshot.
+    pub generation: u64,
+    pub creds: Credentials,
+    /// When the credentials were fetched: the files' mtime.
+    pub fetched_at: DateTime<Utc>,
+    /// From this moment a read refreshes first.
+    pub refresh_at: DateTime<Utc>,
+}
+
+impl Snapshot {
+    /// True while the credentials have not expired.
+    pub fn valid_at(&self, now: DateTime<Utc>) -> bool {
+        now < self.creds.expiration
+    }
+}
+
+/// What a read should do, decided by [`plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// The snapshot is fresh enough (or valid while refreshes back off): serve it.
+    Serve,
+    /// Refresh first; on failure serve the snapshot if it is still valid.
+    Refresh,
+    /// No valid credentials and refreshes are backing off: fail with the last error.
+    FailFast,
+}
+
+/// The staleness rule, pure so tests can drive it with any clock.
+pub fn plan(
+    now: DateTime<Utc>,
+    snapshot: Option<&Snapshot>,
+    backoff_until: Option<DateTime<Utc>>,
+) -> Plan {
+    let valid = snapshot.is_some_and(|s| s.valid_at(now));
+    if valid && snapshot.is_some_and(|s| now < s.refresh_at) {
+        return Plan::Serve;
+    }
+    match backoff_until {
+        Some(until) if now < until => {
+            if valid {
+                Plan::Serve
+            } else {
+                Plan::FailFast
+            }
+        }
+        _ => Plan::Refresh,
+    }
+}
+
+/// When to refresh credentials fetched at `fetched`: `min_validity` (plus up to 10% of it,
+/// at most a minute, of jitter so a fleet spreads out) before expiry. When the STS issues
+/// credentials that live no longer than `min_validity`, refresh at half their life rather
+/// than on every read.
+pub fn refresh_at(
+    fetched: DateTime<Utc>,
+    expiration: DateTime<Utc>,
+    min_validity: Duration,
+    jitter_unit: f64,
+) -> DateTime<Utc> {
+    let lifetime = expiration - fetched;
+    let min_validity = chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX);
+    if lifetime <= min_validity {
+        return fetched + lifetime / 2;
+    }
+    let max_jitter = std::cmp::min(min_validity / 10, chrono::Duration::seconds(60));
+    let jitter = chrono::Duration::milliseconds(
+        (max_jitter.num_milliseconds() as f64 * jitter_unit.clamp(0.0, 1.0)) as i64,
+    );
+    std::cmp::max(expiration - min_validity - jitter, fetched)
+}
+
+/// Delay before the next attempt after `failures` consecutive failures: 1 s doubling to
+/// 5 min, scaled by a random factor in [0.5, 1] so many nodes do not retry in step.
+pub fn backoff_delay(failures: u32, jitter_unit: f64) -> Duration {
+    let base = Duration::from_secs(1) * 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    let capped = std::cmp::min(base, Duration::from_secs(300));
+    capped.mul_f64(0.5 + 0.5 * jitter_unit.clamp(0.0, 1.0))
+}
+
+/// A number in [0, 1) from the system's random source, for jitter.
+pub fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The overall state a person sees in `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Valid and not yet due for refresh.
+    Fresh,
+    /// Valid, but the next read refreshes first.
+    Expiring,
+    /// Expired and no refresh has failed since (nothing read them yet).
+    Expired,
+    /// Nothing fetched yet (a `--lazy` mount before its first read).
+    Empty,
+    /// No valid credentials and the last refresh failed.
+    Error,
+}
+
+/// What `status` reports about the cache.
+#[derive(Debug, Clone)]
+pub struct CacheStatus {
+    pub state: State,
+    pub expiration: Option<DateTime<Utc>>,
+    pub last_refresh: Option<DateTime<Utc>>,
+    pub refresh_count: u64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    snapshot: Option<Arc<Snapshot>>,
+    last_error: Option<Error>,
+    failures: u32,
+    backoff_until: Option<DateTime<Utc>>,
+    refresh_count: u64,
+}
+
+/// Current credentials for one profile, refreshed lazily on read.
+pub struct CredentialCache<F: Fetch> {
+    fetcher: F,
+    min_validity: Duration,
+    refresh_timeout: Duration,
+    gateway: String,
+    inner: Mutex<Inner>,
+    /// Held across a refresh: concurrent readers queue here, then find the new snapshot.
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+impl<F: Fetch> CredentialCache<F> {
+    /// `refresh_timeout` bounds a whole refresh (token and STS calls together).
+    pub fn new(
+        fetcher: F,
+        min_validity: Duration,
+        refresh_timeout: Duration,
+        gateway: &str,
+    ) -> Self {
+        CredentialCache {
+            fetcher,
+            min_validity,
+            refresh_timeout,
+            gateway: gateway.to_string(),
+            inner: Mutex::new(Inner::default()),
+            refresh_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The fetcher, for status details such as the logged-in user.
+    pub fn fetcher(&self) -> &F {
+        &self.fetcher
+    }
+
+    /// The current snapshot if it is still valid; never blocks, never fetches.
+    pub fn peek(&self) -> Option<Arc<Snapshot>> {
+        let inner = self.inner();
+        inner.snapshot.clone().filter(|s| s.valid_at(Utc::now()))
+    }
+
+    fn decide(&self) -> std::result::Result<Arc<Snapshot>, Plan> {
+        let inner = self.inner();
+        let now = Utc::now();
+        match plan(now, inner.snapshot.as_deref(), inner.backoff_until) {
+            Plan::Serve => Ok(inner.snapshot.clone().expect("Serve implies a snapshot")),
+            other => Err(other),
+        }
+    }
+
+    fn last_error(&self) -> Error {
+        self.inner()
+            .last_error
+            .clone()
+            .unwrap_or_else(|| Error::Token("no credentials yet".into()))
+    }
+
+    /// Credentials fit to serve now, refreshing first when the rule says so. Many callers
+    /// at once cause one refresh.
+    pub async fn current(&self) -> Result<Arc<Snapshot>> {
+        match self.decide() {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(Plan::FailFast) => return Err(self.last_error()),
+            Err(_) => {}
+        }
+        let _flight = self.refresh_lock.lock().await;
+        // Whoever held the lock before us may have refreshed, or failed and backed off.
+        match self.decide() {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(Plan::FailFast) => return Err(self.last_error()),
+            Err(_) => {}
+        }
+        let outcome = match tokio::time::timeout(self.refresh_timeout, self.fetcher.fetch()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Error::Timeout {
+                url: self.gateway.clone(),
+                timeout: humantime::format_duration(self.refresh_timeout).to_string(),
+            }),
+        };
+        self.record(outcome)
+    }
+
+    /// Stores a refresh's outcome and returns what the reader gets.
+    fn record(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
+        let mut inner = self.inner();
+        let now = Utc::now();
+        match outcome {
+            Ok(creds) => {
+                let lifetime = creds.expiration - now;
+                if lifetime
+                    <= chrono::Duration::from_std(self.min_validity)
+                        .unwrap_or(chrono::Duration::MAX)
+                {
+                    tracing::warn!(
+                        lifetime_seconds = lifetime.num_seconds(),
+                        "the STS issues credentials that live no longer than --min-validity; refreshing at half their life"
+                    );
+                }
+                let snapshot = Arc::new(Snapshot {
+                    generation: inner.refresh_count + 1,
+                    refresh_at: refresh_at(now, creds.expiration, self.min_validity, random_unit()),
+                    fetched_at: now,
+                    creds,
+                });
+                inner.refresh_count += 1;
+                inner.failures = 0;
+                inner.backoff_until = None;
+                inner.last_error = None;
+                inner.snapshot = Some(snapshot.clone());
+                Ok(snapshot)
+            }
+            Err(error) => {
+                inner.failures += 1;
+                let delay = backoff_delay(inner.failures, random_unit());
+                inner.backoff_until =
+                    Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
+                tracing::warn!(
+                    error = %error,
+                    retry_in = %humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
+                    "refreshing credentials failed"
+                );
+                inner.last_error = Some(error.clone());
+                match inner.snapshot.clone().filter(|s| s.valid_at(now)) {
+                    Some(still_valid) => Ok(still_valid),
+                    None => Err(error),
+                }
+            }
+        }
+    }
+
+    /// The state for `status`; reading it never fetches.
+    pub fn status(&self) -> CacheStatus {
+        let inner = self.inner();
+        let now = Utc::now();
+        let snapshot = inner.snapshot.as_deref();
+        let valid = snapshot.is_some_and(|s| s.valid_at(now));
+        let state = match snapshot {
+            _ if !valid && inner.last_error.is_some() => State::Error,
+            None => State::Empty,
+            Some(s) if !s.valid_at(now) => State::Expired,
+            Some(s) if now >= s.refresh_at => State::Expiring,
+            Some(_) => State::Fresh,
+        };
+        CacheStatus {
+            state,
+            expiration: snapshot.map(|s| s.creds.expiration),
+            last_refresh: snapshot.map(|s| s.fetched_at),
+            refresh_count: inner.refresh_count,
+            last_error: inner.last_error.as_ref().map(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

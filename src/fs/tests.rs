@@ -1,0 +1,210 @@
+use super::*;
+use crate::creds::Credentials;
+use crate::secret::Secret;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+struct Fake {
+    calls: AtomicUsize,
+    lifetime: chrono::Duration,
+    fail: bool,
+}
+
+impl Fetch for Fake {
+    async fn fetch(&self) -> crate::error::Result<Credentials> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.fail {
+            return Err(Error::Unreachable {
+                url: "https://gw".into(),
+                detail: "refused".into(),
+            });
+        }
+        Ok(Credentials {
+            access_key_id: format!("AK{n:04}"),
+            secret_access_key: Secret::new(format!("secret-{n}")),
+            session_token: Secret::new("token".repeat(n + 1)),
+            expiration: Utc::now() + self.lifetime,
+            endpoint_url: "http://rgw:8080".into(),
+        })
+    }
+}
+
+struct Harness {
+    fs: CredsFs<Fake>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn harness(lifetime: chrono::Duration, fail: bool) -> Harness {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let fake = Fake {
+        calls: AtomicUsize::new(0),
+        lifetime,
+        fail,
+    };
+    let cache = Arc::new(CredentialCache::new(
+        fake,
+        Duration::from_secs(3600),
+        Duration::from_secs(5),
+        "https://gw",
+    ));
+    let info = MountInfo {
+        gateway: "https://gw".into(),
+        auth: "password".into(),
+        profile: "default".into(),
+        mountpoint: "/m nt".into(),
+        pid: 1,
+        min_validity_seconds: 3600,
+    };
+    let fs = CredsFs::new(cache, runtime.handle().clone(), info, |_| {
+        Some("dev".into())
+    });
+    Harness {
+        fs,
+        _runtime: runtime,
+    }
+}
+
+fn read_all(fs: &CredsFs<Fake>, name: &str) -> Vec<u8> {
+    let ino = fs.lookup(ROOT_INO, name).unwrap().ino;
+    let handle = fs.open(ino, false).unwrap();
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(handle, out.len() as u64, 7).unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend(chunk);
+    }
+    fs.release(handle);
+    out
+}
+
+fn calls(fs: &CredsFs<Fake>) -> usize {
+    fs.cache.fetcher().calls.load(Ordering::SeqCst)
+}
+
+#[test]
+fn names_modes_and_errors() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let root = h.fs.getattr(ROOT_INO).unwrap();
+    assert!(root.is_dir);
+    assert_eq!(root.perm, 0o500);
+    for (name, _) in FILES {
+        let attr = h.fs.lookup(ROOT_INO, name).unwrap();
+        assert_eq!((attr.is_dir, attr.perm), (false, 0o400), "{name}");
+    }
+    assert_eq!(
+        h.fs.lookup(ROOT_INO, "nope").unwrap_err().errno(),
+        libc::ENOENT
+    );
+    assert_eq!(h.fs.lookup(5, "json").unwrap_err().errno(), libc::ENOTDIR);
+    let json = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
+    assert_eq!(h.fs.open(json, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        h.fs.open(ROOT_INO, false).unwrap_err().errno(),
+        libc::EISDIR
+    );
+    let names: Vec<&str> =
+        h.fs.readdir(ROOT_INO, 0)
+            .unwrap()
+            .iter()
+            .map(|e| e.2)
+            .collect();
+    assert_eq!(
+        names,
+        [
+            ".",
+            "..",
+            "credentials",
+            "config",
+            "env",
+            "json",
+            "s3cfg",
+            "rclone.conf",
+            "status"
+        ]
+    );
+    assert_eq!(h.fs.readdir(ROOT_INO, 8).unwrap().len(), 1);
+    assert_eq!(calls(&h.fs), 0, "nothing above fetches");
+}
+
+#[test]
+fn sizes_match_what_a_read_returns() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let json = read_all(&h.fs, "json");
+    for (name, _) in FILES.iter().filter(|(n, _)| *n != "status") {
+        let bytes = read_all(&h.fs, name);
+        assert_eq!(
+            h.fs.lookup(ROOT_INO, name).unwrap().size,
+            bytes.len() as u64,
+            "{name}"
+        );
+    }
+    let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(value["AccessKeyId"], "AK0000");
+    let config = String::from_utf8(read_all(&h.fs, "config")).unwrap();
+    assert!(
+        config.ends_with("credential_process = cat '/m nt/json'\n"),
+        "{config}"
+    );
+    assert_eq!(calls(&h.fs), 1);
+    assert_eq!(h.fs.open_handles(), 0);
+}
+
+#[test]
+fn status_never_fetches() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    assert_eq!(status["state"], "empty");
+    assert_eq!(status["user"], "dev");
+    assert_eq!(calls(&h.fs), 0);
+    read_all(&h.fs, "env");
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    assert_eq!(status["refresh_count"], 1);
+    assert!(!status.to_string().contains("secret-0"));
+}
+
+#[test]
+fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
+    // Two seconds of life against an hour of min-validity: due again after one second.
+    let h = harness(chrono::Duration::seconds(2), false);
+    let ino = h.fs.lookup(ROOT_INO, "credentials").unwrap().ino;
+    let old = h.fs.open(ino, false).unwrap();
+    let first_part = h.fs.read(old, 0, 10).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while calls(&h.fs) < 2 {
+        assert!(std::time::Instant::now() < deadline, "no refresh");
+        let handle = h.fs.open(ino, false).unwrap();
+        h.fs.release(handle);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rest = h.fs.read(old, 10, 4096).unwrap();
+    let whole = String::from_utf8([first_part, rest].concat()).unwrap();
+    assert!(whole.contains("aws_access_key_id = AK0000\n"), "{whole}");
+    assert!(
+        whole.contains("aws_secret_access_key = secret-0\n"),
+        "{whole}"
+    );
+    assert!(String::from_utf8(read_all(&h.fs, "credentials"))
+        .unwrap()
+        .contains("AK0001"));
+}
+
+#[test]
+fn no_credentials_is_eio() {
+    let h = harness(chrono::Duration::hours(1), true);
+    let ino = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
+    let err = h.fs.open(ino, false).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    assert_eq!(status["state"], "error");
+    assert!(status["last_error"]
+        .as_str()
+        .unwrap()
+        .starts_with("cannot reach https://gw"));
+    assert_eq!(h.fs.getattr(ino).unwrap().size, 0);
+}

@@ -1,0 +1,411 @@
+//! The `mount`, `unmount` and `status` commands: the mount's whole lifecycle.
+//!
+//! parse → validate → check the mountpoint → read the login secret (may prompt) → fork
+//! (background) → first fetch (unless `--lazy`) → mount → signal handlers → report ready
+//! → serve → unmount on SIGTERM/SIGINT/SIGHUP.
+
+pub mod daemon;
+pub mod mountpoint;
+
+use crate::cache::CredentialCache;
+use crate::config::{load_layers, resolve, resolve_dev, Context, MountSettings, Settings};
+use crate::error::{Error, Result};
+use crate::fs::CredsFs;
+use crate::fuse::FuseAdapter;
+use crate::status::{MountInfo, StatusDoc};
+use crate::sts::Pipeline;
+use daemon::{Notifier, Side};
+use mountpoint::{MountState, FSTYPE};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `mount`'s own flags plus the shared settings.
+#[derive(clap::Args, Debug)]
+pub struct MountArgs {
+    /// Where to mount [default: ~/.s3creds, created with mode 0700]
+    pub mountpoint: Option<PathBuf>,
+    /// Stay attached and log to stderr (for systemd and tests)
+    #[arg(long)]
+    pub foreground: bool,
+    /// Mount without fetching; credentials come on the first read
+    #[arg(long)]
+    pub lazy: bool,
+    /// Start the built-in gateway emulator on loopback and log in as its default user
+    #[arg(long)]
+    pub dev: bool,
+    #[command(flatten)]
+    pub settings: MountSettings,
+}
+
+/// `unmount`'s and `status`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct MountpointArgs {
+    /// The mountpoint [default: ~/.s3creds]
+    pub mountpoint: Option<PathBuf>,
+}
+
+/// `status`'s arguments.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: MountpointArgs,
+    /// Print the status file's JSON instead of the summary
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+    let path = match given {
+        Some(p) => p.clone(),
+        None => mountpoint::default_mountpoint()?,
+    };
+    mountpoint::absolute(&path)
+}
+
+fn open_log(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot open the log file {} ({e}); fix --log-file",
+                path.display()
+            ))
+        })
+}
+
+/// Runs `s3credsfs mount`.
+pub fn run_mount(args: MountArgs) -> Result<()> {
+    let ctx = Context::from_process();
+    let mountpoint = mountpoint_of(&args.mountpoint)?;
+    let layer = load_layers(&args.settings.0, &ctx)?;
+    let dev_listener = if args.dev {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::Config(format!("cannot listen on loopback for --dev ({e})")))?;
+        Some(listener)
+    } else {
+        None
+    };
+    let settings = match &dev_listener {
+        Some(l) => {
+            let url = format!(
+                "http://{}",
+                l.local_addr().map_err(|e| Error::Config(e.to_string()))?
+            );
+            resolve_dev(&layer, &ctx, &url)?
+        }
+        None => resolve(&layer, &ctx)?,
+    };
+    let log = settings.log_file.as_deref().map(open_log).transpose()?;
+    mountpoint::prepare(&mountpoint)?;
+    let pipeline = Pipeline::new(&settings)?;
+    let job = Job {
+        settings,
+        mountpoint,
+        lazy: args.lazy,
+        dev_listener,
+        pipeline: Some(pipeline),
+    };
+    if args.foreground {
+        crate::logging::init_stderr("info");
+        return job.serve(None, None);
+    }
+    match daemon::fork()? {
+        Side::Parent { pipe, child } => {
+            let detail = daemon::wait_for_child(pipe, child, daemon::READY_TIMEOUT)?;
+            println!(
+                "s3credsfs: mounted at {} ({detail})",
+                job.mountpoint.display()
+            );
+            Ok(())
+        }
+        Side::Child(notifier) => {
+            if let Some(file) = &log {
+                crate::logging::init_writer(
+                    file.try_clone().map_err(|e| Error::Config(e.to_string()))?,
+                );
+            }
+            // Errors were already sent to the parent, which prints them.
+            let code = i32::from(job.serve(Some(notifier), log.as_ref()).is_err());
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Everything a daemon needs once the configuration is valid.
+struct Job {
+    settings: Settings,
+    mountpoint: PathBuf,
+    lazy: bool,
+    dev_listener: Option<std::net::TcpListener>,
+    /// Built before the fork (it may have prompted); taken by `start`.
+    pipeline: Option<Pipeline>,
+}
+
+fn not_dumpable() {
+    // SAFETY: prctl with integer arguments; keeps secrets out of core dumps and ptrace.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+impl Job {
+    /// Fetches, mounts, reports readiness, then serves until unmounted.
+    fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
+        let mut notifier = notifier;
+        match self.start() {
+            Ok((session, detail)) => {
+                match notifier.take() {
+                    Some(n) => {
+                        n.ready(&detail);
+                        daemon::detach_stdio(log);
+                    }
+                    None => eprintln!(
+                        "s3credsfs: mounted at {} ({detail}); stop with Ctrl-C or `s3credsfs unmount {}`",
+                        self.mountpoint.display(),
+                        self.mountpoint.display()
+                    ),
+                }
+                let result = session.run();
+                tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted; exiting");
+                result.map_err(|e| {
+                    Error::Config(format!("the FUSE session ended with an error ({e})"))
+                })
+            }
+            Err(error) => {
+                tracing::error!(error = %error, "could not start");
+                if let Some(n) = notifier.take() {
+                    n.failed(&error);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn start(&mut self) -> Result<(Running, String)> {
+        not_dumpable();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3credsfs-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Config(format!("cannot start the async runtime ({e})")))?;
+        let gateway = match &self.dev_listener {
+            Some(listener) => {
+                let listener = listener
+                    .try_clone()
+                    .map_err(|e| Error::Config(e.to_string()))?;
+                let gateway = runtime
+                    .block_on(crate::gateway::Gateway::start_on(
+                        listener,
+                        Default::default(),
+                    ))
+                    .map_err(|e| {
+                        Error::Config(format!("cannot start the built-in gateway ({e})"))
+                    })?;
+                tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
+                Some(gateway)
+            }
+            None => None,
+        };
+        let pipeline = self.pipeline.take().expect("start runs once");
+        let cache = Arc::new(CredentialCache::new(
+            pipeline,
+            self.settings.min_validity,
+            self.settings.timeout,
+            self.settings.api_gateway.as_str(),
+        ));
+        let detail = if self.lazy {
+            "credentials are fetched on first read".to_string()
+        } else {
+            let snapshot = runtime.block_on(cache.current())?;
+            format!(
+                "credentials valid until {}",
+                snapshot.creds.expiration_rfc3339()
+            )
+        };
+        let info = MountInfo {
+            gateway: self
+                .settings
+                .api_gateway
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+            auth: self.settings.auth.describe().to_string(),
+            profile: self.settings.profile.clone(),
+            mountpoint: self.mountpoint.display().to_string(),
+            pid: std::process::id(),
+            min_validity_seconds: self.settings.min_validity.as_secs(),
+        };
+        let fs = CredsFs::new(cache, runtime.handle().clone(), info, |p: &Pipeline| {
+            p.user()
+        });
+        let config = fuse_config();
+        let mut session = fuser::Session::new(FuseAdapter::new(fs), &self.mountpoint, &config).map_err(|e| {
+            Error::Config(format!(
+                "cannot mount on {} ({e}); check that /dev/fuse exists and that you own the directory",
+                self.mountpoint.display()
+            ))
+        })?;
+        let unmounter = session.unmount_callable();
+        let signals = runtime.block_on(async { Signals::new() })?;
+        runtime.spawn(signals.unmount_on_signal(unmounter, self.mountpoint.clone()));
+        Ok((
+            Running {
+                session,
+                _runtime: runtime,
+                _gateway: gateway,
+            },
+            detail,
+        ))
+    }
+}
+
+/// A mounted session and what must outlive it.
+struct Running {
+    session: fuser::Session<FuseAdapter<Pipeline>>,
+    _runtime: tokio::runtime::Runtime,
+    _gateway: Option<crate::gateway::Gateway>,
+}
+
+impl Running {
+    fn run(self) -> std::io::Result<()> {
+        self.session.run()
+    }
+}
+
+fn fuse_config() -> fuser::Config {
+    use fuser::MountOption::*;
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        FSName("s3credsfs".into()),
+        Subtype("s3credsfs".into()),
+        RO,
+        NoSuid,
+        NoDev,
+        NoExec,
+        NoAtime,
+        DefaultPermissions,
+    ];
+    config.acl = fuser::SessionACL::Owner;
+    // More than one thread, so a slow refresh does not stall `status` or `ls`.
+    config.n_threads = Some(4);
+    config
+}
+
+/// SIGTERM, SIGINT and SIGHUP, registered before the mount reports ready.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let register = |kind| {
+            signal(kind).map_err(|e| Error::Config(format!("cannot install signal handlers ({e})")))
+        };
+        Ok(Signals {
+            term: register(SignalKind::terminate())?,
+            int: register(SignalKind::interrupt())?,
+            hup: register(SignalKind::hangup())?,
+        })
+    }
+
+    async fn unmount_on_signal(
+        mut self,
+        mut unmounter: fuser::SessionUnmounter,
+        mountpoint: PathBuf,
+    ) {
+        let name = tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        };
+        tracing::info!(signal = name, "unmounting");
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = unmounter.unmount() {
+                tracing::info!(error = %e, "plain unmount failed (busy?); detaching lazily");
+                if let Err(e) = mountpoint::lazy_unmount(&mountpoint) {
+                    tracing::error!(error = %e, "cannot unmount");
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn require_our_mount(path: &Path) -> Result<()> {
+    match mountpoint::state(path) {
+        MountState::Live { fstype } if fstype == FSTYPE => Ok(()),
+        MountState::Live { fstype } => Err(Error::Config(format!(
+            "{} is a {fstype} mount, not s3credsfs; leaving it alone",
+            path.display()
+        ))),
+        MountState::Stale { .. } => Err(Error::Config(format!(
+            "{} is a stale mount (its daemon died); run `s3credsfs unmount {}` or mount again",
+            path.display(),
+            path.display()
+        ))),
+        MountState::Free => Err(Error::Config(format!(
+            "nothing is mounted at {}; start it with `s3credsfs mount {}`",
+            path.display(),
+            path.display()
+        ))),
+    }
+}
+
+fn read_status(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path.join("status"))
+        .map_err(|e| Error::Config(format!("cannot read {}/status ({e})", path.display())))
+}
+
+/// Runs `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
+pub fn run_unmount(args: MountpointArgs) -> Result<()> {
+    let path = mountpoint_of(&args.mountpoint)?;
+    if let MountState::Stale { .. } = mountpoint::state(&path) {
+        mountpoint::lazy_unmount(&path)?;
+        println!("s3credsfs: cleared the stale mount at {}", path.display());
+        return Ok(());
+    }
+    require_our_mount(&path)?;
+    let pid = read_status(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<StatusDoc>(&text).ok())
+        .map(|doc| doc.pid);
+    if let Some(pid) = pid {
+        // SAFETY: sending a signal to the daemon named in its own status file.
+        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && mountpoint::state(&path) != MountState::Free {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if mountpoint::state(&path) != MountState::Free {
+        mountpoint::lazy_unmount(&path)?;
+    }
+    println!("s3credsfs: unmounted {}", path.display());
+    Ok(())
+}
+
+/// Runs `s3credsfs status`.
+pub fn run_status(args: StatusArgs) -> Result<()> {
+    let path = mountpoint_of(&args.target.mountpoint)?;
+    require_our_mount(&path)?;
+    let text = read_status(&path)?;
+    if args.json {
+        print!("{text}");
+    } else {
+        let doc: StatusDoc = serde_json::from_str(&text).map_err(|e| {
+            Error::Config(format!(
+                "{}/status is not the expected JSON ({e})",
+                path.display()
+            ))
+        })?;
+        print!("{}", doc.to_human());
+    }
+    Ok(())
+}

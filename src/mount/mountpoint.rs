@@ -1,0 +1,245 @@
+//! Mountpoints: finding what is mounted where, telling a live mount from a stale one, and
+//! unmounting (lazily when busy or stale).
+
+use crate::error::{Error, Result};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// How our mounts show in `/proc/self/mountinfo`: type `fuse` (or `fuse.s3credsfs` when
+/// mounted through fusermount) with source `s3credsfs`.
+pub const FSTYPE: &str = "s3credsfs";
+
+/// The default mountpoint: `~/.s3creds`.
+pub fn default_mountpoint() -> Result<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".s3creds"))
+        .ok_or_else(|| Error::Config("HOME is not set, so there is no default mountpoint; give one, e.g. `s3credsfs mount /path/to/dir`".into()))
+}
+
+/// What is at a mountpoint now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountState {
+    /// Nothing mounted.
+    Free,
+    /// A working mount of this filesystem type.
+    Live { fstype: String },
+    /// A mount whose daemon died: every access fails with ENOTCONN.
+    Stale { fstype: String },
+}
+
+fn unescape(field: &str) -> String {
+    // mountinfo escapes space, tab, newline and backslash as \ooo.
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let value = u8::from_str_radix(&field[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(value);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What is mounted at `path` (the last mount there wins), from mountinfo text: its type,
+/// or [`FSTYPE`] for one of ours.
+pub fn fstype_at(mountinfo: &str, path: &Path) -> Option<String> {
+    let wanted = path.to_string_lossy();
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let separator = fields.iter().position(|f| *f == "-")?;
+            let mountpoint = unescape(fields.get(4)?);
+            let fstype = fields.get(separator + 1)?;
+            let source = fields.get(separator + 2).copied().unwrap_or_default();
+            let ours = fstype.starts_with("fuse") && source == FSTYPE;
+            (mountpoint == wanted).then(|| {
+                if ours {
+                    FSTYPE.to_string()
+                } else {
+                    fstype.to_string()
+                }
+            })
+        })
+        .last()
+}
+
+/// Resolves a mountpoint path to an absolute one without touching a stale mount (which
+/// `canonicalize` would fail on).
+pub fn absolute(path: &Path) -> Result<PathBuf> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| Error::Config(format!("cannot find the current directory ({e})")))?
+            .join(path)
+    };
+    let parent = path
+        .parent()
+        .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
+    Ok(match (parent, path.file_name()) {
+        (Some(parent), Some(name)) => parent.join(name),
+        _ => path,
+    })
+}
+
+/// Inspects `path`.
+pub fn state(path: &Path) -> MountState {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let fstype = fstype_at(&mountinfo, path);
+    let stale =
+        matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    match fstype {
+        Some(fstype) if stale => MountState::Stale { fstype },
+        Some(fstype) => MountState::Live { fstype },
+        None if stale => MountState::Stale {
+            fstype: "unknown".into(),
+        },
+        None => MountState::Free,
+    }
+}
+
+/// Detaches whatever is mounted at `path`, even if busy or stale.
+pub fn lazy_unmount(path: &Path) -> Result<()> {
+    let c_path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::Config(format!("{} contains a NUL byte", path.display())))?;
+    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
+    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let os_error = std::io::Error::last_os_error();
+    // Unprivileged users unmount through the setuid helper.
+    for helper in ["fusermount3", "fusermount"] {
+        if let Ok(status) = std::process::Command::new(helper)
+            .args(["-u", "-z", "-q", "--"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+        {
+            if status.success() {
+                return Ok(());
+            }
+        }
+    }
+    Err(Error::Config(format!(
+        "cannot unmount {} ({os_error}); try `fusermount3 -u -z {}` or `umount -l {}` as root",
+        path.display(),
+        path.display(),
+        path.display()
+    )))
+}
+
+/// Makes `path` ready to mount on: creates it (mode 0700) when missing, clears a stale
+/// mount, refuses a live one.
+pub fn prepare(path: &Path) -> Result<()> {
+    match state(path) {
+        MountState::Live { fstype } => {
+            let hint = if fstype == FSTYPE {
+                format!(
+                    "run `s3credsfs unmount {}` first, or choose another directory",
+                    path.display()
+                )
+            } else {
+                "choose another directory".to_string()
+            };
+            return Err(Error::Config(format!(
+                "{} is already mounted ({fstype}); {hint}",
+                path.display()
+            )));
+        }
+        MountState::Stale { fstype } => {
+            tracing::info!(path = %path.display(), fstype, "clearing a stale mount left by a daemon that died");
+            eprintln!(
+                "s3credsfs: clearing the stale mount at {} left by a daemon that died",
+                path.display()
+            );
+            lazy_unmount(path)?;
+        }
+        MountState::Free => {}
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Config(format!(
+            "{} exists and is not a directory; choose a directory to mount on",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(path)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "cannot create the mountpoint {} ({e})",
+                        path.display()
+                    ))
+                })?;
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
+            Ok(())
+        }
+        Err(e) => Err(Error::Config(format!(
+            "cannot use {} as a mountpoint ({e})",
+            path.display()
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+95 22 0:50 / /home/u/.s3creds rw,nosuid,nodev,relatime shared:60 - fuse.s3credsfs s3credsfs ro,user_id=1000,group_id=1000
+97 22 0:52 / /root/.s3creds ro,nosuid,nodev,noexec,noatime - fuse s3credsfs ro,user_id=0,group_id=0
+96 22 0:51 / /tmp/with\\040space rw,relatime shared:61 - fuse.sshfs host: rw
+";
+
+    #[test]
+    fn finds_mounts_in_mountinfo() {
+        assert_eq!(
+            fstype_at(MOUNTINFO, Path::new("/home/u/.s3creds")).as_deref(),
+            Some(FSTYPE)
+        );
+        assert_eq!(
+            fstype_at(MOUNTINFO, Path::new("/root/.s3creds")).as_deref(),
+            Some(FSTYPE)
+        );
+        assert_eq!(
+            fstype_at(MOUNTINFO, Path::new("/tmp/with space")).as_deref(),
+            Some("fuse.sshfs")
+        );
+        assert_eq!(fstype_at(MOUNTINFO, Path::new("/home/u")), None);
+    }
+
+    #[test]
+    fn prepare_creates_a_private_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b");
+        prepare(&target).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(prepare(&file)
+            .unwrap_err()
+            .to_string()
+            .contains("is not a directory"));
+        assert_eq!(state(&target), MountState::Free);
+        let dotted = dir.path().join("a/../a/b");
+        assert_eq!(absolute(&dotted).unwrap(), target.canonicalize().unwrap());
+    }
+}

@@ -1,0 +1,158 @@
+//! The `status` file's JSON and its one-screen rendering for people. No secret enters it.
+
+use crate::cache::{CacheStatus, State};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Facts about a mount that do not change while it runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountInfo {
+    pub gateway: String,
+    pub auth: String,
+    pub profile: String,
+    pub mountpoint: String,
+    pub pid: u32,
+    pub min_validity_seconds: u64,
+}
+
+/// The document in `<mount>/status` and what `s3credsfs status --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusDoc {
+    pub state: String,
+    pub expiration: Option<String>,
+    pub seconds_remaining: Option<i64>,
+    pub last_refresh: Option<String>,
+    pub refresh_count: u64,
+    pub last_error: Option<String>,
+    pub gateway: String,
+    pub auth: String,
+    pub user: Option<String>,
+    pub profile: String,
+    pub mountpoint: String,
+    pub pid: u32,
+    pub min_validity_seconds: u64,
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn state_name(state: State) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+impl StatusDoc {
+    /// Combines the cache's view with the mount's facts at `now`.
+    pub fn new(
+        cache: &CacheStatus,
+        info: &MountInfo,
+        user: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        StatusDoc {
+            state: state_name(cache.state),
+            expiration: cache.expiration.map(rfc3339),
+            seconds_remaining: cache.expiration.map(|e| (e - now).num_seconds().max(0)),
+            last_refresh: cache.last_refresh.map(rfc3339),
+            refresh_count: cache.refresh_count,
+            last_error: cache.last_error.clone(),
+            gateway: info.gateway.clone(),
+            auth: info.auth.clone(),
+            user,
+            profile: info.profile.clone(),
+            mountpoint: info.mountpoint.clone(),
+            pid: info.pid,
+            min_validity_seconds: info.min_validity_seconds,
+        }
+    }
+
+    /// The file's bytes: pretty JSON and a newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// One screen for a person.
+    pub fn to_human(&self) -> String {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let remaining = match self.seconds_remaining {
+            Some(s) => format!(
+                " (in {})",
+                humantime::format_duration(std::time::Duration::from_secs(s as u64))
+            ),
+            None => String::new(),
+        };
+        let mut out = format!(
+            "s3credsfs mounted at {} (pid {})\n\
+             state:        {}\n\
+             expires:      {}{remaining}\n\
+             last refresh: {} ({} refreshes)\n\
+             last error:   {}\n\
+             gateway:      {}\n\
+             auth:         {} as {}\n\
+             profile:      {}\n",
+            self.mountpoint,
+            self.pid,
+            self.state,
+            or_dash(&self.expiration),
+            or_dash(&self.last_refresh),
+            self.refresh_count,
+            or_dash(&self.last_error),
+            self.gateway,
+            self.auth,
+            or_dash(&self.user),
+            self.profile,
+        );
+        out.push_str(&format!(
+            "files:        credentials config env json s3cfg rclone.conf status (refreshed when under {} of validity)\n",
+            humantime::format_duration(std::time::Duration::from_secs(self.min_validity_seconds))
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_document_and_screen() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let cache = CacheStatus {
+            state: State::Fresh,
+            expiration: Some(now + chrono::Duration::seconds(3000)),
+            last_refresh: Some(now - chrono::Duration::seconds(600)),
+            refresh_count: 2,
+            last_error: None,
+        };
+        let info = MountInfo {
+            gateway: "https://gw".into(),
+            auth: "password".into(),
+            profile: "default".into(),
+            mountpoint: "/home/u/.s3creds".into(),
+            pid: 42,
+            min_validity_seconds: 1200,
+        };
+        let doc = StatusDoc::new(&cache, &info, Some("vers".into()), now);
+        let json: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();
+        assert_eq!(json["state"], "fresh");
+        assert_eq!(json["seconds_remaining"], 3000);
+        assert_eq!(json["expiration"], "2027-01-15T08:50:00Z");
+        assert_eq!(json["last_error"], serde_json::Value::Null);
+        assert_eq!(json["user"], "vers");
+        let screen = doc.to_human();
+        assert!(screen.contains("state:        fresh\n"), "{screen}");
+        assert!(
+            screen.contains("expires:      2027-01-15T08:50:00Z (in 50m)\n"),
+            "{screen}"
+        );
+        assert!(
+            screen.contains("auth:         password as vers\n"),
+            "{screen}"
+        );
+    }
+}
