@@ -74,6 +74,9 @@ pub struct Attr {
 
 type Rendered = Arc<Vec<Arc<[u8]>>>;
 
+/// Reports who the fetcher is logged in as.
+type UserOf<F> = Box<dyn Fn(&F) -> Option<String> + Send + Sync>;
+
 /// The filesystem over one profile's credential cache.
 pub struct CredsFs<F: Fetch> {
     cache: Arc<CredentialCache<F>>,
@@ -83,7 +86,7 @@ pub struct CredsFs<F: Fetch> {
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
-    user: Box<dyn Fn(&F) -> Option<String> + Send + Sync>,
+    user: UserOf<F>,
     handles: Mutex<HashMap<u64, Arc<[u8]>>>,
     next_handle: AtomicU64,
     /// Renderings of the newest snapshot, by generation, so sizes and reads agree.

@@ -57,24 +57,21 @@ fn unescape(field: &str) -> String {
 /// or [`FSTYPE`] for one of ours.
 pub fn fstype_at(mountinfo: &str, path: &Path) -> Option<String> {
     let wanted = path.to_string_lossy();
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let separator = fields.iter().position(|f| *f == "-")?;
-            let mountpoint = unescape(fields.get(4)?);
-            let fstype = fields.get(separator + 1)?;
-            let source = fields.get(separator + 2).copied().unwrap_or_default();
-            let ours = fstype.starts_with("fuse") && source == FSTYPE;
-            (mountpoint == wanted).then(|| {
-                if ours {
-                    FSTYPE.to_string()
-                } else {
-                    fstype.to_string()
-                }
-            })
+    mountinfo.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let separator = fields.iter().position(|f| *f == "-")?;
+        let mountpoint = unescape(fields.get(4)?);
+        let fstype = fields.get(separator + 1)?;
+        let source = fields.get(separator + 2).copied().unwrap_or_default();
+        let ours = fstype.starts_with("fuse") && source == FSTYPE;
+        (mountpoint == wanted).then(|| {
+            if ours {
+                FSTYPE.to_string()
+            } else {
+                fstype.to_string()
+            }
         })
-        .last()
+    })
 }
 
 /// Resolves a mountpoint path to an absolute one without touching a stale mount (which

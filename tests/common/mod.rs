@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod gw;
+pub mod mount;
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};

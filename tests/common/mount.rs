@@ -1,0 +1,221 @@
+//! Real FUSE mounts for tests: a gateway on its own runtime, a foreground daemon as a
+//! child process, and guards that always unmount, even when the test fails.
+
+use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
+use s3credsfs::mount::mountpoint::{self, MountState};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    cmd.env("S3CREDSFS_LOG", "debug")
+        .env_remove("XDG_CONFIG_HOME");
+    cmd
+}
+
+/// A built-in gateway served by a runtime of its own, so tests can block freely.
+pub struct TestGateway {
+    pub gw: Gateway,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestGateway {
+    /// Starts a gateway with the default accounts and `tweak` applied.
+    pub fn start(tweak: impl FnOnce(&mut GatewayConfig)) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut config = GatewayConfig::default();
+        tweak(&mut config);
+        let gw = runtime.block_on(Gateway::start(config)).unwrap();
+        TestGateway { gw, runtime }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> Stats {
+        self.gw.stats()
+    }
+
+    /// Keeps the runtime referenced (it serves the gateway until drop).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds; panics with `what` after `deadline`.
+pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A foreground `s3credsfs mount` child on a temporary directory.
+pub struct Mounted {
+    pub path: PathBuf,
+    pub child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// Arguments that log in to `gw` as the default user (password in `$PW`).
+pub fn login_args(gw: &TestGateway) -> Vec<String> {
+    [
+        "--api-gateway",
+        &gw.gw.base_url(),
+        "--username",
+        "dev",
+        "--password-env",
+        "PW",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+impl Mounted {
+    /// Mounts in the foreground with `extra` arguments and waits until it serves.
+    pub fn start(gw: &TestGateway, extra: &[&str]) -> Mounted {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("creds");
+        let log = dir.path().join("daemon.log");
+        let child = bin()
+            .arg("mount")
+            .arg(&path)
+            .arg("--foreground")
+            .args(login_args(gw))
+            .args(extra)
+            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("HOME", dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut mounted = Mounted {
+            path,
+            child,
+            log,
+            _dir: dir,
+        };
+        mounted.wait_until_serving();
+        mounted
+    }
+
+    fn wait_until_serving(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "the daemon exited ({status}) before mounting:\n{}",
+                    self.log()
+                );
+            }
+            if mountpoint::state(&self.path) != MountState::Free
+                && self.path.join("status").exists()
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "not mounted after 30 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A file in the mount.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Reads a file in the mount.
+    pub fn read(&self, name: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(self.file(name))
+    }
+
+    /// The parsed status file.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.read("status").unwrap()).unwrap()
+    }
+
+    /// The access key id currently served.
+    pub fn access_key(&self) -> String {
+        let json: serde_json::Value = serde_json::from_str(&self.read("json").unwrap()).unwrap();
+        json["AccessKeyId"].as_str().unwrap().to_string()
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, signal) };
+    }
+
+    /// Waits for the daemon to exit and returns its exit status.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut status = None;
+        wait_for("the daemon to exit", Duration::from_secs(15), || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+}
+
+/// Unmounts `path` whatever state it is in.
+pub fn force_unmount(path: &Path) {
+    if mountpoint::state(path) != MountState::Free {
+        let _ = mountpoint::lazy_unmount(path);
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.signal(libc::SIGTERM);
+            let start = Instant::now();
+            while self.child.try_wait().ok().flatten().is_none()
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        force_unmount(&self.path);
+    }
+}
+
+/// A background (daemonized) mount started with `s3credsfs mount`; Drop unmounts it.
+pub struct BackgroundMount {
+    pub path: PathBuf,
+}
+
+impl Drop for BackgroundMount {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.path.join("status"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["pid"].as_i64());
+        let _ = bin().arg("unmount").arg(&self.path).output();
+        force_unmount(&self.path);
+        if let Some(pid) = pid {
+            // SAFETY: the daemon of this test's mount.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}

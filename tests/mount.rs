@@ -1,0 +1,344 @@
+//! The mounted files: formats, modes, sizes, refresh on read, one refresh for many
+//! readers, failures and backoff. Real FUSE mounts against the built-in gateway.
+
+mod common;
+
+use common::mount::*;
+use s3credsfs::gateway::{Endpoint, Fault, Times};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+const NAMES: [&str; 7] = [
+    "credentials",
+    "config",
+    "env",
+    "json",
+    "s3cfg",
+    "rclone.conf",
+    "status",
+];
+
+fn short_lived() -> TestGateway {
+    TestGateway::start(|c| c.lifetime = Duration::from_secs(4))
+}
+
+/// Short credentials (4 s) refreshed when under 2 s remain.
+const SHORT: [&str; 4] = ["--min-validity", "2s", "--timeout", "2s"];
+
+fn status_500() -> Fault {
+    Fault::Status {
+        status: 500,
+        content_type: "text/plain".into(),
+        body: "\"Error\"".into(),
+    }
+}
+
+#[test]
+fn every_file_has_its_format_mode_and_exact_size() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let mut names: Vec<String> = std::fs::read_dir(&m.path)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let mut expected = NAMES.to_vec();
+    expected.sort();
+    assert_eq!(names, expected);
+
+    let root = std::fs::metadata(&m.path).unwrap();
+    assert_eq!(root.permissions().mode() & 0o777, 0o500);
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for name in NAMES {
+        let meta = std::fs::metadata(m.file(name)).unwrap();
+        assert!(meta.is_file(), "{name}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o400, "{name}");
+        assert_eq!(meta.uid(), uid, "{name}");
+        if name != "status" {
+            let bytes = std::fs::read(m.file(name)).unwrap();
+            assert_eq!(
+                meta.len(),
+                bytes.len() as u64,
+                "{name}: stat size equals content length"
+            );
+        }
+    }
+
+    let key = m.access_key();
+    let json: serde_json::Value = serde_json::from_str(&m.read("json").unwrap()).unwrap();
+    assert_eq!(json["Version"], 1);
+    assert!(m
+        .read("credentials")
+        .unwrap()
+        .contains(&format!("[default]\naws_access_key_id = {key}\n")));
+    assert!(m.read("config").unwrap().ends_with(&format!(
+        "credential_process = cat {}/json\n",
+        m.path.display()
+    )));
+    assert!(m
+        .read("s3cfg")
+        .unwrap()
+        .contains(&format!("access_key = {key}\n")));
+    assert!(m
+        .read("rclone.conf")
+        .unwrap()
+        .contains("type = s3\nprovider = Ceph\n"));
+
+    // The readers people use: cat, bash `source` (reads exactly st_size bytes), Python.
+    let cat = Command::new("cat").arg(m.file("json")).output().unwrap();
+    assert_eq!(
+        String::from_utf8(cat.stdout).unwrap(),
+        m.read("json").unwrap()
+    );
+    let script = format!(
+        "source {} && printf %s \"$AWS_ACCESS_KEY_ID:$AWS_ENDPOINT_URL\"",
+        m.file("env").display()
+    );
+    let sourced = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert_eq!(
+        String::from_utf8(sourced.stdout).unwrap(),
+        format!("{key}:http://127.0.0.1:8080")
+    );
+    let python = Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys; print(json.loads(open(sys.argv[1]).read())['AccessKeyId'])",
+        ])
+        .arg(m.file("json"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(python.stdout).unwrap().trim(), key);
+
+    // The status file carries no secret.
+    let status = m.read("status").unwrap();
+    for secret in [
+        json["SecretAccessKey"].as_str().unwrap(),
+        json["SessionToken"].as_str().unwrap(),
+    ] {
+        assert!(!status.contains(secret));
+        assert!(
+            !m.log().contains(secret),
+            "a secret reached the daemon's log"
+        );
+    }
+    assert!(!m.log().contains(s3credsfs::gateway::DEFAULT_PASSWORD));
+}
+
+#[test]
+fn writes_creates_and_unknown_names_are_refused() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let refused = |r: std::io::Result<std::fs::File>| {
+        let code = r.unwrap_err().raw_os_error().unwrap();
+        assert!(code == libc::EROFS || code == libc::EACCES, "errno {code}");
+    };
+    refused(std::fs::OpenOptions::new().write(true).open(m.file("json")));
+    refused(std::fs::OpenOptions::new().append(true).open(m.file("env")));
+    refused(std::fs::File::create(m.file("new-file")));
+    let err = std::fs::create_dir(m.path.join("dir"))
+        .unwrap_err()
+        .raw_os_error();
+    assert!(
+        matches!(err, Some(libc::EROFS) | Some(libc::EACCES)),
+        "{err:?}"
+    );
+    let err = std::fs::remove_file(m.file("json"))
+        .unwrap_err()
+        .raw_os_error();
+    assert!(
+        matches!(err, Some(libc::EROFS) | Some(libc::EACCES)),
+        "{err:?}"
+    );
+    let err = std::fs::read(m.file("no-such-file")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+}
+
+#[test]
+fn credentials_are_refreshed_on_read_after_their_lifetime() {
+    let gw = short_lived();
+    let m = Mounted::start(&gw, &SHORT);
+    let first = m.access_key();
+    let first_mtime = std::fs::metadata(m.file("json"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    wait_for("a refreshed access key", Duration::from_secs(15), || {
+        m.access_key() != first
+    });
+    let status = m.status();
+    assert!(status["refresh_count"].as_u64().unwrap() >= 2, "{status}");
+    assert!(
+        std::fs::metadata(m.file("json"))
+            .unwrap()
+            .modified()
+            .unwrap()
+            > first_mtime,
+        "mtime = fetch time"
+    );
+    // Every read between refreshes was served from the cache: far fewer STS calls than reads.
+    assert!(gw.stats().sts_issued <= 4, "{:?}", gw.stats());
+}
+
+#[test]
+fn a_hundred_readers_at_refresh_time_cause_one_sts_call() {
+    let gw = short_lived();
+    let m = Mounted::start(&gw, &SHORT);
+    let first = m.access_key();
+    wait_for(
+        "the credentials to need a refresh",
+        Duration::from_secs(10),
+        || m.status()["state"] != "fresh",
+    );
+    let before = gw.stats().sts_requests;
+    // Slow the STS a little so every reader arrives while the refresh is in flight.
+    gw.gw.inject(
+        Endpoint::Sts,
+        Fault::Delay(Duration::from_millis(300)),
+        Times::Once,
+    );
+    let barrier = Arc::new(Barrier::new(100));
+    let readers: Vec<_> = (0..100)
+        .map(|_| {
+            let barrier = barrier.clone();
+            let path = m.file("json");
+            std::thread::spawn(move || {
+                barrier.wait();
+                std::fs::read(path).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<Vec<u8>> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    assert!(
+        results.iter().all(|r| r == &results[0]),
+        "all readers got identical bytes"
+    );
+    assert_eq!(gw.stats().sts_requests - before, 1, "exactly one STS call");
+    assert_ne!(m.access_key(), first);
+}
+
+#[test]
+fn a_failing_gateway_serves_valid_credentials_then_eio_with_the_reason() {
+    let gw = short_lived();
+    let m = Mounted::start(&gw, &SHORT);
+    let first = m.access_key();
+    gw.gw.inject(Endpoint::Sts, status_500(), Times::Always);
+    wait_for(
+        "the credentials to need a refresh",
+        Duration::from_secs(10),
+        || m.status()["state"] != "fresh",
+    );
+    // Still valid: served, and the failure is recorded.
+    assert_eq!(m.access_key(), first);
+    let status = m.status();
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered HTTP 500"),
+        "{status}"
+    );
+    assert_eq!(status["state"], "expiring");
+
+    // Once expired they are never served: EIO, and status says why.
+    let expiration =
+        chrono::DateTime::parse_from_rfc3339(status["expiration"].as_str().unwrap()).unwrap();
+    // `expiration` is rounded down to the second; the credentials live up to 1 s longer.
+    let expired = expiration + chrono::Duration::seconds(1);
+    wait_for("the credentials to expire", Duration::from_secs(10), || {
+        chrono::Utc::now() > expired
+    });
+    let err = m.read("json").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+    let status = m.status();
+    assert_eq!(status["state"], "error", "{status}");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("answered HTTP 500"),
+        "{status}"
+    );
+    assert!(
+        m.log().contains("answered HTTP 500"),
+        "the log says why too"
+    );
+
+    // When the gateway recovers (and the backoff passes) reads work again.
+    gw.gw.clear_faults();
+    wait_for("recovery", Duration::from_secs(20), || {
+        m.read("json").is_ok()
+    });
+    assert_ne!(m.access_key(), first);
+}
+
+#[test]
+fn backoff_keeps_a_down_gateway_from_being_hammered() {
+    let gw = TestGateway::start(|_| {});
+    gw.gw.inject(Endpoint::Sts, status_500(), Times::Always);
+    let m = Mounted::start(&gw, &["--lazy"]);
+    let mut opens = 0;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(2500) {
+        let err = std::fs::read(m.file("json")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        opens += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let calls = gw.stats().sts_requests;
+    // Backoff 1 s, 2 s, ... (each scaled by 0.5-1): at most 4 attempts in 2.5 s.
+    assert!(
+        opens >= 50 && (1..=4).contains(&calls),
+        "{opens} opens caused {calls} STS calls"
+    );
+}
+
+#[test]
+fn a_slow_refresh_does_not_block_status_or_listing() {
+    let gw = short_lived();
+    let m = Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "10s"]);
+    wait_for(
+        "the credentials to need a refresh",
+        Duration::from_secs(10),
+        || m.status()["state"] != "fresh",
+    );
+    let before = gw.stats().sts_requests;
+    gw.gw.inject(
+        Endpoint::Sts,
+        Fault::Delay(Duration::from_secs(3)),
+        Times::Once,
+    );
+    let path = m.file("json");
+    let slow = std::thread::spawn(move || std::fs::read(path));
+    wait_for(
+        "the refresh to reach the STS",
+        Duration::from_secs(10),
+        || gw.stats().sts_requests > before,
+    );
+    // While that refresh is in flight, status and listing answer.
+    assert!(m.status()["refresh_count"].as_u64().unwrap() >= 1);
+    assert_eq!(std::fs::read_dir(&m.path).unwrap().count(), NAMES.len());
+    assert!(
+        !slow.is_finished(),
+        "status and ls answered before the slow refresh finished"
+    );
+    assert!(slow.join().unwrap().is_ok());
+}
+
+#[test]
+fn lazy_mounts_fetch_on_first_read() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--lazy"]);
+    assert_eq!(m.status()["state"], "empty");
+    assert_eq!(
+        gw.stats().sts_requests,
+        0,
+        "mounting and reading status fetched nothing"
+    );
+    assert_eq!(std::fs::metadata(m.file("json")).unwrap().len(), 0);
+    m.access_key();
+    assert_eq!(gw.stats().sts_issued, 1);
+    assert_eq!(m.status()["state"], "fresh");
+}

@@ -1,0 +1,240 @@
+//! The mount's lifecycle: background start and its failures, signals, a killed daemon,
+//! `unmount`, `status`, `--dev` and the log file. Real mounts on temporary directories.
+
+mod common;
+
+use common::mount::*;
+use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::mount::mountpoint::{self, MountState};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `s3credsfs mount PATH ...` in the background mode and returns its output.
+fn mount_background(gw: &TestGateway, path: &Path, extra: &[&str], password: &str) -> Output {
+    bin()
+        .arg("mount")
+        .arg(path)
+        .args(login_args(gw))
+        .args(extra)
+        .env("PW", password)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn signals_unmount_cleanly() {
+    let gw = TestGateway::start(|_| {});
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let mut m = Mounted::start(&gw, &[]);
+        m.signal(signal);
+        let status = m.wait_exit();
+        assert!(status.success(), "signal {signal}: {status}\n{}", m.log());
+        assert_eq!(
+            mountpoint::state(&m.path),
+            MountState::Free,
+            "signal {signal}"
+        );
+    }
+}
+
+#[test]
+fn background_mount_unmount_and_status() {
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = mount_background(&gw, &path, &[], DEFAULT_PASSWORD);
+    let _guard = BackgroundMount { path: path.clone() };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with(&format!(
+        "s3credsfs: mounted at {} (credentials valid until ",
+        path.display()
+    )));
+    assert!(std::fs::read_to_string(path.join("json"))
+        .unwrap()
+        .contains("AccessKeyId"));
+
+    let status = bin().args(["status"]).arg(&path).output().unwrap();
+    assert!(status.status.success());
+    let screen = text(&status.stdout);
+    assert!(screen.contains("state:        fresh\n"), "{screen}");
+    assert!(
+        screen.contains("auth:         password as dev\n"),
+        "{screen}"
+    );
+    let json = bin()
+        .args(["status", "--json"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["refresh_count"], 1);
+
+    // Mounting over a live mount is refused and changes nothing.
+    let again = mount_background(&gw, &path, &[], DEFAULT_PASSWORD);
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("is already mounted (s3credsfs); run `s3credsfs unmount"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(std::fs::read_to_string(path.join("json")).is_ok());
+
+    let out = bin().arg("unmount").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+    let status = bin().args(["status"]).arg(&path).output().unwrap();
+    assert!(!status.status.success());
+    assert!(text(&status.stderr).contains("nothing is mounted at"));
+    let out = bin().arg("unmount").arg(&path).output().unwrap();
+    assert!(!out.status.success(), "unmounting nothing is an error");
+}
+
+#[test]
+fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = mount_background(&gw, &path, &[], "wrong-password");
+    let _guard = BackgroundMount { path: path.clone() };
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("rejected the password for user \"dev\": Invalid user credentials"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("wrong-password"));
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+
+    // An unreachable gateway: the same, within the request timeout.
+    let out = bin()
+        .arg("mount")
+        .arg(&path)
+        .args([
+            "--api-gateway",
+            "http://127.0.0.1:9",
+            "--username",
+            "dev",
+            "--password-env",
+            "PW",
+            "--timeout",
+            "2s",
+        ])
+        .env("PW", DEFAULT_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot reach http://127.0.0.1:9/"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+}
+
+#[test]
+fn a_killed_daemon_is_recovered_by_the_next_mount() {
+    let gw = TestGateway::start(|_| {});
+    let mut m = Mounted::start(&gw, &[]);
+    m.signal(libc::SIGKILL);
+    m.wait_exit();
+    let err = std::fs::metadata(&m.path).unwrap_err();
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ENOTCONN),
+        "a stale mount is left behind"
+    );
+
+    let out = mount_background(&gw, &m.path, &[], DEFAULT_PASSWORD);
+    let _guard = BackgroundMount {
+        path: m.path.clone(),
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("clearing the stale mount"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(std::fs::read_to_string(m.path.join("json"))
+        .unwrap()
+        .contains("AccessKeyId"));
+}
+
+#[test]
+fn unmount_clears_a_stale_mount() {
+    let gw = TestGateway::start(|_| {});
+    let mut m = Mounted::start(&gw, &[]);
+    m.signal(libc::SIGKILL);
+    m.wait_exit();
+    let out = bin().arg("unmount").arg(&m.path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("cleared the stale mount"));
+    assert_eq!(mountpoint::state(&m.path), MountState::Free);
+}
+
+#[test]
+fn dev_mode_is_a_one_command_demo_with_a_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let log = dir.path().join("daemon.log");
+    let out = bin()
+        .args(["mount", "--dev", "--log-file"])
+        .arg(&log)
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let _guard = BackgroundMount { path: path.clone() };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_to_string(path.join("json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path.join("status")).unwrap()).unwrap();
+    assert!(status["gateway"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
+    assert_eq!(status["user"], "dev");
+    wait_for(
+        "the log to mention the fetch",
+        Duration::from_secs(5),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("obtained S3 credentials")
+        },
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains(value["SecretAccessKey"].as_str().unwrap()));
+    assert!(!logged.contains(value["SessionToken"].as_str().unwrap()));
+}
+
+#[test]
+fn bad_flags_and_config_fail_before_mounting() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = bin()
+        .args(["mount", "--min-validity", "soon"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("bad value \"soon\" for --min-validity"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = bin()
+        .args(["mount", "--no-such-flag"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!path.exists(), "nothing was created");
+}
