@@ -126,7 +126,7 @@ async fn errors_are_one_line_with_nonzero_exit() {
 
 #[tokio::test]
 async fn token_env_works_and_an_expired_jwt_is_named() {
-    let gw = gateway(|c| c.token_lifetime = std::time::Duration::from_secs(1)).await;
+    let gw = gateway(|c| c.token_lifetime = std::time::Duration::from_secs(3)).await;
     let token = password_grant(&gw).await["access_token"]
         .as_str()
         .unwrap()

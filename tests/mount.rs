@@ -35,6 +35,15 @@ fn status_500() -> Fault {
     }
 }
 
+/// Waits (reading only `status`, which never fetches) until the next read must refresh.
+fn wait_until_due(m: &Mounted) {
+    wait_for(
+        "the credentials to need a refresh",
+        Duration::from_secs(10),
+        || m.status()["state"] != "fresh",
+    );
+}
+
 #[test]
 fn every_file_has_its_format_mode_and_exact_size() {
     let gw = TestGateway::start(|_| {});
@@ -187,11 +196,7 @@ fn a_hundred_readers_at_refresh_time_cause_one_sts_call() {
     let gw = short_lived();
     let m = Mounted::start(&gw, &SHORT);
     let first = m.access_key();
-    wait_for(
-        "the credentials to need a refresh",
-        Duration::from_secs(10),
-        || m.status()["state"] != "fresh",
-    );
+    wait_until_due(&m);
     let before = gw.stats().sts_requests;
     // Slow the STS a little so every reader arrives while the refresh is in flight.
     gw.gw.inject(
@@ -225,11 +230,7 @@ fn a_failing_gateway_serves_valid_credentials_then_eio_with_the_reason() {
     let m = Mounted::start(&gw, &SHORT);
     let first = m.access_key();
     gw.gw.inject(Endpoint::Sts, status_500(), Times::Always);
-    wait_for(
-        "the credentials to need a refresh",
-        Duration::from_secs(10),
-        || m.status()["state"] != "fresh",
-    );
+    wait_until_due(&m);
     // Still valid: served, and the failure is recorded.
     assert_eq!(m.access_key(), first);
     let status = m.status();
@@ -299,11 +300,7 @@ fn backoff_keeps_a_down_gateway_from_being_hammered() {
 fn a_slow_refresh_does_not_block_status_or_listing() {
     let gw = short_lived();
     let m = Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "10s"]);
-    wait_for(
-        "the credentials to need a refresh",
-        Duration::from_secs(10),
-        || m.status()["state"] != "fresh",
-    );
+    wait_until_due(&m);
     let before = gw.stats().sts_requests;
     gw.gw.inject(
         Endpoint::Sts,
@@ -341,4 +338,33 @@ fn lazy_mounts_fetch_on_first_read() {
     m.access_key();
     assert_eq!(gw.stats().sts_issued, 1);
     assert_eq!(m.status()["state"], "fresh");
+}
+
+#[test]
+fn only_the_mounting_user_can_use_the_mount() {
+    use std::os::unix::process::CommandExt;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    // Let another user reach the mountpoint, so only the FUSE owner rule stands in the way.
+    let parent = m.path.parent().unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let json = m.file("json");
+    let out = as_nobody(&["cat", json.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = as_nobody(&["ls", m.path.to_str().unwrap()]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(m.read("json").is_ok(), "the owner still reads");
 }

@@ -266,8 +266,7 @@ impl Authenticator {
         let grant = Grant::Refresh {
             refresh_token: &refresh,
         };
-        match keycloak::request(&self.http, &self.token_url, &client_id, grant, self.timeout).await
-        {
+        match self.request(&client_id, grant).await {
             Ok(issued) => {
                 tracing::info!(file = %path.display(), "refreshed the token file's expired token in memory");
                 let cached = CachedToken::from_issued(&issued, now);
@@ -294,15 +293,7 @@ impl Authenticator {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,
             };
-            match keycloak::request(
-                &self.http,
-                &self.token_url,
-                &self.client_id,
-                grant,
-                self.timeout,
-            )
-            .await
-            {
+            match self.request(&self.client_id, grant).await {
                 Ok(issued) => return Ok(self.keep(state, issued, now)),
                 Err(GrantError::Refused { description, .. }) => {
                     tracing::info!(reason = %description, "refresh token refused; logging in again");
@@ -323,15 +314,7 @@ impl Authenticator {
             ),
             _ => unreachable!("grant_token is only used by password and client-credentials logins"),
         };
-        match keycloak::request(
-            &self.http,
-            &self.token_url,
-            &self.client_id,
-            grant,
-            self.timeout,
-        )
-        .await
-        {
+        match self.request(&self.client_id, grant).await {
             Ok(issued) => Ok(self.keep(state, issued, now)),
             Err(GrantError::Refused { description, .. }) => Err(Error::AuthRejected {
                 url: self.token_url.clone(),
@@ -341,6 +324,15 @@ impl Authenticator {
             }),
             Err(GrantError::Failed(e)) => Err(e),
         }
+    }
+
+    /// One grant against this configuration's token endpoint.
+    async fn request(
+        &self,
+        client_id: &str,
+        grant: Grant<'_>,
+    ) -> std::result::Result<Issued, GrantError> {
+        keycloak::request(&self.http, &self.token_url, client_id, grant, self.timeout).await
     }
 
     fn keep(&self, state: &mut State, issued: Issued, now: DateTime<Utc>) -> Secret {

@@ -9,12 +9,15 @@
 //!   refresh-token and client-credentials grants, with Keycloak's reply and error bodies;
 //! - the Istio/OPA checks in front of STS (401 for a bad or expired JWT, 403 without the
 //!   `admin` role) and cray-sts itself (`PUT /apis/sts/token` → 201 with random
-//!   credentials, `GET /apis/sts/healthz`);
+//!   credentials, or with real ones from an `AssumeRole` on a [`BackendSts`] as cray-sts
+//!   gets them from Ceph RGW; `GET /apis/sts/healthz`);
 //! - misbehaviour on demand ([`Gateway::inject`]) so clients' error handling can be tested.
 //!
 //! It is not a security boundary: accounts come from its configuration, tokens are HS256
-//! with a per-instance random key, and the credentials it hands out open nothing.
+//! with a per-instance random key, and the credentials it hands out open nothing (unless
+//! a backend STS mints them: then they open whatever its role allows).
 
+mod backend;
 mod cli;
 mod jwt;
 mod keycloak;
@@ -29,7 +32,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use cli::{run_dev_gateway, DevGatewayArgs};
+pub use backend::{BackendSts, DEFAULT_BACKEND_REGION};
+pub use cli::{run_dev_gateway, BackendArgs, DevGatewayArgs};
 
 /// User name accepted when no `--user` is given (and in [`GatewayConfig::default`]), so a
 /// demo works with no setup.
@@ -102,8 +106,14 @@ pub struct GatewayConfig {
     pub users: Vec<Account>,
     /// Confidential clients accepted by the client-credentials grant.
     pub clients: Vec<Account>,
-    /// `EndpointURL` returned with STS credentials (the S3 endpoint).
+    /// `EndpointURL` returned with random STS credentials (the S3 endpoint); ignored with
+    /// a `backend`, whose `s3_endpoint` is returned instead.
     pub endpoint_url: String,
+    /// Mint real credentials with `AssumeRole` on this STS instead of random ones. The
+    /// advertised `Expiration` is then the earlier of the backend's and now + `lifetime`
+    /// (the backend is asked for at least 15 minutes, its minimum), so short test
+    /// lifetimes still make clients refresh.
+    pub backend: Option<BackendSts>,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -118,6 +128,7 @@ impl Default for GatewayConfig {
             users: vec![Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true)],
             clients: vec![Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true)],
             endpoint_url: "http://127.0.0.1:8080".to_owned(),
+            backend: None,
             tls: None,
         }
     }
@@ -206,7 +217,8 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds `config.listen` and serves on the current tokio runtime.
+    /// Binds `config.listen` and serves on the current tokio runtime. A backend STS whose
+    /// URL is unusable is an `InvalidInput` error.
     pub async fn start(config: GatewayConfig) -> std::io::Result<Gateway> {
         let listener = TcpListener::bind(config.listen).await?;
         Self::serve(listener, config)
@@ -226,7 +238,9 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let base_url = base_url_for(addr, config.tls.is_some());
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        let state = Arc::new(state::State::new(config, &base_url));
+        let state = state::State::new(config, &base_url)
+            .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
+        let state = Arc::new(state);
         let task = tokio::spawn(server::accept_loop(listener, state.clone(), tls));
         Ok(Gateway {
             state,
@@ -347,7 +361,17 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let shown = format!("{:?}", GatewayConfig::default());
+        let config = GatewayConfig {
+            backend: Some(BackendSts::new(
+                "http://h:1",
+                "AKID",
+                "backend-secret",
+                "arn",
+            )),
+            ..GatewayConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("backend-secret"));
         assert!(!shown.contains(DEFAULT_PASSWORD));
         assert!(!shown.contains(DEFAULT_CLIENT_SECRET));
     }

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use base64::Engine;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::backend::AssumeRoleMinter;
 use super::jwt::{self, Signer};
 use super::sts::{CredentialMinter, RandomMinter};
 use super::{Endpoint, Fault, GatewayConfig, Stats, Times};
@@ -59,12 +60,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl State {
-    pub fn new(config: GatewayConfig, base_url: &str) -> State {
-        let minter = Box::new(RandomMinter {
-            endpoint_url: config.endpoint_url.clone(),
-            lifetime: config.lifetime,
-        });
-        State {
+    /// `Err` (a plain sentence) when the configured backend STS cannot be used.
+    pub fn new(config: GatewayConfig, base_url: &str) -> Result<State, String> {
+        let minter: Box<dyn CredentialMinter> = match &config.backend {
+            Some(backend) => Box::new(AssumeRoleMinter::new(backend.clone(), config.lifetime)?),
+            None => Box::new(RandomMinter {
+                endpoint_url: config.endpoint_url.clone(),
+                lifetime: config.lifetime,
+            }),
+        };
+        Ok(State {
             issuer: format!("{base_url}/keycloak/realms/{}", super::REALM),
             signer: Signer::generate(),
             minter,
@@ -72,7 +77,7 @@ impl State {
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(FaultQueues::default()),
             sessions: Mutex::new(HashMap::new()),
-        }
+        })
     }
 
     pub fn stats(&self) -> Stats {

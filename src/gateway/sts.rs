@@ -35,8 +35,9 @@ pub(crate) type MintFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + 'a>>;
 
 /// Where credentials come from once a caller is authorised. The emulator makes up random
-/// ones ([`RandomMinter`]); a real backend (AssumeRole against an S3 STS, as cray-sts does
-/// against Ceph RGW) can implement this trait later without touching the request handling.
+/// ones ([`RandomMinter`]) or, with a configured backend, asks a real STS with
+/// `AssumeRole` as cray-sts does against Ceph RGW ([`super::backend::AssumeRoleMinter`]);
+/// the request handling is the same for both.
 pub(crate) trait CredentialMinter: Send + Sync {
     /// Mints one set of credentials. An `Err` becomes cray-sts's plain 500 "Error".
     fn mint(&self) -> MintFuture<'_>;

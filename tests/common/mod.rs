@@ -3,6 +3,7 @@
 
 pub mod gw;
 pub mod mount;
+pub mod s3;
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};
