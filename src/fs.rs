@@ -2,8 +2,9 @@
 //! snapshots. No FUSE types here (see `fuse.rs`), so it is tested without a mount.
 
 use crate::cache::{CredentialCache, Fetch, Snapshot};
+use crate::container::ContainerEndpoint;
 use crate::error::Error;
-use crate::render::{render, Format, Profile};
+use crate::render::{render, render_container_env, Format, Profile};
 use crate::status::{MountInfo, StatusDoc};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -21,9 +22,11 @@ pub enum FileKind {
     Creds(Format),
     /// The status JSON (never triggers a fetch).
     Status,
+    /// `export` lines for the container credentials endpoint (`--container-endpoint`).
+    ContainerEnv,
 }
 
-/// The files at the mount root, in `ls` order; inode = index + 2.
+/// The files every mount has, in `ls` order; inode = index + 2.
 pub const FILES: [(&str, FileKind); 7] = [
     ("credentials", FileKind::Creds(Format::Credentials)),
     ("config", FileKind::Creds(Format::Config)),
@@ -33,6 +36,9 @@ pub const FILES: [(&str, FileKind); 7] = [
     ("rclone.conf", FileKind::Creds(Format::Rclone)),
     ("status", FileKind::Status),
 ];
+
+/// The extra file a mount with `--container-endpoint` has.
+pub const CONTAINER_ENV: &str = "container-env";
 
 /// Why a request fails, with the errno the kernel gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +89,8 @@ pub struct CredsFs<F: Fetch> {
     runtime: tokio::runtime::Handle,
     profile: Profile,
     info: MountInfo,
+    files: Vec<(&'static str, FileKind)>,
+    container: Option<ContainerEndpoint>,
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
@@ -111,13 +119,19 @@ pub fn credential_process_for(mountpoint: &str) -> String {
 }
 
 impl<F: Fetch> CredsFs<F> {
-    /// `user` reports who the fetcher is logged in as, for `status`.
+    /// `user` reports who the fetcher is logged in as, for `status`; `container` adds
+    /// the `container-env` file.
     pub fn new(
         cache: Arc<CredentialCache<F>>,
         runtime: tokio::runtime::Handle,
         info: MountInfo,
+        container: Option<ContainerEndpoint>,
         user: impl Fn(&F) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
+        let mut files = FILES.to_vec();
+        if container.is_some() {
+            files.push((CONTAINER_ENV, FileKind::ContainerEnv));
+        }
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         CredsFs {
@@ -128,6 +142,8 @@ impl<F: Fetch> CredsFs<F> {
             cache,
             runtime,
             info,
+            files,
+            container,
             uid,
             gid,
             mounted_at: SystemTime::now(),
@@ -143,16 +159,17 @@ impl<F: Fetch> CredsFs<F> {
         if parent != ROOT_INO {
             return Err(FsError::NotADirectory);
         }
-        let index = FILES
+        let index = self
+            .files
             .iter()
             .position(|(n, _)| *n == name)
             .ok_or(FsError::NotFound)?;
         self.getattr(index as u64 + 2)
     }
 
-    fn kind(ino: u64) -> Result<(usize, FileKind), FsError> {
+    fn kind(&self, ino: u64) -> Result<(usize, FileKind), FsError> {
         let index = ino.checked_sub(2).ok_or(FsError::NotFound)? as usize;
-        FILES
+        self.files
             .get(index)
             .map(|(_, k)| (index, *k))
             .ok_or(FsError::NotFound)
@@ -172,13 +189,13 @@ impl<F: Fetch> CredsFs<F> {
         if ino == ROOT_INO {
             return Ok(attr(ino, 0, true, 0o500, self.mounted_at));
         }
-        let (index, kind) = Self::kind(ino)?;
+        let (index, kind) = self.kind(ino)?;
         match kind {
             FileKind::Status => {
                 let size = self.status_json().len() as u64;
                 Ok(attr(ino, size, false, 0o400, SystemTime::now()))
             }
-            FileKind::Creds(_) => Ok(match self.cache.peek() {
+            FileKind::Creds(_) | FileKind::ContainerEnv => Ok(match self.cache.peek() {
                 Some(snapshot) => {
                     let size = self.rendered(&snapshot)[index].len() as u64;
                     attr(ino, size, false, 0o400, snapshot.fetched_at.into())
@@ -194,13 +211,13 @@ impl<F: Fetch> CredsFs<F> {
         if ino == ROOT_INO {
             return Err(FsError::IsADirectory);
         }
-        let (index, kind) = Self::kind(ino)?;
+        let (index, kind) = self.kind(ino)?;
         if write {
             return Err(FsError::ReadOnly);
         }
         let bytes: Arc<[u8]> = match kind {
             FileKind::Status => Arc::from(self.status_json().into_bytes()),
-            FileKind::Creds(_) => {
+            FileKind::Creds(_) | FileKind::ContainerEnv => {
                 let snapshot = self
                     .runtime
                     .block_on(self.cache.current())
@@ -240,7 +257,7 @@ impl<F: Fetch> CredsFs<F> {
         }
         let mut entries = vec![(ROOT_INO, true, "."), (ROOT_INO, true, "..")];
         entries.extend(
-            FILES
+            self.files
                 .iter()
                 .enumerate()
                 .map(|(i, (name, _))| (i as u64 + 2, false, *name)),
@@ -265,15 +282,20 @@ impl<F: Fetch> CredsFs<F> {
                 return files.clone();
             }
         }
+        let render_one = |kind: &FileKind| -> Arc<[u8]> {
+            let text = match (kind, &self.container) {
+                (FileKind::Creds(format), _) => render(*format, &snapshot.creds, &self.profile),
+                (FileKind::ContainerEnv, Some(c)) => {
+                    render_container_env(&c.url, &c.token, &snapshot.creds.endpoint_url)
+                }
+                _ => String::new(),
+            };
+            Arc::from(text.into_bytes())
+        };
         let files: Rendered = Arc::new(
-            FILES
+            self.files
                 .iter()
-                .map(|(_, kind)| match kind {
-                    FileKind::Creds(format) => {
-                        Arc::from(render(*format, &snapshot.creds, &self.profile).into_bytes())
-                    }
-                    FileKind::Status => Arc::from(Vec::new()),
-                })
+                .map(|(_, kind)| render_one(kind))
                 .collect(),
         );
         // Keep the newest generation only; an older snapshot still being served renders

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod container;
 pub mod creds;
 pub mod error;
 pub mod fs;

@@ -193,6 +193,27 @@ fn host_and_scheme(endpoint: &str) -> (String, bool) {
     }
 }
 
+/// The `container-env` file: points SDKs at the container credentials endpoint.
+pub fn render_container_env(
+    url: &str,
+    token: &crate::secret::Secret,
+    endpoint_url: &str,
+) -> String {
+    let mut out = String::from(
+        "# Container credentials endpoint of s3credsfs: source this file; every AWS SDK then\n\
+         # fetches (and refreshes) credentials from the endpoint by itself.\n",
+    );
+    let pairs = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token.expose()),
+        ("AWS_ENDPOINT_URL", endpoint_url),
+    ];
+    for (name, value) in pairs {
+        let _ = writeln!(out, "export {name}={}", shell_quote(value));
+    }
+    out
+}
+
 fn render_s3cfg(creds: &Credentials) -> String {
     let (host, https) = host_and_scheme(&creds.endpoint_url);
     let mut out = String::new();
@@ -356,6 +377,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn container_env_file() {
+        let token = crate::secret::Secret::new("abc123");
+        assert_eq!(
+            render_container_env(
+                "http://127.0.0.1:4321/credentials",
+                &token,
+                "http://rgw.local:8080"
+            ),
+            "# Container credentials endpoint of s3credsfs: source this file; every AWS SDK then\n\
+             # fetches (and refreshes) credentials from the endpoint by itself.\n\
+             export AWS_CONTAINER_CREDENTIALS_FULL_URI='http://127.0.0.1:4321/credentials'\n\
+             export AWS_CONTAINER_AUTHORIZATION_TOKEN='abc123'\n\
+             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub struct MountInfo {
     pub mountpoint: String,
     pub pid: u32,
     pub min_validity_seconds: u64,
+    /// The container credentials endpoint's URL (never its token), when enabled.
+    pub container_endpoint: Option<String>,
 }
 
 /// The document in `<mount>/status` and what `s3credsfs status --json` prints.
@@ -31,6 +33,7 @@ pub struct StatusDoc {
     pub mountpoint: String,
     pub pid: u32,
     pub min_validity_seconds: u64,
+    pub container_endpoint: Option<String>,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -66,6 +69,7 @@ impl StatusDoc {
             mountpoint: info.mountpoint.clone(),
             pid: info.pid,
             min_validity_seconds: info.min_validity_seconds,
+            container_endpoint: info.container_endpoint.clone(),
         }
     }
 
@@ -107,6 +111,9 @@ impl StatusDoc {
             or_dash(&self.user),
             self.profile,
         );
+        if let Some(url) = &self.container_endpoint {
+            out.push_str(&format!("container:    {url} (source container-env)\n"));
+        }
         out.push_str(&format!(
             "files:        credentials config env json s3cfg rclone.conf status (refreshed when under {} of validity)\n",
             humantime::format_duration(std::time::Duration::from_secs(self.min_validity_seconds))
@@ -136,6 +143,7 @@ mod tests {
             mountpoint: "/home/u/.s3creds".into(),
             pid: 42,
             min_validity_seconds: 1200,
+            container_endpoint: None,
         };
         let doc = StatusDoc::new(&cache, &info, Some("vers".into()), now);
         let json: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();

@@ -34,8 +34,15 @@ pub struct MountArgs {
     /// Start the built-in gateway emulator on loopback and log in as its default user
     #[arg(long)]
     pub dev: bool,
+    /// Also serve the container credentials endpoint on a random loopback port (see the
+    /// `container-env` file)
+    #[arg(long)]
+    pub container_endpoint: bool,
     #[command(flatten)]
     pub settings: MountSettings,
+    /// With --dev: mint credentials by AssumeRole on a real S3 STS
+    #[command(flatten)]
+    pub backend: Box<crate::gateway::BackendArgs>,
 }
 
 /// `unmount`'s and `status`'s arguments.
@@ -90,6 +97,13 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     } else {
         None
     };
+    let backend = args.backend.to_backend().map_err(Error::Config)?;
+    if backend.is_some() && !args.dev {
+        return Err(Error::Config(
+            "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
+                .into(),
+        ));
+    }
     let settings = match &dev_listener {
         Some(l) => {
             let url = format!(
@@ -107,7 +121,9 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         settings,
         mountpoint,
         lazy: args.lazy,
+        container_endpoint: args.container_endpoint,
         dev_listener,
+        backend,
         pipeline: Some(pipeline),
     };
     if args.foreground {
@@ -141,7 +157,9 @@ struct Job {
     settings: Settings,
     mountpoint: PathBuf,
     lazy: bool,
+    container_endpoint: bool,
     dev_listener: Option<std::net::TcpListener>,
+    backend: Option<crate::gateway::BackendSts>,
     /// Built before the fork (it may have prompted); taken by `start`.
     pipeline: Option<Pipeline>,
 }
@@ -197,11 +215,12 @@ impl Job {
                 let listener = listener
                     .try_clone()
                     .map_err(|e| Error::Config(e.to_string()))?;
+                let config = crate::gateway::GatewayConfig {
+                    backend: self.backend.clone(),
+                    ..Default::default()
+                };
                 let gateway = runtime
-                    .block_on(crate::gateway::Gateway::start_on(
-                        listener,
-                        Default::default(),
-                    ))
+                    .block_on(crate::gateway::Gateway::start_on(listener, config))
                     .map_err(|e| {
                         Error::Config(format!("cannot start the built-in gateway ({e})"))
                     })?;
@@ -226,6 +245,19 @@ impl Job {
                 snapshot.creds.expiration_rfc3339()
             )
         };
+        let container = if self.container_endpoint {
+            let endpoint = runtime
+                .block_on(crate::container::start(cache.clone()))
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "cannot start the container credentials endpoint ({e})"
+                    ))
+                })?;
+            tracing::info!(url = %endpoint.url, "container credentials endpoint started");
+            Some(endpoint)
+        } else {
+            None
+        };
         let info = MountInfo {
             gateway: self
                 .settings
@@ -238,10 +270,10 @@ impl Job {
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
             min_validity_seconds: self.settings.min_validity.as_secs(),
+            container_endpoint: container.as_ref().map(|c| c.url.clone()),
         };
-        let fs = CredsFs::new(cache, runtime.handle().clone(), info, |p: &Pipeline| {
-            p.user()
-        });
+        let user = |p: &Pipeline| p.user();
+        let fs = CredsFs::new(cache, runtime.handle().clone(), info, container, user);
         let config = fuse_config();
         let mut session = fuser::Session::new(FuseAdapter::new(fs), &self.mountpoint, &config).map_err(|e| {
             Error::Config(format!(
