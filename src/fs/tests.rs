@@ -35,6 +35,14 @@ struct Harness {
 }
 
 fn harness(lifetime: chrono::Duration, fail: bool) -> Harness {
+    harness_with(lifetime, fail, None)
+}
+
+fn harness_with(
+    lifetime: chrono::Duration,
+    fail: bool,
+    container: Option<ContainerEndpoint>,
+) -> Harness {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -58,8 +66,9 @@ fn harness(lifetime: chrono::Duration, fail: bool) -> Harness {
         mountpoint: "/m nt".into(),
         pid: 1,
         min_validity_seconds: 3600,
+        container_endpoint: container.as_ref().map(|c| c.url.clone()),
     };
-    let fs = CredsFs::new(cache, runtime.handle().clone(), info, |_| {
+    let fs = CredsFs::new(cache, runtime.handle().clone(), info, container, |_| {
         Some("dev".into())
     });
     Harness {
@@ -207,4 +216,35 @@ fn no_credentials_is_eio() {
         .unwrap()
         .starts_with("cannot reach https://gw"));
     assert_eq!(h.fs.getattr(ino).unwrap().size, 0);
+}
+
+#[test]
+fn container_env_appears_only_with_the_endpoint() {
+    let h = harness(chrono::Duration::hours(1), false);
+    assert!(h.fs.lookup(ROOT_INO, CONTAINER_ENV).is_err());
+    let endpoint = ContainerEndpoint {
+        url: "http://127.0.0.1:1/credentials".into(),
+        token: Secret::new("tok"),
+    };
+    let h = harness_with(chrono::Duration::hours(1), false, Some(endpoint));
+    let names: Vec<&str> =
+        h.fs.readdir(ROOT_INO, 0)
+            .unwrap()
+            .iter()
+            .map(|e| e.2)
+            .collect();
+    assert_eq!(names.last(), Some(&CONTAINER_ENV));
+    let text = String::from_utf8(read_all(&h.fs, CONTAINER_ENV)).unwrap();
+    assert!(
+        text.contains("export AWS_CONTAINER_AUTHORIZATION_TOKEN='tok'\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("export AWS_ENDPOINT_URL='http://rgw:8080'\n"),
+        "{text}"
+    );
+    assert_eq!(
+        h.fs.lookup(ROOT_INO, CONTAINER_ENV).unwrap().size,
+        text.len() as u64
+    );
 }
