@@ -86,7 +86,6 @@ type UserOf<F> = Box<dyn Fn(&F) -> Option<String> + Send + Sync>;
 /// The filesystem over one profile's credential cache.
 pub struct CredsFs<F: Fetch> {
     cache: Arc<CredentialCache<F>>,
-    runtime: tokio::runtime::Handle,
     profile: Profile,
     info: MountInfo,
     files: Vec<(&'static str, FileKind)>,
@@ -123,7 +122,6 @@ impl<F: Fetch> CredsFs<F> {
     /// the `container-env` file.
     pub fn new(
         cache: Arc<CredentialCache<F>>,
-        runtime: tokio::runtime::Handle,
         info: MountInfo,
         container: Option<ContainerEndpoint>,
         user: impl Fn(&F) -> Option<String> + Send + Sync + 'static,
@@ -140,7 +138,6 @@ impl<F: Fetch> CredsFs<F> {
                 credential_process: Some(credential_process_for(&info.mountpoint)),
             },
             cache,
-            runtime,
             info,
             files,
             container,
@@ -206,8 +203,9 @@ impl<F: Fetch> CredsFs<F> {
     }
 
     /// Opens a file: refreshes credentials first when they are stale, then pins the bytes
-    /// this handle will read. Blocks the calling (FUSE worker) thread during a refresh.
-    pub fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
+    /// this handle will read. Async so a refresh waits on the runtime, not on a FUSE
+    /// worker thread: however many readers wait, `status` and `ls` still answer.
+    pub async fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
         if ino == ROOT_INO {
             return Err(FsError::IsADirectory);
         }
@@ -218,10 +216,7 @@ impl<F: Fetch> CredsFs<F> {
         let bytes: Arc<[u8]> = match kind {
             FileKind::Status => Arc::from(self.status_json().into_bytes()),
             FileKind::Creds(_) | FileKind::ContainerEnv => {
-                let snapshot = self
-                    .runtime
-                    .block_on(self.cache.current())
-                    .map_err(FsError::Credentials)?;
+                let snapshot = self.cache.current().await.map_err(FsError::Credentials)?;
                 self.rendered(&snapshot)[index].clone()
             }
         };

@@ -9,6 +9,7 @@ use fuser::{
     ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
 use std::ffi::OsStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Attributes are not cached by the kernel: sizes change with every refresh, and
@@ -17,13 +18,18 @@ const TTL: Duration = Duration::ZERO;
 
 /// Serves a `CredsFs` to the kernel.
 pub struct FuseAdapter<F: Fetch> {
-    fs: CredsFs<F>,
+    fs: Arc<CredsFs<F>>,
+    /// Where opens that may refresh run, so FUSE worker threads never wait on the network.
+    runtime: tokio::runtime::Handle,
 }
 
 impl<F: Fetch> FuseAdapter<F> {
-    /// Wraps the filesystem logic.
-    pub fn new(fs: CredsFs<F>) -> Self {
-        FuseAdapter { fs }
+    /// Wraps the filesystem logic; `runtime` runs the opens.
+    pub fn new(fs: CredsFs<F>, runtime: tokio::runtime::Handle) -> Self {
+        FuseAdapter {
+            fs: Arc::new(fs),
+            runtime,
+        }
     }
 }
 
@@ -76,12 +82,16 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
-        match self.fs.open(ino.0, write) {
-            // Direct I/O: reads return exactly the handle's bytes, whatever size the
-            // kernel last cached.
-            Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_DIRECT_IO),
-            Err(e) => reply.error(errno(&e)),
-        }
+        let fs = self.fs.clone();
+        // Answered from the runtime: a refresh in flight holds no FUSE thread.
+        self.runtime.spawn(async move {
+            match fs.open(ino.0, write).await {
+                // Direct I/O: reads return exactly the handle's bytes, whatever size the
+                // kernel last cached.
+                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(errno(&e)),
+            }
+        });
     }
 
     fn read(

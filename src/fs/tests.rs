@@ -31,7 +31,13 @@ impl Fetch for Fake {
 
 struct Harness {
     fs: CredsFs<Fake>,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Harness {
+    fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
+        self.runtime.block_on(self.fs.open(ino, write))
+    }
 }
 
 fn harness(lifetime: chrono::Duration, fail: bool) -> Harness {
@@ -68,18 +74,14 @@ fn harness_with(
         min_validity_seconds: 3600,
         container_endpoint: container.as_ref().map(|c| c.url.clone()),
     };
-    let fs = CredsFs::new(cache, runtime.handle().clone(), info, container, |_| {
-        Some("dev".into())
-    });
-    Harness {
-        fs,
-        _runtime: runtime,
-    }
+    let fs = CredsFs::new(cache, info, container, |_| Some("dev".into()));
+    Harness { fs, runtime }
 }
 
-fn read_all(fs: &CredsFs<Fake>, name: &str) -> Vec<u8> {
+fn read_all(h: &Harness, name: &str) -> Vec<u8> {
+    let fs = &h.fs;
     let ino = fs.lookup(ROOT_INO, name).unwrap().ino;
-    let handle = fs.open(ino, false).unwrap();
+    let handle = h.open(ino, false).unwrap();
     let mut out = Vec::new();
     loop {
         let chunk = fs.read(handle, out.len() as u64, 7).unwrap();
@@ -112,11 +114,8 @@ fn names_modes_and_errors() {
     );
     assert_eq!(h.fs.lookup(5, "json").unwrap_err().errno(), libc::ENOTDIR);
     let json = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
-    assert_eq!(h.fs.open(json, true).unwrap_err().errno(), libc::EROFS);
-    assert_eq!(
-        h.fs.open(ROOT_INO, false).unwrap_err().errno(),
-        libc::EISDIR
-    );
+    assert_eq!(h.open(json, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(h.open(ROOT_INO, false).unwrap_err().errno(), libc::EISDIR);
     let names: Vec<&str> =
         h.fs.readdir(ROOT_INO, 0)
             .unwrap()
@@ -144,9 +143,9 @@ fn names_modes_and_errors() {
 #[test]
 fn sizes_match_what_a_read_returns() {
     let h = harness(chrono::Duration::hours(1), false);
-    let json = read_all(&h.fs, "json");
+    let json = read_all(&h, "json");
     for (name, _) in FILES.iter().filter(|(n, _)| *n != "status") {
-        let bytes = read_all(&h.fs, name);
+        let bytes = read_all(&h, name);
         assert_eq!(
             h.fs.lookup(ROOT_INO, name).unwrap().size,
             bytes.len() as u64,
@@ -155,7 +154,7 @@ fn sizes_match_what_a_read_returns() {
     }
     let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
     assert_eq!(value["AccessKeyId"], "AK0000");
-    let config = String::from_utf8(read_all(&h.fs, "config")).unwrap();
+    let config = String::from_utf8(read_all(&h, "config")).unwrap();
     assert!(
         config.ends_with("credential_process = cat '/m nt/json'\n"),
         "{config}"
@@ -167,12 +166,12 @@ fn sizes_match_what_a_read_returns() {
 #[test]
 fn status_never_fetches() {
     let h = harness(chrono::Duration::hours(1), false);
-    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h, "status")).unwrap();
     assert_eq!(status["state"], "empty");
     assert_eq!(status["user"], "dev");
     assert_eq!(calls(&h.fs), 0);
-    read_all(&h.fs, "env");
-    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    read_all(&h, "env");
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h, "status")).unwrap();
     assert_eq!(status["refresh_count"], 1);
     assert!(!status.to_string().contains("secret-0"));
 }
@@ -182,12 +181,12 @@ fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
     // Two seconds of life against an hour of min-validity: due again after one second.
     let h = harness(chrono::Duration::seconds(2), false);
     let ino = h.fs.lookup(ROOT_INO, "credentials").unwrap().ino;
-    let old = h.fs.open(ino, false).unwrap();
+    let old = h.open(ino, false).unwrap();
     let first_part = h.fs.read(old, 0, 10).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while calls(&h.fs) < 2 {
         assert!(std::time::Instant::now() < deadline, "no refresh");
-        let handle = h.fs.open(ino, false).unwrap();
+        let handle = h.open(ino, false).unwrap();
         h.fs.release(handle);
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -198,7 +197,7 @@ fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
         whole.contains("aws_secret_access_key = secret-0\n"),
         "{whole}"
     );
-    assert!(String::from_utf8(read_all(&h.fs, "credentials"))
+    assert!(String::from_utf8(read_all(&h, "credentials"))
         .unwrap()
         .contains("AK0001"));
 }
@@ -207,9 +206,9 @@ fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
 fn no_credentials_is_eio() {
     let h = harness(chrono::Duration::hours(1), true);
     let ino = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
-    let err = h.fs.open(ino, false).unwrap_err();
+    let err = h.open(ino, false).unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
-    let status: serde_json::Value = serde_json::from_slice(&read_all(&h.fs, "status")).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&read_all(&h, "status")).unwrap();
     assert_eq!(status["state"], "error");
     assert!(status["last_error"]
         .as_str()
@@ -234,7 +233,7 @@ fn container_env_appears_only_with_the_endpoint() {
             .map(|e| e.2)
             .collect();
     assert_eq!(names.last(), Some(&CONTAINER_ENV));
-    let text = String::from_utf8(read_all(&h.fs, CONTAINER_ENV)).unwrap();
+    let text = String::from_utf8(read_all(&h, CONTAINER_ENV)).unwrap();
     assert!(
         text.contains("export AWS_CONTAINER_AUTHORIZATION_TOKEN='tok'\n"),
         "{text}"

@@ -273,9 +273,9 @@ impl Job {
             container_endpoint: container.as_ref().map(|c| c.url.clone()),
         };
         let user = |p: &Pipeline| p.user();
-        let fs = CredsFs::new(cache, runtime.handle().clone(), info, container, user);
+        let fs = CredsFs::new(cache, info, container, user);
         let config = fuse_config();
-        let mut session = fuser::Session::new(FuseAdapter::new(fs), &self.mountpoint, &config).map_err(|e| {
+        let mut session = fuser::Session::new(FuseAdapter::new(fs, runtime.handle().clone()), &self.mountpoint, &config).map_err(|e| {
             Error::Config(format!(
                 "cannot mount on {} ({e}); check that /dev/fuse exists and that you own the directory",
                 self.mountpoint.display()
