@@ -214,10 +214,20 @@ pub fn render_container_env(
     out
 }
 
+/// s3cmd renews a session token read from its config file from EC2 instance metadata
+/// before every request (slow, with warnings) and no config key stops it; a token on the
+/// command line does.
+const S3CMD_HINT: &str = "\
+# s3cmd asks the EC2 instance metadata service (169.254.169.254) for a role before each
+# request when the session token comes only from this file; pass it on the command line:
+#   s3cmd -c FILE --access_token=\"$(sed -n 's/^access_token = //p' FILE)\" ...
+";
+
 fn render_s3cfg(creds: &Credentials) -> String {
     let (host, https) = host_and_scheme(&creds.endpoint_url);
     let mut out = String::new();
     header(&mut out, "s3cmd configuration (s3cmd -c FILE)", creds);
+    out.push_str(S3CMD_HINT);
     out.push_str("[default]\n");
     let _ = writeln!(out, "access_key = {}", creds.access_key_id);
     let _ = writeln!(out, "secret_key = {}", creds.secret_access_key.expose());
@@ -337,6 +347,9 @@ mod tests {
         assert_eq!(
             render(Format::S3cfg, &creds(), &Profile::named("default")),
             "# s3cmd configuration (s3cmd -c FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
+             # s3cmd asks the EC2 instance metadata service (169.254.169.254) for a role before each\n\
+             # request when the session token comes only from this file; pass it on the command line:\n\
+             #   s3cmd -c FILE --access_token=\"$(sed -n 's/^access_token = //p' FILE)\" ...\n\
              [default]\n\
              access_key = AKIDEXAMPLE\n\
              secret_key = s3cr3t/K+y\n\

@@ -1,6 +1,7 @@
 //! Shared test helpers: an in-process gateway, settings built like flags, condition waits.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod gw;
 pub mod mount;
 pub mod s3;

@@ -1,7 +1,19 @@
-//! A real, signature-checking S3 + STS for tests: moto in server mode, prepared by
-//! `tests/s3/moto_setup.py` (a user that may assume one `s3:*` role, a bucket, then
-//! authentication switched on). With it, credentials minted through the built-in gateway
-//! can be proven to work with real clients, and tampered ones proven to fail.
+//! A real, signature-checking S3 + STS for tests: moto in server mode (started by
+//! `tests/s3/moto_server.py`, which fixes moto's check of query strings holding a `/`),
+//! prepared by `tests/s3/moto_setup.py` (a user that may assume one `s3:*` role, a bucket,
+//! then authentication switched on). With it, credentials minted through the built-in
+//! gateway can be proven to work with real clients, and tampered ones proven to fail.
+//!
+//! What moto checks once authentication is on: every request must carry a SigV4
+//! signature that it recomputes from the secret key of a known access key
+//! (`SignatureDoesNotMatch` otherwise), temporary keys need their own session token
+//! (`InvalidToken` for a wrong one, `InvalidAccessKeyId` without), and IAM policy must
+//! allow the action (`AccessDenied`). It does not check expiry: tests that care about
+//! refresh assert that the access key changed.
+//!
+//! The client tools (`aws`, boto3, s3cmd, rclone, curl) run through [`ClientEnv`]: an
+//! empty environment but `PATH`, a temporary `HOME`, and a guard that keeps every Python
+//! client from connecting anywhere but loopback (see `tests/s3/loopback_only`).
 //!
 //! Needs `moto_server` and a `python3` with boto3 next to it on `PATH`: `scripts/test`
 //! installs both into `target/test-venv` and puts its `bin` first on `PATH`.
@@ -57,7 +69,7 @@ impl S3Creds {
 }
 
 /// `name` found in a directory of `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
+pub fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -73,7 +85,7 @@ fn free_port() -> u16 {
 }
 
 /// Where `scripts/test`'s helper scripts live.
-fn script(name: &str) -> PathBuf {
+pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/s3")
         .join(name)
@@ -97,13 +109,15 @@ impl S3Server {
             .expect("python3 next to moto_server or on PATH");
         let port = free_port();
         let log = tempfile::NamedTempFile::new().expect("create moto's log file");
-        let child = Command::new(&moto)
+        // moto_server's own main, with its signature check fixed for `/` in query values.
+        let child = Command::new(&python)
+            .arg(script("moto_server.py"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(log.reopen().expect("moto log"))
             .stderr(log.reopen().expect("moto log"))
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", moto.display()));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
         let mut server = S3Server {
             url: format!("http://127.0.0.1:{port}"),
             access_key: String::new(),
@@ -238,7 +252,7 @@ impl Drop for S3Server {
 
 /// Keeps the host's AWS configuration (profiles, keys, CA bundle, endpoint overrides,
 /// instance metadata) and proxies out of a boto3 child.
-fn clean_aws_env(cmd: &mut Command) -> &mut Command {
+pub fn clean_aws_env(cmd: &mut Command) -> &mut Command {
     for var in [
         "AWS_PROFILE",
         "AWS_DEFAULT_PROFILE",

@@ -1,0 +1,345 @@
+//! Running the S3 client tools (`aws`, boto3, s3cmd, rclone, curl) as a user with
+//! nothing configured would, against [`S3Server`]: a clean environment, tampering helpers
+//! and a whole moto + gateway + mount stack ([`MountedS3`]).
+
+use super::s3::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+/// How long one client command may run before the test gives up on it (they take a
+/// second or two; a hang must fail the test, not stall the suite).
+const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The directory `tests/s3/loopback_only` whose `sitecustomize.py` every Python client
+/// run through [`ClientEnv`] imports.
+fn loopback_guard() -> PathBuf {
+    script("loopback_only")
+}
+
+/// Panics with the way out unless `tool` is on `PATH`.
+pub fn require_tool(tool: &str) {
+    assert!(
+        on_path(tool).is_some(),
+        "{tool} is not on PATH: run the tests with scripts/test, which installs the AWS CLI, \
+         boto3 and s3cmd into target/test-venv and rclone, jq and curl from Debian"
+    );
+}
+
+/// A clean place to run S3 client tools, as a user with nothing configured would: an
+/// empty environment but `PATH`, `HOME` in a temporary directory (so no `~/.aws`,
+/// `~/.s3cfg` or rclone config of the host is read), no proxy for loopback, and the
+/// loopback-only connection guard for Python clients.
+pub struct ClientEnv {
+    dir: tempfile::TempDir,
+    home: PathBuf,
+    connect_log: PathBuf,
+}
+
+/// What one client command did.
+pub struct Ran {
+    /// The command line, for messages.
+    pub what: String,
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    /// Panics with everything the command printed unless it succeeded.
+    pub fn ok(self) -> Ran {
+        assert!(
+            self.status.success(),
+            "`{}` failed ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the command failed and said `error` (S3's error code).
+    pub fn refused(self, error: &str) -> Ran {
+        assert!(
+            !self.status.success() && (self.stderr.contains(error) || self.stdout.contains(error)),
+            "`{}` should have been refused with {error} ({}):\nstdout:\n{}\nstderr:\n{}",
+            self.what,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The lines of stderr that start with `WARNING`.
+    pub fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.trim_start().starts_with("WARNING"))
+            .collect()
+    }
+}
+
+impl Default for ClientEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientEnv {
+    pub fn new() -> ClientEnv {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).expect("create HOME");
+        let connect_log = dir.path().join("blocked-connections");
+        ClientEnv {
+            dir,
+            home,
+            connect_log,
+        }
+    }
+
+    /// The temporary `HOME`.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Writes `content` to `name` in `HOME`, readable by its owner only, and returns the
+    /// path.
+    pub fn write(&self, name: &str, content: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.home.join(name);
+        std::fs::write(&path, content).unwrap_or_else(|e| panic!("write {name}: {e}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path
+    }
+
+    /// Writes an executable shell script `name` in `HOME` and returns its path.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.write(name, &format!("#!/bin/sh\n{body}"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700)).unwrap();
+        path
+    }
+
+    /// `program` in this environment, in `HOME`, with stdin from /dev/null.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("LC_ALL", "C.UTF-8")
+            .env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .env("PYTHONPATH", loopback_guard())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("S3CREDSFS_TEST_CONNECT_LOG", &self.connect_log)
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `bash -c SCRIPT NAME ARGS...` in this environment (`$0` is `name`, `$@` the args
+    /// appended later).
+    pub fn bash(&self, script: &str, name: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = self.command("bash");
+        cmd.arg("-c").arg(script).arg(name);
+        cmd
+    }
+
+    /// Runs `cmd` to completion (at most [`CLIENT_DEADLINE`]) and keeps what it printed.
+    pub fn run(&self, cmd: &mut Command) -> Ran {
+        let what = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let stdout = tempfile::tempfile_in(self.dir.path()).unwrap();
+        let stderr = tempfile::tempfile_in(self.dir.path()).unwrap();
+        let mut child = cmd
+            .stdout(stdout.try_clone().unwrap())
+            .stderr(stderr.try_clone().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for a client") {
+                break status;
+            }
+            if start.elapsed() > CLIENT_DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`{what}` did not finish within {CLIENT_DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let read = |mut f: std::fs::File| {
+            use std::io::Seek;
+            let mut text = String::new();
+            f.rewind().unwrap();
+            f.read_to_string(&mut text).unwrap();
+            text
+        };
+        Ran {
+            what,
+            status,
+            stdout: read(stdout),
+            stderr: read(stderr),
+        }
+    }
+
+    /// Every connection the guard refused so far, as `host:port` (it lets Python clients
+    /// reach loopback only; the instance metadata service would show as
+    /// `169.254.169.254:80`).
+    pub fn blocked_connections(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.connect_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Panics unless no client has tried to leave loopback.
+    pub fn assert_stayed_on_loopback(&self) {
+        let blocked = self.blocked_connections();
+        assert!(
+            blocked.is_empty(),
+            "a client tried to connect beyond loopback: {blocked:?}"
+        );
+    }
+}
+
+/// `s` with its last character changed, keeping the alphabet: a tampered secret.
+pub fn tamper(s: &str) -> String {
+    let mut out: Vec<char> = s.chars().collect();
+    let last = out.last_mut().expect("non-empty");
+    *last = if *last == 'A' { 'B' } else { 'A' };
+    out.into_iter().collect()
+}
+
+/// `text` (an INI-style file) with the value of its `key = VALUE` line tampered; panics
+/// when there is no such line.
+pub fn tamper_ini(text: &str, key: &str) -> String {
+    let prefix = format!("{key} = ");
+    let mut found = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| match line.strip_prefix(&prefix) {
+            Some(value) => {
+                found = true;
+                format!("{prefix}{}", tamper(value))
+            }
+            None => line.to_owned(),
+        })
+        .collect();
+    assert!(found, "no `{key} = ` line in:\n{text}");
+    lines.join("\n") + "\n"
+}
+
+/// `json` (credential_process output) with `SecretAccessKey` tampered.
+pub fn tamper_json(json: &str) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(json).expect("JSON credentials");
+    let secret = value["SecretAccessKey"].as_str().expect("SecretAccessKey");
+    value["SecretAccessKey"] = tamper(secret).into();
+    value.to_string()
+}
+
+/// Object content nobody else writes: tells this run's object from any other.
+pub fn unique_content(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag} {} {nanos}\n", std::process::id())
+}
+
+/// With the AWS CLI that `aws()` builds (its credentials and endpoint already set up):
+/// copies a file with fresh content to `s3://BUCKET/KEY`, lists the bucket (with the
+/// `/` delimiter, as `aws s3 ls s3://BUCKET/` does) and finds it, and reads it back.
+pub fn aws_round_trip(env: &ClientEnv, bucket: &str, key: &str, aws: impl Fn() -> Command) {
+    let content = unique_content(key);
+    let local = env.write(&format!("upload-{}", key.replace('/', "-")), &content);
+    env.run(
+        aws()
+            .args(["s3", "cp"])
+            .arg(&local)
+            .arg(format!("s3://{bucket}/{key}")),
+    )
+    .ok();
+    let listed = env
+        .run(aws().args(["s3", "ls", &format!("s3://{bucket}/")]))
+        .ok();
+    let (dir, name) = key.rsplit_once('/').map_or(("", key), |(d, n)| (d, n));
+    let shown = if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/")
+    };
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.ends_with(&format!(" {shown}"))),
+        "`aws s3 ls` does not show {shown}:\n{}",
+        listed.stdout
+    );
+    let read = env
+        .run(aws().args(["s3", "cp", &format!("s3://{bucket}/{key}"), "-"]))
+        .ok();
+    assert_eq!(read.stdout, content, "the object read back");
+}
+
+/// With the AWS CLI that `aws()` builds: listing the bucket is refused with `error`.
+pub fn aws_refused(env: &ClientEnv, bucket: &str, error: &str, aws: impl Fn() -> Command) {
+    env.run(aws().args(["s3", "ls", &format!("s3://{bucket}/")]))
+        .refused(error);
+}
+
+/// A whole stack for client tests: moto, the built-in gateway minting real credentials
+/// from it by `AssumeRole`, a mount of that gateway, and a clean client environment.
+/// Drops in that order: unmount, stop the gateway, kill moto, remove `HOME`.
+pub struct MountedS3 {
+    pub mount: super::mount::Mounted,
+    pub gw: super::mount::TestGateway,
+    pub s3: S3Server,
+    pub env: ClientEnv,
+}
+
+impl MountedS3 {
+    /// Starts everything; `tweak` adjusts the gateway, `mount_args` are extra `mount` flags.
+    pub fn start(
+        tweak: impl FnOnce(&mut s3credsfs::gateway::GatewayConfig),
+        mount_args: &[&str],
+    ) -> MountedS3 {
+        let s3 = S3Server::start();
+        let gw = super::mount::TestGateway::start(|c| {
+            c.backend = Some(s3.backend());
+            tweak(c);
+        });
+        let mount = super::mount::Mounted::start(&gw, mount_args);
+        MountedS3 {
+            mount,
+            gw,
+            s3,
+            env: ClientEnv::new(),
+        }
+    }
+
+    /// The bucket that exists.
+    pub fn bucket(&self) -> &str {
+        &self.s3.bucket
+    }
+
+    /// A file in the mount.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.mount.file(name)
+    }
+
+    /// A mounted file's content, for tampered copies.
+    pub fn read(&self, name: &str) -> String {
+        self.mount
+            .read(name)
+            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    }
+}
