@@ -35,6 +35,11 @@ fn status_500() -> Fault {
     }
 }
 
+fn slow_down_next_sts_call(gw: &TestGateway, delay: Duration) {
+    gw.gw
+        .inject(Endpoint::Sts, Fault::Delay(delay), Times::Once);
+}
+
 /// Waits (reading only `status`, which never fetches) until the next read must refresh.
 fn wait_until_due(m: &Mounted) {
     wait_for(
@@ -199,11 +204,7 @@ fn a_hundred_readers_at_refresh_time_cause_one_sts_call() {
     wait_until_due(&m);
     let before = gw.stats().sts_requests;
     // Slow the STS a little so every reader arrives while the refresh is in flight.
-    gw.gw.inject(
-        Endpoint::Sts,
-        Fault::Delay(Duration::from_millis(300)),
-        Times::Once,
-    );
+    slow_down_next_sts_call(&gw, Duration::from_millis(300));
     let barrier = Arc::new(Barrier::new(100));
     let readers: Vec<_> = (0..100)
         .map(|_| {
@@ -302,11 +303,7 @@ fn a_slow_refresh_does_not_block_status_or_listing() {
     let m = Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "10s"]);
     wait_until_due(&m);
     let before = gw.stats().sts_requests;
-    gw.gw.inject(
-        Endpoint::Sts,
-        Fault::Delay(Duration::from_secs(3)),
-        Times::Once,
-    );
+    slow_down_next_sts_call(&gw, Duration::from_secs(3));
     // More waiting readers than the daemon has FUSE threads (4): none may hold one.
     let slow: Vec<_> = [
         "json",

@@ -35,6 +35,11 @@ struct Harness {
 }
 
 impl Harness {
+    fn names(&self) -> Vec<&'static str> {
+        let entries = self.fs.readdir(ROOT_INO, 0).unwrap();
+        entries.iter().map(|e| e.2).collect()
+    }
+
     fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
         self.runtime.block_on(self.fs.open(ino, write))
     }
@@ -116,12 +121,7 @@ fn names_modes_and_errors() {
     let json = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
     assert_eq!(h.open(json, true).unwrap_err().errno(), libc::EROFS);
     assert_eq!(h.open(ROOT_INO, false).unwrap_err().errno(), libc::EISDIR);
-    let names: Vec<&str> =
-        h.fs.readdir(ROOT_INO, 0)
-            .unwrap()
-            .iter()
-            .map(|e| e.2)
-            .collect();
+    let names = h.names();
     assert_eq!(
         names,
         [
@@ -226,12 +226,7 @@ fn container_env_appears_only_with_the_endpoint() {
         token: Secret::new("tok"),
     };
     let h = harness_with(chrono::Duration::hours(1), false, Some(endpoint));
-    let names: Vec<&str> =
-        h.fs.readdir(ROOT_INO, 0)
-            .unwrap()
-            .iter()
-            .map(|e| e.2)
-            .collect();
+    let names = h.names();
     assert_eq!(names.last(), Some(&CONTAINER_ENV));
     let text = String::from_utf8(read_all(&h, CONTAINER_ENV)).unwrap();
     assert!(
