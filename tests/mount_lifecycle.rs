@@ -238,3 +238,35 @@ fn bad_flags_and_config_fail_before_mounting() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!path.exists(), "nothing was created");
 }
+
+#[test]
+fn a_relative_token_file_still_works_after_the_daemon_detaches() {
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let login = gw.runtime().block_on(common::password_grant(&gw.gw));
+    std::fs::write(
+        dir.path().join("token"),
+        login["access_token"].as_str().unwrap(),
+    )
+    .unwrap();
+    let path = dir.path().join("creds");
+    // --lazy: the file is first read on the first read of `json`, long after the daemon
+    // left the directory it was started in.
+    let out = bin()
+        .args([
+            "mount",
+            "--lazy",
+            "--token-file",
+            "token",
+            "--api-gateway",
+            &gw.gw.base_url(),
+            "creds",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let _guard = BackgroundMount { path: path.clone() };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_to_string(path.join("json")).unwrap();
+    assert!(json.contains("AccessKeyId"), "{json}");
+}

@@ -415,9 +415,11 @@ fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfi
         ));
     }
     if let Some(path) = value("token-file")? {
+        // Re-read on every use, also by a daemon that has left this directory.
+        let path = std::path::absolute(&path).unwrap_or_else(|_| path.into());
         methods.push((
             place("token-file").unwrap_or_default(),
-            AuthConfig::TokenFile { path: path.into() },
+            AuthConfig::TokenFile { path },
         ));
     }
 

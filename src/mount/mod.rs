@@ -140,6 +140,8 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             Ok(())
         }
         Side::Child(notifier) => {
+            // Hold no directory busy (every path we use later is absolute).
+            let _ = std::env::set_current_dir("/");
             if let Some(file) = &log {
                 crate::logging::init_writer(
                     file.try_clone().map_err(|e| Error::Config(e.to_string()))?,
