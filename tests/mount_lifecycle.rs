@@ -270,3 +270,24 @@ fn a_relative_token_file_still_works_after_the_daemon_detaches() {
     let json = std::fs::read_to_string(path.join("json")).unwrap();
     assert!(json.contains("AccessKeyId"), "{json}");
 }
+
+#[test]
+fn a_busy_mount_is_detached_on_sigterm_and_open_files_keep_working() {
+    use std::io::Read;
+    let gw = TestGateway::start(|_| {});
+    let mut m = Mounted::start(&gw, &[]);
+    let mut open = std::fs::File::open(m.file("json")).unwrap();
+    m.signal(libc::SIGTERM);
+    wait_for("the mount to be detached", Duration::from_secs(10), || {
+        mountpoint::state(&m.path) == MountState::Free
+    });
+    let mut text = String::new();
+    open.read_to_string(&mut text).unwrap();
+    assert!(
+        text.contains("AccessKeyId"),
+        "the open file still reads: {text}"
+    );
+    drop(open);
+    let status = m.wait_exit();
+    assert!(status.success(), "{status}\n{}", m.log());
+}
