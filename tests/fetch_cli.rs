@@ -301,3 +301,19 @@ async fn client_secret_from_the_environment() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(gw.stats().client_credentials_grants, 1);
 }
+
+#[tokio::test]
+async fn insecure_warns_on_every_start() {
+    let gw = gateway(|_| {}).await;
+    for _ in 0..2 {
+        let out = fetch(&gw, &["--insecure"]).output().await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with(
+                "s3credsfs: warning: --insecure is set: TLS certificates are NOT verified"
+            ),
+            "{stderr}"
+        );
+    }
+}
