@@ -91,14 +91,7 @@ fn no_secret_in_any_log_line_or_error() {
                     ("password-file", wrong.to_str().unwrap()),
                 ],
             );
-            errors.push(
-                Pipeline::new(&s)
-                    .unwrap()
-                    .fetch()
-                    .await
-                    .unwrap_err()
-                    .to_string(),
-            );
+            errors.push(fetch_error(&s).await);
             errors.push(format!("{:?}", s.auth));
         });
     });

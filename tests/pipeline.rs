@@ -151,12 +151,7 @@ async fn client_credentials_grant() {
             ("client-secret-file", wrong.to_str().unwrap()),
         ],
     );
-    let err = Pipeline::new(&s)
-        .unwrap()
-        .fetch()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = fetch_error(&s).await;
     assert!(
         err.contains("rejected client \"admin-client\" and its secret: Invalid client or Invalid client credentials"),
         "{err}"
@@ -385,12 +380,7 @@ async fn an_unreachable_gateway() {
         &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
     )
     .unwrap();
-    let err = Pipeline::new(&s)
-        .unwrap()
-        .fetch()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = fetch_error(&s).await;
     assert!(
         err.starts_with(&format!("cannot reach {closed}/keycloak/")),
         "{err}"

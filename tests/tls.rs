@@ -18,12 +18,7 @@ async fn tls_verifies_with_the_ca_file_and_fails_clearly_without() {
     let login = [("username", "dev"), ("password-file", pw.to_str().unwrap())];
 
     let without = settings(&gw, &login);
-    let err = Pipeline::new(&without)
-        .unwrap()
-        .fetch()
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = fetch_error(&without).await;
     assert!(
         err.starts_with(&format!("TLS verification of {} failed", gw.token_url())),
         "{err}"

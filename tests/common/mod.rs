@@ -114,3 +114,13 @@ pub fn test_tls() -> (String, std::sync::Arc<rustls::ServerConfig>) {
     .unwrap();
     (ca.pem(), std::sync::Arc::new(config))
 }
+
+/// Runs the pipeline once with `settings`, expecting it to fail; returns the sentence.
+pub async fn fetch_error(settings: &Settings) -> String {
+    let pipeline = s3credsfs::sts::Pipeline::new(settings).expect("pipeline");
+    pipeline
+        .fetch()
+        .await
+        .expect_err("the fetch should fail")
+        .to_string()
+}
