@@ -115,8 +115,7 @@ pub fn random_unit() -> f64 {
 }
 
 /// The overall state a person sees in `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// Valid and not yet due for refresh.
     Fresh,
@@ -128,6 +127,19 @@ pub enum State {
     Empty,
     /// No valid credentials and the last refresh failed.
     Error,
+}
+
+impl State {
+    /// The word `status` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Fresh => "fresh",
+            State::Expiring => "expiring",
+            State::Expired => "expired",
+            State::Empty => "empty",
+            State::Error => "error",
+        }
+    }
 }
 
 /// What `status` reports about the cache.

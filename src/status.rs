@@ -1,6 +1,6 @@
 //! The `status` file's JSON and its one-screen rendering for people. No secret enters it.
 
-use crate::cache::{CacheStatus, State};
+use crate::cache::CacheStatus;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +40,6 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn state_name(state: State) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 impl StatusDoc {
     /// Combines the cache's view with the mount's facts at `now`.
     pub fn new(
@@ -56,7 +49,7 @@ impl StatusDoc {
         now: DateTime<Utc>,
     ) -> Self {
         StatusDoc {
-            state: state_name(cache.state),
+            state: cache.state.name().to_string(),
             expiration: cache.expiration.map(rfc3339),
             seconds_remaining: cache.expiration.map(|e| (e - now).num_seconds().max(0)),
             last_refresh: cache.last_refresh.map(rfc3339),
@@ -125,6 +118,7 @@ impl StatusDoc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::State;
 
     #[test]
     fn status_document_and_screen() {

@@ -40,6 +40,11 @@ fn slow_down_next_sts_call(gw: &TestGateway, delay: Duration) {
         .inject(Endpoint::Sts, Fault::Delay(delay), Times::Once);
 }
 
+fn assert_last_error(status: &serde_json::Value, expected: &str) {
+    let last_error = status["last_error"].as_str().unwrap_or_default();
+    assert!(last_error.contains(expected), "{status}");
+}
+
 /// Waits (reading only `status`, which never fetches) until the next read must refresh.
 fn wait_until_due(m: &Mounted) {
     wait_for(
@@ -235,13 +240,7 @@ fn a_failing_gateway_serves_valid_credentials_then_eio_with_the_reason() {
     // Still valid: served, and the failure is recorded.
     assert_eq!(m.access_key(), first);
     let status = m.status();
-    assert!(
-        status["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("answered HTTP 500"),
-        "{status}"
-    );
+    assert_last_error(&status, "answered HTTP 500");
     assert_eq!(status["state"], "expiring");
 
     // Once expired they are never served: EIO, and status says why.
@@ -256,13 +255,7 @@ fn a_failing_gateway_serves_valid_credentials_then_eio_with_the_reason() {
     assert_eq!(err.raw_os_error(), Some(libc::EIO));
     let status = m.status();
     assert_eq!(status["state"], "error", "{status}");
-    assert!(
-        status["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("answered HTTP 500"),
-        "{status}"
-    );
+    assert_last_error(&status, "answered HTTP 500");
     assert!(
         m.log().contains("answered HTTP 500"),
         "the log says why too"
