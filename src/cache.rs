@@ -9,7 +9,10 @@ use crate::creds::Credentials;
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// Where credentials come from; `Pipeline` in production, a fake in unit tests.
@@ -96,7 +99,9 @@ pub fn refresh_at(
     let jitter = chrono::Duration::milliseconds(
         (max_jitter.num_milliseconds() as f64 * jitter_unit.clamp(0.0, 1.0)) as i64,
     );
-    std::cmp::max(expiration - min_validity - jitter, fetched)
+    expiration
+        .checked_sub_signed(min_validity + jitter)
+        .map_or(fetched, |t| std::cmp::max(t, fetched))
 }
 
 /// Delay before the next attempt after `failures` consecutive failures: 1 s doubling to
@@ -112,6 +117,23 @@ pub fn random_unit() -> f64 {
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Polls a future, turning a panic inside it into `Err` so the caller can record a
+/// failed refresh. The panic's message is dropped: it may quote a secret.
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
 }
 
 /// The overall state a person sees in `status`.
@@ -236,8 +258,11 @@ impl<F: Fetch> CredentialCache<F> {
             Err(Plan::FailFast) => return Err(self.last_error()),
             Err(_) => {}
         }
-        let outcome = match tokio::time::timeout(self.refresh_timeout, self.fetcher.fetch()).await {
-            Ok(outcome) => outcome,
+        let refresh = CatchPanic(Box::pin(self.fetcher.fetch()));
+        let outcome = match tokio::time::timeout(self.refresh_timeout, refresh).await {
+            Ok(Ok(outcome)) => outcome,
+            // A bug must not skip `record`: without a backoff every read would retry.
+            Ok(Err(_panic)) => Err(Error::Internal("refreshing credentials panicked".into())),
             Err(_) => Err(Error::Timeout {
                 url: self.gateway.clone(),
                 timeout: humantime::format_duration(self.refresh_timeout).to_string(),

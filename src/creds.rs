@@ -1,6 +1,7 @@
 //! Temporary S3 credentials and the validation of the STS reply that carries them.
 
 use crate::secret::Secret;
+use crate::untrusted::{clean, is_visible_ascii};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
@@ -29,8 +30,15 @@ struct StsReply {
     credentials: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// Longest credential field we accept. Real values are tens to a few hundred bytes (a
+/// session token at most a few KiB); anything longer is not an STS reply.
+const MAX_FIELD: usize = 16 * 1024;
+
 /// Parses and validates a 2xx STS body; the error is a phrase saying what is wrong with it.
 ///
+/// The reply is untrusted: its fields end up in files that SDKs execute
+/// (`credential_process`), so a line break in one of them would be code execution. Every
+/// field is checked for what it may hold and the whole reply refused otherwise.
 /// Expiry is checked separately by the caller, which knows the clock and the URL.
 pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> {
     let reply: StsReply = serde_json::from_slice(body)
@@ -40,19 +48,37 @@ pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> 
         .ok_or_else(|| "its JSON has no \"Credentials\" object".to_string())?;
     let field = |name: &str| -> std::result::Result<String, String> {
         match fields.get(name) {
+            Some(serde_json::Value::String(s)) if s.len() > MAX_FIELD => {
+                Err(format!("its \"{name}\" is longer than {MAX_FIELD} bytes"))
+            }
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
             Some(serde_json::Value::String(_)) => Err(format!("its \"{name}\" is empty")),
             Some(_) => Err(format!("its \"{name}\" is not a string")),
             None => Err(format!("its \"Credentials\" object lacks \"{name}\"")),
         }
     };
+    let visible = |name: &str| -> std::result::Result<String, String> {
+        let value = field(name)?;
+        if !is_visible_ascii(&value) {
+            return Err(format!(
+                "its \"{name}\" holds a space, a control character or non-ASCII text"
+            ));
+        }
+        Ok(value)
+    };
     let access_key_id = field("AccessKeyId")?;
-    let secret_access_key = Secret::new(field("SecretAccessKey")?);
-    let session_token = Secret::new(field("SessionToken")?);
-    let endpoint_url = field("EndpointURL")?;
+    if !access_key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err("its \"AccessKeyId\" holds characters other than letters and digits".into());
+    }
+    let secret_access_key = Secret::new(visible("SecretAccessKey")?);
+    let session_token = Secret::new(visible("SessionToken")?);
+    let endpoint_url = check_endpoint(&field("EndpointURL")?)?;
     let raw_expiration = field("Expiration")?;
     let expiration = parse_expiration(&raw_expiration).ok_or_else(|| {
-        format!("its \"Expiration\" ({raw_expiration:?}) is not an RFC 3339 time")
+        format!(
+            "its \"Expiration\" ({:?}) is not an RFC 3339 time",
+            clean(&raw_expiration, 40)
+        )
     })?;
     Ok(Credentials {
         access_key_id,
@@ -61,6 +87,29 @@ pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> 
         expiration,
         endpoint_url,
     })
+}
+
+/// `EndpointURL` must be a plain `http`/`https` URL with a host and nothing after the
+/// path (no user info, query or fragment), written in visible ASCII. It is returned as
+/// given, since clients compare it textually.
+fn check_endpoint(text: &str) -> std::result::Result<String, String> {
+    const PROBLEM: &str = "its \"EndpointURL\" is not a plain http(s) URL with a host";
+    // Checked before parsing: a URL parser drops tabs and newlines silently.
+    if !is_visible_ascii(text) {
+        return Err(PROBLEM.into());
+    }
+    let url = url::Url::parse(text).map_err(|_| PROBLEM.to_string())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some_and(|h| !h.is_empty())
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !text.contains(['?', '#']);
+    if !plain {
+        return Err(PROBLEM.into());
+    }
+    Ok(text.to_string())
 }
 
 /// Accepts RFC 3339 with or without fraction, with `Z` or an offset, and (leniently)
@@ -135,6 +184,98 @@ mod tests {
         assert!(parse_sts_reply(bad_time.as_bytes())
             .unwrap_err()
             .contains("is not an RFC 3339 time"));
+    }
+
+    /// A reply whose one field is replaced by `value` (a JSON string literal body).
+    fn with_field(name: &str, value: &str) -> String {
+        let mut reply: serde_json::Value =
+            serde_json::from_str(&body("2030-01-01T00:00:00Z")).unwrap();
+        reply["Credentials"][name] = serde_json::Value::String(value.into());
+        reply.to_string()
+    }
+
+    #[test]
+    fn refuses_fields_that_would_inject_lines() {
+        let planted = "\n[profile x]\ncredential_process = sh -c 'touch /tmp/pwned'";
+        for name in [
+            "AccessKeyId",
+            "SecretAccessKey",
+            "SessionToken",
+            "EndpointURL",
+        ] {
+            for value in [
+                format!("ok{planted}"),
+                "ok\rcredential_process=x".to_string(),
+                "ok\u{85}x".to_string(),
+                "ok\u{2028}x".to_string(),
+                "ok\x1b[2Jx".to_string(),
+                "ok x".to_string(),
+                "ok\tx".to_string(),
+            ] {
+                let problem = parse_sts_reply(with_field(name, &value).as_bytes())
+                    .expect_err(&format!("{name} = {value:?} must be refused"));
+                assert!(problem.contains(name), "{problem}");
+                assert!(!problem.contains("pwned"), "{problem}");
+            }
+        }
+    }
+
+    #[test]
+    fn access_key_ids_are_letters_and_digits() {
+        for bad in ["AK/1", "AK+1", "AK=", "AK-1", "ÄK"] {
+            assert_eq!(
+                parse_sts_reply(with_field("AccessKeyId", bad).as_bytes()).unwrap_err(),
+                "its \"AccessKeyId\" holds characters other than letters and digits"
+            );
+        }
+        let ok = parse_sts_reply(with_field("AccessKeyId", "KtSRFzmAkoDfgCnBLYt").as_bytes());
+        assert_eq!(ok.unwrap().access_key_id, "KtSRFzmAkoDfgCnBLYt");
+    }
+
+    #[test]
+    fn endpoint_must_be_a_plain_http_url() {
+        for good in [
+            "http://rgw-vip.nmn",
+            "http://rgw.local:8080",
+            "https://s3.example.com/base/path",
+            "http://[::1]:9000",
+        ] {
+            let creds = parse_sts_reply(with_field("EndpointURL", good).as_bytes()).unwrap();
+            assert_eq!(creds.endpoint_url, good);
+        }
+        for bad in [
+            "rgw.local:8080",
+            "ftp://rgw",
+            "file:///etc/passwd",
+            "http://user:pw@rgw",
+            "http://rgw/?x=1",
+            "http://rgw/#frag",
+            "http://",
+            "http://rg\nw",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(
+                parse_sts_reply(with_field("EndpointURL", bad).as_bytes()).unwrap_err(),
+                "its \"EndpointURL\" is not a plain http(s) URL with a host",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn huge_fields_are_refused_and_not_quoted() {
+        let huge = "A".repeat(MAX_FIELD + 1);
+        let problem = parse_sts_reply(with_field("SessionToken", &huge).as_bytes()).unwrap_err();
+        assert_eq!(problem, "its \"SessionToken\" is longer than 16384 bytes");
+        let problem =
+            parse_sts_reply(with_field("Expiration", &"9".repeat(5000)).as_bytes()).unwrap_err();
+        assert!(problem.len() < 120, "{problem}");
+        let problem =
+            parse_sts_reply(with_field("Expiration", "soon\n\x1b[31m").as_bytes()).unwrap_err();
+        assert!(
+            !problem.contains('\n') && !problem.contains('\x1b'),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -58,6 +58,18 @@ pub enum Error {
         fix: String,
     },
 
+    /// A 3xx reply; following it would re-send the password or token elsewhere.
+    #[error("{url} answered HTTP {status}, a redirect to {location}; s3credsfs follows no redirects because they would carry the password or token elsewhere: set --api-gateway (or --token-url/--sts-url) to the final address")]
+    Redirected {
+        url: String,
+        status: u16,
+        location: String,
+    },
+
+    /// A reply body longer than any real gateway reply.
+    #[error("{url} sent a reply longer than {limit} bytes, which no CSM gateway does; check that --api-gateway (or --token-url/--sts-url) points at a CSM gateway")]
+    TooLarge { url: String, limit: usize },
+
     /// A success status whose body is not what the API promises.
     #[error("{url} answered HTTP {status} but {problem}; check that --api-gateway (or --token-url/--sts-url) points at a CSM gateway")]
     BadReply {
@@ -65,6 +77,18 @@ pub enum Error {
         status: u16,
         problem: String,
     },
+
+    /// A value that would break a line of an INI file (and could plant a key such as
+    /// `credential_process`); only reachable if validation upstream missed it.
+    #[error("refused to write `{key}` into the {format} file: its value holds a line break or control character that could inject settings; the gateway's reply is suspect, check --api-gateway")]
+    Unrenderable {
+        key: &'static str,
+        format: &'static str,
+    },
+
+    /// A bug in s3credsfs (a panic caught on the refresh path); the refresh counts as failed.
+    #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
+    Internal(String),
 
     /// Credentials whose expiration already passed; we never hand these out.
     #[error("the STS at {url} returned credentials that expired at {expiration}; check this host's clock and the gateway's (`date -u` on both)")]

@@ -5,6 +5,7 @@ use crate::cache::{CredentialCache, Fetch, Snapshot};
 use crate::container::ContainerEndpoint;
 use crate::error::Error;
 use crate::render::{render, render_container_env, Format, Profile};
+use crate::secret::SecretBytes;
 use crate::status::{MountInfo, StatusDoc};
 use chrono::Utc;
 use std::collections::HashMap;
@@ -78,7 +79,8 @@ pub struct Attr {
     pub gid: u32,
 }
 
-type Rendered = Arc<Vec<Arc<[u8]>>>;
+/// Every file's bytes for one snapshot, or why a file could not be rendered.
+type Rendered = Arc<Vec<Result<Arc<SecretBytes>, Error>>>;
 
 /// Reports who the fetcher is logged in as.
 type UserOf<F> = Box<dyn Fn(&F) -> Option<String> + Send + Sync>;
@@ -94,7 +96,7 @@ pub struct CredsFs<F: Fetch> {
     gid: u32,
     mounted_at: SystemTime,
     user: UserOf<F>,
-    handles: Mutex<HashMap<u64, Arc<[u8]>>>,
+    handles: Mutex<HashMap<u64, Arc<SecretBytes>>>,
     next_handle: AtomicU64,
     /// Renderings of the newest snapshot, by generation, so sizes and reads agree.
     rendered: Mutex<Option<(u64, Rendered)>>,
@@ -194,7 +196,9 @@ impl<F: Fetch> CredsFs<F> {
             }
             FileKind::Creds(_) | FileKind::ContainerEnv => Ok(match self.cache.peek() {
                 Some(snapshot) => {
-                    let size = self.rendered(&snapshot)[index].len() as u64;
+                    let size = self.rendered(&snapshot)[index]
+                        .as_ref()
+                        .map_or(0, |bytes| bytes.len() as u64);
                     attr(ino, size, false, 0o400, snapshot.fetched_at.into())
                 }
                 None => attr(ino, 0, false, 0o400, self.mounted_at),
@@ -213,11 +217,13 @@ impl<F: Fetch> CredsFs<F> {
         if write {
             return Err(FsError::ReadOnly);
         }
-        let bytes: Arc<[u8]> = match kind {
-            FileKind::Status => Arc::from(self.status_json().into_bytes()),
+        let bytes = match kind {
+            FileKind::Status => Arc::new(SecretBytes::new(self.status_json())),
             FileKind::Creds(_) | FileKind::ContainerEnv => {
                 let snapshot = self.cache.current().await.map_err(FsError::Credentials)?;
-                self.rendered(&snapshot)[index].clone()
+                self.rendered(&snapshot)[index]
+                    .clone()
+                    .map_err(FsError::Credentials)?
             }
         };
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
@@ -277,15 +283,18 @@ impl<F: Fetch> CredsFs<F> {
                 return files.clone();
             }
         }
-        let render_one = |kind: &FileKind| -> Arc<[u8]> {
+        let render_one = |kind: &FileKind| -> Result<Arc<SecretBytes>, Error> {
             let text = match (kind, &self.container) {
-                (FileKind::Creds(format), _) => render(*format, &snapshot.creds, &self.profile),
+                (FileKind::Creds(format), _) => render(*format, &snapshot.creds, &self.profile)
+                    .inspect_err(|e| {
+                        tracing::error!(error = %e, "cannot render a credentials file");
+                    })?,
                 (FileKind::ContainerEnv, Some(c)) => {
                     render_container_env(&c.url, &c.token, &snapshot.creds.endpoint_url)
                 }
                 _ => String::new(),
             };
-            Arc::from(text.into_bytes())
+            Ok(Arc::new(SecretBytes::new(text)))
         };
         let files: Rendered = Arc::new(
             self.files

@@ -1,17 +1,34 @@
 //! The one HTTP client for the gateway, and the translation of transport failures into
 //! the pipeline's plain-sentence errors.
+//!
+//! Every request carries a secret (a password form, a client secret, a Bearer JWT), so the
+//! client follows no redirect (a redirect would re-send it to wherever `Location` points),
+//! never sends loopback traffic through a proxy, and reads at most [`MAX_REPLY`] bytes.
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::proxy::ProxyEnv;
+use crate::untrusted::{clean, MAX_QUOTED};
 use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// The largest reply body read from the gateway; real replies are a few KiB.
+pub const MAX_REPLY: usize = 1024 * 1024;
 
 /// Builds the client every gateway request uses: rustls, system roots plus `--ca-file`,
-/// `--timeout` per request.
+/// `--timeout` per request, no redirects, proxies from the environment but never for
+/// loopback.
 pub fn build_client(settings: &Settings) -> Result<reqwest::Client> {
+    let proxies = ProxyEnv::from_env();
+    // reqwest's `NoProxy` is ignored by custom proxies, so `ProxyEnv` applies NO_PROXY.
+    let proxy = reqwest::Proxy::custom(move |url| proxies.proxy_for(url));
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .timeout(settings.timeout)
         .connect_timeout(settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .proxy(proxy)
         .user_agent(concat!("s3credsfs/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &settings.ca_file {
         let pem = std::fs::read(path).map_err(|e| {
@@ -86,15 +103,51 @@ pub fn classify(url: &str, err: &reqwest::Error, timeout: Duration) -> Error {
     }
 }
 
-/// Reads a whole response body, classifying a failure mid-body like any transport error.
-pub async fn body_bytes(
+/// Sends a request and reads its reply: the status and at most [`MAX_REPLY`] bytes of
+/// body (zeroed when dropped: it may hold tokens). A redirect is an error naming where
+/// it pointed; nothing is re-sent there.
+pub async fn exchange(
     url: &str,
-    response: reqwest::Response,
+    request: reqwest::RequestBuilder,
     timeout: Duration,
-) -> Result<Vec<u8>> {
-    response
-        .bytes()
+) -> Result<(u16, Zeroizing<Vec<u8>>)> {
+    let mut response = request
+        .send()
         .await
-        .map(|b| b.to_vec())
-        .map_err(|e| classify(url, &e, timeout))
+        .map_err(|e| classify(url, &e, timeout))?;
+    let status = response.status().as_u16();
+    if response.status().is_redirection() {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| clean(&String::from_utf8_lossy(v.as_bytes()), MAX_QUOTED))
+            .unwrap_or_else(|| "nowhere".into());
+        return Err(Error::Redirected {
+            url: url.to_string(),
+            status,
+            location,
+        });
+    }
+    let too_large = || Error::TooLarge {
+        url: url.to_string(),
+        limit: MAX_REPLY,
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_REPLY as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Zeroizing::new(Vec::new());
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| classify(url, &e, timeout))?
+    {
+        if body.len() + chunk.len() > MAX_REPLY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
 }

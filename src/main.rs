@@ -22,13 +22,35 @@ fn fetch(args: FetchArgs) -> Result<()> {
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
     let pipeline = Pipeline::new(&settings)?;
     let creds = runtime().block_on(pipeline.fetch())?;
-    let text = render(args.format, &creds, &Profile::named(&settings.profile));
+    let text = render(args.format, &creds, &Profile::named(&settings.profile))?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     Ok(())
 }
 
+/// Keeps secrets out of core dumps and away from same-user ptrace, before any secret
+/// (a typed password, a token file) is read, for every command.
+fn not_dumpable() {
+    // SAFETY: prctl with integer arguments only.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+}
+
+/// Replaces the default panic message, which quotes whatever the failing code held (a
+/// slice of a token, say), with the place of the bug alone.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "an unknown place".into());
+        tracing::error!(place = %place, "internal error (a bug in s3credsfs)");
+        eprintln!("s3credsfs: internal error at {place}; this is a bug, please report it");
+    }));
+}
+
 fn main() -> ExitCode {
+    not_dumpable();
+    quiet_panics();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Fetch(args) => fetch(args),

@@ -4,6 +4,8 @@
 //! byte for byte by the tests below.
 
 use crate::creds::Credentials;
+use crate::error::Error;
+use crate::untrusted::is_line_breaking;
 use std::fmt::Write;
 use std::str::FromStr;
 
@@ -81,19 +83,43 @@ impl Profile {
     }
 }
 
-/// Renders one format.
-pub fn render(format: Format, creds: &Credentials, profile: &Profile) -> String {
-    match format {
+/// Renders one format. The INI formats refuse any value that could end its line, so no
+/// field, present or future, can add a key such as `credential_process` to a file SDKs
+/// execute; the credentials were validated when parsed, so this is the second wall.
+pub fn render(format: Format, creds: &Credentials, profile: &Profile) -> Result<String, Error> {
+    let text = match format {
         Format::Json => render_json(creds),
         Format::Credentials => render_credentials(creds, profile),
         Format::Config => render_config(creds, profile),
         Format::Env => render_env(creds),
         Format::S3cfg => render_s3cfg(creds),
         Format::Rclone => render_rclone(creds, profile),
-    }
+    };
+    text.map_err(|key| Error::Unrenderable {
+        key,
+        format: format.name(),
+    })
 }
 
-fn render_json(creds: &Credentials) -> String {
+/// Writes one `key = value` INI line, or names the key whose value would break the line.
+fn ini_pair(out: &mut String, key: &'static str, value: &str) -> Result<(), &'static str> {
+    if value.chars().any(is_line_breaking) {
+        return Err(key);
+    }
+    let _ = writeln!(out, "{key} = {value}");
+    Ok(())
+}
+
+/// Writes one `[section]` INI line, refused like a value that would break the line.
+fn ini_section(out: &mut String, name: &str) -> Result<(), &'static str> {
+    if name.chars().any(|c| is_line_breaking(c) || c == ']') {
+        return Err("section name");
+    }
+    let _ = writeln!(out, "[{name}]");
+    Ok(())
+}
+
+fn render_json(creds: &Credentials) -> Result<String, &'static str> {
     let value = serde_json::json!({
         "Version": 1,
         "AccessKeyId": creds.access_key_id,
@@ -117,7 +143,7 @@ fn render_json(creds: &Credentials) -> String {
         let _ = writeln!(out, "  \"{key}\": {}{comma}", value[key]);
     }
     out.push_str("}\n");
-    out
+    Ok(out)
 }
 
 fn header(out: &mut String, what: &str, creds: &Credentials) {
@@ -128,32 +154,32 @@ fn header(out: &mut String, what: &str, creds: &Credentials) {
     );
 }
 
-fn render_credentials(creds: &Credentials, profile: &Profile) -> String {
+fn render_credentials(creds: &Credentials, profile: &Profile) -> Result<String, &'static str> {
     let mut out = String::new();
     header(&mut out, "AWS shared credentials", creds);
-    let _ = writeln!(out, "[{}]", profile.name);
-    let _ = writeln!(out, "aws_access_key_id = {}", creds.access_key_id);
-    let _ = writeln!(
-        out,
-        "aws_secret_access_key = {}",
-        creds.secret_access_key.expose()
-    );
-    let _ = writeln!(out, "aws_session_token = {}", creds.session_token.expose());
-    out
+    ini_section(&mut out, &profile.name)?;
+    ini_pair(&mut out, "aws_access_key_id", &creds.access_key_id)?;
+    ini_pair(
+        &mut out,
+        "aws_secret_access_key",
+        creds.secret_access_key.expose(),
+    )?;
+    ini_pair(&mut out, "aws_session_token", creds.session_token.expose())?;
+    Ok(out)
 }
 
-fn render_config(creds: &Credentials, profile: &Profile) -> String {
+fn render_config(creds: &Credentials, profile: &Profile) -> Result<String, &'static str> {
     let mut out = String::from("# AWS config from s3credsfs\n");
     if profile.name == "default" {
-        out.push_str("[default]\n");
+        ini_section(&mut out, "default")?;
     } else {
-        let _ = writeln!(out, "[profile {}]", profile.name);
+        ini_section(&mut out, &format!("profile {}", profile.name))?;
     }
-    let _ = writeln!(out, "endpoint_url = {}", creds.endpoint_url);
+    ini_pair(&mut out, "endpoint_url", &creds.endpoint_url)?;
     if let Some(command) = &profile.credential_process {
-        let _ = writeln!(out, "credential_process = {command}");
+        ini_pair(&mut out, "credential_process", command)?;
     }
-    out
+    Ok(out)
 }
 
 /// Quotes a value for sh, bash and zsh: single quotes, with `'` written as `'\''`.
@@ -161,7 +187,7 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-fn render_env(creds: &Credentials) -> String {
+fn render_env(creds: &Credentials) -> Result<String, &'static str> {
     let mut out = String::new();
     header(&mut out, "Shell environment (source this file)", creds);
     let expiration = creds.expiration_rfc3339();
@@ -175,7 +201,7 @@ fn render_env(creds: &Credentials) -> String {
     for (name, value) in pairs {
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
     }
-    out
+    Ok(out)
 }
 
 /// Splits an endpoint URL into (`host[:port]`, uses https) for s3cmd.
@@ -223,35 +249,35 @@ const S3CMD_HINT: &str = "\
 #   s3cmd -c FILE --access_token=\"$(sed -n 's/^access_token = //p' FILE)\" ...
 ";
 
-fn render_s3cfg(creds: &Credentials) -> String {
+fn render_s3cfg(creds: &Credentials) -> Result<String, &'static str> {
     let (host, https) = host_and_scheme(&creds.endpoint_url);
     let mut out = String::new();
     header(&mut out, "s3cmd configuration (s3cmd -c FILE)", creds);
     out.push_str(S3CMD_HINT);
-    out.push_str("[default]\n");
-    let _ = writeln!(out, "access_key = {}", creds.access_key_id);
-    let _ = writeln!(out, "secret_key = {}", creds.secret_access_key.expose());
-    let _ = writeln!(out, "access_token = {}", creds.session_token.expose());
-    let _ = writeln!(out, "host_base = {host}");
-    let _ = writeln!(out, "host_bucket = {host}");
-    let _ = writeln!(out, "use_https = {}", if https { "True" } else { "False" });
-    out
+    ini_section(&mut out, "default")?;
+    ini_pair(&mut out, "access_key", &creds.access_key_id)?;
+    ini_pair(&mut out, "secret_key", creds.secret_access_key.expose())?;
+    ini_pair(&mut out, "access_token", creds.session_token.expose())?;
+    ini_pair(&mut out, "host_base", &host)?;
+    ini_pair(&mut out, "host_bucket", &host)?;
+    ini_pair(&mut out, "use_https", if https { "True" } else { "False" })?;
+    Ok(out)
 }
 
-fn render_rclone(creds: &Credentials, profile: &Profile) -> String {
+fn render_rclone(creds: &Credentials, profile: &Profile) -> Result<String, &'static str> {
     let mut out = String::new();
     header(&mut out, "rclone remote (rclone --config FILE)", creds);
-    let _ = writeln!(out, "[{}]", profile.name);
+    ini_section(&mut out, &profile.name)?;
     out.push_str("type = s3\nprovider = Ceph\n");
-    let _ = writeln!(out, "access_key_id = {}", creds.access_key_id);
-    let _ = writeln!(
-        out,
-        "secret_access_key = {}",
-        creds.secret_access_key.expose()
-    );
-    let _ = writeln!(out, "session_token = {}", creds.session_token.expose());
-    let _ = writeln!(out, "endpoint = {}", creds.endpoint_url);
-    out
+    ini_pair(&mut out, "access_key_id", &creds.access_key_id)?;
+    ini_pair(
+        &mut out,
+        "secret_access_key",
+        creds.secret_access_key.expose(),
+    )?;
+    ini_pair(&mut out, "session_token", creds.session_token.expose())?;
+    ini_pair(&mut out, "endpoint", &creds.endpoint_url)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -272,7 +298,7 @@ mod tests {
 
     #[test]
     fn json_is_credential_process_output() {
-        let text = render(Format::Json, &creds(), &Profile::named("default"));
+        let text = render(Format::Json, &creds(), &Profile::named("default")).unwrap();
         assert_eq!(
             text,
             r#"{
@@ -292,7 +318,7 @@ mod tests {
     #[test]
     fn credentials_file() {
         assert_eq!(
-            render(Format::Credentials, &creds(), &Profile::named("cray")),
+            render(Format::Credentials, &creds(), &Profile::named("cray")).unwrap(),
             "# AWS shared credentials from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              [cray]\n\
              aws_access_key_id = AKIDEXAMPLE\n\
@@ -304,7 +330,7 @@ mod tests {
     #[test]
     fn config_file_default_and_named() {
         assert_eq!(
-            render(Format::Config, &creds(), &Profile::named("default")),
+            render(Format::Config, &creds(), &Profile::named("default")).unwrap(),
             "# AWS config from s3credsfs\n[default]\nendpoint_url = http://rgw.local:8080\n"
         );
         let profile = Profile {
@@ -312,7 +338,7 @@ mod tests {
             credential_process: Some("cat /home/u/.s3creds/json".into()),
         };
         assert_eq!(
-            render(Format::Config, &creds(), &profile),
+            render(Format::Config, &creds(), &profile).unwrap(),
             "# AWS config from s3credsfs\n[profile cray]\nendpoint_url = http://rgw.local:8080\n\
              credential_process = cat /home/u/.s3creds/json\n"
         );
@@ -321,7 +347,7 @@ mod tests {
     #[test]
     fn env_file_quotes_every_value() {
         assert_eq!(
-            render(Format::Env, &creds(), &Profile::named("default")),
+            render(Format::Env, &creds(), &Profile::named("default")).unwrap(),
             "# Shell environment (source this file) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              export AWS_ACCESS_KEY_ID='AKIDEXAMPLE'\n\
              export AWS_SECRET_ACCESS_KEY='s3cr3t/K+y'\n\
@@ -345,7 +371,7 @@ mod tests {
     #[test]
     fn s3cfg_uses_path_style_and_scheme() {
         assert_eq!(
-            render(Format::S3cfg, &creds(), &Profile::named("default")),
+            render(Format::S3cfg, &creds(), &Profile::named("default")).unwrap(),
             "# s3cmd configuration (s3cmd -c FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              # s3cmd asks the EC2 instance metadata service (169.254.169.254) for a role before each\n\
              # request when the session token comes only from this file; pass it on the command line:\n\
@@ -360,7 +386,7 @@ mod tests {
         );
         let mut https = creds();
         https.endpoint_url = "https://s3.example.com".into();
-        let text = render(Format::S3cfg, &https, &Profile::named("default"));
+        let text = render(Format::S3cfg, &https, &Profile::named("default")).unwrap();
         assert!(text.contains("host_base = s3.example.com\n"));
         assert!(text.ends_with("use_https = True\n"));
     }
@@ -368,7 +394,7 @@ mod tests {
     #[test]
     fn rclone_remote() {
         assert_eq!(
-            render(Format::Rclone, &creds(), &Profile::named("default")),
+            render(Format::Rclone, &creds(), &Profile::named("default")).unwrap(),
             "# rclone remote (rclone --config FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              [default]\n\
              type = s3\n\
@@ -383,13 +409,67 @@ mod tests {
     #[test]
     fn no_inline_comments_anywhere() {
         for format in Format::ALL {
-            let text = render(format, &creds(), &Profile::named("default"));
+            let text = render(format, &creds(), &Profile::named("default")).unwrap();
             for line in text.lines() {
                 if !line.starts_with('#') {
                     assert!(!line.contains(" #"), "{format:?}: {line}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn ini_formats_refuse_values_that_break_lines() {
+        let planted = "x\n[profile evil]\ncredential_process = sh -c id";
+        type Tamper = fn(&mut Credentials, &str);
+        let tamper: [(&str, Tamper); 4] = [
+            ("access key", |c, v| c.access_key_id = v.into()),
+            ("secret", |c, v| c.secret_access_key = Secret::new(v)),
+            ("token", |c, v| c.session_token = Secret::new(v)),
+            ("endpoint", |c, v| c.endpoint_url = v.into()),
+        ];
+        for (what, set) in tamper {
+            for breaker in ["\n", "\r", "\u{85}", "\u{2028}", "\x0b", "\x0c"] {
+                let mut bad = creds();
+                set(&mut bad, &planted.replace('\n', breaker));
+                let mut refused = 0;
+                for format in [
+                    Format::Credentials,
+                    Format::Config,
+                    Format::S3cfg,
+                    Format::Rclone,
+                ] {
+                    match render(format, &bad, &Profile::named("default")) {
+                        // A format that does not carry this field is unaffected.
+                        Ok(text) => assert!(!text.contains("evil"), "{what} {format:?}: {text}"),
+                        Err(err) => {
+                            assert!(err.to_string().starts_with("refused to write `"));
+                            refused += 1;
+                        }
+                    }
+                }
+                assert!(refused >= 2, "{what} with {breaker:?}: {refused} refusals");
+            }
+        }
+        let mut bad = creds();
+        bad.endpoint_url = planted.into();
+        assert_eq!(
+            render(Format::Config, &bad, &Profile::named("default"))
+                .unwrap_err()
+                .to_string(),
+            "refused to write `endpoint_url` into the config file: its value holds a line break \
+             or control character that could inject settings; the gateway's reply is suspect, \
+             check --api-gateway"
+        );
+        let profile = Profile {
+            name: "default".into(),
+            credential_process: Some("cat /a\ncredential_process = id".into()),
+        };
+        assert!(render(Format::Config, &creds(), &profile).is_err());
+        assert!(render(Format::Credentials, &creds(), &Profile::named("a]\n[b")).is_err());
+        // Quoted formats carry any value safely.
+        assert!(render(Format::Json, &bad, &Profile::named("default")).is_ok());
+        assert!(render(Format::Env, &bad, &Profile::named("default")).is_ok());
     }
 
     #[test]

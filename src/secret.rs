@@ -50,6 +50,36 @@ impl From<&str> for Secret {
     }
 }
 
+/// The bytes of a rendered credentials file: zeroed when the last reader lets go, and
+/// never shown by `Debug`.
+pub struct SecretBytes(Box<[u8]>);
+
+impl SecretBytes {
+    /// Takes over a rendering; the string's buffer becomes ours, so no copy is left behind.
+    pub fn new(text: String) -> Self {
+        SecretBytes(text.into_bytes().into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for SecretBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for SecretBytes {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut *self.0);
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{} redacted bytes>", self.0.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,9 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::creds::{parse_sts_reply, Credentials};
 use crate::error::{Error, Result};
-use crate::http::{body_bytes, build_client, classify};
+use crate::http::{build_client, exchange};
 use crate::secret::Secret;
+use crate::untrusted::{clean, MAX_QUOTED};
 use chrono::Utc;
 use std::time::Duration;
 
@@ -56,18 +57,14 @@ pub fn interpret(
             Ok(StsOutcome::Issued(creds))
         }
         401 | 403 => {
-            let reason: String = String::from_utf8_lossy(body)
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(80)
-                .collect();
+            let reason = clean(&String::from_utf8_lossy(body), 80);
             Ok(StsOutcome::Rejected { status, reason })
         }
         _ => {
             let detail = serde_json::from_slice::<Problem>(body)
                 .ok()
                 .and_then(|p| p.detail)
-                .map(|d| format!(" ({d})"))
+                .map(|d| format!(" ({})", clean(&d, MAX_QUOTED)))
                 .unwrap_or_default();
             let fix = if status >= 500 {
                 "the STS or its Ceph backend is failing; retry later or check the cray-sts service"
@@ -97,16 +94,12 @@ impl StsClient {
     /// One `PUT` with the JWT.
     pub async fn put_token(&self, jwt: &Secret) -> Result<StsOutcome> {
         tracing::debug!(url = %self.url, "requesting S3 credentials");
-        let response = self
+        let request = self
             .http
             .put(&self.url)
             .bearer_auth(jwt.expose())
-            .header(reqwest::header::CONTENT_LENGTH, 0)
-            .send()
-            .await
-            .map_err(|e| classify(&self.url, &e, self.timeout))?;
-        let status = response.status().as_u16();
-        let body = body_bytes(&self.url, response, self.timeout).await?;
+            .header(reqwest::header::CONTENT_LENGTH, 0);
+        let (status, body) = exchange(&self.url, request, self.timeout).await?;
         interpret(&self.url, status, &body, Utc::now())
     }
 }

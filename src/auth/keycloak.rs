@@ -2,8 +2,9 @@
 //! plain form posts, and its replies and errors.
 
 use crate::error::Error;
-use crate::http::{body_bytes, classify};
+use crate::http::exchange;
 use crate::secret::Secret;
+use crate::untrusted::{clean, MAX_QUOTED};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::time::Duration;
@@ -73,8 +74,22 @@ struct ErrorReply {
     error_description: Option<String>,
 }
 
-fn after(now: DateTime<Utc>, seconds: f64) -> DateTime<Utc> {
-    now + chrono::Duration::milliseconds((seconds * 1000.0) as i64)
+/// The longest lifetime believed from a reply: ten years (some sites set one year). A
+/// longer one is read as ten years, which no session outlives anyway.
+const MAX_LIFETIME_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// `now` plus a lifetime from Keycloak's reply, or `None` when the number is negative.
+/// Checked and saturating: a reply's `1e300` must not overflow the clock.
+fn after(now: DateTime<Utc>, seconds: f64) -> Option<DateTime<Utc>> {
+    if seconds.is_nan() || seconds < 0.0 {
+        return None;
+    }
+    let millis = (seconds.min(MAX_LIFETIME_SECONDS) * 1000.0) as i64;
+    let lifetime = chrono::Duration::try_milliseconds(millis)?;
+    Some(
+        now.checked_add_signed(lifetime)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC),
+    )
 }
 
 /// Runs one grant against the token endpoint.
@@ -101,14 +116,7 @@ pub async fn request(
         client_id,
         "requesting a token"
     );
-    let response = http
-        .post(url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| classify(url, &e, timeout))?;
-    let status = response.status().as_u16();
-    let body = body_bytes(url, response, timeout).await?;
+    let (status, body) = exchange(url, http.post(url).form(&form), timeout).await?;
     parse_reply(url, status, &body, Utc::now())
 }
 
@@ -133,13 +141,18 @@ pub fn parse_reply(
             .access_token
             .filter(|t| !t.is_empty())
             .ok_or_else(|| bad("its JSON has no \"access_token\""))?;
-        let refresh_expires_at = reply
-            .refresh_expires_in
-            .filter(|s| *s > 0.0)
-            .map(|s| after(now, s));
+        let refresh_expires_at = match reply.refresh_expires_in {
+            None => None,
+            Some(0.0) => None,
+            Some(s) => {
+                Some(after(now, s).ok_or_else(|| bad("its \"refresh_expires_in\" is negative"))?)
+            }
+        };
+        let expires_at = after(now, reply.expires_in.unwrap_or(60.0))
+            .ok_or_else(|| bad("its \"expires_in\" is negative"))?;
         return Ok(Issued {
             access_token: Secret::new(access_token),
-            expires_at: after(now, reply.expires_in.unwrap_or(60.0)),
+            expires_at,
             refresh_token: reply
                 .refresh_token
                 .filter(|t| !t.is_empty())
@@ -147,7 +160,10 @@ pub fn parse_reply(
             refresh_expires_at,
         });
     }
-    let reply: ErrorReply = serde_json::from_slice(body).unwrap_or_default();
+    let mut reply: ErrorReply = serde_json::from_slice(body).unwrap_or_default();
+    // Keycloak's words reach terminals, logs and `status`: no escapes, no floods.
+    reply.error = reply.error.map(|t| clean(&t, MAX_QUOTED));
+    reply.error_description = reply.error_description.map(|t| clean(&t, MAX_QUOTED));
     match reply.error {
         Some(error) if matches!(status, 400 | 401 | 403) => Err(GrantError::Refused {
             status,
@@ -208,6 +224,63 @@ mod tests {
             .unwrap()
             .refresh_token
             .is_none());
+    }
+
+    #[test]
+    fn absurd_lifetimes_never_panic() {
+        let reply = |expires: &str, refresh: &str| {
+            format!(
+                r#"{{"access_token":"t","expires_in":{expires},"refresh_expires_in":{refresh},"refresh_token":"r"}}"#
+            )
+        };
+        let ten_years = 10 * 365 * 86_400;
+        for huge in ["1e300", "1.7976931348623157e308", "9223372036854775807"] {
+            let issued = parse_reply("u", 200, reply(huge, huge).as_bytes(), now()).unwrap();
+            assert_eq!((issued.expires_at - now()).num_seconds(), ten_years);
+            assert_eq!(
+                (issued.refresh_expires_at.unwrap() - now()).num_seconds(),
+                ten_years
+            );
+        }
+        for (expires, refresh, field) in [
+            ("-1e300", "60", "expires_in"),
+            ("-1", "60", "expires_in"),
+            ("60", "-1e300", "refresh_expires_in"),
+        ] {
+            match parse_reply("u", 200, reply(expires, refresh).as_bytes(), now()) {
+                Err(GrantError::Failed(Error::BadReply { problem, .. })) => {
+                    assert_eq!(problem, format!("its \"{field}\" is negative"))
+                }
+                other => panic!("{expires} {refresh}: {other:?}"),
+            }
+        }
+        // Out of f64's range: not valid JSON for us, so a bad reply, not a panic.
+        assert!(parse_reply("u", 200, reply("1e400", "0").as_bytes(), now()).is_err());
+        // The latest representable clock still does not overflow.
+        let end = DateTime::<Utc>::MAX_UTC;
+        assert!(parse_reply("u", 200, reply("300", "1800").as_bytes(), end).is_ok());
+    }
+
+    #[test]
+    fn server_text_is_cleaned_and_short() {
+        let body = format!(
+            r#"{{"error":"invalid_grant\u001b[31m","error_description":"Invalid\r\nuser\u001b]0;pwned\u0007 {}"}}"#,
+            "x".repeat(5000)
+        );
+        match parse_reply("u", 401, body.as_bytes(), now()) {
+            Err(GrantError::Refused {
+                error, description, ..
+            }) => {
+                assert_eq!(error, "invalid_grant [31m");
+                assert!(
+                    description.starts_with("Invalid user ]0;pwned xxx"),
+                    "{description}"
+                );
+                assert!(description.chars().count() <= 201, "{}", description.len());
+                assert!(!description.contains(['\r', '\n', '\u{1b}', '\u{7}']));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod source;
 use crate::config::{AuthConfig, Settings};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::untrusted::clean;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
@@ -83,10 +84,11 @@ fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
 
 fn jwt_user(token: &str) -> Option<String> {
     let claims = jwt_claims(token)?;
+    // A claim is the token issuer's text: it reaches `status` and terminals.
     claims
         .get("preferred_username")?
         .as_str()
-        .map(str::to_string)
+        .map(|name| clean(name, 64))
 }
 
 fn format_time(t: DateTime<Utc>) -> String {
@@ -237,7 +239,7 @@ impl Authenticator {
             state.access = None;
             let fresh = file
                 .expires_at
-                .is_none_or(|exp| exp - TOKEN_MARGIN / 2 > now);
+                .is_none_or(|exp| exp.checked_sub_signed(TOKEN_MARGIN / 2) > Some(now));
             if fresh && !force_new {
                 return Ok(file.access);
             }
@@ -285,10 +287,9 @@ impl Authenticator {
 
     /// Password or client-credentials: refresh when we can, else a full grant.
     async fn grant_token(&self, state: &mut State, now: DateTime<Utc>) -> Result<Secret> {
-        let refresh = state
-            .refresh
-            .take()
-            .filter(|(_, expires)| expires.is_none_or(|t| t - TOKEN_MARGIN > now));
+        let refresh = state.refresh.take().filter(|(_, expires)| {
+            expires.is_none_or(|t| t.checked_sub_signed(TOKEN_MARGIN) > Some(now))
+        });
         if let Some((refresh_token, _)) = refresh {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,

@@ -80,6 +80,7 @@ fn backoff_doubles_to_five_minutes() {
 struct Fake {
     calls: AtomicUsize,
     fail: std::sync::atomic::AtomicBool,
+    panic: std::sync::atomic::AtomicBool,
     lifetime: chrono::Duration,
 }
 
@@ -87,6 +88,9 @@ impl Fetch for Fake {
     async fn fetch(&self) -> Result<Credentials> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.panic.load(Ordering::SeqCst) {
+            panic!("a bug in the refresh path, quoting secret-token-xyz");
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
@@ -101,6 +105,7 @@ fn cache(lifetime: chrono::Duration, min_validity: Duration) -> Arc<CredentialCa
     let fake = Fake {
         calls: AtomicUsize::new(0),
         fail: false.into(),
+        panic: false.into(),
         lifetime,
     };
     Arc::new(CredentialCache::new(
@@ -177,4 +182,23 @@ fn clone_snapshot(s: &Snapshot) -> Snapshot {
         fetched_at: s.fetched_at,
         refresh_at: s.refresh_at,
     }
+}
+
+#[tokio::test]
+async fn a_panicking_refresh_is_a_failure_that_backs_off() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
+    cache.fetcher().panic.store(true, Ordering::SeqCst);
+    let err = cache.current().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refreshing credentials panicked: this is a bug in s3credsfs, please report it; \
+         reads retry after a pause"
+    );
+    assert_eq!(err.errno(), libc::EIO);
+    // Backing off: the next read fails at once without another attempt.
+    assert_eq!(cache.current().await.unwrap_err(), err);
+    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), 1);
+    let status = cache.status();
+    assert_eq!(status.state, State::Error);
+    assert!(!status.last_error.unwrap().contains("secret-token-xyz"));
 }

@@ -143,7 +143,9 @@ fn parse_duration(raw: &RawValue, key: &str) -> Result<Duration> {
     Ok(d)
 }
 
-fn is_loopback(url: &Url) -> bool {
+/// Whether a URL names this host (`localhost`, 127.0.0.0/8, `::1`): the only place plain
+/// http is allowed by default, and never reached through a proxy.
+pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),

@@ -180,6 +180,12 @@ pub enum Fault {
     ExpiredCredentials,
     /// Drop the connection without replying.
     CloseConnection,
+    /// `307 Temporary Redirect` to this `Location` (a client must not follow it: it would
+    /// re-send the password or token there).
+    Redirect(String),
+    /// A 2xx (201 for STS, 200 for the token endpoint) whose body never ends (it stops
+    /// after 1 GiB), for clients' reply-size limits.
+    EndlessBody,
 }
 
 /// Counters of what the gateway has seen, so tests can assert on a client's behaviour

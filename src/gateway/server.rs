@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,6 +25,53 @@ pub(crate) struct Reply {
     pub content_type: String,
     pub body: String,
     pub headers: Vec<(&'static str, String)>,
+    /// Send an endless body instead of `body` ([`Fault::EndlessBody`]).
+    pub endless: bool,
+}
+
+/// How much an endless body sends before it ends after all, so a client without a limit
+/// cannot keep the emulator busy forever.
+const ENDLESS_LIMIT: usize = 1 << 30;
+
+/// A response body: the reply's text, or filler that goes on (almost) forever.
+pub(crate) enum ReplyBody {
+    Full(Option<Bytes>),
+    Endless { sent: usize },
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        static FILLER: [u8; 64 * 1024] = [b' '; 64 * 1024];
+        let frame = match self.get_mut() {
+            ReplyBody::Full(bytes) => bytes.take(),
+            ReplyBody::Endless { sent } if *sent < ENDLESS_LIMIT => {
+                *sent += FILLER.len();
+                Some(Bytes::from_static(&FILLER))
+            }
+            ReplyBody::Endless { .. } => None,
+        };
+        std::task::Poll::Ready(frame.map(|data| Ok(hyper::body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ReplyBody::Full(None))
+    }
+
+    /// Exact for a full reply, so it is sent with `Content-Length` as before.
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReplyBody::Full(bytes) => {
+                hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            ReplyBody::Endless { .. } => hyper::body::SizeHint::default(),
+        }
+    }
 }
 
 impl Reply {
@@ -34,6 +81,7 @@ impl Reply {
             content_type: "application/json".into(),
             body,
             headers: Vec::new(),
+            endless: false,
         }
     }
 
@@ -43,6 +91,7 @@ impl Reply {
             content_type: "text/plain".into(),
             body: body.to_owned(),
             headers: Vec::new(),
+            endless: false,
         }
     }
 
@@ -51,9 +100,14 @@ impl Reply {
         self
     }
 
-    fn into_response(self) -> Response<Full<Bytes>> {
+    fn into_response(self) -> Response<ReplyBody> {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = Response::new(Full::new(Bytes::from(self.body)));
+        let body = if self.endless {
+            ReplyBody::Endless { sent: 0 }
+        } else {
+            ReplyBody::Full(Some(Bytes::from(self.body)))
+        };
+        let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
         if let Ok(v) = HeaderValue::from_str(&self.content_type) {
@@ -145,7 +199,7 @@ where
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, DropConnection> {
+) -> Result<Response<ReplyBody>, DropConnection> {
     let method = req.method().clone();
     // Only the path is logged: never query strings, headers or bodies (tokens, passwords).
     let path = req.uri().path().to_owned();
@@ -202,7 +256,9 @@ async fn pre_fault(state: &State, endpoint: Endpoint) -> Result<Option<Fault>, D
     }
 }
 
-fn status_fault(fault: &Fault) -> Option<Reply> {
+/// The reply for faults that are the same at every endpoint; `success` is the status a
+/// normal reply of that endpoint has.
+fn status_fault(fault: &Fault, success: u16) -> Option<Reply> {
     match fault {
         Fault::Status {
             status,
@@ -213,6 +269,14 @@ fn status_fault(fault: &Fault) -> Option<Reply> {
             content_type: content_type.clone(),
             body: body.clone(),
             headers: Vec::new(),
+            endless: false,
+        }),
+        Fault::Redirect(location) => {
+            Some(Reply::text(307, "").with_header("location", location.clone()))
+        }
+        Fault::EndlessBody => Some(Reply {
+            endless: true,
+            ..Reply::json(success, String::new())
         }),
         _ => None,
     }
@@ -227,7 +291,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Reply, DropConne
         state.count(|s| s.sts_requests += 1);
         return Ok(match pre_fault(state, Endpoint::Sts).await? {
             None => sts::put_token(state, req.headers()).await,
-            Some(fault) => match status_fault(&fault) {
+            Some(fault) => match status_fault(&fault, 201) {
                 Some(reply) => reply,
                 None => sts::fault_reply(state, &fault).await,
             },
@@ -271,7 +335,7 @@ async fn token_request(
             });
             return Ok(Reply::json(200, body.to_string()));
         }
-        Some(other) => return Ok(status_fault(&other).unwrap_or_else(|| Reply::text(500, ""))),
+        Some(other) => return Ok(status_fault(&other, 200).unwrap_or_else(|| Reply::text(500, ""))),
     }
     let (headers, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {

@@ -184,7 +184,11 @@ pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
             }
             Err(_) => Reply::json(500, "\"Error\"".to_owned()),
         },
-        Fault::Status { .. } | Fault::Delay(_) | Fault::CloseConnection => {
+        Fault::Status { .. }
+        | Fault::Delay(_)
+        | Fault::CloseConnection
+        | Fault::Redirect(_)
+        | Fault::EndlessBody => {
             unreachable!("handled by the server")
         }
     }
