@@ -31,12 +31,13 @@ pub fn build_client(settings: &Settings) -> Result<reqwest::Client> {
         .proxy(proxy)
         .user_agent(concat!("s3credsfs/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            Error::Config(format!(
-                "cannot read the CA bundle {} ({e}); fix --ca-file",
-                path.display()
-            ))
-        })?;
+        // Whoever can write the CA bundle can impersonate the gateway.
+        let pem = crate::files::read_checked(
+            path,
+            "CA bundle",
+            "fix --ca-file",
+            crate::files::Kind::Steering,
+        )?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .ok()
             .filter(|c| !c.is_empty())

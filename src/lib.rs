@@ -7,6 +7,7 @@ pub mod config;
 pub mod container;
 pub mod creds;
 pub mod error;
+pub mod files;
 pub mod fs;
 pub mod fuse;
 pub mod gateway;

@@ -244,11 +244,7 @@ fn a_relative_token_file_still_works_after_the_daemon_detaches() {
     let gw = TestGateway::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let login = gw.runtime().block_on(common::password_grant(&gw.gw));
-    std::fs::write(
-        dir.path().join("token"),
-        login["access_token"].as_str().unwrap(),
-    )
-    .unwrap();
+    common::private_file(dir.path(), "token", login["access_token"].as_str().unwrap());
     let path = dir.path().join("creds");
     // --lazy: the file is first read on the first read of `json`, long after the daemon
     // left the directory it was started in.

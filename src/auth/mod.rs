@@ -104,13 +104,17 @@ struct FileToken {
 }
 
 fn read_token_file(path: &Path) -> Result<FileToken> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Token(format!(
-            "cannot read the token file {} ({e}); fix --token-file or run `cray auth login`",
-            path.display()
-        ))
-    })?;
-    let text = Secret::new(text.trim());
+    // A token file steers who we are at the gateway and holds a JWT: ours, private.
+    let bytes = zeroize::Zeroizing::new(
+        crate::files::read_checked(
+            path,
+            "token file",
+            "fix --token-file or run `cray auth login`",
+            crate::files::Kind::Secret,
+        )
+        .map_err(|e| Error::Token(e.to_string()))?,
+    );
+    let text = Secret::new(String::from_utf8_lossy(&bytes).trim());
     let invalid = || {
         Error::Token(format!(
             "the token file {} holds neither a JWT nor a `cray` CLI login with an access_token; \

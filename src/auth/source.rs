@@ -3,10 +3,11 @@
 
 use crate::config::{PasswordSource, SecretSource};
 use crate::error::{Error, Result};
+use crate::files::Kind;
 use crate::secret::Secret;
 use std::io::{BufRead, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 fn from_env(var: &str, what: &str) -> Result<Secret> {
     match std::env::var(var) {
@@ -17,29 +18,21 @@ fn from_env(var: &str, what: &str) -> Result<Secret> {
     }
 }
 
-/// Reads a secret file, refusing one that group or others can read.
+/// Reads a secret file, refusing one that group or others can read or that is not ours.
 pub fn from_file(path: &Path, what: &str) -> Result<Secret> {
-    let meta = std::fs::metadata(path).map_err(|e| {
+    let bytes = Zeroizing::new(crate::files::read_checked(
+        path,
+        &format!("{what} file"),
+        "fix the path",
+        Kind::Secret,
+    )?);
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
         Error::Config(format!(
-            "cannot read the {what} file {} ({e}); fix the path",
+            "the {what} file {} is not UTF-8 text",
             path.display()
         ))
     })?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(Error::Config(format!(
-            "the {what} file {} is accessible by group or others (mode {mode:04o}); run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        )));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read the {what} file {} ({e}); fix the path",
-            path.display()
-        ))
-    })?;
-    let value = text.trim_end_matches(['\n', '\r']).to_string();
+    let value = text.trim_end_matches(['\n', '\r']);
     if value.is_empty() {
         return Err(Error::Config(format!(
             "the {what} file {} is empty",
@@ -153,6 +146,7 @@ pub fn client_secret(source: &SecretSource) -> Result<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn secret_files_must_be_private() {

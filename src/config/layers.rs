@@ -124,7 +124,25 @@ impl RawValue {
             Source::Flag(flag) => flag.clone(),
             Source::Env(var) => format!("environment variable {var}"),
         };
-        Error::Config(format!("bad value {:?} for {place}: {why}", self.value))
+        Error::Config(format!("bad value {} for {place}: {why}", self.shown()))
+    }
+
+    /// The value as an error may quote it: user info in a URL (`https://user:pw@gw`) is
+    /// hidden, control characters are escaped, and a long value is cut short.
+    fn shown(&self) -> String {
+        let value = match (self.value.find("://"), self.value.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => format!(
+                "{}<redacted>{}",
+                &self.value[..scheme_end + 3],
+                &self.value[at..]
+            ),
+            _ => self.value.clone(),
+        };
+        let quoted = format!("{value:?}");
+        match quoted.char_indices().nth(crate::untrusted::MAX_QUOTED) {
+            Some((cut, _)) => format!("{}…", &quoted[..cut]),
+            None => quoted,
+        }
     }
 }
 
@@ -246,14 +264,19 @@ settings_args!(
     &[Scope::Common, Scope::Mount]
 );
 
-/// Reads the TOML config file into a layer; unknown keys and wrong types are errors.
+/// Reads the TOML config file into a layer; unknown keys and wrong types are errors, and
+/// so is a file another user could have written.
 pub fn file_layer(path: &Path) -> Result<Layer> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Config(format!(
-            "cannot read config file {}: {e}; fix the path given with --config or S3CREDSFS_CONFIG",
-            path.display()
-        ))
-    })?;
+    // The config file can name a password command or a token URL: only ours, unwritable
+    // by others.
+    let bytes = crate::files::read_checked(
+        path,
+        "config file",
+        "fix the path given with --config or S3CREDSFS_CONFIG",
+        crate::files::Kind::Steering,
+    )?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Error::Config(format!("config file {} is not UTF-8 text", path.display())))?;
     parse_file_layer(&text, path)
 }
 
@@ -385,5 +408,27 @@ mod tests {
             "bad value \"soon\" for environment variable S3CREDSFS_TIMEOUT: expected a duration like 30s"
         );
         assert_eq!(env_var("api-gateway"), "S3CREDSFS_API_GATEWAY");
+    }
+
+    #[test]
+    fn errors_never_quote_a_password_in_a_url() {
+        for value in [
+            "https://admin:hunter2@gw.example",
+            "https://admin:hunter2@gw example",
+            "ftp://hunter2@gw",
+            "https://admin:p@ss:hunter2@gw/x",
+        ] {
+            let err = raw(value, Source::Flag("--api-gateway".into()))
+                .error("api-gateway", "why")
+                .to_string();
+            assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
+            assert!(err.contains("<redacted>@"), "{err}");
+        }
+        let long = raw(
+            &"x\u{1b}".repeat(1000),
+            Source::Env("S3CREDSFS_REALM".into()),
+        );
+        let err = long.error("realm", "why").to_string();
+        assert!(err.len() < 400 && !err.contains('\u{1b}'), "{err}");
     }
 }

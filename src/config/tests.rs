@@ -233,5 +233,5 @@ fn precedence_flag_over_file_over_default() {
         ..CliLayer::default()
     };
     let err = load_layers(&missing, &ctx()).unwrap_err().to_string();
-    assert!(err.starts_with("cannot read config file"), "{err}");
+    assert!(err.starts_with("cannot read the config file"), "{err}");
 }

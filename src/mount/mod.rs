@@ -70,21 +70,6 @@ fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::absolute(&path)
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot open the log file {} ({e}); fix --log-file",
-                path.display()
-            ))
-        })
-}
-
 /// Runs `s3credsfs mount`.
 pub fn run_mount(args: MountArgs) -> Result<()> {
     let ctx = Context::from_process();
@@ -114,7 +99,11 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         }
         None => resolve(&layer, &ctx)?,
     };
-    let log = settings.log_file.as_deref().map(open_log).transpose()?;
+    let log = settings
+        .log_file
+        .as_deref()
+        .map(crate::files::open_log)
+        .transpose()?;
     mountpoint::prepare(&mountpoint)?;
     let pipeline = Pipeline::new(&settings)?;
     let job = Job {

@@ -1,0 +1,212 @@
+//! Opening the files a user points us at (password, client secret, token, config, CA
+//! bundle, log) so that another local user cannot plant or read what is in them.
+//!
+//! Each file is opened once and judged by `fstat` on that descriptor, so it cannot be
+//! swapped between the check and the read. It must be a regular file owned by us or by
+//! root; a secret must not be accessible by group or others (as ssh demands of keys), and
+//! a file that steers us (config, CA bundle) must not be writable by them.
+
+use crate::error::{Error, Result};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+/// What a file holds, which decides who else may touch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A password, client secret or token: no access at all for group or others.
+    Secret,
+    /// Settings or trust anchors: group and others may read but not write.
+    Steering,
+}
+
+/// The largest file read; a password, token or config is a few KiB, a CA bundle less
+/// than a MiB.
+pub const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// Opens `path` and checks it as `kind` demands; `what` names it in errors ("password
+/// file", "config file") and `fix` says which setting to change.
+pub fn read_checked(path: &Path, what: &str, fix: &str, kind: Kind) -> Result<Vec<u8>> {
+    let shown = path.display();
+    // O_NONBLOCK: a FIFO planted at the path must not hang us before the type check.
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| Error::Config(format!("cannot read the {what} {shown} ({e}); {fix}")))?;
+    check(&file, path, what, kind)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Config(format!("cannot read the {what} {shown} ({e}); {fix}")))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(Error::Config(format!(
+            "the {what} {shown} is larger than {MAX_FILE} bytes; {fix}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Judges an open file by its own metadata.
+fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
+    let shown = path.display();
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::Config(format!("cannot inspect the {what} {shown} ({e})")))?;
+    if !meta.file_type().is_file() {
+        return Err(Error::Config(format!(
+            "the {what} {shown} is not a regular file; point the setting at a regular file"
+        )));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::Config(format!(
+            "the {what} {shown} belongs to user id {}, not to you (id {me}) or root; \
+             another user could change it: use a file of your own",
+            meta.uid()
+        )));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    match kind {
+        Kind::Secret if mode & 0o077 != 0 => Err(Error::Config(format!(
+            "the {what} {shown} is accessible by group or others (mode {mode:04o}); run `chmod 600 {shown}`"
+        ))),
+        Kind::Steering if mode & 0o022 != 0 => Err(Error::Config(format!(
+            "the {what} {shown} is writable by group or others (mode {mode:04o}); run `chmod go-w {shown}`"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Opens (creating) the daemon's log for appending: never through a symlink, mode 0600,
+/// and an existing file must be a regular file of ours; its mode is tightened to 0600.
+pub fn open_log(path: &Path) -> Result<File> {
+    let shown = path.display();
+    let file = File::options()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            let why = if e.raw_os_error() == Some(libc::ELOOP) {
+                "it is a symbolic link".to_string()
+            } else {
+                e.to_string()
+            };
+            Error::Config(format!(
+                "cannot open the log file {shown} ({why}); fix --log-file"
+            ))
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::Config(format!("cannot inspect the log file {shown} ({e})")))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.file_type().is_file() || meta.uid() != me {
+        return Err(Error::Config(format!(
+            "the log file {shown} is not a regular file of yours; fix --log-file"
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| {
+                Error::Config(format!("cannot make the log file {shown} private ({e})"))
+            })?;
+    }
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn file(dir: &Path, name: &str, mode: u32) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, "content").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn read(path: &Path, kind: Kind) -> std::result::Result<Vec<u8>, String> {
+        read_checked(path, "test file", "fix it", kind).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn secrets_allow_no_group_or_other_bit() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o640, 0o620, 0o610, 0o604, 0o602, 0o601, 0o644, 0o666] {
+            let path = file(dir.path(), &format!("s{mode:o}"), mode);
+            let err = read(&path, Kind::Secret).unwrap_err();
+            assert!(
+                err.contains(&format!("(mode {mode:04o}); run `chmod 600")),
+                "{err}"
+            );
+        }
+        for mode in [0o600, 0o400] {
+            let path = file(dir.path(), &format!("ok{mode:o}"), mode);
+            assert_eq!(read(&path, Kind::Secret).unwrap(), b"content");
+        }
+    }
+
+    #[test]
+    fn steering_files_allow_reading_but_not_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o620, 0o602, 0o666, 0o660] {
+            let path = file(dir.path(), &format!("w{mode:o}"), mode);
+            let err = read(&path, Kind::Steering).unwrap_err();
+            assert!(err.contains("is writable by group or others"), "{err}");
+        }
+        let path = file(dir.path(), "ok", 0o644);
+        assert!(read(&path, Kind::Steering).is_ok());
+    }
+
+    #[test]
+    fn only_regular_files_of_ours_or_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = read(dir.path(), Kind::Steering).unwrap_err();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = read(&fifo, Kind::Secret).unwrap_err();
+        assert!(err.contains("is not a regular file"), "{err}");
+        // A symlink is followed, and the file it names is what is judged.
+        let target = file(dir.path(), "target", 0o644);
+        let link = dir.path().join("link");
+        symlink(&target, &link).unwrap();
+        assert!(read(&link, Kind::Secret)
+            .unwrap_err()
+            .contains("(mode 0644)"));
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            // Only root can give a file away; as root, a file of another user is refused.
+            let path = file(dir.path(), "theirs", 0o600);
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = read(&path, Kind::Secret).unwrap_err();
+            assert!(err.contains("belongs to user id 65534"), "{err}");
+        }
+    }
+
+    #[test]
+    fn logs_refuse_symlinks_and_become_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = file(dir.path(), "elsewhere", 0o644);
+        let link = dir.path().join("log");
+        symlink(&target, &link).unwrap();
+        let err = open_log(&link).unwrap_err().to_string();
+        assert!(err.contains("it is a symbolic link"), "{err}");
+        let existing = file(dir.path(), "old.log", 0o644);
+        open_log(&existing).unwrap();
+        let mode = std::fs::metadata(&existing).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let fresh = dir.path().join("new.log");
+        open_log(&fresh).unwrap();
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
