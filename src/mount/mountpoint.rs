@@ -1,5 +1,8 @@
-//! Mountpoints: finding what is mounted where, telling a live mount from a stale one, and
-//! unmounting (lazily when busy or stale).
+//! Mountpoints: finding what is mounted where, telling a live mount from a stale one,
+//! checking what a user other than root needs to mount, and unmounting (lazily when busy or
+//! stale).
+
+pub mod fusermount;
 
 use crate::error::{Error, Result};
 use std::ffi::CString;
@@ -109,6 +112,11 @@ pub fn state(path: &Path) -> MountState {
     }
 }
 
+fn is_root() -> bool {
+    // SAFETY: geteuid() has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Detaches whatever is mounted at `path`, even if busy or stale.
 pub fn lazy_unmount(path: &Path) -> Result<()> {
     let c_path = CString::new(path.as_os_str().as_bytes())
@@ -118,30 +126,31 @@ pub fn lazy_unmount(path: &Path) -> Result<()> {
         return Ok(());
     }
     let os_error = std::io::Error::last_os_error();
-    // Unprivileged users unmount through the setuid helper.
-    for helper in ["fusermount3", "fusermount"] {
-        if let Ok(status) = std::process::Command::new(helper)
-            .args(["-u", "-z", "-q", "--"])
-            .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-        {
-            if status.success() {
-                return Ok(());
-            }
-        }
+    if !is_root() {
+        // The kernel lets only root unmount; the setuid helper unmounts a user's own mounts.
+        let helper = fusermount::find()?;
+        return fusermount::lazy_unmount(&helper, path).map_err(|e| {
+            Error::Config(format!(
+                "cannot unmount {} ({}: {e}); only its owner or root can unmount it",
+                path.display(),
+                helper.display()
+            ))
+        });
     }
     Err(Error::Config(format!(
-        "cannot unmount {} ({os_error}); try `fusermount3 -u -z {}` or `umount -l {}` as root",
-        path.display(),
+        "cannot unmount {} ({os_error}); try `umount -l {}`",
         path.display(),
         path.display()
     )))
 }
 
 /// Makes `path` ready to mount on: creates it (mode 0700) when missing, clears a stale
-/// mount, refuses a live one.
+/// mount, refuses a live one. Fails early, before any fetch, when a user other than root
+/// could not mount (no `/dev/fuse` open to them, or no `fusermount3`).
 pub fn prepare(path: &Path) -> Result<()> {
+    if !is_root() {
+        fusermount::check_unprivileged()?;
+    }
     match state(path) {
         MountState::Live { fstype } => {
             let hint = if fstype == FSTYPE {

@@ -1,0 +1,167 @@
+//! What a user other than root needs to mount: a `/dev/fuse` open to them and the setuid
+//! `fusermount3` helper (which fuser falls back to when mount(2) says EPERM).
+//!
+//! The helper opens `/dev/fuse` with the caller's own file-system uid, so where the device
+//! is mode 0600 (many containers and CI machines) no user but root can mount FUSE at all;
+//! fuser then fails with a bare EACCES. These checks name the missing piece instead.
+
+use crate::error::{Error, Result};
+use std::ffi::OsString;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Names the helper explicitly; fuser and libfuse read it too.
+const PATH_VAR: &str = "FUSERMOUNT_PATH";
+const NAMES: [&str; 2] = ["fusermount3", "fusermount"];
+const DEVICE: &str = "/dev/fuse";
+/// Where fuser looks after `PATH`.
+const FALLBACK_DIRS: [&str; 2] = ["/sbin", "/bin"];
+
+fn is_executable_file(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Checks, as a user other than root, that the device is open to us and the helper exists.
+pub fn check_unprivileged() -> Result<()> {
+    check_device(Path::new(DEVICE))?;
+    find().map(drop)
+}
+
+fn check_device(device: &Path) -> Result<()> {
+    let c_path = std::ffi::CString::new(device.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Config(format!("{} contains a NUL byte", device.display())))?;
+    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
+    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    // SAFETY: getuid() has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let name = device.display();
+    Err(Error::Config(match std::fs::metadata(device) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "{name} does not exist, so FUSE cannot be used; load the fuse module (`modprobe fuse`) or, in a container, pass the device in (`--device /dev/fuse`)"
+        ),
+        Ok(meta) if error.raw_os_error() == Some(libc::EACCES) => format!(
+            "{name} (mode {:04o}, owner uid {}) is not open to uid {uid}, and fusermount3 opens it as the calling user too, so this user cannot mount FUSE filesystems; ask an administrator to `chmod 0666 {name}` (the usual mode) or mount as root",
+            meta.permissions().mode() & 0o7777,
+            meta.uid()
+        ),
+        _ => format!(
+            "{name} is not usable by uid {uid} ({error}); ask an administrator to make it readable and writable for you (`chmod 0666 {name}` is the usual mode) or mount as root"
+        ),
+    }))
+}
+
+/// Finds the helper where fuser does: `$FUSERMOUNT_PATH` when set, else `fusermount3`
+/// (then the FUSE 2 `fusermount`) in `PATH`, then in /sbin and /bin. The error says exactly
+/// what is missing.
+pub fn find() -> Result<PathBuf> {
+    find_in(
+        std::env::var_os(PATH_VAR),
+        std::env::var_os("PATH"),
+        &FALLBACK_DIRS,
+    )
+}
+
+fn find_in(
+    explicit: Option<OsString>,
+    path: Option<OsString>,
+    fallback_dirs: &[&str],
+) -> Result<PathBuf> {
+    if let Some(explicit) = explicit.filter(|p| !p.is_empty()) {
+        let explicit = PathBuf::from(explicit);
+        return if is_executable_file(&explicit) {
+            Ok(explicit)
+        } else {
+            Err(Error::Config(format!(
+                "{PATH_VAR} names {}, which is not an executable file; point it at the setuid fusermount3 or unset it",
+                explicit.display()
+            )))
+        };
+    }
+    let in_path: Vec<PathBuf> = path
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    let fallbacks: Vec<PathBuf> = fallback_dirs.iter().map(PathBuf::from).collect();
+    for dirs in [in_path, fallbacks] {
+        for name in NAMES {
+            if let Some(found) = dirs
+                .iter()
+                .map(|dir| dir.join(name))
+                .find(|candidate| is_executable_file(candidate))
+            {
+                return Ok(found);
+            }
+        }
+    }
+    Err(Error::Config(
+        "a user other than root mounts through the setuid fusermount3 and none was found in PATH, /sbin or /bin; install the fuse3 package (or mount as root)".into(),
+    ))
+}
+
+/// Detaches `path` (even busy or stale) through `helper`, which lets a user unmount their
+/// own FUSE mounts.
+pub fn lazy_unmount(helper: &Path, path: &Path) -> std::io::Result<()> {
+    let output = Command::new(helper)
+        .args(["-u", "-z", "-q", "--"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finding_the_helper_names_what_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = Some(dir.path().as_os_str().to_owned());
+        let missing = find_in(None, empty.clone(), &[]).unwrap_err().to_string();
+        assert!(
+            missing.contains("setuid fusermount3 and none was found in PATH, /sbin or /bin; install the fuse3 package"),
+            "{missing}"
+        );
+        let named = dir.path().join("nope");
+        let wrong = find_in(Some(named.clone().into()), empty.clone(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.contains(&format!("FUSERMOUNT_PATH names {}", named.display())),
+            "{wrong}"
+        );
+        let helper = dir.path().join("fusermount3");
+        std::fs::write(&helper, "#!/bin/sh\n").unwrap();
+        assert!(find_in(None, empty.clone(), &[]).is_err(), "not executable");
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(find_in(None, empty.clone(), &[]).unwrap(), helper);
+        assert_eq!(
+            find_in(Some(helper.clone().into()), None, &[]).unwrap(),
+            helper
+        );
+        let fallback = dir.path().to_str().unwrap();
+        assert_eq!(find_in(None, None, &[fallback]).unwrap(), helper);
+    }
+
+    #[test]
+    fn a_missing_device_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = check_device(&dir.path().join("fuse"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("does not exist, so FUSE cannot be used; load the fuse module"),
+            "{error}"
+        );
+    }
+}
