@@ -285,6 +285,13 @@ impl Gateway {
         self.state.stats()
     }
 
+    /// Every secret this gateway has received (passwords, client secrets, refresh tokens,
+    /// Bearer JWTs) or issued (access and refresh tokens, secret keys, session tokens), so
+    /// a test can search logs and messages for all of them.
+    pub fn secrets(&self) -> Vec<String> {
+        self.state.secrets()
+    }
+
     /// Queues `fault` for `endpoint`. Faults are used in FIFO order per endpoint.
     pub fn inject(&self, endpoint: Endpoint, fault: Fault, times: Times) {
         self.state.inject(endpoint, fault, times);

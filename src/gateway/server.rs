@@ -203,8 +203,17 @@ async fn handle(
     let method = req.method().clone();
     // Only the path is logged: never query strings, headers or bodies (tokens, passwords).
     let path = req.uri().path().to_owned();
+    if let Some(bearer) = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        state.remember_secret(bearer);
+    }
     match route(&state, req).await {
         Ok(reply) => {
+            remember_issued(&state, &reply.body);
             tracing::debug!(%method, %path, status = reply.status, "dev-gateway request");
             let mut response = reply.into_response();
             if path.starts_with("/keycloak/") {
@@ -218,6 +227,22 @@ async fn handle(
             tracing::debug!(%method, %path, "dev-gateway request: connection dropped (fault)");
             Err(DropConnection)
         }
+    }
+}
+
+/// Remembers the tokens and keys a reply body hands out.
+fn remember_issued(state: &State, body: &str) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
+        return;
+    };
+    let fields = [
+        &json["access_token"],
+        &json["refresh_token"],
+        &json["Credentials"]["SecretAccessKey"],
+        &json["Credentials"]["SessionToken"],
+    ];
+    for value in fields.into_iter().filter_map(|v| v.as_str()) {
+        state.remember_secret(value);
     }
 }
 
@@ -349,6 +374,11 @@ async fn token_request(
             ));
         }
     };
+    for (name, value) in url::form_urlencoded::parse(&bytes) {
+        if matches!(&*name, "password" | "client_secret" | "refresh_token") {
+            state.remember_secret(&value);
+        }
+    }
     let (reply, outcome) = keycloak::token(state, realm, &headers.headers, &bytes, expired_access);
     state.count(|s| match outcome {
         Outcome::Password => s.password_grants += 1,

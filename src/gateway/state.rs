@@ -49,6 +49,8 @@ pub(crate) struct State {
     pub signer: Signer,
     pub minter: Box<dyn CredentialMinter>,
     stats: Mutex<Stats>,
+    /// Every secret received or issued, for tests that prove none leaks.
+    secrets: Mutex<std::collections::BTreeSet<String>>,
     faults: Mutex<FaultQueues>,
     sessions: Mutex<HashMap<String, Session>>,
 }
@@ -75,6 +77,7 @@ impl State {
             minter,
             config,
             stats: Mutex::new(Stats::default()),
+            secrets: Mutex::new(Default::default()),
             faults: Mutex::new(FaultQueues::default()),
             sessions: Mutex::new(HashMap::new()),
         })
@@ -82,6 +85,18 @@ impl State {
 
     pub fn stats(&self) -> Stats {
         lock(&self.stats).clone()
+    }
+
+    /// Remembers a secret this gateway received or issued (empty values are ignored).
+    pub fn remember_secret(&self, secret: &str) {
+        if !secret.is_empty() {
+            lock(&self.secrets).insert(secret.to_owned());
+        }
+    }
+
+    /// Every secret remembered so far.
+    pub fn secrets(&self) -> Vec<String> {
+        lock(&self.secrets).iter().cloned().collect()
     }
 
     /// Applies `f` to the counters under the lock.
