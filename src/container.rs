@@ -108,9 +108,14 @@ const RESERVED_DESCRIPTORS: u64 = 64;
 /// the next request's headers).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest one connection is served, whatever it does; then it is shut down
-/// gracefully (a request in progress still gets its answer).
-pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// The longest one connection is served, whatever it does (a client asking again and
+/// again on one kept-alive connection would otherwise hold its slot for ever); then it
+/// is shut down gracefully.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
+
+/// How long a request in progress at the deadline may still take: it may be waiting
+/// for a refresh, which the cache bounds by the gateway timeouts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The first pause after accept() fails (typically EMFILE), doubled up to the maximum,
 /// so a full descriptor table does not turn the accept loop into a busy spin.
@@ -251,7 +256,7 @@ async fn serve<F: Fetch>(stream: TcpStream, _slot: OwnedSemaphorePermit, shared:
         _ = connection.as_mut() => {}
         _ = tokio::time::sleep(CONNECTION_DEADLINE) => {
             connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(HEADER_READ_TIMEOUT, connection).await;
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
         }
     }
 }

@@ -146,7 +146,9 @@ boto3.Session().client("s3").list_objects_v2(Bucket=os.environ["S3_BUCKET"])
 
 // ---- A neighbour cannot break the mount through the endpoint ----
 
-use s3credsfs::container::{ACCEPT_BACKOFF_MAX, HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
+use s3credsfs::container::{
+    ACCEPT_BACKOFF_MAX, CONNECTION_DEADLINE, HEADER_READ_TIMEOUT, MAX_CONNECTIONS,
+};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Mutex;
@@ -356,6 +358,67 @@ fn silent_slow_and_idle_connections_are_closed() {
     dribble.join().unwrap();
 }
 
+/// Reads one HTTP response (headers and a `Content-Length` body) from a kept-alive
+/// connection; `None` when the server closed it instead.
+fn read_response(stream: &mut TcpStream) -> Option<String> {
+    let mut text = Vec::new();
+    let mut byte = [0u8; 1];
+    while !text.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => text.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(text).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(head + &String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn a_busy_kept_alive_connection_ends_at_the_deadline() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let addr = endpoint_addr(&m);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    // Well within the header-read timeout each time, so only the deadline can end it.
+    loop {
+        let request = format!("GET /credentials HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            break;
+        }
+        match read_response(&mut stream) {
+            Some(response) => assert!(response.starts_with("HTTP/1.1 401"), "{response}"),
+            None => break,
+        }
+        assert!(
+            start.elapsed() < CONNECTION_DEADLINE + Duration::from_secs(5),
+            "a busy connection was still served after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        start.elapsed() >= CONNECTION_DEADLINE - Duration::from_secs(1),
+        "closed after only {:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn wrong_token_warnings_are_rate_limited() {
     let gw = TestGateway::start(|_| {});
@@ -397,6 +460,7 @@ fn accept_failures_back_off_instead_of_spinning() {
     let (before, start) = (cpu_ticks(pid), Instant::now());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu_ticks(pid) - before;
+    // SAFETY: sysconf takes an integer and returns one.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     let share = used as f64 / ticks_per_second / start.elapsed().as_secs_f64();
     assert!(
