@@ -12,6 +12,7 @@ pub mod fs;
 pub mod fuse;
 pub mod gateway;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod mount;
 pub mod proxy;

@@ -143,3 +143,358 @@ boto3.Session().client("s3").list_objects_v2(Bucket=os.environ["S3_BUCKET"])
         "{stderr}"
     );
 }
+
+// ---- A neighbour cannot break the mount through the endpoint ----
+
+use s3credsfs::container::{
+    ACCEPT_BACKOFF_MAX, CONNECTION_DEADLINE, HEADER_READ_TIMEOUT, MAX_CONNECTIONS,
+};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Tests that change this process's descriptor limit (children inherit it) run one at a time.
+static LIMITS: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    LIMITS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The endpoint's address, from the status file (which needs no credentials).
+fn endpoint_addr(m: &Mounted) -> SocketAddr {
+    let url = m.status()["container_endpoint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    url.trim_start_matches("http://")
+        .trim_end_matches("/credentials")
+        .parse()
+        .unwrap()
+}
+
+/// Sets another process's soft and hard open-file limits (we are root).
+fn set_nofile(pid: u32, soft: u64, hard: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit reads the struct we own and writes nothing (old limit null).
+    let rc = unsafe {
+        libc::prlimit(
+            pid as i32,
+            libc::RLIMIT_NOFILE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// The descriptor numbers a process holds.
+fn fds(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// How many connections wait in the accept queue of the loopback listener on `port`.
+fn accept_queue(port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // For a listener (state 0A) rx_queue is the accept queue's length.
+        (fields[1] == local && fields[3] == "0A")
+            .then(|| u64::from_str_radix(fields[4].split(':').nth(1).unwrap(), 16).unwrap())
+    })
+}
+
+/// CPU time (user + system, in clock ticks) a process has used.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// One `GET /credentials` on a fresh connection: (status, body).
+fn get(addr: SocketAddr, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let auth = token
+        .map(|t| format!("Authorization: {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET /credentials HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {text:?}")))?;
+    Ok((status, text))
+}
+
+/// Waits for the server to close `stream`; returns how long that took.
+fn time_to_close(mut stream: &TcpStream) -> Duration {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return start.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return start.elapsed(),
+            Err(e) => panic!("the server did not close the connection within 60 s ({e})"),
+        }
+    }
+}
+
+fn access_key(json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["AccessKeyId"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_flood_of_idle_connections_does_not_starve_refreshes() {
+    let _serial = serial();
+    // The flood's own 1000 sockets must fit in this process.
+    s3credsfs::limits::raise_nofile().unwrap();
+    let gw = TestGateway::start(|c| c.lifetime = Duration::from_secs(4));
+    // Lazy: no credentials yet, so the first read must open a new connection to the gateway.
+    let m = Mounted::start(
+        &gw,
+        &["--container-endpoint", "--lazy", "--min-validity", "2s"],
+    );
+    let (addr, pid) = (endpoint_addr(&m), m.child.id());
+    // A tight limit that 1000 held connections would exhaust.
+    set_nofile(pid, 256, 256);
+    let flood: Vec<TcpStream> = (0..1000)
+        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .collect();
+    wait_for(
+        "the daemon to take every queued connection or run out of descriptors",
+        Duration::from_secs(20),
+        || accept_queue(addr.port()) == Some(0) || fds(pid).len() >= 250,
+    );
+    let held = fds(pid).len();
+    let first = m.read("json").unwrap_or_else(|e| {
+        panic!(
+            "first read during the flood failed ({e}); daemon holds {held} descriptors:\n{}",
+            m.log()
+        )
+    });
+    let first = access_key(&first);
+    wait_for(
+        "a refresh during the flood to change the access key",
+        Duration::from_secs(20),
+        || {
+            let json = m
+                .read("json")
+                .unwrap_or_else(|e| panic!("read during the flood failed ({e}):\n{}", m.log()));
+            access_key(&json) != first
+        },
+    );
+    assert!(
+        fds(pid).len() < 256 - 64,
+        "the endpoint holds at most {MAX_CONNECTIONS} connections"
+    );
+    // The idle connections time out; then the right token gets credentials again.
+    let env = exports(&m.read("container-env").unwrap());
+    let token = value(&env, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    wait_for(
+        "a request with the right token to succeed",
+        Duration::from_secs(30),
+        || matches!(get(addr, Some(&token)), Ok((200, _))),
+    );
+    drop(flood);
+}
+
+#[test]
+fn silent_slow_and_idle_connections_are_closed() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let addr = endpoint_addr(&m);
+    let env = exports(&m.read("container-env").unwrap());
+    let token = value(&env, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(3);
+
+    // Sends nothing at all.
+    let silent = TcpStream::connect(addr).unwrap();
+    // Sends its headers one byte every 200 ms, forever (slowloris).
+    let slow = TcpStream::connect(addr).unwrap();
+    let mut writer = slow.try_clone().unwrap();
+    let dribble = std::thread::spawn(move || {
+        for byte in b"GET /credentials HTTP/1.1\r\nX-Padding: "
+            .iter()
+            .chain([b'a'; 200].iter())
+        {
+            if writer.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    // Asks once with keep-alive, then stays idle.
+    let idle = TcpStream::connect(addr).unwrap();
+    write!(
+        &idle,
+        "GET /credentials HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {token}\r\n\r\n"
+    )
+    .unwrap();
+
+    for (what, stream) in [("silent", &silent), ("slow", &slow), ("idle", &idle)] {
+        let took = time_to_close(stream);
+        assert!(took < limit, "the {what} connection stayed open {took:?}");
+    }
+    let _ = slow.shutdown(std::net::Shutdown::Both);
+    dribble.join().unwrap();
+}
+
+/// Reads one HTTP response (headers and a `Content-Length` body) from a kept-alive
+/// connection; `None` when the server closed it instead.
+fn read_response(stream: &mut TcpStream) -> Option<String> {
+    let mut text = Vec::new();
+    let mut byte = [0u8; 1];
+    while !text.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => text.push(byte[0]),
+            _ => return None,
+        }
+    }
+    let head = String::from_utf8(text).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap();
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).ok()?;
+    Some(head + &String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn a_busy_kept_alive_connection_ends_at_the_deadline() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let addr = endpoint_addr(&m);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    // Well within the header-read timeout each time, so only the deadline can end it.
+    loop {
+        let request = format!("GET /credentials HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        if stream.write_all(request.as_bytes()).is_err() {
+            break;
+        }
+        match read_response(&mut stream) {
+            Some(response) => assert!(response.starts_with("HTTP/1.1 401"), "{response}"),
+            None => break,
+        }
+        assert!(
+            start.elapsed() < CONNECTION_DEADLINE + Duration::from_secs(5),
+            "a busy connection was still served after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        start.elapsed() >= CONNECTION_DEADLINE - Duration::from_secs(1),
+        "closed after only {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn wrong_token_warnings_are_rate_limited() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let addr = endpoint_addr(&m);
+    for _ in 0..200 {
+        let (status, _) = get(addr, Some("not-the-token")).unwrap();
+        assert_eq!(status, 403);
+    }
+    let lines = || {
+        m.log()
+            .lines()
+            .filter(|l| l.contains("wrong Authorization token"))
+            .count()
+    };
+    wait_for("the first warning", Duration::from_secs(10), || {
+        lines() >= 1
+    });
+    // Every refusal is answered before `get` returns, so every line that will be logged is.
+    assert_eq!(lines(), 1, "{}", m.log());
+}
+
+#[test]
+fn accept_failures_back_off_instead_of_spinning() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let (addr, pid) = (endpoint_addr(&m), m.child.id());
+    let (_, hard) = s3credsfs::limits::nofile().unwrap();
+    // Below the lowest free descriptor number: every accept() fails with EMFILE.
+    let held = fds(pid);
+    let lowest_free = (0..).find(|n| !held.contains(n)).unwrap();
+    set_nofile(pid, lowest_free, hard);
+    let waiting = TcpStream::connect(addr).unwrap();
+    wait_for(
+        "the daemon to log the failed accept",
+        Duration::from_secs(10),
+        || m.log().contains("accept failed"),
+    );
+    let (before, start) = (cpu_ticks(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(2));
+    let used = cpu_ticks(pid) - before;
+    // SAFETY: sysconf takes an integer and returns one.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let share = used as f64 / ticks_per_second / start.elapsed().as_secs_f64();
+    assert!(
+        share < 0.2,
+        "the daemon used {:.0}% of a CPU while accept() failed",
+        share * 100.0
+    );
+    let warnings = m.log().matches("accept failed").count();
+    assert!(warnings <= 2, "{warnings} accept warnings:\n{}", m.log());
+    // With descriptors back, the endpoint serves again (within one backoff step).
+    set_nofile(pid, hard, hard);
+    drop(waiting);
+    wait_for(
+        "the endpoint to answer again",
+        ACCEPT_BACKOFF_MAX + Duration::from_secs(5),
+        || matches!(get(addr, None), Ok((401, _))),
+    );
+}
+
+#[test]
+fn the_daemon_raises_its_open_file_limit() {
+    let _serial = serial();
+    let (soft, hard) = s3credsfs::limits::nofile().unwrap();
+    let gw = TestGateway::start(|_| {});
+    // The daemon inherits a soft limit below the hard one...
+    set_nofile(std::process::id(), hard - 1, hard);
+    let m = Mounted::start(&gw, &[]);
+    set_nofile(std::process::id(), soft, hard);
+    // ...and raises it.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", m.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, [hard.to_string(), hard.to_string()], "{line}");
+}

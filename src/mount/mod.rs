@@ -195,6 +195,8 @@ impl Job {
 
     fn start(&mut self) -> Result<(Running, String)> {
         not_dumpable();
+        // Before any descriptor is opened; see container.rs for why it matters.
+        crate::limits::raise_nofile_or_warn();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("s3credsfs-io")
