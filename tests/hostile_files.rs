@@ -116,3 +116,29 @@ fn a_log_file_symlink_is_refused() {
     assert_refused(&out, "(it is a symbolic link); fix --log-file");
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
 }
+
+/// Another process of the same user must not read our memory (ptrace, /proc/PID/mem,
+/// core dumps) from the very start: the password command runs while the password is
+/// being read, and sees its parent's /proc files owned by root only if we are not
+/// dumpable. The gateway accepts the password "0" (root's uid) and nothing else.
+#[test]
+fn the_process_is_not_dumpable_before_the_password_is_read() {
+    use std::os::unix::process::CommandExt;
+    let gw = common::mount::TestGateway::start(|c| {
+        c.users = vec![s3credsfs::gateway::Account::new("dev", "0", true)]
+    });
+    let out = bin()
+        .args(["fetch", "--api-gateway", &gw.gw.base_url(), "--username", "dev"])
+        .args(["--password-command", "stat -c %u /proc/$PPID/mem"])
+        .current_dir("/")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the password command saw a dumpable process: {stderr}"
+    );
+    assert_eq!(gw.stats().password_grants, 1);
+}

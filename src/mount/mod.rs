@@ -155,11 +155,6 @@ struct Job {
     pipeline: Option<Pipeline>,
 }
 
-fn not_dumpable() {
-    // SAFETY: prctl with integer arguments; keeps secrets out of core dumps and ptrace.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
-}
-
 impl Job {
     /// Fetches, mounts, reports readiness, then serves until unmounted.
     fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
@@ -194,7 +189,6 @@ impl Job {
     }
 
     fn start(&mut self) -> Result<(Running, String)> {
-        not_dumpable();
         // Before any descriptor is opened; see container.rs for why it matters.
         crate::limits::raise_nofile_or_warn();
         let runtime = tokio::runtime::Builder::new_multi_thread()
