@@ -128,7 +128,13 @@ fn the_process_is_not_dumpable_before_the_password_is_read() {
         c.users = vec![s3credsfs::gateway::Account::new("dev", "0", true)]
     });
     let out = bin()
-        .args(["fetch", "--api-gateway", &gw.gw.base_url(), "--username", "dev"])
+        .args([
+            "fetch",
+            "--api-gateway",
+            &gw.gw.base_url(),
+            "--username",
+            "dev",
+        ])
         .args(["--password-command", "stat -c %u /proc/$PPID/mem"])
         .current_dir("/")
         .uid(65534)

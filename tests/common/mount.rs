@@ -84,10 +84,16 @@ pub fn login_args(gw: &TestGateway) -> Vec<String> {
 impl Mounted {
     /// Mounts in the foreground with `extra` arguments and waits until it serves.
     pub fn start(gw: &TestGateway, extra: &[&str]) -> Mounted {
+        Self::start_with_env(gw, extra, &[])
+    }
+
+    /// Like [`Mounted::start`], with extra environment variables for the daemon.
+    pub fn start_with_env(gw: &TestGateway, extra: &[&str], env: &[(&str, &str)]) -> Mounted {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
         let log = dir.path().join("daemon.log");
         let child = bin()
+            .envs(env.iter().copied())
             .arg("mount")
             .arg(&path)
             .arg("--foreground")
