@@ -114,7 +114,11 @@ fn read_token_file(path: &Path) -> Result<FileToken> {
         )
         .map_err(|e| Error::Token(e.to_string()))?,
     );
-    let text = Secret::new(String::from_utf8_lossy(&bytes).trim());
+    parse_token_file(Secret::new(String::from_utf8_lossy(&bytes).trim()), path)
+}
+
+/// Judges a token file's text: a raw JWT, or a `cray` CLI login JSON.
+fn parse_token_file(text: Secret, path: &Path) -> Result<FileToken> {
     let invalid = || {
         Error::Token(format!(
             "the token file {} holds neither a JWT nor a `cray` CLI login with an access_token; \
@@ -346,5 +350,40 @@ impl Authenticator {
         state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
         state.access = Some(cached.clone());
         cached.jwt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A token file holds whatever its writer put there: never a panic, and an
+        /// absurd `expires_at` or `exp` is no expiry rather than an overflow.
+        #[test]
+        fn token_files_never_panic(
+            text in prop_oneof![
+                any::<String>(),
+                "[A-Za-z0-9_-]{0,20}\\.[A-Za-z0-9_-]{0,40}\\.[A-Za-z0-9_-]{0,20}",
+            ],
+            expires in prop_oneof![any::<f64>(), Just(1e300), Just(-1e300), Just(f64::MIN_POSITIVE)],
+            exp in any::<i64>(),
+        ) {
+            let path = Path::new("/t");
+            let _ = parse_token_file(Secret::new(text.clone()), path);
+            let json = serde_json::json!({
+                "access_token": text, "refresh_token": "r", "client_id": "shasta",
+                "expires_at": if expires.is_finite() { serde_json::json!(expires) } else { serde_json::json!(null) },
+            });
+            let _ = parse_token_file(Secret::new(json.to_string()), path);
+            let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(serde_json::json!({"exp": exp, "preferred_username": "u\u{1b}[2J"}).to_string());
+            let jwt = format!("h.{payload}.s");
+            if let Ok(token) = parse_token_file(Secret::new(jwt.clone()), path) {
+                let _ = token.expires_at.map(|t| t.checked_sub_signed(TOKEN_MARGIN));
+            }
+            prop_assert_eq!(jwt_user(&jwt), Some("u [2J".to_string()));
+        }
     }
 }

@@ -202,3 +202,18 @@ async fn a_panicking_refresh_is_a_failure_that_backs_off() {
     assert_eq!(status.state, State::Error);
     assert!(!status.last_error.unwrap().contains("secret-token-xyz"));
 }
+
+#[test]
+fn refresh_times_never_overflow() {
+    let end = DateTime::<Utc>::MAX_UTC;
+    let start = DateTime::<Utc>::MIN_UTC;
+    for min_validity in [Duration::ZERO, Duration::from_secs(1200), Duration::MAX] {
+        for (fetched, expiration) in [(t(0), end), (start, t(0)), (start, end), (t(0), t(1))] {
+            let at = refresh_at(fetched, expiration, min_validity, 1.0);
+            assert!(
+                at >= fetched && at <= expiration,
+                "{at} for {min_validity:?}"
+            );
+        }
+    }
+}
