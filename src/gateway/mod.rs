@@ -186,6 +186,9 @@ pub enum Fault {
     /// A 2xx (201 for STS, 200 for the token endpoint) whose body never ends (it stops
     /// after 1 GiB), for clients' reply-size limits.
     EndlessBody,
+    /// A 2xx whose `Content-Length` promises more than is sent: the connection is cut
+    /// after a few bytes of the body, as by a reset mid-reply.
+    CutMidReply,
 }
 
 /// Counters of what the gateway has seen, so tests can assert on a client's behaviour

@@ -27,6 +27,8 @@ pub(crate) struct Reply {
     pub headers: Vec<(&'static str, String)>,
     /// Send an endless body instead of `body` ([`Fault::EndlessBody`]).
     pub endless: bool,
+    /// Promise `body` but cut the connection after its first bytes ([`Fault::CutMidReply`]).
+    pub cut: bool,
 }
 
 /// How much an endless body sends before it ends after all, so a client without a limit
@@ -36,12 +38,19 @@ const ENDLESS_LIMIT: usize = 1 << 30;
 /// A response body: the reply's text, or filler that goes on (almost) forever.
 pub(crate) enum ReplyBody {
     Full(Option<Bytes>),
-    Endless { sent: usize },
+    Endless {
+        sent: usize,
+    },
+    /// Sends the first part, then fails: hyper aborts the connection mid-body.
+    Cut {
+        first: Option<Bytes>,
+        promised: u64,
+    },
 }
 
 impl hyper::body::Body for ReplyBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: std::pin::Pin<&mut Self>,
@@ -55,6 +64,13 @@ impl hyper::body::Body for ReplyBody {
                 Some(Bytes::from_static(&FILLER))
             }
             ReplyBody::Endless { .. } => None,
+            ReplyBody::Cut { first, .. } => match first.take() {
+                Some(bytes) => Some(bytes),
+                None => {
+                    let cut = std::io::Error::other("connection cut by an injected fault");
+                    return std::task::Poll::Ready(Some(Err(cut)));
+                }
+            },
         };
         std::task::Poll::Ready(frame.map(|data| Ok(hyper::body::Frame::data(data))))
     }
@@ -70,6 +86,7 @@ impl hyper::body::Body for ReplyBody {
                 hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             ReplyBody::Endless { .. } => hyper::body::SizeHint::default(),
+            ReplyBody::Cut { promised, .. } => hyper::body::SizeHint::with_exact(*promised),
         }
     }
 }
@@ -82,6 +99,7 @@ impl Reply {
             body,
             headers: Vec::new(),
             endless: false,
+            cut: false,
         }
     }
 
@@ -92,6 +110,7 @@ impl Reply {
             body: body.to_owned(),
             headers: Vec::new(),
             endless: false,
+            cut: false,
         }
     }
 
@@ -104,6 +123,13 @@ impl Reply {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = if self.endless {
             ReplyBody::Endless { sent: 0 }
+        } else if self.cut {
+            let promised = self.body.len() as u64;
+            let first = Bytes::from(self.body).slice(..(promised as usize).min(10));
+            ReplyBody::Cut {
+                first: Some(first),
+                promised,
+            }
         } else {
             ReplyBody::Full(Some(Bytes::from(self.body)))
         };
@@ -295,6 +321,7 @@ fn status_fault(fault: &Fault, success: u16) -> Option<Reply> {
             body: body.clone(),
             headers: Vec::new(),
             endless: false,
+            cut: false,
         }),
         Fault::Redirect(location) => {
             Some(Reply::text(307, "").with_header("location", location.clone()))
@@ -302,6 +329,13 @@ fn status_fault(fault: &Fault, success: u16) -> Option<Reply> {
         Fault::EndlessBody => Some(Reply {
             endless: true,
             ..Reply::json(success, String::new())
+        }),
+        Fault::CutMidReply => Some(Reply {
+            cut: true,
+            ..Reply::json(
+                success,
+                format!("{{\"padding\": \"{}\"}}", " ".repeat(1000)),
+            )
         }),
         _ => None,
     }

@@ -188,7 +188,8 @@ pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
         | Fault::Delay(_)
         | Fault::CloseConnection
         | Fault::Redirect(_)
-        | Fault::EndlessBody => {
+        | Fault::EndlessBody
+        | Fault::CutMidReply => {
             unreachable!("handled by the server")
         }
     }
