@@ -105,6 +105,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         .map(crate::files::open_log)
         .transpose()?;
     mountpoint::prepare(&mountpoint)?;
+    let claim = mountpoint::claim(&mountpoint)?;
     let pipeline = Pipeline::new(&settings)?;
     let job = Job {
         settings,
@@ -114,6 +115,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         dev_listener,
         backend,
         pipeline: Some(pipeline),
+        _claim: claim,
     };
     if args.foreground {
         crate::logging::init_stderr("info");
@@ -153,6 +155,8 @@ struct Job {
     backend: Option<crate::gateway::BackendSts>,
     /// Built before the fork (it may have prompted); taken by `start`.
     pipeline: Option<Pipeline>,
+    /// Held until exit: no other `mount` can take the same directory meanwhile.
+    _claim: mountpoint::Claim,
 }
 
 impl Job {

@@ -203,6 +203,51 @@ pub fn prepare(path: &Path) -> Result<()> {
     }
 }
 
+/// This process's hold on a mountpoint: an exclusive lock on the directory itself, taken
+/// before mounting and kept until exit, so that two `mount` commands racing for one path
+/// cannot both mount (the kernel would stack the second mount on the first).
+///
+/// A latecomer either opens the same directory and finds it locked, or opens it after the
+/// winner mounted and finds a FUSE filesystem there instead.
+#[derive(Debug)]
+pub struct Claim {
+    /// Never read: holding the descriptor holds the lock.
+    _locked_dir: std::fs::File,
+}
+
+/// `f_type` of a FUSE filesystem in `statfs`.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// Claims `path` (a prepared directory) for this process.
+pub fn claim(path: &Path) -> Result<Claim> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let dir = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(path)
+        .map_err(|e| Error::Config(format!("cannot use {shown} as a mountpoint ({e})")))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(Error::Config(format!(
+            "another s3credsfs is mounting on {shown} right now; wait for it, \
+             or stop it with `s3credsfs unmount {shown}`"
+        )));
+    }
+    // SAFETY: statfs fills plain data for a descriptor we own.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    let mounted = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) } == 0
+        && fs.f_type as i64 == FUSE_SUPER_MAGIC;
+    if mounted {
+        return Err(Error::Config(format!(
+            "{shown} was mounted by another s3credsfs a moment ago; \
+             run `s3credsfs unmount {shown}` first, or choose another directory"
+        )));
+    }
+    Ok(Claim { _locked_dir: dir })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
