@@ -43,9 +43,12 @@ const MAX_FIELD: usize = 16 * 1024;
 pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> {
     let reply: StsReply = serde_json::from_slice(body)
         .map_err(|_| "its body is not the expected JSON object".to_string())?;
-    let fields = reply
-        .credentials
-        .ok_or_else(|| "its JSON has no \"Credentials\" object".to_string())?;
+    let fields = ZeroizedStrings(
+        reply
+            .credentials
+            .ok_or_else(|| "its JSON has no \"Credentials\" object".to_string())?,
+    );
+    let fields = &fields.0;
     let field = |name: &str| -> std::result::Result<String, String> {
         match fields.get(name) {
             Some(serde_json::Value::String(s)) if s.len() > MAX_FIELD => {
@@ -87,6 +90,20 @@ pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> 
         expiration,
         endpoint_url,
     })
+}
+
+/// The parsed JSON object, whose string values (the secrets among them) are zeroed when
+/// it is dropped; the validated copies live on in `Secret`s.
+struct ZeroizedStrings(serde_json::Map<String, serde_json::Value>);
+
+impl Drop for ZeroizedStrings {
+    fn drop(&mut self) {
+        for value in self.0.values_mut() {
+            if let serde_json::Value::String(text) = value {
+                zeroize::Zeroize::zeroize(text);
+            }
+        }
+    }
 }
 
 /// `EndpointURL` must be a plain `http`/`https` URL with a host and nothing after the

@@ -232,14 +232,20 @@ impl<F: Fetch> CredsFs<F> {
     }
 
     /// Bytes of an open handle's snapshot.
-    pub fn read(&self, handle: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+    pub fn read(
+        &self,
+        handle: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, FsError> {
         let bytes = lock(&self.handles)
             .get(&handle)
             .cloned()
             .ok_or(FsError::BadHandle)?;
         let start = (offset as usize).min(bytes.len());
         let end = start.saturating_add(size as usize).min(bytes.len());
-        Ok(bytes[start..end].to_vec())
+        // The copy handed to the kernel is zeroed once sent, like the snapshot itself.
+        Ok(zeroize::Zeroizing::new(bytes[start..end].to_vec()))
     }
 
     /// Forgets a handle.

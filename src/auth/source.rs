@@ -60,10 +60,11 @@ fn from_command(command: &str) -> Result<Secret> {
             output.status
         )));
     }
-    let value = String::from_utf8(output.stdout).map_err(|_| {
+    let stdout = Zeroizing::new(output.stdout);
+    let value = std::str::from_utf8(&stdout).map_err(|_| {
         Error::Config("--password-command printed something that is not UTF-8".into())
     })?;
-    let value = value.trim().to_string();
+    let value = value.trim();
     if value.is_empty() {
         return Err(Error::Config(
             "--password-command printed nothing; it must print the password".into(),
@@ -112,12 +113,13 @@ fn prompt(username: &str, gateway: &str) -> Result<Secret> {
     let _ = write!(writer, "Password for {username} at {gateway}: ");
     let _ = writer.flush();
     let guard = NoEcho::new(tty.as_raw_fd());
-    let mut line = String::new();
+    // Zeroed on drop; the capacity is reserved so that typing never reallocates (a
+    // reallocation would leave a copy behind).
+    let mut line = Zeroizing::new(String::with_capacity(4096));
     let read = std::io::BufReader::new(&tty).read_line(&mut line);
     drop(guard);
     read.map_err(|e| Error::Config(format!("cannot read the password from the terminal ({e})")))?;
     let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
-    line.clear();
     if secret.is_empty() {
         return Err(Error::Config("no password was typed".into()));
     }

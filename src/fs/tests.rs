@@ -93,7 +93,7 @@ fn read_all(h: &Harness, name: &str) -> Vec<u8> {
         if chunk.is_empty() {
             break;
         }
-        out.extend(chunk);
+        out.extend_from_slice(&chunk);
     }
     fs.release(handle);
     out
@@ -191,7 +191,7 @@ fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rest = h.fs.read(old, 10, 4096).unwrap();
-    let whole = String::from_utf8([first_part, rest].concat()).unwrap();
+    let whole = String::from_utf8([first_part.as_slice(), rest.as_slice()].concat()).unwrap();
     assert!(whole.contains("aws_access_key_id = AK0000\n"), "{whole}");
     assert!(
         whole.contains("aws_secret_access_key = secret-0\n"),
