@@ -211,31 +211,21 @@ fn the_daemon_logs_no_secret_at_trace() {
         Times::Once,
     );
     wait_for("two refreshes", Duration::from_secs(20), || {
-        for name in [
-            "credentials",
-            "config",
-            "env",
-            "json",
-            "s3cfg",
-            "rclone.conf",
-        ] {
+        for (name, _) in s3credsfs::fs::FILES {
             let _ = m.read(name);
         }
         gw.stats().sts_issued >= 3 && m.access_key() != first
     });
     let env = m.read("container-env").unwrap();
-    let token = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export AWS_CONTAINER_AUTHORIZATION_TOKEN="))
-        .unwrap()
-        .trim_matches('\'')
-        .to_string();
-    let url = env
-        .lines()
-        .find_map(|l| l.strip_prefix("export AWS_CONTAINER_CREDENTIALS_FULL_URI="))
-        .unwrap()
-        .trim_matches('\'')
-        .to_string();
+    let export = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .trim_matches('\'')
+            .to_string()
+    };
+    let token = export("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    let url = export("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     gw.runtime().block_on(async {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         for auth in [token.as_str(), "wrong"] {
