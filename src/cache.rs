@@ -80,6 +80,10 @@ pub fn plan(
     }
 }
 
+/// The longest credential lifetime believed when scheduling a refresh: the CSM STS issues
+/// one hour, and Ceph allows at most twelve.
+pub const MAX_BELIEVED_LIFETIME: chrono::Duration = chrono::Duration::hours(36);
+
 /// When to refresh credentials fetched at `fetched`: `min_validity` (plus up to 10% of it,
 /// at most a minute, of jitter so a fleet spreads out) before expiry. When the STS issues
 /// credentials that live no longer than `min_validity`, refresh at half their life rather
@@ -90,6 +94,11 @@ pub fn refresh_at(
     min_validity: Duration,
     jitter_unit: f64,
 ) -> DateTime<Utc> {
+    // An `Expiration` years away (a broken or hostile STS) must not mean "never refresh".
+    let horizon = fetched
+        .checked_add_signed(MAX_BELIEVED_LIFETIME)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let expiration = std::cmp::min(expiration, horizon);
     let lifetime = expiration - fetched;
     let min_validity = chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX);
     if lifetime <= min_validity {

@@ -95,12 +95,12 @@ pub fn classify(url: &str, err: &reqwest::Error, timeout: Duration) -> Error {
     {
         return Error::Tls {
             url,
-            detail: root_cause(err),
+            detail: clean(&root_cause(err), MAX_QUOTED),
         };
     }
     Error::Unreachable {
         url,
-        detail: root_cause(err),
+        detail: clean(&root_cause(err), MAX_QUOTED),
     }
 }
 

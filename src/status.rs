@@ -1,6 +1,7 @@
 //! The `status` file's JSON and its one-screen rendering for people. No secret enters it.
 
 use crate::cache::CacheStatus;
+use crate::untrusted::{clean, MAX_QUOTED};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -73,13 +74,15 @@ impl StatusDoc {
         text
     }
 
-    /// One screen for a person.
+    /// One screen for a person. The document is read back from a mount, so every text in
+    /// it is cleaned of control characters and cut short before it reaches the terminal.
     pub fn to_human(&self) -> String {
-        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let show = |v: &str| clean(v, MAX_QUOTED * 5);
+        let or_dash = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), show);
         let remaining = match self.seconds_remaining {
             Some(s) => format!(
                 " (in {})",
-                humantime::format_duration(std::time::Duration::from_secs(s as u64))
+                humantime::format_duration(std::time::Duration::from_secs(s.max(0) as u64))
             ),
             None => String::new(),
         };
@@ -92,20 +95,23 @@ impl StatusDoc {
              gateway:      {}\n\
              auth:         {} as {}\n\
              profile:      {}\n",
-            self.mountpoint,
+            show(&self.mountpoint),
             self.pid,
-            self.state,
+            show(&self.state),
             or_dash(&self.expiration),
             or_dash(&self.last_refresh),
             self.refresh_count,
             or_dash(&self.last_error),
-            self.gateway,
-            self.auth,
+            show(&self.gateway),
+            show(&self.auth),
             or_dash(&self.user),
-            self.profile,
+            show(&self.profile),
         );
         if let Some(url) = &self.container_endpoint {
-            out.push_str(&format!("container:    {url} (source container-env)\n"));
+            out.push_str(&format!(
+                "container:    {} (source container-env)\n",
+                show(url)
+            ));
         }
         out.push_str(&format!(
             "files:        credentials config env json s3cfg rclone.conf status (refreshed when under {} of validity)\n",
@@ -156,5 +162,21 @@ mod tests {
             screen.contains("auth:         password as vers\n"),
             "{screen}"
         );
+    }
+
+    #[test]
+    fn a_hostile_document_cannot_steer_the_terminal() {
+        let evil = "x\x1b]0;title\x07\x1b[2J\nstate:        fresh\u{202e}";
+        let doc: StatusDoc = serde_json::from_value(serde_json::json!({
+            "state": evil, "expiration": evil, "seconds_remaining": -5,
+            "last_refresh": evil, "refresh_count": 1, "last_error": evil, "gateway": evil,
+            "auth": evil, "user": evil, "profile": evil, "mountpoint": evil, "pid": 1,
+            "min_validity_seconds": 1, "container_endpoint": evil,
+        }))
+        .unwrap();
+        let screen = doc.to_human();
+        assert_eq!(screen.lines().count(), 10, "{screen}");
+        assert!(!screen.contains(['\x1b', '\x07', '\u{202e}']), "{screen:?}");
+        assert!(screen.contains("(in 0s)"), "{screen}");
     }
 }

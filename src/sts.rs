@@ -133,11 +133,15 @@ impl Pipeline {
     /// Obtains fresh credentials; on 401/403 gets a new token and retries once.
     pub async fn fetch(&self) -> Result<Credentials> {
         let token = self.auth.token(false).await?;
-        let (status, reason) = match self.sts.put_token(&token).await? {
+        // The rejection's text is not logged: a gateway or proxy may echo the header.
+        let status = match self.sts.put_token(&token).await? {
             StsOutcome::Issued(creds) => return Ok(self.issued(creds)),
-            StsOutcome::Rejected { status, reason } => (status, reason),
+            StsOutcome::Rejected { status, .. } => status,
         };
-        tracing::info!(status, reason = %reason, "the gateway refused the token; retrying once with a new one");
+        tracing::info!(
+            status,
+            "the gateway refused the token; retrying once with a new one"
+        );
         let token = self.auth.token(true).await?;
         match self.sts.put_token(&token).await? {
             StsOutcome::Issued(creds) => Ok(self.issued(creds)),

@@ -9,15 +9,20 @@
 /// STS reason, too short to flood a terminal or a log.
 pub const MAX_QUOTED: usize = 200;
 
-/// Outside text made safe to show: control characters (newlines, escapes, bells) and
-/// Unicode line separators become spaces, runs of them one space, and the result is cut
+/// Outside text made safe to show: control characters (newlines, escapes, bells), Unicode
+/// line separators and invisible formatting characters (bidirectional overrides) become
+/// spaces, runs of them one space, and the result is cut
 /// to `max` characters with an ellipsis.
 pub fn clean(text: &str, max: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
     let mut last_space = false;
     for c in text.trim().chars() {
-        let c = if is_line_breaking(c) { ' ' } else { c };
+        let c = if is_line_breaking(c) || is_invisible_format(c) {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' && last_space {
             continue;
         }
@@ -29,6 +34,7 @@ pub fn clean(text: &str, max: usize) -> String {
         out.push(c);
         count += 1;
     }
+    out.truncate(out.trim_end().len());
     out
 }
 
@@ -37,6 +43,15 @@ pub fn clean(text: &str, max: usize) -> String {
 /// separators.
 pub fn is_line_breaking(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// True for invisible characters that change how the text around them is shown: the
+/// bidirectional overrides and isolates (which can make a line read backwards) and the
+/// zero-width characters.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}'
+        | '\u{feff}' | '\u{061c}' | '\u{180e}')
 }
 
 /// Whether every character is visible ASCII (`!` to `~`): no space, no control, no
@@ -56,6 +71,10 @@ mod tests {
             "bad [default] [2J credential_process = x"
         );
         assert_eq!(clean("a\u{2028}b\u{85}c\u{9b}d", 200), "a b c d");
+        assert_eq!(
+            clean("u\u{202e}gnp.exe\u{200b}x\u{2066}y\u{feff}", 200),
+            "u gnp.exe x y"
+        );
         assert_eq!(clean("  plain reason  ", 200), "plain reason");
         assert_eq!(clean("abcdef", 3), "abc…");
         assert_eq!(clean("abc", 3), "abc");

@@ -53,3 +53,27 @@ async fn tls_verifies_with_the_ca_file_and_fails_clearly_without() {
         .to_string();
     assert!(err.contains("holds no PEM certificate"), "{err}");
 }
+
+/// The names in a certificate are the server's text: a name built to steer a terminal or
+/// forge a log line reaches the error cleaned.
+#[tokio::test]
+async fn certificate_names_reach_errors_cleaned() {
+    let evil = "evil.example\u{1b}[2J\u{1b}[31m\nFAKE LOG LINE level=ERROR".to_string();
+    let (ca_pem, server) = test_tls_for(vec![evil]);
+    let gw = gateway(|c| c.tls = Some(server)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let ca = private_file(dir.path(), "ca.pem", &ca_pem);
+    let s = settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-file", pw.to_str().unwrap()),
+            ("ca-file", ca.to_str().unwrap()),
+        ],
+    );
+    let err = fetch_error(&s).await;
+    assert!(err.starts_with("TLS verification of"), "{err}");
+    assert!(err.contains("evil.example"), "the names are shown: {err}");
+    assert!(!err.chars().any(char::is_control), "{err:?}");
+}

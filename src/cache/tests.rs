@@ -217,3 +217,12 @@ fn refresh_times_never_overflow() {
         }
     }
 }
+
+#[test]
+fn an_expiration_years_away_still_gets_refreshed() {
+    let far = DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+        .unwrap()
+        .to_utc();
+    let at = refresh_at(t(0), far, Duration::from_secs(1200), 0.0);
+    assert_eq!(at, t(36 * 3600 - 1200));
+}

@@ -294,7 +294,8 @@ pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
         let Some(k) = find_key(&name) else {
             let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
             return Err(Error::Config(format!(
-                "unknown key `{name}` in config file {}; valid keys are: {}",
+                "unknown key `{}` in config file {}; valid keys are: {}",
+                crate::untrusted::clean(&name, 60),
                 path.display(),
                 names.join(", ")
             )));

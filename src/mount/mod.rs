@@ -381,9 +381,35 @@ fn require_our_mount(path: &Path) -> Result<()> {
     }
 }
 
+/// The largest status file read; ours is well under 2 KiB.
+const MAX_STATUS: u64 = 64 * 1024;
+
 fn read_status(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path.join("status"))
-        .map_err(|e| Error::Config(format!("cannot read {}/status ({e})", path.display())))
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path.join("status"))
+        .and_then(|f| f.take(MAX_STATUS).read_to_string(&mut text))
+        .map_err(|e| Error::Config(format!("cannot read {}/status ({e})", path.display())))?;
+    Ok(text)
+}
+
+/// The pid a status file names, if it is a live s3credsfs process of this user: the file
+/// is only as trustworthy as the mount, and `kill` with 0 or -1 would signal a whole
+/// process group or every process we may signal.
+fn our_daemon(pid: u32) -> Option<libc::pid_t> {
+    let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let real_uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse::<u32>()
+        .ok()?;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    (comm.trim_end() == "s3credsfs" && real_uid == me).then_some(pid)
 }
 
 /// Runs `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
@@ -398,10 +424,10 @@ pub fn run_unmount(args: MountpointArgs) -> Result<()> {
     let pid = read_status(&path)
         .ok()
         .and_then(|text| serde_json::from_str::<StatusDoc>(&text).ok())
-        .map(|doc| doc.pid);
+        .and_then(|doc| our_daemon(doc.pid));
     if let Some(pid) = pid {
-        // SAFETY: sending a signal to the daemon named in its own status file.
-        unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        // SAFETY: signalling our own daemon, checked by `our_daemon`.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && mountpoint::state(&path) != MountState::Free {
             std::thread::sleep(Duration::from_millis(20));
@@ -431,4 +457,33 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
         print!("{}", doc.to_human());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_daemons_are_signalled() {
+        // 0 and u32::MAX (-1 as a pid_t) would signal a group or everything.
+        assert_eq!(our_daemon(0), None);
+        assert_eq!(our_daemon(u32::MAX), None);
+        assert_eq!(our_daemon(i32::MAX as u32 + 1), None);
+        // A live process of ours that is not s3credsfs: this test binary.
+        assert_eq!(our_daemon(std::process::id()), None);
+        // A process of ours named s3credsfs (the kernel names it after the path run).
+        let dir = tempfile::tempdir().unwrap();
+        let named = dir.path().join("s3credsfs");
+        std::os::unix::fs::symlink("/bin/sleep", &named).unwrap();
+        let mut child = std::process::Command::new(&named).arg("5").spawn().unwrap();
+        // The kernel renames the child when its exec completes, which may be just after
+        // `spawn` returns.
+        let found = (0..100).find_map(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            our_daemon(child.id())
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, Some(child.id() as libc::pid_t));
+    }
 }

@@ -57,22 +57,26 @@ fn unescape(field: &str) -> String {
 }
 
 /// What is mounted at `path` (the last mount there wins), from mountinfo text: its type,
-/// or [`FSTYPE`] for one of ours.
-pub fn fstype_at(mountinfo: &str, path: &Path) -> Option<String> {
+/// or [`FSTYPE`] for one of ours. Ours means an s3credsfs FUSE mount made by user `uid`:
+/// anyone can name a FUSE mount "s3credsfs", but the kernel (or the setuid fusermount3)
+/// sets `user_id` from the real mounting user, so another user's mount is never taken
+/// for ours (`unmount` would signal the pid its status file names).
+pub fn fstype_at(mountinfo: &str, path: &Path, uid: u32) -> Option<String> {
     let wanted = path.to_string_lossy();
+    let owner = format!("user_id={uid}");
     mountinfo.lines().rev().find_map(|line| {
         let fields: Vec<&str> = line.split(' ').collect();
         let separator = fields.iter().position(|f| *f == "-")?;
         let mountpoint = unescape(fields.get(4)?);
         let fstype = fields.get(separator + 1)?;
         let source = fields.get(separator + 2).copied().unwrap_or_default();
-        let ours = fstype.starts_with("fuse") && source == FSTYPE;
-        (mountpoint == wanted).then(|| {
-            if ours {
-                FSTYPE.to_string()
-            } else {
-                fstype.to_string()
-            }
+        let options = fields.get(separator + 3).copied().unwrap_or_default();
+        let named_ours = fstype.starts_with("fuse") && source == FSTYPE;
+        let mounted_by_us = options.split(',').any(|o| o == owner);
+        (mountpoint == wanted).then(|| match (named_ours, mounted_by_us) {
+            (true, true) => FSTYPE.to_string(),
+            (true, false) => format!("{fstype} of another user"),
+            _ => fstype.to_string(),
         })
     })
 }
@@ -99,7 +103,8 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 /// Inspects `path`.
 pub fn state(path: &Path) -> MountState {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let fstype = fstype_at(&mountinfo, path);
+    // SAFETY: getuid has no preconditions.
+    let fstype = fstype_at(&mountinfo, path, unsafe { libc::getuid() });
     let stale =
         matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
     match fstype {
@@ -261,19 +266,31 @@ mod tests {
 
     #[test]
     fn finds_mounts_in_mountinfo() {
+        let at = |path: &str, uid| fstype_at(MOUNTINFO, Path::new(path), uid);
+        assert_eq!(at("/home/u/.s3creds", 1000).as_deref(), Some(FSTYPE));
+        assert_eq!(at("/root/.s3creds", 0).as_deref(), Some(FSTYPE));
+        assert_eq!(at("/tmp/with space", 0).as_deref(), Some("fuse.sshfs"));
+        assert_eq!(at("/home/u", 1000), None);
+    }
+
+    #[test]
+    fn a_mount_named_s3credsfs_by_another_user_is_not_ours() {
+        let at = |path: &str, uid| fstype_at(MOUNTINFO, Path::new(path), uid);
         assert_eq!(
-            fstype_at(MOUNTINFO, Path::new("/home/u/.s3creds")).as_deref(),
-            Some(FSTYPE)
+            at("/home/u/.s3creds", 0).as_deref(),
+            Some("fuse.s3credsfs of another user")
         );
         assert_eq!(
-            fstype_at(MOUNTINFO, Path::new("/root/.s3creds")).as_deref(),
-            Some(FSTYPE)
+            at("/root/.s3creds", 1000).as_deref(),
+            Some("fuse of another user")
         );
+        let forged =
+            "95 22 0:50 / /home/v/x rw - fuse.s3credsfs s3credsfs ro,user_id=10000,group_id=1\n";
         assert_eq!(
-            fstype_at(MOUNTINFO, Path::new("/tmp/with space")).as_deref(),
-            Some("fuse.sshfs")
+            fstype_at(forged, Path::new("/home/v/x"), 1000).as_deref(),
+            Some("fuse.s3credsfs of another user"),
+            "user_id=10000 is not user_id=1000"
         );
-        assert_eq!(fstype_at(MOUNTINFO, Path::new("/home/u")), None);
     }
 
     #[test]

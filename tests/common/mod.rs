@@ -90,6 +90,11 @@ pub async fn password_grant(gateway: &Gateway) -> serde_json::Value {
 
 /// A CA and a `localhost` server certificate it signed: (CA PEM, rustls server config).
 pub fn test_tls() -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    test_tls_for(vec!["localhost".to_string()])
+}
+
+/// A CA and a server certificate it signed for `names`.
+pub fn test_tls_for(names: Vec<String>) -> (String, std::sync::Arc<rustls::ServerConfig>) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -99,7 +104,7 @@ pub fn test_tls() -> (String, std::sync::Arc<rustls::ServerConfig>) {
         .push(DnType::CommonName, "s3credsfs test CA");
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+    let leaf = CertificateParams::new(names)
         .unwrap()
         .signed_by(&leaf_key, &ca, &ca_key)
         .unwrap();
