@@ -148,3 +148,14 @@ fn the_process_is_not_dumpable_before_the_password_is_read() {
     );
     assert_eq!(gw.stats().password_grants, 1);
 }
+
+#[test]
+fn dev_null_as_the_config_file_means_none() {
+    let (out, gateway) = fetch(&["--config", "/dev/null", "--token-env", "UNSET_TOKEN_VAR"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("environment variable UNSET_TOKEN_VAR (from --token-env) is not set"),
+        "the config file was accepted as empty: {stderr}"
+    );
+    assert!(gateway.seen().is_empty());
+}

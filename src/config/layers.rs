@@ -184,7 +184,7 @@ fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
             .long("config")
             .env("S3CREDSFS_CONFIG")
             .value_name("FILE")
-            .help("Config file [default: $XDG_CONFIG_HOME/s3credsfs/config.toml or ~/.config/s3credsfs/config.toml]")
+            .help("Config file (/dev/null for none) [default: $XDG_CONFIG_HOME/s3credsfs/config.toml or ~/.config/s3credsfs/config.toml]")
             .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)"),
     )
 }
@@ -267,6 +267,10 @@ settings_args!(
 /// Reads the TOML config file into a layer; unknown keys and wrong types are errors, and
 /// so is a file another user could have written.
 pub fn file_layer(path: &Path) -> Result<Layer> {
+    // `--config /dev/null` means "no config file", as with `ssh -F /dev/null`.
+    if path == Path::new("/dev/null") {
+        return Ok(Layer::new());
+    }
     // The config file can name a password command or a token URL: only ours, unwritable
     // by others.
     let bytes = crate::files::read_checked(
