@@ -163,12 +163,11 @@ async fn token_file_with_a_raw_jwt_is_reread_on_every_use() {
     let gw = gateway(|_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let reply = password_grant(&gw).await;
-    let path = dir.path().join("token");
-    std::fs::write(
-        &path,
-        format!("{}\n", reply["access_token"].as_str().unwrap()),
-    )
-    .unwrap();
+    let path = private_file(
+        dir.path(),
+        "token",
+        &format!("{}\n", reply["access_token"].as_str().unwrap()),
+    );
     let s = settings(&gw, &[("token-file", path.to_str().unwrap())]);
     let pipeline = Pipeline::new(&s).unwrap();
     pipeline.fetch().await.unwrap();
