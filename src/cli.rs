@@ -2,7 +2,6 @@
 //! `mount` come from `config` so flags, variables and config keys stay one list.
 
 use crate::config::FetchSettings;
-use crate::gateway::DevGatewayArgs;
 use crate::render::Format;
 use clap::{Parser, Subcommand};
 
@@ -26,7 +25,8 @@ pub enum Command {
     /// Show a mount's state: expiry, last refresh, last error.
     Status(crate::mount::StatusArgs),
     /// Run the built-in gateway emulator (development and tests only).
-    DevGateway(DevGatewayArgs),
+    #[cfg(feature = "dev-gateway")]
+    DevGateway(crate::gateway::DevGatewayArgs),
 }
 
 /// `fetch`'s own flags plus the shared settings.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod files;
 pub mod fs;
 pub mod fuse;
+#[cfg(feature = "dev-gateway")]
 pub mod gateway;
 pub mod http;
 pub mod limits;

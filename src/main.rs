@@ -57,6 +57,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
+        #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => {
             s3credsfs::logging::init_stderr("info");
             runtime()

@@ -56,6 +56,7 @@ pub enum PasswordSource {
     /// Ask on the terminal without echo.
     Prompt,
     /// Known in advance: only `mount --dev`, with the built-in gateway's public password.
+    #[cfg(feature = "dev-gateway")]
     Given(crate::secret::Secret),
 }
 
@@ -264,6 +265,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
 
 /// Settings for `mount --dev`: the built-in gateway at `gateway_url` and its default
 /// user. Login and URL settings from flags, variables or the config file do not apply.
+#[cfg(feature = "dev-gateway")]
 pub fn resolve_dev(layer: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
     const REPLACED: [&str; 11] = [
         "api-gateway",

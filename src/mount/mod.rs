@@ -5,10 +5,11 @@
 //! → serve → unmount on SIGTERM/SIGINT/SIGHUP.
 
 pub mod daemon;
+pub mod dev;
 pub mod mountpoint;
 
 use crate::cache::CredentialCache;
-use crate::config::{load_layers, resolve, resolve_dev, Context, MountSettings, Settings};
+use crate::config::{load_layers, Context, MountSettings, Settings};
 use crate::error::{Error, Result};
 use crate::fs::CredsFs;
 use crate::fuse::FuseAdapter;
@@ -31,18 +32,15 @@ pub struct MountArgs {
     /// Mount without fetching; credentials come on the first read
     #[arg(long)]
     pub lazy: bool,
-    /// Start the built-in gateway emulator on loopback and log in as its default user
-    #[arg(long)]
-    pub dev: bool,
     /// Also serve the container credentials endpoint on a random loopback port (see the
     /// `container-env` file)
     #[arg(long)]
     pub container_endpoint: bool,
     #[command(flatten)]
     pub settings: MountSettings,
-    /// With --dev: mint credentials by AssumeRole on a real S3 STS
+    /// `--dev` and the built-in gateway's flags (builds with the `dev-gateway` feature).
     #[command(flatten)]
-    pub backend: Box<crate::gateway::BackendArgs>,
+    pub dev: dev::DevArgs,
 }
 
 /// `unmount`'s and `status`'s arguments.
@@ -75,30 +73,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     let ctx = Context::from_process();
     let mountpoint = mountpoint_of(&args.mountpoint)?;
     let layer = load_layers(&args.settings.0, &ctx)?;
-    let dev_listener = if args.dev {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::Config(format!("cannot listen on loopback for --dev ({e})")))?;
-        Some(listener)
-    } else {
-        None
-    };
-    let backend = args.backend.to_backend().map_err(Error::Config)?;
-    if backend.is_some() && !args.dev {
-        return Err(Error::Config(
-            "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
-                .into(),
-        ));
-    }
-    let settings = match &dev_listener {
-        Some(l) => {
-            let url = format!(
-                "http://{}",
-                l.local_addr().map_err(|e| Error::Config(e.to_string()))?
-            );
-            resolve_dev(&layer, &ctx, &url)?
-        }
-        None => resolve(&layer, &ctx)?,
-    };
+    let (settings, dev) = dev::settings(&args.dev, &layer, &ctx)?;
     let log = settings
         .log_file
         .as_deref()
@@ -112,8 +87,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         mountpoint,
         lazy: args.lazy,
         container_endpoint: args.container_endpoint,
-        dev_listener,
-        backend,
+        dev,
         pipeline: Some(pipeline),
         _claim: claim,
     };
@@ -151,8 +125,8 @@ struct Job {
     mountpoint: PathBuf,
     lazy: bool,
     container_endpoint: bool,
-    dev_listener: Option<std::net::TcpListener>,
-    backend: Option<crate::gateway::BackendSts>,
+    /// The built-in gateway to start first (`--dev`).
+    dev: Option<dev::DevPlan>,
     /// Built before the fork (it may have prompted); taken by `start`.
     pipeline: Option<Pipeline>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
@@ -201,25 +175,11 @@ impl Job {
             .enable_all()
             .build()
             .map_err(|e| Error::Config(format!("cannot start the async runtime ({e})")))?;
-        let gateway = match &self.dev_listener {
-            Some(listener) => {
-                let listener = listener
-                    .try_clone()
-                    .map_err(|e| Error::Config(e.to_string()))?;
-                let config = crate::gateway::GatewayConfig {
-                    backend: self.backend.clone(),
-                    ..Default::default()
-                };
-                let gateway = runtime
-                    .block_on(crate::gateway::Gateway::start_on(listener, config))
-                    .map_err(|e| {
-                        Error::Config(format!("cannot start the built-in gateway ({e})"))
-                    })?;
-                tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
-                Some(gateway)
-            }
-            None => None,
-        };
+        let gateway = self
+            .dev
+            .take()
+            .map(|plan| plan.start(&runtime))
+            .transpose()?;
         let pipeline = self.pipeline.take().expect("start runs once");
         let cache = Arc::new(CredentialCache::new(
             pipeline,
@@ -290,7 +250,7 @@ impl Job {
 struct Running {
     session: fuser::Session<FuseAdapter<Pipeline>>,
     _runtime: tokio::runtime::Runtime,
-    _gateway: Option<crate::gateway::Gateway>,
+    _gateway: Option<dev::DevGateway>,
 }
 
 impl Running {

@@ -1,0 +1,120 @@
+//! `mount --dev`: the built-in gateway emulator started in the daemon, so that one command
+//! shows the whole tool working without a Cray system. Only builds with the
+//! `dev-gateway` feature (the default) have it; a production build has no `--dev` flag,
+//! no backend flags and none of the emulator's code.
+
+use crate::config::{Context, Layer, Settings};
+use crate::error::Result;
+
+pub use imp::{DevArgs, DevGateway, DevPlan};
+
+/// Settings for a mount: against the built-in gateway with `--dev`, else as configured,
+/// and the gateway to start in the daemon, if any.
+pub fn settings(
+    args: &DevArgs,
+    layer: &Layer,
+    ctx: &Context,
+) -> Result<(Settings, Option<DevPlan>)> {
+    imp::settings(args, layer, ctx)
+}
+
+#[cfg(feature = "dev-gateway")]
+mod imp {
+    use super::*;
+    use crate::config::resolve_dev;
+    use crate::error::Error;
+    use crate::gateway::{BackendArgs, BackendSts, Gateway, GatewayConfig};
+
+    /// The flags that start the built-in gateway.
+    #[derive(clap::Args, Debug)]
+    pub struct DevArgs {
+        /// Start the built-in gateway emulator on loopback and log in as its default user
+        #[arg(long)]
+        pub dev: bool,
+        /// With --dev: mint credentials by AssumeRole on a real S3 STS
+        #[command(flatten)]
+        pub backend: Box<BackendArgs>,
+    }
+
+    /// The gateway a `--dev` daemon starts: its port is bound before the fork, so the
+    /// settings can name it.
+    pub struct DevPlan {
+        listener: std::net::TcpListener,
+        backend: Option<BackendSts>,
+    }
+
+    /// A running built-in gateway; serving stops when it is dropped.
+    pub type DevGateway = Gateway;
+
+    pub fn settings(
+        args: &DevArgs,
+        layer: &Layer,
+        ctx: &Context,
+    ) -> Result<(Settings, Option<DevPlan>)> {
+        let backend = args.backend.to_backend().map_err(Error::Config)?;
+        if !args.dev {
+            if backend.is_some() {
+                return Err(Error::Config(
+                    "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
+                        .into(),
+                ));
+            }
+            return Ok((crate::config::resolve(layer, ctx)?, None));
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| Error::Config(format!("cannot listen on loopback for --dev ({e})")))?;
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| Error::Config(e.to_string()))?
+        );
+        let settings = resolve_dev(layer, ctx, &url)?;
+        Ok((settings, Some(DevPlan { listener, backend })))
+    }
+
+    impl DevPlan {
+        /// Starts the gateway on the daemon's runtime.
+        pub fn start(self, runtime: &tokio::runtime::Runtime) -> Result<DevGateway> {
+            let config = GatewayConfig {
+                backend: self.backend,
+                ..Default::default()
+            };
+            let gateway = runtime
+                .block_on(Gateway::start_on(self.listener, config))
+                .map_err(|e| Error::Config(format!("cannot start the built-in gateway ({e})")))?;
+            tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
+            Ok(gateway)
+        }
+    }
+}
+
+#[cfg(not(feature = "dev-gateway"))]
+mod imp {
+    use super::*;
+
+    /// No flags: this build has no built-in gateway.
+    #[derive(clap::Args, Debug)]
+    pub struct DevArgs {}
+
+    /// Cannot exist in this build.
+    pub enum DevPlan {}
+
+    /// Cannot exist in this build.
+    pub enum DevGateway {}
+
+    pub fn settings(
+        _args: &DevArgs,
+        layer: &Layer,
+        ctx: &Context,
+    ) -> Result<(Settings, Option<DevPlan>)> {
+        Ok((crate::config::resolve(layer, ctx)?, None))
+    }
+
+    impl DevPlan {
+        /// Never called: no value of this type exists.
+        pub fn start(self, _runtime: &tokio::runtime::Runtime) -> Result<DevGateway> {
+            match self {}
+        }
+    }
+}
