@@ -128,6 +128,62 @@ pub fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Where the cache reads the time and its jitter: the system clock and the OS random
+/// source in production, a [`ManualClock`] and a fixed jitter in tests, so refresh
+/// timing, backoff and expiry are tested by moving the clock instead of waiting.
+pub trait TimeSource: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+    /// A number in [0, 1) that spreads refreshes and retries over a fleet.
+    fn jitter(&self) -> f64;
+}
+
+/// The production time source.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemTime;
+
+impl TimeSource for SystemTime {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn jitter(&self) -> f64 {
+        random_unit()
+    }
+}
+
+/// A clock that moves only when told to, with a fixed jitter; for tests of the cache and
+/// of the filesystem above it.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<DateTime<Utc>>,
+    jitter: f64,
+}
+
+impl ManualClock {
+    /// A clock standing at `start` whose jitter is always `jitter` (clamped to [0, 1]).
+    pub fn new(start: DateTime<Utc>, jitter: f64) -> Self {
+        ManualClock {
+            now: Mutex::new(start),
+            jitter: jitter.clamp(0.0, 1.0),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+    }
+}
+
+impl TimeSource for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    fn jitter(&self) -> f64 {
+        self.jitter
+    }
+}
+
 /// Polls a future, turning a panic inside it into `Err` so the caller can record a
 /// failed refresh. The panic's message is dropped: it may quote a secret.
 struct CatchPanic<F>(Pin<Box<F>>);
@@ -195,6 +251,7 @@ struct Inner {
 /// Current credentials for one profile, refreshed lazily on read.
 pub struct CredentialCache<F: Fetch> {
     fetcher: F,
+    time: Arc<dyn TimeSource>,
     min_validity: Duration,
     refresh_timeout: Duration,
     gateway: String,
@@ -213,12 +270,24 @@ impl<F: Fetch> CredentialCache<F> {
     ) -> Self {
         CredentialCache {
             fetcher,
+            time: Arc::new(SystemTime),
             min_validity,
             refresh_timeout,
             gateway: gateway.to_string(),
             inner: Mutex::new(Inner::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same cache reading time and jitter from `time` (tests: a [`ManualClock`]).
+    pub fn with_time(mut self, time: Arc<dyn TimeSource>) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// The cache's idea of now, for everything that must agree with its decisions.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.time.now()
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -233,12 +302,12 @@ impl<F: Fetch> CredentialCache<F> {
     /// The current snapshot if it is still valid; never blocks, never fetches.
     pub fn peek(&self) -> Option<Arc<Snapshot>> {
         let inner = self.inner();
-        inner.snapshot.clone().filter(|s| s.valid_at(Utc::now()))
+        inner.snapshot.clone().filter(|s| s.valid_at(self.now()))
     }
 
     fn decide(&self) -> std::result::Result<Arc<Snapshot>, Plan> {
         let inner = self.inner();
-        let now = Utc::now();
+        let now = self.now();
         match plan(now, inner.snapshot.as_deref(), inner.backoff_until) {
             Plan::Serve => Ok(inner.snapshot.clone().expect("Serve implies a snapshot")),
             other => Err(other),
@@ -283,7 +352,7 @@ impl<F: Fetch> CredentialCache<F> {
     /// Stores a refresh's outcome and returns what the reader gets.
     fn record(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
         let mut inner = self.inner();
-        let now = Utc::now();
+        let now = self.now();
         match outcome {
             Ok(creds) => {
                 let lifetime = creds.expiration - now;
@@ -298,7 +367,12 @@ impl<F: Fetch> CredentialCache<F> {
                 }
                 let snapshot = Arc::new(Snapshot {
                     generation: inner.refresh_count + 1,
-                    refresh_at: refresh_at(now, creds.expiration, self.min_validity, random_unit()),
+                    refresh_at: refresh_at(
+                        now,
+                        creds.expiration,
+                        self.min_validity,
+                        self.time.jitter(),
+                    ),
                     fetched_at: now,
                     creds,
                 });
@@ -311,7 +385,7 @@ impl<F: Fetch> CredentialCache<F> {
             }
             Err(error) => {
                 inner.failures += 1;
-                let delay = backoff_delay(inner.failures, random_unit());
+                let delay = backoff_delay(inner.failures, self.time.jitter());
                 inner.backoff_until =
                     Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
                 tracing::warn!(
@@ -331,7 +405,7 @@ impl<F: Fetch> CredentialCache<F> {
     /// The state for `status`; reading it never fetches.
     pub fn status(&self) -> CacheStatus {
         let inner = self.inner();
-        let now = Utc::now();
+        let now = self.now();
         let snapshot = inner.snapshot.as_deref();
         let valid = snapshot.is_some_and(|s| s.valid_at(now));
         let state = match snapshot {

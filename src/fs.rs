@@ -7,7 +7,6 @@ use crate::error::Error;
 use crate::render::{render, render_container_env, Format, Profile};
 use crate::secret::SecretBytes;
 use crate::status::{MountInfo, StatusDoc};
-use chrono::Utc;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -322,7 +321,7 @@ impl<F: Fetch> CredsFs<F> {
     /// The status document as of now.
     pub fn status_json(&self) -> String {
         let user = (self.user)(self.cache.fetcher());
-        StatusDoc::new(&self.cache.status(), &self.info, user, Utc::now()).to_json()
+        StatusDoc::new(&self.cache.status(), &self.info, user, self.cache.now()).to_json()
     }
 }
 

@@ -82,6 +82,7 @@ struct Fake {
     fail: std::sync::atomic::AtomicBool,
     panic: std::sync::atomic::AtomicBool,
     lifetime: chrono::Duration,
+    clock: Arc<ManualClock>,
 }
 
 impl Fetch for Fake {
@@ -97,23 +98,40 @@ impl Fetch for Fake {
                 detail: "refused".into(),
             });
         }
-        Ok(creds(Utc::now() + self.lifetime))
+        Ok(creds(self.clock.now() + self.lifetime))
     }
 }
 
+/// A cache over the fake fetcher, on a manual clock standing at `t(0)` with jitter 1
+/// (the longest backoff delays, the earliest refresh times).
 fn cache(lifetime: chrono::Duration, min_validity: Duration) -> Arc<CredentialCache<Fake>> {
+    let clock = Arc::new(ManualClock::new(t(0), 1.0));
     let fake = Fake {
         calls: AtomicUsize::new(0),
         fail: false.into(),
         panic: false.into(),
         lifetime,
+        clock: clock.clone(),
     };
-    Arc::new(CredentialCache::new(
-        fake,
-        min_validity,
-        Duration::from_secs(5),
-        "https://gw",
-    ))
+    Arc::new(
+        CredentialCache::new(fake, min_validity, Duration::from_secs(5), "https://gw")
+            .with_time(clock),
+    )
+}
+
+fn calls(cache: &CredentialCache<Fake>) -> usize {
+    cache.fetcher().calls.load(Ordering::SeqCst)
+}
+
+fn advance(cache: &CredentialCache<Fake>, seconds: f64) {
+    cache
+        .fetcher()
+        .clock
+        .advance(Duration::from_secs_f64(seconds));
+}
+
+fn fail(cache: &CredentialCache<Fake>, failing: bool) {
+    cache.fetcher().fail.store(failing, Ordering::SeqCst);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,39 +167,105 @@ async fn failures_back_off_and_never_serve_expired() {
     assert!(cache.peek().is_none());
 }
 
+/// 1 h credentials, 20 min of min-validity, jitter 1: refresh at 39 min (a minute of
+/// jitter early), expiry at 60 min.
 #[tokio::test]
-async fn a_failed_refresh_serves_still_valid_credentials() {
-    // 10 minutes of life against 20 minutes of min-validity: due for refresh at half-life.
-    let cache = cache(chrono::Duration::minutes(10), Duration::from_secs(1200));
+async fn refresh_happens_at_the_planned_time_and_not_before() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
     let first = cache.current().await.unwrap();
-    {
-        let mut inner = cache.inner();
-        let mut aged = Snapshot {
-            ..clone_snapshot(&first)
-        };
-        aged.refresh_at = Utc::now() - chrono::Duration::seconds(1);
-        inner.snapshot = Some(Arc::new(aged));
-    }
+    assert_eq!(first.refresh_at, t(39 * 60));
+    advance(&cache, 39.0 * 60.0 - 1.0);
+    assert_eq!(cache.current().await.unwrap().generation, 1);
+    assert_eq!(cache.status().state, State::Fresh);
+    assert_eq!(calls(&cache), 1, "no refresh before the planned time");
+    advance(&cache, 1.0);
     assert_eq!(cache.status().state, State::Expiring);
-    cache.fetcher().fail.store(true, Ordering::SeqCst);
-    let served = cache.current().await.unwrap();
-    assert_eq!(
-        served.generation, first.generation,
-        "old but valid credentials are served"
-    );
-    let status = cache.status();
-    assert_eq!(status.state, State::Expiring);
-    assert!(status.last_error.is_some());
-    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), 2);
+    let second = cache.current().await.unwrap();
+    assert_eq!((second.generation, calls(&cache)), (2, 2));
+    // Every snapshot handed out keeps at least min-validity left at its refresh time.
+    assert!(second.creds.expiration - second.refresh_at >= chrono::Duration::minutes(20));
+    assert_eq!(second.fetched_at, t(39 * 60), "mtime is the fetch time");
 }
 
-fn clone_snapshot(s: &Snapshot) -> Snapshot {
-    Snapshot {
-        generation: s.generation,
-        creds: s.creds.clone(),
-        fetched_at: s.fetched_at,
-        refresh_at: s.refresh_at,
+#[tokio::test]
+async fn stale_while_error_then_fail_then_recover() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
+    let first = cache.current().await.unwrap();
+    fail(&cache, true);
+    advance(&cache, 40.0 * 60.0);
+    // Due for refresh but the gateway fails: the still-valid credentials are served.
+    let served = cache.current().await.unwrap();
+    assert_eq!(served.generation, first.generation);
+    let status = cache.status();
+    assert_eq!(status.state, State::Expiring);
+    assert!(status
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("cannot reach"));
+    // Past expiry: never served, whatever the backoff says.
+    advance(&cache, 20.0 * 60.0);
+    let err = cache.current().await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert!(cache.peek().is_none());
+    assert_eq!(cache.status().state, State::Error);
+    // The gateway recovers: the next attempt after the backoff succeeds and the error
+    // is forgotten.
+    fail(&cache, false);
+    advance(&cache, 300.0);
+    let fresh = cache.current().await.unwrap();
+    assert!(fresh.generation > first.generation);
+    let status = cache.status();
+    assert_eq!((status.state, status.last_error), (State::Fresh, None));
+}
+
+#[tokio::test]
+async fn backoff_doubles_while_failing_and_resets_after_success() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
+    fail(&cache, true);
+    // Jitter 1: delays of exactly 1, 2, 4, 8 s. Just before each delay ends a read fails
+    // fast without a call; at its end the next attempt is made.
+    let mut expected_calls = 1;
+    assert!(cache.current().await.is_err());
+    for delay in [1.0, 2.0, 4.0, 8.0] {
+        advance(&cache, delay - 0.001);
+        assert!(cache.current().await.is_err());
+        assert_eq!(
+            calls(&cache),
+            expected_calls,
+            "failing fast within {delay} s"
+        );
+        advance(&cache, 0.001);
+        assert!(cache.current().await.is_err());
+        expected_calls += 1;
+        assert_eq!(calls(&cache), expected_calls, "retried after {delay} s");
     }
+    fail(&cache, false);
+    advance(&cache, 16.0);
+    cache.current().await.unwrap();
+    // After a success the next failure backs off for 1 s again, not 32 s.
+    fail(&cache, true);
+    advance(&cache, 40.0 * 60.0 + 16.0);
+    let _ = cache.current().await;
+    let attempts = calls(&cache);
+    advance(&cache, 1.0);
+    let _ = cache.current().await;
+    assert_eq!(calls(&cache), attempts + 1, "the backoff restarted at 1 s");
+}
+
+#[tokio::test]
+async fn an_expired_snapshot_is_never_served() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
+    cache.current().await.unwrap();
+    fail(&cache, true);
+    advance(&cache, 3600.0);
+    assert!(
+        cache.current().await.is_err(),
+        "expired at exactly its expiration"
+    );
+    assert!(cache.peek().is_none());
+    // Even while backing off (fail fast), nothing expired comes back.
+    assert!(cache.current().await.is_err());
 }
 
 #[tokio::test]

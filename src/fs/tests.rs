@@ -1,6 +1,7 @@
 use super::*;
 use crate::creds::Credentials;
 use crate::secret::Secret;
+use chrono::Utc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
