@@ -261,7 +261,8 @@ pub struct CredentialCache<F: Fetch> {
 }
 
 impl<F: Fetch> CredentialCache<F> {
-    /// `refresh_timeout` bounds a whole refresh (token and STS calls together).
+    /// `refresh_timeout` bounds a whole refresh (token and STS calls together): see
+    /// [`crate::sts::refresh_budget`].
     pub fn new(
         fetcher: F,
         min_validity: Duration,
@@ -341,9 +342,9 @@ impl<F: Fetch> CredentialCache<F> {
             Ok(Ok(outcome)) => outcome,
             // A bug must not skip `record`: without a backoff every read would retry.
             Ok(Err(_panic)) => Err(Error::Internal("refreshing credentials panicked".into())),
-            Err(_) => Err(Error::Timeout {
+            Err(_) => Err(Error::RefreshTooSlow {
                 url: self.gateway.clone(),
-                timeout: humantime::format_duration(self.refresh_timeout).to_string(),
+                budget: humantime::format_duration(self.refresh_timeout).to_string(),
             }),
         };
         self.record(outcome)

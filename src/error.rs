@@ -28,6 +28,11 @@ pub enum Error {
     )]
     Timeout { url: String, timeout: String },
 
+    /// A whole refresh (its token and STS requests together) outlasted its budget,
+    /// although no single request timed out.
+    #[error("refreshing credentials from {url} took longer than its budget of {budget} (every gateway request it makes, each within --timeout); check the gateway's health, or raise --timeout")]
+    RefreshTooSlow { url: String, budget: String },
+
     /// Keycloak refused the password or client secret.
     #[error("Keycloak at {url} rejected {who}: {description}; {fix}")]
     AuthRejected {

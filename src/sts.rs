@@ -104,6 +104,17 @@ impl StsClient {
     }
 }
 
+/// The most gateway requests one refresh makes: a refresh-token grant refused and a
+/// password grant instead, the STS call, and after a 401/403 the same again.
+pub const MAX_REQUESTS_PER_REFRESH: u32 = 6;
+
+/// The time a whole refresh may take: every request it can make, each within
+/// `--timeout`. A refresh that outlasts it is reported as slow, not as one request's
+/// timeout.
+pub fn refresh_budget(request_timeout: Duration) -> Duration {
+    request_timeout.saturating_mul(MAX_REQUESTS_PER_REFRESH)
+}
+
 /// Keycloak → JWT → STS → credentials: what `fetch` runs once and the mount on refresh.
 pub struct Pipeline {
     auth: Authenticator,
@@ -172,6 +183,15 @@ mod tests {
 
     const GOOD: &str = r#"{"Credentials": {"AccessKeyId": "AK", "EndpointURL": "http://rgw",
         "Expiration": "2027-01-15T08:00:00.000001+00:00", "SecretAccessKey": "SK", "SessionToken": "ST"}}"#;
+
+    #[test]
+    fn the_refresh_budget_covers_every_request_of_a_refresh() {
+        assert_eq!(
+            refresh_budget(Duration::from_secs(30)),
+            Duration::from_secs(180)
+        );
+        assert_eq!(refresh_budget(Duration::MAX), Duration::MAX);
+    }
 
     #[test]
     fn accepts_200_and_201() {

@@ -310,3 +310,31 @@ fn an_expiration_years_away_still_gets_refreshed() {
     let at = refresh_at(t(0), far, Duration::from_secs(1200), 0.0);
     assert_eq!(at, t(36 * 3600 - 1200));
 }
+
+#[tokio::test]
+async fn a_refresh_over_its_budget_is_reported_as_slow() {
+    let clock = Arc::new(ManualClock::new(t(0), 1.0));
+    let fake = Fake {
+        calls: AtomicUsize::new(0),
+        fail: false.into(),
+        panic: false.into(),
+        lifetime: chrono::Duration::hours(1),
+        clock: clock.clone(),
+    };
+    // The fake takes 50 ms; the budget is 10 ms.
+    let cache = CredentialCache::new(
+        fake,
+        Duration::from_secs(1200),
+        Duration::from_millis(10),
+        "https://gw",
+    )
+    .with_time(clock);
+    let err = cache.current().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "refreshing credentials from https://gw took longer than its budget of 10ms (every \
+         gateway request it makes, each within --timeout); check the gateway's health, or \
+         raise --timeout"
+    );
+    assert_eq!(cache.status().state, State::Error);
+}

@@ -184,7 +184,7 @@ impl Job {
         let cache = Arc::new(CredentialCache::new(
             pipeline,
             self.settings.min_validity,
-            self.settings.timeout,
+            crate::sts::refresh_budget(self.settings.timeout),
             self.settings.api_gateway.as_str(),
         ));
         let detail = if self.lazy {
