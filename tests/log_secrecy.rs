@@ -6,6 +6,7 @@
 //! searched for each of them. Alone in its own test binary: the capturing subscriber is
 //! the process-wide default.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use common::*;
@@ -188,6 +189,7 @@ pub fn assert_no_secret(secrets: &[String], log: &str, errors: &[String]) {
 /// The daemon at TRACE for every crate (FUSE requests, HTTP, TLS), through logins,
 /// refreshes, a rejected token, the container endpoint and `status`: its log, its status
 /// file and the `status` command hold none of the secrets it handled.
+#[cfg(feature = "fuse-tests")]
 #[test]
 fn the_daemon_logs_no_secret_at_trace() {
     use common::mount::{bin, wait_for, Mounted, TestGateway};

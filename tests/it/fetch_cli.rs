@@ -1,6 +1,6 @@
 //! `s3credsfs fetch` as a person (and an AWS SDK) runs it: the real binary, real HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use s3credsfs::gateway::{Gateway, DEFAULT_PASSWORD};

@@ -1,7 +1,7 @@
 //! The mount's lifecycle: background start and its failures, signals, a killed daemon,
 //! `unmount`, `status`, `--dev` and the log file. Real mounts on temporary directories.
 
-mod common;
+use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;

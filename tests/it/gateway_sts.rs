@@ -1,6 +1,6 @@
 //! The built-in gateway's STS, its JWT checks and its fault injection over real HTTP(S).
 
-mod common;
+use crate::common;
 
 use common::gw::*;
 

@@ -1,7 +1,7 @@
 //! Lifecycle races: two `mount` commands for one path, and SIGTERM while a refresh is
 //! in flight. Each ends with exactly one mount or none, and no process left behind.
 
-mod common;
+use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::{Endpoint, Fault, Times};

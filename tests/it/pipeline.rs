@@ -1,6 +1,6 @@
 //! The credential pipeline against the built-in gateway over real loopback HTTP.
 
-mod common;
+use crate::common;
 
 use common::*;
 use s3credsfs::error::Error;

@@ -3,7 +3,7 @@
 //! `AssumeRole`; and each refused once the served secret is tampered with. Each tool runs
 //! with an empty environment and a temporary `HOME` ([`ClientEnv`]).
 
-mod common;
+use crate::common;
 
 use common::clients::*;
 

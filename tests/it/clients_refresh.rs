@@ -4,7 +4,7 @@
 //! moto does not check expiry, so the proof of refresh is that the access key the process
 //! signs with changes while it runs, with no call failing.
 
-mod common;
+use crate::common;
 
 use common::clients::*;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! work. Each client runs with an empty environment and a temporary `HOME`
 //! ([`ClientEnv`]): none of the host's `AWS_*` settings reach it.
 
-mod common;
+use crate::common;
 
 use common::clients::*;
 use std::path::Path;

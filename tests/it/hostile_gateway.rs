@@ -1,12 +1,11 @@
 //! A gateway that lies, redirects, floods or injects: the pipeline refuses, nothing is
 //! written or re-sent, and the errors are plain, short and clean.
 
-mod common;
+use crate::common;
 
 use common::*;
 use s3credsfs::gateway::{Endpoint, Fault, Gateway, Times, DEFAULT_PASSWORD};
 use std::process::Stdio;
-use std::time::Duration;
 
 /// A line that, written raw into the mounted `config`, would make every SDK run a command.
 const PLANTED: &str = "\n[profile x]\ncredential_process = sh -c 'touch /tmp/pwned'";
@@ -210,9 +209,10 @@ fn loopback_is_never_proxied_and_other_hosts_are() {
     assert_eq!(proxy.seen().len(), 1, "NO_PROXY was ignored");
 }
 
+#[cfg(feature = "fuse-tests")]
 #[test]
 fn a_hostile_refresh_keeps_serving_the_last_valid_credentials() {
-    let gw = mount::TestGateway::start(|c| c.lifetime = Duration::from_secs(4));
+    let gw = mount::TestGateway::start(|c| c.lifetime = std::time::Duration::from_secs(4));
     let m = mount::Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "2s"]);
     let first = m.access_key();
     gw.gw.inject(
@@ -222,7 +222,7 @@ fn a_hostile_refresh_keeps_serving_the_last_valid_credentials() {
     );
     mount::wait_for(
         "a refresh to meet the hostile reply",
-        Duration::from_secs(10),
+        std::time::Duration::from_secs(10),
         || {
             let _ = m.read("config");
             m.status()["last_error"]

@@ -1,6 +1,6 @@
 //! The built-in gateway's Keycloak token endpoint over real HTTP on loopback.
 
-mod common;
+use crate::common;
 
 use common::gw::*;
 

@@ -3,7 +3,7 @@
 //! `status` and the log say why, gateway calls stay within what the backoff allows, and
 //! once the fault clears, reads work again.
 
-mod common;
+use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::{Endpoint, Fault, Times};

@@ -4,7 +4,7 @@
 //! node the test sets up: open to `nobody` (the mount works, is theirs alone, and unmounts)
 //! or root-only 0600 like this machine's (the error names it), or with fusermount3 hidden.
 
-mod common;
+use crate::common;
 
 use common::mount::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -1,7 +1,7 @@
 //! The mounted files: formats, modes, sizes, refresh on read, one refresh for many
 //! readers, failures and backoff. Real FUSE mounts against the built-in gateway.
 
-mod common;
+use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::{Endpoint, Fault, Times};

@@ -1,7 +1,7 @@
 //! Files a user points us at, as a neighbour could have left them: each is refused with
 //! a sentence naming the file and the fix, before anything is sent anywhere.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

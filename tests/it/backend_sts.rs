@@ -2,7 +2,7 @@
 //! `AssumeRole` on moto (as cray-sts mints them on Ceph RGW) open a signature-checking S3
 //! for a real client (boto3), and tampered ones do not.
 
-mod common;
+use crate::common;
 
 use common::s3::{banner_reader, read_banner_value, S3Creds, S3Server};
 use common::*;

@@ -3,7 +3,7 @@
 //! against a real S3 that checks signatures (moto), with credentials the built-in gateway
 //! mints there by `AssumeRole`; each refused once the secret is tampered with.
 
-mod common;
+use crate::common;
 
 use common::clients::*;
 use common::mount::TestGateway;

@@ -1,0 +1,47 @@
+//! The integration tests, as one test binary (linking the crate once instead of once per
+//! file, which is most of a build on two cores). Tiers, as mountpoint-s3 has them:
+//!
+//! - always: the pipeline against the built-in gateway over loopback HTTP, the CLI, TLS,
+//!   hostile replies and files, property tests; nothing but Rust is needed;
+//! - `fuse-tests`: real FUSE mounts on temporary directories (needs `/dev/fuse`, root or
+//!   fusermount3);
+//! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
+//!   against a signature-checking S3 (moto), installed by `scripts/venv`.
+//!
+//! `scripts/test` turns both on. Without its feature a gated test is not compiled; with
+//! it, a missing tool fails with the way to install it.
+
+mod common;
+
+mod fetch_cli;
+mod gateway_keycloak;
+mod gateway_sts;
+mod hostile_files;
+mod hostile_gateway;
+mod parsers_never_panic;
+mod pipeline;
+mod tls;
+
+#[cfg(feature = "fuse-tests")]
+mod container;
+#[cfg(feature = "fuse-tests")]
+mod faults;
+#[cfg(feature = "fuse-tests")]
+mod mount;
+#[cfg(feature = "fuse-tests")]
+mod mount_lifecycle;
+#[cfg(feature = "fuse-tests")]
+mod mount_races;
+#[cfg(feature = "fuse-tests")]
+mod mount_unprivileged;
+
+#[cfg(feature = "s3-tests")]
+mod backend_sts;
+#[cfg(feature = "s3-tests")]
+mod clients_aws;
+#[cfg(feature = "s3-tests")]
+mod clients_refresh;
+#[cfg(feature = "s3-tests")]
+mod clients_scripts;
+#[cfg(feature = "s3-tests")]
+mod clients_tools;
