@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// The path credentials are served on.
@@ -113,6 +113,12 @@ async fn answer<F: Fetch>(
 /// closed connection is an error an SDK retries). The real bound is `connection_cap`,
 /// lower under a small descriptor limit.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// How many connections the kernel queues until they are accepted (it caps this at
+/// `net.core.somaxconn`). A neighbour that keeps the queue full makes the kernel drop the
+/// owner's connection attempts until their retransmission a second or more later; the
+/// usual 128 takes 200 sockets to fill, this takes over a thousand.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Descriptors left to everything but the endpoint's connections. A mounted daemon
 /// holds about 15 (measured: stdio and the log, the FUSE device, the runtime's epoll,
@@ -273,7 +279,9 @@ struct Shared<F: Fetch> {
 
 /// Starts serving on a random loopback port; runs until the runtime ends.
 pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<ContainerEndpoint> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let endpoint = ContainerEndpoint {
         url: format!("http://{}{PATH}", listener.local_addr()?),
         token: random_token(),

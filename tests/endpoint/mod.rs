@@ -73,6 +73,33 @@ pub fn fds(pid: u32) -> Vec<u64> {
         .collect()
 }
 
+/// How many connections to the loopback `port` process `pid` holds open (accepted, not
+/// merely queued): its socket descriptors matched with the kernel's TCP table.
+pub fn held_connections(pid: u32, port: u16) -> usize {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        // Established (01) connections on the port whose inode the process holds.
+        .filter(|f| f[1] == local && f[3] == "01" && inodes.iter().any(|i| i == f[9]))
+        .count()
+}
+
 /// How many connections wait in the accept queue of the loopback listener on `port`.
 pub fn accept_queue(port: u16) -> Option<u64> {
     let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
