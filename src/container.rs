@@ -162,10 +162,11 @@ pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// How many connections the endpoint serves at once under a soft descriptor limit of
 /// `soft`: at most half of what the reserve leaves, at most `MAX_CONNECTIONS`, at least
 /// one. The endpoint then holds at most cap + 2 descriptors (the listener, the served
-/// connections, and one accepted only to be closed), which leaves at least the reserve
-/// (64, about three times what the rest of the daemon uses) for the files' refreshes. With
-/// the usual soft limit of 1024, or the raised hard limit, the cap is 64 and about
-/// 1024 - 66 - 15 = 943 descriptors stay free.
+/// connections, and one newcomer accepted but not yet served: it waits until the
+/// connection it evicts has been closed, or is itself closed), which leaves at least the
+/// reserve (64, about three times what the rest of the daemon uses) for the files'
+/// refreshes. With the usual soft limit of 1024, or the raised hard limit, the cap is 64
+/// and about 1024 - 66 - 15 = 943 descriptors stay free.
 pub fn connection_cap(soft: u64) -> usize {
     let share = soft.saturating_sub(RESERVED_DESCRIPTORS) / 2;
     share.clamp(1, MAX_CONNECTIONS as u64) as usize
