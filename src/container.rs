@@ -211,7 +211,7 @@ impl Throttle {
 /// the slot of the oldest one that has not presented the token can be given to a
 /// newcomer.
 #[derive(Debug, Default)]
-pub struct Registry {
+struct Registry {
     live: Mutex<(u64, BTreeMap<u64, Live>)>,
 }
 
@@ -231,7 +231,7 @@ impl Registry {
 
     /// Records a newly accepted connection: its id (ids grow with accept order), and a
     /// receiver that completes when the connection is evicted.
-    pub fn admit(&self) -> (u64, oneshot::Receiver<()>) {
+    fn admit(&self) -> (u64, oneshot::Receiver<()>) {
         let (stop, stopped) = oneshot::channel();
         let mut table = self.table();
         let id = table.0;
@@ -245,20 +245,20 @@ impl Registry {
     }
 
     /// Connection `id` presented the right token.
-    pub fn authenticate(&self, id: u64) {
+    fn authenticate(&self, id: u64) {
         if let Some(live) = self.table().1.get_mut(&id) {
             live.authenticated = true;
         }
     }
 
     /// Connection `id` has ended.
-    pub fn leave(&self, id: u64) {
+    fn leave(&self, id: u64) {
         self.table().1.remove(&id);
     }
 
     /// Tells the oldest connection that has not presented the token to stop, and returns
     /// its id; `None` when every connection has presented it.
-    pub fn evict_oldest_unauthenticated(&self) -> Option<u64> {
+    fn evict_oldest_unauthenticated(&self) -> Option<u64> {
         let mut table = self.table();
         let id = table
             .1
@@ -422,7 +422,10 @@ async fn serve<F: Fetch>(
         }
     }
     connection.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+    tokio::select! {
+        _ = tokio::time::timeout(SHUTDOWN_GRACE, connection) => {}
+        _ = stopped => {}
+    }
 }
 
 #[cfg(test)]
