@@ -528,3 +528,44 @@ fn the_kernel_queues_hundreds_of_connections_for_the_endpoint() {
     set_nofile(pid, hard, hard);
     drop(queued);
 }
+
+#[test]
+fn boto3_gets_credentials_while_a_neighbour_floods_the_endpoint() {
+    let s3 = S3Server::start();
+    let gw = TestGateway::start(|c| c.backend = Some(s3.backend()));
+    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let (addr, pid) = (endpoint_addr(&m), m.child.id());
+    let env = exports(&m.read("container-env").unwrap());
+    let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let _flood = Flood::start(addr, MAX_CONNECTIONS, Duration::from_secs(120));
+    wait_for(
+        "the neighbour to hold every slot",
+        Duration::from_secs(20),
+        || held_connections(pid, addr.port()) == MAX_CONNECTIONS,
+    );
+    // Fresh sessions, so each one asks the endpoint; boto3 sleeps 1 s before a retry.
+    let script = r#"
+import os, time, boto3
+slowest = 0.0
+for i in range(10):
+    session = boto3.Session()
+    start = time.time()
+    session.get_credentials().get_frozen_credentials()
+    slowest = max(slowest, time.time() - start)
+    session.client("s3").list_objects_v2(Bucket=os.environ["S3_BUCKET"])
+print("%.3f" % slowest)
+"#;
+    let out = s3.python(script, &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slowest: f64 = stdout.trim().parse().unwrap();
+    eprintln!("boto3 fetched credentials 10 times during the flood, slowest {slowest} s");
+    assert!(
+        slowest < 1.0,
+        "boto3 had to retry: slowest fetch {slowest} s"
+    );
+}
