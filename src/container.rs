@@ -6,13 +6,15 @@ use crate::cache::{CredentialCache, Fetch};
 use crate::secret::Secret;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// The path credentials are served on.
 pub const PATH: &str = "/credentials";
@@ -50,12 +52,23 @@ fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     response
 }
 
+/// A refusal, which also closes the connection: a client that was refused has no use for
+/// its slot, and keeping it open would let it sit there for the keep-alive timeout.
 fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    reply(status, serde_json::json!({ "message": text }).to_string())
+    let mut response = reply(status, serde_json::json!({ "message": text }).to_string());
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
-/// Answers one request: the right token gets current credentials, nothing else does.
-async fn answer<F: Fetch>(request: Request<Incoming>, shared: &Shared<F>) -> Response<Full<Bytes>> {
+/// Answers one request on connection `id`: the right token gets current credentials
+/// (and makes the connection one that is never evicted), nothing else does.
+async fn answer<F: Fetch>(
+    request: Request<Incoming>,
+    id: u64,
+    shared: &Shared<F>,
+) -> Response<Full<Bytes>> {
     if request.uri().path() != PATH {
         return message(StatusCode::NOT_FOUND, "not found");
     }
@@ -76,6 +89,7 @@ async fn answer<F: Fetch>(request: Request<Incoming>, shared: &Shared<F>) -> Res
         }
         return message(StatusCode::FORBIDDEN, "wrong Authorization token");
     }
+    shared.registry.authenticate(id);
     match shared.cache.current().await {
         Ok(snapshot) => {
             let creds = &snapshot.creds;
@@ -91,11 +105,20 @@ async fn answer<F: Fetch>(request: Request<Incoming>, shared: &Shared<F>) -> Res
     }
 }
 
-/// Most connections served at once. A client that finds them all busy is accepted and
-/// closed at once: holding it would keep its descriptor, and leaving it in the accept
-/// queue would stall every client behind it; a closed connection is an error an SDK
-/// retries. The real bound is `connection_cap`, lower under a small descriptor limit.
+/// Most connections served at once. A newcomer that finds them all busy takes the slot
+/// of the oldest connection that has not presented the token (a neighbour flooding the
+/// endpoint cannot keep the owner out); only when every slot holds a connection that
+/// presented the token is the newcomer closed at once (holding it would keep its
+/// descriptor, and leaving it in the accept queue would stall every client behind it; a
+/// closed connection is an error an SDK retries). The real bound is `connection_cap`,
+/// lower under a small descriptor limit.
 pub const MAX_CONNECTIONS: usize = 64;
+
+/// How many connections the kernel queues until they are accepted (it caps this at
+/// `net.core.somaxconn`). A neighbour that keeps the queue full makes the kernel drop the
+/// owner's connection attempts until their retransmission a second or more later; the
+/// usual 128 takes 200 sockets to fill, this takes over a thousand.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Descriptors left to everything but the endpoint's connections. A mounted daemon
 /// holds about 15 (measured: stdio and the log, the FUSE device, the runtime's epoll,
@@ -103,10 +126,19 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// refresh adds a connection or two and DNS files. 64 leaves room to spare.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
-/// How long a client may take to send a request's headers; also how long a kept-alive
-/// connection may sit idle between requests (hyper runs this timer while it waits for
-/// the next request's headers).
+/// How long a new connection may take to send its first request's headers. An SDK sends
+/// its request as soon as it has connected; a connection that says nothing is most
+/// likely holding a slot for a neighbour.
+pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a client may take to send a later request's headers; also how long a
+/// kept-alive connection may sit idle between requests (hyper runs this timer while it
+/// waits for the next request's headers).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The longest the accept loop waits for an evicted connection to let go of its slot
+/// (it normally takes microseconds); then the newcomer is closed instead.
+const EVICTION_WAIT: Duration = Duration::from_secs(1);
 
 /// The longest one connection is served, whatever it does (a client asking again and
 /// again on one kept-alive connection would otherwise hold its slot for ever); then it
@@ -130,10 +162,11 @@ pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// How many connections the endpoint serves at once under a soft descriptor limit of
 /// `soft`: at most half of what the reserve leaves, at most `MAX_CONNECTIONS`, at least
 /// one. The endpoint then holds at most cap + 2 descriptors (the listener, the served
-/// connections, and one accepted only to be closed), which leaves at least the reserve
-/// (64, about three times what the rest of the daemon uses) for the files' refreshes. With
-/// the usual soft limit of 1024, or the raised hard limit, the cap is 64 and about
-/// 1024 - 66 - 15 = 943 descriptors stay free.
+/// connections, and one newcomer accepted but not yet served: it waits until the
+/// connection it evicts has been closed, or is itself closed), which leaves at least the
+/// reserve (64, about three times what the rest of the daemon uses) for the files'
+/// refreshes. With the usual soft limit of 1024, or the raised hard limit, the cap is 64
+/// and about 1024 - 66 - 15 = 943 descriptors stay free.
 pub fn connection_cap(soft: u64) -> usize {
     let share = soft.saturating_sub(RESERVED_DESCRIPTORS) / 2;
     share.clamp(1, MAX_CONNECTIONS as u64) as usize
@@ -174,16 +207,82 @@ impl Throttle {
     }
 }
 
+/// The connections being served, in the order they were accepted, so that under a flood
+/// the slot of the oldest one that has not presented the token can be given to a
+/// newcomer.
+#[derive(Debug, Default)]
+struct Registry {
+    live: Mutex<(u64, BTreeMap<u64, Live>)>,
+}
+
+/// One served connection.
+#[derive(Debug)]
+struct Live {
+    /// Whether it has presented the right token; such a connection is never evicted.
+    authenticated: bool,
+    /// Dropping this tells the serving task to drop the connection.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Registry {
+    fn table(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<u64, Live>)> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a newly accepted connection: its id (ids grow with accept order), and a
+    /// receiver that completes when the connection is evicted.
+    fn admit(&self) -> (u64, oneshot::Receiver<()>) {
+        let (stop, stopped) = oneshot::channel();
+        let mut table = self.table();
+        let id = table.0;
+        table.0 += 1;
+        let live = Live {
+            authenticated: false,
+            _stop: stop,
+        };
+        table.1.insert(id, live);
+        (id, stopped)
+    }
+
+    /// Connection `id` presented the right token.
+    fn authenticate(&self, id: u64) {
+        if let Some(live) = self.table().1.get_mut(&id) {
+            live.authenticated = true;
+        }
+    }
+
+    /// Connection `id` has ended.
+    fn leave(&self, id: u64) {
+        self.table().1.remove(&id);
+    }
+
+    /// Tells the oldest connection that has not presented the token to stop, and returns
+    /// its id; `None` when every connection has presented it.
+    fn evict_oldest_unauthenticated(&self) -> Option<u64> {
+        let mut table = self.table();
+        let id = table
+            .1
+            .iter()
+            .find(|(_, live)| !live.authenticated)
+            .map(|(id, _)| *id)?;
+        table.1.remove(&id);
+        Some(id)
+    }
+}
+
 /// What every connection of one endpoint shares.
 struct Shared<F: Fetch> {
     cache: Arc<CredentialCache<F>>,
     token: Secret,
     wrong_token: Throttle,
+    registry: Registry,
 }
 
 /// Starts serving on a random loopback port; runs until the runtime ends.
 pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<ContainerEndpoint> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
     let endpoint = ContainerEndpoint {
         url: format!("http://{}{PATH}", listener.local_addr()?),
         token: random_token(),
@@ -194,6 +293,7 @@ pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<
         cache,
         token: endpoint.token.clone(),
         wrong_token: Throttle::new(WARN_INTERVAL),
+        registry: Registry::default(),
     });
     tokio::spawn(accept_loop(listener, slots, shared));
     Ok(endpoint)
@@ -205,6 +305,7 @@ async fn accept_loop<F: Fetch>(
     shared: Arc<Shared<F>>,
 ) {
     let (failures, full) = (Throttle::new(WARN_INTERVAL), Throttle::new(WARN_INTERVAL));
+    let evicting = Throttle::new(WARN_INTERVAL);
     let mut backoff = ACCEPT_BACKOFF_MIN;
     loop {
         let stream = match listener.accept().await {
@@ -226,40 +327,104 @@ async fn accept_loop<F: Fetch>(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => Some(slot),
+            Err(_) if shared.registry.evict_oldest_unauthenticated().is_some() => {
+                if let Some(held_back) = evicting.hit(Instant::now()) {
+                    tracing::warn!(
+                        held_back,
+                        "container endpoint: every connection slot is busy; closing the \
+                         oldest connection that has not presented the token to serve a new \
+                         one; some local process may be flooding the endpoint"
+                    );
+                }
+                // The evicted connection's task frees its slot once it has closed the
+                // connection, so the endpoint never holds more descriptors than slots.
+                tokio::time::timeout(EVICTION_WAIT, slots.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            Err(_) => None,
+        };
+        let Some(slot) = slot else {
             if let Some(held_back) = full.hit(Instant::now()) {
                 tracing::warn!(
                     held_back,
-                    "container endpoint: every connection slot is busy; closing new \
-                     connections at once (clients retry); some local process may be \
-                     flooding the endpoint"
+                    "container endpoint: every connection slot holds a client that presented \
+                     the token; closing new connections at once (clients retry)"
                 );
             }
             drop(stream);
             continue;
         };
-        tokio::spawn(serve(stream, slot, shared.clone()));
+        let (id, stopped) = shared.registry.admit();
+        tokio::spawn(serve(stream, id, stopped, slot, shared.clone()));
     }
 }
 
-/// Serves one connection within the timeouts; the slot is freed when it ends.
-async fn serve<F: Fetch>(stream: TcpStream, _slot: OwnedSemaphorePermit, shared: Arc<Shared<F>>) {
-    let service = hyper::service::service_fn(move |request| {
-        let shared = shared.clone();
-        async move { Ok::<_, std::convert::Infallible>(answer(request, &shared).await) }
-    });
+/// Serves connection `id` within the timeouts until it ends or is evicted (`stopped`);
+/// then the slot is freed.
+async fn serve<F: Fetch>(
+    stream: TcpStream,
+    id: u64,
+    stopped: oneshot::Receiver<()>,
+    slot: OwnedSemaphorePermit,
+    shared: Arc<Shared<F>>,
+) {
+    /// Frees the slot last, after the connection (declared later) has been dropped,
+    /// whether the task ends or is dropped.
+    struct Leave<F: Fetch> {
+        shared: Arc<Shared<F>>,
+        id: u64,
+        _slot: OwnedSemaphorePermit,
+    }
+    impl<F: Fetch> Drop for Leave<F> {
+        fn drop(&mut self) {
+            self.shared.registry.leave(self.id);
+        }
+    }
+    let _leave = Leave {
+        shared: shared.clone(),
+        id,
+        _slot: slot,
+    };
+    let asked = Arc::new(AtomicBool::new(false));
+    let service = {
+        let asked = asked.clone();
+        hyper::service::service_fn(move |request| {
+            asked.store(true, Ordering::Relaxed);
+            let shared = shared.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer(request, id, &shared).await) }
+        })
+    };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => {}
-        _ = tokio::time::sleep(CONNECTION_DEADLINE) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, connection).await;
+    tokio::pin!(connection, stopped);
+    let first_request = tokio::time::sleep(FIRST_REQUEST_TIMEOUT);
+    let deadline = tokio::time::sleep(CONNECTION_DEADLINE);
+    tokio::pin!(first_request, deadline);
+    let mut waiting_for_first = true;
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = stopped.as_mut() => return,
+            _ = first_request.as_mut(), if waiting_for_first => {
+                if !asked.load(Ordering::Relaxed) {
+                    return;
+                }
+                waiting_for_first = false;
+            }
+            _ = deadline.as_mut() => break,
         }
+    }
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = tokio::time::timeout(SHUTDOWN_GRACE, connection) => {}
+        _ = stopped => {}
     }
 }
 
@@ -293,6 +458,23 @@ mod tests {
             let cap = connection_cap(soft) as u64;
             assert!(cap + 2 + RESERVED_DESCRIPTORS <= soft, "{soft}: {cap}");
         }
+    }
+
+    #[test]
+    fn eviction_takes_the_oldest_connection_that_has_not_presented_the_token() {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let registry = Registry::default();
+        let mut live: Vec<_> = (0..4).map(|_| registry.admit()).collect();
+        registry.authenticate(live[0].0);
+        assert_eq!(registry.evict_oldest_unauthenticated(), Some(live[1].0));
+        // The evicted connection is told to stop; the others are not.
+        assert_eq!(live[1].1.try_recv(), Err(TryRecvError::Closed));
+        assert_eq!(live[2].1.try_recv(), Err(TryRecvError::Empty));
+        registry.leave(live[2].0);
+        assert_eq!(registry.evict_oldest_unauthenticated(), Some(live[3].0));
+        // Only the connection that presented the token is left, and it stays.
+        assert_eq!(registry.evict_oldest_unauthenticated(), None);
+        assert_eq!(live[0].1.try_recv(), Err(TryRecvError::Empty));
     }
 
     #[test]
