@@ -68,39 +68,77 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     current.to_string()
 }
 
-fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut current = err;
-    while let Some(next) = current.source() {
-        parts.push(next.to_string());
-        current = next;
+/// What kind of transport failure an error is, told by the types in its cause chain
+/// (never by its text, which changes between library versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    Timeout,
+    Tls,
+    Unreachable,
+}
+
+/// Every cause in `err`'s chain, including the error an `io::Error` wraps (its own
+/// `source()` skips that one).
+fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut found = Vec::new();
+    let mut pending = vec![err];
+    while let Some(cause) = pending.pop() {
+        found.push(cause);
+        if let Some(source) = cause.source() {
+            pending.push(source);
+        }
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            pending.push(inner);
+        }
     }
-    parts.join(": ")
+    found
+}
+
+fn failure_of(err: &reqwest::Error) -> Failure {
+    failure_in(err, err.is_timeout())
+}
+
+fn failure_in(err: &(dyn std::error::Error + 'static), timed_out: bool) -> Failure {
+    if timed_out {
+        return Failure::Timeout;
+    }
+    let causes = causes(err);
+    if causes.iter().any(|c| c.is::<rustls::Error>()) {
+        return Failure::Tls;
+    }
+    let timed_out = causes.iter().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
+    if timed_out {
+        Failure::Timeout
+    } else {
+        Failure::Unreachable
+    }
 }
 
 /// Turns a transport error into one sentence: unreachable, TLS or timeout.
 pub fn classify(url: &str, err: &reqwest::Error, timeout: Duration) -> Error {
-    let chain = chain_text(err);
     let url = url.to_string();
-    if err.is_timeout() || chain.contains("timed out") {
-        return Error::Timeout {
+    let detail = || clean(&root_cause(err), MAX_QUOTED);
+    match failure_of(err) {
+        Failure::Timeout => Error::Timeout {
             url,
             timeout: humantime::format_duration(timeout).to_string(),
-        };
-    }
-    let lower = chain.to_lowercase();
-    if lower.contains("certificate")
-        || lower.contains("unknownissuer")
-        || lower.contains("tls handshake")
-    {
-        return Error::Tls {
+        },
+        Failure::Tls => Error::Tls {
             url,
-            detail: clean(&root_cause(err), MAX_QUOTED),
-        };
-    }
-    Error::Unreachable {
-        url,
-        detail: clean(&root_cause(err), MAX_QUOTED),
+            detail: detail(),
+        },
+        Failure::Unreachable => Error::Unreachable {
+            url,
+            detail: detail(),
+        },
     }
 }
 
@@ -151,4 +189,35 @@ pub async fn exchange(
         body.extend_from_slice(&chunk);
     }
     Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    #[test]
+    fn failures_are_told_by_type_not_text() {
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        assert_eq!(failure_in(&tls, false), Failure::Tls);
+        let wrapped = io::Error::other(tls);
+        assert_eq!(
+            failure_in(&wrapped, false),
+            Failure::Tls,
+            "found under two wrappers"
+        );
+        let timed_out = io::Error::new(io::ErrorKind::TimedOut, "no answer");
+        assert_eq!(failure_in(&timed_out, false), Failure::Timeout);
+        // Words are not types: a refused connection that mentions certificates and
+        // timing out is still unreachable.
+        let refused = io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "certificate handshake timed out",
+        );
+        assert_eq!(failure_in(&refused, false), Failure::Unreachable);
+        assert_eq!(failure_in(&refused, true), Failure::Timeout);
+    }
 }
