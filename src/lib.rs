@@ -9,7 +9,7 @@ pub mod creds;
 pub mod error;
 pub(crate) mod files;
 pub mod fs;
-pub(crate) mod fuse;
+pub mod fuse;
 #[cfg(feature = "dev-gateway")]
 pub mod gateway;
 pub(crate) mod http;
@@ -18,7 +18,7 @@ pub mod logging;
 pub mod mount;
 pub(crate) mod proxy;
 pub mod render;
-pub(crate) mod secret;
-pub(crate) mod status;
+pub mod secret;
+pub mod status;
 pub mod sts;
 pub(crate) mod untrusted;

@@ -259,7 +259,8 @@ impl Running {
     }
 }
 
-fn fuse_config() -> fuser::Config {
+/// The mount options every s3credsfs mount uses (also the in-process test mounts).
+pub fn fuse_config() -> fuser::Config {
     use fuser::MountOption::*;
     let mut config = fuser::Config::default();
     config.mount_options = vec![
