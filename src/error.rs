@@ -91,6 +91,11 @@ pub enum Error {
         format: &'static str,
     },
 
+    /// The mount's own machinery failed (a pipe, fork, the runtime, signal handlers, the
+    /// FUSE session, unmounting): neither a setting nor the gateway is at fault.
+    #[error("{0}")]
+    Lifecycle(String),
+
     /// A bug in s3credsfs (a panic caught on the refresh path); the refresh counts as failed.
     #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
     Internal(String),
@@ -112,3 +117,15 @@ impl Error {
 
 /// Shorthand for results of the credential pipeline.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configuration_errors_are_einval() {
+        assert_eq!(Error::Config("bad flag".into()).errno(), libc::EINVAL);
+        assert_eq!(Error::Lifecycle("cannot fork".into()).errno(), libc::EIO);
+        assert_eq!(Error::Internal("bug".into()).errno(), libc::EIO);
+    }
+}

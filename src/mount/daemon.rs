@@ -46,7 +46,7 @@ pub fn fork() -> Result<Side> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors we then own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::Config(format!(
+        return Err(Error::Lifecycle(format!(
             "cannot create a pipe ({})",
             std::io::Error::last_os_error()
         )));
@@ -56,7 +56,7 @@ pub fn fork() -> Result<Side> {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: single-threaded here, so the child may run arbitrary code.
     match unsafe { libc::fork() } {
-        -1 => Err(Error::Config(format!(
+        -1 => Err(Error::Lifecycle(format!(
             "cannot fork ({})",
             std::io::Error::last_os_error()
         ))),
@@ -96,7 +96,7 @@ pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> R
         if ready == 0 {
             // SAFETY: the child is ours; it did not answer in time.
             unsafe { libc::kill(child, libc::SIGTERM) };
-            return Err(Error::Config(format!(
+            return Err(Error::Lifecycle(format!(
                 "the background daemon did not report within {}s; run with --foreground to see what it is doing",
                 timeout.as_secs()
             )));
@@ -112,7 +112,7 @@ pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> R
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                return Err(Error::Config(format!(
+                return Err(Error::Lifecycle(format!(
                     "cannot read the daemon's verdict ({e})"
                 )))
             }
@@ -130,7 +130,7 @@ pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> R
         unsafe { libc::waitpid(child, &mut status, 0) };
         return Err(Error::Config(message.to_string()));
     }
-    Err(Error::Config(
+    Err(Error::Lifecycle(
         "the background daemon exited before mounting; run with --foreground to see why".into(),
     ))
 }

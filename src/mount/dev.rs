@@ -62,12 +62,12 @@ mod imp {
             return Ok((crate::config::resolve(layer, ctx)?, None));
         }
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::Config(format!("cannot listen on loopback for --dev ({e})")))?;
+            .map_err(|e| Error::Lifecycle(format!("cannot listen on loopback for --dev ({e})")))?;
         let url = format!(
             "http://{}",
             listener
                 .local_addr()
-                .map_err(|e| Error::Config(e.to_string()))?
+                .map_err(|e| Error::Lifecycle(e.to_string()))?
         );
         let settings = resolve_dev(layer, ctx, &url)?;
         Ok((settings, Some(DevPlan { listener, backend })))
@@ -82,7 +82,9 @@ mod imp {
             };
             let gateway = runtime
                 .block_on(Gateway::start_on(self.listener, config))
-                .map_err(|e| Error::Config(format!("cannot start the built-in gateway ({e})")))?;
+                .map_err(|e| {
+                    Error::Lifecycle(format!("cannot start the built-in gateway ({e})"))
+                })?;
             tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
             Ok(gateway)
         }

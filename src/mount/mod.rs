@@ -109,7 +109,8 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             let _ = std::env::set_current_dir("/");
             if let Some(file) = &log {
                 crate::logging::init_writer(
-                    file.try_clone().map_err(|e| Error::Config(e.to_string()))?,
+                    file.try_clone()
+                        .map_err(|e| Error::Lifecycle(e.to_string()))?,
                 );
             }
             // Errors were already sent to the parent, which prints them.
@@ -153,7 +154,7 @@ impl Job {
                 let result = session.run();
                 tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted; exiting");
                 result.map_err(|e| {
-                    Error::Config(format!("the FUSE session ended with an error ({e})"))
+                    Error::Lifecycle(format!("the FUSE session ended with an error ({e})"))
                 })
             }
             Err(error) => {
@@ -174,7 +175,7 @@ impl Job {
             .thread_name("s3credsfs-io")
             .enable_all()
             .build()
-            .map_err(|e| Error::Config(format!("cannot start the async runtime ({e})")))?;
+            .map_err(|e| Error::Lifecycle(format!("cannot start the async runtime ({e})")))?;
         let gateway = self
             .dev
             .take()
@@ -200,7 +201,7 @@ impl Job {
             let endpoint = runtime
                 .block_on(crate::container::start(cache.clone()))
                 .map_err(|e| {
-                    Error::Config(format!(
+                    Error::Lifecycle(format!(
                         "cannot start the container credentials endpoint ({e})"
                     ))
                 })?;
@@ -290,7 +291,8 @@ impl Signals {
     fn new() -> Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
         let register = |kind| {
-            signal(kind).map_err(|e| Error::Config(format!("cannot install signal handlers ({e})")))
+            signal(kind)
+                .map_err(|e| Error::Lifecycle(format!("cannot install signal handlers ({e})")))
         };
         Ok(Signals {
             term: register(SignalKind::terminate())?,

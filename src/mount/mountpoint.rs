@@ -88,7 +88,7 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
         path.to_path_buf()
     } else {
         std::env::current_dir()
-            .map_err(|e| Error::Config(format!("cannot find the current directory ({e})")))?
+            .map_err(|e| Error::Lifecycle(format!("cannot find the current directory ({e})")))?
             .join(path)
     };
     let parent = path
@@ -135,14 +135,14 @@ pub fn lazy_unmount(path: &Path) -> Result<()> {
         // The kernel lets only root unmount; the setuid helper unmounts a user's own mounts.
         let helper = fusermount::find()?;
         return fusermount::lazy_unmount(&helper, path).map_err(|e| {
-            Error::Config(format!(
+            Error::Lifecycle(format!(
                 "cannot unmount {} ({}: {e}); only its owner or root can unmount it",
                 path.display(),
                 helper.display()
             ))
         });
     }
-    Err(Error::Config(format!(
+    Err(Error::Lifecycle(format!(
         "cannot unmount {} ({os_error}); try `umount -l {}`",
         path.display(),
         path.display()
