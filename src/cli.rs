@@ -32,13 +32,9 @@ pub enum Command {
 /// `fetch`'s own flags plus the shared settings.
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
-    /// Output format: json, credentials, config, env, s3cfg or rclone.
-    #[arg(long, short = 'f', default_value = "json", value_parser = parse_format)]
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Json)]
     pub format: Format,
     #[command(flatten)]
     pub settings: FetchSettings,
-}
-
-fn parse_format(text: &str) -> Result<Format, String> {
-    text.parse()
 }

@@ -108,8 +108,7 @@ impl Context {
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             cray_credentials: path("CRAY_CREDENTIALS"),
-            // SAFETY: isatty only inspects the descriptor.
-            stdin_is_terminal: unsafe { libc::isatty(libc::STDIN_FILENO) } == 1,
+            stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
         }
     }
 

@@ -82,7 +82,12 @@ async fn prints_each_format() {
     }
     let out = fetch(&gw, &["--format", "yaml"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("unknown format \"yaml\""));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("invalid value 'yaml' for '--format <FORMAT>'")
+            && stderr.contains("[possible values: json, credentials, config, env, s3cfg, rclone]"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
