@@ -7,6 +7,7 @@
 
 use crate::creds::Credentials;
 use crate::error::{Error, Result};
+use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -121,13 +122,6 @@ pub fn backoff_delay(failures: u32, jitter_unit: f64) -> Duration {
     capped.mul_f64(0.5 + 0.5 * jitter_unit.clamp(0.0, 1.0))
 }
 
-/// A number in [0, 1) from the system's random source, for jitter.
-pub fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// Where the cache reads the time and its jitter: the system clock and the OS random
 /// source in production, a [`ManualClock`] and a fixed jitter in tests, so refresh
 /// timing, backoff and expiry are tested by moving the clock instead of waiting.
@@ -147,7 +141,7 @@ impl TimeSource for SystemTime {
         Utc::now()
     }
     fn jitter(&self) -> f64 {
-        random_unit()
+        crate::random::unit()
     }
 }
 
@@ -170,14 +164,14 @@ impl ManualClock {
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = lock(&self.now);
         *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
     }
 }
 
 impl TimeSource for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        *lock(&self.now)
     }
     fn jitter(&self) -> f64 {
         self.jitter
@@ -292,7 +286,7 @@ impl<F: Fetch> CredentialCache<F> {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// The fetcher, for status details such as the logged-in user.

@@ -4,6 +4,7 @@
 
 use crate::cache::{CredentialCache, Fetch};
 use crate::secret::Secret;
+use crate::sync::lock;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE};
@@ -28,11 +29,13 @@ pub struct ContainerEndpoint {
     pub token: Secret,
 }
 
-/// A fresh random token: 32 bytes, hex.
-fn random_token() -> Secret {
-    let mut bytes = [0u8; 32];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
-    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+/// A fresh random token: 32 bytes, hex; an error if the system cannot supply them.
+fn random_token() -> std::io::Result<Secret> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    crate::random::fill(&mut *bytes)?;
+    Ok(Secret::new(
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    ))
 }
 
 /// Equality whose time does not depend on where the inputs differ.
@@ -193,7 +196,7 @@ impl Throttle {
     /// Counts one event at `now`. `Some(n)`: log a line now, saying `n` more events were
     /// held back since the last one; `None`: stay quiet.
     pub fn hit(&self, now: Instant) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock(&self.state);
         match state.0 {
             Some(last) if now.saturating_duration_since(last) < self.interval => {
                 state.1 += 1;
@@ -226,7 +229,7 @@ struct Live {
 
 impl Registry {
     fn table(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<u64, Live>)> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.live)
     }
 
     /// Records a newly accepted connection: its id (ids grow with accept order), and a
@@ -285,7 +288,7 @@ pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<
     let listener = socket.listen(LISTEN_BACKLOG)?;
     let endpoint = ContainerEndpoint {
         url: format!("http://{}{PATH}", listener.local_addr()?),
-        token: random_token(),
+        token: random_token()?,
     };
     let soft = crate::limits::nofile().map_or(1024, |(soft, _)| soft);
     let slots = Arc::new(Semaphore::new(connection_cap(soft)));
@@ -434,7 +437,7 @@ mod tests {
 
     #[test]
     fn tokens_are_random_and_compared_in_full() {
-        let (a, b) = (random_token(), random_token());
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
         assert_eq!(a.expose().len(), 64);
         assert_ne!(a, b);
         assert!(constant_time_eq(

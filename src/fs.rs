@@ -7,6 +7,7 @@ use crate::error::Error;
 use crate::render::{render, render_container_env, Format, Profile};
 use crate::secret::SecretBytes;
 use crate::status::{MountInfo, StatusDoc};
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -99,10 +100,6 @@ pub struct CredsFs<F: Fetch> {
     next_handle: AtomicU64,
     /// Renderings of the newest snapshot, by generation, so sizes and reads agree.
     rendered: Mutex<Option<(u64, Rendered)>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The `credential_process` line the mounted `config` carries.

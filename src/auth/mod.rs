@@ -7,6 +7,7 @@ mod source;
 use crate::config::{AuthConfig, Settings};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::sync::lock;
 use crate::untrusted::clean;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -185,7 +186,7 @@ impl Authenticator {
 
     /// The user (or service account) of the last token, for status output.
     pub fn user(&self) -> Option<String> {
-        let last = self.user.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = lock(&self.user).clone();
         last.or_else(|| match &self.method {
             Method::Password { username, .. } => Some(username.clone()),
             _ => None,
@@ -205,7 +206,7 @@ impl Authenticator {
             },
         };
         if let Some(user) = jwt_user(token.expose()) {
-            *self.user.lock().unwrap_or_else(|e| e.into_inner()) = Some(user);
+            *lock(&self.user) = Some(user);
         }
         Ok(token)
     }

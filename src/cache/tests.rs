@@ -72,7 +72,7 @@ fn backoff_doubles_to_five_minutes() {
         Duration::from_secs(2),
         "jitter halves at most"
     );
-    let r = random_unit();
+    let r = crate::random::unit();
     assert!((0.0..1.0).contains(&r));
 }
 

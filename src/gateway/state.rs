@@ -1,12 +1,12 @@
 //! State shared by every connection of one emulated gateway: configuration, signing key,
 //! counters, queued faults and Keycloak sessions.
 
+use crate::sync::lock;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use base64::Engine;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::backend::AssumeRoleMinter;
 use super::jwt::{self, Signer};
@@ -53,12 +53,6 @@ pub(crate) struct State {
     secrets: Mutex<std::collections::BTreeSet<String>>,
     faults: Mutex<FaultQueues>,
     sessions: Mutex<HashMap<String, Session>>,
-}
-
-/// Locks a mutex, ignoring poisoning: the data are plain counters and maps that a panic
-/// elsewhere cannot leave half-updated in a way that matters for a test gateway.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {
@@ -172,9 +166,7 @@ impl State {
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) {
-    SystemRandom::new()
-        .fill(buf)
-        .expect("the system random number generator failed");
+    crate::random::fill(buf).expect("the system random number generator failed");
 }
 
 /// A random version-4 UUID string, as Keycloak uses for `jti` and `session_state`.
