@@ -101,10 +101,10 @@ pub fn refresh_at(
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
     let expiration = std::cmp::min(expiration, horizon);
     let lifetime = expiration - fetched;
-    let min_validity = chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX);
-    if lifetime <= min_validity {
+    if too_short(lifetime, min_validity) {
         return fetched + lifetime / 2;
     }
+    let min_validity = chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX);
     let max_jitter = std::cmp::min(min_validity / 10, chrono::Duration::seconds(60));
     let jitter = chrono::Duration::milliseconds(
         (max_jitter.num_milliseconds() as f64 * jitter_unit.clamp(0.0, 1.0)) as i64,
@@ -112,6 +112,12 @@ pub fn refresh_at(
     expiration
         .checked_sub_signed(min_validity + jitter)
         .map_or(fetched, |t| std::cmp::max(t, fetched))
+}
+
+/// Whether credentials living `lifetime` can never keep `min_validity` in hand: they are
+/// then refreshed at half their life instead of on every read.
+fn too_short(lifetime: chrono::Duration, min_validity: Duration) -> bool {
+    lifetime <= chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Delay before the next attempt after `failures` consecutive failures: 1 s doubling to
@@ -351,10 +357,7 @@ impl<F: Fetch> CredentialCache<F> {
         match outcome {
             Ok(creds) => {
                 let lifetime = creds.expiration - now;
-                if lifetime
-                    <= chrono::Duration::from_std(self.min_validity)
-                        .unwrap_or(chrono::Duration::MAX)
-                {
+                if too_short(lifetime, self.min_validity) {
                     tracing::warn!(
                         lifetime_seconds = lifetime.num_seconds(),
                         "the STS issues credentials that live no longer than --min-validity; refreshing at half their life"

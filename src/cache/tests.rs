@@ -58,6 +58,8 @@ fn refresh_time_keeps_min_validity_with_jitter() {
     );
     // Lifetime shorter than min-validity: half-life, not every read.
     assert_eq!(refresh_at(t(0), t(600), twenty, 0.5), t(300));
+    // Exactly min-validity of life is too short too, else it would refresh at once.
+    assert_eq!(refresh_at(t(0), t(1200), twenty, 0.5), t(600));
 }
 
 #[test]
@@ -337,4 +339,29 @@ async fn a_refresh_over_its_budget_is_reported_as_slow() {
          raise --timeout"
     );
     assert_eq!(cache.status().state, State::Error);
+}
+
+#[test]
+fn system_jitter_is_spread_over_the_unit_interval() {
+    let draws: Vec<f64> = (0..200).map(|_| SystemTime.jitter()).collect();
+    assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
+    let low = draws.iter().filter(|j| **j < 0.5).count();
+    assert!((40..=160).contains(&low), "{low} of 200 below one half");
+}
+
+#[test]
+fn the_manual_clock_keeps_its_jitter_within_the_unit_interval() {
+    assert_eq!(ManualClock::new(t(0), 0.25).jitter(), 0.25);
+    assert_eq!(ManualClock::new(t(0), 7.0).jitter(), 1.0);
+    assert_eq!(ManualClock::new(t(0), -1.0).jitter(), 0.0);
+}
+
+#[tokio::test]
+async fn credentials_nobody_read_until_expiry_show_as_expired() {
+    let cache = cache(chrono::Duration::hours(1), Duration::from_secs(1200));
+    cache.current().await.unwrap();
+    advance(&cache, 3600.0);
+    let status = cache.status();
+    assert_eq!(status.state, State::Expired);
+    assert_eq!(status.last_error, None);
 }
