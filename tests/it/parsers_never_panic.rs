@@ -1,6 +1,6 @@
 //! Property tests over every parser of outside data: whatever bytes arrive, the parser
 //! returns a value or a plain error and never panics, and what it accepts is safe to
-//! render. `PROPTEST_CASES=100000 cargo test --test parsers_never_panic` runs a longer
+//! render. `PROPTEST_CASES=100000 cargo test --test it parsers_never_panic` runs a longer
 //! search than the default 256 cases per property.
 
 use chrono::{DateTime, Utc};
