@@ -379,4 +379,11 @@ fn only_the_mounting_user_can_use_the_mount() {
     let out = as_nobody(&["ls", m.path.to_str().unwrap()]);
     assert!(!out.status.success(), "{out:?}");
     assert!(m.read("json").is_ok(), "the owner still reads");
+    // The file modes alone would stop uid 65534; the mount itself must not admit others.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split(' ').nth(4) == m.path.to_str())
+        .expect("the mount is listed");
+    assert!(!line.contains("allow_other"), "{line}");
 }

@@ -79,11 +79,11 @@ async fn expired_jwt_is_refreshed_with_the_refresh_token() {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
     fetch_until(&pipeline, || gw.stats().refresh_grants >= 1).await;
-    assert_eq!(
-        gw.stats().password_grants,
-        1,
-        "refreshed, not logged in again"
-    );
+    let stats = gw.stats();
+    assert_eq!(stats.password_grants, 1, "refreshed, not logged in again");
+    // The JWT is renewed before it expires: the STS never has to refuse one.
+    assert_eq!(stats.sts_rejected, 0, "{stats:?}");
+    assert_eq!(stats.sts_requests, stats.sts_issued, "{stats:?}");
 }
 
 #[tokio::test]
