@@ -28,7 +28,7 @@ const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// A real STS that mints the credentials the emulated cray-sts returns, the way cray-sts
 /// itself asks Ceph RGW: `AssumeRole` on one fixed role with one service user's keys. With
 /// it, `PUT /apis/sts/token` hands out credentials that a signature-checking S3 accepts.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendSts {
     /// The STS endpoint that answers the Query API (`POST /` with `Action=AssumeRole`),
     /// e.g. `http://127.0.0.1:5000` for moto or the RGW URL.
@@ -36,7 +36,7 @@ pub struct BackendSts {
     /// Access key id of the user that may assume the role (cray-sts's own RGW user).
     pub access_key: String,
     /// Secret key of that user; never printed, not even by `{:?}`.
-    pub secret_key: String,
+    pub secret_key: crate::secret::Secret,
     /// The role assumed for every caller (cray-sts uses one role with `s3:*`).
     pub role_arn: String,
     /// Region in the SigV4 credential scope.
@@ -60,24 +60,10 @@ impl BackendSts {
             s3_endpoint: url.clone(),
             url,
             access_key: access_key.into(),
-            secret_key: secret_key.into(),
+            secret_key: crate::secret::Secret::new(secret_key),
             role_arn: role_arn.into(),
             region: DEFAULT_BACKEND_REGION.to_owned(),
         }
-    }
-}
-
-/// Secrets are never printed, even by `{:?}`.
-impl std::fmt::Debug for BackendSts {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendSts")
-            .field("url", &self.url)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"<redacted>")
-            .field("role_arn", &self.role_arn)
-            .field("region", &self.region)
-            .field("s3_endpoint", &self.s3_endpoint)
-            .finish()
     }
 }
 
@@ -181,7 +167,7 @@ impl AssumeRoleMinter {
     fn sign(&self, body: &str, content_type: &str) -> Result<Vec<(&'static str, String)>, String> {
         let identity = SigningKey::new(
             self.backend.access_key.as_str(),
-            self.backend.secret_key.as_str(),
+            self.backend.secret_key.expose(),
             None,
             None,
             "s3credsfs-dev-gateway",

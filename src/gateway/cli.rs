@@ -324,7 +324,7 @@ fn config_from_args(args: &DevGatewayArgs) -> Result<GatewayConfig, String> {
 fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
     // Only the built-in defaults are shown: they are public constants anyway.
     let secret_hint = |a: &Account, label: &str, default: &str| {
-        if a.secret == default {
+        if a.secret.expose() == default {
             format!(" ({label}: {default})")
         } else {
             String::new()
@@ -507,7 +507,7 @@ mod tests {
         assert_eq!(backend.url, "http://127.0.0.1:5000");
         assert_eq!(backend.s3_endpoint, "http://127.0.0.1:5000");
         assert_eq!(backend.region, "us-east-1");
-        assert_eq!(backend.secret_key, "backend-secret");
+        assert_eq!(backend.secret_key.expose(), "backend-secret");
         for drop in [0, 2, 4, 6] {
             let mut argv = BACKEND.to_vec();
             let flag = argv.remove(drop);

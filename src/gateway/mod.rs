@@ -58,12 +58,12 @@ pub const HEALTHZ_PATH: &str = "/apis/sts/healthz";
 /// An account the emulated Keycloak accepts: a user (password grant) or a confidential
 /// client (client-credentials grant), so tests can model both ways of logging in and both
 /// outcomes at STS (with and without the `admin` role).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Account {
     /// User name or client id.
     pub name: String,
-    /// Password (users) or client secret (clients).
-    pub secret: String,
+    /// Password (users) or client secret (clients); never printed, even by `{:?}`.
+    pub secret: crate::secret::Secret,
     /// Whether its tokens carry `resource_access.shasta.roles: ["admin"]`, which STS
     /// requires; `false` models a user who may log in but gets 403 from STS.
     pub admin: bool,
@@ -74,20 +74,9 @@ impl Account {
     pub fn new(name: impl Into<String>, secret: impl Into<String>, admin: bool) -> Account {
         Account {
             name: name.into(),
-            secret: secret.into(),
+            secret: crate::secret::Secret::new(secret),
             admin,
         }
-    }
-}
-
-/// Secrets are never printed, even by `{:?}`.
-impl std::fmt::Debug for Account {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("name", &self.name)
-            .field("secret", &"<redacted>")
-            .field("admin", &self.admin)
-            .finish()
     }
 }
 

@@ -98,7 +98,7 @@ fn tamper(s: &str) -> String {
 async fn a_refusing_backend_is_cray_sts_plain_500() {
     let s3 = tokio::task::spawn_blocking(S3Server::start).await.unwrap();
     let mut backend: BackendSts = s3.backend();
-    backend.secret_key = tamper(&backend.secret_key);
+    backend.secret_key = tamper(backend.secret_key.expose()).into();
     let gw = gateway(|c| c.backend = Some(backend)).await;
     let token = password_grant(&gw).await["access_token"]
         .as_str()
