@@ -315,11 +315,7 @@ fn accept_failures_back_off_instead_of_spinning() {
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &["--container-endpoint"]);
     let (addr, pid) = (endpoint_addr(&m), m.child.id());
-    let (_, hard) = s3credsfs::limits::nofile().unwrap();
-    // Below the lowest free descriptor number: every accept() fails with EMFILE.
-    let held = fds(pid);
-    let lowest_free = (0..).find(|n| !held.contains(n)).unwrap();
-    set_nofile(pid, lowest_free, hard);
+    let hard = starve_accept(pid);
     let waiting = TcpStream::connect(addr).unwrap();
     wait_for(
         "the daemon to log the failed accept",
@@ -516,11 +512,8 @@ fn the_kernel_queues_hundreds_of_connections_for_the_endpoint() {
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &["--container-endpoint"]);
     let (addr, pid) = (endpoint_addr(&m), m.child.id());
-    let (_, hard) = s3credsfs::limits::nofile().unwrap();
-    // Every accept() fails with EMFILE, so whatever connects stays in the kernel's queue.
-    let held = fds(pid);
-    let lowest_free = (0..).find(|n| !held.contains(n)).unwrap();
-    set_nofile(pid, lowest_free, hard);
+    // Every accept() fails, so whatever connects stays in the kernel's queue.
+    let hard = starve_accept(pid);
     // A full queue would drop the SYN and leave connect() waiting for a retransmission.
     let queued: Vec<TcpStream> = (0..600)
         .map(|i| {

@@ -263,43 +263,18 @@ fn an_unreachable_gateway_recovers_when_it_returns() {
         .block_on(s3credsfs::gateway::Gateway::start(config()))
         .unwrap();
     let addr = gw.addr();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("creds");
-    let log = dir.path().join("daemon.log");
-    let child = bin()
-        .arg("mount")
-        .arg(&path)
-        .args(["--foreground", "--min-validity", "2s", "--timeout", "2s"])
-        .args([
-            "--api-gateway",
-            &gw.base_url(),
-            "--username",
-            "dev",
-            "--password-env",
-            "PW",
-        ])
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let _guard = StopOnDrop(child, path.clone());
-    let status = || -> serde_json::Value {
-        std::fs::read_to_string(path.join("status"))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
-    };
-    let read = || std::fs::read_to_string(path.join("json"));
-    wait_for("the mount", Duration::from_secs(20), || read().is_ok());
-
+    let m = Mounted::start_at(
+        &gw.base_url(),
+        &["--min-validity", "2s", "--timeout", "2s"],
+        &[],
+    );
     drop(gw);
     wait_for(
         "status to say the gateway is unreachable",
         Duration::from_secs(20),
         || {
-            let _ = read();
-            status()["last_error"]
+            let _ = m.read("json");
+            m.status()["last_error"]
                 .as_str()
                 .is_some_and(|e| e.starts_with("cannot reach http://127.0.0.1"))
         },
@@ -312,28 +287,8 @@ fn an_unreachable_gateway_recovers_when_it_returns() {
     wait_for(
         "recovery on the new gateway",
         Duration::from_secs(30),
-        || read().is_ok() && status()["last_error"].is_null(),
+        || m.read("json").is_ok() && m.status()["last_error"].is_null(),
     );
     assert!(gw.stats().password_grants >= 1, "logged in again");
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("cannot reach"), "the log says why");
-}
-
-/// Stops the daemon and unmounts, even when the test fails.
-struct StopOnDrop(std::process::Child, std::path::PathBuf);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none()
-            && start.elapsed() < Duration::from_secs(10)
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        force_unmount(&self.1);
-    }
+    assert!(m.log().contains("cannot reach"), "the log says why");
 }

@@ -68,9 +68,14 @@ pub struct Mounted {
 
 /// Arguments that log in to `gw` as the default user (password in `$PW`).
 pub fn login_args(gw: &TestGateway) -> Vec<String> {
+    login_args_for(&gw.gw.base_url())
+}
+
+/// Arguments that log in as the default user (password in `$PW`) to the gateway at `base`.
+pub fn login_args_for(base: &str) -> Vec<String> {
     [
         "--api-gateway",
-        &gw.gw.base_url(),
+        base,
         "--username",
         "dev",
         "--password-env",
@@ -89,6 +94,12 @@ impl Mounted {
 
     /// Like [`Mounted::start`], with extra environment variables for the daemon.
     pub fn start_with_env(gw: &TestGateway, extra: &[&str], env: &[(&str, &str)]) -> Mounted {
+        Self::start_at(&gw.gw.base_url(), extra, env)
+    }
+
+    /// Mounts against the gateway at `base`, for a test that owns the gateway itself
+    /// (to stop and restart it).
+    pub fn start_at(base: &str, extra: &[&str], env: &[(&str, &str)]) -> Mounted {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
         let log = dir.path().join("daemon.log");
@@ -97,7 +108,7 @@ impl Mounted {
             .arg("mount")
             .arg(&path)
             .arg("--foreground")
-            .args(login_args(gw))
+            .args(login_args_for(base))
             .args(extra)
             .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
             .env("HOME", dir.path())

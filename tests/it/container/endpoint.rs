@@ -47,6 +47,16 @@ pub fn owner_token(m: &Mounted) -> String {
     )
 }
 
+/// Sets the daemon's soft descriptor limit below its lowest free descriptor number, so
+/// every accept() fails with EMFILE; returns the hard limit, to restore it with.
+pub fn starve_accept(pid: u32) -> u64 {
+    let (_, hard) = s3credsfs::limits::nofile().unwrap();
+    let held = fds(pid);
+    let lowest_free = (0..).find(|n| !held.contains(n)).unwrap();
+    set_nofile(pid, lowest_free, hard);
+    hard
+}
+
 /// Sets another process's soft and hard open-file limits (we are root).
 pub fn set_nofile(pid: u32, soft: u64, hard: u64) {
     let limit = libc::rlimit {
