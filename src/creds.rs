@@ -299,8 +299,19 @@ mod tests {
 
     #[test]
     fn problems_never_quote_secrets() {
-        let bad = body("2030-01-01T00:00:00Z").replace(r#""AK""#, "17");
-        let problem = parse_sts_reply(bad.as_bytes()).unwrap_err();
-        assert!(!problem.contains("SK") && !problem.contains("ST\""));
+        let marker = "MARKs3cr3tMARK";
+        for name in ["SecretAccessKey", "SessionToken"] {
+            for value in [
+                format!("{marker} tail"),
+                format!("{marker}\x01"),
+                format!("{marker}\n[x]"),
+                format!("{marker}{}", "A".repeat(MAX_FIELD)),
+            ] {
+                let problem = parse_sts_reply(with_field(name, &value).as_bytes())
+                    .expect_err(&format!("{name} = {value:?} must be refused"));
+                assert!(problem.contains(name), "{problem}");
+                assert!(!problem.contains(marker), "{problem}");
+            }
+        }
     }
 }

@@ -143,9 +143,11 @@ fn rclone_with_the_mounted_remote() {
             .args(["lsf", &format!("default:{bucket}/rclone")])
             .env("AWS_CA_BUNDLE", &ca),
     );
-    assert!(
-        ran.status.success() || ran.stderr.contains("LoadCustomCABundleError"),
-        "{}",
-        ran.stderr
-    );
+    let version = env.run(env.command("rclone").arg("version")).ok().stdout;
+    if version.starts_with("rclone v1.60.") {
+        ran.refused("LoadCustomCABundleError");
+    } else {
+        // A newer rclone: the README's advice is only needed for 1.60.
+        assert_eq!(ran.ok().stdout, "object\n", "{version}");
+    }
 }

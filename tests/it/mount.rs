@@ -296,6 +296,7 @@ fn a_slow_refresh_does_not_block_status_or_listing() {
     let m = Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "10s"]);
     wait_until_due(&m);
     let before = gw.stats().sts_requests;
+    let refreshes_before = m.status()["refresh_count"].as_u64().unwrap();
     slow_down_next_sts_call(&gw, Duration::from_secs(3));
     // More waiting readers than the daemon has FUSE threads (4): none may hold one.
     let slow: Vec<_> = [
@@ -319,8 +320,11 @@ fn a_slow_refresh_does_not_block_status_or_listing() {
         Duration::from_secs(10),
         || gw.stats().sts_requests > before,
     );
-    // While that refresh is in flight, status and listing answer.
-    assert!(m.status()["refresh_count"].as_u64().unwrap() >= 1);
+    // While that refresh is in flight, status (showing it unfinished) and listing answer.
+    assert_eq!(
+        m.status()["refresh_count"].as_u64().unwrap(),
+        refreshes_before
+    );
     assert_eq!(std::fs::read_dir(&m.path).unwrap().count(), NAMES.len());
     assert!(
         slow.iter().all(|reader| !reader.is_finished()),
@@ -333,6 +337,10 @@ fn a_slow_refresh_does_not_block_status_or_listing() {
         gw.stats().sts_requests,
         before + 1,
         "all the readers shared one refresh"
+    );
+    assert_eq!(
+        m.status()["refresh_count"].as_u64().unwrap(),
+        refreshes_before + 1
     );
 }
 

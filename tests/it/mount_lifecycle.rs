@@ -5,10 +5,11 @@ use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -112,7 +113,7 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
     assert!(!stderr.contains("wrong-password"));
     assert_eq!(mountpoint::state(&path), MountState::Free);
 
-    // An unreachable gateway: the same, within the request timeout.
+    // An unreachable gateway: the same.
     let out = bin()
         .arg("mount")
         .arg(&path)
@@ -134,6 +135,25 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
         text(&out.stderr).contains("cannot reach http://127.0.0.1:9/"),
         "{}",
         text(&out.stderr)
+    );
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+
+    // A gateway that never answers: the same, once --timeout has passed, long before the
+    // gateway would have answered.
+    gw.gw.inject(
+        Endpoint::Token,
+        Fault::Delay(Duration::from_secs(120)),
+        Times::Always,
+    );
+    let started = Instant::now();
+    let out = mount_background(&gw, &path, &["--timeout", "2s"], DEFAULT_PASSWORD);
+    let took = started.elapsed();
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("did not answer within 2s"), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(60),
+        "the mount gave up after {took:?}"
     );
     assert_eq!(mountpoint::state(&path), MountState::Free);
 }
