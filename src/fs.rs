@@ -133,6 +133,7 @@ impl<F: Fetch> CredsFs<F> {
         CredsFs {
             profile: Profile {
                 name: info.profile.clone(),
+                region: info.region.clone(),
                 credential_process: Some(credential_process_for(&info.mountpoint)),
             },
             cache,
@@ -291,9 +292,12 @@ impl<F: Fetch> CredsFs<F> {
                     .inspect_err(|e| {
                         tracing::error!(error = %e, "cannot render a credentials file");
                     })?,
-                (FileKind::ContainerEnv, Some(c)) => {
-                    render_container_env(&c.url, &c.token, &snapshot.creds.endpoint_url)
-                }
+                (FileKind::ContainerEnv, Some(c)) => render_container_env(
+                    &c.url,
+                    &c.token,
+                    &snapshot.creds.endpoint_url,
+                    &self.profile.region,
+                ),
                 _ => String::new(),
             };
             Ok(Arc::new(SecretBytes::new(text)))

@@ -22,7 +22,11 @@ fn fetch(args: FetchArgs) -> Result<()> {
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
     let pipeline = Pipeline::new(&settings)?;
     let creds = runtime().block_on(pipeline.fetch())?;
-    let text = render(args.format, &creds, &Profile::named(&settings.profile))?;
+    let text = render(
+        args.format,
+        &creds,
+        &Profile::named(&settings.profile, &settings.region),
+    )?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     Ok(())

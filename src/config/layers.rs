@@ -67,6 +67,7 @@ pub static KEYS: &[Key] = &[
     switch("allow-http", "Allow plain http to hosts other than loopback"),
     key("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m [default: 30s]"),
     key("profile", "NAME", "Profile name written into the credentials, config and rclone formats [default: default]"),
+    key("region", "REGION", "Region written for the S3 clients that need one (config, env, container-env, s3cfg, rclone) [default: us-east-1]"),
     Key {
         name: "min-validity",
         value_name: Some("DURATION"),

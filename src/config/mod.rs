@@ -81,6 +81,9 @@ pub struct Settings {
     pub insecure: bool,
     pub timeout: Duration,
     pub profile: String,
+    /// Written into the files for SDKs that refuse to sign without a region (the JS v3
+    /// and Rust SDKs); Ceph RGW accepts any, and `us-east-1` is what it expects by default.
+    pub region: String,
     pub min_validity: Duration,
     pub log_file: Option<PathBuf>,
 }
@@ -237,6 +240,22 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
             .unwrap_or_else(|| Error::Config("bad profile".into())));
     }
 
+    let region = text("region", "us-east-1")?;
+    if region.len() > 64
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(get("region")
+            .map(|raw| {
+                raw.error(
+                    "region",
+                    "use at most 64 letters, digits, `_`, `.` and `-` (for example us-east-1)",
+                )
+            })
+            .unwrap_or_else(|| Error::Config("bad region".into())));
+    }
+
     let ca_file = match get("ca-file") {
         Some(raw) => Some(PathBuf::from(nonempty(raw, "ca-file")?)),
         None if Path::new(PLATFORM_CA).exists() => Some(PathBuf::from(PLATFORM_CA)),
@@ -257,6 +276,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         insecure: flag("insecure"),
         timeout,
         profile,
+        region,
         min_validity,
         log_file,
     })

@@ -38,6 +38,7 @@ fn defaults_derive_urls_from_the_gateway() {
     assert_eq!(s.timeout, Duration::from_secs(30));
     assert_eq!(s.min_validity, Duration::from_secs(1200));
     assert_eq!(s.profile, "default");
+    assert_eq!(s.region, "us-east-1");
     assert_eq!(
         s.auth,
         AuthConfig::Password {
@@ -96,6 +97,20 @@ fn bad_values_name_key_and_source() {
     pairs.push(("profile", "a b"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("for --profile"), "{err}");
+
+    for region in ["us east", "x\nregion = evil", "eu'1", &"a".repeat(65)] {
+        let mut pairs = password_user();
+        pairs.push(("region", region));
+        let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+        assert!(err.contains("for --region"), "{err}");
+        assert!(err.contains("letters, digits"), "{err}");
+    }
+    let mut pairs = password_user();
+    pairs.push(("region", "default.zonegroup-2"));
+    assert_eq!(
+        resolve(&layer(&pairs), &ctx()).unwrap().region,
+        "default.zonegroup-2"
+    );
 
     let mut pairs = password_user();
     pairs.push(("api-gateway", "gw.example"));

@@ -75,6 +75,7 @@ fn harness_with(
         gateway: "https://gw".into(),
         auth: "password".into(),
         profile: "default".into(),
+        region: "us-east-1".into(),
         mountpoint: "/m nt".into(),
         pid: 1,
         min_validity_seconds: 3600,

@@ -219,6 +219,7 @@ impl Job {
                 .to_string(),
             auth: self.settings.auth.describe().to_string(),
             profile: self.settings.profile.clone(),
+            region: self.settings.region.clone(),
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
             min_validity_seconds: self.settings.min_validity.as_secs(),

@@ -13,8 +13,10 @@ use std::time::Duration;
 #[test]
 fn only_the_mounts_token_gets_credentials() {
     let gw = TestGateway::start(|_| {});
-    let m = Mounted::start(&gw, &["--container-endpoint"]);
+    let m = Mounted::start(&gw, &["--container-endpoint", "--region", "zg-1"]);
     let env = exports(&m.read("container-env").unwrap());
+    assert_eq!(value(&env, "AWS_REGION"), "zg-1");
+    assert_eq!(value(&env, "AWS_DEFAULT_REGION"), "zg-1");
     let url = value(&env, "AWS_CONTAINER_CREDENTIALS_FULL_URI");
     let token = value(&env, "AWS_CONTAINER_AUTHORIZATION_TOKEN");
     assert!(

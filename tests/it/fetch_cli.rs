@@ -80,6 +80,37 @@ async fn prints_each_format() {
         );
         assert!(out.stderr.is_empty(), "{format}: {}", text(&out.stderr));
     }
+    // The region: us-east-1 unless set, in every format that carries one.
+    let region_lines = [
+        ("config", "\nregion = {}\n"),
+        (
+            "env",
+            "\nexport AWS_REGION='{}'\nexport AWS_DEFAULT_REGION='{}'\n",
+        ),
+        ("s3cfg", "\nbucket_location = {}\n"),
+        ("rclone", "\nregion = {}\n"),
+    ];
+    for (format, line) in region_lines {
+        for (args, region) in [(&[][..], "us-east-1"), (&["--region", "zg-1"][..], "zg-1")] {
+            let out = fetch(&gw, &[&["--format", format][..], args].concat())
+                .env_remove("S3CREDSFS_REGION")
+                .output()
+                .await
+                .unwrap();
+            let stdout = text(&out.stdout);
+            assert!(
+                stdout.contains(&line.replace("{}", region)),
+                "{format}: {stdout}"
+            );
+        }
+    }
+    let out = fetch(&gw, &["--format", "config"])
+        .env("S3CREDSFS_REGION", "from-env")
+        .output()
+        .await
+        .unwrap();
+    assert!(text(&out.stdout).contains("\nregion = from-env\n"));
+
     let out = fetch(&gw, &["--format", "yaml"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);

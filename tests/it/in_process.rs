@@ -79,6 +79,7 @@ impl InProcess {
             gateway: "https://gw".into(),
             auth: "fake".into(),
             profile: "default".into(),
+            region: "us-east-1".into(),
             mountpoint: path.display().to_string(),
             pid: std::process::id(),
             min_validity_seconds: 1200,

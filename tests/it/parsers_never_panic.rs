@@ -113,15 +113,15 @@ proptest! {
         ACCEPTED.fetch_add(parsed.is_ok() as usize, std::sync::atomic::Ordering::Relaxed);
         if let Ok(creds) = parsed {
             for format in Format::ALL {
-                let text = render(format, &creds, &Profile::named("default"))
+                let text = render(format, &creds, &Profile::named("default", "us-east-1"))
                     .expect("validated credentials always render");
                 let expected_lines = match format {
                     Format::Json => 8,
                     Format::Credentials => 5,
-                    Format::Config => 3,
-                    Format::Env => 6,
-                    Format::S3cfg => 11,
-                    Format::Rclone => 8,
+                    Format::Config => 4,
+                    Format::Env => 8,
+                    Format::S3cfg => 12,
+                    Format::Rclone => 9,
                 };
                 prop_assert_eq!(text.lines().count(), expected_lines, "{:?}: {}", format, text);
             }
