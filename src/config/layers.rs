@@ -75,6 +75,12 @@ pub static KEYS: &[Key] = &[
         scope: Scope::Mount,
     },
     Key {
+        name: "refresh-ahead",
+        value_name: Some("DURATION"),
+        help: "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life) [default: 10m]",
+        scope: Scope::Mount,
+    },
+    Key {
         name: "log-file",
         value_name: Some("FILE"),
         help: "Where the background daemon writes its log [default: none]",

@@ -85,6 +85,9 @@ pub struct Settings {
     /// and Rust SDKs); Ceph RGW accepts any, and `us-east-1` is what it expects by default.
     pub region: String,
     pub min_validity: Duration,
+    /// How long before `min_validity` a background refresh starts, so readers in steady
+    /// state never wait for the gateway.
+    pub refresh_ahead: Duration,
     pub log_file: Option<PathBuf>,
 }
 
@@ -229,6 +232,17 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     };
     let timeout = duration("timeout", Duration::from_secs(30))?;
     let min_validity = duration("min-validity", Duration::from_secs(20 * 60))?;
+    // Zero is allowed here: it turns refreshing ahead off.
+    let refresh_ahead = match get("refresh-ahead") {
+        Some(raw) if raw.value.trim().parse::<u64>() == Ok(0) => Duration::ZERO,
+        Some(raw) => humantime::parse_duration(raw.value.trim()).map_err(|_| {
+            raw.error(
+                "refresh-ahead",
+                "expected a duration like 5m or 10m, or 0 to refresh only on demand",
+            )
+        })?,
+        None => Duration::from_secs(10 * 60),
+    };
 
     let profile = text("profile", "default")?;
     if !profile
@@ -278,6 +292,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         profile,
         region,
         min_validity,
+        refresh_ahead,
         log_file,
     })
 }

@@ -39,6 +39,7 @@ fn defaults_derive_urls_from_the_gateway() {
     assert_eq!(s.min_validity, Duration::from_secs(1200));
     assert_eq!(s.profile, "default");
     assert_eq!(s.region, "us-east-1");
+    assert_eq!(s.refresh_ahead, Duration::from_secs(600));
     assert_eq!(
         s.auth,
         AuthConfig::Password {
@@ -105,6 +106,17 @@ fn bad_values_name_key_and_source() {
         assert!(err.contains("for --region"), "{err}");
         assert!(err.contains("letters, digits"), "{err}");
     }
+    for (value, expected) in [("0", 0), ("0s", 0), ("90s", 90), ("1h", 3600)] {
+        let mut pairs = password_user();
+        pairs.push(("refresh-ahead", value));
+        let s = resolve(&layer(&pairs), &ctx()).unwrap();
+        assert_eq!(s.refresh_ahead, Duration::from_secs(expected), "{value}");
+    }
+    let mut pairs = password_user();
+    pairs.push(("refresh-ahead", "soon"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert!(err.contains("for --refresh-ahead"), "{err}");
+
     let mut pairs = password_user();
     pairs.push(("region", "default.zonegroup-2"));
     assert_eq!(

@@ -182,12 +182,15 @@ impl Job {
             .map(|plan| plan.start(&runtime))
             .transpose()?;
         let pipeline = self.pipeline.take().expect("start runs once");
-        let cache = Arc::new(CredentialCache::new(
-            pipeline,
-            self.settings.min_validity,
-            crate::sts::refresh_budget(self.settings.timeout),
-            self.settings.api_gateway.as_str(),
-        ));
+        let cache = Arc::new(
+            CredentialCache::new(
+                pipeline,
+                self.settings.min_validity,
+                crate::sts::refresh_budget(self.settings.timeout),
+                self.settings.api_gateway.as_str(),
+            )
+            .with_refresh_ahead(self.settings.refresh_ahead),
+        );
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
         } else {

@@ -36,6 +36,8 @@ mod mount_lifecycle;
 mod mount_races;
 #[cfg(feature = "fuse-tests")]
 mod mount_unprivileged;
+#[cfg(feature = "fuse-tests")]
+mod refresh_ahead;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;
