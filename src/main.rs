@@ -62,12 +62,13 @@ fn main() -> ExitCode {
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
         #[cfg(feature = "dev-gateway")]
-        Command::DevGateway(args) => {
-            s3credsfs::logging::init_stderr("info");
-            runtime()
-                .block_on(s3credsfs::gateway::run_dev_gateway(args))
-                .map_err(s3credsfs::error::Error::Config)
-        }
+        Command::DevGateway(args) => args
+            .to_config()
+            .and_then(|config| {
+                s3credsfs::logging::init_stderr("info");
+                runtime().block_on(s3credsfs::gateway::run_dev_gateway(config))
+            })
+            .map_err(s3credsfs::error::Error::Config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,12 +1,12 @@
 use super::*;
 
-fn layer(pairs: &[(&'static str, &str)]) -> Layer {
+fn layer(pairs: &[(Setting, &str)]) -> Layer {
     pairs
         .iter()
         .map(|(k, v)| {
             let raw = RawValue {
                 value: v.to_string(),
-                source: Source::Flag(format!("--{k}")),
+                source: Source::Flag(k.flag()),
             };
             (*k, raw)
         })
@@ -17,8 +17,8 @@ fn ctx() -> Context {
     Context::default()
 }
 
-fn password_user() -> Vec<(&'static str, &'static str)> {
-    vec![("username", "vers"), ("password-env", "PW")]
+fn password_user() -> Vec<(Setting, &'static str)> {
+    vec![(Setting::Username, "vers"), (Setting::PasswordEnv, "PW")]
 }
 
 #[test]
@@ -53,10 +53,10 @@ fn defaults_derive_urls_from_the_gateway() {
 fn explicit_urls_and_realm() {
     let mut pairs = password_user();
     pairs.extend([
-        ("api-gateway", "https://gw.example/"),
-        ("realm", "other"),
-        ("sts-url", "https://sts.example/token"),
-        ("timeout", "90s"),
+        (Setting::ApiGateway, "https://gw.example/"),
+        (Setting::Realm, "other"),
+        (Setting::StsUrl, "https://sts.example/token"),
+        (Setting::Timeout, "90s"),
     ]);
     let s = resolve(&layer(&pairs), &ctx()).unwrap();
     assert_eq!(
@@ -70,24 +70,24 @@ fn explicit_urls_and_realm() {
 #[test]
 fn plain_http_only_to_loopback_unless_allowed() {
     let mut pairs = password_user();
-    pairs.push(("api-gateway", "http://127.0.0.1:9443"));
+    pairs.push((Setting::ApiGateway, "http://127.0.0.1:9443"));
     assert!(resolve(&layer(&pairs), &ctx()).is_ok());
     pairs.pop();
-    pairs.push(("api-gateway", "http://gw.example"));
+    pairs.push((Setting::ApiGateway, "http://gw.example"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert_eq!(
         err,
         "bad value \"http://gw.example\" for --api-gateway: plain http is only allowed to \
          loopback addresses; use https, or pass --allow-http"
     );
-    pairs.push(("allow-http", "true"));
+    pairs.push((Setting::AllowHttp, "true"));
     assert!(resolve(&layer(&pairs), &ctx()).is_ok());
 }
 
 #[test]
 fn bad_values_name_key_and_source() {
     let mut pairs = password_user();
-    pairs.push(("timeout", "soon"));
+    pairs.push((Setting::Timeout, "soon"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(
         err.starts_with("bad value \"soon\" for --timeout:"),
@@ -95,37 +95,37 @@ fn bad_values_name_key_and_source() {
     );
 
     let mut pairs = password_user();
-    pairs.push(("profile", "a b"));
+    pairs.push((Setting::Profile, "a b"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("for --profile"), "{err}");
 
     for region in ["us east", "x\nregion = evil", "eu'1", &"a".repeat(65)] {
         let mut pairs = password_user();
-        pairs.push(("region", region));
+        pairs.push((Setting::Region, region));
         let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
         assert!(err.contains("for --region"), "{err}");
         assert!(err.contains("letters, digits"), "{err}");
     }
     for (value, expected) in [("0", 0), ("0s", 0), ("90s", 90), ("1h", 3600)] {
         let mut pairs = password_user();
-        pairs.push(("refresh-ahead", value));
+        pairs.push((Setting::RefreshAhead, value));
         let s = resolve(&layer(&pairs), &ctx()).unwrap();
         assert_eq!(s.refresh_ahead, Duration::from_secs(expected), "{value}");
     }
     let mut pairs = password_user();
-    pairs.push(("refresh-ahead", "soon"));
+    pairs.push((Setting::RefreshAhead, "soon"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("for --refresh-ahead"), "{err}");
 
     let mut pairs = password_user();
-    pairs.push(("region", "default.zonegroup-2"));
+    pairs.push((Setting::Region, "default.zonegroup-2"));
     assert_eq!(
         resolve(&layer(&pairs), &ctx()).unwrap().region,
         "default.zonegroup-2"
     );
 
     let mut pairs = password_user();
-    pairs.push(("api-gateway", "gw.example"));
+    pairs.push((Setting::ApiGateway, "gw.example"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("expected a URL"), "{err}");
 }
@@ -136,9 +136,9 @@ fn exactly_one_login_method() {
     assert!(err.starts_with("no way to log in is configured"), "{err}");
 
     let both = layer(&[
-        ("username", "u"),
-        ("password-env", "P"),
-        ("token-env", "TOKEN"),
+        (Setting::Username, "u"),
+        (Setting::PasswordEnv, "P"),
+        (Setting::TokenEnv, "TOKEN"),
     ]);
     let err = resolve(&both, &ctx()).unwrap_err().to_string();
     assert_eq!(
@@ -147,21 +147,21 @@ fn exactly_one_login_method() {
     );
 
     let two_passwords = layer(&[
-        ("username", "u"),
-        ("password-env", "P"),
-        ("password-file", "/f"),
+        (Setting::Username, "u"),
+        (Setting::PasswordEnv, "P"),
+        (Setting::PasswordFile, "/f"),
     ]);
     let err = resolve(&two_passwords, &ctx()).unwrap_err().to_string();
     assert!(err.starts_with("several password sources"), "{err}");
 
-    let no_user = layer(&[("password-env", "P")]);
+    let no_user = layer(&[(Setting::PasswordEnv, "P")]);
     let err = resolve(&no_user, &ctx()).unwrap_err().to_string();
     assert_eq!(
         err,
         "--password-env gives a password but no user; add --username"
     );
 
-    let no_password = layer(&[("username", "u")]);
+    let no_password = layer(&[(Setting::Username, "u")]);
     let err = resolve(&no_password, &ctx()).unwrap_err().to_string();
     assert!(err.contains("stdin is not a terminal"), "{err}");
     let tty = Context {
@@ -177,7 +177,10 @@ fn exactly_one_login_method() {
         }
     ));
 
-    let client = layer(&[("client-secret-file", "/s"), ("client-id", "admin-client")]);
+    let client = layer(&[
+        (Setting::ClientSecretFile, "/s"),
+        (Setting::ClientId, "admin-client"),
+    ]);
     let s = resolve(&client, &ctx()).unwrap();
     assert_eq!(
         s.auth,
@@ -236,7 +239,7 @@ fn precedence_flag_over_file_over_default() {
     )
     .unwrap();
     let cli = CliLayer {
-        layer: layer(&[("realm", "from-flag")]),
+        layer: layer(&[(Setting::Realm, "from-flag")]),
         config_file: Some(file.clone()),
     };
     let s = resolve(&load_layers(&cli, &ctx()).unwrap(), &ctx()).unwrap();

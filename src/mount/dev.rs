@@ -21,9 +21,10 @@ pub fn settings(
 #[cfg(feature = "dev-gateway")]
 mod imp {
     use super::*;
+    use crate::cli::BackendArgs;
     use crate::config::resolve_dev;
     use crate::error::Error;
-    use crate::gateway::{BackendArgs, BackendSts, Gateway, GatewayConfig};
+    use crate::gateway::{BackendSts, Gateway, GatewayConfig};
 
     /// The flags that start the built-in gateway.
     #[derive(clap::Args, Debug)]

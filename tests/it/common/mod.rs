@@ -6,7 +6,7 @@ pub mod gw;
 pub mod mount;
 pub mod s3;
 
-use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
+use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -39,11 +39,12 @@ pub fn settings_for(
 ) -> s3credsfs::error::Result<Settings> {
     let mut layer = Layer::new();
     for (k, v) in [("api-gateway", base)].iter().chain(pairs) {
+        let key = Setting::from_name(k).unwrap_or_else(|| panic!("no setting is named {k:?}"));
         layer.insert(
-            *k,
+            key,
             RawValue {
                 value: v.to_string(),
-                source: Source::Flag(format!("--{k}")),
+                source: Source::Flag(key.flag()),
             },
         );
     }
