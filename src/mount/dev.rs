@@ -32,6 +32,13 @@ mod imp {
         /// Start the built-in gateway emulator on loopback and log in as its default user
         #[arg(long)]
         pub dev: bool,
+        /// With --dev: lifetime of the S3 credentials the built-in gateway hands out, to
+        /// watch renewal without waiting an hour [default: 1h]
+        #[arg(long, value_name = "DURATION", requires = "dev", value_parser = humantime::parse_duration)]
+        pub lifetime: Option<std::time::Duration>,
+        /// With --dev: lifetime of the built-in gateway's Keycloak access tokens [default: 5m]
+        #[arg(long, value_name = "DURATION", requires = "dev", value_parser = humantime::parse_duration)]
+        pub token_lifetime: Option<std::time::Duration>,
         /// With --dev: mint credentials by AssumeRole on a real S3 STS
         #[command(flatten)]
         pub backend: Box<BackendArgs>,
@@ -42,6 +49,8 @@ mod imp {
     pub struct DevPlan {
         listener: std::net::TcpListener,
         backend: Option<BackendSts>,
+        lifetime: Option<std::time::Duration>,
+        token_lifetime: Option<std::time::Duration>,
     }
 
     /// A running built-in gateway; serving stops when it is dropped.
@@ -71,15 +80,26 @@ mod imp {
                 .map_err(|e| Error::Lifecycle(e.to_string()))?
         );
         let settings = resolve_dev(layer, ctx, &url)?;
-        Ok((settings, Some(DevPlan { listener, backend })))
+        Ok((
+            settings,
+            Some(DevPlan {
+                listener,
+                backend,
+                lifetime: args.lifetime,
+                token_lifetime: args.token_lifetime,
+            }),
+        ))
     }
 
     impl DevPlan {
         /// Starts the gateway on the daemon's runtime.
         pub fn start(self, runtime: &tokio::runtime::Runtime) -> Result<DevGateway> {
+            let defaults = GatewayConfig::default();
             let config = GatewayConfig {
                 backend: self.backend,
-                ..Default::default()
+                lifetime: self.lifetime.unwrap_or(defaults.lifetime),
+                token_lifetime: self.token_lifetime.unwrap_or(defaults.token_lifetime),
+                ..defaults
             };
             let gateway = runtime
                 .block_on(Gateway::start_on(self.listener, config))

@@ -236,6 +236,52 @@ fn dev_mode_is_a_one_command_demo_with_a_log_file() {
 }
 
 #[test]
+fn dev_mode_takes_the_gateways_lifetimes_to_show_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = bin()
+        .args([
+            "mount",
+            "--dev",
+            "--lifetime",
+            "6s",
+            "--token-lifetime",
+            "3s",
+        ])
+        .args(["--min-validity", "2s"])
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    let _guard = BackgroundMount { path: path.clone() };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path.join("json")).unwrap()).unwrap()
+    };
+    let first = json(&path);
+    let expires = chrono::DateTime::parse_from_rfc3339(first["Expiration"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let left = expires - chrono::Utc::now().timestamp();
+    assert!(
+        (3..=7).contains(&left),
+        "credentials for 6 s expire in {left} s"
+    );
+    wait_for("renewed credentials", Duration::from_secs(20), || {
+        json(&path)["AccessKeyId"] != first["AccessKeyId"]
+    });
+
+    // Without --dev the lifetimes mean nothing: refused, naming --dev.
+    let out = bin()
+        .args(["mount", "--lifetime", "6s"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--dev"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn bad_flags_and_config_fail_before_mounting() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
