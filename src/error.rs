@@ -176,11 +176,6 @@ pub enum Error {
         format: &'static str,
     },
 
-    /// The mount's own machinery failed (a pipe, fork, the runtime, signal handlers, the
-    /// FUSE session, unmounting): neither a setting nor the gateway is at fault.
-    #[error("{0}")]
-    Lifecycle(String),
-
     /// A bug in s3credsfs (a panic caught on the refresh path); the refresh counts as failed.
     #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
     Internal(String),
