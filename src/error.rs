@@ -80,6 +80,7 @@ impl Eq for Cause {}
 /// Everything that can stop us from handing out credentials.
 ///
 /// `Clone` so that every reader waiting on one shared refresh gets the same error.
+/// `PartialEq` is derived: a transport error's [`Cause`] compares by the text of its chain.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Error {
     /// A bad flag, environment variable, config key or value; the message names the source.
