@@ -4,6 +4,7 @@ use clap::Parser;
 use s3credsfs::cli::{Cli, Command, FetchArgs};
 use s3credsfs::config::{load_layers, resolve, Context};
 use s3credsfs::error::Result;
+use s3credsfs::mount::MountError;
 use s3credsfs::render::{render, Profile};
 use s3credsfs::sts::Pipeline;
 use std::io::Write;
@@ -56,8 +57,8 @@ fn main() -> ExitCode {
     not_dumpable();
     quiet_panics();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Fetch(args) => fetch(args),
+    let result: std::result::Result<(), MountError> = match cli.command {
+        Command::Fetch(args) => fetch(args).map_err(Into::into),
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
                 s3credsfs::logging::init_stderr("info");
                 runtime().block_on(s3credsfs::gateway::run_dev_gateway(config))
             })
-            .map_err(s3credsfs::error::Error::Config),
+            .map_err(|e| s3credsfs::error::Error::Config(e).into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -145,7 +145,10 @@ impl Fetch for Fake {
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
-                detail: "refused".into(),
+                cause: crate::error::Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )),
             });
         }
         Ok(creds(self.clock.now() + self.lifetime))

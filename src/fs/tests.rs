@@ -17,7 +17,10 @@ impl Fetch for Fake {
         if self.fail {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
-                detail: "refused".into(),
+                cause: crate::error::Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )),
             });
         }
         Ok(Credentials {

@@ -3,8 +3,8 @@
 //! `dev-gateway` feature (the default) have it; a production build has no `--dev` flag,
 //! no backend flags and none of the emulator's code.
 
+use super::error::Result;
 use crate::config::{Context, Layer, Settings};
-use crate::error::Result;
 
 pub use imp::{DevArgs, DevGateway, DevPlan};
 
@@ -25,6 +25,7 @@ mod imp {
     use crate::config::resolve_dev;
     use crate::error::Error;
     use crate::gateway::{BackendSts, Gateway, GatewayConfig};
+    use crate::mount::MountError;
 
     /// The flags that start the built-in gateway.
     #[derive(clap::Args, Debug)]
@@ -67,17 +68,15 @@ mod imp {
                 return Err(Error::Config(
                     "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
                         .into(),
-                ));
+                )
+                .into());
             }
             return Ok((crate::config::resolve(layer, ctx)?, None));
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::Lifecycle(format!("cannot listen on loopback for --dev ({e})")))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MountError::DevListen)?;
         let url = format!(
             "http://{}",
-            listener
-                .local_addr()
-                .map_err(|e| Error::Lifecycle(e.to_string()))?
+            listener.local_addr().map_err(MountError::DevListen)?
         );
         let settings = resolve_dev(layer, ctx, &url)?;
         Ok((
@@ -103,9 +102,7 @@ mod imp {
             };
             let gateway = runtime
                 .block_on(Gateway::start_on(self.listener, config))
-                .map_err(|e| {
-                    Error::Lifecycle(format!("cannot start the built-in gateway ({e})"))
-                })?;
+                .map_err(MountError::DevGateway)?;
             tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
             Ok(gateway)
         }
