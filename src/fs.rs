@@ -128,8 +128,10 @@ impl<F: Fetch> CredsFs<F> {
         if container.is_some() {
             files.push((CONTAINER_ENV, FileKind::ContainerEnv));
         }
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         CredsFs {
             profile: Profile {
                 name: info.profile.clone(),
