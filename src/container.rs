@@ -2,8 +2,10 @@
 //! polls through `AWS_CONTAINER_CREDENTIALS_FULL_URI`, for processes that cannot run a
 //! `credential_process`. Same cache, same freshness rules as the files.
 
+use crate::accept::WARN_INTERVAL;
 use crate::accept::{Acceptor, Throttle};
-pub use crate::accept::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN, WARN_INTERVAL};
+// The tests wait this long at most for the endpoint to accept again.
+pub use crate::accept::ACCEPT_BACKOFF_MAX;
 use crate::cache::{CredentialCache, Fetch};
 use crate::secret::Secret;
 use crate::sync::lock;

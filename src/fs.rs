@@ -275,11 +275,6 @@ impl<F: Fetch> CredsFs<F> {
             .collect())
     }
 
-    /// Number of open handles (for tests and diagnostics).
-    pub fn open_handles(&self) -> usize {
-        lock(&self.handles).len()
-    }
-
     fn rendered(&self, snapshot: &Snapshot) -> Rendered {
         let mut cached = lock(&self.rendered);
         if let Some((generation, files)) = cached.as_ref() {
