@@ -128,8 +128,10 @@ impl<F: Fetch> CredsFs<F> {
         if container.is_some() {
             files.push((CONTAINER_ENV, FileKind::ContainerEnv));
         }
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         CredsFs {
             profile: Profile {
                 name: info.profile.clone(),
@@ -272,11 +274,6 @@ impl<F: Fetch> CredsFs<F> {
             .skip(offset as usize)
             .map(|(i, (ino, dir, name))| (ino, dir, name, i as u64 + 1))
             .collect())
-    }
-
-    /// Number of open handles (for tests and diagnostics).
-    pub fn open_handles(&self) -> usize {
-        lock(&self.handles).len()
     }
 
     fn rendered(&self, snapshot: &Snapshot) -> Rendered {

@@ -36,8 +36,9 @@ fn fetch(args: FetchArgs) -> Result<()> {
 /// Keeps secrets out of core dumps and away from same-user ptrace, before any secret
 /// (a typed password, a token file) is read, for every command.
 fn not_dumpable() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // It cannot fail for a value of 0 or 1 (prctl(2)); were it to, there is nothing better
+    // to do than go on.
+    let _ = nix::sys::prctl::set_dumpable(false);
 }
 
 /// Replaces the default panic message, which quotes whatever the failing code held (a

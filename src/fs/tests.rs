@@ -165,7 +165,7 @@ fn sizes_match_what_a_read_returns() {
         "{config}"
     );
     assert_eq!(calls(&h.fs), 1);
-    assert_eq!(h.fs.open_handles(), 0);
+    assert_eq!(lock(&h.fs.handles).len(), 0);
 }
 
 #[test]

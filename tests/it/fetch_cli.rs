@@ -285,8 +285,44 @@ async fn works_as_botocore_credential_process() {
     assert_eq!(gw.stats().sts_issued, 1);
 }
 
+/// The terminal (`/dev/pts/N`) of the process `script` started.
+fn terminal_of(script: u32) -> std::path::PathBuf {
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; the name may hold spaces and parentheses.
+        let after_name = &stat[stat.rfind(')').unwrap() + 1..];
+        let ppid = after_name.split_whitespace().nth(1).unwrap();
+        if ppid == script.to_string() {
+            if let Ok(tty) = std::fs::read_link(entry.path().join("fd/0")) {
+                return tty;
+            }
+        }
+    }
+    panic!("no child of `script` (pid {script}) with a terminal");
+}
+
+/// Whether the terminal at `path` echoes what is typed.
+fn echoes(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tty = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .unwrap();
+    let settings = nix::sys::termios::tcgetattr(&tty).unwrap();
+    settings
+        .local_flags
+        .contains(nix::sys::termios::LocalFlags::ECHO)
+}
+
+/// The prompt goes to the terminal, and the password typed there is not echoed: echo is
+/// off before we type (waited for, since it is turned off just after the prompt is
+/// written), and the password is nowhere in what the terminal showed.
 #[tokio::test]
-async fn asks_for_the_password_on_a_terminal() {
+async fn asks_for_the_password_on_a_terminal_without_echo() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gw = gateway(|_| {}).await;
     let command = format!(
         "{} fetch --api-gateway {} --username dev --format credentials",
@@ -302,20 +338,36 @@ async fn asks_for_the_password_on_a_terminal() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"dev-password\n").await.unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("fetch finished")
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let mut stdout = child.stdout.take().unwrap();
+    let prompt = format!("Password for dev at {}/: ", gw.base_url());
+    let mut shown = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !text(&shown).contains(&prompt) {
+            let read = stdout.read_buf(&mut shown).await.unwrap();
+            assert!(read > 0, "no prompt before the end: {}", text(&shown));
+        }
+    })
+    .await
+    .expect("the prompt appeared");
+    let tty = terminal_of(child.id().unwrap());
     assert!(
-        stdout.contains(&format!("Password for dev at {}/: ", gw.base_url())),
-        "{stdout}"
+        wait_until(std::time::Duration::from_secs(10), || !echoes(&tty)).await,
+        "the terminal still echoes at the password prompt"
     );
-    assert!(stdout.contains("aws_session_token = "), "{stdout}");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(DEFAULT_PASSWORD.as_bytes()).await.unwrap();
+    stdin.write_all(b"\n").await.unwrap();
+    let finished = async {
+        stdout.read_to_end(&mut shown).await.unwrap();
+        child.wait().await.unwrap()
+    };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), finished)
+        .await
+        .expect("fetch finished");
+    let shown = text(&shown);
+    assert!(status.success(), "{shown}");
+    assert!(shown.contains("aws_session_token = "), "{shown}");
+    assert!(!shown.contains(DEFAULT_PASSWORD), "{shown}");
     assert_eq!(gw.stats().password_grants, 1);
 }
 
