@@ -27,6 +27,8 @@ mod container;
 #[cfg(feature = "fuse-tests")]
 mod faults;
 #[cfg(feature = "fuse-tests")]
+mod hermetic;
+#[cfg(feature = "fuse-tests")]
 mod in_process;
 #[cfg(feature = "fuse-tests")]
 mod mount;
