@@ -13,6 +13,7 @@
 
 mod common;
 
+mod config_rules;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
