@@ -13,6 +13,7 @@
 
 mod common;
 
+mod auth_tokens;
 mod config_rules;
 mod fetch_cli;
 mod gateway_keycloak;
