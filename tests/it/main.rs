@@ -15,6 +15,7 @@ mod common;
 
 mod auth_tokens;
 mod config_rules;
+mod daemon_ready;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
