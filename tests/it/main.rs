@@ -30,6 +30,8 @@ mod container;
 #[cfg(feature = "fuse-tests")]
 mod faults;
 #[cfg(feature = "fuse-tests")]
+mod foreign_mounts;
+#[cfg(feature = "fuse-tests")]
 mod hermetic;
 #[cfg(feature = "fuse-tests")]
 mod in_process;
