@@ -517,3 +517,56 @@ async fn below_min_validity_a_reader_waits_for_the_refresh_in_flight() {
         "the waiting reader shared the background refresh"
     );
 }
+
+/// Jitter 0.5, where the other tests use 1: the refresh comes half of its jitter window
+/// early, and every backoff delay is scaled by 0.75. Were the cache to ignore its time
+/// source's jitter (as if it were always 0 or 1), both times would be off.
+#[tokio::test]
+async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
+    let clock = Arc::new(ManualClock::new(t(0), 0.5));
+    let fake = Fake {
+        calls: AtomicUsize::new(0),
+        fail: false.into(),
+        panic: false.into(),
+        lifetime: chrono::Duration::hours(1),
+        clock: clock.clone(),
+    };
+    let cache = CredentialCache::new(
+        fake,
+        Duration::from_secs(1200),
+        Duration::from_secs(5),
+        "https://gw",
+    )
+    .with_time(clock.clone());
+    let cache = Arc::new(cache);
+    // 20 min of min-validity, jitter 0.5 of its 60 s window: 30 s earlier than 40 min.
+    let first = cache.current().await.unwrap();
+    assert_eq!(first.refresh_at, t(40 * 60 - 30));
+    clock.advance(Duration::from_secs(40 * 60 - 31));
+    let _ = cache.current().await;
+    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), 1);
+    clock.advance(Duration::from_secs(1));
+    cache.fetcher().fail.store(true, Ordering::SeqCst);
+    // Due: the refresh fails and the still-valid credentials are served meanwhile.
+    let _ = cache.current().await;
+    let mut expected = 2;
+    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), expected);
+    // Delays of 1 s, 2 s, 4 s scaled by 0.5 + 0.5 * 0.5.
+    for delay_ms in [750, 1500, 3000] {
+        clock.advance(Duration::from_millis(delay_ms - 1));
+        let _ = cache.current().await;
+        assert_eq!(
+            cache.fetcher().calls.load(Ordering::SeqCst),
+            expected,
+            "no retry before {delay_ms} ms"
+        );
+        clock.advance(Duration::from_millis(1));
+        let _ = cache.current().await;
+        expected += 1;
+        assert_eq!(
+            cache.fetcher().calls.load(Ordering::SeqCst),
+            expected,
+            "a retry at {delay_ms} ms"
+        );
+    }
+}

@@ -13,6 +13,9 @@
 
 mod common;
 
+mod auth_tokens;
+mod config_rules;
+mod daemon_ready;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
@@ -26,6 +29,10 @@ mod tls;
 mod container;
 #[cfg(feature = "fuse-tests")]
 mod faults;
+#[cfg(feature = "fuse-tests")]
+mod foreign_mounts;
+#[cfg(feature = "fuse-tests")]
+mod hermetic;
 #[cfg(feature = "fuse-tests")]
 mod in_process;
 #[cfg(feature = "fuse-tests")]
