@@ -75,7 +75,6 @@ pub struct Settings {
     pub api_gateway: Url,
     pub token_url: Url,
     pub sts_url: Url,
-    pub realm: String,
     pub client_id: String,
     pub auth: AuthConfig,
     /// The CA bundle to add to the system roots, if any.
@@ -295,7 +294,6 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         api_gateway,
         token_url,
         sts_url,
-        realm,
         client_id,
         ca_file,
         insecure: flag(Setting::Insecure),
