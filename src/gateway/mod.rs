@@ -204,6 +204,10 @@ pub struct Stats {
     pub healthz_requests: u64,
     /// Injected faults applied so far (each use of a `Times::N`/`Always` fault counts).
     pub faults_applied: u64,
+    /// TCP connections accepted: clients that reuse keep-alive connections make few.
+    pub connections: u64,
+    /// Completed TLS handshakes (https gateways only).
+    pub tls_handshakes: u64,
 }
 
 /// A running emulated gateway. Dropping it (or [`Gateway::shutdown`]) stops serving.

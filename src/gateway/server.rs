@@ -180,6 +180,7 @@ pub(crate) async fn accept_loop(
     loop {
         tokio::select! {
             stream = acceptor.accept() => {
+                state.count(|s| s.connections += 1);
                 let state = state.clone();
                 let tls = tls.clone();
                 connections.spawn(async move {
@@ -188,7 +189,10 @@ pub(crate) async fn accept_loop(
                         None => serve(stream, state).await,
                         Some(acceptor) => {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                Ok(Ok(tls_stream)) => serve(tls_stream, state).await,
+                                Ok(Ok(tls_stream)) => {
+                                    state.count(|s| s.tls_handshakes += 1);
+                                    serve(tls_stream, state).await
+                                }
                                 Ok(Err(e)) => tracing::debug!(error = %e, "dev-gateway: TLS handshake failed"),
                                 Err(_) => tracing::debug!("dev-gateway: TLS handshake timed out"),
                             }
