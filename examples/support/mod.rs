@@ -17,21 +17,17 @@ pub fn usage(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
-/// CPU time (user + system) a process has used so far.
+/// CPU time a process's threads have used so far, in nanoseconds of the scheduler's own
+/// accounting (`/proc/PID/task/*/schedstat`), far finer than the 10 ms of `stat`.
 #[allow(dead_code)]
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is the 1st, utime the 12th, stime the 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_millis(fields.iter().sum::<u64>() * 1000 / ticks)
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
 }
 
 /// A foreground mount; dropping it stops the daemon and unmounts whatever happens.
