@@ -161,7 +161,13 @@ fn refused(t: &MountedS3, key: &str, cmd: &mut Command) {
             .env("S3_BODY", unique_content(key))
             .arg("round-trip"),
     );
-    assert_eq!(ran.status.code(), Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        ran.status.code(),
+        Some(3),
+        "{key} should have been refused:\n{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
     ran.refused("SignatureDoesNotMatch");
 }
 
