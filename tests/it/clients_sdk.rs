@@ -361,45 +361,67 @@ fn renewed_by_itself(sdk: Sdk, way: &str, ran: &Ran) {
     );
 }
 
-/// One long-running probe through `credential_process` (AWS_CONFIG_FILE=MNT/config) and
-/// one through the container endpoint (source MNT/container-env), side by side.
+/// Panics unless the long-running probe `ran` signed every call of `LIFETIMES` lifetimes
+/// with the one key it read first: it never re-read the mounted files.
+fn kept_its_first_key(sdk: Sdk, way: &str, ran: &Ran) {
+    let report = report(ran);
+    let mut distinct = report.keys.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() == 1 && report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
+        "{sdk:?} through {way} signed with {} keys in {:.1} s: {distinct:?}",
+        distinct.len(),
+        report.seconds
+    );
+    println!(
+        "{sdk:?} through {way}: {} calls in {:.1} s signed with its first key only",
+        report.calls, report.seconds
+    );
+}
+
+/// Long-running probes side by side: through `credential_process` (AWS_CONFIG_FILE=
+/// MNT/config), through the container endpoint (source MNT/container-env), and through
+/// both files (AWS_SHARED_CREDENTIALS_FILE=MNT/credentials too), where only an SDK that
+/// prefers the config's `credential_process` renews.
 fn renews_by_itself(sdk: Sdk) {
     let t = MountedS3::start(
         |c| c.lifetime = LIFETIME,
         &["--container-endpoint", "--min-validity", "3s"],
     );
-    let long_running = |script: &str, file: &Path, prefix: &str| {
+    let long_running = |script: &str, file: &Path, prefix: &str, give_up: Duration| {
         let mut cmd = probe_in(&t, sdk, script, file);
         cmd.arg("long-running")
             .env("S3_KEY", prefix)
             .env("WANTED_KEYS", WANTED_KEYS.to_string())
             .env("MIN_SECONDS", (LIFETIME * LIFETIMES).as_secs().to_string())
-            .env("GIVE_UP_SECONDS", GIVE_UP.as_secs().to_string());
+            .env("GIVE_UP_SECONDS", give_up.as_secs().to_string());
         cmd
     };
-    let config = t.file("config");
-    let (process, container) = std::thread::scope(|s| {
+    let (config, container_env) = (t.file("config"), t.file("container-env"));
+    let [process, container, files] = std::thread::scope(|s| {
         let process = s.spawn(|| {
-            t.env
-                .run(
-                    long_running(PLAIN, &config, "long-running-process")
-                        .env("AWS_CONFIG_FILE", &config),
-                )
-                .ok()
+            let mut cmd = long_running(PLAIN, &config, "long-running-process", GIVE_UP);
+            t.env.run(cmd.env("AWS_CONFIG_FILE", &config)).ok()
         });
         let container = s.spawn(|| {
-            t.env
-                .run(&mut long_running(
-                    SOURCED,
-                    &t.file("container-env"),
-                    "long-running-container",
-                ))
-                .ok()
+            let mut cmd = long_running(SOURCED, &container_env, "long-running-container", GIVE_UP);
+            t.env.run(&mut cmd).ok()
         });
-        (process.join().unwrap(), container.join().unwrap())
+        let files = s.spawn(|| {
+            let mut cmd = long_running(PLAIN, &config, "long-running-files", LIFETIME * LIFETIMES);
+            cmd.env("AWS_CONFIG_FILE", &config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", t.file("credentials"));
+            t.env.run(&mut cmd).ok()
+        });
+        [process, container, files].map(|h| h.join().unwrap())
     });
     renewed_by_itself(sdk, "credential_process", &process);
     renewed_by_itself(sdk, "the container endpoint", &container);
+    if sdk.prefers_credential_process() {
+        renewed_by_itself(sdk, "both files", &files);
+    } else {
+        kept_its_first_key(sdk, "both files", &files);
+    }
 }
 
 #[test]
