@@ -5,12 +5,14 @@
 //!
 //! Usage: soak BINARY [--duration 10m] [--readers 4] [--lifetime 20s]
 
+mod support;
+
 use s3credsfs::gateway::{Endpoint, Fault, Gateway, GatewayConfig, Times};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{start_daemon, usage, Daemon};
 
 /// After a fault ends, reads may still fail this long (backoff of short bursts) without
 /// counting as failures "while the gateway was healthy".
@@ -79,74 +81,15 @@ fn random_fault(rng: &mut Rng) -> (Endpoint, Fault) {
     }
 }
 
-/// Resident memory (KiB) and open descriptors of a process.
-fn usage(pid: u32) -> (u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    (rss, fds)
-}
-
-/// Unmounts and stops the daemon whatever happens.
-struct Daemon(Child, PathBuf);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while self.0.try_wait().ok().flatten().is_none()
-            && start.elapsed() < Duration::from_secs(10)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = s3credsfs::mount::mountpoint::lazy_unmount(&self.1);
-    }
-}
-
-fn start_daemon(o: &Options, gateway: &str, path: &Path, log: &Path) -> Daemon {
+fn start(o: &Options, gateway: &str, path: &Path, log: &Path) -> Daemon {
     let min_validity = format!("{}ms", o.lifetime.as_millis() * 2 / 5);
-    let child = Command::new(&o.binary)
-        .args([
-            "mount",
-            "--foreground",
-            "--timeout",
-            "2s",
-            "--min-validity",
-            &min_validity,
-        ])
-        .args([
-            "--api-gateway",
-            gateway,
-            "--username",
-            "dev",
-            "--password-env",
-            "PW",
-        ])
-        .arg(path)
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
-        .env("S3CREDSFS_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("start the daemon");
-    let daemon = Daemon(child, path.to_path_buf());
-    let start = Instant::now();
-    while !path.join("status").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the mount did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    daemon
+    start_daemon(
+        &o.binary,
+        gateway,
+        path,
+        log,
+        &["--timeout", "2s", "--min-validity", &min_validity],
+    )
 }
 
 #[derive(Default)]
@@ -175,8 +118,8 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
     let log = dir.path().join("daemon.log");
-    let daemon = start_daemon(&o, &gw.base_url(), &path, &log);
-    let pid = daemon.0.id();
+    let daemon = start(&o, &gw.base_url(), &path, &log);
+    let pid = daemon.child.id();
     std::thread::sleep(Duration::from_secs(2));
     let (rss_start, fds_start) = usage(pid);
 

@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub fetched_at: DateTime<Utc>,
     /// From this moment a read refreshes first.
     pub refresh_at: DateTime<Utc>,
+    /// From this moment a read is served at once and starts one background refresh, so
+    /// that in steady state no reader waits for the gateway (`--refresh-ahead`).
+    pub refresh_ahead_at: DateTime<Utc>,
 }
 
 impl Snapshot {
@@ -53,6 +56,8 @@ impl Snapshot {
 pub enum Plan {
     /// The snapshot is fresh enough (or valid while refreshes back off): serve it.
     Serve,
+    /// Serve the snapshot now, and refresh in the background (the refresh-ahead window).
+    ServeAndRefresh,
     /// Refresh first; on failure serve the snapshot if it is still valid.
     Refresh,
     /// No valid credentials and refreshes are backing off: fail with the last error.
@@ -66,7 +71,11 @@ pub fn plan(
     backoff_until: Option<DateTime<Utc>>,
 ) -> Plan {
     let valid = snapshot.is_some_and(|s| s.valid_at(now));
+    let backing_off = backoff_until.is_some_and(|until| now < until);
     if valid && snapshot.is_some_and(|s| now < s.refresh_at) {
+        if !backing_off && snapshot.is_some_and(|s| now >= s.refresh_ahead_at) {
+            return Plan::ServeAndRefresh;
+        }
         return Plan::Serve;
     }
     match backoff_until {
@@ -112,6 +121,23 @@ pub fn refresh_at(
     expiration
         .checked_sub_signed(min_validity + jitter)
         .map_or(fetched, |t| std::cmp::max(t, fetched))
+}
+
+/// When a read starts a background refresh of credentials due at `refresh_at`:
+/// `refresh_ahead` earlier, but never before half their life has passed, so short-lived
+/// credentials are not refreshed on every read.
+pub fn refresh_ahead_at(
+    fetched: DateTime<Utc>,
+    refresh_at: DateTime<Utc>,
+    expiration: DateTime<Utc>,
+    refresh_ahead: Duration,
+) -> DateTime<Utc> {
+    let half_life = fetched + (std::cmp::max(expiration, fetched) - fetched) / 2;
+    let ahead = chrono::Duration::from_std(refresh_ahead).unwrap_or(chrono::Duration::MAX);
+    let early = refresh_at
+        .checked_sub_signed(ahead)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    std::cmp::min(std::cmp::max(early, half_life), refresh_at)
 }
 
 /// Whether credentials living `lifetime` can never keep `min_validity` in hand: they are
@@ -242,6 +268,8 @@ pub struct CacheStatus {
 #[derive(Default)]
 struct Inner {
     snapshot: Option<Arc<Snapshot>>,
+    /// A background (refresh-ahead) refresh has been started and not yet recorded.
+    ahead_in_flight: bool,
     last_error: Option<Error>,
     failures: u32,
     backoff_until: Option<DateTime<Utc>>,
@@ -253,6 +281,7 @@ pub struct CredentialCache<F: Fetch> {
     fetcher: F,
     time: Arc<dyn TimeSource>,
     min_validity: Duration,
+    refresh_ahead: Duration,
     refresh_timeout: Duration,
     gateway: String,
     inner: Mutex<Inner>,
@@ -273,11 +302,19 @@ impl<F: Fetch> CredentialCache<F> {
             fetcher,
             time: Arc::new(SystemTime),
             min_validity,
+            refresh_ahead: Duration::ZERO,
             refresh_timeout,
             gateway: gateway.to_string(),
             inner: Mutex::new(Inner::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The same cache refreshing in the background once less than `min_validity +
+    /// refresh_ahead` remains (see [`refresh_ahead_at`]); without it, only on demand.
+    pub fn with_refresh_ahead(mut self, refresh_ahead: Duration) -> Self {
+        self.refresh_ahead = refresh_ahead;
+        self
     }
 
     /// The same cache reading time and jitter from `time` (tests: a [`ManualClock`]).
@@ -306,11 +343,23 @@ impl<F: Fetch> CredentialCache<F> {
         inner.snapshot.clone().filter(|s| s.valid_at(self.now()))
     }
 
-    fn decide(&self) -> std::result::Result<Arc<Snapshot>, Plan> {
-        let inner = self.inner();
+    /// The plan for a read now; `Ok` carries the snapshot to serve, and whether this
+    /// reader is the one to start the background refresh.
+    fn decide(&self) -> std::result::Result<(Arc<Snapshot>, bool), Plan> {
+        let mut inner = self.inner();
         let now = self.now();
         match plan(now, inner.snapshot.as_deref(), inner.backoff_until) {
-            Plan::Serve => Ok(inner.snapshot.clone().expect("Serve implies a snapshot")),
+            Plan::Serve => Ok((
+                inner.snapshot.clone().expect("Serve implies a snapshot"),
+                false,
+            )),
+            Plan::ServeAndRefresh => {
+                let start = !std::mem::replace(&mut inner.ahead_in_flight, true);
+                Ok((
+                    inner.snapshot.clone().expect("Serve implies a snapshot"),
+                    start,
+                ))
+            }
             other => Err(other),
         }
     }
@@ -323,20 +372,57 @@ impl<F: Fetch> CredentialCache<F> {
     }
 
     /// Credentials fit to serve now, refreshing first when the rule says so. Many callers
-    /// at once cause one refresh.
-    pub async fn current(&self) -> Result<Arc<Snapshot>> {
+    /// at once cause one refresh. In the refresh-ahead window the reader is served at once
+    /// and one background refresh starts (on the current tokio runtime).
+    pub async fn current(self: &Arc<Self>) -> Result<Arc<Snapshot>> {
         match self.decide() {
-            Ok(snapshot) => return Ok(snapshot),
+            Ok((snapshot, start_refresh)) => {
+                if start_refresh {
+                    self.refresh_in_background();
+                }
+                return Ok(snapshot);
+            }
             Err(Plan::FailFast) => return Err(self.last_error()),
             Err(_) => {}
         }
         let _flight = self.refresh_lock.lock().await;
         // Whoever held the lock before us may have refreshed, or failed and backed off.
         match self.decide() {
-            Ok(snapshot) => return Ok(snapshot),
+            Ok((snapshot, start_refresh)) => {
+                if start_refresh {
+                    self.refresh_in_background();
+                }
+                return Ok(snapshot);
+            }
             Err(Plan::FailFast) => return Err(self.last_error()),
             Err(_) => {}
         }
+        self.refresh().await
+    }
+
+    /// Starts the one refresh-ahead refresh; readers meanwhile get the current snapshot.
+    fn refresh_in_background(self: &Arc<Self>) {
+        let cache = Arc::clone(self);
+        tokio::spawn(async move {
+            let _flight = cache.refresh_lock.lock().await;
+            // A reader that found the snapshot due may have refreshed while we queued.
+            let due = {
+                let inner = cache.inner();
+                inner
+                    .snapshot
+                    .as_ref()
+                    .is_none_or(|s| cache.now() >= s.refresh_ahead_at)
+            };
+            if due {
+                tracing::debug!("refreshing credentials ahead of time");
+                let _ = cache.refresh().await;
+            }
+            cache.inner().ahead_in_flight = false;
+        });
+    }
+
+    /// Fetches now (the caller holds `refresh_lock`) and records the outcome.
+    async fn refresh(&self) -> Result<Arc<Snapshot>> {
         let refresh = CatchPanic(Box::pin(self.fetcher.fetch()));
         let outcome = match tokio::time::timeout(self.refresh_timeout, refresh).await {
             Ok(Ok(outcome)) => outcome,
@@ -363,13 +449,16 @@ impl<F: Fetch> CredentialCache<F> {
                         "the STS issues credentials that live no longer than --min-validity; refreshing at half their life"
                     );
                 }
+                let refresh_at =
+                    refresh_at(now, creds.expiration, self.min_validity, self.time.jitter());
                 let snapshot = Arc::new(Snapshot {
                     generation: inner.refresh_count + 1,
-                    refresh_at: refresh_at(
+                    refresh_at,
+                    refresh_ahead_at: refresh_ahead_at(
                         now,
+                        refresh_at,
                         creds.expiration,
-                        self.min_validity,
-                        self.time.jitter(),
+                        self.refresh_ahead,
                     ),
                     fetched_at: now,
                     creds,

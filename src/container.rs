@@ -2,6 +2,10 @@
 //! polls through `AWS_CONTAINER_CREDENTIALS_FULL_URI`, for processes that cannot run a
 //! `credential_process`. Same cache, same freshness rules as the files.
 
+use crate::accept::WARN_INTERVAL;
+use crate::accept::{Acceptor, Throttle};
+// The tests wait this long at most for the endpoint to accept again.
+pub use crate::accept::ACCEPT_BACKOFF_MAX;
 use crate::cache::{CredentialCache, Fetch};
 use crate::secret::Secret;
 use crate::sync::lock;
@@ -14,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
 /// The path credentials are served on.
@@ -36,14 +40,6 @@ fn random_token() -> std::io::Result<Secret> {
     Ok(Secret::new(
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>(),
     ))
-}
-
-/// Equality whose time does not depend on where the inputs differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -81,7 +77,7 @@ async fn answer<F: Fetch>(
     let Some(presented) = request.headers().get(AUTHORIZATION) else {
         return message(StatusCode::UNAUTHORIZED, "missing Authorization token");
     };
-    if !constant_time_eq(presented.as_bytes(), shared.token.expose().as_bytes()) {
+    if !shared.token.ct_eq(presented.as_bytes()) {
         if let Some(held_back) = shared.wrong_token.hit(Instant::now()) {
             tracing::warn!(
                 held_back,
@@ -152,16 +148,6 @@ pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 /// for a refresh, which the cache bounds by the gateway timeouts.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
-/// The first pause after accept() fails (typically EMFILE), doubled up to the maximum,
-/// so a full descriptor table does not turn the accept loop into a busy spin.
-pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// The longest pause between failed accepts.
-pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// At most one line per kind of refusal per this interval, so a neighbour cannot fill
-/// the log.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
-
 /// How many connections the endpoint serves at once under a soft descriptor limit of
 /// `soft`: at most half of what the reserve leaves, at most `MAX_CONNECTIONS`, at least
 /// one. The endpoint then holds at most cap + 2 descriptors (the listener, the served
@@ -173,41 +159,6 @@ pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
 pub fn connection_cap(soft: u64) -> usize {
     let share = soft.saturating_sub(RESERVED_DESCRIPTORS) / 2;
     share.clamp(1, MAX_CONNECTIONS as u64) as usize
-}
-
-/// Lets one log line through per interval and counts the events held back in between,
-/// so a flood of bad requests costs the log one line a minute.
-#[derive(Debug)]
-pub struct Throttle {
-    interval: Duration,
-    /// When the last line was let through, and how many events were held back since.
-    state: Mutex<(Option<Instant>, u64)>,
-}
-
-impl Throttle {
-    /// A throttle letting one line through per `interval`.
-    pub fn new(interval: Duration) -> Throttle {
-        Throttle {
-            interval,
-            state: Mutex::new((None, 0)),
-        }
-    }
-
-    /// Counts one event at `now`. `Some(n)`: log a line now, saying `n` more events were
-    /// held back since the last one; `None`: stay quiet.
-    pub fn hit(&self, now: Instant) -> Option<u64> {
-        let mut state = lock(&self.state);
-        match state.0 {
-            Some(last) if now.saturating_duration_since(last) < self.interval => {
-                state.1 += 1;
-                None
-            }
-            _ => {
-                state.0 = Some(now);
-                Some(std::mem::take(&mut state.1))
-            }
-        }
-    }
 }
 
 /// The connections being served, in the order they were accepted, so that under a flood
@@ -298,38 +249,21 @@ pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<
         wrong_token: Throttle::new(WARN_INTERVAL),
         registry: Registry::default(),
     });
-    tokio::spawn(accept_loop(listener, slots, shared));
+    let acceptor = Acceptor::new(listener, "container endpoint");
+    tokio::spawn(accept_loop(acceptor, slots, shared));
     Ok(endpoint)
 }
 
+/// Gives each accepted connection a slot (evicting if need be) and its own task; the
+/// tasks are detached, since the endpoint lives as long as the runtime.
 async fn accept_loop<F: Fetch>(
-    listener: TcpListener,
+    mut acceptor: Acceptor,
     slots: Arc<Semaphore>,
     shared: Arc<Shared<F>>,
 ) {
-    let (failures, full) = (Throttle::new(WARN_INTERVAL), Throttle::new(WARN_INTERVAL));
-    let evicting = Throttle::new(WARN_INTERVAL);
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let (full, evicting) = (Throttle::new(WARN_INTERVAL), Throttle::new(WARN_INTERVAL));
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                stream
-            }
-            Err(error) => {
-                if let Some(held_back) = failures.hit(Instant::now()) {
-                    tracing::warn!(
-                        error = %error,
-                        held_back,
-                        "container endpoint: accept failed (out of descriptors?); pausing \
-                         before trying again; raise `ulimit -n` if this persists"
-                    );
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
-                continue;
-            }
-        };
+        let stream = acceptor.accept().await;
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => Some(slot),
             Err(_) if shared.registry.evict_oldest_unauthenticated().is_some() => {
@@ -436,19 +370,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_are_random_and_compared_in_full() {
+    fn tokens_are_random() {
         let (a, b) = (random_token().unwrap(), random_token().unwrap());
         assert_eq!(a.expose().len(), 64);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
-        assert!(constant_time_eq(
-            a.expose().as_bytes(),
-            a.clone().expose().as_bytes()
-        ));
-        assert!(!constant_time_eq(
-            a.expose().as_bytes(),
-            b.expose().as_bytes()
-        ));
-        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 
     #[test]
@@ -478,18 +404,5 @@ mod tests {
         // Only the connection that presented the token is left, and it stays.
         assert_eq!(registry.evict_oldest_unauthenticated(), None);
         assert_eq!(live[0].1.try_recv(), Err(TryRecvError::Empty));
-    }
-
-    #[test]
-    fn the_throttle_lets_one_line_a_minute_through_and_counts_the_rest() {
-        let throttle = Throttle::new(Duration::from_secs(60));
-        let t0 = Instant::now();
-        assert_eq!(throttle.hit(t0), Some(0));
-        for s in 1..60 {
-            assert_eq!(throttle.hit(t0 + Duration::from_secs(s)), None);
-        }
-        assert_eq!(throttle.hit(t0 + Duration::from_secs(60)), Some(59));
-        assert_eq!(throttle.hit(t0 + Duration::from_secs(61)), None);
-        assert_eq!(throttle.hit(t0 + Duration::from_secs(200)), Some(1));
     }
 }

@@ -1,13 +1,86 @@
 //! The pipeline's errors: each variant is one plain sentence a person reads (cause and fix).
 //!
 //! No secret ever enters an error value: variants carry URLs, names, statuses and
-//! server-supplied descriptions only.
+//! server-supplied descriptions only, and a transport failure's [`Cause`] is the HTTP
+//! library's error with its URL removed.
 
+use crate::untrusted::{clean, MAX_QUOTED};
+use std::sync::Arc;
 use thiserror::Error;
+
+/// The original failure behind a transport error, kept so that `source()` leads down to
+/// the `io::Error` or `rustls::Error` a caller can act on (or log), instead of a string.
+///
+/// Shared behind an `Arc` so that [`Error`] stays `Clone`. It is transparent: its
+/// `Display` and `source()` are the wrapped error's own. Equality (which tests use on
+/// [`Error`]) compares the text of every link of the two chains, since the underlying
+/// error types have no equality of their own.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    /// Wraps `error`; it must hold no secret (strip a reqwest error's URL first).
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(Arc::new(error))
+    }
+
+    /// The wrapped error itself, to downcast.
+    pub fn get(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The innermost cause, cleaned for a terminal: the part a person can act on, quoted
+    /// in the sentence.
+    pub fn detail(&self) -> String {
+        let mut current: &(dyn std::error::Error + 'static) = self.get();
+        while let Some(next) = current.source() {
+            current = next;
+        }
+        clean(&current.to_string(), MAX_QUOTED)
+    }
+
+    /// The text of every link, outermost first.
+    fn chain(&self) -> Vec<String> {
+        let mut links = Vec::new();
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self.get());
+        while let Some(link) = current {
+            links.push(link.to_string());
+            current = link.source();
+        }
+        links
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain() == other.chain()
+    }
+}
+
+impl Eq for Cause {}
 
 /// Everything that can stop us from handing out credentials.
 ///
 /// `Clone` so that every reader waiting on one shared refresh gets the same error.
+/// `PartialEq` is derived: a transport error's [`Cause`] compares by the text of its chain.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum Error {
     /// A bad flag, environment variable, config key or value; the message names the source.
@@ -15,18 +88,31 @@ pub enum Error {
     Config(String),
 
     /// The host could not be reached (DNS, refused connection, reset).
-    #[error("cannot reach {url} ({detail}); check --api-gateway (or --token-url/--sts-url) and that this host can reach the gateway")]
-    Unreachable { url: String, detail: String },
+    #[error("cannot reach {url} ({}); check --api-gateway (or --token-url/--sts-url) and that this host can reach the gateway", .cause.detail())]
+    Unreachable {
+        url: String,
+        #[source]
+        cause: Cause,
+    },
 
     /// The server's certificate did not verify.
-    #[error("TLS verification of {url} failed ({detail}); give the gateway's CA bundle with --ca-file (on CSM nodes: /etc/pki/trust/anchors/platform-ca-certs.crt)")]
-    Tls { url: String, detail: String },
+    #[error("TLS verification of {url} failed ({}); give the gateway's CA bundle with --ca-file (on CSM nodes: /etc/pki/trust/anchors/platform-ca-certs.crt)", .cause.detail())]
+    Tls {
+        url: String,
+        #[source]
+        cause: Cause,
+    },
 
     /// No complete answer within `--timeout`.
     #[error(
         "{url} did not answer within {timeout}; check the gateway's health, or raise --timeout"
     )]
-    Timeout { url: String, timeout: String },
+    Timeout {
+        url: String,
+        timeout: String,
+        #[source]
+        cause: Cause,
+    },
 
     /// A whole refresh (its token and STS requests together) outlasted its budget,
     /// although no single request timed out.
@@ -91,11 +177,6 @@ pub enum Error {
         format: &'static str,
     },
 
-    /// The mount's own machinery failed (a pipe, fork, the runtime, signal handlers, the
-    /// FUSE session, unmounting): neither a setting nor the gateway is at fault.
-    #[error("{0}")]
-    Lifecycle(String),
-
     /// A bug in s3credsfs (a panic caught on the refresh path); the refresh counts as failed.
     #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
     Internal(String),
@@ -125,7 +206,14 @@ mod tests {
     #[test]
     fn only_configuration_errors_are_einval() {
         assert_eq!(Error::Config("bad flag".into()).errno(), libc::EINVAL);
-        assert_eq!(Error::Lifecycle("cannot fork".into()).errno(), libc::EIO);
+        assert_eq!(
+            Error::RefreshTooSlow {
+                url: "u".into(),
+                budget: "1m".into()
+            }
+            .errno(),
+            libc::EIO
+        );
         assert_eq!(Error::Internal("bug".into()).errno(), libc::EIO);
     }
 }

@@ -59,8 +59,7 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
             "the {what} {shown} is not a regular file; point the setting at a regular file"
         )));
     }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(Error::Config(format!(
             "the {what} {shown} belongs to user id {}, not to you (id {me}) or root; \
@@ -103,8 +102,7 @@ pub fn open_log(path: &Path) -> Result<File> {
     let meta = file
         .metadata()
         .map_err(|e| Error::Config(format!("cannot inspect the log file {shown} ({e})")))?;
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
+    let me = nix::unistd::geteuid().as_raw();
     if !meta.file_type().is_file() || meta.uid() != me {
         return Err(Error::Config(format!(
             "the log file {shown} is not a regular file of yours; fix --log-file"
@@ -170,9 +168,7 @@ mod tests {
         let err = read(dir.path(), Kind::Steering).unwrap_err();
         assert!(err.contains("is not a regular file"), "{err}");
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let err = read(&fifo, Kind::Secret).unwrap_err();
         assert!(err.contains("is not a regular file"), "{err}");
         // A symlink is followed, and the file it names is what is judged.
@@ -182,8 +178,7 @@ mod tests {
         assert!(read(&link, Kind::Secret)
             .unwrap_err()
             .contains("(mode 0644)"));
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if nix::unistd::geteuid().is_root() {
             // Only root can give a file away; as root, a file of another user is refused.
             let path = file(dir.path(), "theirs", 0o600);
             std::os::unix::fs::chown(&path, Some(65534), None).unwrap();

@@ -128,11 +128,14 @@ impl<F: Fetch> CredsFs<F> {
         if container.is_some() {
             files.push((CONTAINER_ENV, FileKind::ContainerEnv));
         }
-        // SAFETY: getuid/getgid cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        );
         CredsFs {
             profile: Profile {
                 name: info.profile.clone(),
+                region: info.region.clone(),
                 credential_process: Some(credential_process_for(&info.mountpoint)),
             },
             cache,
@@ -273,11 +276,6 @@ impl<F: Fetch> CredsFs<F> {
             .collect())
     }
 
-    /// Number of open handles (for tests and diagnostics).
-    pub fn open_handles(&self) -> usize {
-        lock(&self.handles).len()
-    }
-
     fn rendered(&self, snapshot: &Snapshot) -> Rendered {
         let mut cached = lock(&self.rendered);
         if let Some((generation, files)) = cached.as_ref() {
@@ -291,9 +289,12 @@ impl<F: Fetch> CredsFs<F> {
                     .inspect_err(|e| {
                         tracing::error!(error = %e, "cannot render a credentials file");
                     })?,
-                (FileKind::ContainerEnv, Some(c)) => {
-                    render_container_env(&c.url, &c.token, &snapshot.creds.endpoint_url)
-                }
+                (FileKind::ContainerEnv, Some(c)) => render_container_env(
+                    &c.url,
+                    &c.token,
+                    &snapshot.creds.endpoint_url,
+                    &self.profile.region,
+                ),
                 _ => String::new(),
             };
             Ok(Arc::new(SecretBytes::new(text)))

@@ -6,7 +6,7 @@
 //! never sends loopback traffic through a proxy, and reads at most [`MAX_REPLY`] bytes.
 
 use crate::config::Settings;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::proxy::ProxyEnv;
 use crate::untrusted::{clean, MAX_QUOTED};
 use std::time::Duration;
@@ -57,15 +57,6 @@ pub fn build_client(settings: &Settings) -> Result<reqwest::Client> {
     builder
         .build()
         .map_err(|e| Error::Config(format!("cannot set up the HTTP client: {e}")))
-}
-
-/// The innermost cause of an error, which is the part a person can act on.
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = err;
-    while let Some(next) = current.source() {
-        current = next;
-    }
-    current.to_string()
 }
 
 /// What kind of transport failure an error is, told by the types in its cause chain
@@ -122,23 +113,21 @@ fn failure_in(err: &(dyn std::error::Error + 'static), timed_out: bool) -> Failu
     }
 }
 
-/// Turns a transport error into one sentence: unreachable, TLS or timeout.
-pub fn classify(url: &str, err: &reqwest::Error, timeout: Duration) -> Error {
+/// Turns a transport error into one sentence (unreachable, TLS or timeout) that keeps
+/// `err` as its source. The sentence names `url`; `err`'s own copy of the requested URL
+/// is dropped, so no query string or path that ever held a secret can reach a message.
+pub fn classify(url: &str, err: reqwest::Error, timeout: Duration) -> Error {
     let url = url.to_string();
-    let detail = || clean(&root_cause(err), MAX_QUOTED);
-    match failure_of(err) {
+    let failure = failure_of(&err);
+    let cause = Cause::new(err.without_url());
+    match failure {
         Failure::Timeout => Error::Timeout {
             url,
             timeout: humantime::format_duration(timeout).to_string(),
+            cause,
         },
-        Failure::Tls => Error::Tls {
-            url,
-            detail: detail(),
-        },
-        Failure::Unreachable => Error::Unreachable {
-            url,
-            detail: detail(),
-        },
+        Failure::Tls => Error::Tls { url, cause },
+        Failure::Unreachable => Error::Unreachable { url, cause },
     }
 }
 
@@ -153,7 +142,7 @@ pub async fn exchange(
     let mut response = request
         .send()
         .await
-        .map_err(|e| classify(url, &e, timeout))?;
+        .map_err(|e| classify(url, e, timeout))?;
     let status = response.status().as_u16();
     if response.status().is_redirection() {
         let location = response
@@ -181,7 +170,7 @@ pub async fn exchange(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| classify(url, &e, timeout))?
+        .map_err(|e| classify(url, e, timeout))?
     {
         if body.len() + chunk.len() > MAX_REPLY {
             return Err(too_large());
@@ -219,5 +208,45 @@ mod tests {
         );
         assert_eq!(failure_in(&refused, false), Failure::Unreachable);
         assert_eq!(failure_in(&refused, true), Failure::Timeout);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_cause_but_not_the_requested_url() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let requested = format!("http://127.0.0.1:{port}/token?code=query-secret");
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let err = client.get(&requested).send().await.unwrap_err();
+        let shown = format!("http://127.0.0.1:{port}/token");
+        let error = classify(&shown, err, Duration::from_secs(5));
+        assert!(matches!(error, Error::Unreachable { .. }), "{error:?}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot reach {shown} (Connection refused")),
+            "{error}"
+        );
+        let mut kinds = Vec::new();
+        let mut seen = vec![format!("{error} {error:?}")];
+        let mut link = std::error::Error::source(&error);
+        assert!(link.is_some(), "the cause is kept");
+        while let Some(cause) = link {
+            seen.push(format!("{cause} {cause:?}"));
+            if let Some(io) = cause.downcast_ref::<io::Error>() {
+                kinds.push(io.kind());
+            }
+            link = cause.source();
+        }
+        assert!(
+            kinds.contains(&io::ErrorKind::ConnectionRefused),
+            "{kinds:?} in {seen:#?}"
+        );
+        assert!(
+            seen.iter().all(|text| !text.contains("query-secret")),
+            "{seen:#?}"
+        );
+        assert_eq!(error.clone(), error, "comparable and clonable");
     }
 }

@@ -1,5 +1,6 @@
 //! s3credsfs: always-current temporary S3 credentials from a CSM gateway.
 
+pub(crate) mod accept;
 pub mod auth;
 pub mod cache;
 pub mod cli;

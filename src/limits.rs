@@ -1,17 +1,11 @@
 //! The open-file limit: a daemon that serves other processes must keep descriptors for
 //! its own refreshes, so it starts with the most the system lets it have.
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
 /// The soft and hard `RLIMIT_NOFILE` of this process.
 pub fn nofile() -> std::io::Result<(u64, u64)> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((limit.rlim_cur, limit.rlim_max))
+    Ok(getrlimit(Resource::RLIMIT_NOFILE)?)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit (the usual soft default, 1024, is
@@ -22,14 +16,7 @@ pub fn raise_nofile() -> std::io::Result<u64> {
     if soft >= hard {
         return Ok(soft);
     }
-    let limit = libc::rlimit {
-        rlim_cur: hard,
-        rlim_max: hard,
-    };
-    // SAFETY: setrlimit reads the struct we own.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
 }
 
@@ -54,12 +41,7 @@ mod tests {
     fn the_soft_limit_is_raised_to_the_hard_limit() {
         let (_, hard) = nofile().unwrap();
         // Lower the soft limit a little (harmless to other tests), then raise it.
-        let lowered = libc::rlimit {
-            rlim_cur: hard - 1,
-            rlim_max: hard,
-        };
-        // SAFETY: setrlimit reads the struct we own.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lowered) }, 0);
+        setrlimit(Resource::RLIMIT_NOFILE, hard - 1, hard).unwrap();
         assert_eq!(nofile().unwrap(), (hard - 1, hard));
         assert_eq!(raise_nofile().unwrap(), hard);
         assert_eq!(nofile().unwrap(), (hard, hard));

@@ -4,6 +4,7 @@ use clap::Parser;
 use s3credsfs::cli::{Cli, Command, FetchArgs};
 use s3credsfs::config::{load_layers, resolve, Context};
 use s3credsfs::error::Result;
+use s3credsfs::mount::MountError;
 use s3credsfs::render::{render, Profile};
 use s3credsfs::sts::Pipeline;
 use std::io::Write;
@@ -22,7 +23,11 @@ fn fetch(args: FetchArgs) -> Result<()> {
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
     let pipeline = Pipeline::new(&settings)?;
     let creds = runtime().block_on(pipeline.fetch())?;
-    let text = render(args.format, &creds, &Profile::named(&settings.profile))?;
+    let text = render(
+        args.format,
+        &creds,
+        &Profile::named(&settings.profile, &settings.region),
+    )?;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     Ok(())
@@ -31,8 +36,9 @@ fn fetch(args: FetchArgs) -> Result<()> {
 /// Keeps secrets out of core dumps and away from same-user ptrace, before any secret
 /// (a typed password, a token file) is read, for every command.
 fn not_dumpable() {
-    // SAFETY: prctl with integer arguments only.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    // It cannot fail for a value of 0 or 1 (prctl(2)); were it to, there is nothing better
+    // to do than go on.
+    let _ = nix::sys::prctl::set_dumpable(false);
 }
 
 /// Replaces the default panic message, which quotes whatever the failing code held (a
@@ -52,18 +58,19 @@ fn main() -> ExitCode {
     not_dumpable();
     quiet_panics();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Fetch(args) => fetch(args),
+    let result: std::result::Result<(), MountError> = match cli.command {
+        Command::Fetch(args) => fetch(args).map_err(Into::into),
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
         #[cfg(feature = "dev-gateway")]
-        Command::DevGateway(args) => {
-            s3credsfs::logging::init_stderr("info");
-            runtime()
-                .block_on(s3credsfs::gateway::run_dev_gateway(args))
-                .map_err(s3credsfs::error::Error::Config)
-        }
+        Command::DevGateway(args) => args
+            .to_config()
+            .and_then(|config| {
+                s3credsfs::logging::init_stderr("info");
+                runtime().block_on(s3credsfs::gateway::run_dev_gateway(config))
+            })
+            .map_err(|e| s3credsfs::error::Error::Config(e).into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

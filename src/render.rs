@@ -54,15 +54,19 @@ impl Format {
 pub struct Profile {
     /// Section name in the INI formats (validated to `[A-Za-z0-9_.-]+` by the config).
     pub name: String,
+    /// The region for clients that need one (validated to `[A-Za-z0-9_.-]+` by the
+    /// config).
+    pub region: String,
     /// Command for the config file's `credential_process` line; the mount sets it.
     pub credential_process: Option<String>,
 }
 
 impl Profile {
     /// A profile with no `credential_process`, as `fetch` renders.
-    pub fn named(name: &str) -> Self {
+    pub fn named(name: &str, region: &str) -> Self {
         Profile {
             name: name.to_string(),
+            region: region.to_string(),
             credential_process: None,
         }
     }
@@ -76,8 +80,8 @@ pub fn render(format: Format, creds: &Credentials, profile: &Profile) -> Result<
         Format::Json => render_json(creds),
         Format::Credentials => render_credentials(creds, profile),
         Format::Config => render_config(creds, profile),
-        Format::Env => render_env(creds),
-        Format::S3cfg => render_s3cfg(creds),
+        Format::Env => render_env(creds, profile),
+        Format::S3cfg => render_s3cfg(creds, profile),
         Format::Rclone => render_rclone(creds, profile),
     };
     text.map_err(|key| Error::Unrenderable {
@@ -161,6 +165,7 @@ fn render_config(creds: &Credentials, profile: &Profile) -> Result<String, &'sta
         ini_section(&mut out, &format!("profile {}", profile.name))?;
     }
     ini_pair(&mut out, "endpoint_url", &creds.endpoint_url)?;
+    ini_pair(&mut out, "region", &profile.region)?;
     if let Some(command) = &profile.credential_process {
         ini_pair(&mut out, "credential_process", command)?;
     }
@@ -172,7 +177,7 @@ pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
-fn render_env(creds: &Credentials) -> Result<String, &'static str> {
+fn render_env(creds: &Credentials, profile: &Profile) -> Result<String, &'static str> {
     let mut out = String::new();
     header(&mut out, "Shell environment (source this file)", creds);
     let expiration = creds.expiration_rfc3339();
@@ -182,6 +187,8 @@ fn render_env(creds: &Credentials) -> Result<String, &'static str> {
         ("AWS_SESSION_TOKEN", creds.session_token.expose()),
         ("AWS_CREDENTIAL_EXPIRATION", expiration.as_str()),
         ("AWS_ENDPOINT_URL", creds.endpoint_url.as_str()),
+        ("AWS_REGION", profile.region.as_str()),
+        ("AWS_DEFAULT_REGION", profile.region.as_str()),
     ];
     for (name, value) in pairs {
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
@@ -209,6 +216,7 @@ pub fn render_container_env(
     url: &str,
     token: &crate::secret::Secret,
     endpoint_url: &str,
+    region: &str,
 ) -> String {
     let mut out = String::from(
         "# Container credentials endpoint of s3credsfs: source this file; every AWS SDK then\n\
@@ -218,6 +226,8 @@ pub fn render_container_env(
         ("AWS_CONTAINER_CREDENTIALS_FULL_URI", url),
         ("AWS_CONTAINER_AUTHORIZATION_TOKEN", token.expose()),
         ("AWS_ENDPOINT_URL", endpoint_url),
+        ("AWS_REGION", region),
+        ("AWS_DEFAULT_REGION", region),
     ];
     for (name, value) in pairs {
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
@@ -234,7 +244,7 @@ const S3CMD_HINT: &str = "\
 #   s3cmd -c FILE --access_token=\"$(sed -n 's/^access_token = //p' FILE)\" ...
 ";
 
-fn render_s3cfg(creds: &Credentials) -> Result<String, &'static str> {
+fn render_s3cfg(creds: &Credentials, profile: &Profile) -> Result<String, &'static str> {
     let (host, https) = host_and_scheme(&creds.endpoint_url);
     let mut out = String::new();
     header(&mut out, "s3cmd configuration (s3cmd -c FILE)", creds);
@@ -246,6 +256,7 @@ fn render_s3cfg(creds: &Credentials) -> Result<String, &'static str> {
     ini_pair(&mut out, "host_base", &host)?;
     ini_pair(&mut out, "host_bucket", &host)?;
     ini_pair(&mut out, "use_https", if https { "True" } else { "False" })?;
+    ini_pair(&mut out, "bucket_location", &profile.region)?;
     Ok(out)
 }
 
@@ -262,6 +273,7 @@ fn render_rclone(creds: &Credentials, profile: &Profile) -> Result<String, &'sta
     )?;
     ini_pair(&mut out, "session_token", creds.session_token.expose())?;
     ini_pair(&mut out, "endpoint", &creds.endpoint_url)?;
+    ini_pair(&mut out, "region", &profile.region)?;
     Ok(out)
 }
 
@@ -283,7 +295,12 @@ mod tests {
 
     #[test]
     fn json_is_credential_process_output() {
-        let text = render(Format::Json, &creds(), &Profile::named("default")).unwrap();
+        let text = render(
+            Format::Json,
+            &creds(),
+            &Profile::named("default", "us-east-1"),
+        )
+        .unwrap();
         assert_eq!(
             text,
             r#"{
@@ -303,7 +320,7 @@ mod tests {
     #[test]
     fn credentials_file() {
         assert_eq!(
-            render(Format::Credentials, &creds(), &Profile::named("cray")).unwrap(),
+            render(Format::Credentials, &creds(), &Profile::named("cray", "zg-1")).unwrap(),
             "# AWS shared credentials from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              [cray]\n\
              aws_access_key_id = AKIDEXAMPLE\n\
@@ -315,16 +332,24 @@ mod tests {
     #[test]
     fn config_file_default_and_named() {
         assert_eq!(
-            render(Format::Config, &creds(), &Profile::named("default")).unwrap(),
-            "# AWS config from s3credsfs\n[default]\nendpoint_url = http://rgw.local:8080\n"
+            render(
+                Format::Config,
+                &creds(),
+                &Profile::named("default", "us-east-1")
+            )
+            .unwrap(),
+            "# AWS config from s3credsfs\n[default]\nendpoint_url = http://rgw.local:8080\n\
+             region = us-east-1\n"
         );
         let profile = Profile {
             name: "cray".into(),
+            region: "zg-1".into(),
             credential_process: Some("cat /home/u/.s3creds/json".into()),
         };
         assert_eq!(
             render(Format::Config, &creds(), &profile).unwrap(),
             "# AWS config from s3credsfs\n[profile cray]\nendpoint_url = http://rgw.local:8080\n\
+             region = zg-1\n\
              credential_process = cat /home/u/.s3creds/json\n"
         );
     }
@@ -332,13 +357,15 @@ mod tests {
     #[test]
     fn env_file_quotes_every_value() {
         assert_eq!(
-            render(Format::Env, &creds(), &Profile::named("default")).unwrap(),
+            render(Format::Env, &creds(), &Profile::named("default", "zg-1")).unwrap(),
             "# Shell environment (source this file) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              export AWS_ACCESS_KEY_ID='AKIDEXAMPLE'\n\
              export AWS_SECRET_ACCESS_KEY='s3cr3t/K+y'\n\
              export AWS_SESSION_TOKEN='tok'\\''en=='\n\
              export AWS_CREDENTIAL_EXPIRATION='2026-11-30T05:00:00Z'\n\
-             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n"
+             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n\
+             export AWS_REGION='zg-1'\n\
+             export AWS_DEFAULT_REGION='zg-1'\n"
         );
     }
 
@@ -356,7 +383,7 @@ mod tests {
     #[test]
     fn s3cfg_uses_path_style_and_scheme() {
         assert_eq!(
-            render(Format::S3cfg, &creds(), &Profile::named("default")).unwrap(),
+            render(Format::S3cfg, &creds(), &Profile::named("default", "zg-1")).unwrap(),
             "# s3cmd configuration (s3cmd -c FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              # s3cmd asks the EC2 instance metadata service (169.254.169.254) for a role before each\n\
              # request when the session token comes only from this file; pass it on the command line:\n\
@@ -367,19 +394,25 @@ mod tests {
              access_token = tok'en==\n\
              host_base = rgw.local:8080\n\
              host_bucket = rgw.local:8080\n\
-             use_https = False\n"
+             use_https = False\n\
+             bucket_location = zg-1\n"
         );
         let mut https = creds();
         https.endpoint_url = "https://s3.example.com".into();
-        let text = render(Format::S3cfg, &https, &Profile::named("default")).unwrap();
+        let text = render(
+            Format::S3cfg,
+            &https,
+            &Profile::named("default", "us-east-1"),
+        )
+        .unwrap();
         assert!(text.contains("host_base = s3.example.com\n"));
-        assert!(text.ends_with("use_https = True\n"));
+        assert!(text.contains("\nuse_https = True\n"));
     }
 
     #[test]
     fn rclone_remote() {
         assert_eq!(
-            render(Format::Rclone, &creds(), &Profile::named("default")).unwrap(),
+            render(Format::Rclone, &creds(), &Profile::named("default", "zg-1")).unwrap(),
             "# rclone remote (rclone --config FILE) from s3credsfs; these credentials expire at 2026-11-30T05:00:00Z\n\
              [default]\n\
              type = s3\n\
@@ -387,14 +420,15 @@ mod tests {
              access_key_id = AKIDEXAMPLE\n\
              secret_access_key = s3cr3t/K+y\n\
              session_token = tok'en==\n\
-             endpoint = http://rgw.local:8080\n"
+             endpoint = http://rgw.local:8080\n\
+             region = zg-1\n"
         );
     }
 
     #[test]
     fn no_inline_comments_anywhere() {
         for format in Format::ALL {
-            let text = render(format, &creds(), &Profile::named("default")).unwrap();
+            let text = render(format, &creds(), &Profile::named("default", "us-east-1")).unwrap();
             for line in text.lines() {
                 if !line.starts_with('#') {
                     assert!(!line.contains(" #"), "{format:?}: {line}");
@@ -424,7 +458,7 @@ mod tests {
                     Format::S3cfg,
                     Format::Rclone,
                 ] {
-                    match render(format, &bad, &Profile::named("default")) {
+                    match render(format, &bad, &Profile::named("default", "us-east-1")) {
                         // A format that does not carry this field is unaffected.
                         Ok(text) => assert!(!text.contains("evil"), "{what} {format:?}: {text}"),
                         Err(err) => {
@@ -439,22 +473,36 @@ mod tests {
         let mut bad = creds();
         bad.endpoint_url = planted.into();
         assert_eq!(
-            render(Format::Config, &bad, &Profile::named("default"))
-                .unwrap_err()
-                .to_string(),
+            render(
+                Format::Config,
+                &bad,
+                &Profile::named("default", "us-east-1")
+            )
+            .unwrap_err()
+            .to_string(),
             "refused to write `endpoint_url` into the config file: its value holds a line break \
              or control character that could inject settings; the gateway's reply is suspect, \
              check --api-gateway"
         );
         let profile = Profile {
             name: "default".into(),
+            region: "us-east-1".into(),
             credential_process: Some("cat /a\ncredential_process = id".into()),
         };
         assert!(render(Format::Config, &creds(), &profile).is_err());
-        assert!(render(Format::Credentials, &creds(), &Profile::named("a]\n[b")).is_err());
+        assert!(render(
+            Format::Credentials,
+            &creds(),
+            &Profile::named("a]\n[b", "r")
+        )
+        .is_err());
+        for format in [Format::Config, Format::S3cfg, Format::Rclone] {
+            let region = Profile::named("default", "r\n[profile evil]");
+            assert!(render(format, &creds(), &region).is_err(), "{format:?}");
+        }
         // Quoted formats carry any value safely.
-        assert!(render(Format::Json, &bad, &Profile::named("default")).is_ok());
-        assert!(render(Format::Env, &bad, &Profile::named("default")).is_ok());
+        assert!(render(Format::Json, &bad, &Profile::named("default", "us-east-1")).is_ok());
+        assert!(render(Format::Env, &bad, &Profile::named("default", "us-east-1")).is_ok());
     }
 
     #[test]
@@ -464,13 +512,16 @@ mod tests {
             render_container_env(
                 "http://127.0.0.1:4321/credentials",
                 &token,
-                "http://rgw.local:8080"
+                "http://rgw.local:8080",
+                "zg-1"
             ),
             "# Container credentials endpoint of s3credsfs: source this file; every AWS SDK then\n\
              # fetches (and refreshes) credentials from the endpoint by itself.\n\
              export AWS_CONTAINER_CREDENTIALS_FULL_URI='http://127.0.0.1:4321/credentials'\n\
              export AWS_CONTAINER_AUTHORIZATION_TOKEN='abc123'\n\
-             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n"
+             export AWS_ENDPOINT_URL='http://rgw.local:8080'\n\
+             export AWS_REGION='zg-1'\n\
+             export AWS_DEFAULT_REGION='zg-1'\n"
         );
     }
 

@@ -6,7 +6,8 @@ use zeroize::Zeroizing;
 /// Holds a secret so it cannot leak through `Debug`/`Display` and is zeroed when dropped.
 ///
 /// The only way to see the value is [`Secret::expose`], which makes every use greppable.
-#[derive(Clone, PartialEq, Eq)]
+/// Equality is [`Secret::ct_eq`]'s, so that no comparison of two secrets leaks timing.
+#[derive(Clone)]
 pub struct Secret(Zeroizing<String>);
 
 impl Secret {
@@ -24,7 +25,22 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Compares what a client presented (a token, a password) with this secret in time
+    /// that does not depend on where they differ, so a caller cannot guess it byte by
+    /// byte; only whether the lengths differ shows.
+    pub fn ct_eq(&self, presented: &[u8]) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), presented).into()
+    }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Secret) -> bool {
+        self.ct_eq(other.0.as_bytes())
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,5 +108,19 @@ mod tests {
         assert_eq!(secret.expose(), "hunter2");
         let wrapped = Some(secret);
         assert!(!format!("{wrapped:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn comparison_takes_the_whole_value() {
+        let secret = Secret::new("dev-password");
+        assert!(secret.ct_eq(b"dev-password"));
+        assert!(!secret.ct_eq(b"dev-passwore"));
+        assert!(!secret.ct_eq(b"Dev-password"));
+        assert!(!secret.ct_eq(b""));
+        assert!(!secret.ct_eq(b"dev-passwor"));
+        assert!(!secret.ct_eq(b"dev-password-longer"));
+        assert!(Secret::new("").ct_eq(b""));
+        assert_eq!(secret, Secret::new("dev-password"));
+        assert_ne!(secret, Secret::new("dev-password "));
     }
 }

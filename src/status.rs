@@ -11,6 +11,8 @@ pub struct MountInfo {
     pub gateway: String,
     pub auth: String,
     pub profile: String,
+    /// The region written into the files (not part of `status`).
+    pub region: String,
     pub mountpoint: String,
     pub pid: u32,
     pub min_validity_seconds: u64,
@@ -140,6 +142,7 @@ mod tests {
             gateway: "https://gw".into(),
             auth: "password".into(),
             profile: "default".into(),
+            region: "us-east-1".into(),
             mountpoint: "/home/u/.s3creds".into(),
             pid: 42,
             min_validity_seconds: 1200,

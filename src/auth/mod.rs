@@ -35,11 +35,17 @@ struct CachedToken {
 
 impl CachedToken {
     fn from_issued(issued: &Issued, now: DateTime<Utc>) -> Self {
-        let lifetime = issued.expires_at - now;
+        // Keycloak counts `exp` from the whole second it issued the token, so the token
+        // can end up to a second before `expires_in` says: believe the earlier.
+        let expires_at = jwt_expiry(issued.access_token.expose())
+            .map_or(issued.expires_at, |exp| {
+                std::cmp::min(exp, issued.expires_at)
+            });
+        let lifetime = expires_at - now;
         let margin = std::cmp::min(TOKEN_MARGIN, lifetime / 4);
         CachedToken {
             jwt: issued.access_token.clone(),
-            stale_at: Some(issued.expires_at - margin),
+            stale_at: Some(expires_at - margin),
         }
     }
 
@@ -70,12 +76,21 @@ pub struct Authenticator {
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
 /// and names).
-pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    jwt_part(token.split('.').nth(1)?)
+}
+
+/// One dot-separated part of a JWT (the header or the claims) as the JSON object it
+/// must be, unverified; the one decoder for the client, the emulator and the tests.
+/// Padding is tolerated, since some tools write it into token files.
+pub fn jwt_part(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
+        .decode(part.trim_end_matches('='))
         .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(object) => Some(object),
+        _ => None,
+    }
 }
 
 fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
@@ -358,6 +373,41 @@ impl Authenticator {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn issued(jwt_exp: i64, expires_at: DateTime<Utc>) -> Issued {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"exp": jwt_exp}).to_string());
+        Issued {
+            access_token: Secret::new(format!("h.{payload}.s")),
+            expires_at,
+            refresh_token: None,
+            refresh_expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_token_is_stale_before_the_earlier_of_exp_and_expires_in() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+            + chrono::Duration::milliseconds(900);
+        // Issued at .9 s for 2 s: `expires_in` says 2.9 s from the second, `exp` 2.0.
+        let token = CachedToken::from_issued(
+            &issued(1_800_000_002, now + chrono::Duration::seconds(2)),
+            now,
+        );
+        let exp = DateTime::from_timestamp(1_800_000_002, 0).unwrap();
+        assert!(token.usable(exp - chrono::Duration::milliseconds(400)));
+        assert!(
+            !token.usable(exp - chrono::Duration::milliseconds(250)),
+            "a quarter of its real life early"
+        );
+        // An `exp` later than `expires_in` changes nothing.
+        let token = CachedToken::from_issued(
+            &issued(1_900_000_000, now + chrono::Duration::seconds(300)),
+            now,
+        );
+        assert!(token.usable(now + chrono::Duration::seconds(269)));
+        assert!(!token.usable(now + chrono::Duration::seconds(270)));
+    }
 
     proptest! {
         /// A token file holds whatever its writer put there: never a panic, and an

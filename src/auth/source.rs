@@ -5,7 +5,6 @@ use crate::config::{PasswordSource, SecretSource};
 use crate::error::{Error, Result};
 use crate::files::Kind;
 use crate::secret::Secret;
-use std::io::{BufRead, Write};
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -73,53 +72,23 @@ fn from_command(command: &str) -> Result<Secret> {
     Ok(Secret::new(value))
 }
 
-/// Turns terminal echo off for as long as it lives.
-struct NoEcho {
-    fd: i32,
-    saved: libc::termios,
-}
-
-impl NoEcho {
-    fn new(fd: i32) -> Option<Self> {
-        // SAFETY: termios is plain data; tcgetattr fills it for a valid descriptor.
-        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-            return None;
-        }
-        let mut quiet = saved;
-        quiet.c_lflag &= !libc::ECHO;
-        quiet.c_lflag |= libc::ECHONL;
-        // SAFETY: as above; the settings are restored in Drop.
-        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-        Some(NoEcho { fd, saved })
-    }
-}
-
-impl Drop for NoEcho {
-    fn drop(&mut self) {
-        // SAFETY: restores what tcgetattr returned for the same descriptor.
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
-    }
-}
-
+/// Asks on the terminal with echo off (`rpassword` restores the terminal afterwards, also
+/// on error).
 fn prompt(username: &str, gateway: &str) -> Result<Secret> {
-    use std::os::fd::AsRawFd;
-    let tty = std::fs::OpenOptions::new()
+    // Opened here only so that having no terminal keeps its own sentence; rpassword
+    // opens /dev/tty again for the prompt and the reading.
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/tty")
         .map_err(|e| Error::Config(format!("cannot open the terminal to ask for the password ({e}); use --password-env, --password-file or --password-command")))?;
-    let mut writer = &tty;
-    let _ = write!(writer, "Password for {username} at {gateway}: ");
-    let _ = writer.flush();
-    let guard = NoEcho::new(tty.as_raw_fd());
-    // Zeroed on drop; the capacity is reserved so that typing never reallocates (a
-    // reallocation would leave a copy behind).
-    let mut line = Zeroizing::new(String::with_capacity(4096));
-    let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    drop(guard);
-    read.map_err(|e| Error::Config(format!("cannot read the password from the terminal ({e})")))?;
-    let secret = Secret::new(line.trim_end_matches(['\n', '\r']));
+    let mut typed = Zeroizing::new(
+        rpassword::prompt_password(format!("Password for {username} at {gateway}: ")).map_err(
+            |e| Error::Config(format!("cannot read the password from the terminal ({e})")),
+        )?,
+    );
+    // Taken, not copied: the buffer moves into the secret.
+    let secret = Secret::new(std::mem::take(&mut *typed));
     if secret.is_empty() {
         return Err(Error::Config("no password was typed".into()));
     }

@@ -22,6 +22,7 @@ fn snapshot(refresh: i64, expiry: i64) -> Snapshot {
         creds: creds(t(expiry)),
         fetched_at: t(0),
         refresh_at: t(refresh),
+        refresh_ahead_at: t(refresh),
     }
 }
 
@@ -40,6 +41,53 @@ fn the_staleness_rule() {
     // Never serve expired credentials, even when the refresh time was set too late.
     let odd = snapshot(300, 200);
     assert_eq!(plan(t(200), Some(&odd), None), Plan::Refresh);
+    // The refresh-ahead window: served at once with a background refresh, except while
+    // refreshes back off; below min-validity a reader waits as before.
+    let ahead = Snapshot {
+        refresh_ahead_at: t(80),
+        ..snapshot(100, 200)
+    };
+    assert_eq!(plan(t(79), Some(&ahead), None), Plan::Serve);
+    assert_eq!(plan(t(80), Some(&ahead), None), Plan::ServeAndRefresh);
+    assert_eq!(plan(t(99), Some(&ahead), None), Plan::ServeAndRefresh);
+    assert_eq!(plan(t(90), Some(&ahead), Some(t(95))), Plan::Serve);
+    assert_eq!(
+        plan(t(96), Some(&ahead), Some(t(95))),
+        Plan::ServeAndRefresh
+    );
+    assert_eq!(plan(t(100), Some(&ahead), None), Plan::Refresh);
+}
+
+#[test]
+fn refresh_ahead_never_cuts_below_half_the_lifetime() {
+    let ten_minutes = Duration::from_secs(600);
+    // An hour's credentials due at 40 min: the window opens at 30 min.
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), ten_minutes),
+        t(1800)
+    );
+    // A window wider than the first half of the life starts at half-life.
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(3000)),
+        t(1800)
+    );
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::ZERO),
+        t(2400)
+    );
+    // Due at half-life already (short-lived credentials): no earlier window.
+    assert_eq!(refresh_ahead_at(t(0), t(300), t(600), ten_minutes), t(300));
+    // A small window: exactly refresh-ahead early.
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(60)),
+        t(2340)
+    );
+    // Never after the refresh time, even for odd inputs.
+    assert_eq!(refresh_ahead_at(t(0), t(10), t(4), ten_minutes), t(2));
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::MAX),
+        t(1800)
+    );
 }
 
 #[test]
@@ -97,7 +145,10 @@ impl Fetch for Fake {
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
-                detail: "refused".into(),
+                cause: crate::error::Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )),
             });
         }
         Ok(creds(self.clock.now() + self.lifetime))
@@ -331,6 +382,7 @@ async fn a_refresh_over_its_budget_is_reported_as_slow() {
         "https://gw",
     )
     .with_time(clock);
+    let cache = Arc::new(cache);
     let err = cache.current().await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -364,4 +416,157 @@ async fn credentials_nobody_read_until_expiry_show_as_expired() {
     let status = cache.status();
     assert_eq!(status.state, State::Expired);
     assert_eq!(status.last_error, None);
+}
+
+/// A cache like [`cache`] that refreshes ten minutes ahead: 1 h credentials are due at
+/// 39 min and refreshed in the background from 30 min (not 29: half their life).
+fn cache_ahead() -> Arc<CredentialCache<Fake>> {
+    let cache = Arc::try_unwrap(cache(chrono::Duration::hours(1), Duration::from_secs(1200)))
+        .ok()
+        .unwrap();
+    Arc::new(cache.with_refresh_ahead(Duration::from_secs(600)))
+}
+
+/// Waits (in real time: the fake fetcher takes 50 ms) until `done`, or panics.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_refresh_ahead_window_readers_never_wait_and_one_refresh_runs() {
+    let cache = cache_ahead();
+    let first = cache.current().await.unwrap();
+    assert_eq!(first.refresh_ahead_at, t(30 * 60));
+    advance(&cache, 30.0 * 60.0 - 1.0);
+    assert_eq!(cache.current().await.unwrap().generation, 1);
+    assert_eq!(calls(&cache), 1, "no refresh before the window");
+    advance(&cache, 1.0);
+    // Many readers in the window: every one is served the current snapshot at once
+    // (the fetch takes 50 ms; none of them waits for it) and one refresh starts.
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(cache.current().await.unwrap().generation, 1);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "a reader waited"
+    );
+    until("the background refresh", || {
+        cache.peek().is_some_and(|s| s.generation == 2)
+    })
+    .await;
+    assert_eq!(calls(&cache), 2, "exactly one background refresh");
+    let second = cache.current().await.unwrap();
+    assert_eq!(second.fetched_at, t(30 * 60));
+    assert_eq!(cache.status().state, State::Fresh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_ahead_keeps_serving_and_backs_off() {
+    let cache = cache_ahead();
+    cache.current().await.unwrap();
+    fail(&cache, true);
+    advance(&cache, 30.0 * 60.0);
+    assert_eq!(cache.current().await.unwrap().generation, 1);
+    until("the failed background refresh", || {
+        cache.status().last_error.is_some()
+    })
+    .await;
+    // Backing off: served without a new attempt.
+    for _ in 0..10 {
+        assert_eq!(cache.current().await.unwrap().generation, 1);
+    }
+    assert_eq!(calls(&cache), 2);
+    // After the backoff (1 s at most with jitter 1), the next read starts another one.
+    advance(&cache, 1.0);
+    fail(&cache, false);
+    assert_eq!(cache.current().await.unwrap().generation, 1);
+    until("the second background refresh", || {
+        cache.peek().is_some_and(|s| s.generation == 2)
+    })
+    .await;
+    assert_eq!(calls(&cache), 3);
+    assert_eq!(cache.status().last_error, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_min_validity_a_reader_waits_for_the_refresh_in_flight() {
+    let cache = cache_ahead();
+    cache.current().await.unwrap();
+    advance(&cache, 30.0 * 60.0);
+    assert_eq!(cache.current().await.unwrap().generation, 1);
+    // The background refresh is in flight (50 ms); the clock passes the refresh time.
+    advance(&cache, 10.0 * 60.0);
+    let waited = cache.current().await.unwrap();
+    assert_eq!(
+        waited.generation, 2,
+        "the reader got the refreshed credentials"
+    );
+    assert!(waited.creds.expiration - cache.now() >= chrono::Duration::minutes(20));
+    until("the background task to finish", || {
+        !cache.inner().ahead_in_flight
+    })
+    .await;
+    assert_eq!(
+        calls(&cache),
+        2,
+        "the waiting reader shared the background refresh"
+    );
+}
+
+/// Jitter 0.5, where the other tests use 1: the refresh comes half of its jitter window
+/// early, and every backoff delay is scaled by 0.75. Were the cache to ignore its time
+/// source's jitter (as if it were always 0 or 1), both times would be off.
+#[tokio::test]
+async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
+    let clock = Arc::new(ManualClock::new(t(0), 0.5));
+    let fake = Fake {
+        calls: AtomicUsize::new(0),
+        fail: false.into(),
+        panic: false.into(),
+        lifetime: chrono::Duration::hours(1),
+        clock: clock.clone(),
+    };
+    let cache = CredentialCache::new(
+        fake,
+        Duration::from_secs(1200),
+        Duration::from_secs(5),
+        "https://gw",
+    )
+    .with_time(clock.clone());
+    let cache = Arc::new(cache);
+    // 20 min of min-validity, jitter 0.5 of its 60 s window: 30 s earlier than 40 min.
+    let first = cache.current().await.unwrap();
+    assert_eq!(first.refresh_at, t(40 * 60 - 30));
+    clock.advance(Duration::from_secs(40 * 60 - 31));
+    let _ = cache.current().await;
+    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), 1);
+    clock.advance(Duration::from_secs(1));
+    cache.fetcher().fail.store(true, Ordering::SeqCst);
+    // Due: the refresh fails and the still-valid credentials are served meanwhile.
+    let _ = cache.current().await;
+    let mut expected = 2;
+    assert_eq!(cache.fetcher().calls.load(Ordering::SeqCst), expected);
+    // Delays of 1 s, 2 s, 4 s scaled by 0.5 + 0.5 * 0.5.
+    for delay_ms in [750, 1500, 3000] {
+        clock.advance(Duration::from_millis(delay_ms - 1));
+        let _ = cache.current().await;
+        assert_eq!(
+            cache.fetcher().calls.load(Ordering::SeqCst),
+            expected,
+            "no retry before {delay_ms} ms"
+        );
+        clock.advance(Duration::from_millis(1));
+        let _ = cache.current().await;
+        expected += 1;
+        assert_eq!(
+            cache.fetcher().calls.load(Ordering::SeqCst),
+            expected,
+            "a retry at {delay_ms} ms"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The raw configuration layers (flags and environment via clap, the TOML file) and their
 //! merge by precedence. Values stay strings here; `Settings` parses them once.
 
+use super::keys::{Kind, Scope, Setting};
 use crate::error::{Error, Result};
 use clap::builder::FalseyValueParser;
 use clap::parser::ValueSource;
@@ -8,88 +9,6 @@ use clap::{Arg, ArgAction, ArgMatches, Args, Command, FromArgMatches};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Which commands accept a setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// `fetch` and `mount`.
-    Common,
-    /// `mount` only.
-    Mount,
-}
-
-/// One setting: its long flag, its help, and whether it takes a value or is a switch.
-#[derive(Debug)]
-pub struct Key {
-    pub name: &'static str,
-    /// `None` for on/off switches.
-    pub value_name: Option<&'static str>,
-    pub help: &'static str,
-    pub scope: Scope,
-}
-
-const fn key(name: &'static str, value: &'static str, help: &'static str) -> Key {
-    Key {
-        name,
-        value_name: Some(value),
-        help,
-        scope: Scope::Common,
-    }
-}
-
-const fn switch(name: &'static str, help: &'static str) -> Key {
-    Key {
-        name,
-        value_name: None,
-        help,
-        scope: Scope::Common,
-    }
-}
-
-/// Every setting, in the order `--help` lists them. The single source of truth for flag
-/// names, `S3CREDSFS_*` variables and config-file keys.
-pub static KEYS: &[Key] = &[
-    key("api-gateway", "URL", "Base URL of the CSM API gateway [default: https://api-gw-service-nmn.local]"),
-    key("token-url", "URL", "Keycloak token endpoint [default: {gateway}/keycloak/realms/{realm}/protocol/openid-connect/token]"),
-    key("sts-url", "URL", "STS endpoint [default: {gateway}/apis/sts/token]"),
-    key("realm", "REALM", "Keycloak realm [default: shasta]"),
-    key("client-id", "ID", "Keycloak client id [default: shasta]"),
-    key("username", "NAME", "Log in with this user's password (password grant)"),
-    key("password-env", "VAR", "Read the password from this environment variable"),
-    key("password-file", "FILE", "Read the password from this file (must not be readable by group or others)"),
-    key("password-command", "CMD", "Run this shell command and use its output as the password"),
-    key("client-secret-file", "FILE", "Use the client_credentials grant with the secret in this file"),
-    key("client-secret-env", "VAR", "Use the client_credentials grant with the secret in this variable"),
-    key("token-env", "VAR", "Use the JWT in this environment variable (like $TOKEN in the CSM docs)"),
-    key("token-file", "FILE", "Use the JWT, or the `cray` CLI's saved login JSON, in this file (re-read on every use)"),
-    key("ca-file", "PEM", "Trust this CA bundle in addition to the system roots [default: /etc/pki/trust/anchors/platform-ca-certs.crt if present]"),
-    switch("insecure", "Do not verify TLS certificates (prints a warning on every start)"),
-    switch("allow-http", "Allow plain http to hosts other than loopback"),
-    key("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m [default: 30s]"),
-    key("profile", "NAME", "Profile name written into the credentials, config and rclone formats [default: default]"),
-    Key {
-        name: "min-validity",
-        value_name: Some("DURATION"),
-        help: "Refresh before serving when less than this validity remains [default: 20m]",
-        scope: Scope::Mount,
-    },
-    Key {
-        name: "log-file",
-        value_name: Some("FILE"),
-        help: "Where the background daemon writes its log [default: none]",
-        scope: Scope::Mount,
-    },
-];
-
-/// Looks a key up by its flag / config-file name.
-pub fn find_key(name: &str) -> Option<&'static Key> {
-    KEYS.iter().find(|k| k.name == name)
-}
-
-/// The environment variable that sets a key: `S3CREDSFS_` + upper snake case.
-pub fn env_var(name: &str) -> String {
-    format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
-}
 
 /// Where a value came from, so an error can send the user to the right place.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +37,7 @@ pub struct RawValue {
 
 impl RawValue {
     /// "bad value ... for --x: why" naming key and source, as every config error does.
-    pub fn error(&self, key: &str, why: &str) -> Error {
+    pub fn error(&self, key: Setting, why: &str) -> Error {
         let place = match &self.source {
             Source::File(path) => format!("key `{key}` in config file {}", path.display()),
             Source::Flag(flag) => flag.clone(),
@@ -146,8 +65,8 @@ impl RawValue {
     }
 }
 
-/// One layer: key name → value. Layers merge by precedence.
-pub type Layer = BTreeMap<&'static str, RawValue>;
+/// One layer: setting → value. Layers merge by precedence.
+pub type Layer = BTreeMap<Setting, RawValue>;
 
 /// Merges layers, earlier ones winning (flags+environment, then the file).
 pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
@@ -160,20 +79,24 @@ pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
     merged
 }
 
-fn clap_id(name: &str) -> String {
-    name.replace('-', "_")
+fn clap_id(key: Setting) -> String {
+    key.name().replace('-', "_")
 }
 
 fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
-    for k in KEYS.iter().filter(|k| scopes.contains(&k.scope)) {
-        let mut arg = Arg::new(clap_id(k.name))
-            .long(k.name)
-            .env(env_var(k.name))
-            .help(k.help)
+    for &key in Setting::ALL {
+        let spec = key.spec();
+        if !scopes.contains(&spec.scope) {
+            continue;
+        }
+        let mut arg = Arg::new(clap_id(key))
+            .long(spec.name)
+            .env(key.env_var())
+            .help(key.help())
             .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)");
-        arg = match k.value_name {
-            Some(value_name) => arg.value_name(value_name).action(ArgAction::Set),
-            None => arg
+        arg = match spec.kind {
+            Kind::Value(value_name) => arg.value_name(value_name).action(ArgAction::Set),
+            Kind::Switch => arg
                 .action(ArgAction::SetTrue)
                 .value_parser(FalseyValueParser::new()),
         };
@@ -191,22 +114,22 @@ fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
 
 fn layer_from_matches(m: &ArgMatches) -> (Layer, Option<PathBuf>) {
     let mut layer = Layer::new();
-    for k in KEYS {
-        let id = clap_id(k.name);
+    for &key in Setting::ALL {
+        let id = clap_id(key);
         let source = match m.try_contains_id(&id) {
             Ok(true) => match m.value_source(&id) {
-                Some(ValueSource::CommandLine) => Source::Flag(format!("--{}", k.name)),
-                Some(ValueSource::EnvVariable) => Source::Env(env_var(k.name)),
+                Some(ValueSource::CommandLine) => Source::Flag(key.flag()),
+                Some(ValueSource::EnvVariable) => Source::Env(key.env_var()),
                 _ => continue,
             },
             _ => continue,
         };
-        let value = match k.value_name {
-            Some(_) => m.get_one::<String>(&id).cloned(),
-            None => m.get_one::<bool>(&id).map(|b| b.to_string()),
+        let value = match key.spec().kind {
+            Kind::Value(_) => m.get_one::<String>(&id).cloned(),
+            Kind::Switch => m.get_one::<bool>(&id).map(|b| b.to_string()),
         };
         if let Some(value) = value {
-            layer.insert(k.name, RawValue { value, source });
+            layer.insert(key, RawValue { value, source });
         }
     }
     let config = m.get_one::<String>("config").map(PathBuf::from);
@@ -295,8 +218,8 @@ pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
     })?;
     let mut layer = Layer::new();
     for (name, value) in table {
-        let Some(k) = find_key(&name) else {
-            let names: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        let Some(key) = Setting::from_name(&name) else {
+            let names: Vec<&str> = Setting::ALL.iter().map(|k| k.name()).collect();
             return Err(Error::Config(format!(
                 "unknown key `{}` in config file {}; valid keys are: {}",
                 crate::untrusted::clean(&name, 60),
@@ -304,24 +227,23 @@ pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
                 names.join(", ")
             )));
         };
-        let text = match (k.value_name, value) {
-            (Some(_), toml::Value::String(s)) => s,
-            (None, toml::Value::Boolean(b)) => b.to_string(),
-            (expected, other) => {
-                let want = if expected.is_some() {
-                    "a quoted string"
-                } else {
-                    "true or false"
+        let text = match (key.spec().kind, value) {
+            (Kind::Value(_), toml::Value::String(s)) => s,
+            (Kind::Switch, toml::Value::Boolean(b)) => b.to_string(),
+            (kind, other) => {
+                let want = match kind {
+                    Kind::Value(_) => "a quoted string",
+                    Kind::Switch => "true or false",
                 };
                 return Err(Error::Config(format!(
-                    "bad value {other} for key `{name}` in config file {}: expected {want}",
+                    "bad value {other} for key `{key}` in config file {}: expected {want}",
                     path.display()
                 )));
             }
         };
         let source = Source::File(path.to_path_buf());
         layer.insert(
-            k.name,
+            key,
             RawValue {
                 value: text,
                 source,
@@ -353,9 +275,35 @@ mod tests {
     fn flags_become_a_layer_with_their_source() {
         let cli = TestCli::try_parse_from(["x", "--realm", "r1", "--insecure"]).unwrap();
         let layer = cli.settings.0.layer;
-        assert_eq!(layer["realm"], raw("r1", Source::Flag("--realm".into())));
-        assert_eq!(layer["insecure"].value, "true");
-        assert!(!layer.contains_key("timeout"));
+        assert_eq!(
+            layer[&Setting::Realm],
+            raw("r1", Source::Flag("--realm".into()))
+        );
+        assert_eq!(layer[&Setting::Insecure].value, "true");
+        assert!(!layer.contains_key(&Setting::Timeout));
+    }
+
+    /// The default `--help` shows for each setting is the one resolution uses: the line
+    /// names exactly `spec().fallback` and no other default.
+    #[test]
+    fn help_shows_each_default_once() {
+        let help = <MountSettings as Args>::augment_args(Command::new("x"))
+            .render_help()
+            .to_string();
+        for &key in Setting::ALL {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", key.flag())))
+                .unwrap_or_else(|| panic!("no help line for {key}:\n{help}"));
+            match key.spec().fallback.shown() {
+                Some(default) => {
+                    assert!(line.contains(&format!("[default: {default}]")), "{line}");
+                    assert_eq!(line.matches("[default:").count(), 1, "{line}");
+                }
+                None => assert!(!line.contains("[default:"), "{line}"),
+            }
+        }
+        assert!(help.contains("[default: 30s]") && help.contains("[default: shasta]"));
     }
 
     #[test]
@@ -363,8 +311,8 @@ mod tests {
         let path = Path::new("/etc/x.toml");
         let layer =
             parse_file_layer("api-gateway = \"https://gw\"\ninsecure = true\n", path).unwrap();
-        assert_eq!(layer["api-gateway"].value, "https://gw");
-        assert_eq!(layer["insecure"].value, "true");
+        assert_eq!(layer[&Setting::ApiGateway].value, "https://gw");
+        assert_eq!(layer[&Setting::Insecure].value, "true");
 
         let err = parse_file_layer("api_gateway = \"x\"", path)
             .unwrap_err()
@@ -396,23 +344,26 @@ mod tests {
     #[test]
     fn earlier_layers_win() {
         let mut cli = Layer::new();
-        cli.insert("realm", raw("from-flag", Source::Flag("--realm".into())));
+        cli.insert(
+            Setting::Realm,
+            raw("from-flag", Source::Flag("--realm".into())),
+        );
         let mut file = Layer::new();
-        file.insert("realm", raw("from-file", Source::File("/f".into())));
-        file.insert("timeout", raw("5s", Source::File("/f".into())));
+        file.insert(Setting::Realm, raw("from-file", Source::File("/f".into())));
+        file.insert(Setting::Timeout, raw("5s", Source::File("/f".into())));
         let merged = merge([cli, file]);
-        assert_eq!(merged["realm"].value, "from-flag");
-        assert_eq!(merged["timeout"].value, "5s");
+        assert_eq!(merged[&Setting::Realm].value, "from-flag");
+        assert_eq!(merged[&Setting::Timeout].value, "5s");
     }
 
     #[test]
     fn errors_name_key_and_source() {
         let v = raw("soon", Source::Env("S3CREDSFS_TIMEOUT".into()));
         assert_eq!(
-            v.error("timeout", "expected a duration like 30s").to_string(),
+            v.error(Setting::Timeout, "expected a duration like 30s")
+                .to_string(),
             "bad value \"soon\" for environment variable S3CREDSFS_TIMEOUT: expected a duration like 30s"
         );
-        assert_eq!(env_var("api-gateway"), "S3CREDSFS_API_GATEWAY");
     }
 
     #[test]
@@ -424,7 +375,7 @@ mod tests {
             "https://admin:p@ss:hunter2@gw/x",
         ] {
             let err = raw(value, Source::Flag("--api-gateway".into()))
-                .error("api-gateway", "why")
+                .error(Setting::ApiGateway, "why")
                 .to_string();
             assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
             assert!(err.contains("<redacted>@"), "{err}");
@@ -433,7 +384,7 @@ mod tests {
             &"x\u{1b}".repeat(1000),
             Source::Env("S3CREDSFS_REALM".into()),
         );
-        let err = long.error("realm", "why").to_string();
+        let err = long.error(Setting::Realm, "why").to_string();
         assert!(err.len() < 400 && !err.contains('\u{1b}'), "{err}");
     }
 }

@@ -1,11 +1,13 @@
 //! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > config file >
 //! defaults. Everything downstream takes `Settings`, never raw strings.
 
+mod keys;
 mod layers;
 
+pub use keys::{env_var, Fallback, Kind, Scope, Setting, Spec};
 pub use layers::{
-    env_var, file_layer, merge, parse_file_layer, CliLayer, FetchSettings, Layer, MountSettings,
-    RawValue, Source, KEYS,
+    file_layer, merge, parse_file_layer, CliLayer, FetchSettings, Layer, MountSettings, RawValue,
+    Source,
 };
 
 use crate::error::{Error, Result};
@@ -73,7 +75,6 @@ pub struct Settings {
     pub api_gateway: Url,
     pub token_url: Url,
     pub sts_url: Url,
-    pub realm: String,
     pub client_id: String,
     pub auth: AuthConfig,
     /// The CA bundle to add to the system roots, if any.
@@ -81,7 +82,13 @@ pub struct Settings {
     pub insecure: bool,
     pub timeout: Duration,
     pub profile: String,
+    /// Written into the files for SDKs that refuse to sign without a region (the JS v3
+    /// and Rust SDKs); Ceph RGW accepts any, and `us-east-1` is what it expects by default.
+    pub region: String,
     pub min_validity: Duration,
+    /// How long before `min_validity` a background refresh starts, so readers in steady
+    /// state never wait for the gateway.
+    pub refresh_ahead: Duration,
     pub log_file: Option<PathBuf>,
 }
 
@@ -134,7 +141,7 @@ pub fn load_layers(cli: &CliLayer, ctx: &Context) -> Result<Layer> {
     Ok(merge([cli.layer.clone(), file]))
 }
 
-fn parse_duration(raw: &RawValue, key: &str) -> Result<Duration> {
+fn parse_duration(raw: &RawValue, key: Setting) -> Result<Duration> {
     let d = humantime::parse_duration(raw.value.trim())
         .map_err(|_| raw.error(key, "expected a duration like 30s, 90s or 15m"))?;
     if d.is_zero() {
@@ -154,7 +161,7 @@ pub fn is_loopback(url: &Url) -> bool {
     }
 }
 
-fn parse_url(raw: &RawValue, key: &str, allow_http: bool) -> Result<Url> {
+fn parse_url(raw: &RawValue, key: Setting, allow_http: bool) -> Result<Url> {
     let url = Url::parse(raw.value.trim())
         .map_err(|_| raw.error(key, "expected a URL like https://api-gw-service-nmn.local"))?;
     if !url.username().is_empty() || url.password().is_some() {
@@ -171,14 +178,15 @@ fn parse_url(raw: &RawValue, key: &str, allow_http: bool) -> Result<Url> {
     }
 }
 
-fn default_value(key: &str, value: String) -> RawValue {
+/// A default as a raw value, so it is parsed (and any error reported) like a given one.
+fn default_value(key: Setting, value: String) -> RawValue {
     RawValue {
         value,
-        source: Source::Flag(format!("--{key} (default)")),
+        source: Source::Flag(format!("{} (default)", key.flag())),
     }
 }
 
-fn nonempty(raw: &RawValue, key: &str) -> Result<String> {
+fn nonempty(raw: &RawValue, key: Setting) -> Result<String> {
     let value = raw.value.trim();
     if value.is_empty() {
         return Err(raw.error(key, "the value is empty"));
@@ -186,64 +194,99 @@ fn nonempty(raw: &RawValue, key: &str) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// The value of `key`: given, or its `Fallback::Value` default.
+fn given_or_default(layer: &Layer, key: Setting) -> Result<RawValue> {
+    match (layer.get(&key), key.spec().fallback) {
+        (Some(raw), _) => Ok(raw.clone()),
+        (None, Fallback::Value(text)) => Ok(default_value(key, text.into())),
+        (None, _) => Err(no_default(key)),
+    }
+}
+
+/// Only reachable if `Setting::spec` loses a default that `resolve` relies on.
+fn no_default(key: Setting) -> Error {
+    Error::Config(format!(
+        "{} has no default (a bug in s3credsfs); set it explicitly",
+        key.flag()
+    ))
+}
+
 /// Parses the merged layer into `Settings`; every error names the key and its source.
 pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
-    let get = |key: &str| layer.get(key);
-    let flag = |key: &str| get(key).is_some_and(|v| v.value == "true");
-    let allow_http = flag("allow-http");
-    let text = |key: &str, default: &str| -> Result<String> {
-        match get(key) {
-            Some(raw) => nonempty(raw, key),
-            None => Ok(default.to_string()),
-        }
-    };
+    let get = |key: Setting| layer.get(&key);
+    let flag = |key: Setting| get(key).is_some_and(|v| v.value == "true");
+    let allow_http = flag(Setting::AllowHttp);
+    let text = |key: Setting| nonempty(&given_or_default(layer, key)?, key);
 
-    let gateway_raw = get("api-gateway")
-        .cloned()
-        .unwrap_or_else(|| default_value("api-gateway", DEFAULT_GATEWAY.into()));
-    let api_gateway = parse_url(&gateway_raw, "api-gateway", allow_http)?;
+    let gateway_raw = given_or_default(layer, Setting::ApiGateway)?;
+    let api_gateway = parse_url(&gateway_raw, Setting::ApiGateway, allow_http)?;
     let base = api_gateway.as_str().trim_end_matches('/').to_string();
-    let realm = text("realm", "shasta")?;
-    let client_id = text("client-id", "shasta")?;
-    let derived = |key: &str, path: String| -> Result<Url> {
-        match get(key) {
-            Some(raw) => parse_url(raw, key, allow_http),
-            None => parse_url(
-                &default_value(key, format!("{base}{path}")),
+    let realm = text(Setting::Realm)?;
+    let client_id = text(Setting::ClientId)?;
+    let derived = |key: Setting| -> Result<Url> {
+        let raw = match (get(key), key.spec().fallback) {
+            (Some(raw), _) => raw.clone(),
+            (None, Fallback::Derived(template)) => default_value(
                 key,
-                allow_http,
+                template
+                    .replace("{gateway}", &base)
+                    .replace("{realm}", &realm),
             ),
+            (None, _) => return Err(no_default(key)),
+        };
+        parse_url(&raw, key, allow_http)
+    };
+    let token_url = derived(Setting::TokenUrl)?;
+    let sts_url = derived(Setting::StsUrl)?;
+
+    let duration = |key: Setting| parse_duration(&given_or_default(layer, key)?, key);
+    let timeout = duration(Setting::Timeout)?;
+    let min_validity = duration(Setting::MinValidity)?;
+    // Zero is allowed here: it turns refreshing ahead off.
+    let refresh_ahead = {
+        let raw = given_or_default(layer, Setting::RefreshAhead)?;
+        if raw.value.trim().parse::<u64>() == Ok(0) {
+            Duration::ZERO
+        } else {
+            humantime::parse_duration(raw.value.trim()).map_err(|_| {
+                raw.error(
+                    Setting::RefreshAhead,
+                    "expected a duration like 5m or 10m, or 0 to refresh only on demand",
+                )
+            })?
         }
     };
-    let token_url = derived(
-        "token-url",
-        format!("/keycloak/realms/{realm}/protocol/openid-connect/token"),
-    )?;
-    let sts_url = derived("sts-url", "/apis/sts/token".into())?;
 
-    let duration = |key: &str, default: Duration| -> Result<Duration> {
-        get(key).map_or(Ok(default), |raw| parse_duration(raw, key))
-    };
-    let timeout = duration("timeout", Duration::from_secs(30))?;
-    let min_validity = duration("min-validity", Duration::from_secs(20 * 60))?;
-
-    let profile = text("profile", "default")?;
+    let profile = text(Setting::Profile)?;
     if !profile
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
     {
-        return Err(get("profile")
-            .map(|raw| raw.error("profile", "use only letters, digits, `_`, `.` and `-`"))
-            .unwrap_or_else(|| Error::Config("bad profile".into())));
+        return Err(given_or_default(layer, Setting::Profile)?.error(
+            Setting::Profile,
+            "use only letters, digits, `_`, `.` and `-`",
+        ));
     }
 
-    let ca_file = match get("ca-file") {
-        Some(raw) => Some(PathBuf::from(nonempty(raw, "ca-file")?)),
-        None if Path::new(PLATFORM_CA).exists() => Some(PathBuf::from(PLATFORM_CA)),
-        None => None,
+    let region = text(Setting::Region)?;
+    if region.len() > 64
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    {
+        return Err(given_or_default(layer, Setting::Region)?.error(
+            Setting::Region,
+            "use at most 64 letters, digits, `_`, `.` and `-` (for example us-east-1)",
+        ));
+    }
+
+    let ca_file = match (get(Setting::CaFile), Setting::CaFile.spec().fallback) {
+        (Some(raw), _) => Some(PathBuf::from(nonempty(raw, Setting::CaFile)?)),
+        (None, Fallback::IfPresent(path)) if Path::new(path).exists() => Some(PathBuf::from(path)),
+        (None, _) => None,
     };
-    let log_file = get("log-file")
-        .map(|raw| nonempty(raw, "log-file").map(PathBuf::from))
+    let log_file = get(Setting::LogFile)
+        .map(|raw| nonempty(raw, Setting::LogFile).map(PathBuf::from))
         .transpose()?;
 
     Ok(Settings {
@@ -251,13 +294,14 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         api_gateway,
         token_url,
         sts_url,
-        realm,
         client_id,
         ca_file,
-        insecure: flag("insecure"),
+        insecure: flag(Setting::Insecure),
         timeout,
         profile,
+        region,
         min_validity,
+        refresh_ahead,
         log_file,
     })
 }
@@ -266,18 +310,18 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
 /// user. Login and URL settings from flags, variables or the config file do not apply.
 #[cfg(feature = "dev-gateway")]
 pub fn resolve_dev(layer: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
-    const REPLACED: [&str; 11] = [
-        "api-gateway",
-        "token-url",
-        "sts-url",
-        "username",
-        "password-env",
-        "password-file",
-        "password-command",
-        "client-secret-file",
-        "client-secret-env",
-        "token-env",
-        "token-file",
+    const REPLACED: [Setting; 11] = [
+        Setting::ApiGateway,
+        Setting::TokenUrl,
+        Setting::StsUrl,
+        Setting::Username,
+        Setting::PasswordEnv,
+        Setting::PasswordFile,
+        Setting::PasswordCommand,
+        Setting::ClientSecretFile,
+        Setting::ClientSecretEnv,
+        Setting::TokenEnv,
+        Setting::TokenFile,
     ];
     let mut layer = layer.clone();
     layer.retain(|key, _| !REPLACED.contains(key));
@@ -286,9 +330,9 @@ pub fn resolve_dev(layer: &Layer, ctx: &Context, gateway_url: &str) -> Result<Se
         value: value.into(),
         source: source.clone(),
     };
-    layer.insert("api-gateway", dev(gateway_url));
-    layer.insert("username", dev(crate::gateway::DEFAULT_USER));
-    layer.insert("password-env", dev("UNUSED"));
+    layer.insert(Setting::ApiGateway, dev(gateway_url));
+    layer.insert(Setting::Username, dev(crate::gateway::DEFAULT_USER));
+    layer.insert(Setting::PasswordEnv, dev("UNUSED"));
     let mut settings = resolve(&layer, ctx)?;
     settings.auth = AuthConfig::Password {
         username: crate::gateway::DEFAULT_USER.into(),
@@ -337,23 +381,23 @@ fn find_cray_login(ctx: &Context, gateway: &Url) -> Result<Option<PathBuf>> {
 }
 
 fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfig> {
-    let value = |key: &str| -> Result<Option<String>> {
-        layer.get(key).map(|raw| nonempty(raw, key)).transpose()
+    let value = |key: Setting| -> Result<Option<String>> {
+        layer.get(&key).map(|raw| nonempty(raw, key)).transpose()
     };
-    let place = |key: &str| layer.get(key).map(|raw| raw.source.to_string());
+    let place = |key: Setting| layer.get(&key).map(|raw| raw.source.to_string());
 
-    let password_sources: Vec<(&str, PasswordSource)> = [
+    let password_sources: Vec<(Setting, PasswordSource)> = [
         (
-            "password-env",
-            value("password-env")?.map(PasswordSource::Env),
+            Setting::PasswordEnv,
+            value(Setting::PasswordEnv)?.map(PasswordSource::Env),
         ),
         (
-            "password-file",
-            value("password-file")?.map(|p| PasswordSource::File(p.into())),
+            Setting::PasswordFile,
+            value(Setting::PasswordFile)?.map(|p| PasswordSource::File(p.into())),
         ),
         (
-            "password-command",
-            value("password-command")?.map(PasswordSource::Command),
+            Setting::PasswordCommand,
+            value(Setting::PasswordCommand)?.map(PasswordSource::Command),
         ),
     ]
     .into_iter()
@@ -362,7 +406,7 @@ fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfi
     if password_sources.len() > 1 {
         let names: Vec<String> = password_sources
             .iter()
-            .filter_map(|(k, _)| place(k))
+            .filter_map(|(k, _)| place(*k))
             .collect();
         return Err(Error::Config(format!(
             "several password sources are set ({}); keep exactly one",
@@ -371,7 +415,7 @@ fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfi
     }
 
     let mut methods: Vec<(String, AuthConfig)> = Vec::new();
-    if let Some(username) = value("username")? {
+    if let Some(username) = value(Setting::Username)? {
         let password = match password_sources.into_iter().next() {
             Some((_, source)) => source,
             None if ctx.stdin_is_terminal => PasswordSource::Prompt,
@@ -383,23 +427,23 @@ fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfi
             }
         };
         methods.push((
-            place("username").unwrap_or_default(),
+            place(Setting::Username).unwrap_or_default(),
             AuthConfig::Password { username, password },
         ));
     } else if let Some((key, _)) = password_sources.first() {
         return Err(Error::Config(format!(
             "{} gives a password but no user; add --username",
-            place(key).unwrap_or_default()
+            place(*key).unwrap_or_default()
         )));
     }
-    let secret_sources: Vec<(&str, SecretSource)> = [
+    let secret_sources: Vec<(Setting, SecretSource)> = [
         (
-            "client-secret-file",
-            value("client-secret-file")?.map(|p| SecretSource::File(p.into())),
+            Setting::ClientSecretFile,
+            value(Setting::ClientSecretFile)?.map(|p| SecretSource::File(p.into())),
         ),
         (
-            "client-secret-env",
-            value("client-secret-env")?.map(SecretSource::Env),
+            Setting::ClientSecretEnv,
+            value(Setting::ClientSecretEnv)?.map(SecretSource::Env),
         ),
     ]
     .into_iter()
@@ -411,17 +455,17 @@ fn resolve_auth(layer: &Layer, ctx: &Context, gateway: &Url) -> Result<AuthConfi
             AuthConfig::ClientCredentials { secret },
         ));
     }
-    if let Some(var) = value("token-env")? {
+    if let Some(var) = value(Setting::TokenEnv)? {
         methods.push((
-            place("token-env").unwrap_or_default(),
+            place(Setting::TokenEnv).unwrap_or_default(),
             AuthConfig::TokenEnv { var },
         ));
     }
-    if let Some(path) = value("token-file")? {
+    if let Some(path) = value(Setting::TokenFile)? {
         // Re-read on every use, also by a daemon that has left this directory.
         let path = std::path::absolute(&path).unwrap_or_else(|_| path.into());
         methods.push((
-            place("token-file").unwrap_or_default(),
+            place(Setting::TokenFile).unwrap_or_default(),
             AuthConfig::TokenFile { path },
         ));
     }

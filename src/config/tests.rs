@@ -1,12 +1,12 @@
 use super::*;
 
-fn layer(pairs: &[(&'static str, &str)]) -> Layer {
+fn layer(pairs: &[(Setting, &str)]) -> Layer {
     pairs
         .iter()
         .map(|(k, v)| {
             let raw = RawValue {
                 value: v.to_string(),
-                source: Source::Flag(format!("--{k}")),
+                source: Source::Flag(k.flag()),
             };
             (*k, raw)
         })
@@ -17,8 +17,8 @@ fn ctx() -> Context {
     Context::default()
 }
 
-fn password_user() -> Vec<(&'static str, &'static str)> {
-    vec![("username", "vers"), ("password-env", "PW")]
+fn password_user() -> Vec<(Setting, &'static str)> {
+    vec![(Setting::Username, "vers"), (Setting::PasswordEnv, "PW")]
 }
 
 #[test]
@@ -33,11 +33,12 @@ fn defaults_derive_urls_from_the_gateway() {
         s.sts_url.as_str(),
         "https://api-gw-service-nmn.local/apis/sts/token"
     );
-    assert_eq!(s.realm, "shasta");
     assert_eq!(s.client_id, "shasta");
     assert_eq!(s.timeout, Duration::from_secs(30));
     assert_eq!(s.min_validity, Duration::from_secs(1200));
     assert_eq!(s.profile, "default");
+    assert_eq!(s.region, "us-east-1");
+    assert_eq!(s.refresh_ahead, Duration::from_secs(600));
     assert_eq!(
         s.auth,
         AuthConfig::Password {
@@ -51,10 +52,10 @@ fn defaults_derive_urls_from_the_gateway() {
 fn explicit_urls_and_realm() {
     let mut pairs = password_user();
     pairs.extend([
-        ("api-gateway", "https://gw.example/"),
-        ("realm", "other"),
-        ("sts-url", "https://sts.example/token"),
-        ("timeout", "90s"),
+        (Setting::ApiGateway, "https://gw.example/"),
+        (Setting::Realm, "other"),
+        (Setting::StsUrl, "https://sts.example/token"),
+        (Setting::Timeout, "90s"),
     ]);
     let s = resolve(&layer(&pairs), &ctx()).unwrap();
     assert_eq!(
@@ -68,24 +69,24 @@ fn explicit_urls_and_realm() {
 #[test]
 fn plain_http_only_to_loopback_unless_allowed() {
     let mut pairs = password_user();
-    pairs.push(("api-gateway", "http://127.0.0.1:9443"));
+    pairs.push((Setting::ApiGateway, "http://127.0.0.1:9443"));
     assert!(resolve(&layer(&pairs), &ctx()).is_ok());
     pairs.pop();
-    pairs.push(("api-gateway", "http://gw.example"));
+    pairs.push((Setting::ApiGateway, "http://gw.example"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert_eq!(
         err,
         "bad value \"http://gw.example\" for --api-gateway: plain http is only allowed to \
          loopback addresses; use https, or pass --allow-http"
     );
-    pairs.push(("allow-http", "true"));
+    pairs.push((Setting::AllowHttp, "true"));
     assert!(resolve(&layer(&pairs), &ctx()).is_ok());
 }
 
 #[test]
 fn bad_values_name_key_and_source() {
     let mut pairs = password_user();
-    pairs.push(("timeout", "soon"));
+    pairs.push((Setting::Timeout, "soon"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(
         err.starts_with("bad value \"soon\" for --timeout:"),
@@ -93,12 +94,37 @@ fn bad_values_name_key_and_source() {
     );
 
     let mut pairs = password_user();
-    pairs.push(("profile", "a b"));
+    pairs.push((Setting::Profile, "a b"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("for --profile"), "{err}");
 
+    for region in ["us east", "x\nregion = evil", "eu'1", &"a".repeat(65)] {
+        let mut pairs = password_user();
+        pairs.push((Setting::Region, region));
+        let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+        assert!(err.contains("for --region"), "{err}");
+        assert!(err.contains("letters, digits"), "{err}");
+    }
+    for (value, expected) in [("0", 0), ("0s", 0), ("90s", 90), ("1h", 3600)] {
+        let mut pairs = password_user();
+        pairs.push((Setting::RefreshAhead, value));
+        let s = resolve(&layer(&pairs), &ctx()).unwrap();
+        assert_eq!(s.refresh_ahead, Duration::from_secs(expected), "{value}");
+    }
     let mut pairs = password_user();
-    pairs.push(("api-gateway", "gw.example"));
+    pairs.push((Setting::RefreshAhead, "soon"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert!(err.contains("for --refresh-ahead"), "{err}");
+
+    let mut pairs = password_user();
+    pairs.push((Setting::Region, "default.zonegroup-2"));
+    assert_eq!(
+        resolve(&layer(&pairs), &ctx()).unwrap().region,
+        "default.zonegroup-2"
+    );
+
+    let mut pairs = password_user();
+    pairs.push((Setting::ApiGateway, "gw.example"));
     let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
     assert!(err.contains("expected a URL"), "{err}");
 }
@@ -109,9 +135,9 @@ fn exactly_one_login_method() {
     assert!(err.starts_with("no way to log in is configured"), "{err}");
 
     let both = layer(&[
-        ("username", "u"),
-        ("password-env", "P"),
-        ("token-env", "TOKEN"),
+        (Setting::Username, "u"),
+        (Setting::PasswordEnv, "P"),
+        (Setting::TokenEnv, "TOKEN"),
     ]);
     let err = resolve(&both, &ctx()).unwrap_err().to_string();
     assert_eq!(
@@ -120,21 +146,21 @@ fn exactly_one_login_method() {
     );
 
     let two_passwords = layer(&[
-        ("username", "u"),
-        ("password-env", "P"),
-        ("password-file", "/f"),
+        (Setting::Username, "u"),
+        (Setting::PasswordEnv, "P"),
+        (Setting::PasswordFile, "/f"),
     ]);
     let err = resolve(&two_passwords, &ctx()).unwrap_err().to_string();
     assert!(err.starts_with("several password sources"), "{err}");
 
-    let no_user = layer(&[("password-env", "P")]);
+    let no_user = layer(&[(Setting::PasswordEnv, "P")]);
     let err = resolve(&no_user, &ctx()).unwrap_err().to_string();
     assert_eq!(
         err,
         "--password-env gives a password but no user; add --username"
     );
 
-    let no_password = layer(&[("username", "u")]);
+    let no_password = layer(&[(Setting::Username, "u")]);
     let err = resolve(&no_password, &ctx()).unwrap_err().to_string();
     assert!(err.contains("stdin is not a terminal"), "{err}");
     let tty = Context {
@@ -150,7 +176,10 @@ fn exactly_one_login_method() {
         }
     ));
 
-    let client = layer(&[("client-secret-file", "/s"), ("client-id", "admin-client")]);
+    let client = layer(&[
+        (Setting::ClientSecretFile, "/s"),
+        (Setting::ClientId, "admin-client"),
+    ]);
     let s = resolve(&client, &ctx()).unwrap();
     assert_eq!(
         s.auth,
@@ -209,11 +238,15 @@ fn precedence_flag_over_file_over_default() {
     )
     .unwrap();
     let cli = CliLayer {
-        layer: layer(&[("realm", "from-flag")]),
+        layer: layer(&[(Setting::Realm, "from-flag")]),
         config_file: Some(file.clone()),
     };
     let s = resolve(&load_layers(&cli, &ctx()).unwrap(), &ctx()).unwrap();
-    assert_eq!(s.realm, "from-flag");
+    assert!(
+        s.token_url.path().contains("/realms/from-flag/"),
+        "{}",
+        s.token_url
+    );
     assert_eq!(s.timeout, Duration::from_secs(5));
     assert_eq!(s.min_validity, Duration::from_secs(1200));
 
@@ -225,7 +258,11 @@ fn precedence_flag_over_file_over_default() {
     std::fs::create_dir_all(dir.path().join("s3credsfs")).unwrap();
     std::fs::copy(&file, dir.path().join("s3credsfs/config.toml")).unwrap();
     let s = resolve(&load_layers(&CliLayer::default(), &xdg).unwrap(), &xdg).unwrap();
-    assert_eq!(s.realm, "from-file");
+    assert!(
+        s.token_url.path().contains("/realms/from-file/"),
+        "{}",
+        s.token_url
+    );
 
     // An explicit --config that does not exist is an error, not silently ignored.
     let missing = CliLayer {

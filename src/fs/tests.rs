@@ -17,7 +17,10 @@ impl Fetch for Fake {
         if self.fail {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
-                detail: "refused".into(),
+                cause: crate::error::Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )),
             });
         }
         Ok(Credentials {
@@ -75,6 +78,7 @@ fn harness_with(
         gateway: "https://gw".into(),
         auth: "password".into(),
         profile: "default".into(),
+        region: "us-east-1".into(),
         mountpoint: "/m nt".into(),
         pid: 1,
         min_validity_seconds: 3600,
@@ -161,7 +165,7 @@ fn sizes_match_what_a_read_returns() {
         "{config}"
     );
     assert_eq!(calls(&h.fs), 1);
-    assert_eq!(h.fs.open_handles(), 0);
+    assert_eq!(lock(&h.fs.handles).len(), 0);
 }
 
 #[test]

@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroize;
 
 use super::state::random_uuid;
-use super::sts::{CredentialMinter, Credentials, MintFuture};
+use super::sts::{CredentialMinter, MintFuture};
+use crate::creds::Credentials;
+use crate::secret::Secret;
 
 /// Region used to sign `AssumeRole` when none is given; RGW and moto accept any region,
 /// and this is what AWS SDKs fall back to.
@@ -235,8 +237,8 @@ fn parse_assume_role(xml: &str) -> Result<Credentials, String> {
         .with_timezone(&Utc);
     Ok(Credentials {
         access_key_id: field("AccessKeyId")?,
-        secret_access_key: field("SecretAccessKey")?,
-        session_token: field("SessionToken")?,
+        secret_access_key: Secret::new(field("SecretAccessKey")?),
+        session_token: Secret::new(field("SessionToken")?),
         endpoint_url: String::new(),
         expiration,
     })
@@ -326,8 +328,8 @@ mod tests {
     fn parses_an_assume_role_reply() {
         let c = parse_assume_role(REPLY).unwrap();
         assert_eq!(c.access_key_id, "ASIAEXAMPLE");
-        assert_eq!(c.secret_access_key, "wJal/rXUtn+FEMI&K7");
-        assert_eq!(c.session_token, "FQoGZXIvYXdzE==");
+        assert_eq!(c.secret_access_key.expose(), "wJal/rXUtn+FEMI&K7");
+        assert_eq!(c.session_token.expose(), "FQoGZXIvYXdzE==");
         assert_eq!(c.expiration.to_rfc3339(), "2030-01-02T03:04:05.123+00:00");
     }
 

@@ -180,9 +180,7 @@ fn authenticate_client<'a>(
     };
     if let Some(account) = state.config.clients.iter().find(|c| c.name == id) {
         return match secret {
-            Some(s) if state.signer.secret_matches(s, account.secret.expose()) => {
-                Ok(Client::Confidential(account))
-            }
+            Some(s) if account.secret.ct_eq(s.as_bytes()) => Ok(Client::Confidential(account)),
             _ => Err(bad_client()),
         };
     }
@@ -317,7 +315,7 @@ fn password_grant(
         .users
         .iter()
         .find(|u| u.name == username)
-        .filter(|u| state.signer.secret_matches(password, u.secret.expose()))
+        .filter(|u| u.secret.ct_eq(password.as_bytes()))
         .ok_or_else(|| oauth_error(401, "invalid_grant", "Invalid user credentials"))?;
     let expires = issuer.exp(state.config.refresh_lifetime);
     let session = state.new_session(&user.name, expires);

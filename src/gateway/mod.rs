@@ -18,7 +18,7 @@
 //! a backend STS mints them: then they open whatever its role allows).
 
 mod backend;
-mod cli;
+mod foreground;
 mod jwt;
 mod keycloak;
 mod server;
@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use backend::{BackendSts, DEFAULT_BACKEND_REGION};
-pub use cli::{run_dev_gateway, BackendArgs, DevGatewayArgs};
+pub use foreground::run_dev_gateway;
 
 /// User name accepted when no `--user` is given (and in [`GatewayConfig::default`]), so a
 /// demo works with no setup.
@@ -204,6 +204,10 @@ pub struct Stats {
     pub healthz_requests: u64,
     /// Injected faults applied so far (each use of a `Times::N`/`Always` fault counts).
     pub faults_applied: u64,
+    /// TCP connections accepted: clients that reuse keep-alive connections make few.
+    pub connections: u64,
+    /// Completed TLS handshakes (https gateways only).
+    pub tls_handshakes: u64,
 }
 
 /// A running emulated gateway. Dropping it (or [`Gateway::shutdown`]) stops serving.

@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::Acceptor;
+
 use super::keycloak::{self, Outcome};
 use super::state::State;
 use super::{sts, Endpoint, Fault, HEALTHZ_PATH, STS_TOKEN_PATH};
@@ -165,40 +167,39 @@ const MAX_BODY: usize = 64 * 1024;
 /// How long a client may take over the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Accepts connections until the task is aborted; dropping the task (and with it the
-/// `JoinSet`) stops every connection too.
+/// Accepts connections until the task is aborted. Unlike the container endpoint's, the
+/// connections are not capped (tests are the only clients) but owned by a `JoinSet`, so
+/// that dropping the task stops every connection too and a stopped gateway is gone.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     tls: Option<TlsAcceptor>,
 ) {
+    let mut acceptor = Acceptor::new(listener, "dev-gateway");
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let state = state.clone();
-                    let tls = tls.clone();
-                    connections.spawn(async move {
-                        let _ = stream.set_nodelay(true);
-                        match tls {
-                            None => serve(stream, state).await,
-                            Some(acceptor) => {
-                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                                    Ok(Ok(tls_stream)) => serve(tls_stream, state).await,
-                                    Ok(Err(e)) => tracing::debug!(error = %e, "dev-gateway: TLS handshake failed"),
-                                    Err(_) => tracing::debug!("dev-gateway: TLS handshake timed out"),
+            stream = acceptor.accept() => {
+                state.count(|s| s.connections += 1);
+                let state = state.clone();
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    match tls {
+                        None => serve(stream, state).await,
+                        Some(acceptor) => {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(tls_stream)) => {
+                                    state.count(|s| s.tls_handshakes += 1);
+                                    serve(tls_stream, state).await
                                 }
+                                Ok(Err(e)) => tracing::debug!(error = %e, "dev-gateway: TLS handshake failed"),
+                                Err(_) => tracing::debug!("dev-gateway: TLS handshake timed out"),
                             }
                         }
-                    });
-                }
-                Err(e) => {
-                    // Typically EMFILE; back off instead of spinning.
-                    tracing::warn!(error = %e, "dev-gateway: accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+                    }
+                });
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }

@@ -8,27 +8,14 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde_json::{json, Value};
-use zeroize::Zeroize;
 
 use super::jwt;
 use super::server::Reply;
 use super::state::{random_base64, random_string, State};
-
-/// One set of temporary S3 credentials, as cray-sts returns it.
-pub(crate) struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: String,
-    pub endpoint_url: String,
-    pub expiration: DateTime<Utc>,
-}
-
-impl Drop for Credentials {
-    fn drop(&mut self) {
-        self.secret_access_key.zeroize();
-        self.session_token.zeroize();
-    }
-}
+// What the emulator mints is the type the client parses a reply into: one type, whose
+// secrets are redacted in `Debug` and zeroed on drop on both sides.
+use crate::creds::Credentials;
+use crate::secret::Secret;
 
 /// A boxed future, so that [`CredentialMinter`] stays object-safe.
 pub(crate) type MintFuture<'a> =
@@ -58,8 +45,8 @@ impl RandomMinter {
             .unwrap_or_else(|_| chrono::Duration::days(3650));
         Credentials {
             access_key_id: random_string(UPPER_ALNUM, 20),
-            secret_access_key: random_string(ALNUM, 40),
-            session_token: random_base64(192),
+            secret_access_key: Secret::new(random_string(ALNUM, 40)),
+            session_token: Secret::new(random_base64(192)),
             endpoint_url: self.endpoint_url.clone(),
             expiration: Utc::now() + lifetime,
         }
@@ -84,10 +71,10 @@ pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> Str
         "AccessKeyId": c.access_key_id,
         "EndpointURL": c.endpoint_url,
         "Expiration": format_expiration(c.expiration),
-        "SecretAccessKey": c.secret_access_key,
+        "SecretAccessKey": c.secret_access_key.expose(),
     });
     if with_session_token {
-        creds["SessionToken"] = Value::String(c.session_token.clone());
+        creds["SessionToken"] = Value::String(c.session_token.expose().to_owned());
     }
     json!({ "Credentials": creds }).to_string()
 }
@@ -219,8 +206,8 @@ mod tests {
             .access_key_id
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
-        assert_eq!(c.secret_access_key.len(), 40);
-        assert_eq!(c.session_token.len(), 256);
+        assert_eq!(c.secret_access_key.expose().len(), 40);
+        assert_eq!(c.session_token.expose().len(), 256);
         let body: Value = serde_json::from_str(&credentials_body(&c, false)).unwrap();
         assert!(body["Credentials"].get("SessionToken").is_none());
         assert_eq!(body["Credentials"]["EndpointURL"], "http://rgw.local:8080");

@@ -1,9 +1,12 @@
 //! Background mode: fork before any thread exists, let the child mount and fetch, and
 //! have the parent wait (at most 30 s) for the child's one-line verdict on a pipe.
 
-use crate::error::{Error, Result};
+use super::error::{MountError, Result};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{ForkResult, Pid};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// How long the parent waits for the daemon's verdict.
@@ -21,7 +24,7 @@ impl Notifier {
     }
 
     /// Tells the parent why the daemon could not start.
-    pub fn failed(mut self, error: &Error) {
+    pub fn failed(mut self, error: &MountError) {
         let _ = writeln!(self.pipe, "ERR {error}");
     }
 }
@@ -29,7 +32,7 @@ impl Notifier {
 /// Which side of the fork we are on.
 pub enum Side {
     /// The parent: wait for the verdict with [`wait_for_child`].
-    Parent { pipe: OwnedFd, child: libc::pid_t },
+    Parent { pipe: OwnedFd, child: Pid },
     /// The child: carry on as the daemon.
     Child(Notifier),
 }
@@ -43,32 +46,19 @@ fn threads_in_process() -> usize {
 /// Forks. Must be called while the process has a single thread.
 pub fn fork() -> Result<Side> {
     debug_assert_eq!(threads_in_process(), 1, "fork with threads running");
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors we then own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(Error::Lifecycle(format!(
-            "cannot create a pipe ({})",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: fds were just created and are owned by nobody else.
     let (read_end, write_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| MountError::Pipe(e.into()))?;
     // SAFETY: single-threaded here, so the child may run arbitrary code.
-    match unsafe { libc::fork() } {
-        -1 => Err(Error::Lifecycle(format!(
-            "cannot fork ({})",
-            std::io::Error::last_os_error()
-        ))),
-        0 => {
+    match unsafe { nix::unistd::fork() }.map_err(|e| MountError::Fork(e.into()))? {
+        ForkResult::Child => {
             drop(read_end);
-            // SAFETY: detach from the terminal's session so its signals do not reach us.
-            unsafe { libc::setsid() };
+            // Detach from the terminal's session so its signals do not reach us.
+            let _ = nix::unistd::setsid();
             Ok(Side::Child(Notifier {
                 pipe: std::fs::File::from(write_end),
             }))
         }
-        child => {
+        ForkResult::Parent { child } => {
             drop(write_end);
             Ok(Side::Parent {
                 pipe: read_end,
@@ -79,27 +69,23 @@ pub fn fork() -> Result<Side> {
 }
 
 /// Waits for the child's verdict: `Ok(detail)` when it mounted, else the error it sent.
-pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> Result<String> {
+pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<String> {
     let deadline = Instant::now() + timeout;
     let mut file = std::fs::File::from(pipe);
     let mut text = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut poll = libc::pollfd {
-            fd: file.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let ready =
-            unsafe { libc::poll(&mut poll, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if ready == 0 {
-            // SAFETY: the child is ours; it did not answer in time.
-            unsafe { libc::kill(child, libc::SIGTERM) };
-            return Err(Error::Lifecycle(format!(
-                "the background daemon did not report within {}s; run with --foreground to see what it is doing",
-                timeout.as_secs()
-            )));
+        let wait = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, wait) {
+            Ok(0) => {
+                // The child is ours; it did not answer in time.
+                let _ = kill(child, Signal::SIGTERM);
+                return Err(MountError::NoVerdict(timeout));
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(MountError::Verdict(e.into())),
         }
         let mut buf = [0u8; 4096];
         match file.read(&mut buf) {
@@ -111,11 +97,7 @@ pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> R
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                return Err(Error::Lifecycle(format!(
-                    "cannot read the daemon's verdict ({e})"
-                )))
-            }
+            Err(e) => return Err(MountError::Verdict(e)),
         }
     }
     let text = String::from_utf8_lossy(&text);
@@ -125,14 +107,10 @@ pub fn wait_for_child(pipe: OwnedFd, child: libc::pid_t, timeout: Duration) -> R
     }
     if let Some(message) = line.strip_prefix("ERR ") {
         // Reap the child, which exits right after reporting.
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(child, &mut status, 0) };
-        return Err(Error::Config(message.to_string()));
+        let _ = nix::sys::wait::waitpid(child, None);
+        return Err(MountError::Daemon(message.to_string()));
     }
-    Err(Error::Lifecycle(
-        "the background daemon exited before mounting; run with --foreground to see why".into(),
-    ))
+    Err(MountError::DaemonVanished)
 }
 
 /// Points stdin and stdout at /dev/null and stderr at the log (or /dev/null), so the
@@ -145,11 +123,10 @@ pub fn detach_stdio(log: Option<&std::fs::File>) {
     else {
         return;
     };
-    let err_fd = log.map_or(null.as_raw_fd(), |f| f.as_raw_fd());
-    // SAFETY: dup2 onto the standard descriptors with descriptors we hold open.
-    unsafe {
-        libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(null.as_raw_fd(), 1);
-        libc::dup2(err_fd, 2);
-    }
+    let _ = nix::unistd::dup2_stdin(&null);
+    let _ = nix::unistd::dup2_stdout(&null);
+    let _ = match log {
+        Some(file) => nix::unistd::dup2_stderr(file),
+        None => nix::unistd::dup2_stderr(&null),
+    };
 }

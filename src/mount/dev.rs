@@ -3,8 +3,8 @@
 //! `dev-gateway` feature (the default) have it; a production build has no `--dev` flag,
 //! no backend flags and none of the emulator's code.
 
+use super::error::Result;
 use crate::config::{Context, Layer, Settings};
-use crate::error::Result;
 
 pub use imp::{DevArgs, DevGateway, DevPlan};
 
@@ -21,9 +21,11 @@ pub fn settings(
 #[cfg(feature = "dev-gateway")]
 mod imp {
     use super::*;
+    use crate::cli::BackendArgs;
     use crate::config::resolve_dev;
     use crate::error::Error;
-    use crate::gateway::{BackendArgs, BackendSts, Gateway, GatewayConfig};
+    use crate::gateway::{BackendSts, Gateway, GatewayConfig};
+    use crate::mount::MountError;
 
     /// The flags that start the built-in gateway.
     #[derive(clap::Args, Debug)]
@@ -31,6 +33,13 @@ mod imp {
         /// Start the built-in gateway emulator on loopback and log in as its default user
         #[arg(long)]
         pub dev: bool,
+        /// With --dev: lifetime of the S3 credentials the built-in gateway hands out, to
+        /// watch renewal without waiting an hour [default: 1h]
+        #[arg(long, value_name = "DURATION", requires = "dev", value_parser = humantime::parse_duration)]
+        pub lifetime: Option<std::time::Duration>,
+        /// With --dev: lifetime of the built-in gateway's Keycloak access tokens [default: 5m]
+        #[arg(long, value_name = "DURATION", requires = "dev", value_parser = humantime::parse_duration)]
+        pub token_lifetime: Option<std::time::Duration>,
         /// With --dev: mint credentials by AssumeRole on a real S3 STS
         #[command(flatten)]
         pub backend: Box<BackendArgs>,
@@ -41,6 +50,8 @@ mod imp {
     pub struct DevPlan {
         listener: std::net::TcpListener,
         backend: Option<BackendSts>,
+        lifetime: Option<std::time::Duration>,
+        token_lifetime: Option<std::time::Duration>,
     }
 
     /// A running built-in gateway; serving stops when it is dropped.
@@ -57,34 +68,41 @@ mod imp {
                 return Err(Error::Config(
                     "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
                         .into(),
-                ));
+                )
+                .into());
             }
             return Ok((crate::config::resolve(layer, ctx)?, None));
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| Error::Lifecycle(format!("cannot listen on loopback for --dev ({e})")))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MountError::DevListen)?;
         let url = format!(
             "http://{}",
-            listener
-                .local_addr()
-                .map_err(|e| Error::Lifecycle(e.to_string()))?
+            listener.local_addr().map_err(MountError::DevListen)?
         );
         let settings = resolve_dev(layer, ctx, &url)?;
-        Ok((settings, Some(DevPlan { listener, backend })))
+        Ok((
+            settings,
+            Some(DevPlan {
+                listener,
+                backend,
+                lifetime: args.lifetime,
+                token_lifetime: args.token_lifetime,
+            }),
+        ))
     }
 
     impl DevPlan {
         /// Starts the gateway on the daemon's runtime.
         pub fn start(self, runtime: &tokio::runtime::Runtime) -> Result<DevGateway> {
+            let defaults = GatewayConfig::default();
             let config = GatewayConfig {
                 backend: self.backend,
-                ..Default::default()
+                lifetime: self.lifetime.unwrap_or(defaults.lifetime),
+                token_lifetime: self.token_lifetime.unwrap_or(defaults.token_lifetime),
+                ..defaults
             };
             let gateway = runtime
                 .block_on(Gateway::start_on(self.listener, config))
-                .map_err(|e| {
-                    Error::Lifecycle(format!("cannot start the built-in gateway ({e})"))
-                })?;
+                .map_err(MountError::DevGateway)?;
             tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
             Ok(gateway)
         }

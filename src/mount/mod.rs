@@ -6,17 +6,20 @@
 
 pub mod daemon;
 pub mod dev;
+pub mod error;
 pub mod mountpoint;
 
 use crate::cache::CredentialCache;
 use crate::config::{load_layers, Context, MountSettings, Settings};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::fs::CredsFs;
 use crate::fuse::FuseAdapter;
 use crate::status::{MountInfo, StatusDoc};
 use crate::sts::Pipeline;
 use daemon::{Notifier, Side};
+pub use error::{MountError, Result};
 use mountpoint::{MountState, FSTYPE};
+use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,10 +111,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             // Hold no directory busy (every path we use later is absolute).
             let _ = std::env::set_current_dir("/");
             if let Some(file) = &log {
-                crate::logging::init_writer(
-                    file.try_clone()
-                        .map_err(|e| Error::Lifecycle(e.to_string()))?,
-                );
+                crate::logging::init_writer(file.try_clone().map_err(MountError::LogFile)?);
             }
             // Errors were already sent to the parent, which prints them.
             let code = i32::from(job.serve(Some(notifier), log.as_ref()).is_err());
@@ -153,9 +153,7 @@ impl Job {
                 }
                 let result = session.run();
                 tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted; exiting");
-                result.map_err(|e| {
-                    Error::Lifecycle(format!("the FUSE session ended with an error ({e})"))
-                })
+                result.map_err(MountError::Session)
             }
             Err(error) => {
                 tracing::error!(error = %error, "could not start");
@@ -175,19 +173,22 @@ impl Job {
             .thread_name("s3credsfs-io")
             .enable_all()
             .build()
-            .map_err(|e| Error::Lifecycle(format!("cannot start the async runtime ({e})")))?;
+            .map_err(MountError::Runtime)?;
         let gateway = self
             .dev
             .take()
             .map(|plan| plan.start(&runtime))
             .transpose()?;
         let pipeline = self.pipeline.take().expect("start runs once");
-        let cache = Arc::new(CredentialCache::new(
-            pipeline,
-            self.settings.min_validity,
-            crate::sts::refresh_budget(self.settings.timeout),
-            self.settings.api_gateway.as_str(),
-        ));
+        let cache = Arc::new(
+            CredentialCache::new(
+                pipeline,
+                self.settings.min_validity,
+                crate::sts::refresh_budget(self.settings.timeout),
+                self.settings.api_gateway.as_str(),
+            )
+            .with_refresh_ahead(self.settings.refresh_ahead),
+        );
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
         } else {
@@ -200,11 +201,7 @@ impl Job {
         let container = if self.container_endpoint {
             let endpoint = runtime
                 .block_on(crate::container::start(cache.clone()))
-                .map_err(|e| {
-                    Error::Lifecycle(format!(
-                        "cannot start the container credentials endpoint ({e})"
-                    ))
-                })?;
+                .map_err(MountError::ContainerEndpoint)?;
             tracing::info!(url = %endpoint.url, "container credentials endpoint started");
             Some(endpoint)
         } else {
@@ -219,6 +216,7 @@ impl Job {
                 .to_string(),
             auth: self.settings.auth.describe().to_string(),
             profile: self.settings.profile.clone(),
+            region: self.settings.region.clone(),
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
             min_validity_seconds: self.settings.min_validity.as_secs(),
@@ -227,12 +225,14 @@ impl Job {
         let user = |p: &Pipeline| p.user();
         let fs = CredsFs::new(cache, info, container, user);
         let config = fuse_config();
-        let mut session = fuser::Session::new(FuseAdapter::new(fs, runtime.handle().clone()), &self.mountpoint, &config).map_err(|e| {
-            Error::Config(format!(
-                "cannot mount on {} ({e}); check that /dev/fuse exists and that you own the directory",
-                self.mountpoint.display()
-            ))
-        })?;
+        let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+        let mut session =
+            fuser::Session::new(adapter, &self.mountpoint, &config).map_err(|source| {
+                MountError::Mount {
+                    path: self.mountpoint.clone(),
+                    source,
+                }
+            })?;
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
         runtime.spawn(signals.unmount_on_signal(unmounter, self.mountpoint.clone()));
@@ -290,10 +290,7 @@ struct Signals {
 impl Signals {
     fn new() -> Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let register = |kind| {
-            signal(kind)
-                .map_err(|e| Error::Lifecycle(format!("cannot install signal handlers ({e})")))
-        };
+        let register = |kind| signal(kind).map_err(MountError::Signals);
         Ok(Signals {
             term: register(SignalKind::terminate())?,
             int: register(SignalKind::interrupt())?,
@@ -324,7 +321,7 @@ impl Signals {
     }
 }
 
-fn require_our_mount(path: &Path) -> Result<()> {
+fn require_our_mount(path: &Path) -> crate::error::Result<()> {
     match mountpoint::state(path) {
         MountState::Live { fstype } if fstype == FSTYPE => Ok(()),
         MountState::Live { fstype } => Err(Error::Config(format!(
@@ -347,7 +344,7 @@ fn require_our_mount(path: &Path) -> Result<()> {
 /// The largest status file read; ours is well under 2 KiB.
 const MAX_STATUS: u64 = 64 * 1024;
 
-fn read_status(path: &Path) -> Result<String> {
+fn read_status(path: &Path) -> crate::error::Result<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(path.join("status"))
@@ -359,7 +356,7 @@ fn read_status(path: &Path) -> Result<String> {
 /// The pid a status file names, if it is a live s3credsfs process of this user: the file
 /// is only as trustworthy as the mount, and `kill` with 0 or -1 would signal a whole
 /// process group or every process we may signal.
-fn our_daemon(pid: u32) -> Option<libc::pid_t> {
+fn our_daemon(pid: u32) -> Option<Pid> {
     let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -370,9 +367,8 @@ fn our_daemon(pid: u32) -> Option<libc::pid_t> {
         .next()?
         .parse::<u32>()
         .ok()?;
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() };
-    (comm.trim_end() == "s3credsfs" && real_uid == me).then_some(pid)
+    let me = nix::unistd::getuid().as_raw();
+    (comm.trim_end() == "s3credsfs" && real_uid == me).then_some(Pid::from_raw(pid))
 }
 
 /// Runs `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
@@ -389,8 +385,8 @@ pub fn run_unmount(args: MountpointArgs) -> Result<()> {
         .and_then(|text| serde_json::from_str::<StatusDoc>(&text).ok())
         .and_then(|doc| our_daemon(doc.pid));
     if let Some(pid) = pid {
-        // SAFETY: signalling our own daemon, checked by `our_daemon`.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Our own daemon, checked by `our_daemon`.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && mountpoint::state(&path) != MountState::Free {
             std::thread::sleep(Duration::from_millis(20));
@@ -447,6 +443,6 @@ mod tests {
         });
         let _ = child.kill();
         let _ = child.wait();
-        assert_eq!(found, Some(child.id() as libc::pid_t));
+        assert_eq!(found, Some(Pid::from_raw(child.id() as libc::pid_t)));
     }
 }

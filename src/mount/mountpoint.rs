@@ -4,8 +4,8 @@
 
 pub mod fusermount;
 
+use super::error::MountError;
 use crate::error::{Error, Result};
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -83,13 +83,11 @@ pub fn fstype_at(mountinfo: &str, path: &Path, uid: u32) -> Option<String> {
 
 /// Resolves a mountpoint path to an absolute one without touching a stale mount (which
 /// `canonicalize` would fail on).
-pub fn absolute(path: &Path) -> Result<PathBuf> {
+pub fn absolute(path: &Path) -> super::Result<PathBuf> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir()
-            .map_err(|e| Error::Lifecycle(format!("cannot find the current directory ({e})")))?
-            .join(path)
+        std::env::current_dir().map_err(MountError::Cwd)?.join(path)
     };
     let parent = path
         .parent()
@@ -103,8 +101,7 @@ pub fn absolute(path: &Path) -> Result<PathBuf> {
 /// Inspects `path`.
 pub fn state(path: &Path) -> MountState {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    // SAFETY: getuid has no preconditions.
-    let fstype = fstype_at(&mountinfo, path, unsafe { libc::getuid() });
+    let fstype = fstype_at(&mountinfo, path, nix::unistd::getuid().as_raw());
     let stale =
         matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
     match fstype {
@@ -118,41 +115,39 @@ pub fn state(path: &Path) -> MountState {
 }
 
 fn is_root() -> bool {
-    // SAFETY: geteuid() has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// Detaches whatever is mounted at `path`, even if busy or stale.
-pub fn lazy_unmount(path: &Path) -> Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::Config(format!("{} contains a NUL byte", path.display())))?;
-    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
-    if unsafe { libc::umount2(c_path.as_ptr(), libc::MNT_DETACH) } == 0 {
-        return Ok(());
+pub fn lazy_unmount(path: &Path) -> super::Result<()> {
+    if path.as_os_str().as_bytes().contains(&0) {
+        return Err(Error::Config(format!("{} contains a NUL byte", path.display())).into());
     }
-    let os_error = std::io::Error::last_os_error();
+    let os_error = match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+        Ok(()) => return Ok(()),
+        Err(errno) => std::io::Error::from(errno),
+    };
     if !is_root() {
         // The kernel lets only root unmount; the setuid helper unmounts a user's own mounts.
         let helper = fusermount::find()?;
-        return fusermount::lazy_unmount(&helper, path).map_err(|e| {
-            Error::Lifecycle(format!(
-                "cannot unmount {} ({}: {e}); only its owner or root can unmount it",
-                path.display(),
-                helper.display()
-            ))
+        return fusermount::lazy_unmount(&helper, path).map_err(|source| {
+            MountError::HelperUnmount {
+                path: path.to_path_buf(),
+                helper,
+                source,
+            }
         });
     }
-    Err(Error::Lifecycle(format!(
-        "cannot unmount {} ({os_error}); try `umount -l {}`",
-        path.display(),
-        path.display()
-    )))
+    Err(MountError::Unmount {
+        path: path.to_path_buf(),
+        source: os_error,
+    })
 }
 
 /// Makes `path` ready to mount on: creates it (mode 0700) when missing, clears a stale
 /// mount, refuses a live one. Fails early, before any fetch, when a user other than root
 /// could not mount (no `/dev/fuse` open to them, or no `fusermount3`).
-pub fn prepare(path: &Path) -> Result<()> {
+pub fn prepare(path: &Path) -> super::Result<()> {
     if !is_root() {
         fusermount::check_unprivileged()?;
     }
@@ -169,7 +164,8 @@ pub fn prepare(path: &Path) -> Result<()> {
             return Err(Error::Config(format!(
                 "{} is already mounted ({fstype}); {hint}",
                 path.display()
-            )));
+            ))
+            .into());
         }
         MountState::Stale { fstype } => {
             tracing::info!(path = %path.display(), fstype, "clearing a stale mount left by a daemon that died");
@@ -181,6 +177,11 @@ pub fn prepare(path: &Path) -> Result<()> {
         }
         MountState::Free => {}
     }
+    create_dir(path).map_err(MountError::from)
+}
+
+/// `path` as a directory: kept if it is one, created (mode 0700) if missing.
+fn create_dir(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(Error::Config(format!(
@@ -216,16 +217,13 @@ pub fn prepare(path: &Path) -> Result<()> {
 /// winner mounted and finds a FUSE filesystem there instead.
 #[derive(Debug)]
 pub struct Claim {
-    /// Never read: holding the descriptor holds the lock.
-    _locked_dir: std::fs::File,
+    /// Never read: holding it holds the lock.
+    _locked_dir: nix::fcntl::Flock<std::fs::File>,
 }
-
-/// `f_type` of a FUSE filesystem in `statfs`.
-const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// Claims `path` (a prepared directory) for this process.
 pub fn claim(path: &Path) -> Result<Claim> {
-    use std::os::fd::AsRawFd;
+    use nix::fcntl::{Flock, FlockArg};
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
     let dir = std::fs::File::options()
@@ -233,17 +231,14 @@ pub fn claim(path: &Path) -> Result<Claim> {
         .custom_flags(libc::O_DIRECTORY)
         .open(path)
         .map_err(|e| Error::Config(format!("cannot use {shown} as a mountpoint ({e})")))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+    let Ok(dir) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
         return Err(Error::Config(format!(
             "another s3credsfs is mounting on {shown} right now; wait for it, \
              or stop it with `s3credsfs unmount {shown}`"
         )));
-    }
-    // SAFETY: statfs fills plain data for a descriptor we own.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    let mounted = unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) } == 0
-        && fs.f_type as i64 == FUSE_SUPER_MAGIC;
+    };
+    let mounted = nix::sys::statfs::fstatfs(&*dir)
+        .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC);
     if mounted {
         return Err(Error::Config(format!(
             "{shown} was mounted by another s3credsfs a moment ago; \
@@ -309,5 +304,27 @@ mod tests {
         assert_eq!(state(&target), MountState::Free);
         let dotted = dir.path().join("a/../a/b");
         assert_eq!(absolute(&dotted).unwrap(), target.canonicalize().unwrap());
+    }
+
+    #[test]
+    fn a_failed_unmount_says_where_and_keeps_the_system_error() {
+        if !is_root() {
+            // A user goes through fusermount3, whose failure is its own text.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let error = lazy_unmount(dir.path()).unwrap_err();
+        let shown = dir.path().display();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot unmount {shown} ({}); try `umount -l {shown}`",
+                std::io::Error::from_raw_os_error(libc::EINVAL)
+            )
+        );
+        let source = std::error::Error::source(&error)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .expect("the system error is the source");
+        assert_eq!(source.raw_os_error(), Some(libc::EINVAL), "not a mount");
     }
 }

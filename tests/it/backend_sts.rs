@@ -4,11 +4,12 @@
 
 use crate::common;
 
-use common::s3::{banner_reader, read_banner_value, S3Creds, S3Server};
+use common::mount::bin;
+use common::s3::{Banner, S3Creds, S3Server};
 use common::*;
 use s3credsfs::gateway::BackendSts;
 use s3credsfs::sts::Pipeline;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// Settings that log in as the default user with a password file.
@@ -121,50 +122,46 @@ async fn a_refusing_backend_is_cray_sts_plain_500() {
 #[test]
 fn dev_gateway_binary_mints_from_the_backend() {
     let s3 = S3Server::start();
-    let exe = env!("CARGO_BIN_EXE_s3credsfs");
-    let mut gateway = Command::new(exe)
-        .args([
-            "dev-gateway",
-            "--listen",
-            "127.0.0.1:0",
-            "--lifetime",
-            "20m",
-        ])
-        .args(["--backend-sts", &s3.url, "--role-arn", &s3.role_arn])
-        .env("S3CREDSFS_BACKEND_ACCESS_KEY", &s3.access_key)
-        .env("S3CREDSFS_BACKEND_SECRET_KEY", &s3.secret_key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
+    let mut gateway = KillOnDrop(
+        bin()
+            .args([
+                "dev-gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--lifetime",
+                "20m",
+            ])
+            .args(["--backend-sts", &s3.url, "--role-arn", &s3.role_arn])
+            .env("S3CREDSFS_BACKEND_ACCESS_KEY", &s3.access_key)
+            .env("S3CREDSFS_BACKEND_SECRET_KEY", &s3.secret_key)
+            .env_remove("S3CREDSFS_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let banner = Banner::new(&mut gateway.0);
+    let deadline = Duration::from_secs(30);
+    let api = banner.value("api-gateway: ", deadline);
+    let minted_by = banner.value("credentials: ", deadline);
+    let endpoint = banner.value("endpoint-url: ", deadline);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", s3credsfs::gateway::DEFAULT_PASSWORD);
+    let out = bin()
+        .args(["fetch", "--api-gateway", &api, "--username", "dev"])
+        .arg("--password-file")
+        .arg(&pw)
+        .args(["--format", "json"])
+        .output()
         .unwrap();
-    let mut banner = banner_reader(&mut gateway);
-    let api = read_banner_value(&mut banner, "api-gateway: ");
-    let minted_by = read_banner_value(&mut banner, "credentials: ");
-    let endpoint = read_banner_value(&mut banner, "endpoint-url: ");
-    let result = api.as_deref().map(|api| {
-        let dir = tempfile::tempdir().unwrap();
-        let pw = private_file(dir.path(), "pw", s3credsfs::gateway::DEFAULT_PASSWORD);
-        Command::new(exe)
-            .args(["fetch", "--api-gateway", api, "--username", "dev"])
-            .arg("--password-file")
-            .arg(&pw)
-            .args(["--format", "json"])
-            .env("S3CREDSFS_CONFIG", "/dev/null")
-            .output()
-            .unwrap()
-    });
-    let _ = gateway.kill();
-    let _ = gateway.wait();
-    assert!(api.is_some(), "dev-gateway printed no banner");
-    let minted_by = minted_by.unwrap();
+    drop(gateway);
     assert!(
         minted_by.starts_with(&format!("minted by AssumeRole at {}", s3.url))
             && !minted_by.contains(&s3.secret_key),
         "{minted_by}"
     );
-    assert_eq!(endpoint.as_deref(), Some(s3.url.as_str()));
-    let out = result.unwrap();
+    assert_eq!(endpoint, s3.url);
     assert!(
         out.status.success(),
         "fetch failed: {}",
@@ -182,11 +179,11 @@ fn dev_gateway_binary_mints_from_the_backend() {
 
 #[test]
 fn backend_flags_are_all_or_nothing() {
-    let out = Command::new(env!("CARGO_BIN_EXE_s3credsfs"))
+    let out = bin()
         .args(["dev-gateway", "--listen", "127.0.0.1:0"])
         .args(["--backend-sts", "http://127.0.0.1:9", "--role-arn", "arn"])
-        .env_remove("S3CREDSFS_BACKEND_ACCESS_KEY")
         .env("S3CREDSFS_BACKEND_SECRET_KEY", "top-secret-value")
+        .env_remove("S3CREDSFS_LOG")
         .stdin(Stdio::null())
         .output()
         .unwrap();

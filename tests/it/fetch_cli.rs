@@ -10,10 +10,7 @@ use tokio::process::Command;
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
     // Keep the user's own configuration and cray login out of the tests.
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
-        .kill_on_drop(true);
+    cmd.env_clear().envs(clean_env()).kill_on_drop(true);
     cmd
 }
 
@@ -80,6 +77,37 @@ async fn prints_each_format() {
         );
         assert!(out.stderr.is_empty(), "{format}: {}", text(&out.stderr));
     }
+    // The region: us-east-1 unless set, in every format that carries one.
+    let region_lines = [
+        ("config", "\nregion = {}\n"),
+        (
+            "env",
+            "\nexport AWS_REGION='{}'\nexport AWS_DEFAULT_REGION='{}'\n",
+        ),
+        ("s3cfg", "\nbucket_location = {}\n"),
+        ("rclone", "\nregion = {}\n"),
+    ];
+    for (format, line) in region_lines {
+        for (args, region) in [(&[][..], "us-east-1"), (&["--region", "zg-1"][..], "zg-1")] {
+            let out = fetch(&gw, &[&["--format", format][..], args].concat())
+                .env_remove("S3CREDSFS_REGION")
+                .output()
+                .await
+                .unwrap();
+            let stdout = text(&out.stdout);
+            assert!(
+                stdout.contains(&line.replace("{}", region)),
+                "{format}: {stdout}"
+            );
+        }
+    }
+    let out = fetch(&gw, &["--format", "config"])
+        .env("S3CREDSFS_REGION", "from-env")
+        .output()
+        .await
+        .unwrap();
+    assert!(text(&out.stdout).contains("\nregion = from-env\n"));
+
     let out = fetch(&gw, &["--format", "yaml"]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
@@ -240,6 +268,8 @@ async fn works_as_botocore_credential_process() {
                   f = c.get_frozen_credentials()\n\
                   print(type(c).__name__, f.access_key[:2], len(f.secret_key), bool(f.token))";
     let out = Command::new("python3")
+        .env_clear()
+        .envs(clean_env())
         .args(["-c", script])
         .env("AWS_CONFIG_FILE", &config)
         .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
@@ -254,37 +284,137 @@ async fn works_as_botocore_credential_process() {
     assert_eq!(gw.stats().sts_issued, 1);
 }
 
-#[tokio::test]
-async fn asks_for_the_password_on_a_terminal() {
-    let gw = gateway(|_| {}).await;
-    let command = format!(
-        "{} fetch --api-gateway {} --username dev --format credentials",
-        env!("CARGO_BIN_EXE_s3credsfs"),
-        gw.base_url()
-    );
-    // `script` gives the command a pseudo-terminal, so it prompts; we type the password.
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("HOME", "/nonexistent")
-        .stdin(std::process::Stdio::piped())
+/// What a person saw on the terminal and what the command printed on stdout.
+struct Session {
+    status: std::process::ExitStatus,
+    screen: String,
+    stdout: String,
+}
+
+/// Runs the binary with `args` on a new pseudo-terminal of its own (its controlling
+/// terminal, also its stdin), types `typed` once the prompt is up and the terminal's echo
+/// is off, and returns what the terminal showed.
+fn on_a_terminal(args: &[String], typed: &str) -> Session {
+    use common::mount::wait_for;
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two descriptors we then own; no name, termios or size given.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both were just opened and are owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    let master = std::fs::File::from(master);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    cmd.env_clear()
+        .envs(clean_env())
+        .args(args)
+        .stdin(std::process::Stdio::from(slave.try_clone().unwrap()))
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncWriteExt;
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"dev-password\n").await.unwrap();
-    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
-        .await
-        .expect("fetch finished")
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains(&format!("Password for dev at {}/: ", gw.base_url())),
-        "{stdout}"
+        .stderr(std::process::Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = common::KillOnDrop(cmd.spawn().unwrap());
+    drop(cmd); // our copy of the terminal's side: the screen ends when the child's does
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let (mut master, screen) = (master.try_clone().unwrap(), screen.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            // Ends with EIO once the child has closed the terminal.
+            loop {
+                match master.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => screen.lock().unwrap().extend_from_slice(&buf[..n]),
+                }
+            }
+        })
+    };
+    let seen = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    wait_for("the password prompt", Duration::from_secs(20), || {
+        seen().contains("Password for ")
+    });
+    wait_for(
+        "the terminal's echo to be turned off",
+        Duration::from_secs(10),
+        || {
+            // SAFETY: termios is plain data; on a pty's master, tcgetattr reads the
+            // terminal's (the slave's) settings.
+            let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+            let read = unsafe { libc::tcgetattr(master.as_raw_fd(), &mut termios) };
+            read == 0 && termios.c_lflag & libc::ECHO == 0
+        },
     );
-    assert!(stdout.contains("aws_session_token = "), "{stdout}");
+    (&master).write_all(typed.as_bytes()).unwrap();
+    let mut status = None;
+    wait_for("the command to finish", Duration::from_secs(20), || {
+        status = child.0.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut stdout = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    reader.join().unwrap();
+    Session {
+        status: status.unwrap(),
+        screen: seen(),
+        stdout,
+    }
+}
+
+#[tokio::test]
+async fn asks_for_the_password_on_a_terminal_without_echoing_it() {
+    let gw = gateway(|_| {}).await;
+    let args: Vec<String> = [
+        "fetch",
+        "--api-gateway",
+        &gw.base_url(),
+        "--username",
+        "dev",
+    ]
+    .into_iter()
+    .chain(["--format", "credentials"])
+    .map(str::to_string)
+    .collect();
+    let typed = format!("{DEFAULT_PASSWORD}\n");
+    let session = tokio::task::spawn_blocking(move || on_a_terminal(&args, &typed))
+        .await
+        .unwrap();
+    let screen = &session.screen;
+    assert!(session.status.success(), "{screen}");
+    assert!(
+        screen.contains(&format!("Password for dev at {}/: ", gw.base_url())),
+        "{screen:?}"
+    );
+    assert!(!screen.contains(DEFAULT_PASSWORD), "echoed: {screen:?}");
+    assert!(
+        session.stdout.contains("aws_session_token = "),
+        "{}",
+        session.stdout
+    );
     assert_eq!(gw.stats().password_grants, 1);
 }
 

@@ -43,12 +43,23 @@ async fn password_grant_issues_keycloak_shaped_tokens() {
     assert_eq!(stats.token_failures, 0);
 }
 
+/// `secret` with its last character changed: as long as the secret, and equal up to the
+/// end, so only a comparison of the whole value refuses it.
+fn near_miss(secret: &str) -> String {
+    let mut close = secret.to_owned();
+    let last = close.pop().unwrap();
+    close.push(if last == 'x' { 'y' } else { 'x' });
+    close
+}
+
 #[tokio::test]
 async fn password_grant_failures() {
     let gw = start_default().await;
     let c = client();
-    let r = login(&gw, &c, DEFAULT_USER, "wrong").await;
-    assert_oauth_error(r, 401, "invalid_grant", "Invalid user credentials").await;
+    for wrong in ["wrong", &near_miss(DEFAULT_PASSWORD)] {
+        let r = login(&gw, &c, DEFAULT_USER, wrong).await;
+        assert_oauth_error(r, 401, "invalid_grant", "Invalid user credentials").await;
+    }
     let r = login(&gw, &c, "nobody", DEFAULT_PASSWORD).await;
     assert_oauth_error(r, 401, "invalid_grant", "Invalid user credentials").await;
     let f = [
@@ -134,8 +145,8 @@ async fn password_grant_failures() {
 
     let stats = gw.stats();
     assert_eq!(stats.password_grants, 0);
-    assert_eq!(stats.token_requests, 10);
-    assert_eq!(stats.token_failures, 10);
+    assert_eq!(stats.token_requests, 11);
+    assert_eq!(stats.token_failures, 11);
 }
 
 #[tokio::test]
@@ -268,7 +279,12 @@ async fn client_credentials_grant() {
     assert_eq!(r.status(), StatusCode::OK);
 
     let bad_client = "Invalid client or Invalid client credentials";
-    for (id, secret) in [(DEFAULT_CLIENT, "wrong"), ("nobody", DEFAULT_CLIENT_SECRET)] {
+    let close = near_miss(DEFAULT_CLIENT_SECRET);
+    for (id, secret) in [
+        (DEFAULT_CLIENT, "wrong"),
+        (DEFAULT_CLIENT, close.as_str()),
+        ("nobody", DEFAULT_CLIENT_SECRET),
+    ] {
         let f = [
             ("grant_type", "client_credentials"),
             ("client_id", id),
@@ -295,6 +311,6 @@ async fn client_credentials_grant() {
     let stats = gw.stats();
     assert_eq!(
         (stats.client_credentials_grants, stats.token_failures),
-        (2, 4)
+        (2, 5)
     );
 }

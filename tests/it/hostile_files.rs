@@ -10,8 +10,7 @@ use std::process::{Command, Output, Stdio};
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
     cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
+        .envs(common::clean_env())
         .stdin(Stdio::null());
     cmd
 }

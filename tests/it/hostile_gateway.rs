@@ -146,8 +146,7 @@ async fn server_text_reaches_messages_clean_and_short() {
 fn fetch_through_proxy(api_gateway: &str, proxy: &str, extra_env: &[(&str, &str)]) -> String {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
     cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", "/nonexistent")
+        .envs(clean_env())
         .args(["fetch", "--api-gateway", api_gateway, "--allow-http"])
         .args([
             "--username",

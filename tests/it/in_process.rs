@@ -31,7 +31,10 @@ impl Fetch for Fake {
         if self.0.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
-                detail: "refused".into(),
+                cause: s3credsfs::error::Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionRefused,
+                    "refused",
+                )),
             });
         }
         // Every set has different field lengths, so a size one refresh behind shows.
@@ -79,6 +82,7 @@ impl InProcess {
             gateway: "https://gw".into(),
             auth: "fake".into(),
             profile: "default".into(),
+            region: "us-east-1".into(),
             mountpoint: path.display().to_string(),
             pid: std::process::id(),
             min_validity_seconds: 1200,

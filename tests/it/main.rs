@@ -13,6 +13,9 @@
 
 mod common;
 
+mod auth_tokens;
+mod config_rules;
+mod daemon_ready;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
@@ -27,6 +30,10 @@ mod container;
 #[cfg(feature = "fuse-tests")]
 mod faults;
 #[cfg(feature = "fuse-tests")]
+mod foreign_mounts;
+#[cfg(feature = "fuse-tests")]
+mod hermetic;
+#[cfg(feature = "fuse-tests")]
 mod in_process;
 #[cfg(feature = "fuse-tests")]
 mod mount;
@@ -36,6 +43,8 @@ mod mount_lifecycle;
 mod mount_races;
 #[cfg(feature = "fuse-tests")]
 mod mount_unprivileged;
+#[cfg(feature = "fuse-tests")]
+mod refresh_ahead;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;

@@ -7,6 +7,7 @@ use common::mount::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
@@ -15,11 +16,18 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `s3credsfs mount PATH ...` in the background mode and returns its output.
-fn mount_background(gw: &TestGateway, path: &Path, extra: &[&str], password: &str) -> Output {
-    bin()
+/// Runs `s3credsfs mount PATH ...` in the background mode, tagged for `guard` (whose
+/// path it mounts), and returns its output.
+fn mount_background(
+    gw: &TestGateway,
+    guard: &BackgroundMount,
+    extra: &[&str],
+    password: &str,
+) -> Output {
+    guard
+        .bin()
         .arg("mount")
-        .arg(path)
+        .arg(&guard.path)
         .args(login_args(gw))
         .args(extra)
         .env("PW", password)
@@ -49,8 +57,8 @@ fn background_mount_unmount_and_status() {
     let gw = TestGateway::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
-    let out = mount_background(&gw, &path, &[], DEFAULT_PASSWORD);
-    let _guard = BackgroundMount { path: path.clone() };
+    let guard = BackgroundMount::new(&path);
+    let out = mount_background(&gw, &guard, &[], DEFAULT_PASSWORD);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with(&format!(
         "s3credsfs: mounted at {} (credentials valid until ",
@@ -77,7 +85,7 @@ fn background_mount_unmount_and_status() {
     assert_eq!(doc["refresh_count"], 1);
 
     // Mounting over a live mount is refused and changes nothing.
-    let again = mount_background(&gw, &path, &[], DEFAULT_PASSWORD);
+    let again = mount_background(&gw, &guard, &[], DEFAULT_PASSWORD);
     assert!(!again.status.success());
     assert!(
         text(&again.stderr).contains("is already mounted (s3credsfs); run `s3credsfs unmount"),
@@ -101,8 +109,8 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
     let gw = TestGateway::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
-    let out = mount_background(&gw, &path, &[], "wrong-password");
-    let _guard = BackgroundMount { path: path.clone() };
+    let guard = BackgroundMount::new(&path);
+    let out = mount_background(&gw, &guard, &[], "wrong-password");
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
@@ -114,7 +122,8 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
     assert_eq!(mountpoint::state(&path), MountState::Free);
 
     // An unreachable gateway: the same.
-    let out = bin()
+    let out = guard
+        .bin()
         .arg("mount")
         .arg(&path)
         .args([
@@ -146,7 +155,7 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
         Times::Always,
     );
     let started = Instant::now();
-    let out = mount_background(&gw, &path, &["--timeout", "2s"], DEFAULT_PASSWORD);
+    let out = mount_background(&gw, &guard, &["--timeout", "2s"], DEFAULT_PASSWORD);
     let took = started.elapsed();
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
@@ -171,10 +180,8 @@ fn a_killed_daemon_is_recovered_by_the_next_mount() {
         "a stale mount is left behind"
     );
 
-    let out = mount_background(&gw, &m.path, &[], DEFAULT_PASSWORD);
-    let _guard = BackgroundMount {
-        path: m.path.clone(),
-    };
+    let guard = BackgroundMount::new(&m.path);
+    let out = mount_background(&gw, &guard, &[], DEFAULT_PASSWORD);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("clearing the stale mount"),
@@ -203,14 +210,18 @@ fn dev_mode_is_a_one_command_demo_with_a_log_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
     let log = dir.path().join("daemon.log");
-    let out = bin()
+    // A log left readable by everyone (as a shell's umask makes it) becomes private.
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let guard = BackgroundMount::new(&path);
+    let out = guard
+        .bin()
         .args(["mount", "--dev", "--log-file"])
         .arg(&log)
         .arg(&path)
         .env("HOME", dir.path())
         .output()
         .unwrap();
-    let _guard = BackgroundMount { path: path.clone() };
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json = std::fs::read_to_string(path.join("json")).unwrap();
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -230,9 +241,58 @@ fn dev_mode_is_a_one_command_demo_with_a_log_file() {
                 .contains("obtained S3 credentials")
         },
     );
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the log file is private");
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains(value["SecretAccessKey"].as_str().unwrap()));
     assert!(!logged.contains(value["SessionToken"].as_str().unwrap()));
+}
+
+#[test]
+fn dev_mode_takes_the_gateways_lifetimes_to_show_renewal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let guard = BackgroundMount::new(&path);
+    let out = guard
+        .bin()
+        .args([
+            "mount",
+            "--dev",
+            "--lifetime",
+            "6s",
+            "--token-lifetime",
+            "3s",
+        ])
+        .args(["--min-validity", "2s"])
+        .arg(&path)
+        .env("HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path.join("json")).unwrap()).unwrap()
+    };
+    let first = json(&path);
+    let expires = chrono::DateTime::parse_from_rfc3339(first["Expiration"].as_str().unwrap())
+        .unwrap()
+        .timestamp();
+    let left = expires - chrono::Utc::now().timestamp();
+    assert!(
+        (3..=7).contains(&left),
+        "credentials for 6 s expire in {left} s"
+    );
+    wait_for("renewed credentials", Duration::from_secs(20), || {
+        json(&path)["AccessKeyId"] != first["AccessKeyId"]
+    });
+
+    // Without --dev the lifetimes mean nothing: refused, naming --dev.
+    let out = bin()
+        .args(["mount", "--lifetime", "6s"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--dev"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -268,7 +328,9 @@ fn a_relative_token_file_still_works_after_the_daemon_detaches() {
     let path = dir.path().join("creds");
     // --lazy: the file is first read on the first read of `json`, long after the daemon
     // left the directory it was started in.
-    let out = bin()
+    let guard = BackgroundMount::new(&path);
+    let out = guard
+        .bin()
         .args([
             "mount",
             "--lazy",
@@ -281,7 +343,6 @@ fn a_relative_token_file_still_works_after_the_daemon_detaches() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let _guard = BackgroundMount { path: path.clone() };
     assert!(out.status.success(), "{}", text(&out.stderr));
     let json = std::fs::read_to_string(path.join("json")).unwrap();
     assert!(json.contains("AccessKeyId"), "{json}");
@@ -306,4 +367,22 @@ fn a_busy_mount_is_detached_on_sigterm_and_open_files_keep_working() {
     drop(open);
     let status = m.wait_exit();
     assert!(status.success(), "{status}\n{}", m.log());
+}
+
+#[test]
+fn insecure_warns_when_mounting() {
+    let warning = "s3credsfs: warning: --insecure is set: TLS certificates are NOT verified";
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let guard = BackgroundMount::new(&dir.path().join("creds"));
+    let out = mount_background(&gw, &guard, &["--insecure"], DEFAULT_PASSWORD);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with(warning),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(guard);
+    let m = Mounted::start(&gw, &["--insecure"]);
+    assert!(m.log().contains(warning), "{}", m.log());
 }

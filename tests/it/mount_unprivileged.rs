@@ -7,6 +7,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::namespace::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 

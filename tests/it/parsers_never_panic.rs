@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use s3credsfs::auth::jwt_claims;
 use s3credsfs::auth::keycloak::parse_reply;
-use s3credsfs::config::{parse_file_layer, resolve, Context, Layer, RawValue, Source};
+use s3credsfs::config::{parse_file_layer, resolve, Context, Layer, RawValue, Setting, Source};
 use s3credsfs::creds::{parse_expiration, parse_sts_reply};
 use s3credsfs::render::{render, Format, Profile};
 use std::path::Path;
@@ -113,15 +113,15 @@ proptest! {
         ACCEPTED.fetch_add(parsed.is_ok() as usize, std::sync::atomic::Ordering::Relaxed);
         if let Ok(creds) = parsed {
             for format in Format::ALL {
-                let text = render(format, &creds, &Profile::named("default"))
+                let text = render(format, &creds, &Profile::named("default", "us-east-1"))
                     .expect("validated credentials always render");
                 let expected_lines = match format {
                     Format::Json => 8,
                     Format::Credentials => 5,
-                    Format::Config => 3,
-                    Format::Env => 6,
-                    Format::S3cfg => 11,
-                    Format::Rclone => 8,
+                    Format::Config => 4,
+                    Format::Env => 8,
+                    Format::S3cfg => 12,
+                    Format::Rclone => 9,
                 };
                 prop_assert_eq!(text.lines().count(), expected_lines, "{:?}: {}", format, text);
             }
@@ -178,8 +178,8 @@ proptest! {
     #[test]
     fn settings_values_never_panic(
         key in proptest::sample::select(vec![
-            "api-gateway", "token-url", "sts-url", "timeout", "min-validity", "profile",
-            "realm", "client-id",
+            Setting::ApiGateway, Setting::TokenUrl, Setting::StsUrl, Setting::Timeout,
+            Setting::MinValidity, Setting::Profile, Setting::Realm, Setting::ClientId,
         ]),
         value in prop_oneof![
             hostile_text(),
@@ -187,8 +187,8 @@ proptest! {
         ],
     ) {
         let mut layer = Layer::new();
-        for (k, v) in [("token-env", "T"), (key, value.as_str())] {
-            layer.insert(k, RawValue { value: v.to_string(), source: Source::Flag(format!("--{k}")) });
+        for (k, v) in [(Setting::TokenEnv, "T"), (key, value.as_str())] {
+            layer.insert(k, RawValue { value: v.to_string(), source: Source::Flag(k.flag()) });
         }
         if let Err(e) = resolve(&layer, &Context::default()) {
             prop_assert!(!e.to_string().contains('\n'));

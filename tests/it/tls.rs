@@ -5,6 +5,7 @@ use crate::common;
 use common::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::sts::Pipeline;
+use std::time::Duration;
 
 #[tokio::test]
 async fn tls_verifies_with_the_ca_file_and_fails_clearly_without() {
@@ -76,4 +77,44 @@ async fn certificate_names_reach_errors_cleaned() {
     assert!(err.starts_with("TLS verification of"), "{err}");
     assert!(err.contains("evil.example"), "the names are shown: {err}");
     assert!(!err.chars().any(char::is_control), "{err:?}");
+}
+
+/// The token request and the STS call of every refresh share one keep-alive connection:
+/// one TLS handshake for many refreshes, not one (or two) per refresh.
+#[tokio::test]
+async fn refreshes_reuse_one_connection_and_one_handshake() {
+    let (ca_pem, server) = test_tls();
+    // One-second access tokens, so the refreshes log in again too.
+    let gw = gateway(|c| {
+        c.tls = Some(server);
+        c.token_lifetime = Duration::from_secs(1);
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let pipeline = Pipeline::new(&settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-file", pw.to_str().unwrap()),
+            ("ca-file", ca.to_str().unwrap()),
+        ],
+    ))
+    .unwrap();
+    // Fetch until the token has been renewed twice (it is stale after 0.75 s).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while gw.stats().token_requests < 3 {
+        assert!(std::time::Instant::now() < deadline, "{:?}", gw.stats());
+        pipeline.fetch().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stats = gw.stats();
+    assert!(stats.sts_issued >= 3, "{stats:?}");
+    assert_eq!(
+        (stats.connections, stats.tls_handshakes),
+        (1, 1),
+        "{stats:?}"
+    );
 }

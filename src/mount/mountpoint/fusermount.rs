@@ -29,15 +29,12 @@ pub fn check_unprivileged() -> Result<()> {
 }
 
 fn check_device(device: &Path) -> Result<()> {
-    let c_path = std::ffi::CString::new(device.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::Config(format!("{} contains a NUL byte", device.display())))?;
-    // SAFETY: c_path is a valid NUL-terminated string for the duration of the call.
-    if unsafe { libc::access(c_path.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
-        return Ok(());
-    }
-    let error = std::io::Error::last_os_error();
-    // SAFETY: getuid() has no preconditions.
-    let uid = unsafe { libc::getuid() };
+    use nix::unistd::AccessFlags;
+    let error = match nix::unistd::access(device, AccessFlags::R_OK | AccessFlags::W_OK) {
+        Ok(()) => return Ok(()),
+        Err(errno) => std::io::Error::from(errno),
+    };
+    let uid = nix::unistd::getuid();
     let name = device.display();
     Err(Error::Config(match std::fs::metadata(device) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(

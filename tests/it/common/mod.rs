@@ -4,13 +4,36 @@
 pub mod clients;
 pub mod gw;
 pub mod mount;
+pub mod namespace;
 pub mod s3;
 
-use s3credsfs::config::{resolve, Context, Layer, RawValue, Settings, Source};
+use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The whole environment the tests give a program they start: `PATH` only. Helpers
+/// clear everything else first, so that nothing of the developer's (`S3CREDSFS_*`
+/// settings, proxies, `HOME` and its config file, `CRAY_CREDENTIALS`) changes a result.
+/// `HOME` names a directory that does not exist, unless a test sets its own.
+pub fn clean_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    vec![
+        ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+        ("HOME", "/nonexistent/s3credsfs-tests".into()),
+    ]
+}
+
+/// A child process that is killed and reaped when the guard is dropped, also when the
+/// test panics (a server a test started must not outlive it).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
 
 /// Starts a gateway with the default accounts and the given tweaks.
 pub async fn gateway(tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
@@ -39,11 +62,12 @@ pub fn settings_for(
 ) -> s3credsfs::error::Result<Settings> {
     let mut layer = Layer::new();
     for (k, v) in [("api-gateway", base)].iter().chain(pairs) {
+        let key = Setting::from_name(k).unwrap_or_else(|| panic!("no setting is named {k:?}"));
         layer.insert(
-            *k,
+            key,
             RawValue {
                 value: v.to_string(),
-                source: Source::Flag(format!("--{k}")),
+                source: Source::Flag(key.flag()),
             },
         );
     }

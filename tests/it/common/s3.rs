@@ -297,22 +297,48 @@ except botocore.exceptions.ClientError as e:
 print("ok")
 "#;
 
-/// Reads lines of `child`'s stdout until one starts with `prefix`; returns the rest of it.
-/// For banners of spawned servers (the dev gateway prints `api-gateway: URL`).
-pub fn read_banner_value(reader: &mut impl BufRead, prefix: &str) -> Option<String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if let Some(rest) = line.strip_prefix(prefix) {
-            return Some(rest.trim().to_owned());
-        }
-    }
+/// The lines a spawned server prints on stdout (the dev gateway prints `api-gateway: URL`
+/// and more), read on a thread of their own, so that a server that prints nothing fails
+/// the test with a message after a deadline instead of hanging it.
+pub struct Banner {
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
-/// Wraps a child's stdout for [`read_banner_value`].
-pub fn banner_reader(child: &mut Child) -> BufReader<std::process::ChildStdout> {
-    BufReader::new(child.stdout.take().expect("stdout is piped"))
+impl Banner {
+    /// Starts reading `child`'s piped stdout.
+    pub fn new(child: &mut Child) -> Banner {
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Banner { lines }
+    }
+
+    /// The rest of the next line that starts with `prefix`; panics when none comes within
+    /// `deadline` or the server closes its stdout first.
+    pub fn value(&self, prefix: &str, deadline: Duration) -> String {
+        let end = Instant::now() + deadline;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.trim().to_owned();
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("the server printed no `{prefix}` line within {deadline:?}")
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("the server closed its stdout without printing a `{prefix}` line")
+                }
+            }
+        }
+    }
 }

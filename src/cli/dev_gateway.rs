@@ -1,18 +1,20 @@
-//! `s3credsfs dev-gateway`: runs the emulated gateway in the foreground, so a person can
-//! try the tool (or a `cray`-style client) without a Cray system.
+//! The options of `s3credsfs dev-gateway` and of `mount --dev`'s backend, and their
+//! conversion into the emulator's own `GatewayConfig`. The secrets in them are `Secret`s
+//! from the moment clap parses them, so `{:?}` can never show one.
 
-use std::io::Write;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{
-    Account, BackendSts, Gateway, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
+use crate::gateway::{
+    Account, BackendSts, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
     DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER,
 };
+use crate::secret::Secret;
 
 /// Options of `s3credsfs dev-gateway`. Accounts are given on the command line, so use only
 /// throw-away passwords: the gateway is for development and demos, never for real secrets.
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug)]
 pub struct DevGatewayArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9443")]
@@ -33,17 +35,17 @@ pub struct DevGatewayArgs {
 
     /// A user with the admin role, for the password grant (repeatable).
     /// Without any --user: dev:dev-password.
-    #[arg(long = "user", value_name = "NAME:PASSWORD")]
-    pub users: Vec<String>,
+    #[arg(long = "user", value_name = "NAME:PASSWORD", value_parser = NamedSecret::parse)]
+    pub users: Vec<NamedSecret>,
 
     /// A user without the admin role: logs in, but STS answers 403 (repeatable).
-    #[arg(long = "non-admin-user", value_name = "NAME:PASSWORD")]
-    pub non_admin_users: Vec<String>,
+    #[arg(long = "non-admin-user", value_name = "NAME:PASSWORD", value_parser = NamedSecret::parse)]
+    pub non_admin_users: Vec<NamedSecret>,
 
     /// A confidential client with the admin role, for the client-credentials grant
     /// (repeatable). Without any: admin-client:dev-client-secret.
-    #[arg(long = "client", value_name = "NAME:SECRET")]
-    pub clients: Vec<String>,
+    #[arg(long = "client", value_name = "NAME:SECRET", value_parser = NamedSecret::parse)]
+    pub clients: Vec<NamedSecret>,
 
     /// S3 endpoint URL reported with the credentials (EndpointURL). With a backend STS,
     /// use --backend-s3-endpoint instead.
@@ -61,12 +63,44 @@ pub struct DevGatewayArgs {
     pub backend: Box<BackendArgs>,
 }
 
+/// A `NAME:SECRET` value as given. Kept whole until `DevGatewayArgs::to_config` checks
+/// it, so that a malformed one is refused with a sentence naming the flag, never (as a
+/// clap error would) quoting a value that holds a password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedSecret {
+    /// The part before the first colon; `None` without a colon (all of it is then held,
+    /// unseen, as the secret).
+    name: Option<String>,
+    secret: Secret,
+}
+
+impl NamedSecret {
+    /// Splits at the first colon (a secret may hold colons); never fails, see the type.
+    pub fn parse(value: &str) -> Result<NamedSecret, Infallible> {
+        Ok(match value.split_once(':') {
+            Some((name, secret)) => NamedSecret {
+                name: Some(name.to_owned()),
+                secret: Secret::new(secret),
+            },
+            None => NamedSecret {
+                name: None,
+                secret: Secret::new(value),
+            },
+        })
+    }
+}
+
+/// clap's parser for a secret value: straight into a `Secret`.
+fn secret(value: &str) -> Result<Secret, Infallible> {
+    Ok(Secret::new(value))
+}
+
 /// Options that make the emulated STS mint real credentials with `AssumeRole` on an S3
 /// server's STS (moto, Ceph RGW, MinIO), as cray-sts does on CSM. A separate group so that
 /// every command that runs the emulator (`dev-gateway`, `mount --dev`) can flatten it in.
 /// Give all of --backend-sts, --backend-access-key, --backend-secret-key and --role-arn,
 /// or none (then credentials are random and open nothing).
-#[derive(clap::Args, Clone, PartialEq, Eq)]
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
 #[command(next_help_heading = "Credential backend (AssumeRole on a real STS)")]
 pub struct BackendArgs {
     /// STS endpoint to call AssumeRole on, e.g. http://127.0.0.1:5000 (moto) or the RGW
@@ -84,9 +118,10 @@ pub struct BackendArgs {
         long,
         value_name = "SECRET",
         env = "S3CREDSFS_BACKEND_SECRET_KEY",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub backend_secret_key: Option<String>,
+    pub backend_secret_key: Option<Secret>,
 
     /// The role assumed for every caller (cray-sts uses one role with s3:*).
     #[arg(long, value_name = "ARN")]
@@ -99,23 +134,6 @@ pub struct BackendArgs {
     /// S3 endpoint returned as EndpointURL [default: the --backend-sts URL].
     #[arg(long, value_name = "URL")]
     pub backend_s3_endpoint: Option<String>,
-}
-
-/// Shows the options without the secret key.
-impl std::fmt::Debug for BackendArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackendArgs")
-            .field("backend_sts", &self.backend_sts)
-            .field("backend_access_key", &self.backend_access_key)
-            .field(
-                "backend_secret_key",
-                &self.backend_secret_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("role_arn", &self.role_arn)
-            .field("backend_region", &self.backend_region)
-            .field("backend_s3_endpoint", &self.backend_s3_endpoint)
-            .finish()
-    }
 }
 
 /// No backend, with the same region default as the command line, so code that builds
@@ -139,27 +157,27 @@ impl BackendArgs {
     /// repeat the secret key.
     pub fn to_backend(&self) -> Result<Option<BackendSts>, String> {
         let required = [
-            ("--backend-sts", self.backend_sts.as_deref(), ""),
+            ("--backend-sts", self.backend_sts.is_some(), ""),
             (
                 "--backend-access-key",
-                self.backend_access_key.as_deref(),
+                self.backend_access_key.is_some(),
                 " (or S3CREDSFS_BACKEND_ACCESS_KEY)",
             ),
             (
                 "--backend-secret-key",
-                self.backend_secret_key.as_deref(),
+                self.backend_secret_key.is_some(),
                 " (or S3CREDSFS_BACKEND_SECRET_KEY)",
             ),
-            ("--role-arn", self.role_arn.as_deref(), ""),
+            ("--role-arn", self.role_arn.is_some(), ""),
         ];
         let given: Vec<&str> = required
             .iter()
-            .filter(|(_, v, _)| v.is_some())
+            .filter(|(_, set, _)| *set)
             .map(|(flag, _, _)| *flag)
             .collect();
         let missing: Vec<String> = required
             .iter()
-            .filter(|(_, v, _)| v.is_none())
+            .filter(|(_, set, _)| !*set)
             .map(|(flag, _, env)| format!("{flag}{env}"))
             .collect();
         if given.is_empty() {
@@ -192,8 +210,8 @@ impl BackendArgs {
             check_url("--backend-s3-endpoint", s3)?;
         }
         for (flag, value) in [
-            ("--backend-access-key", access_key),
-            ("--backend-secret-key", secret_key),
+            ("--backend-access-key", access_key.as_str()),
+            ("--backend-secret-key", secret_key.expose()),
             ("--role-arn", role_arn),
             ("--backend-region", &self.backend_region),
         ] {
@@ -201,12 +219,14 @@ impl BackendArgs {
                 return Err(format!("{flag} must not be empty."));
             }
         }
-        let mut backend = BackendSts::new(url, access_key, secret_key, role_arn);
-        backend.region = self.backend_region.clone();
-        if let Some(s3) = &self.backend_s3_endpoint {
-            backend.s3_endpoint = s3.clone();
-        }
-        Ok(Some(backend))
+        Ok(Some(BackendSts {
+            url: url.clone(),
+            access_key: access_key.clone(),
+            secret_key: secret_key.clone(),
+            role_arn: role_arn.clone(),
+            region: self.backend_region.clone(),
+            s3_endpoint: self.backend_s3_endpoint.as_ref().unwrap_or(url).clone(),
+        }))
     }
 }
 
@@ -229,175 +249,80 @@ fn check_url(flag: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// Shows the options without the passwords and secrets they contain.
-impl std::fmt::Debug for DevGatewayArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names = |list: &[String]| -> Vec<String> {
-            list.iter()
-                .map(|v| v.split_once(':').map_or("?", |(n, _)| n).to_owned())
-                .collect()
-        };
-        f.debug_struct("DevGatewayArgs")
-            .field("listen", &self.listen)
-            .field("lifetime", &self.lifetime)
-            .field("token_lifetime", &self.token_lifetime)
-            .field("refresh_lifetime", &self.refresh_lifetime)
-            .field("users", &names(&self.users))
-            .field("non_admin_users", &names(&self.non_admin_users))
-            .field("clients", &names(&self.clients))
-            .field("endpoint_url", &self.endpoint_url)
-            .field("backend", &self.backend)
-            .finish()
-    }
-}
-
-/// Parses `NAME:SECRET` values of `flag`. Messages never repeat the value (it holds a secret).
-fn parse_accounts(
+/// Checks the `NAME:SECRET` values of `flag`. Messages never repeat a value (it holds a
+/// secret).
+fn accounts(
     flag: &str,
     form: &str,
-    values: &[String],
+    values: &[NamedSecret],
     admin: bool,
 ) -> Result<Vec<Account>, String> {
     values
         .iter()
         .map(|v| {
-            let Some((name, secret)) = v.split_once(':') else {
+            let Some(name) = &v.name else {
                 return Err(format!(
                     "{flag} expects {form}, with a colon between them (for example {flag} dev:dev-password)."
                 ));
             };
-            if name.is_empty() || secret.is_empty() {
+            if name.is_empty() || v.secret.is_empty() {
                 return Err(format!(
                     "{flag} expects {form} with neither part empty."
                 ));
             }
-            Ok(Account::new(name, secret, admin))
+            Ok(Account {
+                name: name.clone(),
+                secret: v.secret.clone(),
+                admin,
+            })
         })
         .collect()
 }
 
-/// Builds the gateway configuration from the options, refusing malformed ones.
-fn config_from_args(args: &DevGatewayArgs) -> Result<GatewayConfig, String> {
-    let mut users = parse_accounts("--user", "NAME:PASSWORD", &args.users, true)?;
-    let non_admin = parse_accounts(
-        "--non-admin-user",
-        "NAME:PASSWORD",
-        &args.non_admin_users,
-        false,
-    )?;
-    // The default user stays unless --user is given (or --non-admin-user takes its name).
-    if users.is_empty() && !non_admin.iter().any(|u| u.name == DEFAULT_USER) {
-        users.push(Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true));
-    }
-    users.extend(non_admin);
-    let mut clients = parse_accounts("--client", "NAME:SECRET", &args.clients, true)?;
-    if clients.is_empty() {
-        clients.push(Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true));
-    }
-    for (kind, list) in [("user", &users), ("client", &clients)] {
-        for (i, a) in list.iter().enumerate() {
-            if list[..i].iter().any(|b| b.name == a.name) {
-                return Err(format!("The {kind} {:?} is given more than once.", a.name));
+impl DevGatewayArgs {
+    /// The gateway configuration these options describe, refusing malformed ones with a
+    /// sentence that names the flag.
+    pub fn to_config(&self) -> Result<GatewayConfig, String> {
+        let mut users = accounts("--user", "NAME:PASSWORD", &self.users, true)?;
+        let non_admin = accounts(
+            "--non-admin-user",
+            "NAME:PASSWORD",
+            &self.non_admin_users,
+            false,
+        )?;
+        // The default user stays unless --user is given (or --non-admin-user takes its name).
+        if users.is_empty() && !non_admin.iter().any(|u| u.name == DEFAULT_USER) {
+            users.push(Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true));
+        }
+        users.extend(non_admin);
+        let mut clients = accounts("--client", "NAME:SECRET", &self.clients, true)?;
+        if clients.is_empty() {
+            clients.push(Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true));
+        }
+        for (kind, list) in [("user", &users), ("client", &clients)] {
+            for (i, a) in list.iter().enumerate() {
+                if list[..i].iter().any(|b| b.name == a.name) {
+                    return Err(format!("The {kind} {:?} is given more than once.", a.name));
+                }
             }
         }
-    }
-    if url::Url::parse(&args.endpoint_url).is_err() {
-        return Err(format!(
-            "--endpoint-url expects an absolute URL such as http://127.0.0.1:8080, not {:?}.",
-            args.endpoint_url
-        ));
-    }
-    Ok(GatewayConfig {
-        listen: args.listen,
-        lifetime: args.lifetime,
-        token_lifetime: args.token_lifetime,
-        refresh_lifetime: args.refresh_lifetime,
-        users,
-        clients,
-        endpoint_url: args.endpoint_url.clone(),
-        backend: args.backend.to_backend()?,
-        tls: None,
-    })
-}
-
-/// The banner printed on start: what this is, where it listens, whom it accepts.
-fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
-    // Only the built-in defaults are shown: they are public constants anyway.
-    let secret_hint = |a: &Account, label: &str, default: &str| {
-        if a.secret.expose() == default {
-            format!(" ({label}: {default})")
-        } else {
-            String::new()
-        }
-    };
-    let mut out = String::new();
-    out.push_str("s3credsfs dev-gateway: DEVELOPMENT ONLY, not a real CSM gateway\n");
-    out.push_str(&format!("api-gateway: {}\n", gateway.base_url()));
-    out.push_str(&format!("token-url: {}\n", gateway.token_url()));
-    out.push_str(&format!("sts-url: {}\n", gateway.sts_url()));
-    for u in &config.users {
-        let role = if u.admin { "admin" } else { "no admin role" };
-        out.push_str(&format!(
-            "user: {}{} [{role}]\n",
-            u.name,
-            secret_hint(u, "password", DEFAULT_PASSWORD)
-        ));
-    }
-    for c in &config.clients {
-        out.push_str(&format!(
-            "client: {}{} [admin]\n",
-            c.name,
-            secret_hint(c, "secret", DEFAULT_CLIENT_SECRET)
-        ));
-    }
-    out.push_str(&format!(
-        "lifetimes: credentials {}, access token {}, refresh token {}\n",
-        humantime::format_duration(config.lifetime),
-        humantime::format_duration(config.token_lifetime),
-        humantime::format_duration(config.refresh_lifetime),
-    ));
-    match &config.backend {
-        Some(b) => {
-            out.push_str(&format!(
-                "credentials: minted by AssumeRole at {} (role {}, access key {})\n",
-                b.url, b.role_arn, b.access_key
+        if url::Url::parse(&self.endpoint_url).is_err() {
+            return Err(format!(
+                "--endpoint-url expects an absolute URL such as http://127.0.0.1:8080, not {:?}.",
+                self.endpoint_url
             ));
-            out.push_str(&format!("endpoint-url: {}\n", b.s3_endpoint));
         }
-        None => {
-            out.push_str("credentials: random (they open nothing; see --backend-sts)\n");
-            out.push_str(&format!("endpoint-url: {}\n", config.endpoint_url));
-        }
-    }
-    out.push_str("Serving until interrupted (Ctrl-C or SIGTERM).\n");
-    out
-}
-
-/// Runs the emulated gateway until SIGINT or SIGTERM. Prints a banner on stdout first.
-/// `Err` holds a plain sentence for the user (bad option, address in use, ...).
-pub async fn run_dev_gateway(args: DevGatewayArgs) -> Result<(), String> {
-    let config = config_from_args(&args)?;
-    let gateway = Gateway::start(config.clone())
-        .await
-        .map_err(|e| format!("Cannot listen on {}: {e}.", args.listen))?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(banner(&gateway, &config).as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("Cannot write to standard output: {e}."))?;
-    drop(stdout);
-    wait_for_stop_signal().await?;
-    gateway.shutdown().await;
-    Ok(())
-}
-
-async fn wait_for_stop_signal() -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("Cannot listen for SIGTERM: {e}."))?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.map_err(|e| format!("Cannot listen for SIGINT: {e}.")),
-        _ = term.recv() => Ok(()),
+        Ok(GatewayConfig {
+            listen: self.listen,
+            lifetime: self.lifetime,
+            token_lifetime: self.token_lifetime,
+            refresh_lifetime: self.refresh_lifetime,
+            users,
+            clients,
+            endpoint_url: self.endpoint_url.clone(),
+            backend: self.backend.to_backend()?,
+            tls: None,
+        })
     }
 }
 
@@ -422,7 +347,7 @@ mod tests {
     fn defaults() {
         let args = parse(&[]);
         assert_eq!(args.listen, "127.0.0.1:9443".parse().unwrap());
-        let config = config_from_args(&args).unwrap();
+        let config = args.to_config().unwrap();
         assert_eq!(config.lifetime, Duration::from_secs(3600));
         assert_eq!(config.token_lifetime, Duration::from_secs(300));
         assert_eq!(config.refresh_lifetime, Duration::from_secs(1800));
@@ -447,7 +372,7 @@ mod tests {
             "--token-lifetime",
             "30s",
         ]);
-        let config = config_from_args(&args).unwrap();
+        let config = args.to_config().unwrap();
         assert_eq!(
             config.users,
             vec![
@@ -459,7 +384,7 @@ mod tests {
         assert_eq!(config.lifetime, Duration::from_secs(900));
         assert_eq!(config.token_lifetime, Duration::from_secs(30));
         let shown = format!("{args:?}");
-        let only_viewer = config_from_args(&parse(&["--non-admin-user", "bob:x"])).unwrap();
+        let only_viewer = parse(&["--non-admin-user", "bob:x"]).to_config().unwrap();
         assert_eq!(
             only_viewer.users,
             vec![
@@ -470,22 +395,60 @@ mod tests {
         assert!(shown.contains("alice") && !shown.contains("pw:with"));
     }
 
+    /// `{:?}` of parsed options (as a log line or a panic might show them) holds none of
+    /// the secrets given, malformed values included; names stay.
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let secrets = ["pw-alice", "pw-bob", "sec-c1", "colonless-pw", "backend-sk"];
+        let args = parse(&[
+            "--user",
+            "alice:pw-alice",
+            "--user",
+            "colonless-pw",
+            "--non-admin-user",
+            "bob:pw-bob",
+            "--client",
+            "c1:sec-c1",
+            "--backend-sts",
+            "http://127.0.0.1:5000",
+            "--backend-access-key",
+            "AKIDEXAMPLE",
+            "--backend-secret-key",
+            "backend-sk",
+            "--role-arn",
+            "arn",
+        ]);
+        let shown = format!("{args:?} {args:#?}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for name in ["alice", "bob", "c1", "AKIDEXAMPLE"] {
+            assert!(shown.contains(name), "{name} missing from {shown}");
+        }
+        let backend = args.backend.to_backend().unwrap().unwrap();
+        assert_eq!(backend.secret_key.expose(), "backend-sk");
+    }
+
     #[test]
     fn bad_values_are_plain_sentences() {
-        let err = config_from_args(&parse(&["--user", "nocolon"])).unwrap_err();
+        let err = parse(&["--user", "nocolon"]).to_config().unwrap_err();
         assert!(
             err.contains("--user") && err.contains("NAME:PASSWORD"),
             "{err}"
         );
         assert!(!err.contains("nocolon"));
-        let err = config_from_args(&parse(&["--client", ":secret"])).unwrap_err();
+        let err = parse(&["--client", ":secret"]).to_config().unwrap_err();
         assert!(
             err.contains("--client") && err.contains("NAME:SECRET"),
             "{err}"
         );
-        let err = config_from_args(&parse(&["--user", "a:b", "--user", "a:c"])).unwrap_err();
+        let err = parse(&["--user", "a:b", "--user", "a:c"])
+            .to_config()
+            .unwrap_err();
         assert!(err.contains("more than once"), "{err}");
-        let err = config_from_args(&parse(&["--endpoint-url", "not a url"])).unwrap_err();
+        let err = parse(&["--endpoint-url", "not a url"])
+            .to_config()
+            .unwrap_err();
         assert!(err.contains("--endpoint-url"), "{err}");
     }
 
@@ -502,8 +465,8 @@ mod tests {
 
     #[test]
     fn backend_all_or_nothing() {
-        assert_eq!(config_from_args(&parse(&[])).unwrap().backend, None);
-        let backend = config_from_args(&parse(BACKEND)).unwrap().backend.unwrap();
+        assert_eq!(parse(&[]).to_config().unwrap().backend, None);
+        let backend = parse(BACKEND).to_config().unwrap().backend.unwrap();
         assert_eq!(backend.url, "http://127.0.0.1:5000");
         assert_eq!(backend.s3_endpoint, "http://127.0.0.1:5000");
         assert_eq!(backend.region, "us-east-1");
@@ -512,16 +475,18 @@ mod tests {
             let mut argv = BACKEND.to_vec();
             let flag = argv.remove(drop);
             argv.remove(drop);
-            let err = config_from_args(&parse(&argv)).unwrap_err();
+            let err = parse(&argv).to_config().unwrap_err();
             assert!(err.contains(&format!("needs {flag}")), "{err}");
             assert!(!err.contains("backend-secret\""), "{err}");
         }
-        let err = config_from_args(&parse(&["--role-arn", "arn"])).unwrap_err();
+        let err = parse(&["--role-arn", "arn"]).to_config().unwrap_err();
         assert!(
             err.contains("--backend-sts, --backend-access-key (or S3CREDSFS_BACKEND_ACCESS_KEY)"),
             "{err}"
         );
-        let err = config_from_args(&parse(&["--backend-s3-endpoint", "http://h"])).unwrap_err();
+        let err = parse(&["--backend-s3-endpoint", "http://h"])
+            .to_config()
+            .unwrap_err();
         assert!(err.contains("--backend-sts"), "{err}");
     }
 
@@ -539,14 +504,14 @@ mod tests {
             "--backend-s3-endpoint",
             "http://s3:80",
         ]);
-        let backend = config_from_args(&parse(&argv)).unwrap().backend.unwrap();
+        let backend = parse(&argv).to_config().unwrap().backend.unwrap();
         assert_eq!(
             (backend.region.as_str(), backend.s3_endpoint.as_str()),
             ("eu-1", "http://s3:80")
         );
         let mut bad = BACKEND.to_vec();
         bad[1] = "127.0.0.1:5000";
-        let err = config_from_args(&parse(&bad)).unwrap_err();
+        let err = parse(&bad).to_config().unwrap_err();
         assert!(err.starts_with("--backend-sts expects"), "{err}");
         let shown = format!("{:?}", parse(BACKEND));
         assert!(

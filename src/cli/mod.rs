@@ -1,6 +1,12 @@
 //! The command line: subcommands and their own flags. Settings shared by `fetch` and
 //! `mount` come from `config` so flags, variables and config keys stay one list.
 
+#[cfg(feature = "dev-gateway")]
+mod dev_gateway;
+
+#[cfg(feature = "dev-gateway")]
+pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};
+
 use crate::config::FetchSettings;
 use crate::render::Format;
 use clap::{Parser, Subcommand};
@@ -26,7 +32,7 @@ pub enum Command {
     Status(crate::mount::StatusArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
-    DevGateway(crate::gateway::DevGatewayArgs),
+    DevGateway(DevGatewayArgs),
 }
 
 /// `fetch`'s own flags plus the shared settings.

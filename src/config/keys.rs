@@ -1,0 +1,233 @@
+//! The settings as a type: one `Setting` per key, so a misspelt key is a compile error,
+//! and one `spec` per setting, so its flag, variable, file key, help and default cannot
+//! drift apart.
+
+use std::fmt;
+
+/// Which commands accept a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// `fetch` and `mount`.
+    Common,
+    /// `mount` only.
+    Mount,
+}
+
+/// Whether a setting takes a value (named in `--help` by the string) or is an on/off switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `--flag VALUE`; the config file wants a quoted string.
+    Value(&'static str),
+    /// `--flag`; the config file wants `true` or `false`.
+    Switch,
+}
+
+/// What a setting is when nobody sets it. Resolution and `--help` both read this, so the
+/// documented default is the one used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fallback {
+    /// Unset, and `--help` says nothing (logins, switches).
+    Unset,
+    /// Unset, and `--help` says so (`[default: none]`).
+    Nothing,
+    /// This text, parsed as if the user had given it.
+    Value(&'static str),
+    /// This text with `{gateway}` (the gateway URL without a trailing `/`) and `{realm}`
+    /// filled in.
+    Derived(&'static str),
+    /// This path, if it exists.
+    IfPresent(&'static str),
+}
+
+impl Fallback {
+    /// The default as `--help` shows it, if it shows one.
+    pub fn shown(self) -> Option<String> {
+        match self {
+            Fallback::Unset => None,
+            Fallback::Nothing => Some("none".into()),
+            Fallback::Value(text) | Fallback::Derived(text) => Some(text.into()),
+            Fallback::IfPresent(path) => Some(format!("{path} if present")),
+        }
+    }
+}
+
+/// Everything about one setting except its identity.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// The long flag without `--`, and the config-file key.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// One line for `--help`, without the default (that is added from `fallback`).
+    pub about: &'static str,
+    pub fallback: Fallback,
+    pub scope: Scope,
+}
+
+macro_rules! settings {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// One configuration key. Layers are keyed by it, so the compiler checks every
+        /// lookup.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Setting {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Setting {
+            /// Every setting, in the order `--help` lists them.
+            pub const ALL: &'static [Setting] = &[$(Setting::$variant,)*];
+        }
+    };
+}
+
+settings! {
+    ApiGateway,
+    TokenUrl,
+    StsUrl,
+    Realm,
+    ClientId,
+    Username,
+    PasswordEnv,
+    PasswordFile,
+    PasswordCommand,
+    ClientSecretFile,
+    ClientSecretEnv,
+    TokenEnv,
+    TokenFile,
+    CaFile,
+    Insecure,
+    AllowHttp,
+    Timeout,
+    Profile,
+    Region,
+    /// `mount` only.
+    MinValidity,
+    /// `mount` only.
+    RefreshAhead,
+    /// `mount` only.
+    LogFile,
+}
+
+const fn value(
+    name: &'static str,
+    value_name: &'static str,
+    about: &'static str,
+    fallback: Fallback,
+) -> Spec {
+    Spec {
+        name,
+        kind: Kind::Value(value_name),
+        about,
+        fallback,
+        scope: Scope::Common,
+    }
+}
+
+const fn switch(name: &'static str, about: &'static str) -> Spec {
+    Spec {
+        name,
+        kind: Kind::Switch,
+        about,
+        fallback: Fallback::Unset,
+        scope: Scope::Common,
+    }
+}
+
+const fn mount_only(spec: Spec) -> Spec {
+    Spec {
+        scope: Scope::Mount,
+        ..spec
+    }
+}
+
+impl Setting {
+    /// The single source of truth for flag names, `S3CREDSFS_*` variables, config-file
+    /// keys, help and defaults.
+    pub const fn spec(self) -> Spec {
+        use Fallback::{Derived, IfPresent, Nothing, Unset};
+        use Setting::*;
+        match self {
+            ApiGateway => value("api-gateway", "URL", "Base URL of the CSM API gateway", Fallback::Value(super::DEFAULT_GATEWAY)),
+            TokenUrl => value("token-url", "URL", "Keycloak token endpoint", Derived("{gateway}/keycloak/realms/{realm}/protocol/openid-connect/token")),
+            StsUrl => value("sts-url", "URL", "STS endpoint", Derived("{gateway}/apis/sts/token")),
+            Realm => value("realm", "REALM", "Keycloak realm", Fallback::Value("shasta")),
+            ClientId => value("client-id", "ID", "Keycloak client id", Fallback::Value("shasta")),
+            Username => value("username", "NAME", "Log in with this user's password (password grant)", Unset),
+            PasswordEnv => value("password-env", "VAR", "Read the password from this environment variable", Unset),
+            PasswordFile => value("password-file", "FILE", "Read the password from this file (must not be readable by group or others)", Unset),
+            PasswordCommand => value("password-command", "CMD", "Run this shell command and use its output as the password", Unset),
+            ClientSecretFile => value("client-secret-file", "FILE", "Use the client_credentials grant with the secret in this file", Unset),
+            ClientSecretEnv => value("client-secret-env", "VAR", "Use the client_credentials grant with the secret in this variable", Unset),
+            TokenEnv => value("token-env", "VAR", "Use the JWT in this environment variable (like $TOKEN in the CSM docs)", Unset),
+            TokenFile => value("token-file", "FILE", "Use the JWT, or the `cray` CLI's saved login JSON, in this file (re-read on every use)", Unset),
+            CaFile => value("ca-file", "PEM", "Trust this CA bundle in addition to the system roots", IfPresent(super::PLATFORM_CA)),
+            Insecure => switch("insecure", "Do not verify TLS certificates (prints a warning on every start)"),
+            AllowHttp => switch("allow-http", "Allow plain http to hosts other than loopback"),
+            Timeout => value("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m", Fallback::Value("30s")),
+            Profile => value("profile", "NAME", "Profile name written into the credentials, config and rclone formats", Fallback::Value("default")),
+            Region => value("region", "REGION", "Region written for the S3 clients that need one (config, env, container-env, s3cfg, rclone)", Fallback::Value("us-east-1")),
+            MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
+            RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
+            LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
+        }
+    }
+
+    /// The long flag without `--`, which is also the config-file key.
+    pub const fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The setting a flag or config-file key names, if any.
+    pub fn from_name(name: &str) -> Option<Setting> {
+        Setting::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// The long flag: `--` + name.
+    pub fn flag(self) -> String {
+        format!("--{}", self.name())
+    }
+
+    /// The environment variable that sets it: `S3CREDSFS_` + upper snake case.
+    pub fn env_var(self) -> String {
+        env_var(self.name())
+    }
+
+    /// The `--help` line: the description, then the default from the same spec that
+    /// resolution uses.
+    pub fn help(self) -> String {
+        let spec = self.spec();
+        match spec.fallback.shown() {
+            Some(default) => format!("{} [default: {default}]", spec.about),
+            None => spec.about.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The environment variable for a flag name: `S3CREDSFS_` + upper snake case.
+pub fn env_var(name: &str) -> String {
+    format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_back_to_settings() {
+        for &s in Setting::ALL {
+            assert_eq!(Setting::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Setting::from_name("api_gateway"), None);
+        assert_eq!(Setting::TokenUrl.flag(), "--token-url");
+        assert_eq!(Setting::ApiGateway.env_var(), "S3CREDSFS_API_GATEWAY");
+        // ALL lists each variant once, in declaration order.
+        for (i, &s) in Setting::ALL.iter().enumerate() {
+            assert_eq!(s as usize, i);
+        }
+    }
+}

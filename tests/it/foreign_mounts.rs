@@ -1,0 +1,98 @@
+//! `status`, `unmount` and `mount` leave alone what is not this user's s3credsfs: another
+//! filesystem, or an s3credsfs mounted by another user (whose status file would otherwise
+//! steer `unmount` to signal a pid of their choosing). Each test works in a private mount
+//! namespace, so nothing it mounts is seen outside.
+
+use crate::common;
+
+use common::mount::*;
+use common::namespace::*;
+use std::process::Output;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs `s3credsfs ARGS PATH` as root inside `ns`, tagged for `guard`.
+fn run_as_root(ns: &FuseNamespace, guard: &BackgroundMount, args: &[&str]) -> Output {
+    let mut cmd = guard.bin();
+    cmd.args(args)
+        .arg(&guard.path)
+        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .stdin(std::process::Stdio::null());
+    ns.run(None, move || cmd.output().unwrap())
+}
+
+fn assert_refused(out: &Output, expected: &str) {
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(expected), "{stderr}");
+}
+
+#[test]
+fn another_filesystem_is_left_alone() {
+    let ns = FuseNamespace::new((0, 0), false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    std::fs::create_dir(&path).unwrap();
+    let target = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mounted = ns.run(None, move || {
+        // SAFETY: valid strings; a tmpfs only this namespace sees.
+        unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        }
+    });
+    assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+    let guard = BackgroundMount::new(&path);
+    let not_ours = format!(
+        "{} is a tmpfs mount, not s3credsfs; leaving it alone",
+        path.display()
+    );
+    assert_refused(&run_as_root(&ns, &guard, &["status"]), &not_ours);
+    assert_refused(&run_as_root(&ns, &guard, &["unmount"]), &not_ours);
+    let gateway = ["--api-gateway", "http://127.0.0.1:9", "--username", "dev"];
+    let mount: Vec<&str> = ["mount", "--lazy", "--password-env", "PW"]
+        .into_iter()
+        .chain(gateway)
+        .collect();
+    assert_refused(
+        &run_as_root(&ns, &guard, &mount),
+        &format!(
+            "{} is already mounted (tmpfs); choose another directory",
+            path.display()
+        ),
+    );
+    let line = ns.mount_line(&path).expect("the tmpfs is still mounted");
+    assert!(
+        line.contains(" - tmpfs "),
+        "only the tmpfs is there: {line}"
+    );
+}
+
+#[test]
+fn another_users_s3credsfs_is_left_alone() {
+    let gw = TestGateway::start(|_| {});
+    let mut theirs = UserMount::new(FuseNamespace::new(NOBODY, false));
+    theirs.start(&gw);
+    let guard = BackgroundMount::new(&theirs.path);
+    let not_ours = format!(
+        "{} is a fuse.s3credsfs of another user mount, not s3credsfs; leaving it alone",
+        theirs.path.display()
+    );
+    assert_refused(&run_as_root(&theirs.ns, &guard, &["status"]), &not_ours);
+    assert_refused(&run_as_root(&theirs.ns, &guard, &["unmount"]), &not_ours);
+    // Their daemon still serves them, untouched.
+    assert!(theirs.child.as_mut().unwrap().try_wait().unwrap().is_none());
+    let path = theirs.path.clone();
+    let served = theirs.ns.run(Some(NOBODY), move || {
+        std::fs::read_to_string(path.join("json"))
+    });
+    assert!(served.unwrap().contains("AccessKeyId"));
+    assert!(theirs.mount_line().is_some());
+}
