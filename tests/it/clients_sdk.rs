@@ -76,17 +76,16 @@ impl Sdk {
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
-/// host or `HOME`, and for Go (whose Debian version reads neither `endpoint_url` nor
-/// `AWS_ENDPOINT_URL`) the endpoint from the mount's `json`.
+/// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
+/// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
+/// mount's `json`.
 fn probe_in(t: &MountedS3, sdk: Sdk, script: &str, env_file: &Path) -> Command {
     let nowhere = t.env.home().join("no-such-file");
     let mut cmd = t.env.bash(script, env_file);
     cmd.args(sdk.probe())
         .env("S3_BUCKET", t.bucket())
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-        .env("AWS_CONFIG_FILE", &nowhere)
-        // Until the mount serves a region (`--region`), the test gives it.
-        .env("AWS_REGION", "us-east-1");
+        .env("AWS_CONFIG_FILE", &nowhere);
     if sdk == Sdk::Go {
         let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
         cmd.env(
