@@ -55,4 +55,6 @@ mod clients_refresh;
 #[cfg(feature = "s3-tests")]
 mod clients_scripts;
 #[cfg(feature = "s3-tests")]
+mod clients_sdk;
+#[cfg(feature = "s3-tests")]
 mod clients_tools;

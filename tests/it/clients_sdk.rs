@@ -1,0 +1,439 @@
+//! The JavaScript v3, Go v2 and Rust AWS SDKs, each as a small program a user would write
+//! (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount serves:
+//! no region, keys or endpoint from the test (but Go's endpoint, which its Debian
+//! version cannot read from anywhere). Against a real S3 that checks signatures (moto),
+//! with credentials the built-in gateway mints there by `AssumeRole`. Every way is also
+//! shown to fail once the secret the SDK receives is altered by one character, and a
+//! long-running program of each SDK renews its keys by itself through `credential_process`
+//! and the container endpoint. Each round trip reads back from moto what it wrote there,
+//! so the calls went to the mount's endpoint (the Python clients' loopback guard does not
+//! apply to these programs).
+
+use crate::common;
+
+use common::clients::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The three SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sdk {
+    Js,
+    Go,
+    Rust,
+}
+
+/// Where scripts/sdk-probes puts the probes: `sdk-probes` in the target directory that
+/// holds this test binary (`TARGET/debug/deps/it-HASH`).
+fn probes() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the test binary lies in TARGET/debug/deps");
+    target.join("sdk-probes")
+}
+
+impl Sdk {
+    /// The probe's command line (the mode is appended by the caller).
+    fn probe(self) -> Vec<String> {
+        let dir = probes();
+        let file = dir.join(match self {
+            Sdk::Js => "js/probe.js",
+            Sdk::Go => "go-probe",
+            Sdk::Rust => "rust-probe",
+        });
+        assert!(
+            file.exists(),
+            "{} is missing: run scripts/sdk-probes (scripts/test runs it), which builds the \
+             JavaScript, Go and Rust SDK probes",
+            file.display()
+        );
+        let file = file.display().to_string();
+        if self == Sdk::Js {
+            let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .any(|dir| dir.join("node").is_file());
+            assert!(
+                found,
+                "node is not on PATH: run scripts/venv as root, which installs it from Debian"
+            );
+            vec!["node".to_owned(), file]
+        } else {
+            vec![file]
+        }
+    }
+
+    /// Whether the SDK signs with the config file's `credential_process` rather than the
+    /// keys the credentials file has for the same profile (botocore's order is the
+    /// other way round).
+    fn prefers_credential_process(self) -> bool {
+        self == Sdk::Rust
+    }
+}
+
+/// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
+/// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
+/// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
+/// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
+/// mount's `json`.
+fn probe_in(t: &MountedS3, sdk: Sdk, script: &str, env_file: &Path) -> Command {
+    let nowhere = t.env.home().join("no-such-file");
+    let mut cmd = t.env.bash(script, env_file);
+    cmd.args(sdk.probe())
+        .env("S3_BUCKET", t.bucket())
+        .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+        .env("AWS_CONFIG_FILE", &nowhere);
+    if sdk == Sdk::Go {
+        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+        cmd.env(
+            "S3_ENDPOINT",
+            json["EndpointURL"].as_str().expect("EndpointURL"),
+        );
+    }
+    cmd
+}
+
+/// Runs the probe as is (`$0` unused).
+const PLAIN: &str = r#"exec "$@""#;
+/// Sources `$0` first: the keys, or the container endpoint, come from it.
+const SOURCED: &str = r#"source "$0" && exec "$@""#;
+/// As [`SOURCED`], with the secret altered after sourcing.
+const SOURCED_TAMPERED: &str = r#"source "$0" &&
+s=$AWS_SECRET_ACCESS_KEY && case $s in *A) t=B ;; *) t=A ;; esac &&
+export AWS_SECRET_ACCESS_KEY="${s%?}$t" && exec "$@""#;
+/// As [`SOURCED`], then the container endpoint replaced by `$TAMPERED_URI`.
+const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
+export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
+
+/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`.
+struct Report {
+    calls: u64,
+    keys: Vec<String>,
+    seconds: f64,
+}
+
+fn report(ran: &Ran) -> Report {
+    let value: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`{}` printed no report ({e}):\n{}\n{}",
+            ran.what, ran.stdout, ran.stderr
+        )
+    });
+    Report {
+        calls: value["calls"].as_u64().expect("calls"),
+        keys: value["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("a key").to_owned())
+            .collect(),
+        seconds: value["seconds"].as_f64().expect("seconds"),
+    }
+}
+
+/// One round trip (put, list, get) that must succeed, every call signed with the access
+/// key the mount serves.
+fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
+    let ran = t.env.run(
+        cmd.env("S3_KEY", key)
+            .env("S3_BODY", unique_content(key))
+            .arg("round-trip"),
+    );
+    let ran = ran.ok();
+    let served = t.mount.access_key();
+    let report = report(&ran);
+    assert_eq!(report.calls, 3, "{sdk:?}: {}", ran.stdout);
+    assert!(
+        report.keys.len() >= 3 && report.keys.iter().all(|k| *k == served),
+        "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
+        report.keys
+    );
+}
+
+/// A round trip that S3 must refuse for a bad signature.
+fn refused(t: &MountedS3, key: &str, cmd: &mut Command) {
+    let ran = t.env.run(
+        cmd.env("S3_KEY", key)
+            .env("S3_BODY", unique_content(key))
+            .arg("round-trip"),
+    );
+    assert_eq!(
+        ran.status.code(),
+        Some(3),
+        "{key} should have been refused:\n{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+    ran.refused("SignatureDoesNotMatch");
+}
+
+/// Serves `body` as JSON to every request on a loopback port of its own, until the test
+/// ends; returns its URL. A tampered stand-in for the container endpoint.
+fn serve_json(body: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let url = format!("http://{}/credentials", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// The four ways for `sdk`, each refused once the secret it receives is altered.
+fn every_way(sdk: Sdk) {
+    let t = MountedS3::start(|_| {}, &["--container-endpoint"]);
+    let env = &t.env;
+    let (credentials, config) = (t.file("credentials"), t.file("config"));
+    let nowhere = env.home().join("no-such-file");
+    let files = |credentials: &Path, config: &Path| {
+        let mut cmd = probe_in(&t, sdk, PLAIN, &nowhere);
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+            .env("AWS_CONFIG_FILE", config);
+        cmd
+    };
+
+    // 1. AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE into the mount.
+    round_trip(
+        &t,
+        sdk,
+        "sdk-files/object",
+        &mut files(&credentials, &config),
+    );
+    let bad_credentials = env.write(
+        "credentials-tampered",
+        &tamper_ini(&t.read("credentials"), "aws_secret_access_key"),
+    );
+    if sdk.prefers_credential_process() {
+        // The config's credential_process signs, not the credentials file's keys.
+        round_trip(
+            &t,
+            sdk,
+            "sdk-files-process/object",
+            &mut files(&bad_credentials, &config),
+        );
+    } else {
+        refused(
+            &t,
+            "sdk-files/tampered",
+            &mut files(&bad_credentials, &config),
+        );
+    }
+
+    // 2. AWS_CONFIG_FILE alone: credential_process = cat MNT/json.
+    round_trip(&t, sdk, "sdk-process/object", &mut files(&nowhere, &config));
+    let bad_json = env.write("json-tampered", &tamper_json(&t.read("json")));
+    let served = t.read("config");
+    let process = format!("credential_process = cat {}\n", t.file("json").display());
+    assert!(served.contains(&process), "{served}");
+    let bad_config = env.write(
+        "config-tampered",
+        &served.replace(
+            &process,
+            &format!("credential_process = cat {}\n", bad_json.display()),
+        ),
+    );
+    refused(
+        &t,
+        "sdk-process/tampered",
+        &mut files(&nowhere, &bad_config),
+    );
+    if sdk.prefers_credential_process() {
+        // With both tampered, the credential_process one is what fails.
+        refused(
+            &t,
+            "sdk-files-process/tampered",
+            &mut files(&credentials, &bad_config),
+        );
+    }
+
+    // 3. The container endpoint: source MNT/container-env. A stand-in endpoint serving
+    //    the same reply with the secret altered (the mount's token still sent): refused.
+    let container_env = t.file("container-env");
+    round_trip(
+        &t,
+        sdk,
+        "sdk-container/object",
+        &mut probe_in(&t, sdk, SOURCED, &container_env),
+    );
+    let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    let reply = serde_json::json!({
+        "AccessKeyId": json["AccessKeyId"],
+        "SecretAccessKey": tamper(json["SecretAccessKey"].as_str().expect("secret")),
+        "Token": json["SessionToken"],
+        "Expiration": json["Expiration"],
+    });
+    let mut tampered = probe_in(&t, sdk, SOURCED_OTHER_ENDPOINT, &container_env);
+    tampered.env("TAMPERED_URI", serve_json(reply.to_string()));
+    refused(&t, "sdk-container/tampered", &mut tampered);
+
+    // 4. source MNT/env: the keys (and the endpoint) from the environment only.
+    let env_file = t.file("env");
+    round_trip(
+        &t,
+        sdk,
+        "sdk-env/object",
+        &mut probe_in(&t, sdk, SOURCED, &env_file),
+    );
+    refused(
+        &t,
+        "sdk-env/tampered",
+        &mut probe_in(&t, sdk, SOURCED_TAMPERED, &env_file),
+    );
+}
+
+#[test]
+fn javascript_v3_sdk_every_way() {
+    every_way(Sdk::Js);
+}
+
+#[test]
+fn go_v2_sdk_every_way() {
+    every_way(Sdk::Go);
+}
+
+#[test]
+fn rust_sdk_every_way() {
+    every_way(Sdk::Rust);
+}
+
+/// Credentials live this long; the mount renews them when under half remains.
+const LIFETIME: Duration = Duration::from_secs(6);
+
+/// A long-running probe stops once its calls were signed with this many different access
+/// keys (three renewals) and three lifetimes have passed...
+const WANTED_KEYS: usize = 4;
+const LIFETIMES: u32 = 3;
+
+/// ...or after this long, far more than the `WANTED_KEYS` lifetimes it needs.
+const GIVE_UP: Duration = Duration::from_secs(90);
+
+/// Panics unless the long-running probe `ran` ran for `LIFETIMES` lifetimes and moved on to
+/// `WANTED_KEYS` keys, each used for a stretch and never again once replaced (`ok()`
+/// already showed that no call failed).
+fn renewed_by_itself(sdk: Sdk, way: &str, ran: &Ran) {
+    let report = report(ran);
+    let mut distinct = report.keys.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= WANTED_KEYS && report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
+        "{sdk:?} through {way} signed with {} different keys in {:.1} s ({} calls): {distinct:?}",
+        distinct.len(),
+        report.seconds,
+        report.calls
+    );
+    let mut sorted = distinct.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        distinct.len(),
+        "{sdk:?} through {way}: a key came back: {:?}",
+        report.keys
+    );
+    for key in &distinct[..distinct.len() - 1] {
+        let uses = report.keys.iter().filter(|k| *k == key).count();
+        assert!(
+            uses >= 4,
+            "{sdk:?} through {way}: key {key} signed only {uses} calls: {:?}",
+            report.keys
+        );
+    }
+    println!(
+        "{sdk:?} through {way}: {} calls in {:.1} s signed with {} keys",
+        report.calls,
+        report.seconds,
+        distinct.len()
+    );
+}
+
+/// Panics unless the long-running probe `ran` signed every call of `LIFETIMES` lifetimes
+/// with the one key it read first: it never re-read the mounted files.
+fn kept_its_first_key(sdk: Sdk, way: &str, ran: &Ran) {
+    let report = report(ran);
+    let mut distinct = report.keys.clone();
+    distinct.dedup();
+    assert!(
+        distinct.len() == 1 && report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
+        "{sdk:?} through {way} signed with {} keys in {:.1} s: {distinct:?}",
+        distinct.len(),
+        report.seconds
+    );
+    println!(
+        "{sdk:?} through {way}: {} calls in {:.1} s signed with its first key only",
+        report.calls, report.seconds
+    );
+}
+
+/// Long-running probes side by side: through `credential_process` (AWS_CONFIG_FILE=
+/// MNT/config), through the container endpoint (source MNT/container-env), and through
+/// both files (AWS_SHARED_CREDENTIALS_FILE=MNT/credentials too), where only an SDK that
+/// prefers the config's `credential_process` renews.
+fn renews_by_itself(sdk: Sdk) {
+    let t = MountedS3::start(
+        |c| c.lifetime = LIFETIME,
+        &["--container-endpoint", "--min-validity", "3s"],
+    );
+    let long_running = |script: &str, file: &Path, prefix: &str, give_up: Duration| {
+        let mut cmd = probe_in(&t, sdk, script, file);
+        cmd.arg("long-running")
+            .env("S3_KEY", prefix)
+            .env("WANTED_KEYS", WANTED_KEYS.to_string())
+            .env("MIN_SECONDS", (LIFETIME * LIFETIMES).as_secs().to_string())
+            .env("GIVE_UP_SECONDS", give_up.as_secs().to_string());
+        cmd
+    };
+    let (config, container_env) = (t.file("config"), t.file("container-env"));
+    let [process, container, files] = std::thread::scope(|s| {
+        let process = s.spawn(|| {
+            let mut cmd = long_running(PLAIN, &config, "long-running-process", GIVE_UP);
+            t.env.run(cmd.env("AWS_CONFIG_FILE", &config)).ok()
+        });
+        let container = s.spawn(|| {
+            let mut cmd = long_running(SOURCED, &container_env, "long-running-container", GIVE_UP);
+            t.env.run(&mut cmd).ok()
+        });
+        let files = s.spawn(|| {
+            let mut cmd = long_running(PLAIN, &config, "long-running-files", LIFETIME * LIFETIMES);
+            cmd.env("AWS_CONFIG_FILE", &config)
+                .env("AWS_SHARED_CREDENTIALS_FILE", t.file("credentials"));
+            t.env.run(&mut cmd).ok()
+        });
+        [process, container, files].map(|h| h.join().unwrap())
+    });
+    renewed_by_itself(sdk, "credential_process", &process);
+    renewed_by_itself(sdk, "the container endpoint", &container);
+    if sdk.prefers_credential_process() {
+        renewed_by_itself(sdk, "both files", &files);
+    } else {
+        kept_its_first_key(sdk, "both files", &files);
+    }
+}
+
+#[test]
+fn a_long_running_javascript_v3_sdk_program_renews_by_itself() {
+    renews_by_itself(Sdk::Js);
+}
+
+#[test]
+fn a_long_running_go_v2_sdk_program_renews_by_itself() {
+    renews_by_itself(Sdk::Go);
+}
+
+#[test]
+fn a_long_running_rust_sdk_program_renews_by_itself() {
+    renews_by_itself(Sdk::Rust);
+}
