@@ -98,6 +98,14 @@ pub struct Entry {
     pub ttl: Duration,
 }
 
+/// What a lookup needs: nothing more, or credentials (which may mean a refresh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Done(Entry),
+    /// The name is credentials file number `index`.
+    Credentials(usize),
+}
+
 /// The longest the kernel trusts a name or attributes: a refresh reaches new opens, and
 /// expiry reaches held descriptors, within this.
 pub const MAX_TTL: Duration = Duration::from_secs(1);
@@ -193,10 +201,18 @@ impl<F: Fetch> CredsFs<F> {
     }
 
     /// A root entry. A credentials name gets the inode of the generation an open would
-    /// serve now, refreshing first when due (async: the wait is on the runtime, not on a
-    /// FUSE worker thread, so `status` and `ls` still answer). `status` gets a new inode
-    /// frozen now, so each open of it shows the state of that moment and never fetches.
+    /// serve now, refreshing first when due (see [`Self::lookup_credentials`]). `status`
+    /// gets a new inode frozen now, so each open of it shows the state of that moment and
+    /// never fetches.
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Entry, FsError> {
+        match self.lookup_local(parent, name)? {
+            Lookup::Done(entry) => Ok(entry),
+            Lookup::Credentials(index) => self.lookup_credentials(index).await,
+        }
+    }
+
+    /// The part of a lookup that never waits: all of it, except for a credentials name.
+    pub fn lookup_local(&self, parent: u64, name: &str) -> Result<Lookup, FsError> {
         if parent != ROOT_INO {
             return Err(FsError::NotADirectory);
         }
@@ -205,16 +221,22 @@ impl<F: Fetch> CredsFs<F> {
             .iter()
             .position(|(n, _)| *n == name)
             .ok_or(FsError::NotFound)?;
-        if self.files[index].1 == FileKind::Status {
-            let now = self.cache.now();
-            let bytes = self.status_json().into_bytes();
-            let size = bytes.len() as u64;
-            let ino = lock(&self.status_docs).insert(bytes, now.into());
-            return Ok(Entry {
-                attr: self.attr(ino, size, false, now.into(), MAX_TTL),
-                ttl: Duration::ZERO,
-            });
+        if self.files[index].1 != FileKind::Status {
+            return Ok(Lookup::Credentials(index));
         }
+        let now = self.cache.now();
+        let bytes = self.status_json().into_bytes();
+        let size = bytes.len() as u64;
+        let ino = lock(&self.status_docs).insert(bytes, now.into());
+        Ok(Lookup::Done(Entry {
+            attr: self.attr(ino, size, false, now.into(), MAX_TTL),
+            ttl: Duration::ZERO,
+        }))
+    }
+
+    /// The entry of credentials file `index`, refreshing first when due. Async so the
+    /// wait is on the runtime, not on a FUSE worker thread: `status` and `ls` still answer.
+    pub async fn lookup_credentials(&self, index: usize) -> Result<Entry, FsError> {
         let snapshot = self.cache.current().await.map_err(FsError::Credentials)?;
         let now = self.cache.now();
         let generation = self.generation(&snapshot, now);

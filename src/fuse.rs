@@ -2,7 +2,7 @@
 //! logic of its own.
 
 use crate::cache::Fetch;
-use crate::fs::{Attr, CredsFs, FsError};
+use crate::fs::{Attr, CredsFs, Entry, FsError, Lookup};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
@@ -70,12 +70,16 @@ fn file_attr(a: &Attr) -> FileAttr {
 
 impl<F: Fetch> Filesystem for FuseAdapter<F> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        // Page-cache reads need both: without no-open every open is a round trip, and
-        // without auto-inval-data a reader holding a descriptor would not re-check
-        // attributes (and so expiry) on each read.
+        // Page-cache reads need the first two: without no-open every open is a round
+        // trip, and without auto-inval-data a reader holding a descriptor would not
+        // re-check attributes (and so expiry) on each read. Opens wait in lookup, so
+        // lookups must run in parallel: without parallel-dirops the kernel holds the root
+        // directory's lock across a lookup, and one waiting for a refresh would hold up
+        // `status` and `ls`.
         for flag in [
             InitFlags::FUSE_NO_OPEN_SUPPORT,
             InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_PARALLEL_DIROPS,
         ] {
             match config.add_capabilities(flag) {
                 Ok(()) => self.no_open |= flag == InitFlags::FUSE_NO_OPEN_SUPPORT,
@@ -89,20 +93,26 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let fs = self.fs.clone();
-        let name = name.to_string_lossy().into_owned();
-        // Answered from the runtime: a refresh in flight holds no FUSE thread.
-        self.runtime.spawn(async move {
-            match fs.lookup(parent.0, &name).await {
-                Ok(entry) => reply.entry_with_ttls(
-                    &entry.attr.ttl,
-                    &entry.ttl,
-                    &file_attr(&entry.attr),
-                    Generation(0),
-                ),
-                Err(e) => reply.error(errno(&e)),
+        let entry = |reply: ReplyEntry, result: Result<Entry, FsError>| match result {
+            Ok(entry) => reply.entry_with_ttls(
+                &entry.attr.ttl,
+                &entry.ttl,
+                &file_attr(&entry.attr),
+                Generation(0),
+            ),
+            Err(e) => reply.error(errno(&e)),
+        };
+        match self.fs.lookup_local(parent.0, &name.to_string_lossy()) {
+            Ok(Lookup::Done(done)) => entry(reply, Ok(done)),
+            Ok(Lookup::Credentials(index)) => {
+                let fs = self.fs.clone();
+                // Answered from the runtime: a refresh in flight holds no FUSE thread.
+                self.runtime.spawn(async move {
+                    entry(reply, fs.lookup_credentials(index).await);
+                });
             }
-        });
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     // fuser's default `batch_forget` calls this for each inode.
