@@ -62,7 +62,7 @@ struct InProcess {
     control: Arc<Control>,
     fs: Arc<CredsFs<Fake>>,
     session: Option<fuser::BackgroundSession>,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
@@ -110,7 +110,7 @@ impl InProcess {
             control,
             fs,
             session: Some(session),
-            _runtime: runtime,
+            runtime,
             _dir: dir,
         }
     }
@@ -241,19 +241,28 @@ fn one_open_reads_one_snapshot_even_across_a_refresh() {
 
 #[test]
 fn stat_then_refresh_then_open_fstat_read_agree() {
-    // What bash `source` does: the size it reads is st_size of the open file.
+    // What bash `source` does (stat, open, fstat, read st_size bytes), with a refresh
+    // landing between the stat and the open.
     let m = InProcess::start();
     for round in 0..3 {
-        let before = std::fs::metadata(m.file("env")).unwrap().len();
+        let before = std::fs::metadata(m.file("json")).unwrap().len();
         m.advance(41 * 60);
-        let (size, text) = m.open_stat_read("env").unwrap();
+        // Another reader refreshes (straight through the filesystem, so at once).
+        let entry = m.runtime.block_on(m.fs.lookup(1, "credentials")).unwrap();
+        assert_eq!(entry.attr.ino >> 8, round + 2, "the refresh happened");
+        let (size, text) = m.open_stat_read("json").unwrap();
         assert_eq!(size as usize, text.len(), "round {round}");
-        assert!(size == before || text.contains(&format!("AKID{:04}", round + 1)));
+        let json: serde_json::Value = serde_json::from_str(&text).expect("one whole snapshot");
+        let key = json["AccessKeyId"].as_str().unwrap();
+        assert!(
+            size == before || key.ends_with(&format!("{}", round + 1)),
+            "{key}"
+        );
         let key = format!("AKID{:04}", round + 1);
         wait_for(&key, Duration::from_secs(5), || {
-            m.read("env").unwrap().contains(&key)
+            m.read("json").unwrap().contains(&key)
         });
-        let (size, text) = m.open_stat_read("env").unwrap();
+        let (size, text) = m.open_stat_read("json").unwrap();
         assert_eq!(size as usize, text.len(), "round {round}, refreshed");
         assert_ne!(size, before, "each refresh changes the size");
     }
