@@ -2,33 +2,37 @@
 //! logic of its own.
 
 use crate::cache::Fetch;
-use crate::fs::{Attr, CredsFs, FsError};
+use crate::fs::{Attr, CredsFs, Entry, FsError, Lookup};
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
 };
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Attributes are not cached by the kernel: sizes change with every refresh, and
-/// `source` reads exactly `st_size` bytes.
-const TTL: Duration = Duration::ZERO;
 
 /// Serves a `CredsFs` to the kernel.
 pub struct FuseAdapter<F: Fetch> {
     fs: Arc<CredsFs<F>>,
-    /// Where opens that may refresh run, so FUSE worker threads never wait on the network.
+    /// Where lookups that may refresh run, so FUSE worker threads never wait on the network.
     runtime: tokio::runtime::Handle,
+    /// The kernel agreed to FUSE_NO_OPEN_SUPPORT: open answers ENOSYS once, and the kernel
+    /// then opens without asking and reads from its page cache.
+    no_open: bool,
 }
 
 impl<F: Fetch> FuseAdapter<F> {
-    /// Wraps the filesystem logic; `runtime` runs the opens.
+    /// Wraps the filesystem logic; `runtime` runs the lookups.
     pub fn new(fs: CredsFs<F>, runtime: tokio::runtime::Handle) -> Self {
+        Self::shared(Arc::new(fs), runtime)
+    }
+
+    /// Like `new`, for a caller that keeps a handle on the filesystem (tests count reads).
+    pub fn shared(fs: Arc<CredsFs<F>>, runtime: tokio::runtime::Handle) -> Self {
         FuseAdapter {
-            fs: Arc::new(fs),
+            fs,
             runtime,
+            no_open: false,
         }
     }
 }
@@ -65,47 +69,91 @@ fn file_attr(a: &Attr) -> FileAttr {
 }
 
 impl<F: Fetch> Filesystem for FuseAdapter<F> {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // Page-cache reads need the first two: without no-open every open is a round
+        // trip, and without auto-inval-data a reader holding a descriptor would not
+        // re-check attributes (and so expiry) on each read. Opens wait in lookup, so
+        // lookups must run in parallel: without parallel-dirops the kernel holds the root
+        // directory's lock across a lookup, and one waiting for a refresh would hold up
+        // `status` and `ls`.
+        for flag in [
+            InitFlags::FUSE_NO_OPEN_SUPPORT,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+        ] {
+            match config.add_capabilities(flag) {
+                Ok(()) => self.no_open |= flag == InitFlags::FUSE_NO_OPEN_SUPPORT,
+                Err(missing) => tracing::warn!(
+                    capability = ?missing,
+                    "the kernel lacks a FUSE capability; reads take a slower path"
+                ),
+            }
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup(parent.0, &name.to_string_lossy()) {
-            Ok(attr) => reply.entry(&TTL, &file_attr(&attr), Generation(0)),
+        let entry = |reply: ReplyEntry, result: Result<Entry, FsError>| match result {
+            Ok(entry) => reply.entry_with_ttls(
+                &entry.attr.ttl,
+                &entry.ttl,
+                &file_attr(&entry.attr),
+                Generation(0),
+            ),
+            Err(e) => reply.error(errno(&e)),
+        };
+        match self.fs.lookup_local(parent.0, &name.to_string_lossy()) {
+            Ok(Lookup::Done(done)) => entry(reply, Ok(done)),
+            Ok(Lookup::Credentials(index)) => {
+                let fs = self.fs.clone();
+                // Answered from the runtime: a refresh in flight holds no FUSE thread.
+                self.runtime.spawn(async move {
+                    entry(reply, fs.lookup_credentials(index).await);
+                });
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
 
+    // fuser's default `batch_forget` calls this for each inode.
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino.0) {
-            Ok(attr) => reply.attr(&TTL, &file_attr(&attr)),
+            Ok(attr) => reply.attr(&attr.ttl, &file_attr(&attr)),
             Err(e) => reply.error(errno(&e)),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.no_open {
+            // The kernel never asks again, and serves reads from its page cache: an
+            // inode's bytes never change, so that cache is always right.
+            reply.error(Errno::ENOSYS);
+            return;
+        }
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
-        let fs = self.fs.clone();
-        // Answered from the runtime: a refresh in flight holds no FUSE thread.
-        self.runtime.spawn(async move {
-            match fs.open(ino.0, write).await {
-                // Direct I/O: reads return exactly the handle's bytes, whatever size the
-                // kernel last cached.
-                Ok(handle) => reply.opened(FileHandle(handle), FopenFlags::FOPEN_DIRECT_IO),
-                Err(e) => reply.error(errno(&e)),
-            }
-        });
+        match self.fs.open(ino.0, write) {
+            Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(errno(&e)),
+        }
     }
 
     fn read(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
+        match self.fs.read(ino.0, offset, size) {
             Ok(bytes) => reply.data(&bytes),
             Err(e) => reply.error(errno(&e)),
         }
@@ -119,20 +167,20 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         _owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        // Nothing to flush; ENOSYS makes the kernel stop sending flush on every close.
+        reply.error(Errno::ENOSYS);
     }
 
     fn release(
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
         reply.ok();
     }
 

@@ -1,20 +1,20 @@
 use super::*;
+use crate::cache::{ManualClock, TimeSource};
 use crate::creds::Credentials;
 use crate::secret::Secret;
-use chrono::Utc;
-use std::sync::atomic::AtomicUsize;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 
 struct Fake {
     calls: AtomicUsize,
     lifetime: chrono::Duration,
-    fail: bool,
+    fail: AtomicBool,
+    clock: Arc<ManualClock>,
 }
 
 impl Fetch for Fake {
     async fn fetch(&self) -> crate::error::Result<Credentials> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.fail {
+        if self.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
                 cause: crate::error::Cause::new(std::io::Error::new(
@@ -27,7 +27,7 @@ impl Fetch for Fake {
             access_key_id: format!("AK{n:04}"),
             secret_access_key: Secret::new(format!("secret-{n}")),
             session_token: Secret::new("token".repeat(n + 1)),
-            expiration: Utc::now() + self.lifetime,
+            expiration: self.clock.now() + self.lifetime,
             endpoint_url: "http://rgw:8080".into(),
         })
     }
@@ -35,6 +35,7 @@ impl Fetch for Fake {
 
 struct Harness {
     fs: CredsFs<Fake>,
+    clock: Arc<ManualClock>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -44,8 +45,28 @@ impl Harness {
         entries.iter().map(|e| e.2).collect()
     }
 
-    fn open(&self, ino: u64, write: bool) -> Result<u64, FsError> {
-        self.runtime.block_on(self.fs.open(ino, write))
+    fn lookup(&self, name: &str) -> Result<Entry, FsError> {
+        self.runtime.block_on(self.fs.lookup(ROOT_INO, name))
+    }
+
+    fn ino(&self, name: &str) -> u64 {
+        self.lookup(name).unwrap().attr.ino
+    }
+
+    fn advance(&self, seconds: u64) {
+        self.clock.advance(Duration::from_secs(seconds));
+    }
+
+    /// An inode's whole content, read 7 bytes at a time as the kernel might.
+    fn read_ino(&self, ino: u64) -> Result<Vec<u8>, FsError> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.fs.read(ino, out.len() as u64, 7)?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk);
+        }
     }
 }
 
@@ -53,6 +74,7 @@ fn harness(lifetime: chrono::Duration, fail: bool) -> Harness {
     harness_with(lifetime, fail, None)
 }
 
+/// Min-validity is 20 minutes: one-hour credentials are due after 40.
 fn harness_with(
     lifetime: chrono::Duration,
     fail: bool,
@@ -63,17 +85,23 @@ fn harness_with(
         .enable_all()
         .build()
         .unwrap();
+    let start = chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z").unwrap();
+    let clock = Arc::new(ManualClock::new(start.to_utc(), 0.0));
     let fake = Fake {
         calls: AtomicUsize::new(0),
         lifetime,
-        fail,
+        fail: AtomicBool::new(fail),
+        clock: clock.clone(),
     };
-    let cache = Arc::new(CredentialCache::new(
-        fake,
-        Duration::from_secs(3600),
-        Duration::from_secs(5),
-        "https://gw",
-    ));
+    let cache = Arc::new(
+        CredentialCache::new(
+            fake,
+            Duration::from_secs(1200),
+            Duration::from_secs(5),
+            "https://gw",
+        )
+        .with_time(clock.clone()),
+    );
     let info = MountInfo {
         gateway: "https://gw".into(),
         auth: "password".into(),
@@ -81,27 +109,16 @@ fn harness_with(
         region: "us-east-1".into(),
         mountpoint: "/m nt".into(),
         pid: 1,
-        min_validity_seconds: 3600,
+        min_validity_seconds: 1200,
         container_endpoint: container.as_ref().map(|c| c.url.clone()),
     };
     let fs = CredsFs::new(cache, info, container, |_| Some("dev".into()));
-    Harness { fs, runtime }
+    Harness { fs, clock, runtime }
 }
 
 fn read_all(h: &Harness, name: &str) -> Vec<u8> {
-    let fs = &h.fs;
-    let ino = fs.lookup(ROOT_INO, name).unwrap().ino;
-    let handle = h.open(ino, false).unwrap();
-    let mut out = Vec::new();
-    loop {
-        let chunk = fs.read(handle, out.len() as u64, 7).unwrap();
-        if chunk.is_empty() {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    fs.release(handle);
-    out
+    let ino = h.ino(name);
+    h.read_ino(ino).unwrap()
 }
 
 fn calls(fs: &CredsFs<Fake>) -> usize {
@@ -114,18 +131,6 @@ fn names_modes_and_errors() {
     let root = h.fs.getattr(ROOT_INO).unwrap();
     assert!(root.is_dir);
     assert_eq!(root.perm, 0o500);
-    for (name, _) in FILES {
-        let attr = h.fs.lookup(ROOT_INO, name).unwrap();
-        assert_eq!((attr.is_dir, attr.perm), (false, 0o400), "{name}");
-    }
-    assert_eq!(
-        h.fs.lookup(ROOT_INO, "nope").unwrap_err().errno(),
-        libc::ENOENT
-    );
-    assert_eq!(h.fs.lookup(5, "json").unwrap_err().errno(), libc::ENOTDIR);
-    let json = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
-    assert_eq!(h.open(json, true).unwrap_err().errno(), libc::EROFS);
-    assert_eq!(h.open(ROOT_INO, false).unwrap_err().errno(), libc::EISDIR);
     let names = h.names();
     assert_eq!(
         names,
@@ -142,7 +147,24 @@ fn names_modes_and_errors() {
         ]
     );
     assert_eq!(h.fs.readdir(ROOT_INO, 8).unwrap().len(), 1);
-    assert_eq!(calls(&h.fs), 0, "nothing above fetches");
+    assert_eq!(h.lookup("status").unwrap().attr.perm, 0o400);
+    assert_eq!(calls(&h.fs), 0, "listing, the root and status never fetch");
+    for (name, _) in FILES {
+        let attr = h.lookup(name).unwrap().attr;
+        assert_eq!((attr.is_dir, attr.perm), (false, 0o400), "{name}");
+    }
+    assert_eq!(h.lookup("nope").unwrap_err().errno(), libc::ENOENT);
+    let not_dir = h.runtime.block_on(h.fs.lookup(5, "json"));
+    assert_eq!(not_dir.unwrap_err().errno(), libc::ENOTDIR);
+    let json = h.ino("json");
+    assert_eq!(h.fs.open(json, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(
+        h.fs.open(ROOT_INO, false).unwrap_err().errno(),
+        libc::EISDIR
+    );
+    assert!(h.fs.open(json, false).is_ok());
+    assert_eq!(h.fs.getattr(0x7f).unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(calls(&h.fs), 1, "one fetch served every credentials lookup");
 }
 
 #[test]
@@ -152,7 +174,7 @@ fn sizes_match_what_a_read_returns() {
     for (name, _) in FILES.iter().filter(|(n, _)| *n != "status") {
         let bytes = read_all(&h, name);
         assert_eq!(
-            h.fs.lookup(ROOT_INO, name).unwrap().size,
+            h.lookup(name).unwrap().attr.size,
             bytes.len() as u64,
             "{name}"
         );
@@ -165,7 +187,7 @@ fn sizes_match_what_a_read_returns() {
         "{config}"
     );
     assert_eq!(calls(&h.fs), 1);
-    assert_eq!(lock(&h.fs.handles).len(), 0);
+    assert_eq!(lock(&h.fs.generations).kept(), 1);
 }
 
 #[test]
@@ -182,50 +204,151 @@ fn status_never_fetches() {
 }
 
 #[test]
-fn an_open_handle_keeps_its_snapshot_across_a_refresh() {
-    // Two seconds of life against an hour of min-validity: due again after one second.
-    let h = harness(chrono::Duration::seconds(2), false);
-    let ino = h.fs.lookup(ROOT_INO, "credentials").unwrap().ino;
-    let old = h.open(ino, false).unwrap();
+fn an_inode_keeps_its_generation_across_a_refresh() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let old = h.ino("credentials");
     let first_part = h.fs.read(old, 0, 10).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while calls(&h.fs) < 2 {
-        assert!(std::time::Instant::now() < deadline, "no refresh");
-        let handle = h.open(ino, false).unwrap();
-        h.fs.release(handle);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let rest = h.fs.read(old, 10, 4096).unwrap();
+    h.advance(41 * 60);
+    let new = h.ino("credentials");
+    assert_ne!(old, new, "a refresh gives the name a new inode");
+    assert_eq!(calls(&h.fs), 2);
+    // Another reader of the new generation in between changes nothing for the old one.
+    assert!(String::from_utf8(h.read_ino(new).unwrap())
+        .unwrap()
+        .contains("AK0001"));
+    let rest = h.read_ino(old).unwrap().split_off(10);
     let whole = String::from_utf8([first_part.as_slice(), rest.as_slice()].concat()).unwrap();
+    assert_eq!(whole.len() as u64, h.fs.getattr(old).unwrap().size);
     assert!(whole.contains("aws_access_key_id = AK0000\n"), "{whole}");
     assert!(
         whole.contains("aws_secret_access_key = secret-0\n"),
         "{whole}"
     );
-    assert!(String::from_utf8(read_all(&h, "credentials"))
-        .unwrap()
-        .contains("AK0001"));
 }
 
 #[test]
-fn no_credentials_is_eio() {
-    let h = harness(chrono::Duration::hours(1), true);
-    let ino = h.fs.lookup(ROOT_INO, "json").unwrap().ino;
-    let err = h.open(ino, false).unwrap_err();
-    assert_eq!(err.errno(), libc::EIO);
-    let status: serde_json::Value = serde_json::from_slice(&read_all(&h, "status")).unwrap();
-    assert_eq!(status["state"], "error");
-    assert!(status["last_error"]
-        .as_str()
-        .unwrap()
-        .starts_with("cannot reach https://gw"));
-    assert_eq!(h.fs.getattr(ino).unwrap().size, 0);
+fn expired_generations_are_eio_and_dropped() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let old = h.ino("json");
+    assert_eq!(h.fs.getattr(old).unwrap().ttl, MAX_TTL);
+    h.advance(41 * 60);
+    let new = h.ino("json");
+    // Still valid: the old inode serves its own bytes, its attributes expire with it.
+    assert!(h.read_ino(old).is_ok());
+    h.advance(19 * 60 - 1);
+    h.clock.advance(Duration::from_millis(500));
+    assert_eq!(h.fs.getattr(old).unwrap().ttl, Duration::from_millis(500));
+    h.clock.advance(Duration::from_millis(500));
+    assert_eq!(h.fs.getattr(old).unwrap_err().errno(), libc::EIO);
+    assert_eq!(h.fs.read(old, 0, 4096).unwrap_err().errno(), libc::EIO);
+    assert_eq!(
+        lock(&h.fs.generations).kept(),
+        1,
+        "the expired one was dropped"
+    );
+    assert!(h.read_ino(new).is_ok());
+    // A name's entry is trusted no longer than until its generation is due.
+    h.advance(21 * 60 - 1);
+    let entry = h.lookup("json").unwrap();
+    assert_eq!(entry.attr.ino, new);
+    assert!(entry.ttl <= Duration::from_secs(1), "{:?}", entry.ttl);
+    h.fs.cache.fetcher().fail.store(true, Ordering::SeqCst);
+    h.advance(21 * 60);
+    assert_eq!(h.lookup("json").unwrap_err().errno(), libc::EIO);
+    assert_eq!(h.fs.read(new, 0, 4096).unwrap_err().errno(), libc::EIO);
+}
+
+#[test]
+fn expired_and_all_but_the_newest_generations_are_dropped() {
+    // Credentials living 10 s against 20 min of min-validity: due at half their life.
+    let h = harness(chrono::Duration::seconds(10), false);
+    let first = h.ino("env");
+    for _ in 0..3 {
+        h.advance(5);
+        h.ino("env");
+    }
+    assert_eq!(calls(&h.fs), 4);
+    assert_eq!(lock(&h.fs.generations).kept(), 2, "expired ones went first");
+    assert_eq!(h.fs.getattr(first).unwrap_err().errno(), libc::EIO);
+
+    let now = h.clock.now();
+    let mut kept = Generations::default();
+    for generation in 1..=KEPT_GENERATIONS as u64 + 2 {
+        kept.get_or_render(generation, now, || Generation {
+            expiration: now + chrono::Duration::hours(1),
+            refresh_at: now,
+            fetched_at: SystemTime::now(),
+            files: Vec::new(),
+        });
+    }
+    assert_eq!(kept.kept(), KEPT_GENERATIONS);
+    assert!(kept.get(2, now).is_none(), "the oldest went");
+    assert!(kept.get(3, now).is_some());
+}
+
+#[test]
+fn status_inodes_are_frozen_freed_on_forget_and_capped() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let before = h.lookup("status").unwrap().attr;
+    let text = h.read_ino(before.ino).unwrap();
+    assert_eq!(text.len() as u64, before.size);
+    read_all(&h, "json");
+    let after = h.lookup("status").unwrap().attr;
+    assert_ne!(before.ino, after.ino);
+    assert_eq!(
+        h.read_ino(before.ino).unwrap(),
+        text,
+        "frozen at its lookup"
+    );
+    let status: serde_json::Value =
+        serde_json::from_slice(&h.read_ino(after.ino).unwrap()).unwrap();
+    assert_eq!(status["refresh_count"], 1);
+    h.fs.forget(before.ino, 1);
+    assert_eq!(h.fs.read(before.ino, 0, 10).unwrap_err().errno(), libc::EIO);
+    for _ in 0..KEPT_STATUS + 10 {
+        h.lookup("status").unwrap();
+    }
+    assert_eq!(lock(&h.fs.status_docs).kept(), KEPT_STATUS);
+    assert_eq!(
+        h.fs.getattr(after.ino).unwrap_err().errno(),
+        libc::EIO,
+        "oldest dropped"
+    );
+    assert_eq!(calls(&h.fs), 1);
+}
+
+#[test]
+fn inode_numbers_never_collide() {
+    let mut seen = std::collections::HashSet::from([ROOT_INO, STATUS_DIR_INO]);
+    for generation in 0..300 {
+        for index in 0..FILES.len() + 1 {
+            assert!(seen.insert(generation_ino(generation, index)));
+        }
+    }
+    let mut docs = StatusDocs::default();
+    for _ in 0..300 {
+        let ino = docs.insert(Vec::new(), SystemTime::now());
+        assert!(seen.insert(ino), "{ino:#x}");
+        assert!(matches!(decode(ino, FILES.len() + 1), Ino::Status(_)));
+    }
+    assert_eq!(
+        decode(generation_ino(7, 3), FILES.len()),
+        Ino::Generation {
+            generation: 7,
+            index: 3
+        }
+    );
+    assert_eq!(decode(generation_ino(0, 3), FILES.len()), Ino::Unknown);
+    assert_eq!(
+        decode(generation_ino(1, FILES.len()), FILES.len()),
+        Ino::Unknown
+    );
 }
 
 #[test]
 fn container_env_appears_only_with_the_endpoint() {
     let h = harness(chrono::Duration::hours(1), false);
-    assert!(h.fs.lookup(ROOT_INO, CONTAINER_ENV).is_err());
+    assert!(h.lookup(CONTAINER_ENV).is_err());
     let endpoint = ContainerEndpoint {
         url: "http://127.0.0.1:1/credentials".into(),
         token: Secret::new("tok"),
@@ -243,7 +366,7 @@ fn container_env_appears_only_with_the_endpoint() {
         "{text}"
     );
     assert_eq!(
-        h.fs.lookup(ROOT_INO, CONTAINER_ENV).unwrap().size,
+        h.lookup(CONTAINER_ENV).unwrap().attr.size,
         text.len() as u64
     );
 }

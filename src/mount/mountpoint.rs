@@ -102,8 +102,12 @@ pub fn absolute(path: &Path) -> super::Result<PathBuf> {
 pub fn state(path: &Path) -> MountState {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let fstype = fstype_at(&mountinfo, path, nix::unistd::getuid().as_raw());
-    let stale =
-        matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    // statfs always reaches the daemon; a stat may be answered from attributes the
+    // kernel still caches for up to a second after the daemon died.
+    let stale = matches!(
+        nix::sys::statfs::statfs(path),
+        Err(nix::errno::Errno::ENOTCONN)
+    );
     match fstype {
         Some(fstype) if stale => MountState::Stale { fstype },
         Some(fstype) => MountState::Live { fstype },

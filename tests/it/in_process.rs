@@ -1,7 +1,13 @@
 //! The real filesystem (`CredsFs` behind the FUSE adapter) mounted in this process over a
 //! fake fetcher and a manual clock: what the kernel sees (sizes, mtimes, errno, one
-//! snapshot per open) is tested by moving the clock, with no gateway and no waiting.
+//! snapshot per open) is tested by moving the clock, with no gateway.
+//!
+//! The kernel keeps names and attributes for at most `MAX_TTL` of real time (less when the
+//! credentials are due or expire sooner, which a real clock cannot jump past). A jump of
+//! the manual clock therefore reaches the kernel within one TTL: tests wait for it with a
+//! deadline, as a reader on a real clock would see it within one TTL.
 
+use crate::common::mount::wait_for;
 use s3credsfs::cache::{CredentialCache, Fetch, ManualClock, TimeSource};
 use s3credsfs::creds::Credentials;
 use s3credsfs::error::{Error, Result};
@@ -11,6 +17,8 @@ use s3credsfs::mount::mountpoint;
 use s3credsfs::secret::Secret;
 use s3credsfs::status::MountInfo;
 use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,8 +60,9 @@ impl Fetch for Fake {
 struct InProcess {
     path: PathBuf,
     control: Arc<Control>,
+    fs: Arc<CredsFs<Fake>>,
     session: Option<fuser::BackgroundSession>,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
 }
 
@@ -89,8 +98,8 @@ impl InProcess {
             container_endpoint: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let fs = CredsFs::new(cache, info, None, |_: &Fake| None);
-        let adapter = FuseAdapter::new(fs, runtime.handle().clone());
+        let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None));
+        let adapter = FuseAdapter::shared(fs.clone(), runtime.handle().clone());
         let config = s3credsfs::mount::fuse_config();
         let session = fuser::Session::new(adapter, &path, &config)
             .expect("mount (needs /dev/fuse and root)")
@@ -99,8 +108,9 @@ impl InProcess {
         InProcess {
             path,
             control,
+            fs,
             session: Some(session),
-            _runtime: runtime,
+            runtime,
             _dir: dir,
         }
     }
@@ -111,6 +121,21 @@ impl InProcess {
 
     fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    fn calls(&self) -> usize {
+        self.control.calls.load(Ordering::SeqCst)
+    }
+
+    fn read(&self, name: &str) -> std::io::Result<String> {
+        std::fs::read_to_string(self.file(name))
+    }
+
+    /// Waits (within a few TTLs) until a fresh open of `json` shows access key `key`.
+    fn wait_for_key(&self, key: &str) {
+        wait_for(key, Duration::from_secs(5), || {
+            self.read("json").is_ok_and(|t| t.contains(key))
+        });
     }
 
     /// Opens `name`, then reads it through that handle: (size fstat gave, bytes read).
@@ -146,14 +171,15 @@ fn sizes_match_what_a_read_returns_across_refreshes() {
             assert_eq!(std::fs::metadata(m.file(name)).unwrap().len(), size);
         }
         sizes.push(std::fs::metadata(m.file("json")).unwrap().len());
-        // Past the refresh time (40 min into a 1 h lifetime): the next open refreshes.
+        // Past the refresh time (40 min into a 1 h lifetime): new opens refresh.
         m.advance(41 * 60);
+        m.wait_for_key(&format!("AKID{:04}", round + 1));
     }
     assert!(
         sizes[0] < sizes[1] && sizes[1] < sizes[2],
         "each refresh changed the size: {sizes:?}"
     );
-    assert_eq!(m.control.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(m.calls(), 4);
 }
 
 #[test]
@@ -172,24 +198,149 @@ fn mtime_is_the_fetch_time_and_stable_between_refreshes() {
     let _ = m.open_stat_read("json").unwrap();
     assert_eq!(mtime(), fetched, "no refresh, no new mtime");
     m.advance(40 * 60);
-    let _ = m.open_stat_read("json").unwrap();
+    m.wait_for_key("AKID0001");
     assert_eq!(mtime(), fetched + Duration::from_secs(50 * 60));
+}
+
+/// Drops the kernel's cached pages of `file`, so the next read reaches the daemon.
+fn drop_page_cache(file: &std::fs::File) {
+    // SAFETY: a valid descriptor; fadvise reads no memory of ours.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(rc, 0);
 }
 
 #[test]
 fn one_open_reads_one_snapshot_even_across_a_refresh() {
     let m = InProcess::start();
-    let mut old = std::fs::File::open(m.file("json")).unwrap();
-    let mut first_part = [0u8; 20];
-    old.read_exact(&mut first_part).unwrap();
-    m.advance(41 * 60);
-    let (_, newer) = m.open_stat_read("json").unwrap();
-    assert!(newer.contains("AKID0001"), "{newer}");
-    let mut rest = String::new();
-    old.read_to_string(&mut rest).unwrap();
-    let whole = format!("{}{rest}", String::from_utf8_lossy(&first_part));
-    let json: serde_json::Value = serde_json::from_str(&whole).expect("no splice");
+    let old = std::fs::File::open(m.file("json")).unwrap();
+    let size = old.metadata().unwrap().len();
+    let mut whole = Vec::new();
+    let mut piece = [0u8; 7];
+    let mut refreshed = false;
+    loop {
+        // Every piece after the first comes from the daemon again, not from the pages
+        // the first read cached: what a reader evicted by memory pressure would get.
+        drop_page_cache(&old);
+        let n = old.read_at(&mut piece, whole.len() as u64).unwrap();
+        if n == 0 {
+            break;
+        }
+        whole.extend_from_slice(&piece[..n]);
+        if !refreshed {
+            // A refresh, and a new reader of the new credentials, between two pieces.
+            m.advance(41 * 60);
+            m.wait_for_key("AKID0001");
+            refreshed = true;
+        }
+    }
+    assert_eq!(whole.len() as u64, size, "the size fstat gave");
+    assert_eq!(old.metadata().unwrap().len(), size);
+    let json: serde_json::Value = serde_json::from_slice(&whole).expect("no splice");
     assert_eq!(json["AccessKeyId"], "AKID0000");
+}
+
+#[test]
+fn stat_then_refresh_then_open_fstat_read_agree() {
+    // What bash `source` does (stat, open, fstat, read st_size bytes), with a refresh
+    // landing between the stat and the open.
+    let m = InProcess::start();
+    for round in 0..3 {
+        let before = std::fs::metadata(m.file("json")).unwrap().len();
+        m.advance(41 * 60);
+        // Another reader refreshes (straight through the filesystem, so at once).
+        let entry = m.runtime.block_on(m.fs.lookup(1, "credentials")).unwrap();
+        assert_eq!(entry.attr.ino >> 8, round + 2, "the refresh happened");
+        let (size, text) = m.open_stat_read("json").unwrap();
+        assert_eq!(size as usize, text.len(), "round {round}");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("one whole snapshot");
+        let key = json["AccessKeyId"].as_str().unwrap();
+        assert!(
+            size == before || key.ends_with(&format!("{}", round + 1)),
+            "{key}"
+        );
+        let key = format!("AKID{:04}", round + 1);
+        wait_for(&key, Duration::from_secs(5), || {
+            m.read("json").unwrap().contains(&key)
+        });
+        let (size, text) = m.open_stat_read("json").unwrap();
+        assert_eq!(size as usize, text.len(), "round {round}, refreshed");
+        assert_ne!(size, before, "each refresh changes the size");
+    }
+}
+
+#[test]
+fn a_descriptor_held_past_expiry_gets_eio() {
+    let m = InProcess::start();
+    let held = std::fs::File::open(m.file("credentials")).unwrap();
+    let mut buf = [0u8; 4096];
+    let n = held.read_at(&mut buf, 0).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("AKID0000"));
+    m.control.fail.store(true, Ordering::SeqCst);
+    m.advance(61 * 60);
+    // Within one attribute TTL the kernel re-asks, and then never serves the old pages.
+    wait_for("EIO on the held descriptor", Duration::from_secs(5), || {
+        held.read_at(&mut buf, 0).is_err()
+    });
+    for _ in 0..3 {
+        let err = held.read_at(&mut buf, 0).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        assert_eq!(held.metadata().unwrap_err().raw_os_error(), Some(libc::EIO));
+    }
+    // A fresh open with nothing valid and the gateway down: EIO too.
+    let err = m.open_stat_read("credentials").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO));
+}
+
+#[test]
+fn below_min_validity_new_opens_get_new_credentials_within_a_ttl() {
+    let m = InProcess::start();
+    assert!(m.read("credentials").unwrap().contains("AKID0000"));
+    m.advance(41 * 60);
+    let start = std::time::Instant::now();
+    wait_for("refreshed credentials", Duration::from_secs(5), || {
+        m.read("credentials").unwrap().contains("AKID0001")
+    });
+    // One TTL, plus room for a loaded machine.
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn status_never_fetches_and_shows_each_change() {
+    let m = InProcess::start();
+    let status = |m: &InProcess| -> serde_json::Value {
+        serde_json::from_str(&m.read("status").unwrap()).unwrap()
+    };
+    for _ in 0..50 {
+        assert_eq!(status(&m)["state"], "empty");
+        let meta = std::fs::metadata(m.file("status")).unwrap();
+        assert_eq!(meta.len() as usize, m.read("status").unwrap().len());
+    }
+    assert_eq!(m.calls(), 0, "status fetched nothing");
+    m.read("json").unwrap();
+    assert_eq!(status(&m)["state"], "fresh");
+    m.advance(41 * 60);
+    // No waiting: every open of status sees the state of that moment.
+    assert_eq!(status(&m)["state"], "expiring");
+    m.advance(20 * 60);
+    assert_eq!(status(&m)["state"], "expired");
+    assert_eq!(m.calls(), 1);
+}
+
+#[test]
+fn repeated_reads_are_served_by_the_kernel_page_cache() {
+    let m = InProcess::start();
+    let expected = m.read("credentials").unwrap();
+    let before = m.fs.reads();
+    for _ in 0..1000 {
+        assert_eq!(m.read("credentials").unwrap(), expected);
+    }
+    let reads = m.fs.reads() - before;
+    assert!(reads < 100, "{reads} of 1000 reads reached the daemon");
+    assert_eq!(m.calls(), 1);
 }
 
 #[test]
@@ -201,7 +352,12 @@ fn expired_credentials_give_eio_and_status_says_why() {
     // Due but the gateway fails: the still-valid credentials are served.
     assert!(m.open_stat_read("json").unwrap().1.contains("AKID0000"));
     m.advance(20 * 60);
+    // The kernel may still hold a name looked up under a second ago (when the real
+    // clock could not have passed expiry): within one TTL every open fails, with EIO.
     for name in ["credentials", "json", "env"] {
+        wait_for("EIO", Duration::from_secs(5), || {
+            m.open_stat_read(name).is_err()
+        });
         let err = m.open_stat_read(name).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EIO), "{name}");
     }

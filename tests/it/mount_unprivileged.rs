@@ -104,7 +104,9 @@ fn the_user_unmounts_and_clears_stale_mounts_without_root() {
     m.wait_exit();
     let probe = m.path.clone();
     assert_eq!(
-        m.ns.run(Some(NOBODY), move || errno(std::fs::metadata(&probe))),
+        m.ns.run(Some(NOBODY), move || errno(
+            nix::sys::statfs::statfs(&probe).map_err(std::io::Error::from)
+        )),
         Some(libc::ENOTCONN),
         "the mount should be stale"
     );
