@@ -407,6 +407,12 @@ mod tests {
         .unwrap();
         assert!(text.contains("host_base = s3.example.com\n"));
         assert!(text.contains("\nuse_https = True\n"));
+        // Something that parses as a URL without a host (never let through by the STS
+        // reply's checks) is written as it is rather than as an empty host.
+        let mut odd = creds();
+        odd.endpoint_url = "rgw.local:8080".into();
+        let text = render(Format::S3cfg, &odd, &Profile::named("default", "r")).unwrap();
+        assert!(text.contains("\nhost_base = rgw.local:8080\n"), "{text}");
     }
 
     #[test]
