@@ -204,6 +204,23 @@ impl Bench {
     /// Target 3: readers across five lifetimes with a 200 ms gateway never wait for it.
     fn refresh_ahead(&mut self) {
         let lifetime = Duration::from_secs(if self.quick { 4 } else { 8 });
+        // Reads paced like a busy job's, timed on `path` for `how_long`.
+        let paced = |path: &Path, how_long: Duration| {
+            let mut buf = Vec::new();
+            let mut times = Vec::new();
+            let until = Instant::now() + how_long;
+            while Instant::now() < until {
+                times.push(read_once(path, &mut buf));
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Samples::new(times)
+        };
+        // The cached level: the same pattern on a mount whose credentials last an hour.
+        let steady_gw = self.gateway(Duration::from_secs(3600));
+        let steady = self.mount(&steady_gw, "steady", &[]);
+        let cached = paced(&steady.path.join("json"), lifetime);
+        drop(steady);
+
         let gw = self.gateway(lifetime);
         let m = self.mount(
             &gw,
@@ -217,26 +234,17 @@ impl Bench {
                 Times::Always,
             );
         }
-        let json = m.path.join("json");
         let before = gw.stats().sts_issued;
-        let mut buf = Vec::new();
-        let mut times = Vec::new();
-        let until = Instant::now() + lifetime * 5;
-        while Instant::now() < until {
-            times.push(read_once(&json, &mut buf));
-            std::thread::sleep(Duration::from_micros(200));
-        }
+        let times = paced(&m.path.join("json"), lifetime * 5);
         let refreshes = gw.stats().sts_issued - before;
-        let times = Samples::new(times);
-        let cached = read_loop(&json, 2000);
-        let pass = times.p99() <= cached.p99() * 3 && times.max() < Duration::from_millis(100);
+        let pass = times.p99() <= cached.p99() * 2 && times.max() < Duration::from_millis(100);
         self.rows.push(Row {
             scenario: "reads across 5 lifetimes, 200 ms gateway",
             median: us(times.median()),
             p99: us(times.p99()),
-            reference: format!("{} cached p99", us(cached.p99())),
+            reference: format!("p99 {} without refreshes", us(cached.p99())),
             ratio: format!("max {} ({refreshes} refreshes)", ms(times.max())),
-            target: "p99 cached, max < 100 ms",
+            target: "p99 <= 2x, max < 100 ms",
             pass: pass && refreshes >= 4,
         });
     }
