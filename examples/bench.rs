@@ -76,22 +76,36 @@ fn read_loop(path: &Path, n: usize) -> Samples {
     Samples::new((0..n).map(|_| read_once(path, &mut buf)).collect())
 }
 
-/// `n` timed `cat PATH > /dev/null` processes.
-fn cat_loop(path: &Path, n: usize) -> Samples {
-    let run = || {
-        let start = Instant::now();
-        let status = Command::new("cat")
-            .arg(path)
-            .stdout(Stdio::null())
-            .status()
-            .expect("cat");
-        assert!(status.success());
-        start.elapsed()
-    };
+/// One timed `cat PATH > /dev/null` process.
+fn cat_once(path: &Path) -> Duration {
+    let start = Instant::now();
+    let status = Command::new("cat")
+        .arg(path)
+        .stdout(Stdio::null())
+        .status()
+        .expect("cat");
+    assert!(status.success());
+    start.elapsed()
+}
+
+/// `n` timings each of `a` and `b`, taken in alternation so that a machine that slows
+/// down or speeds up during the run affects both alike.
+fn alternate(
+    a: &Path,
+    b: &Path,
+    n: usize,
+    mut once: impl FnMut(&Path) -> Duration,
+) -> (Samples, Samples) {
     for _ in 0..n / 10 {
-        run();
+        once(a);
+        once(b);
     }
-    Samples::new((0..n).map(|_| run()).collect())
+    let (mut ta, mut tb) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        ta.push(once(a));
+        tb.push(once(b));
+    }
+    (Samples::new(ta), Samples::new(tb))
 }
 
 struct Bench {
@@ -137,9 +151,10 @@ impl Bench {
             .expect("a file in /dev/shm");
         std::fs::write(shm.path(), std::fs::read(&creds).unwrap()).unwrap();
 
-        let n = self.n(20_000);
-        let tmpfs = read_loop(shm.path(), n);
-        let mount = read_loop(&creds, n);
+        let mut buf = Vec::with_capacity(8192);
+        let (tmpfs, mount) = alternate(shm.path(), &creds, self.n(20_000), |p| {
+            read_once(p, &mut buf)
+        });
         let ratio = mount.median().as_secs_f64() / tmpfs.median().as_secs_f64();
         self.rows.push(Row {
             scenario: "open+read+close credentials (vs tmpfs)",
@@ -151,9 +166,7 @@ impl Bench {
             pass: ratio <= 1.5,
         });
 
-        let n = self.n(400);
-        let tmpfs_cat = cat_loop(shm.path(), n);
-        let mount_cat = cat_loop(&creds, n);
+        let (tmpfs_cat, mount_cat) = alternate(shm.path(), &creds, self.n(400), cat_once);
         let ratio = mount_cat.median().as_secs_f64() / tmpfs_cat.median().as_secs_f64();
         self.rows.push(Row {
             scenario: "cat credentials process (vs tmpfs)",
