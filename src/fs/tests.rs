@@ -370,3 +370,19 @@ fn container_env_appears_only_with_the_endpoint() {
         text.len() as u64
     );
 }
+
+#[test]
+fn the_credential_process_line_quotes_only_what_needs_it() {
+    assert_eq!(
+        credential_process_for("/home/u-1/.s3creds/"),
+        "cat /home/u-1/.s3creds/json"
+    );
+    assert_eq!(
+        credential_process_for("/mnt/a+b@c%d=e:f,g"),
+        "cat /mnt/a+b@c%d=e:f,g/json"
+    );
+    assert_eq!(
+        credential_process_for("/home/o'neil/my creds"),
+        r"cat '/home/o'\''neil/my creds/json'"
+    );
+}

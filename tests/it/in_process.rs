@@ -340,6 +340,16 @@ fn repeated_reads_are_served_by_the_kernel_page_cache() {
     }
     let reads = m.fs.reads() - before;
     assert!(reads < 100, "{reads} of 1000 reads reached the daemon");
+    // The counter is real: once the cached pages are dropped, a read reaches the daemon.
+    let file = std::fs::File::open(m.file("credentials")).unwrap();
+    drop_page_cache(&file);
+    let dropped = m.fs.reads();
+    assert_eq!(std::io::read_to_string(&file).unwrap(), expected);
+    assert!(
+        m.fs.reads() > dropped,
+        "a read after dropping the cache was counted"
+    );
+    assert!(before >= 1, "the first read reached the daemon");
     assert_eq!(m.calls(), 1);
 }
 
