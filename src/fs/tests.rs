@@ -386,3 +386,20 @@ fn the_credential_process_line_quotes_only_what_needs_it() {
         r"cat '/home/o'\''neil/my creds/json'"
     );
 }
+
+#[test]
+fn listing_shows_the_newest_generation_and_resumes_where_it_stopped() {
+    let h = harness(chrono::Duration::hours(1), false);
+    let ino = h.ino("json");
+    let entries = h.fs.readdir(ROOT_INO, 0).unwrap();
+    // Each entry's offset is where the next listing call resumes.
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(entry.3, i as u64 + 1, "{entry:?}");
+        let rest = h.fs.readdir(ROOT_INO, entry.3).unwrap();
+        assert_eq!(rest.first().map(|e| e.2), entries.get(i + 1).map(|e| e.2));
+    }
+    let by_name = |name: &str| entries.iter().find(|e| e.2 == name).unwrap().0;
+    assert_eq!(by_name("json"), ino, "the generation a lookup gives");
+    assert_eq!(by_name("status"), STATUS_DIR_INO);
+    assert_ne!(by_name("status"), by_name("credentials"));
+}
