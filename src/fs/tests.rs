@@ -343,6 +343,8 @@ fn inode_numbers_never_collide() {
         decode(generation_ino(1, FILES.len()), FILES.len()),
         Ino::Unknown
     );
+    // The number a listing shows for `status` is no status document of its own.
+    assert_eq!(decode(STATUS_DIR_INO, FILES.len()), Ino::Unknown);
 }
 
 #[test]
