@@ -158,7 +158,18 @@ impl Fetch for Fake {
 /// A cache over the fake fetcher, on a manual clock standing at `t(0)` with jitter 1
 /// (the longest backoff delays, the earliest refresh times).
 fn cache(lifetime: chrono::Duration, min_validity: Duration) -> Arc<CredentialCache<Fake>> {
-    let clock = Arc::new(ManualClock::new(t(0), 1.0));
+    Arc::new(build(lifetime, min_validity, Duration::from_secs(5), 1.0))
+}
+
+/// A cache over the fake fetcher on a manual clock standing at `t(0)` with `jitter`, whose
+/// whole refresh may take `budget`.
+fn build(
+    lifetime: chrono::Duration,
+    min_validity: Duration,
+    budget: Duration,
+    jitter: f64,
+) -> CredentialCache<Fake> {
+    let clock = Arc::new(ManualClock::new(t(0), jitter));
     let fake = Fake {
         calls: AtomicUsize::new(0),
         fail: false.into(),
@@ -166,10 +177,7 @@ fn cache(lifetime: chrono::Duration, min_validity: Duration) -> Arc<CredentialCa
         lifetime,
         clock: clock.clone(),
     };
-    Arc::new(
-        CredentialCache::new(fake, min_validity, Duration::from_secs(5), "https://gw")
-            .with_time(clock),
-    )
+    CredentialCache::new(fake, min_validity, budget, "https://gw").with_time(clock)
 }
 
 fn calls(cache: &CredentialCache<Fake>) -> usize {
@@ -366,23 +374,13 @@ fn an_expiration_years_away_still_gets_refreshed() {
 
 #[tokio::test]
 async fn a_refresh_over_its_budget_is_reported_as_slow() {
-    let clock = Arc::new(ManualClock::new(t(0), 1.0));
-    let fake = Fake {
-        calls: AtomicUsize::new(0),
-        fail: false.into(),
-        panic: false.into(),
-        lifetime: chrono::Duration::hours(1),
-        clock: clock.clone(),
-    };
     // The fake takes 50 ms; the budget is 10 ms.
-    let cache = CredentialCache::new(
-        fake,
+    let cache = Arc::new(build(
+        chrono::Duration::hours(1),
         Duration::from_secs(1200),
         Duration::from_millis(10),
-        "https://gw",
-    )
-    .with_time(clock);
-    let cache = Arc::new(cache);
+        1.0,
+    ));
     let err = cache.current().await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -421,9 +419,8 @@ async fn credentials_nobody_read_until_expiry_show_as_expired() {
 /// A cache like [`cache`] that refreshes ten minutes ahead: 1 h credentials are due at
 /// 39 min and refreshed in the background from 30 min (not 29: half their life).
 fn cache_ahead() -> Arc<CredentialCache<Fake>> {
-    let cache = Arc::try_unwrap(cache(chrono::Duration::hours(1), Duration::from_secs(1200)))
-        .ok()
-        .unwrap();
+    let hour = chrono::Duration::hours(1);
+    let cache = build(hour, Duration::from_secs(1200), Duration::from_secs(5), 1.0);
     Arc::new(cache.with_refresh_ahead(Duration::from_secs(600)))
 }
 
@@ -523,22 +520,13 @@ async fn below_min_validity_a_reader_waits_for_the_refresh_in_flight() {
 /// source's jitter (as if it were always 0 or 1), both times would be off.
 #[tokio::test]
 async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
-    let clock = Arc::new(ManualClock::new(t(0), 0.5));
-    let fake = Fake {
-        calls: AtomicUsize::new(0),
-        fail: false.into(),
-        panic: false.into(),
-        lifetime: chrono::Duration::hours(1),
-        clock: clock.clone(),
-    };
-    let cache = CredentialCache::new(
-        fake,
+    let cache = Arc::new(build(
+        chrono::Duration::hours(1),
         Duration::from_secs(1200),
         Duration::from_secs(5),
-        "https://gw",
-    )
-    .with_time(clock.clone());
-    let cache = Arc::new(cache);
+        0.5,
+    ));
+    let clock = cache.fetcher().clock.clone();
     // 20 min of min-validity, jitter 0.5 of its 60 s window: 30 s earlier than 40 min.
     let first = cache.current().await.unwrap();
     assert_eq!(first.refresh_at, t(40 * 60 - 30));
