@@ -48,17 +48,7 @@ fn aws_cli_with_the_mounted_credentials_and_config_files() {
     });
     // The same config with credential_process reading a copy of `json` whose secret is
     // altered: refused, so the keys did come through credential_process.
-    let bad_json = env.write("json-tampered", &tamper_json(&t.read("json")));
-    let served = t.read("config");
-    let process = format!("credential_process = cat {}\n", t.file("json").display());
-    assert!(served.contains(&process), "{served}");
-    let bad_config = env.write(
-        "config-tampered",
-        &served.replace(
-            &process,
-            &format!("credential_process = cat {}\n", bad_json.display()),
-        ),
-    );
+    let bad_config = t.config_with_tampered_process();
     aws_refused(env, bucket, "SignatureDoesNotMatch", || {
         aws_with(env, &nowhere, &bad_config)
     });

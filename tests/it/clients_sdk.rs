@@ -235,17 +235,7 @@ fn every_way(sdk: Sdk) {
 
     // 2. AWS_CONFIG_FILE alone: credential_process = cat MNT/json.
     round_trip(&t, sdk, "sdk-process/object", &mut files(&nowhere, &config));
-    let bad_json = env.write("json-tampered", &tamper_json(&t.read("json")));
-    let served = t.read("config");
-    let process = format!("credential_process = cat {}\n", t.file("json").display());
-    assert!(served.contains(&process), "{served}");
-    let bad_config = env.write(
-        "config-tampered",
-        &served.replace(
-            &process,
-            &format!("credential_process = cat {}\n", bad_json.display()),
-        ),
-    );
+    let bad_config = t.config_with_tampered_process();
     refused(
         &t,
         "sdk-process/tampered",

@@ -342,4 +342,23 @@ impl MountedS3 {
             .read(name)
             .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
     }
+
+    /// A copy of the mounted `config` whose `credential_process` reads a copy of `json`
+    /// with its secret altered: a client it lets sign must be refused, which shows its
+    /// keys came through `credential_process`.
+    pub fn config_with_tampered_process(&self) -> PathBuf {
+        let bad_json = self
+            .env
+            .write("json-tampered", &tamper_json(&self.read("json")));
+        let served = self.read("config");
+        let process = format!("credential_process = cat {}\n", self.file("json").display());
+        assert!(served.contains(&process), "{served}");
+        self.env.write(
+            "config-tampered",
+            &served.replace(
+                &process,
+                &format!("credential_process = cat {}\n", bad_json.display()),
+            ),
+        )
+    }
 }
