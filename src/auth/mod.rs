@@ -410,6 +410,19 @@ mod tests {
     }
 
     proptest! {
+        /// Keycloak's `exp` is outside data: any value gives a token that is usable no
+        /// later than `expires_in` says, and never a panic.
+        #[test]
+        fn any_exp_claim_is_believed_only_when_earlier(exp in any::<i64>()) {
+            let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+            let token = CachedToken::from_issued(&issued(exp, now + chrono::Duration::seconds(300)), now);
+            prop_assert!(!token.usable(now + chrono::Duration::seconds(300)));
+            // An `exp` outside any representable time is ignored; one already past is not.
+            if exp <= 1_800_000_000 && DateTime::from_timestamp(exp, 0).is_some() {
+                prop_assert!(!token.usable(now));
+            }
+        }
+
         /// A token file holds whatever its writer put there: never a panic, and an
         /// absurd `expires_at` or `exp` is no expiry rather than an overflow.
         #[test]
