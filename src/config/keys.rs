@@ -163,7 +163,7 @@ impl Setting {
             Insecure => switch("insecure", "Do not verify TLS certificates (prints a warning on every start)"),
             AllowHttp => switch("allow-http", "Allow plain http to hosts other than loopback"),
             Timeout => value("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m", Fallback::Value("30s")),
-            Profile => value("profile", "NAME", "Profile name written into the credentials, config and rclone formats", Fallback::Value("default")),
+            Profile => value("profile", "NAME", "The profile to use, one of the config file's [profiles.NAME] tables (a mount serves them all, this one at its root); without tables, the name written into the files", Fallback::Value("default")),
             Region => value("region", "REGION", "Region written for the S3 clients that need one (config, env, container-env, s3cfg, rclone)", Fallback::Value("us-east-1")),
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),

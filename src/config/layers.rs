@@ -187,12 +187,15 @@ settings_args!(
     &[Scope::Common, Scope::Mount]
 );
 
-/// Reads the TOML config file into a layer; unknown keys and wrong types are errors, and
-/// so is a file another user could have written.
-pub fn file_layer(path: &Path) -> Result<Layer> {
+/// Reads the TOML config file; unknown keys and wrong types are errors, and so is a file
+/// another user could have written.
+pub fn read_config_file(path: &Path) -> Result<ConfigFile> {
     // `--config /dev/null` means "no config file", as with `ssh -F /dev/null`.
     if path == Path::new("/dev/null") {
-        return Ok(Layer::new());
+        return Ok(ConfigFile {
+            path: path.to_path_buf(),
+            ..ConfigFile::default()
+        });
     }
     // The config file can name a password command or a token URL: only ours, unwritable
     // by others.
@@ -204,11 +207,33 @@ pub fn file_layer(path: &Path) -> Result<Layer> {
     )?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Error::Config(format!("config file {} is not UTF-8 text", path.display())))?;
-    parse_file_layer(&text, path)
+    parse_config_file(&text, path)
 }
 
-/// Parses config-file text; split out so tests need no file.
+/// The top-level settings of a config file without profiles; split out so tests need no
+/// file.
 pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
+    Ok(parse_config_file(text, path)?.top)
+}
+
+/// A config file: settings every profile inherits, and the named profiles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// Where it was read from, for error messages and value sources.
+    pub path: PathBuf,
+    pub top: Layer,
+    /// `default-profile = "NAME"`, the profile the root files and `fetch` use.
+    pub default_profile: Option<String>,
+    /// `[profiles.NAME]` tables, by name.
+    pub profiles: BTreeMap<String, Layer>,
+}
+
+/// The file keys that are not settings.
+const DEFAULT_PROFILE_KEY: &str = "default-profile";
+const PROFILES_KEY: &str = "profiles";
+
+/// Parses config-file text.
+pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         Error::Config(format!(
             "config file {} is not valid TOML: {}",
@@ -216,14 +241,70 @@ pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
             e.message()
         ))
     })?;
+    let mut file = ConfigFile {
+        path: path.to_path_buf(),
+        ..ConfigFile::default()
+    };
+    let mut settings = toml::Table::new();
+    for (name, value) in table {
+        match (name.as_str(), value) {
+            (DEFAULT_PROFILE_KEY, toml::Value::String(s)) => file.default_profile = Some(s),
+            (DEFAULT_PROFILE_KEY, other) => {
+                return Err(Error::Config(format!(
+                    "bad value {other} for key `{DEFAULT_PROFILE_KEY}` in config file {}: expected a quoted profile name",
+                    path.display()
+                )))
+            }
+            (PROFILES_KEY, toml::Value::Table(profiles)) => {
+                for (profile, value) in profiles {
+                    let section = format!("[profiles.{}]", crate::untrusted::clean(&profile, 60));
+                    let toml::Value::Table(table) = value else {
+                        return Err(Error::Config(format!(
+                            "`{section}` in config file {} must be a table of settings, like [profiles.prod]",
+                            path.display()
+                        )));
+                    };
+                    super::profiles::check_name(&profile).map_err(|why| {
+                        Error::Config(format!(
+                            "bad profile name in `{section}` of config file {}: {why}",
+                            path.display()
+                        ))
+                    })?;
+                    file.profiles
+                        .insert(profile, parse_table(table, path, Some(&section))?);
+                }
+            }
+            (PROFILES_KEY, _) => {
+                return Err(Error::Config(format!(
+                    "`profiles` in config file {} must hold tables, like [profiles.prod]",
+                    path.display()
+                )))
+            }
+            (_, value) => {
+                settings.insert(name, value);
+            }
+        }
+    }
+    file.top = parse_table(settings, path, None)?;
+    Ok(file)
+}
+
+/// One table of settings: the top level, or a profile's (`section`).
+fn parse_table(table: toml::Table, path: &Path, section: Option<&str>) -> Result<Layer> {
+    let place = match section {
+        Some(section) => format!("{section} of config file {}", path.display()),
+        None => format!("config file {}", path.display()),
+    };
     let mut layer = Layer::new();
     for (name, value) in table {
         let Some(key) = Setting::from_name(&name) else {
-            let names: Vec<&str> = Setting::ALL.iter().map(|k| k.name()).collect();
+            let mut names: Vec<&str> = Setting::ALL.iter().map(|k| k.name()).collect();
+            if section.is_none() {
+                names.extend([DEFAULT_PROFILE_KEY, "[profiles.NAME]"]);
+            }
             return Err(Error::Config(format!(
-                "unknown key `{}` in config file {}; valid keys are: {}",
+                "unknown key `{}` in {place}; valid keys are: {}",
                 crate::untrusted::clean(&name, 60),
-                path.display(),
                 names.join(", ")
             )));
         };
@@ -236,8 +317,7 @@ pub fn parse_file_layer(text: &str, path: &Path) -> Result<Layer> {
                     Kind::Switch => "true or false",
                 };
                 return Err(Error::Config(format!(
-                    "bad value {other} for key `{key}` in config file {}: expected {want}",
-                    path.display()
+                    "bad value {other} for key `{key}` in {place}: expected {want}"
                 )));
             }
         };

@@ -3,12 +3,14 @@
 
 mod keys;
 mod layers;
+mod profiles;
 
 pub use keys::{env_var, Fallback, Kind, Scope, Setting, Spec};
 pub use layers::{
-    file_layer, merge, parse_file_layer, CliLayer, FetchSettings, Layer, MountSettings, RawValue,
-    Source,
+    merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
+    FetchSettings, Layer, MountSettings, RawValue, Source,
 };
+pub use profiles::{check_name as check_profile_name, load_profiles, Profiles, MAX_PROFILES};
 
 use crate::error::{Error, Result};
 use std::net::IpAddr;
@@ -129,16 +131,9 @@ impl Context {
     }
 }
 
-/// Builds the merged layer for a command: flags/environment, then the config file.
+/// The merged layer of the profile a command uses: `--profile`, else the default one.
 pub fn load_layers(cli: &CliLayer, ctx: &Context) -> Result<Layer> {
-    let file = match &cli.config_file {
-        Some(path) => file_layer(path)?,
-        None => match ctx.default_config_file() {
-            Some(path) if path.exists() => file_layer(&path)?,
-            _ => Layer::new(),
-        },
-    };
-    Ok(merge([cli.layer.clone(), file]))
+    Ok(load_profiles(cli, ctx)?.layer(None)?.clone())
 }
 
 fn parse_duration(raw: &RawValue, key: Setting) -> Result<Duration> {
@@ -258,14 +253,8 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     };
 
     let profile = text(Setting::Profile)?;
-    if !profile
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-    {
-        return Err(given_or_default(layer, Setting::Profile)?.error(
-            Setting::Profile,
-            "use only letters, digits, `_`, `.` and `-`",
-        ));
+    if let Err(why) = check_profile_name(&profile) {
+        return Err(given_or_default(layer, Setting::Profile)?.error(Setting::Profile, why));
     }
 
     let region = text(Setting::Region)?;
