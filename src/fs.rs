@@ -1,25 +1,37 @@
 //! The filesystem's logic in plain Rust: names, inodes, modes, sizes, and one inode per
-//! credentials generation (see `inodes.rs`). No FUSE types here (see `fuse.rs`), so it is
-//! tested without a mount.
+//! rendering of current credentials (see `inodes.rs`). No FUSE types here (see
+//! `fuse.rs`), so it is tested without a mount.
+//!
+//! The root serves the default profile, except `credentials`, `config` and `rclone.conf`,
+//! which hold every profile; `profiles/NAME/` serves profile NAME alone.
 
-use crate::cache::{CredentialCache, Fetch, Snapshot};
+use crate::cache::{CredentialCache, Fetch};
 use crate::container::ContainerEndpoint;
 use crate::error::Error;
-use crate::render::{render, render_container_env, Format, Profile};
-use crate::secret::SecretBytes;
+use crate::render::{Format, Profile};
 use crate::status::{MountInfo, StatusDoc};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
-use inodes::{decode, generation_ino, Generation, Generations, Ino, StatusDocs};
+use inodes::{decode, profile_dir_ino, Input, Renderings, StatusDocs};
+use rendering::failure_input;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 mod inodes;
-pub use inodes::{KEPT_GENERATIONS, KEPT_STATUS, ROOT_INO};
+mod rendering;
+pub use inodes::{Dir, Ino, Slot, KEPT_GENERATIONS, KEPT_STATUS, PROFILES_INO, ROOT_INO};
 
-/// The `d_ino` listing shows for `status`; each lookup gets a fresh inode instead.
-const STATUS_DIR_INO: u64 = 0x80;
+/// The `d_ino` listing shows for `status`; each lookup gets an inode of its own instead.
+const UNRENDERED_INO: u64 = 0x80;
+
+/// The `d_ino` listing shows for file `file` before any rendering of it: no inode's.
+fn unrendered_ino(file: usize) -> u64 {
+    UNRENDERED_INO + 1 + file as u64
+}
+
+/// The directory holding one directory per profile.
+pub const PROFILES_DIR: &str = "profiles";
 
 /// What a file serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +44,7 @@ pub enum FileKind {
     ContainerEnv,
 }
 
-/// The files every mount has, in `ls` order; inode = generation << 8 | (index + 2).
+/// The files of the root and of every profile's directory, in `ls` order.
 pub const FILES: [(&str, FileKind); 7] = [
     ("credentials", FileKind::Creds(Format::Credentials)),
     ("config", FileKind::Creds(Format::Config)),
@@ -43,7 +55,7 @@ pub const FILES: [(&str, FileKind); 7] = [
     ("status", FileKind::Status),
 ];
 
-/// The extra file a mount with `--container-endpoint` has.
+/// The extra file the root of a mount with `--container-endpoint` has.
 pub const CONTAINER_ENV: &str = "container-env";
 
 /// Why a request fails, with the errno the kernel gets.
@@ -102,8 +114,8 @@ pub struct Entry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup {
     Done(Entry),
-    /// The name is credentials file number `index`.
-    Credentials(usize),
+    /// The name is a credentials file.
+    Credentials(Slot),
 }
 
 /// The longest the kernel trusts a name or attributes: a refresh reaches new opens, and
@@ -118,70 +130,113 @@ fn ttl_until(now: DateTime<Utc>, until: DateTime<Utc>) -> Duration {
 /// Reports who the fetcher is logged in as.
 type UserOf<F> = Box<dyn Fn(&F) -> Option<String> + Send + Sync>;
 
-/// The filesystem over one profile's credential cache.
-pub struct CredsFs<F: Fetch> {
+/// One profile the mount serves.
+struct Served<F: Fetch> {
     cache: Arc<CredentialCache<F>>,
+    /// Its name and region, and the `credential_process` of its `config` section.
     profile: Profile,
     info: MountInfo,
-    files: Vec<(&'static str, FileKind)>,
+}
+
+/// The filesystem over every profile's credential cache.
+pub struct CredsFs<F: Fetch> {
+    /// The default profile first.
+    profiles: Vec<Served<F>>,
+    root_files: Vec<(&'static str, FileKind)>,
     container: Option<ContainerEndpoint>,
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
     user: UserOf<F>,
-    /// Renderings of each generation still served, so sizes and reads agree per inode.
-    generations: Mutex<Generations>,
+    /// Renderings still served, so sizes and reads agree per inode.
+    renderings: Mutex<Renderings>,
     /// `status` documents frozen at lookup, until the kernel forgets them.
     status_docs: Mutex<StatusDocs>,
     /// Reads that reached the daemon: the page cache answers the rest.
     reads: AtomicU64,
 }
 
-/// The `credential_process` line the mounted `config` carries.
+/// The `credential_process` line the mounted `config` carries for the profile whose
+/// `json` is at `json` (a path in the mount).
 pub fn credential_process_for(mountpoint: &str) -> String {
-    let json = format!("{}/json", mountpoint.trim_end_matches('/'));
+    credential_process_reading(&format!("{}/json", mountpoint.trim_end_matches('/')))
+}
+
+fn credential_process_reading(json: &str) -> String {
     if json
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+@%=:,".contains(c))
     {
         format!("cat {json}")
     } else {
-        format!("cat {}", crate::render::shell_quote(&json))
+        format!("cat {}", crate::render::shell_quote(json))
     }
 }
 
 impl<F: Fetch> CredsFs<F> {
-    /// `user` reports who the fetcher is logged in as, for `status`; `container` adds
-    /// the `container-env` file.
+    /// A mount of one profile. `user` reports who the fetcher is logged in as, for
+    /// `status`; `container` adds the `container-env` file.
     pub fn new(
         cache: Arc<CredentialCache<F>>,
         info: MountInfo,
         container: Option<ContainerEndpoint>,
         user: impl Fn(&F) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        let mut files = FILES.to_vec();
+        Self::with_profiles(vec![(cache, info)], container, user)
+    }
+
+    /// A mount of several profiles, the default one first; the container endpoint
+    /// serves the default one.
+    pub fn with_profiles(
+        profiles: Vec<(Arc<CredentialCache<F>>, MountInfo)>,
+        container: Option<ContainerEndpoint>,
+        user: impl Fn(&F) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        assert!(
+            !profiles.is_empty() && profiles.len() <= crate::config::MAX_PROFILES,
+            "a mount serves 1 to MAX_PROFILES profiles"
+        );
+        let mut root_files = FILES.to_vec();
         if container.is_some() {
-            files.push((CONTAINER_ENV, FileKind::ContainerEnv));
+            root_files.push((CONTAINER_ENV, FileKind::ContainerEnv));
         }
         let (uid, gid) = (
             nix::unistd::getuid().as_raw(),
             nix::unistd::getgid().as_raw(),
         );
+        let profiles = profiles
+            .into_iter()
+            .enumerate()
+            .map(|(i, (cache, info))| {
+                // The default profile's `json` is the root one, as before profiles.
+                let json = match i {
+                    0 => format!("{}/json", info.mountpoint.trim_end_matches('/')),
+                    _ => format!(
+                        "{}/{PROFILES_DIR}/{}/json",
+                        info.mountpoint.trim_end_matches('/'),
+                        info.profile
+                    ),
+                };
+                Served {
+                    profile: Profile {
+                        name: info.profile.clone(),
+                        region: info.region.clone(),
+                        credential_process: Some(credential_process_reading(&json)),
+                    },
+                    cache,
+                    info,
+                }
+            })
+            .collect();
         CredsFs {
-            profile: Profile {
-                name: info.profile.clone(),
-                region: info.region.clone(),
-                credential_process: Some(credential_process_for(&info.mountpoint)),
-            },
-            cache,
-            info,
-            files,
+            profiles,
+            root_files,
             container,
             uid,
             gid,
             mounted_at: SystemTime::now(),
             user: Box::new(user),
-            generations: Mutex::new(Generations::default()),
+            renderings: Mutex::new(Renderings::default()),
             status_docs: Mutex::new(StatusDocs::default()),
             reads: AtomicU64::new(0),
         }
@@ -200,32 +255,88 @@ impl<F: Fetch> CredsFs<F> {
         }
     }
 
-    /// A root entry. A credentials name gets the inode of the generation an open would
-    /// serve now, refreshing first when due (see [`Self::lookup_credentials`]). `status`
-    /// gets a new inode frozen now, so each open of it shows the state of that moment and
-    /// never fetches.
+    fn dir_attr(&self, ino: u64) -> Attr {
+        self.attr(ino, 0, true, self.mounted_at, MAX_TTL)
+    }
+
+    fn files(&self, dir: Dir) -> &[(&'static str, FileKind)] {
+        match dir {
+            Dir::Root => &self.root_files,
+            Dir::Profile(_) => &FILES,
+        }
+    }
+
+    /// The directory an inode names, if it holds files.
+    fn file_dir(&self, ino: u64) -> Option<Dir> {
+        match decode(ino) {
+            Ino::Root => Some(Dir::Root),
+            Ino::ProfileDir(i) if i < self.profiles.len() => Some(Dir::Profile(i)),
+            _ => None,
+        }
+    }
+
+    /// The profiles a file shows: all of them for the root's multi-profile files, else
+    /// its directory's one.
+    fn sources(&self, slot: Slot) -> Vec<usize> {
+        match (slot.dir, self.files(slot.dir)[slot.file].1) {
+            (Dir::Root, FileKind::Creds(Format::Credentials | Format::Config | Format::Rclone))
+                if self.profiles.len() > 1 =>
+            {
+                (0..self.profiles.len()).collect()
+            }
+            (Dir::Root, _) => vec![0],
+            (Dir::Profile(i), _) => vec![i],
+        }
+    }
+
+    /// An entry. A credentials name gets the inode of the rendering an open would serve
+    /// now, refreshing first when due (see [`Self::lookup_credentials`]). `status` gets a
+    /// new inode frozen now, so each open of it shows the state of that moment and never
+    /// fetches.
     pub async fn lookup(&self, parent: u64, name: &str) -> Result<Entry, FsError> {
         match self.lookup_local(parent, name)? {
             Lookup::Done(entry) => Ok(entry),
-            Lookup::Credentials(index) => self.lookup_credentials(index).await,
+            Lookup::Credentials(slot) => self.lookup_credentials(slot).await,
         }
     }
 
     /// The part of a lookup that never waits: all of it, except for a credentials name.
     pub fn lookup_local(&self, parent: u64, name: &str) -> Result<Lookup, FsError> {
-        if parent != ROOT_INO {
-            return Err(FsError::NotADirectory);
+        let done = |attr: Attr| {
+            Ok(Lookup::Done(Entry {
+                attr,
+                ttl: MAX_TTL,
+            }))
+        };
+        if parent == PROFILES_INO {
+            let i = self
+                .profiles
+                .iter()
+                .position(|p| p.profile.name == name)
+                .ok_or(FsError::NotFound)?;
+            return done(self.dir_attr(profile_dir_ino(i)));
         }
-        let index = self
-            .files
+        let dir = match decode(parent) {
+            Ino::Rendering(_) | Ino::Status(_) => return Err(FsError::NotADirectory),
+            _ => self.file_dir(parent).ok_or(FsError::NotFound)?,
+        };
+        if dir == Dir::Root && name == PROFILES_DIR {
+            return done(self.dir_attr(PROFILES_INO));
+        }
+        let file = self
+            .files(dir)
             .iter()
             .position(|(n, _)| *n == name)
             .ok_or(FsError::NotFound)?;
-        if self.files[index].1 != FileKind::Status {
-            return Ok(Lookup::Credentials(index));
+        if self.files(dir)[file].1 != FileKind::Status {
+            return Ok(Lookup::Credentials(Slot { dir, file }));
         }
-        let now = self.cache.now();
-        let bytes = self.status_json().into_bytes();
+        let profile = match dir {
+            Dir::Root => 0,
+            Dir::Profile(i) => i,
+        };
+        let now = self.profiles[profile].cache.now();
+        let bytes = self.status_json_of(profile, dir == Dir::Root).into_bytes();
         let size = bytes.len() as u64;
         let ino = lock(&self.status_docs).insert(bytes, now.into());
         Ok(Lookup::Done(Entry {
@@ -234,51 +345,63 @@ impl<F: Fetch> CredsFs<F> {
         }))
     }
 
-    /// The entry of credentials file `index`, refreshing first when due. Async so the
-    /// wait is on the runtime, not on a FUSE worker thread: `status` and `ls` still answer.
-    pub async fn lookup_credentials(&self, index: usize) -> Result<Entry, FsError> {
-        let snapshot = self.cache.current().await.map_err(FsError::Credentials)?;
-        let now = self.cache.now();
-        let generation = self.generation(&snapshot, now);
-        let bytes = generation.files[index]
-            .clone()
-            .map_err(FsError::Credentials)?;
+    /// The entry of a credentials file, refreshing its profiles first when due. Async so
+    /// the wait is on the runtime, not on a FUSE worker thread: `status` and `ls` still
+    /// answer. A file of several profiles waits for all of them, each on its own cache.
+    pub async fn lookup_credentials(&self, slot: Slot) -> Result<Entry, FsError> {
+        let sources = self.sources(slot);
+        let snapshots = self.current(&sources).await;
+        let now = self.profiles[sources[0]].cache.now();
+        if snapshots.iter().all(|s| s.is_err()) {
+            let first = snapshots.into_iter().next().and_then(|s| s.err());
+            return Err(FsError::Credentials(first.expect("a file shows a profile")));
+        }
+        let inputs: Vec<Input> = snapshots
+            .iter()
+            .map(|s| match s {
+                Ok(snapshot) => Input::Generation(snapshot.generation),
+                Err(e) => failure_input(e),
+            })
+            .collect();
+        let (ino, rendering) = lock(&self.renderings).get_or_render(slot, &inputs, now, || {
+            self.render_slot(slot, &sources, &snapshots)
+        });
+        let bytes = rendering.bytes.clone().map_err(FsError::Credentials)?;
         let attr = self.attr(
-            generation_ino(snapshot.generation, index),
+            ino,
             bytes.len() as u64,
             false,
-            generation.fetched_at,
-            ttl_until(now, generation.expiration),
+            rendering.fetched_at,
+            ttl_until(now, rendering.expiration),
         );
         Ok(Entry {
             attr,
-            ttl: ttl_until(now, generation.refresh_at),
+            ttl: ttl_until(now, rendering.refresh_at),
         })
     }
 
-    /// Attributes. A generation's never change; once its credentials expired (or it was
+    /// Attributes. A rendering's never change; once its credentials expired (or it was
     /// dropped) there are none: EIO, the error a reader of expired credentials gets.
     pub fn getattr(&self, ino: u64) -> Result<Attr, FsError> {
-        match decode(ino, self.files.len()) {
-            Ino::Root => Ok(self.attr(ino, 0, true, self.mounted_at, MAX_TTL)),
+        match decode(ino) {
+            Ino::Root | Ino::Profiles => Ok(self.dir_attr(ino)),
+            Ino::ProfileDir(i) if i < self.profiles.len() => Ok(self.dir_attr(ino)),
             Ino::Status(seq) => {
                 let (bytes, mtime) = lock(&self.status_docs).get(seq).ok_or(FsError::Gone)?;
                 Ok(self.attr(ino, bytes.len() as u64, false, mtime, MAX_TTL))
             }
-            Ino::Generation { generation, index } => {
-                let now = self.cache.now();
-                let rendered = lock(&self.generations)
-                    .get(generation, now)
-                    .ok_or(FsError::Gone)?;
-                let size = rendered.files[index].as_ref().map_or(0, |b| b.len() as u64);
-                let ttl = ttl_until(now, rendered.expiration);
-                Ok(self.attr(ino, size, false, rendered.fetched_at, ttl))
+            Ino::Rendering(seq) => {
+                let now = self.profiles[0].cache.now();
+                let rendering = lock(&self.renderings).get(seq, now).ok_or(FsError::Gone)?;
+                let size = rendering.bytes.as_ref().map_or(0, |b| b.len() as u64);
+                let ttl = ttl_until(now, rendering.expiration);
+                Ok(self.attr(ino, size, false, rendering.fetched_at, ttl))
             }
-            Ino::Unknown => Err(FsError::NotFound),
+            Ino::ProfileDir(_) | Ino::Unknown => Err(FsError::NotFound),
         }
     }
 
-    /// Checks an open: files only, read only. Nothing is pinned: the inode is the snapshot.
+    /// Checks an open: files only, read only. Nothing is pinned: the inode is the content.
     pub fn open(&self, ino: u64, write: bool) -> Result<(), FsError> {
         let attr = self.getattr(ino)?;
         if attr.is_dir {
@@ -290,7 +413,7 @@ impl<F: Fetch> CredsFs<F> {
         Ok(())
     }
 
-    /// Bytes of an inode: its generation's rendering, or its frozen `status`.
+    /// Bytes of an inode: its rendering, or its frozen `status`.
     pub fn read(
         &self,
         ino: u64,
@@ -304,19 +427,17 @@ impl<F: Fetch> CredsFs<F> {
             // The copy handed to the kernel is zeroed once sent, like the rendering itself.
             zeroize::Zeroizing::new(bytes[start..end].to_vec())
         };
-        match decode(ino, self.files.len()) {
-            Ino::Root => Err(FsError::IsADirectory),
+        match decode(ino) {
+            Ino::Root | Ino::Profiles | Ino::ProfileDir(_) => Err(FsError::IsADirectory),
             Ino::Status(seq) => {
                 let (bytes, _) = lock(&self.status_docs).get(seq).ok_or(FsError::Gone)?;
                 Ok(slice(&bytes))
             }
-            Ino::Generation { generation, index } => {
-                let rendered = lock(&self.generations)
-                    .get(generation, self.cache.now())
+            Ino::Rendering(seq) => {
+                let rendering = lock(&self.renderings)
+                    .get(seq, self.profiles[0].cache.now())
                     .ok_or(FsError::Gone)?;
-                let bytes = rendered.files[index]
-                    .clone()
-                    .map_err(FsError::Credentials)?;
+                let bytes = rendering.bytes.clone().map_err(FsError::Credentials)?;
                 Ok(slice(&bytes))
             }
             Ino::Unknown => Err(FsError::NotFound),
@@ -324,9 +445,9 @@ impl<F: Fetch> CredsFs<F> {
     }
 
     /// The kernel dropped `nlookup` references to an inode: a `status` document with
-    /// none left is freed. Generations go by expiry and age instead.
+    /// none left is freed. Renderings go by expiry and age instead.
     pub fn forget(&self, ino: u64, nlookup: u64) {
-        if let Ino::Status(seq) = decode(ino, self.files.len()) {
+        if let Ino::Status(seq) = decode(ino) {
             lock(&self.status_docs).forget(seq, nlookup);
         }
     }
@@ -336,27 +457,40 @@ impl<F: Fetch> CredsFs<F> {
         self.reads.load(Ordering::Relaxed)
     }
 
-    /// The root's entries after `offset`: (inode, is_dir, name, next offset). A
-    /// credentials file shows the newest generation's inode (or its generation-0 number
-    /// before any), `status` a number of its own: `d_ino` is informational, and listing
-    /// must never fetch.
-    pub fn readdir(
-        &self,
-        ino: u64,
-        offset: u64,
-    ) -> Result<Vec<(u64, bool, &'static str, u64)>, FsError> {
-        if ino != ROOT_INO {
-            return Err(FsError::NotADirectory);
-        }
-        let generation = self.cache.peek().map_or(0, |s| s.generation);
-        let mut entries = vec![(ROOT_INO, true, "."), (ROOT_INO, true, "..")];
-        entries.extend(self.files.iter().enumerate().map(|(i, (name, kind))| {
-            let ino = match kind {
-                FileKind::Status => STATUS_DIR_INO,
-                _ => generation_ino(generation, i),
+    /// A directory's entries after `offset`: (inode, is_dir, name, next offset). A
+    /// credentials file shows its newest rendering's inode (or a placeholder before
+    /// any), `status` a number of its own: `d_ino` is informational, and listing must
+    /// never fetch.
+    pub fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<(u64, bool, String, u64)>, FsError> {
+        let mut entries: Vec<(u64, bool, String)> = Vec::new();
+        if ino == PROFILES_INO {
+            entries.push((PROFILES_INO, true, ".".into()));
+            entries.push((ROOT_INO, true, "..".into()));
+            entries.extend(self.profiles.iter().enumerate().map(|(i, p)| {
+                (profile_dir_ino(i), true, p.profile.name.clone())
+            }));
+        } else {
+            let dir = match decode(ino) {
+                Ino::Rendering(_) | Ino::Status(_) => return Err(FsError::NotADirectory),
+                _ => self.file_dir(ino).ok_or(FsError::NotFound)?,
             };
-            (ino, false, *name)
-        }));
+            let parent = if dir == Dir::Root { ROOT_INO } else { PROFILES_INO };
+            entries.push((ino, true, ".".into()));
+            entries.push((parent, true, "..".into()));
+            let renderings = lock(&self.renderings);
+            for (file, (name, kind)) in self.files(dir).iter().enumerate() {
+                let ino = match kind {
+                    FileKind::Status => UNRENDERED_INO,
+                    _ => renderings
+                        .newest(Slot { dir, file })
+                        .unwrap_or_else(|| unrendered_ino(file)),
+                };
+                entries.push((ino, false, name.to_string()));
+            }
+            if dir == Dir::Root {
+                entries.push((PROFILES_INO, true, PROFILES_DIR.into()));
+            }
+        }
         Ok(entries
             .into_iter()
             .enumerate()
@@ -365,41 +499,24 @@ impl<F: Fetch> CredsFs<F> {
             .collect())
     }
 
-    /// The kept rendering of `snapshot`, rendered now if it is new.
-    fn generation(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> Arc<Generation> {
-        lock(&self.generations).get_or_render(snapshot.generation, now, || Generation {
-            expiration: snapshot.creds.expiration,
-            refresh_at: snapshot.refresh_at,
-            fetched_at: snapshot.fetched_at.into(),
-            files: self
-                .files
-                .iter()
-                .map(|(_, kind)| self.render(*kind, snapshot))
-                .collect(),
-        })
-    }
-
-    fn render(&self, kind: FileKind, snapshot: &Snapshot) -> Result<Arc<SecretBytes>, Error> {
-        let text = match (kind, &self.container) {
-            (FileKind::Creds(format), _) => render(format, &snapshot.creds, &self.profile)
-                .inspect_err(|e| {
-                    tracing::error!(error = %e, "cannot render a credentials file");
-                })?,
-            (FileKind::ContainerEnv, Some(c)) => render_container_env(
-                &c.url,
-                &c.token,
-                &snapshot.creds.endpoint_url,
-                &self.profile.region,
-            ),
-            _ => String::new(),
-        };
-        Ok(Arc::new(SecretBytes::new(text)))
-    }
-
-    /// The status document as of now.
+    /// The root status document as of now: the default profile's, with every profile's
+    /// when there are several.
     pub fn status_json(&self) -> String {
-        let user = (self.user)(self.cache.fetcher());
-        StatusDoc::new(&self.cache.status(), &self.info, user, self.cache.now()).to_json()
+        self.status_json_of(0, true)
+    }
+
+    fn status_doc(&self, i: usize) -> StatusDoc {
+        let served = &self.profiles[i];
+        let user = (self.user)(served.cache.fetcher());
+        StatusDoc::new(&served.cache.status(), &served.info, user, served.cache.now())
+    }
+
+    fn status_json_of(&self, i: usize, with_all: bool) -> String {
+        let mut doc = self.status_doc(i);
+        if with_all && self.profiles.len() > 1 {
+            doc.profiles = Some((0..self.profiles.len()).map(|i| self.status_doc(i)).collect());
+        }
+        doc.to_json()
     }
 }
 

@@ -90,6 +90,32 @@ pub fn render(format: Format, creds: &Credentials, profile: &Profile) -> Result<
     })
 }
 
+/// One profile's part of a file that holds every profile: its credentials, or why it has
+/// none (the error's sentence).
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    Creds(&'a Credentials),
+    Failed(&'a str),
+}
+
+/// Renders a file holding every profile (the mount's root `credentials`, `config` and
+/// `rclone.conf`): each profile's own rendering, in order, and for a profile without
+/// credentials one full-line comment naming the error, so the others stay usable. The
+/// error is cleaned of line breaks: it must not add a line to a file SDKs execute.
+pub fn render_profiles(format: Format, parts: &[(Profile, Part<'_>)]) -> Result<String, Error> {
+    let mut out = String::new();
+    for (profile, part) in parts {
+        match part {
+            Part::Creds(creds) => out.push_str(&render(format, creds, profile)?),
+            Part::Failed(why) => {
+                let why = crate::untrusted::clean(why, crate::untrusted::MAX_QUOTED * 4);
+                let _ = writeln!(out, "# profile {}: no credentials: {why}", profile.name);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Writes one `key = value` INI line, or names the key whose value would break the line.
 fn ini_pair(out: &mut String, key: &'static str, value: &str) -> Result<(), &'static str> {
     if value.chars().any(is_line_breaking) {

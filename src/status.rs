@@ -37,6 +37,9 @@ pub struct StatusDoc {
     pub pid: u32,
     pub min_validity_seconds: u64,
     pub container_endpoint: Option<String>,
+    /// Every profile's document, in the root `status` of a mount of several profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<StatusDoc>>,
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -66,6 +69,7 @@ impl StatusDoc {
             pid: info.pid,
             min_validity_seconds: info.min_validity_seconds,
             container_endpoint: info.container_endpoint.clone(),
+            profiles: None,
         }
     }
 
@@ -114,6 +118,20 @@ impl StatusDoc {
                 "container:    {} (source container-env)\n",
                 show(url)
             ));
+        }
+        if let Some(profiles) = &self.profiles {
+            out.push_str("profiles:\n");
+            for p in profiles {
+                out.push_str(&format!(
+                    "  {}: {}, expires {}, gateway {}, last error: {}\n",
+                    show(&p.profile),
+                    show(&p.state),
+                    or_dash(&p.expiration),
+                    show(&p.gateway),
+                    or_dash(&p.last_error),
+                ));
+            }
+            out.push_str("              (each in profiles/NAME/; credentials, config and rclone.conf hold them all)\n");
         }
         out.push_str(&format!(
             "files:        credentials config env json s3cfg rclone.conf status (refreshed when under {} of validity)\n",

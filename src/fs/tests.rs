@@ -1,4 +1,14 @@
+use super::inodes::{Rendering, Renderings};
 use super::*;
+use crate::secret::SecretBytes;
+
+/// File `file` of the root.
+fn root_slot(file: usize) -> Slot {
+    Slot {
+        dir: Dir::Root,
+        file,
+    }
+}
 use crate::cache::{ManualClock, TimeSource};
 use crate::creds::Credentials;
 use crate::secret::Secret;
@@ -40,9 +50,9 @@ struct Harness {
 }
 
 impl Harness {
-    fn names(&self) -> Vec<&'static str> {
+    fn names(&self) -> Vec<String> {
         let entries = self.fs.readdir(ROOT_INO, 0).unwrap();
-        entries.iter().map(|e| e.2).collect()
+        entries.into_iter().map(|e| e.2).collect()
     }
 
     fn lookup(&self, name: &str) -> Result<Entry, FsError> {
@@ -122,7 +132,7 @@ fn read_all(h: &Harness, name: &str) -> Vec<u8> {
 }
 
 fn calls(fs: &CredsFs<Fake>) -> usize {
-    fs.cache.fetcher().calls.load(Ordering::SeqCst)
+    fs.profiles[0].cache.fetcher().calls.load(Ordering::SeqCst)
 }
 
 #[test]
@@ -143,10 +153,11 @@ fn names_modes_and_errors() {
             "json",
             "s3cfg",
             "rclone.conf",
-            "status"
+            "status",
+            "profiles"
         ]
     );
-    assert_eq!(h.fs.readdir(ROOT_INO, 8).unwrap().len(), 1);
+    assert_eq!(h.fs.readdir(ROOT_INO, 9).unwrap().len(), 1);
     assert_eq!(h.lookup("status").unwrap().attr.perm, 0o400);
     assert_eq!(calls(&h.fs), 0, "listing, the root and status never fetch");
     for (name, _) in FILES {
@@ -154,9 +165,11 @@ fn names_modes_and_errors() {
         assert_eq!((attr.is_dir, attr.perm), (false, 0o400), "{name}");
     }
     assert_eq!(h.lookup("nope").unwrap_err().errno(), libc::ENOENT);
-    let not_dir = h.runtime.block_on(h.fs.lookup(5, "json"));
-    assert_eq!(not_dir.unwrap_err().errno(), libc::ENOTDIR);
     let json = h.ino("json");
+    let not_dir = h.runtime.block_on(h.fs.lookup(json, "json"));
+    assert_eq!(not_dir.unwrap_err().errno(), libc::ENOTDIR);
+    let nothing = h.runtime.block_on(h.fs.lookup(5, "json"));
+    assert_eq!(nothing.unwrap_err().errno(), libc::ENOENT);
     assert_eq!(h.fs.open(json, true).unwrap_err().errno(), libc::EROFS);
     assert_eq!(
         h.fs.open(ROOT_INO, false).unwrap_err().errno(),
@@ -187,7 +200,9 @@ fn sizes_match_what_a_read_returns() {
         "{config}"
     );
     assert_eq!(calls(&h.fs), 1);
-    assert_eq!(lock(&h.fs.generations).kept(), 1);
+    for (file, _) in FILES.iter().enumerate().filter(|(_, (n, _))| *n != "status") {
+        assert_eq!(lock(&h.fs.renderings).kept(root_slot(file)), 1);
+    }
 }
 
 #[test]
@@ -242,7 +257,7 @@ fn expired_generations_are_eio_and_dropped() {
     assert_eq!(h.fs.getattr(old).unwrap_err().errno(), libc::EIO);
     assert_eq!(h.fs.read(old, 0, 4096).unwrap_err().errno(), libc::EIO);
     assert_eq!(
-        lock(&h.fs.generations).kept(),
+        lock(&h.fs.renderings).kept(root_slot(3)),
         1,
         "the expired one was dropped"
     );
@@ -252,7 +267,7 @@ fn expired_generations_are_eio_and_dropped() {
     let entry = h.lookup("json").unwrap();
     assert_eq!(entry.attr.ino, new);
     assert!(entry.ttl <= Duration::from_secs(1), "{:?}", entry.ttl);
-    h.fs.cache.fetcher().fail.store(true, Ordering::SeqCst);
+    h.fs.profiles[0].cache.fetcher().fail.store(true, Ordering::SeqCst);
     h.advance(21 * 60);
     assert_eq!(h.lookup("json").unwrap_err().errno(), libc::EIO);
     assert_eq!(h.fs.read(new, 0, 4096).unwrap_err().errno(), libc::EIO);
@@ -268,22 +283,45 @@ fn expired_and_all_but_the_newest_generations_are_dropped() {
         h.ino("env");
     }
     assert_eq!(calls(&h.fs), 4);
-    assert_eq!(lock(&h.fs.generations).kept(), 2, "expired ones went first");
+    assert_eq!(
+        lock(&h.fs.renderings).kept(root_slot(2)),
+        2,
+        "expired ones went first"
+    );
     assert_eq!(h.fs.getattr(first).unwrap_err().errno(), libc::EIO);
 
     let now = h.clock.now();
-    let mut kept = Generations::default();
+    let mut kept = Renderings::default();
+    let make = |slot: Slot| {
+        move || {
+            Rendering::new(
+                slot,
+                now + chrono::Duration::hours(1),
+                now,
+                SystemTime::now(),
+                Ok(Arc::new(SecretBytes::new(String::new()))),
+            )
+        }
+    };
+    let mut inos = Vec::new();
     for generation in 1..=KEPT_GENERATIONS as u64 + 2 {
-        kept.get_or_render(generation, now, || Generation {
-            expiration: now + chrono::Duration::hours(1),
-            refresh_at: now,
-            fetched_at: SystemTime::now(),
-            files: Vec::new(),
-        });
+        let inputs = [Input::Generation(generation)];
+        inos.push(kept.get_or_render(root_slot(0), &inputs, now, make(root_slot(0))).0);
+        // The same inputs again: the same inode, nothing new rendered.
+        let again = kept.get_or_render(root_slot(0), &inputs, now, || unreachable!());
+        assert_eq!(again.0, *inos.last().unwrap());
     }
-    assert_eq!(kept.kept(), KEPT_GENERATIONS);
-    assert!(kept.get(2, now).is_none(), "the oldest went");
-    assert!(kept.get(3, now).is_some());
+    // Another file's renderings do not count against this one's.
+    kept.get_or_render(root_slot(1), &[Input::Generation(1)], now, make(root_slot(1)));
+    assert_eq!(kept.kept(root_slot(0)), KEPT_GENERATIONS);
+    assert_eq!(kept.kept(root_slot(1)), 1);
+    let seq = |ino: u64| match decode(ino) {
+        Ino::Rendering(seq) => seq,
+        other => panic!("{other:?}"),
+    };
+    assert!(kept.get(seq(inos[1]), now).is_none(), "the oldest went");
+    assert!(kept.get(seq(inos[2]), now).is_some());
+    assert_eq!(kept.newest(root_slot(0)), inos.last().copied());
 }
 
 #[test]
@@ -319,32 +357,33 @@ fn status_inodes_are_frozen_freed_on_forget_and_capped() {
 
 #[test]
 fn inode_numbers_never_collide() {
-    let mut seen = std::collections::HashSet::from([ROOT_INO, STATUS_DIR_INO]);
-    for generation in 0..300 {
-        for index in 0..FILES.len() + 1 {
-            assert!(seen.insert(generation_ino(generation, index)));
-        }
+    let mut seen = std::collections::HashSet::from([ROOT_INO, PROFILES_INO, UNRENDERED_INO]);
+    for file in 0..FILES.len() + 1 {
+        assert!(seen.insert(unrendered_ino(file)));
+        assert_eq!(decode(unrendered_ino(file)), Ino::Unknown);
     }
+    for i in 0..crate::config::MAX_PROFILES {
+        let ino = profile_dir_ino(i);
+        assert!(seen.insert(ino), "{ino:#x}");
+        assert_eq!(decode(ino), Ino::ProfileDir(i));
+    }
+    let now = chrono::Utc::now();
+    let mut renderings = Renderings::default();
     let mut docs = StatusDocs::default();
-    for _ in 0..300 {
+    for n in 0..300 {
+        let slot = root_slot(n % FILES.len());
+        let (ino, _) = renderings.get_or_render(slot, &[Input::Generation(n as u64)], now, || {
+            Rendering::new(slot, now + chrono::Duration::hours(1), now, SystemTime::now(), Ok(Arc::new(SecretBytes::new(String::new()))))
+        });
+        assert!(seen.insert(ino), "{ino:#x}");
+        assert!(matches!(decode(ino), Ino::Rendering(_)));
         let ino = docs.insert(Vec::new(), SystemTime::now());
         assert!(seen.insert(ino), "{ino:#x}");
-        assert!(matches!(decode(ino, FILES.len() + 1), Ino::Status(_)));
+        assert!(matches!(decode(ino), Ino::Status(_)));
     }
-    assert_eq!(
-        decode(generation_ino(7, 3), FILES.len()),
-        Ino::Generation {
-            generation: 7,
-            index: 3
-        }
-    );
-    assert_eq!(decode(generation_ino(0, 3), FILES.len()), Ino::Unknown);
-    assert_eq!(
-        decode(generation_ino(1, FILES.len()), FILES.len()),
-        Ino::Unknown
-    );
-    // The number a listing shows for `status` is no status document of its own.
-    assert_eq!(decode(STATUS_DIR_INO, FILES.len()), Ino::Unknown);
+    assert_eq!(decode(0x40), Ino::Unknown, "rendering number 0");
+    assert_eq!(decode(0x80), Ino::Unknown, "status number 0");
+    assert_eq!(decode(0), Ino::Unknown);
 }
 
 #[test]
@@ -357,7 +396,7 @@ fn container_env_appears_only_with_the_endpoint() {
     };
     let h = harness_with(chrono::Duration::hours(1), false, Some(endpoint));
     let names = h.names();
-    assert_eq!(names.last(), Some(&CONTAINER_ENV));
+    assert_eq!(names[names.len() - 2], CONTAINER_ENV);
     let text = String::from_utf8(read_all(&h, CONTAINER_ENV)).unwrap();
     assert!(
         text.contains("export AWS_CONTAINER_AUTHORIZATION_TOKEN='tok'\n"),
@@ -398,10 +437,15 @@ fn listing_shows_the_newest_generation_and_resumes_where_it_stopped() {
     for (i, entry) in entries.iter().enumerate() {
         assert_eq!(entry.3, i as u64 + 1, "{entry:?}");
         let rest = h.fs.readdir(ROOT_INO, entry.3).unwrap();
-        assert_eq!(rest.first().map(|e| e.2), entries.get(i + 1).map(|e| e.2));
+        assert_eq!(
+            rest.first().map(|e| e.2.clone()),
+            entries.get(i + 1).map(|e| e.2.clone())
+        );
     }
     let by_name = |name: &str| entries.iter().find(|e| e.2 == name).unwrap().0;
     assert_eq!(by_name("json"), ino, "the generation a lookup gives");
-    assert_eq!(by_name("status"), STATUS_DIR_INO);
+    assert_eq!(by_name("status"), UNRENDERED_INO);
     assert_ne!(by_name("status"), by_name("credentials"));
 }
+
+mod profiles;

@@ -10,7 +10,7 @@ pub mod error;
 pub mod mountpoint;
 
 use crate::cache::CredentialCache;
-use crate::config::{load_layers, Context, MountSettings, Settings};
+use crate::config::{load_profiles, Context, MountSettings, Settings};
 use crate::error::Error;
 use crate::fs::CredsFs;
 use crate::fuse::FuseAdapter;
@@ -75,8 +75,13 @@ fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
 pub fn run_mount(args: MountArgs) -> Result<()> {
     let ctx = Context::from_process();
     let mountpoint = mountpoint_of(&args.mountpoint)?;
-    let layer = load_layers(&args.settings.0, &ctx)?;
-    let (settings, dev) = dev::settings(&args.dev, &layer, &ctx)?;
+    let profiles = load_profiles(&args.settings.0, &ctx)?;
+    let (settings, dev) = dev::settings(&args.dev, profiles.layer(None)?, &ctx)?;
+    // `--dev` serves the built-in gateway's one profile.
+    let others = match dev {
+        Some(_) => Vec::new(),
+        None => profiles.resolve_all(&ctx)?.split_off(1),
+    };
     let log = settings
         .log_file
         .as_deref()
@@ -84,14 +89,19 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         .transpose()?;
     mountpoint::prepare(&mountpoint)?;
     let claim = mountpoint::claim(&mountpoint)?;
-    let pipeline = Pipeline::new(&settings)?;
+    // Built before the fork: a login may prompt for its password.
+    let mut pipelines = vec![Pipeline::new(&settings)?];
+    for other in &others {
+        pipelines.push(Pipeline::new(other)?);
+    }
     let job = Job {
         settings,
+        others,
         mountpoint,
         lazy: args.lazy,
         container_endpoint: args.container_endpoint,
         dev,
-        pipeline: Some(pipeline),
+        pipelines,
         _claim: claim,
     };
     if args.foreground {
@@ -122,14 +132,18 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
 
 /// Everything a daemon needs once the configuration is valid.
 struct Job {
+    /// The default profile's settings (and the mount's own: log file, container).
     settings: Settings,
+    /// The other profiles' settings.
+    others: Vec<Settings>,
     mountpoint: PathBuf,
     lazy: bool,
     container_endpoint: bool,
     /// The built-in gateway to start first (`--dev`).
     dev: Option<dev::DevPlan>,
-    /// Built before the fork (it may have prompted); taken by `start`.
-    pipeline: Option<Pipeline>,
+    /// One per profile, the default first; built before the fork (a login may have
+    /// prompted); taken by `start`.
+    pipelines: Vec<Pipeline>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
     _claim: mountpoint::Claim,
 }
@@ -179,16 +193,25 @@ impl Job {
             .take()
             .map(|plan| plan.start(&runtime))
             .transpose()?;
-        let pipeline = self.pipeline.take().expect("start runs once");
-        let cache = Arc::new(
-            CredentialCache::new(
-                pipeline,
-                self.settings.min_validity,
-                crate::sts::refresh_budget(self.settings.timeout),
-                self.settings.api_gateway.as_str(),
-            )
-            .with_refresh_ahead(self.settings.refresh_ahead),
-        );
+        let pipelines = std::mem::take(&mut self.pipelines);
+        let all: Vec<&Settings> = std::iter::once(&self.settings).chain(&self.others).collect();
+        let caches: Vec<Arc<CredentialCache<Pipeline>>> = pipelines
+            .into_iter()
+            .zip(&all)
+            .map(|(pipeline, settings)| {
+                Arc::new(
+                    CredentialCache::new(
+                        pipeline,
+                        settings.min_validity,
+                        crate::sts::refresh_budget(settings.timeout),
+                        settings.api_gateway.as_str(),
+                    )
+                    .with_refresh_ahead(settings.refresh_ahead),
+                )
+            })
+            .collect();
+        // Only the default profile is fetched before mounting; the others on first read.
+        let cache = caches[0].clone();
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
         } else {
@@ -207,23 +230,27 @@ impl Job {
         } else {
             None
         };
-        let info = MountInfo {
-            gateway: self
-                .settings
-                .api_gateway
-                .as_str()
-                .trim_end_matches('/')
-                .to_string(),
-            auth: self.settings.auth.describe().to_string(),
-            profile: self.settings.profile.clone(),
-            region: self.settings.region.clone(),
-            mountpoint: self.mountpoint.display().to_string(),
-            pid: std::process::id(),
-            min_validity_seconds: self.settings.min_validity.as_secs(),
-            container_endpoint: container.as_ref().map(|c| c.url.clone()),
-        };
+        let container_url = container.as_ref().map(|c| c.url.clone());
+        let profiles = caches
+            .into_iter()
+            .zip(&all)
+            .enumerate()
+            .map(|(i, (cache, settings))| {
+                let info = MountInfo {
+                    gateway: settings.api_gateway.as_str().trim_end_matches('/').to_string(),
+                    auth: settings.auth.describe().to_string(),
+                    profile: settings.profile.clone(),
+                    region: settings.region.clone(),
+                    mountpoint: self.mountpoint.display().to_string(),
+                    pid: std::process::id(),
+                    min_validity_seconds: settings.min_validity.as_secs(),
+                    container_endpoint: if i == 0 { container_url.clone() } else { None },
+                };
+                (cache, info)
+            })
+            .collect();
         let user = |p: &Pipeline| p.user();
-        let fs = CredsFs::new(cache, info, container, user);
+        let fs = CredsFs::with_profiles(profiles, container, user);
         let config = fuse_config();
         let adapter = FuseAdapter::new(fs, runtime.handle().clone());
         let mut session =
