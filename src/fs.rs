@@ -302,12 +302,7 @@ impl<F: Fetch> CredsFs<F> {
 
     /// The part of a lookup that never waits: all of it, except for a credentials name.
     pub fn lookup_local(&self, parent: u64, name: &str) -> Result<Lookup, FsError> {
-        let done = |attr: Attr| {
-            Ok(Lookup::Done(Entry {
-                attr,
-                ttl: MAX_TTL,
-            }))
-        };
+        let done = |attr: Attr| Ok(Lookup::Done(Entry { attr, ttl: MAX_TTL }));
         if parent == PROFILES_INO {
             let i = self
                 .profiles
@@ -466,15 +461,22 @@ impl<F: Fetch> CredsFs<F> {
         if ino == PROFILES_INO {
             entries.push((PROFILES_INO, true, ".".into()));
             entries.push((ROOT_INO, true, "..".into()));
-            entries.extend(self.profiles.iter().enumerate().map(|(i, p)| {
-                (profile_dir_ino(i), true, p.profile.name.clone())
-            }));
+            entries.extend(
+                self.profiles
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (profile_dir_ino(i), true, p.profile.name.clone())),
+            );
         } else {
             let dir = match decode(ino) {
                 Ino::Rendering(_) | Ino::Status(_) => return Err(FsError::NotADirectory),
                 _ => self.file_dir(ino).ok_or(FsError::NotFound)?,
             };
-            let parent = if dir == Dir::Root { ROOT_INO } else { PROFILES_INO };
+            let parent = if dir == Dir::Root {
+                ROOT_INO
+            } else {
+                PROFILES_INO
+            };
             entries.push((ino, true, ".".into()));
             entries.push((parent, true, "..".into()));
             let renderings = lock(&self.renderings);
@@ -508,13 +510,22 @@ impl<F: Fetch> CredsFs<F> {
     fn status_doc(&self, i: usize) -> StatusDoc {
         let served = &self.profiles[i];
         let user = (self.user)(served.cache.fetcher());
-        StatusDoc::new(&served.cache.status(), &served.info, user, served.cache.now())
+        StatusDoc::new(
+            &served.cache.status(),
+            &served.info,
+            user,
+            served.cache.now(),
+        )
     }
 
     fn status_json_of(&self, i: usize, with_all: bool) -> String {
         let mut doc = self.status_doc(i);
         if with_all && self.profiles.len() > 1 {
-            doc.profiles = Some((0..self.profiles.len()).map(|i| self.status_doc(i)).collect());
+            doc.profiles = Some(
+                (0..self.profiles.len())
+                    .map(|i| self.status_doc(i))
+                    .collect(),
+            );
         }
         doc.to_json()
     }

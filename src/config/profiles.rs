@@ -16,12 +16,17 @@ pub const MAX_PROFILES: usize = 32;
 /// letters, digits, `_`, `.` and `-`, starting with a letter or digit (so never `.` or
 /// `..`), at most 64 characters.
 pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
-    let first_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let first_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     let rest_ok = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !first_ok || !rest_ok || name.len() > 64 {
-        return Err("use at most 64 letters, digits, `_`, `.` and `-`, starting with a letter or digit");
+        return Err(
+            "use at most 64 letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+        );
     }
     Ok(())
 }
@@ -124,7 +129,9 @@ impl Profiles {
                 name.clone()
             }
             (None, None) if file.profiles.contains_key("default") => "default".into(),
-            (None, None) if file.profiles.len() == 1 => file.profiles.keys().next().unwrap().clone(),
+            (None, None) if file.profiles.len() == 1 => {
+                file.profiles.keys().next().unwrap().clone()
+            }
             (None, None) => {
                 return Err(Error::Config(format!(
                     "config file {shown} defines several profiles ({}) and no default-profile; \

@@ -41,7 +41,9 @@ impl<F: Fetch> CredsFs<F> {
             }
         }
         out.into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(Error::Internal("a profile's refresh task failed".into()))))
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::Internal("a profile's refresh task failed".into())))
+            })
             .collect()
     }
 
@@ -53,7 +55,11 @@ impl<F: Fetch> CredsFs<F> {
         snapshots: &[crate::error::Result<Arc<Snapshot>>],
     ) -> Rendering {
         let valid: Vec<&Arc<Snapshot>> = snapshots.iter().filter_map(|s| s.as_ref().ok()).collect();
-        let expiration = valid.iter().map(|s| s.creds.expiration).min().expect("one valid");
+        let expiration = valid
+            .iter()
+            .map(|s| s.creds.expiration)
+            .min()
+            .expect("one valid");
         let refresh_at = valid.iter().map(|s| s.refresh_at).min().expect("one valid");
         let fetched_at = valid.iter().map(|s| s.fetched_at).max().expect("one valid");
         let kind = self.files(slot.dir)[slot.file].1;
@@ -83,7 +89,12 @@ impl<F: Fetch> CredsFs<F> {
     ) -> Result<String, Error> {
         let messages: Vec<String> = snapshots
             .iter()
-            .map(|s| s.as_ref().err().map(ToString::to_string).unwrap_or_default())
+            .map(|s| {
+                s.as_ref()
+                    .err()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
             .collect();
         let mut parts: Vec<(Profile, Part<'_>)> = Vec::new();
         for ((&i, snapshot), message) in sources.iter().zip(snapshots).zip(&messages) {
@@ -116,5 +127,4 @@ impl<F: Fetch> CredsFs<F> {
             None => String::new(),
         }
     }
-
 }

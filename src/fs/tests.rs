@@ -200,7 +200,11 @@ fn sizes_match_what_a_read_returns() {
         "{config}"
     );
     assert_eq!(calls(&h.fs), 1);
-    for (file, _) in FILES.iter().enumerate().filter(|(_, (n, _))| *n != "status") {
+    for (file, _) in FILES
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| *n != "status")
+    {
         assert_eq!(lock(&h.fs.renderings).kept(root_slot(file)), 1);
     }
 }
@@ -267,7 +271,11 @@ fn expired_generations_are_eio_and_dropped() {
     let entry = h.lookup("json").unwrap();
     assert_eq!(entry.attr.ino, new);
     assert!(entry.ttl <= Duration::from_secs(1), "{:?}", entry.ttl);
-    h.fs.profiles[0].cache.fetcher().fail.store(true, Ordering::SeqCst);
+    h.fs.profiles[0]
+        .cache
+        .fetcher()
+        .fail
+        .store(true, Ordering::SeqCst);
     h.advance(21 * 60);
     assert_eq!(h.lookup("json").unwrap_err().errno(), libc::EIO);
     assert_eq!(h.fs.read(new, 0, 4096).unwrap_err().errno(), libc::EIO);
@@ -306,13 +314,21 @@ fn expired_and_all_but_the_newest_generations_are_dropped() {
     let mut inos = Vec::new();
     for generation in 1..=KEPT_GENERATIONS as u64 + 2 {
         let inputs = [Input::Generation(generation)];
-        inos.push(kept.get_or_render(root_slot(0), &inputs, now, make(root_slot(0))).0);
+        inos.push(
+            kept.get_or_render(root_slot(0), &inputs, now, make(root_slot(0)))
+                .0,
+        );
         // The same inputs again: the same inode, nothing new rendered.
         let again = kept.get_or_render(root_slot(0), &inputs, now, || unreachable!());
         assert_eq!(again.0, *inos.last().unwrap());
     }
     // Another file's renderings do not count against this one's.
-    kept.get_or_render(root_slot(1), &[Input::Generation(1)], now, make(root_slot(1)));
+    kept.get_or_render(
+        root_slot(1),
+        &[Input::Generation(1)],
+        now,
+        make(root_slot(1)),
+    );
     assert_eq!(kept.kept(root_slot(0)), KEPT_GENERATIONS);
     assert_eq!(kept.kept(root_slot(1)), 1);
     let seq = |ino: u64| match decode(ino) {
@@ -373,7 +389,13 @@ fn inode_numbers_never_collide() {
     for n in 0..300 {
         let slot = root_slot(n % FILES.len());
         let (ino, _) = renderings.get_or_render(slot, &[Input::Generation(n as u64)], now, || {
-            Rendering::new(slot, now + chrono::Duration::hours(1), now, SystemTime::now(), Ok(Arc::new(SecretBytes::new(String::new()))))
+            Rendering::new(
+                slot,
+                now + chrono::Duration::hours(1),
+                now,
+                SystemTime::now(),
+                Ok(Arc::new(SecretBytes::new(String::new()))),
+            )
         });
         assert!(seen.insert(ino), "{ino:#x}");
         assert!(matches!(decode(ino), Ino::Rendering(_)));

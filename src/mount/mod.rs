@@ -194,7 +194,9 @@ impl Job {
             .map(|plan| plan.start(&runtime))
             .transpose()?;
         let pipelines = std::mem::take(&mut self.pipelines);
-        let all: Vec<&Settings> = std::iter::once(&self.settings).chain(&self.others).collect();
+        let all: Vec<&Settings> = std::iter::once(&self.settings)
+            .chain(&self.others)
+            .collect();
         let caches: Vec<Arc<CredentialCache<Pipeline>>> = pipelines
             .into_iter()
             .zip(&all)
@@ -237,7 +239,11 @@ impl Job {
             .enumerate()
             .map(|(i, (cache, settings))| {
                 let info = MountInfo {
-                    gateway: settings.api_gateway.as_str().trim_end_matches('/').to_string(),
+                    gateway: settings
+                        .api_gateway
+                        .as_str()
+                        .trim_end_matches('/')
+                        .to_string(),
                     auth: settings.auth.describe().to_string(),
                     profile: settings.profile.clone(),
                     region: settings.region.clone(),

@@ -23,6 +23,7 @@ mod hostile_files;
 mod hostile_gateway;
 mod parsers_never_panic;
 mod pipeline;
+mod profiles;
 mod tls;
 
 #[cfg(feature = "fuse-tests")]

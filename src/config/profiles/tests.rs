@@ -49,9 +49,16 @@ fn without_tables_the_configuration_is_one_profile_named_by_the_profile_setting(
     let s = p.resolve(None, &Context::default()).unwrap();
     assert_eq!(s.profile, "default");
     // As before profiles: --profile names the sections of the files.
-    let p = profiles(flag(Setting::Profile, "cray"), "username = \"u\"\npassword-env = \"P\"\n").unwrap();
+    let p = profiles(
+        flag(Setting::Profile, "cray"),
+        "username = \"u\"\npassword-env = \"P\"\n",
+    )
+    .unwrap();
     assert_eq!(p.default_name(), "cray");
-    assert_eq!(p.resolve(None, &Context::default()).unwrap().profile, "cray");
+    assert_eq!(
+        p.resolve(None, &Context::default()).unwrap().profile,
+        "cray"
+    );
 }
 
 #[test]
@@ -70,10 +77,7 @@ fn each_profile_inherits_the_top_level_and_flags_win_over_all() {
     // The flag beats the table's own timeout; the login is inherited by both.
     assert_eq!(tds.timeout, std::time::Duration::from_secs(9));
     assert_eq!(prod.auth, tds.auth);
-    assert_eq!(
-        p.resolve(Some("tds"), &Context::default()).unwrap(),
-        all[1]
-    );
+    assert_eq!(p.resolve(Some("tds"), &Context::default()).unwrap(), all[1]);
 }
 
 #[test]
@@ -82,10 +86,18 @@ fn the_default_comes_from_the_flag_then_default_profile_then_a_profile_named_def
     assert_eq!(p.default_name(), "tds");
     // The selected profile keeps its own name even though --profile is in every layer.
     let all = p.resolve_all(&Context::default()).unwrap();
-    assert_eq!([all[0].profile.as_str(), all[1].profile.as_str()], ["tds", "prod"]);
+    assert_eq!(
+        [all[0].profile.as_str(), all[1].profile.as_str()],
+        ["tds", "prod"]
+    );
 
     let named_default = "[profiles.b]\nusername=\"u\"\npassword-env=\"P\"\n[profiles.default]\nusername=\"u\"\npassword-env=\"P\"\n";
-    assert_eq!(profiles(Layer::new(), named_default).unwrap().default_name(), "default");
+    assert_eq!(
+        profiles(Layer::new(), named_default)
+            .unwrap()
+            .default_name(),
+        "default"
+    );
     let only = "[profiles.solo]\nusername=\"u\"\npassword-env=\"P\"\n";
     assert_eq!(profiles(Layer::new(), only).unwrap().default_name(), "solo");
 
@@ -104,20 +116,41 @@ fn an_unknown_profile_is_an_error_listing_the_known_ones() {
         format!("unknown profile \"nope\" (from --profile); config file {PATH} defines: prod, tds")
     );
     let e = err(Layer::new(), "default-profile = \"gone\"\n[profiles.a]\n");
-    assert!(e.starts_with("unknown profile \"gone\" (default-profile)"), "{e}");
+    assert!(
+        e.starts_with("unknown profile \"gone\" (default-profile)"),
+        "{e}"
+    );
     let p = profiles(Layer::new(), TWO).unwrap();
     let e = p.layer(Some("x")).unwrap_err().to_string();
-    assert_eq!(e, "unknown profile \"x\"; the known profiles are: prod, tds");
+    assert_eq!(
+        e,
+        "unknown profile \"x\"; the known profiles are: prod, tds"
+    );
     let e = err(Layer::new(), "default-profile = \"prod\"\n");
     assert!(e.contains("defines no profiles"), "{e}");
 }
 
 #[test]
 fn profile_names_must_be_safe_directory_and_section_names() {
-    for bad in ["..", ".", ".hidden", "a/b", "a b", "a]b", "", "é", &"x".repeat(65)] {
+    for bad in [
+        "..",
+        ".",
+        ".hidden",
+        "a/b",
+        "a b",
+        "a]b",
+        "",
+        "é",
+        &"x".repeat(65),
+    ] {
         let text = format!("[profiles.{}]\n", toml::Value::String(bad.into()));
-        let e = parse_config_file(&text, Path::new(PATH)).unwrap_err().to_string();
-        assert!(e.starts_with("bad profile name in `[profiles."), "{bad:?}: {e}");
+        let e = parse_config_file(&text, Path::new(PATH))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("bad profile name in `[profiles."),
+            "{bad:?}: {e}"
+        );
         assert!(check_name(bad).is_err(), "{bad:?}");
     }
     for good in ["prod", "tds-2", "cmn_nmn", "a.b", "9", &"x".repeat(64)] {
@@ -129,7 +162,10 @@ fn profile_names_must_be_safe_directory_and_section_names() {
 fn keys_that_make_no_sense_in_a_profile_are_refused() {
     let e = err(Layer::new(), "[profiles.a]\nprofile = \"b\"\n");
     assert!(e.starts_with("key `profile` in [profiles.a]"), "{e}");
-    let e = err(Layer::new(), "log-file = \"/x\"\n[profiles.a]\nlog-file = \"/y\"\n");
+    let e = err(
+        Layer::new(),
+        "log-file = \"/x\"\n[profiles.a]\nlog-file = \"/y\"\n",
+    );
     assert!(e.starts_with("key `log-file` in [profiles.a]"), "{e}");
     let e = err(Layer::new(), "profile = \"x\"\n[profiles.a]\n");
     assert!(e.contains("use default-profile"), "{e}");
@@ -140,16 +176,26 @@ fn keys_that_make_no_sense_in_a_profile_are_refused() {
         e.starts_with(&format!("unknown key `usernme` in [profiles.a] of config file {PATH}; valid keys are: api-gateway")),
         "{e}"
     );
-    let e = parse_config_file("profiles = 3\n", Path::new(PATH)).unwrap_err().to_string();
+    let e = parse_config_file("profiles = 3\n", Path::new(PATH))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("must hold tables"), "{e}");
-    let e = parse_config_file("[profiles]\na = 1\n", Path::new(PATH)).unwrap_err().to_string();
+    let e = parse_config_file("[profiles]\na = 1\n", Path::new(PATH))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("must be a table of settings"), "{e}");
-    let e = parse_config_file("default-profile = 1\n", Path::new(PATH)).unwrap_err().to_string();
+    let e = parse_config_file("default-profile = 1\n", Path::new(PATH))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("expected a quoted profile name"), "{e}");
-    let many: String = (0..=MAX_PROFILES).map(|i| format!("[profiles.p{i}]\n")).collect();
+    let many: String = (0..=MAX_PROFILES)
+        .map(|i| format!("[profiles.p{i}]\n"))
+        .collect();
     let e = err(Layer::new(), &format!("default-profile = \"p0\"\n{many}"));
     assert!(e.contains("at most 32 are allowed"), "{e}");
-    let most: String = (0..MAX_PROFILES).map(|i| format!("[profiles.p{i}]\n")).collect();
+    let most: String = (0..MAX_PROFILES)
+        .map(|i| format!("[profiles.p{i}]\n"))
+        .collect();
     assert!(profiles(Layer::new(), &format!("default-profile = \"p0\"\n{most}")).is_ok());
 }
 
@@ -158,12 +204,18 @@ fn an_error_in_one_profile_names_it() {
     let text = TWO.replace("timeout = \"5s\"", "timeout = \"soon\"");
     let p = profiles(Layer::new(), &text).unwrap();
     assert!(p.resolve(Some("prod"), &Context::default()).is_ok());
-    let e = p.resolve(Some("tds"), &Context::default()).unwrap_err().to_string();
+    let e = p
+        .resolve(Some("tds"), &Context::default())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         format!("in profile tds: bad value \"soon\" for key `timeout` in config file {PATH}: expected a duration like 30s, 90s or 15m")
     );
-    assert_eq!(p.resolve_all(&Context::default()).unwrap_err().to_string(), e);
+    assert_eq!(
+        p.resolve_all(&Context::default()).unwrap_err().to_string(),
+        e
+    );
     // One profile alone: the message is as before profiles.
     let e = profiles(Layer::new(), "timeout = \"soon\"\n")
         .unwrap()

@@ -53,8 +53,13 @@ impl Multi {
                     clock: clock.clone(),
                 };
                 let cache = Arc::new(
-                    CredentialCache::new(fetcher, Duration::from_secs(1200), Duration::from_secs(5), "https://gw")
-                        .with_time(clock.clone()),
+                    CredentialCache::new(
+                        fetcher,
+                        Duration::from_secs(1200),
+                        Duration::from_secs(5),
+                        "https://gw",
+                    )
+                    .with_time(clock.clone()),
                 );
                 let info = MountInfo {
                     gateway: format!("https://{name}.example"),
@@ -123,18 +128,30 @@ fn each_profile_has_a_directory_and_the_root_serves_the_default() {
     let attr = m.lookup("profiles/tds").unwrap().attr;
     assert!(attr.is_dir && attr.perm == 0o500);
     assert_eq!(m.lookup("profiles/nope").unwrap_err().errno(), libc::ENOENT);
-    assert_eq!(m.lookup("profiles/tds/nope").unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(
+        m.lookup("profiles/tds/nope").unwrap_err().errno(),
+        libc::ENOENT
+    );
     assert_eq!((m.calls(0), m.calls(1)), (0, 0), "listing fetches nothing");
 
     // A profile is fetched only when something of it is read.
     let env = m.read("profiles/tds/env").unwrap();
-    assert!(env.contains("AWS_ACCESS_KEY_ID='AK-tds-0'") && env.contains("'tds-region'"), "{env}");
+    assert!(
+        env.contains("AWS_ACCESS_KEY_ID='AK-tds-0'") && env.contains("'tds-region'"),
+        "{env}"
+    );
     assert_eq!((m.calls(0), m.calls(1)), (0, 1));
     let root_env = m.read("env").unwrap();
-    assert!(root_env.contains("AK-prod-0") && !root_env.contains("tds"), "{root_env}");
+    assert!(
+        root_env.contains("AK-prod-0") && !root_env.contains("tds"),
+        "{root_env}"
+    );
     assert_eq!(m.read("profiles/prod/env").unwrap(), root_env);
     let json = m.read("profiles/tds/json").unwrap();
-    assert!(json.contains("\"EndpointURL\": \"http://rgw-tds:8080\""), "{json}");
+    assert!(
+        json.contains("\"EndpointURL\": \"http://rgw-tds:8080\""),
+        "{json}"
+    );
     assert_eq!((m.calls(0), m.calls(1)), (1, 1));
 }
 
@@ -144,12 +161,20 @@ fn the_root_credentials_config_and_rclone_hold_every_profile() {
     let creds = m.read("credentials").unwrap();
     let sections: Vec<&str> = creds.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[default]", "[prod]", "[tds]"], "{creds}");
-    assert_eq!(creds.matches("aws_access_key_id = AK-prod-0\n").count(), 2, "{creds}");
+    assert_eq!(
+        creds.matches("aws_access_key_id = AK-prod-0\n").count(),
+        2,
+        "{creds}"
+    );
     assert!(creds.contains("aws_access_key_id = AK-tds-0\n"), "{creds}");
 
     let config = m.read("config").unwrap();
     let sections: Vec<&str> = config.lines().filter(|l| l.starts_with('[')).collect();
-    assert_eq!(sections, ["[default]", "[profile prod]", "[profile tds]"], "{config}");
+    assert_eq!(
+        sections,
+        ["[default]", "[profile prod]", "[profile tds]"],
+        "{config}"
+    );
     assert!(config.contains("endpoint_url = http://rgw-tds:8080\nregion = tds-region\ncredential_process = cat /m/profiles/tds/json\n"), "{config}");
     assert!(config.contains("[profile prod]\nendpoint_url = http://rgw-prod:8080\nregion = prod-region\ncredential_process = cat /m/json\n"), "{config}");
 
@@ -161,20 +186,37 @@ fn the_root_credentials_config_and_rclone_hold_every_profile() {
     let sections: Vec<&str> = tds.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[tds]"]);
     let tds_config = m.read("profiles/tds/config").unwrap();
-    assert!(tds_config.contains("[profile tds]\n") && !tds_config.contains("prod"), "{tds_config}");
+    assert!(
+        tds_config.contains("[profile tds]\n") && !tds_config.contains("prod"),
+        "{tds_config}"
+    );
 }
 
 #[test]
 fn a_failing_profile_is_a_comment_and_hides_no_other() {
     let m = Multi::new(&["prod", "tds", "lab"]);
-    m.fail(1, Some("the gateway refused\n[evil]\ncredential_process = sh -c id"));
+    m.fail(
+        1,
+        Some("the gateway refused\n[evil]\ncredential_process = sh -c id"),
+    );
     let creds = m.read("credentials").unwrap();
-    assert!(creds.contains("[prod]\naws_access_key_id = AK-prod-0\n"), "{creds}");
-    assert!(creds.contains("[lab]\naws_access_key_id = AK-lab-0\n"), "{creds}");
+    assert!(
+        creds.contains("[prod]\naws_access_key_id = AK-prod-0\n"),
+        "{creds}"
+    );
+    assert!(
+        creds.contains("[lab]\naws_access_key_id = AK-lab-0\n"),
+        "{creds}"
+    );
     let comment: Vec<&str> = creds.lines().filter(|l| l.contains("tds")).collect();
     assert_eq!(comment.len(), 1, "{creds}");
     assert!(comment[0].starts_with("# profile tds: no credentials: the gateway refused [evil] credential_process = sh -c id"), "{creds}");
-    assert!(!creds.lines().any(|l| l.starts_with("[evil]") || l.starts_with("credential_process")), "{creds}");
+    assert!(
+        !creds
+            .lines()
+            .any(|l| l.starts_with("[evil]") || l.starts_with("credential_process")),
+        "{creds}"
+    );
     assert_eq!(m.read("profiles/tds/json").unwrap_err().errno(), libc::EIO);
     assert!(m.read("profiles/lab/json").is_ok());
 
@@ -184,9 +226,13 @@ fn a_failing_profile_is_a_comment_and_hides_no_other() {
     assert_eq!(profiles.len(), 3);
     assert_eq!(status["profile"], "prod");
     assert_eq!(profiles[1]["profile"], "tds");
-    assert!(profiles[1]["last_error"].as_str().unwrap().contains("the gateway refused"));
+    assert!(profiles[1]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("the gateway refused"));
     assert_eq!(profiles[2]["last_error"], serde_json::Value::Null);
-    let own: serde_json::Value = serde_json::from_str(&m.read("profiles/tds/status").unwrap()).unwrap();
+    let own: serde_json::Value =
+        serde_json::from_str(&m.read("profiles/tds/status").unwrap()).unwrap();
     assert_eq!(own["profile"], "tds");
     assert!(own.get("profiles").is_none());
 
@@ -203,7 +249,11 @@ fn the_shared_files_follow_each_profile_s_refreshes_and_recoveries() {
     m.fail(1, Some("down"));
     let first = m.lookup("credentials").unwrap().attr.ino;
     let tds_dir_before = m.lookup("profiles/prod/json").unwrap().attr.ino;
-    assert_eq!(m.lookup("credentials").unwrap().attr.ino, first, "same inputs, same inode");
+    assert_eq!(
+        m.lookup("credentials").unwrap().attr.ino,
+        first,
+        "same inputs, same inode"
+    );
     // tds recovers (after its backoff): the shared file gets a new inode holding it.
     m.fail(1, None);
     m.clock.advance(Duration::from_secs(600));
@@ -216,7 +266,10 @@ fn the_shared_files_follow_each_profile_s_refreshes_and_recoveries() {
     // prod refreshes: the shared file and prod's own change; tds's own does not.
     let tds_own = m.lookup("profiles/tds/json").unwrap().attr.ino;
     m.clock.advance(Duration::from_secs(41 * 60 - 600));
-    assert_ne!(m.lookup("profiles/prod/json").unwrap().attr.ino, tds_dir_before);
+    assert_ne!(
+        m.lookup("profiles/prod/json").unwrap().attr.ino,
+        tds_dir_before
+    );
     assert_ne!(m.lookup("credentials").unwrap().attr.ino, recovered);
     assert_eq!(m.calls(0), 2);
     assert_eq!(m.lookup("profiles/tds/json").unwrap().attr.ino, tds_own);

@@ -104,16 +104,33 @@ impl Mounted {
     /// Mounts against the gateway at `base`, for a test that owns the gateway itself
     /// (to stop and restart it).
     pub fn start_at(base: &str, extra: &[&str], env: &[(&str, &str)]) -> Mounted {
+        let mut args = login_args_for(base);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::spawn(&args, env, None)
+    }
+
+    /// Mounts with the config file `config` (written mode 0600 in the mount's temporary
+    /// directory) and `extra` arguments, no login flags: the file says it all.
+    pub fn start_configured(config: &str, extra: &[&str]) -> Mounted {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(&args, &[], Some(config))
+    }
+
+    fn spawn(args: &[String], env: &[(&str, &str)], config: Option<&str>) -> Mounted {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
         let log = dir.path().join("daemon.log");
-        let child = bin()
-            .envs(env.iter().copied())
+        let mut cmd = bin();
+        cmd.envs(env.iter().copied())
             .arg("mount")
             .arg(&path)
-            .arg("--foreground")
-            .args(login_args_for(base))
-            .args(extra)
+            .arg("--foreground");
+        if let Some(text) = config {
+            let file = crate::common::private_file(dir.path(), "config.toml", text);
+            cmd.arg("--config").arg(file);
+        }
+        let child = cmd
+            .args(args)
             .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
             .env("HOME", dir.path())
             .stdin(Stdio::null())
