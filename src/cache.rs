@@ -20,11 +20,22 @@ use std::time::Duration;
 pub trait Fetch: Send + Sync + 'static {
     /// Obtains new credentials.
     fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send;
+
+    /// Obtains new credentials with a new login, not a cached token: after a password or
+    /// role change (`s3credsfs refresh`).
+    fn fetch_with_new_login(&self) -> impl Future<Output = Result<Credentials>> + Send {
+        self.fetch()
+    }
 }
 
 impl Fetch for crate::sts::Pipeline {
     fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send {
         crate::sts::Pipeline::fetch(self)
+    }
+
+    async fn fetch_with_new_login(&self) -> Result<Credentials> {
+        self.forget_login().await;
+        crate::sts::Pipeline::fetch(self).await
     }
 }
 
@@ -421,10 +432,34 @@ impl<F: Fetch> CredentialCache<F> {
         });
     }
 
+    /// Refreshes now with a new login, whatever the staleness rule and any backoff say
+    /// (`s3credsfs refresh`, after a password or role change). Readers queue behind it as
+    /// behind any refresh. A failure is recorded as usual, so valid credentials stay
+    /// served, but it is returned: the person asking must see it.
+    pub async fn refresh_now(&self) -> Result<Arc<Snapshot>> {
+        let _flight = self.refresh_lock.lock().await;
+        let outcome = self.bounded(self.fetcher.fetch_with_new_login()).await;
+        let failure = outcome.as_ref().err().cloned();
+        let served = self.record(outcome);
+        match failure {
+            Some(error) => Err(error),
+            None => served,
+        }
+    }
+
     /// Fetches now (the caller holds `refresh_lock`) and records the outcome.
     async fn refresh(&self) -> Result<Arc<Snapshot>> {
-        let refresh = CatchPanic(Box::pin(self.fetcher.fetch()));
-        let outcome = match tokio::time::timeout(self.refresh_timeout, refresh).await {
+        let outcome = self.bounded(self.fetcher.fetch()).await;
+        self.record(outcome)
+    }
+
+    /// Runs a fetch within the refresh budget, a panic counting as a failure.
+    async fn bounded(
+        &self,
+        fetch: impl Future<Output = Result<Credentials>> + Send,
+    ) -> Result<Credentials> {
+        let refresh = CatchPanic(Box::pin(fetch));
+        match tokio::time::timeout(self.refresh_timeout, refresh).await {
             Ok(Ok(outcome)) => outcome,
             // A bug must not skip `record`: without a backoff every read would retry.
             Ok(Err(_panic)) => Err(Error::Internal("refreshing credentials panicked".into())),
@@ -432,8 +467,7 @@ impl<F: Fetch> CredentialCache<F> {
                 url: self.gateway.clone(),
                 budget: humantime::format_duration(self.refresh_timeout).to_string(),
             }),
-        };
-        self.record(outcome)
+        }
     }
 
     /// Stores a refresh's outcome and returns what the reader gets.

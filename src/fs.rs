@@ -12,7 +12,7 @@ use crate::render::{Format, Profile};
 use crate::status::{MountInfo, StatusDoc};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
-use inodes::{decode, profile_dir_ino, Input, Renderings, StatusDocs};
+use inodes::{decode, Input, Renderings, StatusDocs};
 use rendering::failure_input;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,9 @@ use std::time::{Duration, SystemTime};
 
 mod inodes;
 mod rendering;
-pub use inodes::{Dir, Ino, Slot, KEPT_GENERATIONS, KEPT_STATUS, PROFILES_INO, ROOT_INO};
+pub use inodes::{
+    profile_dir_ino, Dir, Ino, Slot, KEPT_GENERATIONS, KEPT_STATUS, PROFILES_INO, ROOT_INO,
+};
 
 /// The `d_ino` listing shows for `status`; each lookup gets an inode of its own instead.
 const UNRENDERED_INO: u64 = 0x80;

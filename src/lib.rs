@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod container;
+pub mod control;
 pub mod creds;
 pub mod error;
 pub(crate) mod files;

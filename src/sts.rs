@@ -141,6 +141,12 @@ impl Pipeline {
         self.auth.user()
     }
 
+    /// Drops the cached login (access and refresh tokens), so the next fetch logs in
+    /// anew and picks up a changed password or new roles.
+    pub async fn forget_login(&self) {
+        self.auth.forget().await;
+    }
+
     /// Obtains fresh credentials; on 401/403 gets a new token and retries once.
     pub async fn fetch(&self) -> Result<Credentials> {
         let token = self.auth.token(false).await?;

@@ -208,6 +208,12 @@ impl Authenticator {
         })
     }
 
+    /// Forgets every cached token: the next `token` logs in (or re-reads its file) anew.
+    pub async fn forget(&self) {
+        let mut state = self.state.lock().await;
+        *state = State::default();
+    }
+
     /// A JWT to send to the STS. `force_new` after the gateway rejected the last one.
     pub async fn token(&self, force_new: bool) -> Result<Secret> {
         let mut state = self.state.lock().await;

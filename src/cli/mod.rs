@@ -23,16 +23,40 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Get credentials once and print them (usable as an AWS `credential_process`).
+    #[command(after_help = with_settings_note(FETCH_EXAMPLES))]
     Fetch(FetchArgs),
     /// Mount a directory whose files always hold current credentials.
+    #[command(after_help = with_settings_note(MOUNT_EXAMPLES))]
     Mount(crate::mount::MountArgs),
     /// Unmount (stale mounts too) and stop the daemon.
+    #[command(
+        after_help = "Examples:\n  s3credsfs unmount                  # ~/.s3creds\n  s3credsfs unmount /run/user/1000/s3creds"
+    )]
     Unmount(crate::mount::MountpointArgs),
-    /// Show a mount's state: expiry, last refresh, last error.
+    /// Show a mount's state: expiry, last refresh, last error, every profile, the log.
+    #[command(
+        after_help = "Examples:\n  s3credsfs status                   # ~/.s3creds\n  s3credsfs status --json | jq .profiles"
+    )]
     Status(crate::mount::StatusArgs),
+    /// Refresh a mounted profile now, with a new login (after a password or role change).
+    Refresh(crate::mount::refresh::RefreshArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     DevGateway(DevGatewayArgs),
+}
+
+const FETCH_EXAMPLES: &str = "Examples:
+  s3credsfs fetch --username vers --password-file ~/.vers-password -f env
+  s3credsfs fetch --profile tds -f credentials     # a [profiles.tds] table of the config file";
+
+const MOUNT_EXAMPLES: &str = "Examples:
+  s3credsfs mount --dev                  # the built-in gateway: a demo without a Cray system
+  s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
+  s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
+
+/// Examples, then where settings come from.
+fn with_settings_note(examples: &str) -> String {
+    format!("{examples}\n\n{}", crate::config::SETTINGS_NOTE)
 }
 
 /// `fetch`'s own flags plus the shared settings.

@@ -63,6 +63,9 @@ pub struct Spec {
     pub scope: Scope,
 }
 
+/// The heading of the gateway settings, `--config` and `--profile`.
+pub const HEADING_GATEWAY: &str = "Gateway and profile";
+
 macro_rules! settings {
     ($($(#[$doc:meta])* $variant:ident,)*) => {
         /// One configuration key. Layers are keyed by it, so the compiler checks every
@@ -168,6 +171,21 @@ impl Setting {
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
+        }
+    }
+
+    /// The `--help` heading the setting is listed under.
+    pub const fn heading(self) -> &'static str {
+        use Setting::*;
+        match self {
+            ApiGateway | TokenUrl | StsUrl | Realm | ClientId | Timeout | Profile | Region => {
+                HEADING_GATEWAY
+            }
+            Username | PasswordEnv | PasswordFile | PasswordCommand | ClientSecretFile
+            | ClientSecretEnv | TokenEnv | TokenFile => "Login (exactly one way)",
+            CaFile | Insecure | AllowHttp => "TLS",
+            MinValidity | RefreshAhead => "Refresh",
+            LogFile => "Logging",
         }
     }
 

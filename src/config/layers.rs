@@ -2,6 +2,12 @@
 //! merge by precedence. Values stay strings here; `Settings` parses them once.
 
 use super::keys::{Kind, Scope, Setting};
+
+/// The end of `fetch`'s and `mount`'s help: where else settings come from.
+pub const SETTINGS_NOTE: &str =
+    "Every setting is also an S3CREDSFS_* environment variable and a config-file key \
+(--api-gateway: S3CREDSFS_API_GATEWAY, api-gateway = \"...\"); flags win over variables, \
+variables over the file's [profiles.NAME] table, that over the file's top level.";
 use crate::error::{Error, Result};
 use clap::builder::FalseyValueParser;
 use clap::parser::ValueSource;
@@ -93,7 +99,7 @@ fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
             .long(spec.name)
             .env(key.env_var())
             .help(key.help())
-            .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)");
+            .help_heading(key.heading());
         arg = match spec.kind {
             Kind::Value(value_name) => arg.value_name(value_name).action(ArgAction::Set),
             Kind::Switch => arg
@@ -108,7 +114,7 @@ fn add_args(mut cmd: Command, scopes: &[Scope]) -> Command {
             .env("S3CREDSFS_CONFIG")
             .value_name("FILE")
             .help("Config file (/dev/null for none) [default: $XDG_CONFIG_HOME/s3credsfs/config.toml or ~/.config/s3credsfs/config.toml]")
-            .help_heading("Settings (also S3CREDSFS_* variables and config-file keys)"),
+            .help_heading(super::keys::HEADING_GATEWAY),
     )
 }
 

@@ -8,7 +8,7 @@ mod profiles;
 pub use keys::{env_var, Fallback, Kind, Scope, Setting, Spec};
 pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
-    FetchSettings, Layer, MountSettings, RawValue, Source,
+    FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
 pub use profiles::{check_name as check_profile_name, load_profiles, Profiles, MAX_PROFILES};
 

@@ -29,6 +29,7 @@ mod imp {
 
     /// The flags that start the built-in gateway.
     #[derive(clap::Args, Debug)]
+    #[command(next_help_heading = "Development: the built-in gateway")]
     pub struct DevArgs {
         /// Start the built-in gateway emulator on loopback and log in as its default user
         #[arg(long)]

@@ -39,6 +39,10 @@ pub enum MountError {
     #[error("{0}")]
     Daemon(String),
 
+    /// `refresh` could not get a refresh done: the daemon's or the channel's sentence.
+    #[error("{0}")]
+    Refresh(String),
+
     /// The daemon's log file could not be handed to the logger.
     #[error("cannot use the log file ({0}); check --log-file")]
     LogFile(#[source] io::Error),

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod dev;
 pub mod error;
 pub mod mountpoint;
+pub mod refresh;
 
 use crate::cache::CredentialCache;
 use crate::config::{load_profiles, Context, MountSettings, Settings};
@@ -30,14 +31,14 @@ pub struct MountArgs {
     /// Where to mount [default: ~/.s3creds, created with mode 0700]
     pub mountpoint: Option<PathBuf>,
     /// Stay attached and log to stderr (for systemd and tests)
-    #[arg(long)]
+    #[arg(long, help_heading = "Mount")]
     pub foreground: bool,
     /// Mount without fetching; credentials come on the first read
-    #[arg(long)]
+    #[arg(long, help_heading = "Mount")]
     pub lazy: bool,
     /// Also serve the container credentials endpoint on a random loopback port (see the
     /// `container-env` file)
-    #[arg(long)]
+    #[arg(long, help_heading = "Mount")]
     pub container_endpoint: bool,
     #[command(flatten)]
     pub settings: MountSettings,
@@ -254,7 +255,13 @@ impl Job {
                 };
                 (cache, info)
             })
+            .collect::<Vec<_>>();
+        let profile_names: Vec<String> = all.iter().map(|s| s.profile.clone()).collect();
+        let caches_for_control: Vec<_> = profiles
+            .iter()
+            .map(|(cache, _)| Arc::clone(cache))
             .collect();
+        let container_file = container.is_some();
         let user = |p: &Pipeline| p.user();
         let fs = CredsFs::with_profiles(profiles, container, user);
         let config = fuse_config();
@@ -266,6 +273,18 @@ impl Job {
                     source,
                 }
             })?;
+        let served: crate::control::Served<Pipeline> =
+            profile_names.into_iter().zip(caches_for_control).collect();
+        let _entered = runtime.enter();
+        match crate::control::bind(std::process::id()) {
+            Ok(listener) => {
+                let forget = forget_names(session.notifier(), container_file);
+                runtime.spawn(crate::control::serve(listener, Arc::new(served), forget));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the control socket; `s3credsfs refresh` will not reach this mount")
+            }
+        }
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
         runtime.spawn(signals.unmount_on_signal(unmounter, self.mountpoint.clone()));
@@ -278,6 +297,27 @@ impl Job {
             detail,
         ))
     }
+}
+
+/// After a forced refresh of profile `i`: the kernel forgets the names that may show it
+/// (the root's, and its own directory's), so the next open gets the new credentials at
+/// once instead of within the entry's time to live.
+fn forget_names(notifier: fuser::Notifier, container_file: bool) -> crate::control::Forget {
+    use crate::fs::{profile_dir_ino, CONTAINER_ENV, FILES, ROOT_INO};
+    use std::ffi::OsStr;
+    Box::new(move |i: usize| {
+        let root = FILES
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(container_file.then_some(CONTAINER_ENV));
+        for name in root {
+            // ENOENT only says the kernel held no such entry.
+            let _ = notifier.inval_entry(fuser::INodeNo(ROOT_INO), OsStr::new(name));
+        }
+        for (name, _) in FILES {
+            let _ = notifier.inval_entry(fuser::INodeNo(profile_dir_ino(i)), OsStr::new(name));
+        }
+    })
 }
 
 /// A mounted session and what must outlive it.

@@ -46,6 +46,8 @@ mod mount_races;
 mod mount_unprivileged;
 #[cfg(feature = "fuse-tests")]
 mod refresh_ahead;
+#[cfg(feature = "fuse-tests")]
+mod refresh_cmd;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;

@@ -71,8 +71,11 @@ fn every_file_has_its_format_mode_and_exact_size() {
         .collect();
     names.sort();
     let mut expected = NAMES.to_vec();
+    expected.push("profiles");
     expected.sort();
     assert_eq!(names, expected);
+    let profiles = std::fs::metadata(m.file("profiles")).unwrap();
+    assert!(profiles.is_dir() && profiles.permissions().mode() & 0o777 == 0o500);
 
     let root = std::fs::metadata(&m.path).unwrap();
     assert_eq!(root.permissions().mode() & 0o777, 0o500);
@@ -351,7 +354,11 @@ fn a_slow_refresh_does_not_block_status_or_listing() {
         m.status()["refresh_count"].as_u64().unwrap(),
         refreshes_before
     );
-    assert_eq!(std::fs::read_dir(&m.path).unwrap().count(), NAMES.len());
+    assert_eq!(
+        std::fs::read_dir(&m.path).unwrap().count(),
+        NAMES.len() + 1,
+        "the files and profiles/"
+    );
     assert!(
         slow.iter().all(|reader| !reader.is_finished()),
         "status and ls answered while every reader still waited for the slow refresh"

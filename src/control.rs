@@ -1,0 +1,282 @@
+//! The mount's control channel: `s3credsfs refresh` asks a running daemon to refresh a
+//! profile now (after a password or role change) and gets the outcome.
+//!
+//! A Linux abstract Unix socket named after the daemon's pid: nothing on disk to plant or
+//! clean up. Only the mounting user may use it: the daemon checks each peer's uid
+//! (`SO_PEERCRED`) and hangs up on anyone else; the client checks that the peer is the
+//! pid the mount's `status` names, running as the same user, so no other process that
+//! took the name first can answer in the daemon's place.
+
+use crate::cache::{CredentialCache, Fetch};
+use crate::untrusted::clean;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::linux::net::SocketAddrExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// The longest request line: `refresh ` and a profile name.
+const MAX_REQUEST: u64 = 256;
+/// The longest reply line (an error sentence and a few fields).
+const MAX_REPLY: u64 = 16 * 1024;
+/// How long a client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The socket's abstract name for daemon `pid`.
+pub fn socket_name(pid: u32) -> String {
+    format!("s3credsfs/control/{pid}")
+}
+
+/// What the daemon answers to one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The profile refreshed (or asked for).
+    pub profile: String,
+    /// The new credentials' expiry (RFC 3339), when the refresh succeeded.
+    pub expiration: Option<String>,
+    /// Why the refresh failed, as one sentence.
+    pub error: Option<String>,
+}
+
+/// Binds the daemon's socket.
+pub fn bind(pid: u32) -> io::Result<UnixListener> {
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(socket_name(pid))?;
+    let listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    listener.set_nonblocking(true)?;
+    UnixListener::from_std(listener)
+}
+
+/// The profiles a daemon serves, the default one first.
+pub type Served<F> = Vec<(String, Arc<CredentialCache<F>>)>;
+
+/// Called with a profile's index after it was refreshed on request, so the mount can make
+/// the kernel drop names that still point at the old credentials.
+pub type Forget = Box<dyn Fn(usize) + Send + Sync>;
+
+/// Answers requests until the runtime stops.
+pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, forget: Forget) {
+    let forget: Arc<Forget> = Arc::new(forget);
+    let me = nix::unistd::geteuid().as_raw();
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == me => {}
+            Ok(cred) => {
+                tracing::warn!(
+                    uid = cred.uid(),
+                    "control socket: refused a connection from another user"
+                );
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "control socket: cannot identify a peer; refused");
+                continue;
+            }
+        }
+        tokio::spawn(answer(stream, profiles.clone(), forget.clone()));
+    }
+}
+
+async fn answer<F: Fetch>(stream: UnixStream, profiles: Arc<Served<F>>, forget: Arc<Forget>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    let read = tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line)).await;
+    if !matches!(read, Ok(Ok(n)) if n > 0 && line.ends_with('\n')) {
+        return;
+    }
+    let reply = handle(line.trim_end_matches('\n'), &profiles, &forget).await;
+    let mut text = serde_json::to_string(&reply).unwrap_or_default();
+    text.push('\n');
+    let _ = write.write_all(text.as_bytes()).await;
+}
+
+/// Carries out one request line: `refresh` (the default profile) or `refresh NAME`.
+async fn handle<F: Fetch>(request: &str, profiles: &Served<F>, forget: &Forget) -> Reply {
+    let failed = |profile: &str, error: String| Reply {
+        profile: profile.to_string(),
+        expiration: None,
+        error: Some(error),
+    };
+    let Some(rest) = request.strip_prefix("refresh") else {
+        return failed(
+            "",
+            "unknown request; this daemon understands `refresh [PROFILE]`".into(),
+        );
+    };
+    let name = rest.trim();
+    let found = match name {
+        "" => (!profiles.is_empty()).then_some(0),
+        name => profiles.iter().position(|(n, _)| n == name),
+    };
+    let Some(index) = found else {
+        let known: Vec<&str> = profiles.iter().map(|(n, _)| n.as_str()).collect();
+        return failed(
+            &clean(name, 64),
+            format!(
+                "unknown profile {:?}; this mount serves: {}",
+                clean(name, 64),
+                known.join(", ")
+            ),
+        );
+    };
+    let (profile, cache) = &profiles[index];
+    tracing::info!(profile = %profile, "refresh requested through the control socket");
+    match cache.refresh_now().await {
+        Ok(snapshot) => {
+            forget(index);
+            Reply {
+                profile: profile.clone(),
+                expiration: Some(snapshot.creds.expiration_rfc3339()),
+                error: None,
+            }
+        }
+        Err(e) => failed(profile, e.to_string()),
+    }
+}
+
+/// Asks daemon `pid` to refresh `profile` (the default one when `None`), waiting up to
+/// `timeout` for the answer.
+pub async fn request_refresh(
+    pid: u32,
+    profile: Option<&str>,
+    timeout: Duration,
+) -> Result<Reply, String> {
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(socket_name(pid))
+        .map_err(|e| e.to_string())?;
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| {
+        format!("cannot reach the daemon (pid {pid}) on its control socket ({e}); it may predate `refresh`: remount")
+    })?;
+    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let stream = UnixStream::from_std(stream).map_err(|e| e.to_string())?;
+    let cred = stream.peer_cred().map_err(|e| e.to_string())?;
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.pid() != Some(pid as i32) || cred.uid() != me {
+        return Err(format!(
+            "the control socket of pid {pid} is held by another process (pid {:?}, uid {}); not asking it",
+            cred.pid(),
+            cred.uid()
+        ));
+    }
+    let (read, mut write) = stream.into_split();
+    let request = format!("refresh {}\n", profile.unwrap_or_default());
+    write
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REPLY));
+    match tokio::time::timeout(timeout, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > 0 => serde_json::from_str(line.trim_end())
+            .map_err(|_| "the daemon's answer is not the expected JSON".to_string()),
+        Ok(_) => Err("the daemon closed the control socket without answering".into()),
+        Err(_) => Err(format!(
+            "the daemon did not answer within {}",
+            humantime::format_duration(timeout)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::creds::Credentials;
+    use crate::secret::Secret;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(&'static str, AtomicUsize);
+
+    impl Fetch for Counting {
+        async fn fetch(&self) -> crate::error::Result<Credentials> {
+            unreachable!("a forced refresh logs in anew")
+        }
+        async fn fetch_with_new_login(&self) -> crate::error::Result<Credentials> {
+            let n = self.1.fetch_add(1, Ordering::SeqCst);
+            Ok(Credentials {
+                access_key_id: format!("AK-{}-{n}", self.0),
+                secret_access_key: Secret::new("s"),
+                session_token: Secret::new("t"),
+                expiration: chrono::Utc::now() + chrono::Duration::hours(1),
+                endpoint_url: "http://rgw".into(),
+            })
+        }
+    }
+
+    fn served() -> Served<Counting> {
+        ["prod", "tds"]
+            .into_iter()
+            .map(|name| {
+                let cache = CredentialCache::new(
+                    Counting(name, AtomicUsize::new(0)),
+                    Duration::from_secs(60),
+                    Duration::from_secs(5),
+                    "https://gw",
+                );
+                (name.to_string(), Arc::new(cache))
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn requests_name_a_profile_or_mean_the_default() {
+        let profiles = served();
+        let forgotten = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = forgotten.clone();
+        let forget: Forget = Box::new(move |i| seen.lock().unwrap().push(i));
+        let handle = |line: &'static str| {
+            let (profiles, forget) = (&profiles, &forget);
+            async move { handle(line, profiles, forget).await }
+        };
+        let reply = handle("refresh").await;
+        assert_eq!(reply.profile, "prod");
+        assert!(reply.expiration.is_some() && reply.error.is_none());
+        let reply = handle("refresh tds").await;
+        assert_eq!(reply.profile, "tds");
+        assert_eq!(profiles[1].1.fetcher().1.load(Ordering::SeqCst), 1);
+        assert_eq!(profiles[0].1.fetcher().1.load(Ordering::SeqCst), 1);
+        let reply = handle("refresh no\u{1b}pe").await;
+        assert_eq!(
+            reply.error.as_deref(),
+            Some("unknown profile \"no pe\"; this mount serves: prod, tds")
+        );
+        let reply = handle("unmount").await;
+        assert!(reply.error.unwrap().starts_with("unknown request"));
+        // The names of each refreshed profile were dropped, and no other's.
+        assert_eq!(*forgotten.lock().unwrap(), [0, 1]);
+    }
+
+    /// A process that took a daemon's socket name is not asked: the peer must be the
+    /// daemon's pid.
+    #[tokio::test]
+    async fn a_squatter_on_the_name_is_not_asked() {
+        // Above any pid_max, so no real daemon has it.
+        let pid = 4_194_999;
+        let listener = bind(pid).unwrap();
+        let squatter = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (_, mut write) = stream.into_split();
+            let _ = write
+                .write_all(
+                    b"{\"profile\":\"x\",\"expiration\":\"2099-01-01T00:00:00Z\",\"error\":null}\n",
+                )
+                .await;
+        });
+        let err = request_refresh(pid, None, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("the control socket of pid 4194999 is held by another process"),
+            "{err}"
+        );
+        squatter.abort();
+    }
+}

@@ -1,0 +1,137 @@
+//! `s3credsfs refresh`: a running mount refreshes a profile on request, with a new
+//! login, through a channel only the mounting user can use.
+
+use crate::common;
+
+use common::mount::*;
+use s3credsfs::gateway::{Endpoint, Fault, Times};
+use std::os::unix::process::CommandExt;
+use std::process::Output;
+
+fn refresh(m: &Mounted, extra: &[&str]) -> Output {
+    bin()
+        .arg("refresh")
+        .arg(&m.path)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn refresh_gets_new_credentials_with_a_new_login() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let before = m.access_key();
+    let stats = gw.stats();
+    let out = refresh(&m, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.starts_with(
+            "s3credsfs: refreshed profile default; the new credentials are valid until 20"
+        ),
+        "{said}"
+    );
+    let after = gw.stats();
+    assert_eq!(after.sts_issued, stats.sts_issued + 1);
+    assert_eq!(
+        after.password_grants,
+        stats.password_grants + 1,
+        "a new login, not the cached token"
+    );
+    assert_ne!(
+        m.access_key(),
+        before,
+        "the mount serves the new credentials"
+    );
+    assert_eq!(m.status()["refresh_count"], 2);
+}
+
+#[test]
+fn a_failed_refresh_is_reported_and_the_valid_credentials_stay() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--timeout", "5s"]);
+    let before = m.access_key();
+    let refused = Fault::Status {
+        status: 403,
+        content_type: "text/plain".into(),
+        body: "no".into(),
+    };
+    gw.gw.inject(Endpoint::Sts, refused, Times::Always);
+    let out = refresh(&m, &[]);
+    assert!(!out.status.success());
+    let said = stderr(&out);
+    assert!(
+        said.starts_with("s3credsfs: error: refreshing profile default failed: ")
+            && said.contains("403"),
+        "{said}"
+    );
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert_eq!(m.access_key(), before);
+}
+
+#[test]
+fn refresh_names_a_profile_and_refuses_an_unknown_one() {
+    let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
+    let config = format!(
+        "username = \"dev\"\npassword-env = \"PW\"\ndefault-profile = \"prod\"\n\
+         [profiles.prod]\napi-gateway = \"{}\"\n[profiles.tds]\napi-gateway = \"{}\"\n",
+        prod.gw.base_url(),
+        tds.gw.base_url()
+    );
+    let m = Mounted::start_configured(&config, &[]);
+    let out = refresh(&m, &["--profile", "tds"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("s3credsfs: refreshed profile tds;"));
+    assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
+    let out = refresh(&m, &["--profile", "nope"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "s3credsfs: error: refreshing profile nope failed: unknown profile \"nope\"; this mount serves: prod, tds\n"
+    );
+    assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
+}
+
+/// Another user reaching the socket (its name is public) is hung up on, unserved.
+#[test]
+fn another_user_cannot_ask_for_a_refresh() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let name = s3credsfs::control::socket_name(m.child.id());
+    let script = format!(
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0{name}')\n\
+         try:\n    s.sendall(b'refresh \\n')\n    got = s.recv(4096)\n\
+         except (BrokenPipeError, ConnectionResetError):\n    got = b''\n\
+         print('hung up' if got == b'' else got.decode())\n"
+    );
+    let run = |uid: u32| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .env_clear()
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let issued = gw.stats().sts_issued;
+    assert_eq!(run(65534).trim(), "hung up", "no answer for another user");
+    assert_eq!(gw.stats().sts_issued, issued);
+    // The same request from the mounting user is served: the refusal was about the user.
+    assert!(run(nix::unistd::geteuid().as_raw()).contains("expiration"));
+    assert_eq!(gw.stats().sts_issued, issued + 1);
+}
