@@ -36,6 +36,8 @@ mod hermetic;
 #[cfg(feature = "fuse-tests")]
 mod in_process;
 #[cfg(feature = "fuse-tests")]
+mod logs;
+#[cfg(feature = "fuse-tests")]
 mod mount;
 #[cfg(feature = "fuse-tests")]
 mod mount_lifecycle;
@@ -45,6 +47,8 @@ mod mount_races;
 mod mount_unprivileged;
 #[cfg(feature = "fuse-tests")]
 mod refresh_ahead;
+#[cfg(feature = "fuse-tests")]
+mod systemd;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;
