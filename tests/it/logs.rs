@@ -172,3 +172,23 @@ fn the_foreground_logs_to_stderr_and_creates_no_log_file() {
     let home = m.path.parent().unwrap();
     assert!(!home.join(".local").exists());
 }
+
+#[test]
+fn a_home_that_does_not_exist_is_not_created_for_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("gone");
+    let guard = BackgroundMount::new(&dir.path().join("creds"));
+    let out = mount_dev(&guard, Some(&guard.path), &[("HOME", &home)]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "s3credsfs: warning: the daemon keeps no log: HOME ({}) is not a directory; set HOME or pass --log-file FILE",
+            home.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!home.exists(), "HOME was created");
+    assert!(std::fs::read_to_string(guard.path.join("json"))
+        .unwrap()
+        .contains("AccessKeyId"));
+}
