@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// What a file holds, which decides who else may touch it.
@@ -82,6 +82,12 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
 /// Opens (creating) the daemon's log for appending: never through a symlink, mode 0600,
 /// and an existing file must be a regular file of ours; its mode is tightened to 0600.
 pub fn open_log(path: &Path) -> Result<File> {
+    open_log_with(path, "fix --log-file")
+}
+
+/// [`open_log`], with `fix` as the advice in its errors (the default log has no flag to
+/// blame).
+pub fn open_log_with(path: &Path, fix: &str) -> Result<File> {
     let shown = path.display();
     let file = File::options()
         .create(true)
@@ -95,9 +101,7 @@ pub fn open_log(path: &Path) -> Result<File> {
             } else {
                 e.to_string()
             };
-            Error::Config(format!(
-                "cannot open the log file {shown} ({why}); fix --log-file"
-            ))
+            Error::Config(format!("cannot open the log file {shown} ({why}); {fix}"))
         })?;
     let meta = file
         .metadata()
@@ -105,7 +109,7 @@ pub fn open_log(path: &Path) -> Result<File> {
     let me = nix::unistd::geteuid().as_raw();
     if !meta.file_type().is_file() || meta.uid() != me {
         return Err(Error::Config(format!(
-            "the log file {shown} is not a regular file of yours; fix --log-file"
+            "the log file {shown} is not a regular file of yours; {fix}"
         )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
@@ -115,6 +119,35 @@ pub fn open_log(path: &Path) -> Result<File> {
             })?;
     }
     Ok(file)
+}
+
+/// Creates `dir` and its missing parents with mode 0700 and checks that `dir` is a real
+/// directory of ours (not a link to elsewhere); one open to group or others is made
+/// private, as the log files in it are.
+pub fn private_dir(dir: &Path) -> Result<()> {
+    let shown = dir.display();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot create the directory {shown} ({e}); pass --log-file FILE"
+            ))
+        })?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::Config(format!("cannot inspect the directory {shown} ({e})")))?;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
+        return Err(Error::Config(format!(
+            "{shown} is not a directory of yours; remove it or pass --log-file FILE"
+        )));
+    }
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            Error::Config(format!("cannot make the directory {shown} private ({e})"))
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -203,5 +236,34 @@ mod tests {
         open_log(&fresh).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn log_directories_are_private_and_never_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = dir.path().join("a/b/s3credsfs");
+        private_dir(&made).unwrap();
+        for d in [dir.path().join("a"), dir.path().join("a/b"), made.clone()] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", d.display());
+        }
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        private_dir(&open).unwrap();
+        let mode = std::fs::metadata(&open).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // A link to a directory elsewhere is refused, and what it names is left alone.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        symlink(&elsewhere, &link).unwrap();
+        let err = private_dir(&link).unwrap_err().to_string();
+        assert!(err.contains("is not a directory of yours"), "{err}");
+        let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        let file = file(dir.path(), "plain", 0o600);
+        assert!(private_dir(&file).is_err());
     }
 }

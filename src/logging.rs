@@ -1,7 +1,18 @@
 //! Logging setup: `S3CREDSFS_LOG` picks the level for our own code; other crates stay at
 //! `warn` unless the variable holds full directives, so no library's trace output (which
 //! may include HTTP internals) appears by accident.
+//!
+//! A background daemon logs to a file (`--log-file`, else one per mountpoint under
+//! `$XDG_STATE_HOME/s3credsfs/`) that is rotated at [`LOG_LIMIT`], so a daemon running for
+//! months cannot fill a home directory; `--foreground` logs to stderr (the journal under
+//! systemd).
 
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use tracing_subscriber::EnvFilter;
 
 /// The variable that sets the log filter.
@@ -31,13 +42,182 @@ pub fn init_stderr(default_level: &str) {
         .try_init();
 }
 
-/// Installs a logger writing to `file` (the background daemon's `--log-file`).
-pub fn init_writer(file: std::fs::File) {
+/// Installs a logger writing to the background daemon's log file.
+pub fn init_log(log: RotatingLog) {
     let value = std::env::var(LOG_ENV).ok();
-    let file = std::sync::Mutex::new(file);
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(value.as_deref(), "info"))
-        .with_writer(file)
+        .with_writer(std::sync::Mutex::new(log))
         .with_ansi(false)
         .try_init();
 }
+
+/// Past this size the log file becomes `<name>.1` (replacing the previous one) and a new
+/// file is started: at most about twice this much log per mount.
+pub const LOG_LIMIT: u64 = 1024 * 1024;
+
+/// A log file that rotates itself past a size limit. Rotation renames (never follows a
+/// link planted at `<name>.1`) and reopens with [`crate::files::open_log`]'s checks; when
+/// either fails the file is truncated instead, so it stays bounded whatever happens.
+pub struct RotatingLog {
+    path: PathBuf,
+    file: File,
+    limit: u64,
+    /// Point stderr at each new file while stderr is the log (the detached daemon's).
+    follow_stderr: bool,
+}
+
+impl RotatingLog {
+    /// Wraps `file`, already opened at `path`, rotating at `limit` bytes.
+    pub fn new(path: PathBuf, file: File, limit: u64, follow_stderr: bool) -> Self {
+        RotatingLog {
+            path,
+            file,
+            limit,
+            follow_stderr,
+        }
+    }
+
+    fn rotate(&mut self) {
+        let mut old = self.path.clone().into_os_string();
+        old.push(".1");
+        let reopened = std::fs::rename(&self.path, &old)
+            .ok()
+            .and_then(|_| crate::files::open_log(&self.path).ok());
+        match reopened {
+            Some(file) => {
+                if self.follow_stderr && same_file(&std::io::stderr(), &self.file) {
+                    let _ = nix::unistd::dup2_stderr(&file);
+                }
+                self.file = file;
+            }
+            // An append-mode file written after set_len(0) starts again at 0.
+            None => {
+                let _ = self.file.set_len(0);
+            }
+        }
+    }
+}
+
+fn same_file(a: &impl AsFd, b: &File) -> bool {
+    let stat = |fd| nix::sys::stat::fstat(fd).ok().map(|s| (s.st_dev, s.st_ino));
+    let (a, b) = (stat(a.as_fd()), stat(b.as_fd()));
+    a.is_some() && a == b
+}
+
+impl Write for RotatingLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The file's own size, so what reaches it through stderr counts too.
+        let size = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size > 0 && size + buf.len() as u64 > self.limit {
+            self.rotate();
+        }
+        self.file.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Where a background daemon logs without `--log-file`:
+/// `$XDG_STATE_HOME/s3credsfs/<name>.log`, else `~/.local/state/s3credsfs/<name>.log`,
+/// with `<name>` taken from the mountpoint so two mounts never share a file. Both
+/// variables come from the environment: a relative `XDG_STATE_HOME` is ignored (as the
+/// XDG spec says), and a relative or missing `HOME` gives no path. Returns the file and
+/// the directory that must exist before it (`HOME`, which is never created).
+pub fn default_log_path(
+    home: Option<&OsStr>,
+    xdg_state_home: Option<&OsStr>,
+    mountpoint: &Path,
+) -> Result<(PathBuf, Option<PathBuf>), String> {
+    fn absolute(v: Option<&OsStr>) -> Option<&Path> {
+        v.map(Path::new).filter(|p| p.is_absolute())
+    }
+    let home = absolute(home);
+    let (base, must_exist) =
+        match (absolute(xdg_state_home), home) {
+            (Some(state), _) => (state.to_path_buf(), None),
+            (None, Some(home)) => (home.join(".local/state"), Some(home.to_path_buf())),
+            (None, None) => return Err(
+                "neither XDG_STATE_HOME nor HOME is set to an absolute path; pass --log-file FILE"
+                    .into(),
+            ),
+        };
+    let name = log_name(mountpoint, home);
+    Ok((base.join("s3credsfs").join(name), must_exist))
+}
+
+/// `s3creds.log` for the default `~/.s3creds`; else the mountpoint's name (made safe)
+/// and a short hash of its whole path.
+fn log_name(mountpoint: &Path, home: Option<&Path>) -> String {
+    if home.is_some_and(|h| h.join(".s3creds") == mountpoint) {
+        return "s3creds.log".into();
+    }
+    let stem: String = mountpoint
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default()
+        .trim_start_matches('.')
+        .chars()
+        .take(40)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let stem = if stem.is_empty() {
+        "mount".into()
+    } else {
+        stem
+    };
+    let digest = ring::digest::digest(&ring::digest::SHA256, mountpoint.as_os_str().as_bytes());
+    let hash: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{stem}-{hash}.log")
+}
+
+/// Opens (creating it and its directories, 0700, and the file 0600) the default log for
+/// a daemon mounted at `mountpoint`, from the real environment. The error is a sentence
+/// for a warning: the daemon then runs without a log.
+pub fn open_default_log(mountpoint: &Path) -> Result<(PathBuf, File), String> {
+    let home = std::env::var_os("HOME");
+    let state = std::env::var_os("XDG_STATE_HOME");
+    let (path, must_exist) = default_log_path(home.as_deref(), state.as_deref(), mountpoint)?;
+    if let Some(home) = must_exist {
+        if !home.is_dir() {
+            return Err(format!(
+                "HOME ({}) is not a directory; set HOME or pass --log-file FILE",
+                home.display()
+            ));
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    crate::files::private_dir(dir).map_err(|e| e.to_string())?;
+    let file = crate::files::open_log_with(&path, "remove it or pass --log-file FILE")
+        .map_err(|e| e.to_string())?;
+    Ok((path, file))
+}
+
+/// Replaces the default panic message, which quotes whatever the failing code held (a
+/// slice of a token, say), with the place of the bug alone; through the logger too, so a
+/// daemon's panic lands in its log file before the process dies.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| report_panic(info.location())));
+}
+
+fn report_panic(location: Option<&std::panic::Location<'_>>) {
+    let place = location
+        .map(|l| format!("{}:{}", l.file(), l.line()))
+        .unwrap_or_else(|| "an unknown place".into());
+    tracing::error!(place = %place, "internal error (a bug in s3credsfs)");
+    eprintln!("s3credsfs: internal error at {place}; this is a bug, please report it");
+}
+
+#[cfg(test)]
+mod tests;

@@ -41,22 +41,9 @@ fn not_dumpable() {
     let _ = nix::sys::prctl::set_dumpable(false);
 }
 
-/// Replaces the default panic message, which quotes whatever the failing code held (a
-/// slice of a token, say), with the place of the bug alone.
-fn quiet_panics() {
-    std::panic::set_hook(Box::new(|info| {
-        let place = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_else(|| "an unknown place".into());
-        tracing::error!(place = %place, "internal error (a bug in s3credsfs)");
-        eprintln!("s3credsfs: internal error at {place}; this is a bug, please report it");
-    }));
-}
-
 fn main() -> ExitCode {
     not_dumpable();
-    quiet_panics();
+    s3credsfs::logging::install_panic_hook();
     let cli = Cli::parse();
     let result: std::result::Result<(), MountError> = match cli.command {
         Command::Fetch(args) => fetch(args).map_err(Into::into),

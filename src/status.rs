@@ -18,6 +18,8 @@ pub struct MountInfo {
     pub min_validity_seconds: u64,
     /// The container credentials endpoint's URL (never its token), when enabled.
     pub container_endpoint: Option<String>,
+    /// The background daemon's log file; none in the foreground (stderr) or without one.
+    pub log_file: Option<String>,
 }
 
 /// The document in `<mount>/status` and what `s3credsfs status --json` prints.
@@ -37,6 +39,7 @@ pub struct StatusDoc {
     pub pid: u32,
     pub min_validity_seconds: u64,
     pub container_endpoint: Option<String>,
+    pub log_file: Option<String>,
     /// Every profile's document, in the root `status` of a mount of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<StatusDoc>>,
@@ -69,6 +72,7 @@ impl StatusDoc {
             pid: info.pid,
             min_validity_seconds: info.min_validity_seconds,
             container_endpoint: info.container_endpoint.clone(),
+            log_file: info.log_file.clone(),
             profiles: None,
         }
     }
@@ -100,7 +104,8 @@ impl StatusDoc {
              last error:   {}\n\
              gateway:      {}\n\
              auth:         {} as {}\n\
-             profile:      {}\n",
+             profile:      {}\n\
+             log:          {}\n",
             show(&self.mountpoint),
             self.pid,
             show(&self.state),
@@ -112,6 +117,7 @@ impl StatusDoc {
             show(&self.auth),
             or_dash(&self.user),
             show(&self.profile),
+            or_dash(&self.log_file),
         );
         if let Some(url) = &self.container_endpoint {
             out.push_str(&format!(
@@ -165,6 +171,7 @@ mod tests {
             pid: 42,
             min_validity_seconds: 1200,
             container_endpoint: None,
+            log_file: Some("/home/u/.local/state/s3credsfs/s3creds.log".into()),
         };
         let doc = StatusDoc::new(&cache, &info, Some("vers".into()), now);
         let json: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();
@@ -183,6 +190,10 @@ mod tests {
             screen.contains("auth:         password as vers\n"),
             "{screen}"
         );
+        assert!(
+            screen.contains("log:          /home/u/.local/state/s3credsfs/s3creds.log\n"),
+            "{screen}"
+        );
     }
 
     #[test]
@@ -192,11 +203,11 @@ mod tests {
             "state": evil, "expiration": evil, "seconds_remaining": -5,
             "last_refresh": evil, "refresh_count": 1, "last_error": evil, "gateway": evil,
             "auth": evil, "user": evil, "profile": evil, "mountpoint": evil, "pid": 1,
-            "min_validity_seconds": 1, "container_endpoint": evil,
+            "min_validity_seconds": 1, "container_endpoint": evil, "log_file": evil,
         }))
         .unwrap();
         let screen = doc.to_human();
-        assert_eq!(screen.lines().count(), 10, "{screen}");
+        assert_eq!(screen.lines().count(), 11, "{screen}");
         assert!(!screen.contains(['\x1b', '\x07', '\u{202e}']), "{screen:?}");
         assert!(screen.contains("(in 0s)"), "{screen}");
     }

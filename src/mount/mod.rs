@@ -2,12 +2,14 @@
 //!
 //! parse → validate → check the mountpoint → read the login secret (may prompt) → fork
 //! (background) → first fetch (unless `--lazy`) → mount → signal handlers → report ready
-//! → serve → unmount on SIGTERM/SIGINT/SIGHUP.
+//! (to the parent, or to systemd's `NOTIFY_SOCKET` in the foreground) → serve → unmount
+//! on SIGTERM/SIGINT/SIGHUP.
 
 pub mod daemon;
 pub mod dev;
 pub mod error;
 pub mod mountpoint;
+pub mod notify;
 pub mod refresh;
 
 use crate::cache::CredentialCache;
@@ -74,6 +76,11 @@ fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
 
 /// Runs `s3credsfs mount`.
 pub fn run_mount(args: MountArgs) -> Result<()> {
+    // First, while this is the only thread; only a foreground mount is systemd's main
+    // process.
+    let sd = notify::SdNotify::take_from_env()
+        .filter(|_| args.foreground)
+        .map(Arc::new);
     let ctx = Context::from_process();
     let mountpoint = mountpoint_of(&args.mountpoint)?;
     let profiles = load_profiles(&args.settings.0, &ctx)?;
@@ -86,8 +93,17 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     let log = settings
         .log_file
         .as_deref()
-        .map(crate::files::open_log)
+        .map(|path| crate::files::open_log(path).map(|file| (path.to_path_buf(), file)))
         .transpose()?;
+    // A background daemon without --log-file logs to the default file, or (say why once
+    // mounted) nowhere.
+    let (log, no_log) = match log {
+        None if !args.foreground => match crate::logging::open_default_log(&mountpoint) {
+            Ok(log) => (Some(log), None),
+            Err(why) => (None, Some(why)),
+        },
+        log => (log, None),
+    };
     mountpoint::prepare(&mountpoint)?;
     let claim = mountpoint::claim(&mountpoint)?;
     // Built before the fork: a login may prompt for its password.
@@ -103,6 +119,11 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         container_endpoint: args.container_endpoint,
         dev,
         pipelines,
+        log_file: log
+            .as_ref()
+            .filter(|_| !args.foreground)
+            .map(|(path, _)| path.clone()),
+        sd,
         _claim: claim,
     };
     if args.foreground {
@@ -116,16 +137,23 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
                 "s3credsfs: mounted at {} ({detail})",
                 job.mountpoint.display()
             );
+            if let Some(why) = no_log {
+                eprintln!("s3credsfs: warning: the daemon keeps no log: {why}");
+            }
             Ok(())
         }
         Side::Child(notifier) => {
             // Hold no directory busy (every path we use later is absolute).
             let _ = std::env::set_current_dir("/");
-            if let Some(file) = &log {
-                crate::logging::init_writer(file.try_clone().map_err(MountError::LogFile)?);
+            if let Some((path, file)) = &log {
+                let file = file.try_clone().map_err(MountError::LogFile)?;
+                let limit = crate::logging::LOG_LIMIT;
+                let log = crate::logging::RotatingLog::new(path.clone(), file, limit, true);
+                crate::logging::init_log(log);
             }
             // Errors were already sent to the parent, which prints them.
-            let code = i32::from(job.serve(Some(notifier), log.as_ref()).is_err());
+            let log = log.as_ref().map(|(_, file)| file);
+            let code = i32::from(job.serve(Some(notifier), log).is_err());
             std::process::exit(code);
         }
     }
@@ -145,6 +173,10 @@ struct Job {
     /// One per profile, the default first; built before the fork (a login may have
     /// prompted); taken by `start`.
     pipelines: Vec<Pipeline>,
+    /// The background daemon's log file, shown by `status`.
+    log_file: Option<PathBuf>,
+    /// systemd's notification socket (foreground only).
+    sd: Option<Arc<notify::SdNotify>>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
     _claim: mountpoint::Claim,
 }
@@ -166,12 +198,25 @@ impl Job {
                         self.mountpoint.display()
                     ),
                 }
+                // Only now: the mount is up and (unless --lazy) holds credentials.
+                if let Some(sd) = &self.sd {
+                    sd.ready(&format!(
+                        "mounted at {}; {detail}",
+                        self.mountpoint.display()
+                    ));
+                }
                 let result = session.run();
+                if let Some(sd) = &self.sd {
+                    sd.stopping("unmounted");
+                }
                 tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted; exiting");
                 result.map_err(MountError::Session)
             }
             Err(error) => {
                 tracing::error!(error = %error, "could not start");
+                if let Some(sd) = &self.sd {
+                    sd.status(&format!("could not start: {error}"));
+                }
                 if let Some(n) = notifier.take() {
                     n.failed(&error);
                 }
@@ -252,6 +297,7 @@ impl Job {
                     pid: std::process::id(),
                     min_validity_seconds: settings.min_validity.as_secs(),
                     container_endpoint: if i == 0 { container_url.clone() } else { None },
+                    log_file: self.log_file.as_ref().map(|p| p.display().to_string()),
                 };
                 (cache, info)
             })
@@ -287,7 +333,11 @@ impl Job {
         }
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
-        runtime.spawn(signals.unmount_on_signal(unmounter, self.mountpoint.clone()));
+        runtime.spawn(signals.unmount_on_signal(
+            unmounter,
+            self.mountpoint.clone(),
+            self.sd.clone(),
+        ));
         Ok((
             Running {
                 session,
@@ -375,6 +425,7 @@ impl Signals {
         mut self,
         mut unmounter: fuser::SessionUnmounter,
         mountpoint: PathBuf,
+        sd: Option<Arc<notify::SdNotify>>,
     ) {
         let name = tokio::select! {
             _ = self.term.recv() => "SIGTERM",
@@ -383,6 +434,9 @@ impl Signals {
         };
         tracing::info!(signal = name, "unmounting");
         let _ = tokio::task::spawn_blocking(move || {
+            if let Some(sd) = &sd {
+                sd.stopping(&format!("unmounting on {name}"));
+            }
             if let Err(e) = unmounter.unmount() {
                 tracing::info!(error = %e, "plain unmount failed (busy?); detaching lazily");
                 if let Err(e) = mountpoint::lazy_unmount(&mountpoint) {

@@ -96,6 +96,7 @@ impl InProcess {
             pid: std::process::id(),
             min_validity_seconds: 1200,
             container_endpoint: None,
+            log_file: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None));

@@ -37,6 +37,8 @@ mod hermetic;
 #[cfg(feature = "fuse-tests")]
 mod in_process;
 #[cfg(feature = "fuse-tests")]
+mod logs;
+#[cfg(feature = "fuse-tests")]
 mod mount;
 #[cfg(feature = "fuse-tests")]
 mod mount_lifecycle;
@@ -48,6 +50,8 @@ mod mount_unprivileged;
 mod refresh_ahead;
 #[cfg(feature = "fuse-tests")]
 mod refresh_cmd;
+#[cfg(feature = "fuse-tests")]
+mod systemd;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;

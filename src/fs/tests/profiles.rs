@@ -70,6 +70,7 @@ impl Multi {
                     pid: 1,
                     min_validity_seconds: 1200,
                     container_endpoint: None,
+                    log_file: None,
                 };
                 (cache, info)
             })

@@ -1,0 +1,164 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+
+fn log_in(dir: &Path, limit: u64) -> (PathBuf, RotatingLog) {
+    let path = dir.join("m.log");
+    let file = crate::files::open_log(&path).unwrap();
+    (path.clone(), RotatingLog::new(path, file, limit, false))
+}
+
+fn size(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path).map_or(0, |m| m.len())
+}
+
+fn line(n: usize) -> Vec<u8> {
+    format!("line {n:04} of the log, a little padding\n").into_bytes()
+}
+
+#[test]
+fn the_log_rotates_past_its_limit_and_stays_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut log) = log_in(dir.path(), 400);
+    let old = dir.path().join("m.log.1");
+    for n in 0..200 {
+        log.write_all(&line(n)).unwrap();
+        assert!(size(&path) <= 400, "the log grew to {}", size(&path));
+        assert!(size(&old) <= 400);
+    }
+    // The newest line is in the log, the ones just before it in `.1`, the oldest gone.
+    let now = std::fs::read_to_string(&path).unwrap();
+    let before = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        now.ends_with(&String::from_utf8(line(199)).unwrap()),
+        "{now}"
+    );
+    assert!(!before.contains("line 0000"), "{before}");
+    assert!(!before.is_empty());
+    for p in [&path, &old] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+    }
+}
+
+#[test]
+fn a_log_that_cannot_rotate_is_truncated_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut log) = log_in(dir.path(), 400);
+    // A directory where the old log would go: the rename fails.
+    std::fs::create_dir(dir.path().join("m.log.1")).unwrap();
+    for n in 0..200 {
+        log.write_all(&line(n)).unwrap();
+        assert!(size(&path) <= 400, "the log grew to {}", size(&path));
+    }
+    let now = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        now.ends_with(&String::from_utf8(line(199)).unwrap()),
+        "{now}"
+    );
+}
+
+#[test]
+fn rotation_replaces_a_planted_link_and_never_writes_through_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut log) = log_in(dir.path(), 100);
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, "untouched").unwrap();
+    std::os::unix::fs::symlink(&outside, dir.path().join("m.log.1")).unwrap();
+    for n in 0..10 {
+        log.write_all(&line(n)).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched");
+    assert!(std::fs::symlink_metadata(dir.path().join("m.log.1"))
+        .unwrap()
+        .is_file());
+    assert!(size(&path) <= 100);
+}
+
+#[test]
+fn default_paths_follow_xdg_and_distrust_the_environment() {
+    let mp = Path::new("/home/u/.s3creds");
+    let path = |home: Option<&str>, state: Option<&str>| {
+        default_log_path(home.map(OsStr::new), state.map(OsStr::new), mp)
+    };
+    assert_eq!(
+        path(Some("/home/u"), None).unwrap(),
+        (
+            PathBuf::from("/home/u/.local/state/s3credsfs/s3creds.log"),
+            Some(PathBuf::from("/home/u"))
+        )
+    );
+    assert_eq!(
+        path(Some("/home/u"), Some("/var/state")).unwrap(),
+        (PathBuf::from("/var/state/s3credsfs/s3creds.log"), None)
+    );
+    // A relative XDG_STATE_HOME is ignored; a relative HOME is no home.
+    assert_eq!(
+        path(Some("/home/u"), Some("state")).unwrap().0,
+        PathBuf::from("/home/u/.local/state/s3credsfs/s3creds.log")
+    );
+    for (home, state) in [(None, None), (Some("home/u"), Some("")), (Some(""), None)] {
+        let err = path(home, state).unwrap_err();
+        assert!(err.contains("pass --log-file FILE"), "{err}");
+    }
+}
+
+#[test]
+fn each_mountpoint_has_its_own_log_name() {
+    let home = Some(Path::new("/home/u"));
+    let a = log_name(Path::new("/a/creds"), home);
+    let b = log_name(Path::new("/b/creds"), home);
+    assert!(a.starts_with("creds-") && a.ends_with(".log"), "{a}");
+    assert_ne!(a, b);
+    assert_eq!(a, log_name(Path::new("/a/creds"), home), "stable");
+    // Whatever the mountpoint is called, the name stays one plain file name.
+    for hostile in ["/x/../..", "/x/a\nb c", "/", "/x/...", "/x/é\u{202e}"] {
+        let name = log_name(Path::new(hostile), home);
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+            "{name:?}"
+        );
+        assert!(!name.starts_with('.') && name.len() < 64, "{name:?}");
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panic_is_logged_by_place_without_its_message() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let previous = std::panic::take_hook();
+    install_panic_hook();
+    let result = tracing::subscriber::with_default(subscriber, || {
+        std::panic::catch_unwind(|| {
+            let token = "eyJhbGciOiJSUzI1NiJ9.payload-secret";
+            panic!("unexpected {token}");
+        })
+    });
+    std::panic::set_hook(previous);
+    assert!(result.is_err());
+    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logged.contains("internal error (a bug in s3credsfs)"),
+        "{logged}"
+    );
+    assert!(logged.contains("src/logging/tests.rs:"), "{logged}");
+    assert!(!logged.contains("payload-secret"), "{logged}");
+}

@@ -1,0 +1,194 @@
+//! Where a mount's log goes: a background daemon without `--log-file` writes a private file
+//! under `$XDG_STATE_HOME/s3credsfs/` (else `~/.local/state/s3credsfs/`), one per
+//! mountpoint, that `status` names; `--foreground` keeps stderr. Real mounts.
+
+use crate::common;
+
+use common::mount::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// `mount --dev` in the background at the guard's path (none: the default) with `env`.
+fn mount_dev(guard: &BackgroundMount, at: Option<&Path>, env: &[(&str, &Path)]) -> Output {
+    let mut cmd = guard.bin();
+    cmd.args(["mount", "--dev"]);
+    if let Some(path) = at {
+        cmd.arg(path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    out
+}
+
+/// The single log file in `dir`.
+fn only_log_in(dir: &Path) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{} ({e})", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files.into_iter().next().unwrap()
+}
+
+#[test]
+fn a_background_daemon_logs_to_a_private_file_that_status_names() {
+    let home = tempfile::tempdir().unwrap();
+    let guard = BackgroundMount::new(&home.path().join(".s3creds"));
+    mount_dev(&guard, None, &[("HOME", home.path())]);
+    let log = home.path().join(".local/state/s3credsfs/s3creds.log");
+    wait_for(
+        "the log to mention the fetch",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("obtained S3 credentials")
+        },
+    );
+    assert_eq!(mode(&log), 0o600, "the log file is private");
+    for dir in [".local", ".local/state", ".local/state/s3credsfs"] {
+        assert_eq!(mode(&home.path().join(dir)), 0o700, "{dir}");
+    }
+    let json = std::fs::read_to_string(guard.path.join("json")).unwrap();
+    let creds: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(!logged.contains(creds["SecretAccessKey"].as_str().unwrap()));
+    assert!(!logged.contains(creds["SessionToken"].as_str().unwrap()));
+
+    let screen = bin().arg("status").arg(&guard.path).output().unwrap();
+    let screen = text(&screen.stdout);
+    assert!(
+        screen.contains(&format!("log:          {}\n", log.display())),
+        "{screen}"
+    );
+    let json = bin()
+        .args(["status", "--json"])
+        .arg(&guard.path)
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["log_file"], log.display().to_string());
+}
+
+#[test]
+fn xdg_state_home_is_used_only_when_absolute_and_mounts_do_not_share_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (home, state, cwd) = (
+        dir.path().join("home"),
+        dir.path().join("state"),
+        dir.path().join("cwd"),
+    );
+    for d in [&home, &cwd] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let a = BackgroundMount::new(&dir.path().join("a/creds"));
+    std::fs::create_dir(dir.path().join("a")).unwrap();
+    mount_dev(
+        &a,
+        Some(&a.path),
+        &[("HOME", &home), ("XDG_STATE_HOME", &state)],
+    );
+    // A relative XDG_STATE_HOME is ignored (it would name a directory under wherever the
+    // daemon was started).
+    let b = BackgroundMount::new(&dir.path().join("b/creds"));
+    std::fs::create_dir(dir.path().join("b")).unwrap();
+    let mut cmd = b.bin();
+    let out = cmd
+        .args(["mount", "--dev"])
+        .arg(&b.path)
+        .env("HOME", &home)
+        .env("XDG_STATE_HOME", "state")
+        .current_dir(&cwd)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let log_a = only_log_in(&state.join("s3credsfs"));
+    let log_b = only_log_in(&home.join(".local/state/s3credsfs"));
+    assert!(
+        !cwd.join("state").exists(),
+        "a relative XDG_STATE_HOME was used"
+    );
+    let (name_a, name_b) = (log_a.file_name().unwrap(), log_b.file_name().unwrap());
+    assert_ne!(name_a, name_b, "two mounts named creds share a log name");
+    for log in [&log_a, &log_b] {
+        assert_eq!(mode(log), 0o600);
+        wait_for("the log to be written", Duration::from_secs(10), || {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .contains("obtained S3 credentials")
+        });
+    }
+}
+
+#[test]
+fn a_link_planted_at_the_default_log_is_never_written_through() {
+    let home = tempfile::tempdir().unwrap();
+    let logs = home.path().join(".local/state/s3credsfs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let elsewhere = home.path().join("elsewhere");
+    std::fs::write(&elsewhere, "untouched").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, logs.join("s3creds.log")).unwrap();
+    let guard = BackgroundMount::new(&home.path().join(".s3creds"));
+    let out = mount_dev(&guard, None, &[("HOME", home.path())]);
+    // The mount goes on without a log, and says so once.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "s3credsfs: warning: the daemon keeps no log: cannot open the log file {} (it is a symbolic link); remove it or pass --log-file FILE",
+            logs.join("s3creds.log").display()
+        )),
+        "{stderr}"
+    );
+    assert!(std::fs::read_to_string(guard.path.join("json"))
+        .unwrap()
+        .contains("AccessKeyId"));
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(guard.path.join("status")).unwrap()).unwrap();
+    assert_eq!(status["log_file"], serde_json::Value::Null);
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
+}
+
+#[test]
+fn the_foreground_logs_to_stderr_and_creates_no_log_file() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    assert_eq!(m.status()["log_file"], serde_json::Value::Null);
+    assert!(m.log().contains("obtained S3 credentials"), "{}", m.log());
+    // HOME is the mountpoint's parent (see Mounted::start).
+    let home = m.path.parent().unwrap();
+    assert!(!home.join(".local").exists());
+}
+
+#[test]
+fn a_home_that_does_not_exist_is_not_created_for_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("gone");
+    let guard = BackgroundMount::new(&dir.path().join("creds"));
+    let out = mount_dev(&guard, Some(&guard.path), &[("HOME", &home)]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "s3credsfs: warning: the daemon keeps no log: HOME ({}) is not a directory; set HOME or pass --log-file FILE",
+            home.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!home.exists(), "HOME was created");
+    assert!(std::fs::read_to_string(guard.path.join("json"))
+        .unwrap()
+        .contains("AccessKeyId"));
+}

@@ -1,0 +1,249 @@
+//! The systemd user unit (`contrib/systemd/s3credsfs.service`) and the readiness protocol
+//! of `mount --foreground` under `Type=notify`, spoken to a socket of the test's own (no
+//! real systemd): READY=1 only once the mount serves credentials, STOPPING=1 when SIGTERM
+//! starts the unmount, and a broken NOTIFY_SOCKET never stops the mount.
+
+use crate::common;
+
+use common::mount::*;
+use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::mount::mountpoint::{self, MountState};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A foreground daemon started by the test itself; Drop stops it and always unmounts.
+struct Foreground {
+    child: Child,
+    path: PathBuf,
+    log: PathBuf,
+}
+
+impl Foreground {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Foreground {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+            let start = Instant::now();
+            while self.child.try_wait().ok().flatten().is_none()
+                && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        force_unmount(&self.path);
+    }
+}
+
+/// Waits for a datagram holding `field` (a line of its own), failing after 30 s or when
+/// the daemon exits; returns that datagram.
+fn wait_for_message(socket: &UnixDatagram, daemon: &mut Foreground, field: &str) -> String {
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Ok(n) = socket.recv(&mut buf) {
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.lines().any(|l| l == field) {
+                return message;
+            }
+        }
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            panic!(
+                "the daemon exited ({status}) before {field}:\n{}",
+                daemon.log()
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no {field} after 30 s:\n{}",
+            daemon.log()
+        );
+    }
+}
+
+#[test]
+fn ready_only_once_mounted_and_stopping_on_sigterm() {
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    let path = dir.path().join("creds");
+    let log = dir.path().join("daemon.log");
+    // The password command records whether NOTIFY_SOCKET reached a program the daemon
+    // starts (it must not: such a program could speak for the daemon).
+    let leak = dir.path().join("leak");
+    let command = format!(
+        "printenv NOTIFY_SOCKET > '{}'; printf %s '{DEFAULT_PASSWORD}'",
+        leak.display()
+    );
+    let child = bin()
+        .arg("mount")
+        .arg(&path)
+        .arg("--foreground")
+        .args(["--api-gateway", &gw.gw.base_url(), "--username", "dev"])
+        .args(["--password-command", &command])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut daemon = Foreground { child, path, log };
+
+    let ready = wait_for_message(&socket, &mut daemon, "READY=1");
+    // At this very moment, with no waiting: the credentials are already served.
+    let json = std::fs::read_to_string(daemon.path.join("json"))
+        .unwrap_or_else(|e| panic!("READY=1 came before the mount served json ({e})"));
+    let creds: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let secret = creds["SecretAccessKey"].as_str().unwrap();
+    assert!(
+        ready.contains(&format!(
+            "STATUS=mounted at {}; credentials valid until ",
+            daemon.path.display()
+        )),
+        "{ready:?}"
+    );
+    assert!(!ready.contains(secret));
+    assert_eq!(
+        std::fs::read_to_string(&leak).unwrap(),
+        "",
+        "NOTIFY_SOCKET was passed on to a child"
+    );
+
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    let stopping = wait_for_message(&socket, &mut daemon, "STOPPING=1");
+    assert!(
+        stopping.contains("STATUS=unmounting on SIGTERM"),
+        "{stopping:?}"
+    );
+    let mut status = None;
+    wait_for("the daemon to exit", Duration::from_secs(15), || {
+        status = daemon.child.try_wait().unwrap();
+        status.is_some()
+    });
+    assert!(status.unwrap().success(), "{}", daemon.log());
+    assert_eq!(mountpoint::state(&daemon.path), MountState::Free);
+}
+
+#[test]
+fn a_broken_notify_socket_does_not_stop_the_mount() {
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let regular = dir.path().join("regular-file");
+    std::fs::write(&regular, "").unwrap();
+    let missing = dir.path().join("missing.sock");
+    for target in [&missing, &regular] {
+        let target = target.to_str().unwrap();
+        let m = Mounted::start_with_env(&gw, &[], &[("NOTIFY_SOCKET", target)]);
+        assert!(m.read("json").unwrap().contains("AccessKeyId"));
+        wait_for("the warning", Duration::from_secs(10), || {
+            m.log().contains(&format!(
+                "cannot notify systemd through NOTIFY_SOCKET {target}"
+            ))
+        });
+    }
+}
+
+/// The shipped unit, its `ExecStart=` pointed at the binary under test (verify checks
+/// that the program exists), in a directory of its own.
+fn unit_under_test(dir: &Path) -> PathBuf {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd/s3credsfs.service");
+    let text = std::fs::read_to_string(shipped).unwrap();
+    let exec = "ExecStart=/usr/bin/s3credsfs mount --foreground\n";
+    assert!(text.contains(exec), "the RPM installs /usr/bin/s3credsfs");
+    assert!(text.contains("\nType=notify\n"));
+    let text = text.replace("/usr/bin/s3credsfs", env!("CARGO_BIN_EXE_s3credsfs"));
+    let path = dir.join("s3credsfs.service");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_unit_passes_systemd_analyze_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = unit_under_test(dir.path());
+    // A user manager needs a runtime directory; a container has none of its own.
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    for user in [false, true] {
+        let mut cmd = Command::new("systemd-analyze");
+        cmd.env_clear()
+            .envs(common::clean_env())
+            .env("HOME", dir.path())
+            .env("XDG_RUNTIME_DIR", &runtime);
+        if user {
+            cmd.arg("--user");
+        }
+        let out = cmd.arg("verify").arg(&unit).output().unwrap_or_else(|e| {
+            panic!("cannot run systemd-analyze ({e}); run scripts/venv, which installs the systemd package")
+        });
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "user={user}: {stderr}");
+        // An unknown or misspelt key is only a warning, still exit 0.
+        assert!(stderr.trim().is_empty(), "user={user}: {stderr}");
+    }
+}
+
+#[test]
+fn the_unit_keeps_out_what_breaks_fuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(unit_under_test(dir.path())).unwrap();
+    // NoNewPrivileges (and what implies it in a user unit) stops the setuid fusermount3;
+    // a private mount namespace hides the mount from everything else.
+    let forbidden = [
+        "NoNewPrivileges",
+        "SystemCallFilter",
+        "SystemCallArchitectures",
+        "RestrictNamespaces",
+        "RestrictAddressFamilies",
+        "LockPersonality",
+        "MemoryDenyWriteExecute",
+        "RestrictRealtime",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectKernelLogs",
+        "ProtectClock",
+        "PrivateDevices",
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "PrivateMounts",
+        "ReadOnlyPaths",
+        "InaccessiblePaths",
+        "TemporaryFileSystem",
+        "BindPaths",
+        "PrivateUsers",
+    ];
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let key = line.split('=').next().unwrap().trim();
+        assert!(!forbidden.contains(&key), "the unit sets {line}");
+    }
+    for needed in ["Restart=on-failure", "RestartSec=10s", "KillMode=mixed"] {
+        assert!(text.lines().any(|l| l == needed), "{needed}");
+    }
+    // systemd must not give up on a first fetch that is still within its budget (6
+    // requests of the default 30 s --timeout).
+    let start = text
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStartSec="))
+        .expect("TimeoutStartSec");
+    let start = humantime::parse_duration(start).unwrap();
+    assert!(start > s3credsfs::sts::refresh_budget(Duration::from_secs(30)));
+}
