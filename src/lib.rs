@@ -8,6 +8,7 @@ pub mod config;
 pub mod container;
 pub mod creds;
 pub mod error;
+pub mod exec;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;

@@ -63,6 +63,7 @@ fn main() -> ExitCode {
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
+        Command::Exec(args) => s3credsfs::exec::run(args),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .to_config()

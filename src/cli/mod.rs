@@ -30,6 +30,8 @@ pub enum Command {
     Unmount(crate::mount::MountpointArgs),
     /// Show a mount's state: expiry, last refresh, last error.
     Status(crate::mount::StatusArgs),
+    /// Run a command with current credentials in its environment (like `aws-vault exec`).
+    Exec(crate::exec::ExecArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     DevGateway(DevGatewayArgs),
