@@ -9,6 +9,7 @@ pub mod container;
 pub mod control;
 pub mod creds;
 pub mod error;
+pub mod exec;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
         Command::Refresh(args) => s3credsfs::mount::refresh::run_refresh(args),
+        Command::Exec(args) => s3credsfs::exec::run(args),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .to_config()

@@ -40,6 +40,9 @@ pub enum Command {
     Status(crate::mount::StatusArgs),
     /// Refresh a mounted profile now, with a new login (after a password or role change).
     Refresh(crate::mount::refresh::RefreshArgs),
+    /// Run a command with current credentials in its environment (like `aws-vault exec`).
+    #[command(after_help = with_settings_note(EXEC_EXAMPLES))]
+    Exec(crate::exec::ExecArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     DevGateway(DevGatewayArgs),
@@ -53,6 +56,10 @@ const MOUNT_EXAMPLES: &str = "Examples:
   s3credsfs mount --dev                  # the built-in gateway: a demo without a Cray system
   s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
   s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
+
+const EXEC_EXAMPLES: &str = "Examples:
+  s3credsfs exec -- aws s3 ls                        # keys from ~/.s3creds, else fetched
+  s3credsfs exec --profile tds --container-endpoint -- python3 long_job.py";
 
 /// Examples, then where settings come from.
 fn with_settings_note(examples: &str) -> String {

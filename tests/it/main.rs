@@ -16,6 +16,7 @@ mod common;
 mod auth_tokens;
 mod config_rules;
 mod daemon_ready;
+mod exec;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
@@ -65,3 +66,5 @@ mod clients_scripts;
 mod clients_sdk;
 #[cfg(feature = "s3-tests")]
 mod clients_tools;
+#[cfg(feature = "s3-tests")]
+mod exec_clients;

@@ -1,0 +1,354 @@
+//! `s3credsfs exec -- COMMAND`: runs a command with current credentials in its
+//! environment, like `aws-vault exec`, so a tool needs no file and no configuration.
+//!
+//! The credentials come from a running mount when one serves the profile (no new
+//! credentials are issued; see [`mounted`]), else from the gateway. By default the
+//! command gets keys in `AWS_*` variables, which cannot renew; with
+//! `--container-endpoint` it gets a private container credentials endpoint instead,
+//! served from this process while the command runs, so a long-running command renews by
+//! itself. Secrets go into the command's environment only (readable by its user alone,
+//! unlike its argv). Its exit code is ours; see [`child`] for signals.
+
+mod child;
+mod mounted;
+
+pub use child::{should_forward, FORWARDED};
+pub use mounted::{parse_json, parse_region, MountFiles};
+
+use crate::cache::{CredentialCache, Fetch};
+use crate::config::{load_layers, resolve, Context, FetchSettings, Setting};
+use crate::container::ContainerEndpoint;
+use crate::creds::Credentials;
+use crate::mount::mountpoint::{self, MountState, FSTYPE};
+use crate::mount::MountError;
+use crate::sts::Pipeline;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// `exec`'s own flags, the shared settings, and the command.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// The mount whose credentials to use when it serves the profile [default: ~/.s3creds]
+    #[arg(long, value_name = "PATH")]
+    pub mountpoint: Option<PathBuf>,
+    /// Give the command a private container credentials endpoint instead of keys, so that
+    /// a long-running command renews its credentials by itself
+    #[arg(long)]
+    pub container_endpoint: bool,
+    #[command(flatten)]
+    pub settings: FetchSettings,
+    /// The command to run, and its arguments (after `--`)
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Every variable `exec` sets or removes. Each is always one or the other, so nothing
+/// of the caller's (a stale `AWS_SESSION_TOKEN`, an `AWS_PROFILE` naming a profile the
+/// command would then look for) can mix with what `exec` gives.
+pub const OWNED: [&str; 15] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/// What the command is given.
+pub enum Grant {
+    /// Keys, valid until their expiration.
+    Keys { creds: Credentials, region: String },
+    /// A container credentials endpoint, and the S3 endpoint and region to use.
+    Endpoint {
+        endpoint: ContainerEndpoint,
+        endpoint_url: String,
+        region: String,
+    },
+}
+
+/// The command's environment changes: every [`OWNED`] variable, set (`Some`) or removed.
+pub fn child_env(grant: &Grant) -> Vec<(&'static str, Option<OsString>)> {
+    let mut set: Vec<(&'static str, String)> = match grant {
+        Grant::Keys { creds, region } => vec![
+            ("AWS_ACCESS_KEY_ID", creds.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                creds.secret_access_key.expose().to_string(),
+            ),
+            (
+                "AWS_SESSION_TOKEN",
+                creds.session_token.expose().to_string(),
+            ),
+            ("AWS_CREDENTIAL_EXPIRATION", creds.expiration_rfc3339()),
+            ("AWS_ENDPOINT_URL", creds.endpoint_url.clone()),
+            ("AWS_REGION", region.clone()),
+            ("AWS_DEFAULT_REGION", region.clone()),
+        ],
+        Grant::Endpoint {
+            endpoint,
+            endpoint_url,
+            region,
+        } => vec![
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url.clone()),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                endpoint.token.expose().to_string(),
+            ),
+            ("AWS_ENDPOINT_URL", endpoint_url.clone()),
+            ("AWS_REGION", region.clone()),
+            ("AWS_DEFAULT_REGION", region.clone()),
+        ],
+    };
+    OWNED
+        .iter()
+        .map(|name| {
+            let value = set
+                .iter_mut()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| OsString::from(std::mem::take(v)));
+            (*name, value)
+        })
+        .collect()
+}
+
+/// The directory of a mount that serves `profile` (the root serves the default; a named
+/// profile lives in `profiles/NAME`), or `None` for a name that is not a plain file name
+/// (`..` would climb out of `profiles`).
+pub fn profile_dir(mount: &Path, profile: Option<&str>) -> Option<PathBuf> {
+    let Some(name) = profile else {
+        return Some(mount.to_path_buf());
+    };
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    plain.then(|| mount.join("profiles").join(name))
+}
+
+fn warn(text: &str) {
+    eprintln!("s3credsfs: warning: {text}");
+}
+
+/// The mount's files for the profile, if our mount is there and they are sound; an odd
+/// mount is reported and passed over.
+fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
+    let mount = match &args.mountpoint {
+        Some(path) => mountpoint::absolute(path).ok()?,
+        None => mountpoint::default_mountpoint().ok()?,
+    };
+    match mountpoint::state(&mount) {
+        MountState::Free => return None,
+        MountState::Live { fstype } if fstype == FSTYPE => {}
+        MountState::Live { fstype } => {
+            warn(&format!(
+                "{} is a {fstype} mount, not s3credsfs; fetching credentials instead",
+                mount.display()
+            ));
+            return None;
+        }
+        MountState::Stale { .. } => {
+            warn(&format!(
+                "{} is a stale mount (its daemon died); fetching credentials instead (run `s3credsfs unmount {}` to clear it)",
+                mount.display(),
+                mount.display()
+            ));
+            return None;
+        }
+    }
+    let profile = args.settings.0.layer.get(&Setting::Profile);
+    let dir = profile_dir(&mount, profile.map(|raw| raw.value.trim()))?;
+    // A mount that does not serve this profile is not an error: fetch it.
+    if profile.is_some() && !dir.is_dir() {
+        return None;
+    }
+    match MountFiles::open(&dir) {
+        Ok(found) => Some(found),
+        Err(problem) => {
+            warn(&format!(
+                "not using the mount at {} ({problem}); fetching credentials instead",
+                mount.display()
+            ));
+            None
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("s3credsfs-io")
+        .enable_all()
+        .build()
+        .map_err(MountError::Runtime)
+}
+
+/// Starts the endpoint over `cache` after a first successful read, so that a failure is
+/// reported before the command runs.
+fn serve<F: Fetch>(
+    runtime: &tokio::runtime::Runtime,
+    cache: CredentialCache<F>,
+    region: String,
+) -> Result<Grant, MountError> {
+    let cache = Arc::new(cache);
+    let snapshot = runtime.block_on(cache.current())?;
+    let endpoint = runtime
+        .block_on(crate::container::start(cache))
+        .map_err(MountError::ContainerEndpoint)?;
+    Ok(Grant::Endpoint {
+        endpoint,
+        endpoint_url: snapshot.creds.endpoint_url.clone(),
+        region,
+    })
+}
+
+/// Runs `s3credsfs exec`; returns only on an error before the command ran, otherwise
+/// exits with the command's code.
+pub fn run(args: ExecArgs) -> Result<(), MountError> {
+    // First, while this is the only thread: every later thread inherits the mask.
+    let forwarder = child::Forwarder::start().map_err(MountError::Signals)?;
+    crate::logging::init_stderr("warn");
+    let runtime = runtime()?;
+    let mounted = from_mount(&args);
+    let grant = match (mounted, args.container_endpoint) {
+        (Some((files, creds)), false) => Grant::Keys {
+            creds,
+            region: files.region,
+        },
+        (Some((files, _)), true) => {
+            let (region, min_validity) = (files.region.clone(), files.min_validity);
+            let budget = crate::sts::refresh_budget(std::time::Duration::from_secs(30));
+            serve(
+                &runtime,
+                CredentialCache::new(files, min_validity, budget, "the mount"),
+                region,
+            )?
+        }
+        (None, endpoint) => {
+            let ctx = Context::from_process();
+            let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
+            let pipeline = Pipeline::new(&settings)?;
+            if endpoint {
+                let cache = CredentialCache::new(
+                    pipeline,
+                    settings.min_validity,
+                    crate::sts::refresh_budget(settings.timeout),
+                    settings.api_gateway.as_str(),
+                )
+                .with_refresh_ahead(settings.refresh_ahead);
+                serve(&runtime, cache, settings.region)?
+            } else {
+                Grant::Keys {
+                    creds: runtime.block_on(pipeline.fetch())?,
+                    region: settings.region,
+                }
+            }
+        }
+    };
+    let env = child_env(&grant);
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let code = match child::run(&forwarder, program, rest, &env) {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("s3credsfs: error: {}", failure.sentence);
+            failure.code
+        }
+    };
+    // The endpoint, if any, ends with us.
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn creds() -> Credentials {
+        Credentials {
+            access_key_id: "AKID".into(),
+            secret_access_key: Secret::new("SECRET"),
+            session_token: Secret::new("TOKEN"),
+            expiration: chrono::DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
+            endpoint_url: "http://rgw:8080".into(),
+        }
+    }
+
+    fn set<'a>(env: &'a [(&'static str, Option<OsString>)]) -> Vec<(&'static str, &'a str)> {
+        env.iter()
+            .filter_map(|(n, v)| v.as_ref().map(|v| (*n, v.to_str().unwrap())))
+            .collect()
+    }
+
+    #[test]
+    fn keys_set_their_variables_and_remove_every_other_owned_one() {
+        let grant = Grant::Keys {
+            creds: creds(),
+            region: "eu-1".into(),
+        };
+        let env = child_env(&grant);
+        assert_eq!(env.len(), OWNED.len());
+        assert_eq!(
+            set(&env),
+            [
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                ("AWS_SESSION_TOKEN", "TOKEN"),
+                ("AWS_CREDENTIAL_EXPIRATION", "2096-10-02T07:06:40Z"),
+                ("AWS_ENDPOINT_URL", "http://rgw:8080"),
+                ("AWS_REGION", "eu-1"),
+                ("AWS_DEFAULT_REGION", "eu-1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_endpoint_removes_the_keys_which_would_win_over_it() {
+        let grant = Grant::Endpoint {
+            endpoint: ContainerEndpoint {
+                url: "http://127.0.0.1:1/credentials".into(),
+                token: Secret::new("T"),
+            },
+            endpoint_url: "http://rgw:8080".into(),
+            region: "eu-1".into(),
+        };
+        let env = child_env(&grant);
+        assert_eq!(env.len(), OWNED.len());
+        assert_eq!(
+            set(&env),
+            [
+                ("AWS_ENDPOINT_URL", "http://rgw:8080"),
+                ("AWS_REGION", "eu-1"),
+                ("AWS_DEFAULT_REGION", "eu-1"),
+                (
+                    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                    "http://127.0.0.1:1/credentials"
+                ),
+                ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "T"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_profile_name_cannot_leave_the_profiles_directory() {
+        let mount = Path::new("/m");
+        assert_eq!(profile_dir(mount, None).unwrap(), Path::new("/m"));
+        assert_eq!(
+            profile_dir(mount, Some("team-a.1_x")).unwrap(),
+            Path::new("/m/profiles/team-a.1_x")
+        );
+        for bad in ["..", ".", "", "a/b", "../x", "x\n"] {
+            assert_eq!(profile_dir(mount, Some(bad)), None, "{bad:?}");
+        }
+    }
+}

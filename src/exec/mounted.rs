@@ -1,0 +1,255 @@
+//! Credentials from a running mount: its `json` file (the `credential_process` JSON)
+//! read strictly, and the region from its `config` file. The mount is only as trustworthy
+//! as whatever is mounted there, so anything unexpected is refused and the caller fetches
+//! instead.
+
+use crate::cache::Fetch;
+use crate::creds::{parse_sts_reply, Credentials};
+use crate::error::{Error, Result};
+use crate::status::StatusDoc;
+use chrono::Utc;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The largest mounted file read; ours are a few KiB.
+const MAX_FILE: u64 = 64 * 1024;
+
+/// The keys of the `json` file, each exactly once.
+const JSON_KEYS: [&str; 6] = [
+    "Version",
+    "AccessKeyId",
+    "SecretAccessKey",
+    "SessionToken",
+    "Expiration",
+    "EndpointURL",
+];
+
+/// One profile's files in a running mount; reading `json` again gives its current
+/// credentials, so it can feed a [`crate::cache::CredentialCache`].
+#[derive(Debug, Clone)]
+pub struct MountFiles {
+    dir: PathBuf,
+    /// The region the mount writes for this profile.
+    pub region: String,
+    /// The mount's own refresh margin: its files hold at least this much validity.
+    pub min_validity: Duration,
+}
+
+fn read_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(format!(
+            "{} is larger than {MAX_FILE} bytes",
+            path.display()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Zeroes every string in a parsed JSON value (the secrets among them) before it is
+/// dropped.
+fn zeroize_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => text.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(zeroize_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(zeroize_strings),
+        _ => {}
+    }
+}
+
+/// Parses the `json` file: an object with exactly [`JSON_KEYS`], `Version` 1, and fields
+/// that pass the same checks as an STS reply. The problem never quotes a value.
+pub fn parse_json(bytes: &[u8]) -> std::result::Result<Credentials, String> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| "it is not JSON".to_string())?;
+    let checked = (|| {
+        let map = value.as_object_mut().ok_or("it is not a JSON object")?;
+        if map.len() != JSON_KEYS.len() || !JSON_KEYS.iter().all(|k| map.contains_key(*k)) {
+            return Err("its keys are not exactly those of credential_process JSON".to_string());
+        }
+        if map.remove("Version") != Some(serde_json::json!(1)) {
+            return Err("its \"Version\" is not 1".to_string());
+        }
+        let mut reply = serde_json::json!({ "Credentials": std::mem::take(map) });
+        let mut body = Zeroizing::new(Vec::new());
+        let written = serde_json::to_writer(&mut *body, &reply);
+        zeroize_strings(&mut reply);
+        written.map_err(|_| "it cannot be re-encoded".to_string())?;
+        parse_sts_reply(&body)
+    })();
+    zeroize_strings(&mut value);
+    let creds = checked?;
+    if creds.expiration <= Utc::now() {
+        return Err(format!(
+            "its credentials expired at {}",
+            creds.expiration_rfc3339()
+        ));
+    }
+    Ok(creds)
+}
+
+/// The region of a mounted `config` file: its one `region = VALUE` line, holding 1 to 64
+/// letters, digits, `_`, `.` or `-` (what the settings accept).
+pub fn parse_region(text: &str) -> std::result::Result<String, String> {
+    let mut found = text.lines().filter_map(|l| l.strip_prefix("region = "));
+    let region = match (found.next(), found.next()) {
+        (Some(region), None) => region,
+        (None, _) => return Err("it has no `region = ` line".into()),
+        (Some(_), Some(_)) => return Err("it has more than one `region = ` line".into()),
+    };
+    let valid = (1..=64).contains(&region.len())
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !valid {
+        return Err("its region is not 1 to 64 letters, digits, `_`, `.` or `-`".into());
+    }
+    Ok(region.to_string())
+}
+
+impl MountFiles {
+    /// Checks the profile's files in `dir` (its `status`, `config` and `json`) and returns
+    /// them with the credentials they hold now; the problem is a phrase naming the file.
+    pub fn open(dir: &Path) -> std::result::Result<(MountFiles, Credentials), String> {
+        let status = read_file(&dir.join("status"))?;
+        let status: StatusDoc = serde_json::from_slice(&status)
+            .map_err(|_| format!("{}/status is not a status document", dir.display()))?;
+        let config = read_file(&dir.join("config"))?;
+        let config = std::str::from_utf8(&config)
+            .map_err(|_| format!("{}/config is not text", dir.display()))?;
+        let region = parse_region(config).map_err(|p| format!("{}/config: {p}", dir.display()))?;
+        let files = MountFiles {
+            dir: dir.to_path_buf(),
+            region,
+            min_validity: Duration::from_secs(status.min_validity_seconds.max(1)),
+        };
+        let creds = files.read()?;
+        Ok((files, creds))
+    }
+
+    /// The credentials the mount serves now.
+    fn read(&self) -> std::result::Result<Credentials, String> {
+        let path = self.dir.join("json");
+        parse_json(&read_file(&path)?).map_err(|p| format!("{}: {p}", path.display()))
+    }
+}
+
+impl Fetch for MountFiles {
+    async fn fetch(&self) -> Result<Credentials> {
+        let files = self.clone();
+        // A read may wait for the mount's own refresh: keep it off the runtime's threads.
+        tokio::task::spawn_blocking(move || files.read())
+            .await
+            .map_err(|_| Error::Internal("reading the mounted credentials panicked".into()))?
+            .map_err(|problem| {
+                Error::Token(format!(
+                    "the mounted credentials are unusable ({problem}); check the mount with `s3credsfs status`"
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(tweak: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Vec<u8> {
+        let mut value = serde_json::json!({
+            "Version": 1,
+            "AccessKeyId": "AKIDEXAMPLE",
+            "SecretAccessKey": "MARKs3cr3tMARK",
+            "SessionToken": "tok/en+=",
+            "Expiration": "2099-01-01T00:00:00Z",
+            "EndpointURL": "http://rgw.local:8080",
+        });
+        tweak(value.as_object_mut().unwrap());
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    #[test]
+    fn reads_what_the_mount_serves() {
+        let creds = parse_json(&json(|_| {})).unwrap();
+        assert_eq!(creds.access_key_id, "AKIDEXAMPLE");
+        assert_eq!(creds.secret_access_key.expose(), "MARKs3cr3tMARK");
+        assert_eq!(creds.session_token.expose(), "tok/en+=");
+        assert_eq!(creds.endpoint_url, "http://rgw.local:8080");
+        assert_eq!(creds.expiration_rfc3339(), "2099-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn refuses_anything_else_without_quoting_it() {
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not JSON"),
+            (b"[1]".to_vec(), "not a JSON object"),
+            (
+                json(|m| {
+                    m.insert("Extra".into(), 1.into());
+                }),
+                "keys are not exactly",
+            ),
+            (
+                json(|m| {
+                    m.remove("SessionToken");
+                }),
+                "keys are not exactly",
+            ),
+            (
+                json(|m| {
+                    m.insert("Version".into(), 2.into());
+                }),
+                "\"Version\" is not 1",
+            ),
+            (
+                json(|m| {
+                    m.insert("SecretAccessKey".into(), "MARKs3cr3tMARK\nx = y".into());
+                }),
+                "SecretAccessKey",
+            ),
+            (
+                json(|m| {
+                    m.insert("AccessKeyId".into(), "AK ID".into());
+                }),
+                "AccessKeyId",
+            ),
+            (
+                json(|m| {
+                    m.insert("EndpointURL".into(), "file:///etc".into());
+                }),
+                "EndpointURL",
+            ),
+            (
+                json(|m| {
+                    m.insert("Expiration".into(), "2001-01-01T00:00:00Z".into());
+                }),
+                "expired at 2001",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let problem = parse_json(&bytes).expect_err(expected);
+            assert!(problem.contains(expected), "{expected}: {problem}");
+            assert!(!problem.contains("MARK"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn the_region_is_one_plain_line() {
+        let config = "# AWS config\n[default]\nendpoint_url = http://x\nregion = eu-west-1\n";
+        assert_eq!(parse_region(config).unwrap(), "eu-west-1");
+        for (bad, expected) in [
+            ("[default]\n", "no `region = ` line"),
+            ("region = a\nregion = b\n", "more than one"),
+            ("region = \n", "is not 1 to 64"),
+            ("region = a b\n", "is not 1 to 64"),
+            ("region = a\x1b[2J\n", "is not 1 to 64"),
+            (&format!("region = {}\n", "a".repeat(65)), "is not 1 to 64"),
+        ] {
+            let problem = parse_region(bad).expect_err(bad);
+            assert!(problem.contains(expected), "{bad:?}: {problem}");
+        }
+    }
+}
