@@ -33,6 +33,12 @@ fn fetch(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
+fn config_check(args: s3credsfs::cli::config_check::ConfigArgs) -> Result<()> {
+    s3credsfs::logging::init_stderr("warn");
+    let ctx = Context::from_process();
+    s3credsfs::cli::config_check::run(args, &ctx, &mut std::io::stdout().lock())
+}
+
 /// Keeps secrets out of core dumps and away from same-user ptrace, before any secret
 /// (a typed password, a token file) is read, for every command.
 fn not_dumpable() {
@@ -52,6 +58,7 @@ fn main() -> ExitCode {
         Command::Status(args) => s3credsfs::mount::run_status(args),
         Command::Refresh(args) => s3credsfs::mount::refresh::run_refresh(args),
         Command::Exec(args) => s3credsfs::exec::run(args),
+        Command::Config(args) => config_check(args).map_err(Into::into),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .to_config()

@@ -1,6 +1,7 @@
 //! The command line: subcommands and their own flags. Settings shared by `fetch` and
 //! `mount` come from `config` so flags, variables and config keys stay one list.
 
+pub mod config_check;
 #[cfg(feature = "dev-gateway")]
 mod dev_gateway;
 
@@ -43,6 +44,8 @@ pub enum Command {
     /// Run a command with current credentials in its environment (like `aws-vault exec`).
     #[command(after_help = with_settings_note(EXEC_EXAMPLES))]
     Exec(crate::exec::ExecArgs),
+    /// Check the configuration: every profile, and with --try each gateway.
+    Config(config_check::ConfigArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     DevGateway(DevGatewayArgs),

@@ -1,0 +1,140 @@
+//! `s3credsfs config check [--try]`: every profile judged, each on its own line.
+
+use crate::common;
+
+use common::*;
+use s3credsfs::gateway::{Endpoint, Fault, Times, DEFAULT_PASSWORD};
+use std::process::Output;
+use tokio::process::Command;
+
+async fn check(config: &std::path::Path, extra: &[&str]) -> (Output, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_s3credsfs"))
+        .env_clear()
+        .envs(clean_env())
+        .kill_on_drop(true)
+        .args(["config", "check", "--config"])
+        .arg(config)
+        .args(extra)
+        .env("PW", DEFAULT_PASSWORD)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    (out, stdout, stderr)
+}
+
+fn config(prod: &str, tds: &str, tds_extra: &str) -> String {
+    format!(
+        "username = \"dev\"\npassword-env = \"PW\"\ndefault-profile = \"prod\"\n\
+         [profiles.prod]\napi-gateway = \"{prod}\"\n\
+         [profiles.tds]\napi-gateway = \"{tds}\"\n{tds_extra}"
+    )
+}
+
+#[tokio::test]
+async fn every_profile_gets_a_line_and_a_bad_one_fails_the_check() {
+    let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
+    let dir = tempfile::tempdir().unwrap();
+    let good = private_file(
+        dir.path(),
+        "good.toml",
+        &config(&prod.base_url(), &tds.base_url(), ""),
+    );
+    let (out, stdout, stderr) = check(&good, &[]).await;
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], format!("config file: {}", good.display()));
+    assert_eq!(
+        lines[1],
+        format!(
+            "profile prod (default): ok: gateway {}, password login as dev, region us-east-1",
+            prod.base_url()
+        )
+    );
+    assert!(
+        lines[2].starts_with("profile tds: ok: gateway "),
+        "{stdout}"
+    );
+    // Without --try nothing is asked of any gateway.
+    assert_eq!(prod.stats().token_requests + tds.stats().token_requests, 0);
+
+    let bad = private_file(
+        dir.path(),
+        "bad.toml",
+        &config(&prod.base_url(), &tds.base_url(), "timeout = \"soon\"\n"),
+    );
+    let (out, stdout, stderr) = check(&bad, &[]).await;
+    assert!(!out.status.success());
+    assert!(stdout.contains("profile prod (default): ok: "), "{stdout}");
+    assert!(
+        stdout.contains("profile tds: error: in profile tds: bad value \"soon\" for key `timeout`"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stderr,
+        "s3credsfs: error: 1 of 2 profiles failed the check (see above); fix them, then run `s3credsfs config check` again\n"
+    );
+}
+
+#[tokio::test]
+async fn with_try_each_gateway_is_asked_and_a_failing_one_is_named() {
+    let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
+    tds.inject(
+        Endpoint::Sts,
+        Fault::Status {
+            status: 403,
+            content_type: "text/plain".into(),
+            body: "no".into(),
+        },
+        Times::Always,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = private_file(
+        dir.path(),
+        "c.toml",
+        &config(&prod.base_url(), &tds.base_url(), ""),
+    );
+    let (out, stdout, stderr) = check(&file, &["--try", "--timeout", "5s"]).await;
+    assert!(!out.status.success(), "{stdout}");
+    let prod_line = stdout
+        .lines()
+        .find(|l| l.starts_with("profile prod"))
+        .unwrap();
+    assert!(
+        prod_line.starts_with("profile prod (default): works: ")
+            && prod_line.contains("credentials valid until 20"),
+        "{prod_line}"
+    );
+    let tds_line = stdout
+        .lines()
+        .find(|l| l.starts_with("profile tds"))
+        .unwrap();
+    assert!(
+        tds_line.starts_with("profile tds: error: ") && tds_line.contains("403"),
+        "{tds_line}"
+    );
+    assert!(
+        stderr.contains("1 of 2 profiles failed the check")
+            && stderr.contains("config check --try"),
+        "{stderr}"
+    );
+    assert_eq!(prod.stats().sts_issued, 1);
+    // No secret reaches the screen.
+    assert!(!stdout.contains(DEFAULT_PASSWORD) && !stderr.contains(DEFAULT_PASSWORD));
+}
+
+#[tokio::test]
+async fn a_broken_file_is_one_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = private_file(dir.path(), "c.toml", "[profiles.a]\nusernme = \"x\"\n");
+    let (out, stdout, stderr) = check(&file, &[]).await;
+    assert!(!out.status.success());
+    assert_eq!(stdout, "");
+    assert!(
+        stderr
+            .starts_with("s3credsfs: error: unknown key `usernme` in [profiles.a] of config file"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1);
+}
