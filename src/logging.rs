@@ -32,13 +32,25 @@ pub fn filter(value: Option<&str>, default_level: &str) -> EnvFilter {
     })
 }
 
+/// Whether log lines may carry colour: only on a terminal, and never when `NO_COLOR` is
+/// set to anything but the empty string (no-color.org), so pipes, files and the journal
+/// get plain text.
+pub fn colour(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Installs the stderr logger for a command.
 pub fn init_stderr(default_level: &str) {
     let value = std::env::var(LOG_ENV).ok();
+    let ansi = colour(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter(value.as_deref(), default_level))
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(ansi)
         .try_init();
 }
 

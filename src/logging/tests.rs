@@ -162,3 +162,16 @@ fn a_panic_is_logged_by_place_without_its_message() {
     assert!(logged.contains("src/logging/tests.rs:"), "{logged}");
     assert!(!logged.contains("payload-secret"), "{logged}");
 }
+
+#[test]
+fn colour_only_on_a_terminal_and_never_with_no_color() {
+    use std::ffi::OsStr;
+    assert!(colour(None, true));
+    assert!(!colour(None, false), "a pipe, a file or the journal");
+    assert!(!colour(Some(OsStr::new("1")), true));
+    assert!(!colour(Some(OsStr::new("0")), true), "any non-empty value");
+    assert!(
+        colour(Some(OsStr::new("")), true),
+        "an empty NO_COLOR is unset"
+    );
+}

@@ -424,4 +424,41 @@ mod from_a_mount {
         assert_ne!(env["AWS_ACCESS_KEY_ID"], m.access_key());
         assert_eq!(gw.stats().sts_issued, issued + 1);
     }
+
+    /// With profiles, `--profile NAME` takes `profiles/NAME/` of the mount: its keys and
+    /// region, nothing new issued.
+    #[test]
+    fn a_named_profile_comes_from_its_directory_in_the_mount() {
+        let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
+        let config = format!(
+            "username = \"dev\"\npassword-env = \"PW\"\ndefault-profile = \"prod\"\n\
+             [profiles.prod]\napi-gateway = \"{}\"\n\
+             [profiles.tds]\napi-gateway = \"{}\"\nregion = \"tds-region\"\n",
+            prod.gw.base_url(),
+            tds.gw.base_url()
+        );
+        let m = Mounted::start_configured(&config, &[]);
+        let served: serde_json::Value =
+            serde_json::from_str(&m.read("profiles/tds/json").unwrap()).unwrap();
+        let issued = (prod.stats().sts_issued, tds.stats().sts_issued);
+        let at = m.path.to_str().unwrap();
+        let mut cmd = common::mount::bin();
+        cmd.args(["exec", "--mountpoint", at, "--profile", "tds", "--", "env"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let ran = run(&mut cmd);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let env = parse_env(&ran.stdout);
+        assert_eq!(
+            env["AWS_ACCESS_KEY_ID"],
+            served["AccessKeyId"].as_str().unwrap()
+        );
+        assert_eq!(env["AWS_REGION"], "tds-region");
+        assert_eq!(
+            (prod.stats().sts_issued, tds.stats().sts_issued),
+            issued,
+            "no gateway was asked"
+        );
+    }
 }
