@@ -26,6 +26,7 @@ mod hostile_gateway;
 mod parsers_never_panic;
 mod pipeline;
 mod profiles;
+mod readme;
 mod tls;
 
 #[cfg(feature = "fuse-tests")]
