@@ -158,7 +158,7 @@ fn invocations(script: &str) -> Vec<(String, Vec<String>)> {
             // `VAR=value` prefixes are environment, not the command.
             let start = command
                 .iter()
-                .position(|w| !(w.contains('=') && !w.starts_with('-')))
+                .position(|w| !w.contains('=') || w.starts_with('-'))
                 .unwrap_or(command.len());
             let mut plain = Vec::new();
             let mut rest = command[start..].iter();
