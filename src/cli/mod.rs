@@ -48,6 +48,9 @@ pub enum Command {
     Config(config_check::ConfigArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
+    #[command(
+        after_help = "Examples:\n  s3credsfs dev-gateway --listen 127.0.0.1:9443 --lifetime 2m\n  PW=dev-password s3credsfs fetch --api-gateway http://127.0.0.1:9443 --username dev --password-env PW"
+    )]
     DevGateway(DevGatewayArgs),
 }
 

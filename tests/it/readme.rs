@@ -389,3 +389,41 @@ mod runs {
         assert!(out.contains("unmounted"), "{out}");
     }
 }
+
+/// The examples at the end of every command's `--help` parse too, so they cannot drift.
+#[test]
+fn every_help_example_parses() {
+    fn examples(cmd: &clap::Command, found: &mut Vec<String>) {
+        if let Some(after) = cmd.get_after_help() {
+            let text = after.to_string();
+            if let Some((_, rest)) = text.split_once("Examples:\n") {
+                for line in rest.lines().take_while(|l| l.starts_with("  ")) {
+                    found.push(line.trim().to_string());
+                }
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            examples(sub, found);
+        }
+    }
+    let mut lines = Vec::new();
+    examples(&<Cli as clap::CommandFactory>::command(), &mut lines);
+    let mut parsed = 0;
+    for line in &lines {
+        for (shown, args) in invocations(line) {
+            let argv = std::iter::once("s3credsfs".to_string()).chain(args);
+            if let Err(e) = <Cli as clap::Parser>::try_parse_from(argv) {
+                panic!("`--help` shows `{shown}`, which does not parse:\n{e}");
+            }
+            parsed += 1;
+        }
+    }
+    // Every command but `help` has examples.
+    let commands = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .count();
+    assert!(
+        parsed >= commands,
+        "{parsed} examples for {commands} commands: {lines:?}"
+    );
+}
