@@ -227,6 +227,48 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_token_is_kept_and_a_zero_lifetime_is_now() {
+        let body = br#"{"access_token":"t","expires_in":0,"refresh_token":"r"}"#;
+        let issued = parse_reply("u", 200, body, now()).unwrap();
+        assert_eq!(issued.expires_at, now(), "0 is not negative");
+        assert_eq!(issued.refresh_token.as_ref().map(Secret::expose), Some("r"));
+        let body = br#"{"access_token":"t","refresh_token":""}"#;
+        let issued = parse_reply("u", 200, body, now()).unwrap();
+        assert!(
+            issued.refresh_token.is_none(),
+            "an empty refresh token is none"
+        );
+        assert_eq!((issued.expires_at - now()).num_seconds(), 60, "the default");
+    }
+
+    #[test]
+    fn only_400_401_and_403_are_refusals() {
+        let body = br#"{"error":"unknown_error","error_description":"Keycloak broke"}"#;
+        for (status, fix) in [
+            (
+                500,
+                "Keycloak is failing; retry later or check its health on the system",
+            ),
+            (404, "check --realm, --token-url and --api-gateway"),
+            (429, "check --token-url and --client-id"),
+        ] {
+            match parse_reply("u", status, body, now()) {
+                Err(GrantError::Failed(e)) => assert_eq!(
+                    e.to_string(),
+                    format!("u answered HTTP {status} (Keycloak broke); {fix}")
+                ),
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        for status in [400, 401, 403] {
+            assert!(matches!(
+                parse_reply("u", status, body, now()),
+                Err(GrantError::Refused { .. })
+            ));
+        }
+    }
+
+    #[test]
     fn absurd_lifetimes_never_panic() {
         let reply = |expires: &str, refresh: &str| {
             format!(

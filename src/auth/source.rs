@@ -168,4 +168,73 @@ mod tests {
             "{err}"
         );
     }
+
+    #[test]
+    fn an_empty_variable_is_no_password() {
+        // Names no other test uses; std serialises access to the environment.
+        std::env::set_var("S3CREDSFS_UNIT_PW_SET", "pw ");
+        std::env::set_var("S3CREDSFS_UNIT_PW_EMPTY", "");
+        let env = |var: &str| password(&PasswordSource::Env(var.into()), "u", "gw");
+        assert_eq!(env("S3CREDSFS_UNIT_PW_SET").unwrap().expose(), "pw ");
+        assert_eq!(
+            env("S3CREDSFS_UNIT_PW_EMPTY").err().unwrap().to_string(),
+            "environment variable S3CREDSFS_UNIT_PW_EMPTY (named for the password) is not set \
+             or is empty; export it or fix the setting"
+        );
+    }
+
+    #[test]
+    fn a_client_secret_comes_from_a_private_file_or_a_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let secret = client_secret(&SecretSource::File(path.clone())).unwrap();
+        assert_eq!(secret.expose(), "s3cr3t");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(client_secret(&SecretSource::File(path)).is_err());
+        let err = client_secret(&SecretSource::Env("S3CREDSFS_TEST_UNSET_VAR".into()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("(named for the client secret)"), "{err}");
+    }
+
+    /// Run again by itself in a new session, which has no controlling terminal, the
+    /// prompt must fail with its own sentence rather than wait or invent a password.
+    #[test]
+    fn without_a_terminal_the_prompt_names_the_other_sources() {
+        const CHILD: &str = "S3CREDSFS_UNIT_PROMPT_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let err = password(&PasswordSource::Prompt, "u", "gw").err().unwrap();
+            let err = err.to_string();
+            assert!(
+                err.starts_with("cannot open the terminal to ask for the password (")
+                    && err
+                        .ends_with("); use --password-env, --password-file or --password-command"),
+                "{err}"
+            );
+            return;
+        }
+        use std::os::unix::process::CommandExt;
+        let name = "auth::source::tests::without_a_terminal_the_prompt_names_the_other_sources";
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdin(std::process::Stdio::null());
+        // SAFETY: setsid is async-signal-safe, the only call between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| match libc::setsid() {
+                -1 => Err(std::io::Error::last_os_error()),
+                _ => Ok(()),
+            });
+        }
+        let out = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

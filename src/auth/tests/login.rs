@@ -1,0 +1,192 @@
+//! An `Authenticator` against the built-in gateway over loopback: which grant each call
+//! makes (the gateway's counters tell), and which token each source hands out.
+
+use super::super::*;
+use super::jwt;
+use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
+use crate::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use std::os::unix::fs::PermissionsExt;
+
+async fn gateway() -> Gateway {
+    Gateway::start(GatewayConfig::default()).await.unwrap()
+}
+
+/// An authenticator configured as if by these flags, against `gw`.
+fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
+    let mut layer = Layer::new();
+    let base = gw.base_url();
+    for (name, value) in [("api-gateway", base.as_str())].iter().chain(flags) {
+        let key = Setting::from_name(name).unwrap();
+        let source = Source::Flag(key.flag());
+        let value = value.to_string();
+        layer.insert(key, RawValue { value, source });
+    }
+    let settings = resolve(&layer, &Context::default()).unwrap();
+    Authenticator::new(&settings, crate::http::build_client(&settings).unwrap()).unwrap()
+}
+
+fn private_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn user_of(token: &Secret) -> serde_json::Value {
+    jwt_claims(token.expose()).unwrap()["preferred_username"].clone()
+}
+
+/// (password, refresh, client-credentials) grants the gateway has seen.
+fn grants(gw: &Gateway) -> (u64, u64, u64) {
+    let s = gw.stats();
+    (
+        s.password_grants,
+        s.refresh_grants,
+        s.client_credentials_grants,
+    )
+}
+
+#[tokio::test]
+async fn a_password_login_is_reused_and_refreshed_only_when_forced() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-file", &pw)]);
+    assert_eq!(auth.user().as_deref(), Some("dev"), "the configured user");
+    let first = auth.token(false).await.unwrap();
+    assert_eq!(user_of(&first), "dev");
+    assert!(auth.token(false).await.unwrap() == first);
+    assert_eq!(grants(&gw), (1, 0, 0), "the cached token was reused");
+    // After a rejection: a new token, through the refresh token rather than the password.
+    assert_eq!(user_of(&auth.token(true).await.unwrap()), "dev");
+    assert_eq!(grants(&gw), (1, 1, 0));
+    assert_eq!(gw.stats().token_failures, 0);
+}
+
+#[tokio::test]
+async fn a_client_credentials_login_names_its_service_account() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = private_file(dir.path(), "secret", DEFAULT_CLIENT_SECRET);
+    let flags = [
+        ("client-id", "admin-client"),
+        ("client-secret-file", &secret),
+    ];
+    let auth = authenticator(&gw, &flags);
+    assert_eq!(auth.user(), None, "no name before the first token");
+    let token = auth.token(false).await.unwrap();
+    assert_eq!(user_of(&token), "service-account-admin-client");
+    assert_eq!(auth.user().as_deref(), Some("service-account-admin-client"));
+    assert_eq!(grants(&gw), (0, 0, 1));
+}
+
+#[tokio::test]
+async fn a_raw_token_file_is_sent_as_it_is_until_its_last_15_seconds() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let now = Utc::now().timestamp();
+    // 40 s left: fresh (the margin is half of 30 s).
+    let fresh = jwt(serde_json::json!({"exp": now + 40, "preferred_username": "dev"}));
+    let path = private_file(dir.path(), "token", &fresh);
+    let auth = authenticator(&gw, &[("token-file", &path)]);
+    assert_eq!(auth.token(false).await.unwrap().expose(), fresh);
+    // Forced (the gateway refused it) with no refresh token: the file's token again.
+    assert_eq!(auth.token(true).await.unwrap().expose(), fresh);
+    assert_eq!(auth.user().as_deref(), Some("dev"));
+    // 10 s left: not worth sending, and nothing to refresh it with.
+    let stale = jwt(serde_json::json!({"exp": now + 10}));
+    private_file(dir.path(), "token", &stale);
+    let err = auth.token(false).await.err().unwrap().to_string();
+    let at = format_time(DateTime::from_timestamp(now + 10, 0).unwrap());
+    assert_eq!(
+        err,
+        format!(
+            "the token in {path} expired at {at} and has no refresh token; run `cray auth login` \
+             or refresh the file"
+        )
+    );
+    assert_eq!(gw.stats().token_requests, 0);
+}
+
+#[tokio::test]
+async fn an_expired_cray_login_is_refreshed_once_and_reused_until_the_file_changes() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_url = &gw.token_url();
+    let login = |expires_at: i64| async move {
+        let password = Secret::new(DEFAULT_PASSWORD);
+        let grant = Grant::Password {
+            username: "dev",
+            password: &password,
+        };
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let timeout = Duration::from_secs(10);
+        let issued = keycloak::request(&http, token_url, "shasta", grant, timeout)
+            .await
+            .unwrap();
+        let saved = serde_json::json!({
+            "access_token": issued.access_token.expose(),
+            "refresh_token": issued.refresh_token.unwrap().expose(),
+            "expires_at": expires_at, "client_id": "shasta",
+        });
+        (issued.access_token, saved.to_string())
+    };
+    let now = Utc::now().timestamp();
+    let (saved, text) = login(now - 3600).await;
+    let path = private_file(dir.path(), "cray", &text);
+    let auth = authenticator(&gw, &[("token-file", &path)]);
+    let refreshed = auth.token(false).await.unwrap();
+    assert!(refreshed != saved, "the expired saved token was sent");
+    for _ in 0..2 {
+        assert!(auth.token(false).await.unwrap() == refreshed);
+    }
+    assert_eq!(grants(&gw), (1, 1, 0), "one refresh, then reuse");
+    // Rejected: refreshed again, from the refresh token we were given.
+    let again = auth.token(true).await.unwrap();
+    assert!(again != refreshed && again != saved);
+    assert_eq!(grants(&gw), (1, 2, 0));
+    // Its owner logs in again: the file's new token wins at once.
+    let (newer, text) = login(now + 3600).await;
+    private_file(dir.path(), "cray", &text);
+    assert!(auth.token(false).await.unwrap() == newer);
+    assert_eq!(grants(&gw), (2, 2, 0));
+}
+
+#[tokio::test]
+async fn a_token_from_the_environment_must_be_set_and_unexpired() {
+    let gw = gateway().await;
+    let now = Utc::now().timestamp();
+    let valid = jwt(serde_json::json!({"exp": now + 300, "preferred_username": "dev"}));
+    let expired = jwt(serde_json::json!({"exp": now - 60}));
+    // Names no other test uses; std serialises access to the environment.
+    std::env::set_var("S3CREDSFS_UNIT_JWT_VALID", &valid);
+    std::env::set_var("S3CREDSFS_UNIT_JWT_EXPIRED", &expired);
+    std::env::set_var("S3CREDSFS_UNIT_JWT_BLANK", "  \n");
+    let auth = |var: &str| authenticator(&gw, &[("token-env", var)]);
+    let token = auth("S3CREDSFS_UNIT_JWT_VALID").token(false).await.unwrap();
+    assert_eq!(token.expose(), valid);
+    let at = format_time(DateTime::from_timestamp(now - 60, 0).unwrap());
+    let err = auth("S3CREDSFS_UNIT_JWT_EXPIRED")
+        .token(false)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the JWT in S3CREDSFS_UNIT_JWT_EXPIRED expired at {at}; get a new token and set \
+             S3CREDSFS_UNIT_JWT_EXPIRED again"
+        )
+    );
+    let err = auth("S3CREDSFS_UNIT_JWT_BLANK")
+        .token(false)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(
+        err.to_string(),
+        "environment variable S3CREDSFS_UNIT_JWT_BLANK (from --token-env) is not set or is \
+         empty; put a JWT there"
+    );
+    assert_eq!(gw.stats().token_requests, 0);
+}
