@@ -63,6 +63,10 @@ fn main() -> ExitCode {
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         Command::Status(args) => s3credsfs::mount::run_status(args),
+        Command::Completions(args) => {
+            s3credsfs::cli::extras::run_completions(args).map_err(Into::into)
+        }
+        Command::Man(args) => s3credsfs::cli::extras::run_man(args).map_err(Into::into),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .to_config()

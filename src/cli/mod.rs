@@ -3,6 +3,7 @@
 
 #[cfg(feature = "dev-gateway")]
 mod dev_gateway;
+pub mod extras;
 
 #[cfg(feature = "dev-gateway")]
 pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};
@@ -30,6 +31,10 @@ pub enum Command {
     Unmount(crate::mount::MountpointArgs),
     /// Show a mount's state: expiry, last refresh, last error.
     Status(crate::mount::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(extras::CompletionsArgs),
+    /// Print the manual page, or write one page per subcommand with --out.
+    Man(extras::ManArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     DevGateway(DevGatewayArgs),
