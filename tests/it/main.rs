@@ -58,3 +58,6 @@ mod clients_scripts;
 mod clients_sdk;
 #[cfg(feature = "s3-tests")]
 mod clients_tools;
+
+#[cfg(feature = "package-tests")]
+mod packaging;
