@@ -59,6 +59,10 @@ fn main() -> ExitCode {
         Command::Refresh(args) => s3credsfs::mount::refresh::run_refresh(args),
         Command::Exec(args) => s3credsfs::exec::run(args),
         Command::Config(args) => config_check(args).map_err(Into::into),
+        Command::Completions(args) => {
+            s3credsfs::cli::extras::run_completions(args).map_err(Into::into)
+        }
+        Command::Man(args) => s3credsfs::cli::extras::run_man(args).map_err(Into::into),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .to_config()

@@ -4,6 +4,7 @@
 pub mod config_check;
 #[cfg(feature = "dev-gateway")]
 mod dev_gateway;
+pub mod extras;
 
 #[cfg(feature = "dev-gateway")]
 pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};
@@ -46,6 +47,16 @@ pub enum Command {
     Exec(crate::exec::ExecArgs),
     /// Check the configuration: every profile, and with --try each gateway.
     Config(config_check::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    #[command(
+        after_help = "Examples:\n  s3credsfs completions bash > ~/.local/share/bash-completion/completions/s3credsfs\n  s3credsfs completions zsh > ~/.zfunc/_s3credsfs"
+    )]
+    Completions(extras::CompletionsArgs),
+    /// Print the manual page, or write one page per subcommand with --out.
+    #[command(
+        after_help = "Examples:\n  s3credsfs man | man -l -\n  s3credsfs man --out ~/.local/share/man/man1"
+    )]
+    Man(extras::ManArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     #[command(

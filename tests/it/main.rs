@@ -70,3 +70,6 @@ mod clients_sdk;
 mod clients_tools;
 #[cfg(feature = "s3-tests")]
 mod exec_clients;
+
+#[cfg(feature = "package-tests")]
+mod packaging;

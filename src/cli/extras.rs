@@ -1,0 +1,257 @@
+//! `completions` and `man`: shell completion scripts and manual pages generated from the
+//! clap definitions at run time, so what a package ships can never drift from the flags of
+//! the binary beside it (scripts/package runs the built binary to make them).
+
+use super::Cli;
+use crate::error::Error;
+use clap::{Args, CommandFactory, ValueEnum};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The shells a completion script can be written for (those a CSM node or a laptop runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl Shell {
+    fn generator(self) -> clap_complete::Shell {
+        match self {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        }
+    }
+}
+
+const COMPLETIONS_HELP: &str = "\
+Where the script goes (the RPM and the tarball install these already):
+  bash: /usr/share/bash-completion/completions/s3credsfs
+        (one user: ~/.local/share/bash-completion/completions/s3credsfs)
+  zsh:  /usr/share/zsh/site-functions/_s3credsfs (or any directory on $fpath, as _s3credsfs)
+  fish: /usr/share/fish/vendor_completions.d/s3credsfs.fish
+        (one user: ~/.config/fish/completions/s3credsfs.fish)
+Example: s3credsfs completions bash > ~/.local/share/bash-completion/completions/s3credsfs";
+
+/// `completions`' one argument.
+#[derive(Args, Debug)]
+#[command(after_help = COMPLETIONS_HELP)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+const MAN_HELP: &str = "\
+Without --out, prints the top-level page (s3credsfs.1), which lists the subcommands:
+  s3credsfs man | gzip > /usr/share/man/man1/s3credsfs.1.gz
+With --out, writes it and one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
+into DIR, as the RPM and the tarball ship them:
+  s3credsfs man --out /usr/local/share/man/man1";
+
+/// `man`'s flags.
+#[derive(Args, Debug)]
+#[command(after_help = MAN_HELP)]
+pub struct ManArgs {
+    /// Write s3credsfs.1 and one page per subcommand into this directory instead of
+    /// printing s3credsfs.1
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Writes the completion script for `shell` covering every subcommand and flag.
+pub fn write_completions(shell: Shell, out: &mut dyn Write) {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell.generator(), &mut cmd, "s3credsfs", out);
+}
+
+/// Writes the top-level manual page (s3credsfs.1).
+pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
+    // `help` gets no page of its own (generate_to skips it), so the list names none.
+    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(out)
+}
+
+/// Writes s3credsfs.1 and s3credsfs-SUBCOMMAND.1 for every visible subcommand into `dir`.
+pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
+    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| {
+        Error::Config(format!(
+            "cannot write the manual pages into {} ({e}); give --out an existing directory you can write to",
+            dir.display()
+        ))
+    })
+}
+
+/// `s3credsfs completions SHELL`: the script on standard output.
+pub fn run_completions(args: CompletionsArgs) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    write_completions(args.shell, &mut out);
+    // A closed pipe (`| head`) is the reader's choice, not an error, as for `fetch`.
+    let _ = out.flush();
+    Ok(())
+}
+
+/// `s3credsfs man [--out DIR]`.
+pub fn run_man(args: ManArgs) -> Result<(), Error> {
+    match args.out {
+        Some(dir) => write_man_pages(&dir),
+        None => {
+            let mut out = std::io::stdout().lock();
+            let _ = write_man_page(&mut out).and_then(|_| out.flush());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// Every subcommand a user can type, as the parser knows them (so a subcommand added
+    /// later is checked without touching these tests).
+    fn subcommands() -> Vec<String> {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set())
+            .map(|s| s.get_name().to_string())
+            .collect();
+        assert!(
+            names.len() >= 4,
+            "the parser lists too few subcommands: {names:?}"
+        );
+        names
+    }
+
+    fn completions(shell: Shell) -> String {
+        let mut out = Vec::new();
+        write_completions(shell, &mut out);
+        String::from_utf8(out).expect("a completion script is text")
+    }
+
+    fn bash_syntax_check(script: &str) -> std::process::Output {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s3credsfs.bash");
+        std::fs::write(&path, script).unwrap();
+        Command::new("bash")
+            .arg("-n")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bash runs")
+    }
+
+    #[test]
+    fn bash_completions_parse_and_offer_every_subcommand() {
+        let script = completions(Shell::Bash);
+        let checked = bash_syntax_check(&script);
+        assert!(
+            checked.status.success(),
+            "bash -n rejects the completion script: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        assert!(script.contains("complete -F _s3credsfs"), "{script}");
+        for name in subcommands() {
+            assert!(script.contains(&name), "bash completions miss {name}");
+        }
+    }
+
+    #[test]
+    fn the_bash_syntax_check_rejects_a_broken_script() {
+        // The check above could not fail if `bash -n` accepted anything.
+        let broken = completions(Shell::Bash).replacen("esac", "", 1);
+        assert!(!bash_syntax_check(&broken).status.success());
+    }
+
+    #[test]
+    fn zsh_and_fish_completions_offer_every_subcommand() {
+        let zsh = completions(Shell::Zsh);
+        assert!(zsh.starts_with("#compdef s3credsfs"), "{zsh}");
+        let fish = completions(Shell::Fish);
+        assert!(fish.contains("complete -c s3credsfs"), "{fish}");
+        for name in subcommands() {
+            assert!(
+                zsh.contains(&format!("'{name}:")),
+                "zsh completions miss {name}"
+            );
+            assert!(
+                fish.contains(&format!("-a \"{name}\"")),
+                "fish completions miss {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn completions_offer_the_mount_flags() {
+        for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+            let script = completions(shell);
+            assert!(
+                script.contains("foreground"),
+                "{shell:?} misses --foreground"
+            );
+        }
+    }
+
+    #[test]
+    fn man_page_has_a_title_and_lists_every_subcommand() {
+        let mut out = Vec::new();
+        write_man_page(&mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        assert!(page.starts_with(".ie \\n(.g .ds Aq"), "{page}");
+        assert!(page.contains("\n.TH s3credsfs 1 "), "no .TH header: {page}");
+        assert!(
+            page.contains(env!("CARGO_PKG_VERSION")),
+            "no version: {page}"
+        );
+        assert!(
+            !page.contains("s3credsfs\\-help(1)"),
+            "the page lists a page that is never written: {page}"
+        );
+        for name in subcommands() {
+            assert!(
+                page.contains(&format!("s3credsfs\\-{}(1)", name.replace('-', "\\-"))),
+                "the page does not list {name}: {page}"
+            );
+        }
+    }
+
+    #[test]
+    fn man_out_writes_one_page_per_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        write_man_pages(dir.path()).unwrap();
+        let mut expected: Vec<String> = subcommands()
+            .iter()
+            .map(|name| format!("s3credsfs-{name}.1"))
+            .collect();
+        expected.push("s3credsfs.1".into());
+        expected.sort();
+        let mut written: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        written.sort();
+        assert_eq!(written, expected);
+        let mount = std::fs::read_to_string(dir.path().join("s3credsfs-mount.1")).unwrap();
+        assert!(mount.contains("\n.TH s3credsfs-mount 1 "), "{mount}");
+        assert!(mount.contains("foreground"), "{mount}");
+    }
+
+    #[test]
+    fn man_out_into_a_missing_directory_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no-such-dir");
+        let err = write_man_pages(&missing).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot write the manual pages into {} (",
+                missing.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            err.ends_with("; give --out an existing directory you can write to"),
+            "{err}"
+        );
+    }
+}
