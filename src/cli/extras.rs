@@ -220,11 +220,17 @@ mod tests {
     fn man_out_writes_one_page_per_subcommand() {
         let dir = tempfile::tempdir().unwrap();
         write_man_pages(dir.path()).unwrap();
-        let mut expected: Vec<String> = subcommands()
-            .iter()
-            .map(|name| format!("s3credsfs-{name}.1"))
-            .collect();
-        expected.push("s3credsfs.1".into());
+        // One page per subcommand at every level: `config check` is s3credsfs-config-check.1.
+        fn pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+            for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+                let name = format!("{prefix}-{}", sub.get_name());
+                out.push(format!("{name}.1"));
+                pages(sub, &name, out);
+            }
+        }
+        let mut expected = vec!["s3credsfs.1".to_string()];
+        pages(&Cli::command(), "s3credsfs", &mut expected);
+        assert!(expected.contains(&"s3credsfs-config-check.1".to_string()));
         expected.sort();
         let mut written: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()

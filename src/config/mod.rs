@@ -14,7 +14,7 @@ pub use profiles::{check_name as check_profile_name, load_profiles, Profiles, MA
 
 use crate::error::{Error, Result};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
@@ -103,21 +103,30 @@ pub struct Context {
     pub cray_credentials: Option<PathBuf>,
     /// Whether a missing password may be asked for on the terminal.
     pub stdin_is_terminal: bool,
+    /// Where the platform CA bundle would be ([`PLATFORM_CA`] on a real run), trusted by
+    /// default when the file exists.
+    pub platform_ca: Option<PathBuf>,
 }
 
 impl Context {
     /// Reads the real environment.
     pub fn from_process() -> Self {
-        let path = |var: &str| {
-            std::env::var_os(var)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        Self::from_vars(
+            |var| std::env::var_os(var),
+            std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        )
+    }
+
+    /// The context from environment variables read by `var`; an empty variable counts
+    /// as unset, as the XDG rules say.
+    pub fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>, terminal: bool) -> Self {
+        let path = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         Context {
             home: path("HOME"),
             xdg_config_home: path("XDG_CONFIG_HOME"),
             cray_credentials: path("CRAY_CREDENTIALS"),
-            stdin_is_terminal: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            stdin_is_terminal: terminal,
+            platform_ca: Some(PathBuf::from(PLATFORM_CA)),
         }
     }
 
@@ -271,7 +280,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
 
     let ca_file = match (get(Setting::CaFile), Setting::CaFile.spec().fallback) {
         (Some(raw), _) => Some(PathBuf::from(nonempty(raw, Setting::CaFile)?)),
-        (None, Fallback::IfPresent(path)) if Path::new(path).exists() => Some(PathBuf::from(path)),
+        (None, Fallback::IfPresent(_)) => ctx.platform_ca.clone().filter(|p| p.exists()),
         (None, _) => None,
     };
     let log_file = get(Setting::LogFile)

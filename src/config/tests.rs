@@ -1,4 +1,5 @@
 use super::*;
+use std::path::Path;
 
 fn layer(pairs: &[(Setting, &str)]) -> Layer {
     pairs
@@ -271,4 +272,159 @@ fn precedence_flag_over_file_over_default() {
     };
     let err = load_layers(&missing, &ctx()).unwrap_err().to_string();
     assert!(err.starts_with("cannot read the config file"), "{err}");
+}
+
+#[test]
+fn each_login_method_has_its_short_name() {
+    let file = PathBuf::from("/f");
+    let names = [
+        AuthConfig::Password {
+            username: "u".into(),
+            password: PasswordSource::Prompt,
+        },
+        AuthConfig::ClientCredentials {
+            secret: SecretSource::File(file.clone()),
+        },
+        AuthConfig::TokenEnv { var: "T".into() },
+        AuthConfig::TokenFile { path: file },
+    ]
+    .map(|a| a.describe());
+    assert_eq!(
+        names,
+        ["password", "client-credentials", "token-env", "token-file"]
+    );
+}
+
+#[test]
+fn the_context_reads_the_environment_and_an_empty_variable_is_unset() {
+    let vars = |name: &str| match name {
+        "HOME" => Some("/home/u".into()),
+        "XDG_CONFIG_HOME" => Some("".into()),
+        "CRAY_CREDENTIALS" => Some("/c".into()),
+        _ => None,
+    };
+    let c = Context::from_vars(vars, true);
+    assert_eq!(c.home, Some(PathBuf::from("/home/u")));
+    assert_eq!(c.xdg_config_home, None, "empty means unset");
+    assert_eq!(c.cray_credentials, Some(PathBuf::from("/c")));
+    assert!(c.stdin_is_terminal);
+    assert_eq!(c.platform_ca, Some(PathBuf::from(PLATFORM_CA)));
+    // The real one looks where CSM nodes keep the platform CA, as `--help` says.
+    assert_eq!(
+        Context::from_process().platform_ca,
+        Some(PathBuf::from(PLATFORM_CA))
+    );
+    assert_eq!(
+        Setting::CaFile.spec().fallback,
+        Fallback::IfPresent(PLATFORM_CA)
+    );
+}
+
+#[test]
+fn the_platform_ca_is_trusted_by_default_only_when_present() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("platform-ca-certs.crt");
+    let at = |path: &Path| Context {
+        platform_ca: Some(path.to_path_buf()),
+        ..ctx()
+    };
+    let s = resolve(&layer(&password_user()), &at(&ca)).unwrap();
+    assert_eq!(s.ca_file, None, "absent");
+    std::fs::write(&ca, "pem").unwrap();
+    let s = resolve(&layer(&password_user()), &at(&ca)).unwrap();
+    assert_eq!(s.ca_file, Some(ca.clone()));
+    let mut pairs = password_user();
+    pairs.push((Setting::CaFile, "/given.pem"));
+    let s = resolve(&layer(&pairs), &at(&ca)).unwrap();
+    assert_eq!(
+        s.ca_file,
+        Some(PathBuf::from("/given.pem")),
+        "a given file wins"
+    );
+}
+
+#[test]
+fn a_url_with_only_a_user_name_is_refused_too() {
+    for url in ["https://vers@gw.example", "https://:pw@gw.example"] {
+        let mut pairs = password_user();
+        pairs.push((Setting::ApiGateway, url));
+        let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+        assert!(
+            err.ends_with("do not put credentials in the URL"),
+            "{url}: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_region_may_have_64_characters_not_65() {
+    let region = |len: usize| {
+        let mut pairs = password_user();
+        let value = "r".repeat(len);
+        pairs.push((Setting::Region, Box::leak(value.into_boxed_str())));
+        resolve(&layer(&pairs), &ctx())
+    };
+    assert_eq!(region(64).unwrap().region.len(), 64);
+    assert!(region(65).is_err());
+}
+
+#[cfg(feature = "dev-gateway")]
+#[test]
+fn dev_mode_replaces_the_login_and_gateway_but_keeps_other_settings() {
+    let mut pairs = password_user();
+    pairs.extend([
+        (Setting::Timeout, "5s"),
+        (Setting::Region, "dev-region"),
+        (Setting::ApiGateway, "https://elsewhere.example"),
+        (Setting::TokenFile, "/t"),
+    ]);
+    let s = resolve_dev(&layer(&pairs), &ctx(), "http://127.0.0.1:9").unwrap();
+    assert_eq!(s.timeout, Duration::from_secs(5));
+    assert_eq!(s.region, "dev-region");
+    assert_eq!(s.api_gateway.as_str(), "http://127.0.0.1:9/");
+    assert!(
+        matches!(s.auth, AuthConfig::Password { ref username, .. } if username == crate::gateway::DEFAULT_USER)
+    );
+}
+
+#[test]
+fn an_empty_cray_token_directory_is_no_login_not_several() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".config/cray/tokens")).unwrap();
+    let c = Context {
+        home: Some(home.path().to_path_buf()),
+        ..ctx()
+    };
+    let err = resolve(&Layer::new(), &c).unwrap_err().to_string();
+    assert!(err.starts_with("no way to log in is configured"), "{err}");
+}
+
+#[test]
+fn mount_settings_are_mount_only_and_every_setting_is_under_its_heading() {
+    for key in [
+        Setting::MinValidity,
+        Setting::RefreshAhead,
+        Setting::LogFile,
+    ] {
+        assert_eq!(key.spec().scope, Scope::Mount, "{key}");
+    }
+    assert_eq!(Setting::Timeout.spec().scope, Scope::Common);
+    let help = <MountSettings as clap::Args>::augment_args(clap::Command::new("x"))
+        .render_help()
+        .to_string();
+    let fetch_help = <FetchSettings as clap::Args>::augment_args(clap::Command::new("x"))
+        .render_help()
+        .to_string();
+    assert!(help.contains("--min-validity") && !fetch_help.contains("--min-validity"));
+    for &key in Setting::ALL {
+        // The nearest heading above the flag's line is the setting's own.
+        let at = help.find(&format!("  {} ", key.flag())).unwrap();
+        let heading = help[..at]
+            .lines()
+            .rev()
+            .find(|l| !l.starts_with(' ') && l.ends_with(':'))
+            .unwrap();
+        assert_eq!(heading, format!("{}:", key.heading()), "{key}");
+    }
+    assert_eq!(Setting::Username.heading(), "Login (exactly one way)");
 }

@@ -191,12 +191,17 @@ fn expected_files() -> Vec<(String, &'static str)> {
     ];
     // A page per subcommand of the production build: this test binary also has the
     // emulator's `dev-gateway`, which the shipped binary has not.
-    for sub in Cli::command().get_subcommands() {
-        if sub.get_name() != "dev-gateway" && !sub.is_hide_set() {
-            let page = format!("/usr/share/man/man1/s3credsfs-{}.1.gz", sub.get_name());
-            files.push((page, "-rw-r--r--"));
+    // Nested subcommands get theirs too: `config check` is s3credsfs-config-check.1.
+    fn pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<(String, &'static str)>) {
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "dev-gateway" && !sub.is_hide_set() {
+                let name = format!("{prefix}-{}", sub.get_name());
+                out.push((format!("/usr/share/man/man1/{name}.1.gz"), "-rw-r--r--"));
+                pages(sub, &name, out);
+            }
         }
     }
+    pages(&Cli::command(), "s3credsfs", &mut files);
     files.sort();
     files
 }
