@@ -198,10 +198,7 @@ settings_args!(
 pub fn read_config_file(path: &Path) -> Result<ConfigFile> {
     // `--config /dev/null` means "no config file", as with `ssh -F /dev/null`.
     if path == Path::new("/dev/null") {
-        return Ok(ConfigFile {
-            path: path.to_path_buf(),
-            ..ConfigFile::default()
-        });
+        return Ok(ConfigFile::default());
     }
     // The config file can name a password command or a token URL: only ours, unwritable
     // by others.
@@ -450,6 +447,29 @@ mod tests {
                 .to_string(),
             "bad value \"soon\" for environment variable S3CREDSFS_TIMEOUT: expected a duration like 30s"
         );
+    }
+
+    #[test]
+    fn a_variable_is_a_layer_value_named_after_the_variable() {
+        // A variable no other unit test reads or expects unset.
+        std::env::set_var("S3CREDSFS_CLIENT_ID", "from-the-environment");
+        let cli = TestCli::try_parse_from(["x"]).unwrap();
+        std::env::remove_var("S3CREDSFS_CLIENT_ID");
+        assert_eq!(
+            cli.settings.0.layer[&Setting::ClientId],
+            raw(
+                "from-the-environment",
+                Source::Env("S3CREDSFS_CLIENT_ID".into())
+            )
+        );
+    }
+
+    #[test]
+    fn an_at_sign_before_the_scheme_is_not_user_info() {
+        let err = raw("a@b://c", Source::Flag("--api-gateway".into()))
+            .error(Setting::ApiGateway, "why")
+            .to_string();
+        assert_eq!(err, "bad value \"a@b://c\" for --api-gateway: why");
     }
 
     #[test]
