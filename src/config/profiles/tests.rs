@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::CliLayer;
 use crate::config::parse_config_file;
 use std::path::Path;
 
@@ -223,4 +224,20 @@ fn an_error_in_one_profile_names_it() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("bad value \"soon\" for key `timeout`"), "{e}");
+}
+
+#[test]
+fn without_a_config_file_there_is_one_default_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = Context {
+        xdg_config_home: Some(dir.path().to_path_buf()),
+        ..Context::default()
+    };
+    let p = load_profiles(&CliLayer::default(), &ctx).unwrap();
+    assert_eq!(p.names().collect::<Vec<_>>(), ["default"]);
+    // Once the default file exists, it is read.
+    std::fs::create_dir_all(dir.path().join("s3credsfs")).unwrap();
+    std::fs::write(dir.path().join("s3credsfs/config.toml"), "[profiles.only]\n").unwrap();
+    let p = load_profiles(&CliLayer::default(), &ctx).unwrap();
+    assert_eq!(p.default_name(), "only");
 }
