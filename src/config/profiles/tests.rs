@@ -1,6 +1,6 @@
 use super::*;
-use crate::config::CliLayer;
 use crate::config::parse_config_file;
+use crate::config::CliLayer;
 use std::path::Path;
 
 const PATH: &str = "/home/u/.config/s3credsfs/config.toml";
@@ -237,7 +237,11 @@ fn without_a_config_file_there_is_one_default_profile() {
     assert_eq!(p.names().collect::<Vec<_>>(), ["default"]);
     // Once the default file exists, it is read.
     std::fs::create_dir_all(dir.path().join("s3credsfs")).unwrap();
-    std::fs::write(dir.path().join("s3credsfs/config.toml"), "[profiles.only]\n").unwrap();
+    std::fs::write(
+        dir.path().join("s3credsfs/config.toml"),
+        "[profiles.only]\n",
+    )
+    .unwrap();
     let p = load_profiles(&CliLayer::default(), &ctx).unwrap();
     assert_eq!(p.default_name(), "only");
 }
