@@ -279,4 +279,60 @@ mod tests {
         );
         squatter.abort();
     }
+
+    /// The whole channel in this process: a server on this process's name, the client
+    /// asking it. (The only test binding this pid's name: two would collide.)
+    #[tokio::test]
+    async fn a_client_gets_the_daemon_s_answer_over_the_socket() {
+        assert_eq!(socket_name(42), "s3credsfs/control/42");
+        let pid = std::process::id();
+        let profiles = Arc::new(served());
+        let forgotten = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = forgotten.clone();
+        let server = tokio::spawn(serve(
+            bind(pid).unwrap(),
+            profiles.clone(),
+            Box::new(move |i| seen.lock().unwrap().push(i)),
+        ));
+        let timeout = Duration::from_secs(10);
+        let reply = request_refresh(pid, Some("tds"), timeout).await.unwrap();
+        assert_eq!(reply.profile, "tds");
+        assert!(
+            reply.expiration.is_some() && reply.error.is_none(),
+            "{reply:?}"
+        );
+        let reply = request_refresh(pid, None, timeout).await.unwrap();
+        assert_eq!(reply.profile, "prod");
+        let reply = request_refresh(pid, Some("nope"), timeout).await.unwrap();
+        assert!(reply.error.unwrap().starts_with("unknown profile \"nope\""));
+        assert_eq!(*forgotten.lock().unwrap(), [1, 0]);
+        server.abort();
+        let _ = server.await;
+
+        // A long answer (a long error sentence) is read whole, up to the limit.
+        let listener = bind(pid).unwrap();
+        let long = Reply {
+            profile: "p".into(),
+            expiration: None,
+            error: Some("e".repeat(8000)),
+        };
+        let text = serde_json::to_string(&long).unwrap() + "\n";
+        let answerer = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (_, mut write) = stream.into_split();
+            write.write_all(text.as_bytes()).await.unwrap();
+        });
+        assert_eq!(request_refresh(pid, None, timeout).await.unwrap(), long);
+        answerer.await.unwrap();
+
+        // A daemon that hangs up without answering.
+        let listener = bind(pid).unwrap();
+        let silent = tokio::spawn(async move { drop(listener.accept().await.unwrap()) });
+        let err = request_refresh(pid, None, timeout).await.unwrap_err();
+        assert_eq!(
+            err,
+            "the daemon closed the control socket without answering"
+        );
+        silent.await.unwrap();
+    }
 }
