@@ -69,8 +69,15 @@ const FETCH_EXAMPLES: &str = "Examples:
   s3credsfs fetch --username vers --password-file ~/.vers-password -f env
   s3credsfs fetch --profile tds -f credentials     # a [profiles.tds] table of the config file";
 
+#[cfg(feature = "dev-gateway")]
 const MOUNT_EXAMPLES: &str = "Examples:
   s3credsfs mount --dev                  # the built-in gateway: a demo without a Cray system
+  s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
+  s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
+
+/// The production build has no `--dev` to show.
+#[cfg(not(feature = "dev-gateway"))]
+const MOUNT_EXAMPLES: &str = "Examples:
   s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
   s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
 

@@ -75,9 +75,13 @@ pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<St
     let mut text = Vec::new();
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let wait = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        // poll(2) counts whole milliseconds: round up, or it gives up just before the
+        // deadline.
+        let wait =
+            PollTimeout::try_from(left + Duration::from_micros(999)).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(file.as_fd(), PollFlags::POLLIN)];
         match nix::poll::poll(&mut fds, wait) {
+            Ok(0) if Instant::now() < deadline => continue,
             Ok(0) => {
                 // The child is ours; it did not answer in time.
                 let _ = kill(child, Signal::SIGTERM);
