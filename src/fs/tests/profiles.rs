@@ -275,3 +275,25 @@ fn the_shared_files_follow_each_profile_s_refreshes_and_recoveries() {
     assert_eq!(m.calls(0), 2);
     assert_eq!(m.lookup("profiles/tds/json").unwrap().attr.ino, tds_own);
 }
+
+#[test]
+fn a_single_named_profile_keeps_its_one_section_as_before_profiles() {
+    // `--profile cray` without tables: the root files are that profile's alone.
+    let m = Multi::new(&["cray"]);
+    let creds = m.read("credentials").unwrap();
+    let sections: Vec<&str> = creds.lines().filter(|l| l.starts_with('[')).collect();
+    assert_eq!(sections, ["[cray]"], "{creds}");
+    assert_eq!(m.read("profiles/cray/credentials").unwrap(), creds);
+}
+
+#[test]
+fn inodes_past_the_last_profile_name_nothing() {
+    let m = Multi::new(&["prod", "tds"]);
+    let beyond = profile_dir_ino(2);
+    assert_eq!(m.fs.getattr(beyond).unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(m.fs.readdir(beyond, 0).unwrap_err().errno(), libc::ENOENT);
+    let lookup = m.runtime.block_on(m.fs.lookup(beyond, "json"));
+    assert_eq!(lookup.unwrap_err().errno(), libc::ENOENT);
+    assert!(m.fs.getattr(profile_dir_ino(1)).unwrap().is_dir);
+    assert_eq!((m.calls(0), m.calls(1)), (0, 0));
+}
