@@ -297,3 +297,16 @@ fn inodes_past_the_last_profile_name_nothing() {
     assert!(m.fs.getattr(profile_dir_ino(1)).unwrap().is_dir);
     assert_eq!((m.calls(0), m.calls(1)), (0, 0));
 }
+
+#[test]
+fn listings_name_their_parents_and_a_file_is_no_directory() {
+    let m = Multi::new(&["prod", "tds"]);
+    let parent = |ino: u64| m.fs.readdir(ino, 0).unwrap()[1].0;
+    assert_eq!(parent(ROOT_INO), ROOT_INO);
+    assert_eq!(parent(PROFILES_INO), ROOT_INO);
+    assert_eq!(parent(profile_dir_ino(1)), PROFILES_INO);
+    let json = m.lookup("profiles/tds/json").unwrap().attr.ino;
+    assert_eq!(m.fs.readdir(json, 0).unwrap_err().errno(), libc::ENOTDIR);
+    let status = m.lookup("status").unwrap().attr.ino;
+    assert_eq!(m.fs.readdir(status, 0).unwrap_err().errno(), libc::ENOTDIR);
+}
