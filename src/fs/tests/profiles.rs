@@ -295,6 +295,8 @@ fn inodes_past_the_last_profile_name_nothing() {
     let lookup = m.runtime.block_on(m.fs.lookup(beyond, "json"));
     assert_eq!(lookup.unwrap_err().errno(), libc::ENOENT);
     assert!(m.fs.getattr(profile_dir_ino(1)).unwrap().is_dir);
+    assert!(m.fs.getattr(PROFILES_INO).unwrap().is_dir);
+    assert_eq!(decode(PROFILES_INO), Ino::Profiles);
     assert_eq!((m.calls(0), m.calls(1)), (0, 0));
 }
 
