@@ -503,12 +503,6 @@ impl<F: Fetch> CredsFs<F> {
             .collect())
     }
 
-    /// The root status document as of now: the default profile's, with every profile's
-    /// when there are several.
-    pub fn status_json(&self) -> String {
-        self.status_json_of(0, true)
-    }
-
     fn status_doc(&self, i: usize) -> StatusDoc {
         let served = &self.profiles[i];
         let user = (self.user)(served.cache.fetcher());
@@ -520,6 +514,8 @@ impl<F: Fetch> CredsFs<F> {
         )
     }
 
+    /// Profile `i`'s status document as of now; `with_all` (the root's) adds every
+    /// profile's when there are several.
     fn status_json_of(&self, i: usize, with_all: bool) -> String {
         let mut doc = self.status_doc(i);
         if with_all && self.profiles.len() > 1 {

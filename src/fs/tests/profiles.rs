@@ -284,6 +284,22 @@ fn a_single_named_profile_keeps_its_one_section_as_before_profiles() {
     let sections: Vec<&str> = creds.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[cray]"], "{creds}");
     assert_eq!(m.read("profiles/cray/credentials").unwrap(), creds);
+    // Its status is as before profiles too: no list of one.
+    let status: serde_json::Value = serde_json::from_str(&m.read("status").unwrap()).unwrap();
+    assert_eq!(status["profile"], "cray");
+    assert!(status.get("profiles").is_none(), "{status}");
+}
+
+#[test]
+fn a_long_error_is_cut_short_in_its_comment() {
+    let m = Multi::new(&["prod", "tds"]);
+    m.fail(1, Some(&"the gateway said no. ".repeat(100)));
+    let creds = m.read("credentials").unwrap();
+    let comment = creds
+        .lines()
+        .find(|l| l.starts_with("# profile tds"))
+        .unwrap();
+    assert!((500..1000).contains(&comment.len()), "{}", comment.len());
 }
 
 #[test]
