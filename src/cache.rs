@@ -411,6 +411,28 @@ impl<F: Fetch> CredentialCache<F> {
         self.refresh().await
     }
 
+    /// Credentials fit to serve now without waiting for the gateway: `None` when a refresh
+    /// must come first, which this then starts in the background (one in flight), so a
+    /// later call finds them. For a file that shows other profiles beside its own.
+    pub fn try_current(self: &Arc<Self>) -> Option<Result<Arc<Snapshot>>> {
+        match self.decide() {
+            Ok((snapshot, start_refresh)) => {
+                if start_refresh {
+                    self.refresh_in_background();
+                }
+                Some(Ok(snapshot))
+            }
+            Err(Plan::FailFast) => Some(Err(self.last_error())),
+            Err(_) => {
+                let cache = Arc::clone(self);
+                tokio::spawn(async move {
+                    let _ = cache.current().await;
+                });
+                None
+            }
+        }
+    }
+
     /// Starts the one refresh-ahead refresh; readers meanwhile get the current snapshot.
     fn refresh_in_background(self: &Arc<Self>) {
         let cache = Arc::clone(self);

@@ -21,6 +21,8 @@ use tokio::net::{UnixListener, UnixStream};
 const MAX_REQUEST: u64 = 256;
 /// The longest reply line (an error sentence and a few fields).
 const MAX_REPLY: u64 = 16 * 1024;
+/// How long a reply waits for the kernel to drop the refreshed profile's names.
+const FORGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -52,13 +54,15 @@ pub fn bind(pid: u32) -> io::Result<UnixListener> {
 pub type Served<F> = Vec<(String, Arc<CredentialCache<F>>)>;
 
 /// Called with a profile's index after it was refreshed on request, so the mount can make
-/// the kernel drop names that still point at the old credentials.
-pub type Forget = Box<dyn Fn(usize) + Send + Sync>;
+/// the kernel drop names that still point at the old credentials. It may block (the
+/// kernel takes the directory's lock, which a lookup waiting for a refresh holds), so it
+/// runs on the blocking pool, never on a runtime worker that would finish that lookup.
+pub type Forget = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// Answers requests until the runtime stops.
 pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, forget: Forget) {
-    let forget: Arc<Forget> = Arc::new(forget);
     let me = nix::unistd::geteuid().as_raw();
+    let (mut last_warned, mut held) = (None, 0u64);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -71,10 +75,19 @@ pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, f
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == me => {}
             Ok(cred) => {
-                tracing::warn!(
-                    uid = cred.uid(),
-                    "control socket: refused a connection from another user"
-                );
+                // At most once a minute: another user must not be able to flood the
+                // owner's log (and rotate its history away).
+                held += 1;
+                let due = last_warned
+                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(60));
+                if due {
+                    tracing::warn!(
+                        uid = cred.uid(),
+                        refused = held,
+                        "control socket: refused connections from another user"
+                    );
+                    (last_warned, held) = (Some(std::time::Instant::now()), 0);
+                }
                 continue;
             }
             Err(e) => {
@@ -86,7 +99,7 @@ pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, f
     }
 }
 
-async fn answer<F: Fetch>(stream: UnixStream, profiles: Arc<Served<F>>, forget: Arc<Forget>) {
+async fn answer<F: Fetch>(stream: UnixStream, profiles: Arc<Served<F>>, forget: Forget) {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -133,7 +146,12 @@ async fn handle<F: Fetch>(request: &str, profiles: &Served<F>, forget: &Forget) 
     tracing::info!(profile = %profile, "refresh requested through the control socket");
     match cache.refresh_now().await {
         Ok(snapshot) => {
-            forget(index);
+            // On a blocking-pool thread: the kernel may hold it until a lookup that the
+            // runtime's workers must finish is answered. The reply waits for it (so the
+            // next open sees the new credentials), but not for ever.
+            let forget = forget.clone();
+            let dropped = tokio::task::spawn_blocking(move || forget(index));
+            let _ = tokio::time::timeout(FORGET_TIMEOUT, dropped).await;
             Reply {
                 profile: profile.clone(),
                 expiration: Some(snapshot.creds.expiration_rfc3339()),
@@ -211,6 +229,19 @@ mod tests {
         }
     }
 
+    /// The profiles forgotten so far, once `n` are (the forgetting runs on threads).
+    fn forgotten_once(seen: &std::sync::Mutex<Vec<usize>>, n: usize) -> Vec<usize> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut now = seen.lock().unwrap().clone();
+            if now.len() >= n || std::time::Instant::now() > deadline {
+                now.sort();
+                return now;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     fn served() -> Served<Counting> {
         ["prod", "tds"]
             .into_iter()
@@ -231,7 +262,7 @@ mod tests {
         let profiles = served();
         let forgotten = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = forgotten.clone();
-        let forget: Forget = Box::new(move |i| seen.lock().unwrap().push(i));
+        let forget: Forget = Arc::new(move |i| seen.lock().unwrap().push(i));
         let handle = |line: &'static str| {
             let (profiles, forget) = (&profiles, &forget);
             async move { handle(line, profiles, forget).await }
@@ -251,7 +282,7 @@ mod tests {
         let reply = handle("unmount").await;
         assert!(reply.error.unwrap().starts_with("unknown request"));
         // The names of each refreshed profile were dropped, and no other's.
-        assert_eq!(*forgotten.lock().unwrap(), [0, 1]);
+        assert_eq!(forgotten_once(&forgotten, 2), [0, 1]);
     }
 
     /// A process that took a daemon's socket name is not asked: the peer must be the
@@ -292,7 +323,7 @@ mod tests {
         let server = tokio::spawn(serve(
             bind(pid).unwrap(),
             profiles.clone(),
-            Box::new(move |i| seen.lock().unwrap().push(i)),
+            Arc::new(move |i| seen.lock().unwrap().push(i)),
         ));
         let timeout = Duration::from_secs(10);
         let reply = request_refresh(pid, Some("tds"), timeout).await.unwrap();
@@ -305,7 +336,7 @@ mod tests {
         assert_eq!(reply.profile, "prod");
         let reply = request_refresh(pid, Some("nope"), timeout).await.unwrap();
         assert!(reply.error.unwrap().starts_with("unknown profile \"nope\""));
-        assert_eq!(*forgotten.lock().unwrap(), [1, 0]);
+        assert_eq!(forgotten_once(&forgotten, 2), [0, 1]);
         server.abort();
         let _ = server.await;
 

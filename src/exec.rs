@@ -168,12 +168,35 @@ fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
         }
     }
     let profile = args.settings.0.layer.get(&Setting::Profile);
-    let dir = profile_dir(&mount, profile.map(|raw| raw.value.trim()))?;
+    let dir = match profile {
+        Some(raw) => profile_dir(&mount, Some(raw.value.trim()))?,
+        // A mount of several profiles: the default one's own directory (the root's
+        // `config` holds every profile).
+        None => mounted::default_profile(&mount)
+            .and_then(|name| profile_dir(&mount, Some(&name)))
+            .filter(|dir| dir.is_dir())
+            .or_else(|| profile_dir(&mount, None))?,
+    };
     // A mount that does not serve this profile is not an error: fetch it.
     if profile.is_some() && !dir.is_dir() {
         return None;
     }
     match MountFiles::open(&dir) {
+        // A gateway given on the command line or in the environment that is not the
+        // mount's: the mount holds another system's credentials.
+        Ok((files, _))
+            if args
+                .settings
+                .0
+                .layer
+                .get(&Setting::ApiGateway)
+                .is_some_and(|raw| {
+                    raw.value.trim().trim_end_matches('/') != files.gateway.trim_end_matches('/')
+                }) =>
+        {
+            tracing::debug!(mount_gateway = %files.gateway, "the mount serves another gateway; fetching");
+            None
+        }
         Ok(found) => Some(found),
         Err(problem) => {
             warn(&format!(

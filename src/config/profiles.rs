@@ -140,6 +140,15 @@ impl Profiles {
                 )))
             }
         };
+        // The root's `credentials` and `config` show the default profile as `[default]`
+        // too: a profile of that name that is not the default would make two.
+        if default != "default" && file.profiles.contains_key("default") {
+            return Err(Error::Config(format!(
+                "config file {shown} has a [profiles.default] table but its default profile is \
+                 {default:?}; the mount's files name the default profile `default`, so rename \
+                 that table or make it the default"
+            )));
+        }
         let mut cli_rest = cli;
         cli_rest.remove(&Setting::Profile);
         let layers = file

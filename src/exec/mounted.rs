@@ -35,6 +35,15 @@ pub struct MountFiles {
     pub region: String,
     /// The mount's own refresh margin: its files hold at least this much validity.
     pub min_validity: Duration,
+    /// The gateway the profile's credentials come from (its `status` says).
+    pub gateway: String,
+}
+
+/// The default profile of the mount at `mount`, as its root `status` names it.
+pub fn default_profile(mount: &Path) -> Option<String> {
+    let status = read_file(&mount.join("status")).ok()?;
+    let status: StatusDoc = serde_json::from_slice(&status).ok()?;
+    Some(status.profile)
 }
 
 fn read_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
@@ -127,6 +136,7 @@ impl MountFiles {
             dir: dir.to_path_buf(),
             region,
             min_validity: Duration::from_secs(status.min_validity_seconds.max(1)),
+            gateway: status.gateway,
         };
         let creds = files.read()?;
         Ok((files, creds))

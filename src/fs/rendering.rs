@@ -17,34 +17,28 @@ pub(super) fn failure_input(error: &Error) -> Input {
 }
 
 impl<F: Fetch> CredsFs<F> {
-    /// The current snapshot of each of `sources`, each from its own cache, concurrently:
-    /// a slow or failing profile delays a file of several profiles by its own wait only.
+    /// The snapshot of each of `sources` to show now. The first is the file's own
+    /// profile (the default one in the root's files of every profile) and is waited for
+    /// as any read waits; the others never delay the file: they are shown if they can be
+    /// served at once, else their refresh starts in the background and they show as
+    /// [`Error::Pending`] until a later read.
     pub(super) async fn current(
         &self,
         sources: &[usize],
     ) -> Vec<crate::error::Result<Arc<Snapshot>>> {
-        if let [only] = sources {
-            return vec![self.profiles[*only].cache.current().await];
-        }
-        let mut tasks = tokio::task::JoinSet::new();
-        for (n, &i) in sources.iter().enumerate() {
-            let cache = self.profiles[i].cache.clone();
-            tasks.spawn(async move { (n, cache.current().await) });
-        }
-        let mut out: Vec<Option<crate::error::Result<Arc<Snapshot>>>> =
-            (0..sources.len()).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((n, result)) => out[n] = Some(result),
-                // A panic in a refresh is already a failed refresh; a panic here is a bug.
-                Err(e) => tracing::error!(error = %e, "a profile's refresh task failed"),
-            }
-        }
-        out.into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| Err(Error::Internal("a profile's refresh task failed".into())))
+        let mut out: Vec<_> = sources
+            .iter()
+            .map(|&i| {
+                self.profiles[i]
+                    .cache
+                    .try_current()
+                    .unwrap_or(Err(Error::Pending))
             })
-            .collect()
+            .collect();
+        if !matches!(out.first(), Some(Ok(_))) {
+            out[0] = self.profiles[sources[0]].cache.current().await;
+        }
+        out
     }
 
     /// Renders `slot` from the snapshots of `sources` (at least one of them valid).

@@ -355,7 +355,7 @@ impl Job {
 fn forget_names(notifier: fuser::Notifier, container_file: bool) -> crate::control::Forget {
     use crate::fs::{profile_dir_ino, CONTAINER_ENV, FILES, ROOT_INO};
     use std::ffi::OsStr;
-    Box::new(move |i: usize| {
+    Arc::new(move |i: usize| {
         let root = FILES
             .iter()
             .map(|(n, _)| *n)

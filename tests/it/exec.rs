@@ -460,5 +460,48 @@ mod from_a_mount {
             issued,
             "no gateway was asked"
         );
+
+        // Without --profile: the mount's default profile, from its own directory.
+        let exec_env = |extra: &[&str]| {
+            let mut cmd = common::mount::bin();
+            cmd.args(["exec", "--mountpoint", at])
+                .args(extra)
+                .args(["--", "env"])
+                .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            run(&mut cmd)
+        };
+        let ran = exec_env(&[]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert!(!ran.stderr.contains("warning"), "{}", ran.stderr);
+        assert_eq!(parse_env(&ran.stdout)["AWS_ACCESS_KEY_ID"], m.access_key());
+        assert_eq!(
+            (prod.stats().sts_issued, tds.stats().sts_issued),
+            issued,
+            "no gateway was asked"
+        );
+
+        // A gateway given that is not the one the mount's tds profile uses: fetched there.
+        let prod_url = prod.gw.base_url();
+        let ran = exec_env(&[
+            "--profile",
+            "tds",
+            "--api-gateway",
+            &prod_url,
+            "--username",
+            "dev",
+            "--password-env",
+            "PW",
+        ]);
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        let key = parse_env(&ran.stdout)["AWS_ACCESS_KEY_ID"].clone();
+        assert_ne!(key, served["AccessKeyId"].as_str().unwrap());
+        assert_eq!(
+            prod.stats().sts_issued,
+            issued.0 + 1,
+            "asked the gateway given"
+        );
     }
 }

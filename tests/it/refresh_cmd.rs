@@ -7,6 +7,7 @@ use common::mount::*;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::os::unix::process::CommandExt;
 use std::process::Output;
+use std::time::Duration;
 
 fn refresh(m: &Mounted, extra: &[&str]) -> Output {
     bin()
@@ -131,7 +132,68 @@ fn another_user_cannot_ask_for_a_refresh() {
     let issued = gw.stats().sts_issued;
     assert_eq!(run(65534).trim(), "hung up", "no answer for another user");
     assert_eq!(gw.stats().sts_issued, issued);
+    // Refusals are logged, but not once each: another user cannot flood the log.
+    for _ in 0..5 {
+        assert_eq!(run(65534).trim(), "hung up");
+    }
+    let logged = m
+        .log()
+        .matches("refused connections from another user")
+        .count();
+    assert_eq!(logged, 1, "{}", m.log());
     // The same request from the mounting user is served: the refusal was about the user.
     assert!(run(nix::unistd::geteuid().as_raw()).contains("expiration"));
     assert_eq!(gw.stats().sts_issued, issued + 1);
+}
+
+/// A refresh that lands while a lookup in the same directory waits for a slow gateway:
+/// dropping the old names must wait for that lookup without stopping the runtime that
+/// finishes it (it once wedged the whole mount for good).
+#[test]
+fn a_refresh_during_a_waiting_lookup_does_not_wedge_the_mount() {
+    // A gateway that accepts connections and never answers.
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tds = TestGateway::start(|_| {});
+    let config = format!(
+        "username = \"dev\"\npassword-env = \"PW\"\ntimeout = \"2s\"\ndefault-profile = \"slow\"\n\
+         [profiles.slow]\napi-gateway = \"http://{}\"\n[profiles.tds]\napi-gateway = \"{}\"\n",
+        hole.local_addr().unwrap(),
+        tds.gw.base_url()
+    );
+    let m = Mounted::start_configured(&config, &["--lazy"]);
+    let json = m.file("json");
+    let reader = std::thread::spawn(move || std::fs::read(json));
+    // Accepted and held open, never answered: the lookup waits its whole timeout.
+    hole.set_nonblocking(true).unwrap();
+    let mut held = Vec::new();
+    wait_for(
+        "the slow profile's fetch to start",
+        Duration::from_secs(10),
+        || match hole.accept() {
+            Ok((stream, _)) => {
+                held.push(stream);
+                true
+            }
+            Err(_) => false,
+        },
+    );
+    let started = std::time::Instant::now();
+    let mut child = bin()
+        .arg("refresh")
+        .arg(&m.path)
+        .args(["--profile", "tds"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("refresh to answer", Duration::from_secs(30), || {
+        child.try_wait().unwrap().is_some()
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(held);
+    assert!(
+        reader.join().unwrap().is_err(),
+        "the slow profile has no credentials"
+    );
+    assert_eq!(m.status()["profile"], "slow", "status still answers");
 }

@@ -245,3 +245,19 @@ fn without_a_config_file_there_is_one_default_profile() {
     let p = load_profiles(&CliLayer::default(), &ctx).unwrap();
     assert_eq!(p.default_name(), "only");
 }
+
+#[test]
+fn a_profile_named_default_must_be_the_default() {
+    let text = "default-profile = \"prod\"\n[profiles.prod]\n[profiles.default]\n";
+    let e = err(Layer::new(), text);
+    assert!(
+        e.contains("has a [profiles.default] table but its default profile is \"prod\""),
+        "{e}"
+    );
+    let e = err(
+        flag(Setting::Profile, "prod"),
+        "[profiles.prod]\n[profiles.default]\n",
+    );
+    assert!(e.contains("[profiles.default]"), "{e}");
+    assert!(profiles(Layer::new(), "[profiles.prod]\n[profiles.default]\n").is_ok());
+}

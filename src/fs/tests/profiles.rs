@@ -159,6 +159,22 @@ fn each_profile_has_a_directory_and_the_root_serves_the_default() {
 #[test]
 fn the_root_credentials_config_and_rclone_hold_every_profile() {
     let m = Multi::new(&["prod", "tds"]);
+    // The first read waits for the default profile only; tds is fetched meanwhile.
+    let first = m.read("credentials").unwrap();
+    assert!(
+        first.contains(
+            "\n# profile tds: no credentials: being fetched (read the file again in a moment)\n"
+        ),
+        "{first}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while m.calls(1) == 0 || m.fs.profiles[1].cache.peek().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tds was never fetched"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let creds = m.read("credentials").unwrap();
     let sections: Vec<&str> = creds.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(sections, ["[default]", "[prod]", "[tds]"], "{creds}");
@@ -200,6 +216,8 @@ fn a_failing_profile_is_a_comment_and_hides_no_other() {
         1,
         Some("the gateway refused\n[evil]\ncredential_process = sh -c id"),
     );
+    m.read("profiles/lab/json").unwrap();
+    assert_eq!(m.read("profiles/tds/json").unwrap_err().errno(), libc::EIO);
     let creds = m.read("credentials").unwrap();
     assert!(
         creds.contains("[prod]\naws_access_key_id = AK-prod-0\n"),
@@ -248,6 +266,7 @@ fn a_failing_profile_is_a_comment_and_hides_no_other() {
 fn the_shared_files_follow_each_profile_s_refreshes_and_recoveries() {
     let m = Multi::new(&["prod", "tds"]);
     m.fail(1, Some("down"));
+    assert!(m.read("profiles/tds/json").is_err());
     let first = m.lookup("credentials").unwrap().attr.ino;
     let tds_dir_before = m.lookup("profiles/prod/json").unwrap().attr.ino;
     assert_eq!(
@@ -258,6 +277,7 @@ fn the_shared_files_follow_each_profile_s_refreshes_and_recoveries() {
     // tds recovers (after its backoff): the shared file gets a new inode holding it.
     m.fail(1, None);
     m.clock.advance(Duration::from_secs(600));
+    m.read("profiles/tds/json").unwrap();
     let recovered = m.lookup("credentials").unwrap().attr.ino;
     assert_ne!(recovered, first);
     assert!(m.read("credentials").unwrap().contains("[tds]\n"));
@@ -294,6 +314,7 @@ fn a_single_named_profile_keeps_its_one_section_as_before_profiles() {
 fn a_long_error_is_cut_short_in_its_comment() {
     let m = Multi::new(&["prod", "tds"]);
     m.fail(1, Some(&"the gateway said no. ".repeat(100)));
+    assert!(m.read("profiles/tds/json").is_err());
     let creds = m.read("credentials").unwrap();
     let comment = creds
         .lines()
