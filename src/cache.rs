@@ -496,6 +496,9 @@ impl<F: Fetch> CredentialCache<F> {
     fn record(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
         let mut inner = self.inner();
         let now = self.now();
+        // With the outcome, under the same lock: a reader that sees it may start the
+        // next background refresh (a queued one finds itself not due and does nothing).
+        inner.ahead_in_flight = false;
         match outcome {
             Ok(creds) => {
                 let lifetime = creds.expiration - now;
