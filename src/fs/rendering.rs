@@ -22,10 +22,30 @@ impl<F: Fetch> CredsFs<F> {
     /// as any read waits; the others never delay the file: they are shown if they can be
     /// served at once, else their refresh starts in the background and they show as
     /// [`Error::Pending`] until a later read.
+    ///
+    /// With `wait_all` (the root's `config`, whose sections need each system's endpoint,
+    /// which only its credentials carry) every profile is waited for, concurrently.
     pub(super) async fn current(
         &self,
         sources: &[usize],
+        wait_all: bool,
     ) -> Vec<crate::error::Result<Arc<Snapshot>>> {
+        if wait_all && sources.len() > 1 {
+            let tasks: Vec<_> = sources
+                .iter()
+                .map(|&i| {
+                    let cache = self.profiles[i].cache.clone();
+                    tokio::spawn(async move { cache.current().await })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                out.push(task.await.unwrap_or_else(|_| {
+                    Err(Error::Internal("a profile's refresh task failed".into()))
+                }));
+            }
+            return out;
+        }
         let mut out: Vec<_> = sources
             .iter()
             .map(|&i| {

@@ -349,3 +349,15 @@ fn listings_name_their_parents_and_a_file_is_no_directory() {
     let status = m.lookup("status").unwrap().attr.ino;
     assert_eq!(m.fs.readdir(status, 0).unwrap_err().errno(), libc::ENOTDIR);
 }
+
+#[test]
+fn the_root_config_waits_for_every_profile_s_endpoint() {
+    // Its sections carry each system's endpoint, which only credentials bring.
+    let m = Multi::new(&["prod", "tds"]);
+    let config = m.read("config").unwrap();
+    assert!(
+        config.contains("[profile tds]\nendpoint_url = http://rgw-tds:8080\n"),
+        "{config}"
+    );
+    assert_eq!((m.calls(0), m.calls(1)), (1, 1));
+}
