@@ -134,6 +134,17 @@ fn ini_section(out: &mut String, name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The keys of the `json` format, in the order it writes them; readers of a mounted
+/// `json` (`exec`) expect exactly these.
+pub const JSON_KEYS: [&str; 6] = [
+    "Version",
+    "AccessKeyId",
+    "SecretAccessKey",
+    "SessionToken",
+    "Expiration",
+    "EndpointURL",
+];
+
 fn render_json(creds: &Credentials) -> Result<String, &'static str> {
     let value = serde_json::json!({
         "Version": 1,
@@ -145,14 +156,7 @@ fn render_json(creds: &Credentials) -> Result<String, &'static str> {
     });
     // serde_json's `preserve_order` is off, so write the keys in a fixed, documented order.
     let mut out = String::from("{\n");
-    let keys = [
-        "Version",
-        "AccessKeyId",
-        "SecretAccessKey",
-        "SessionToken",
-        "Expiration",
-        "EndpointURL",
-    ];
+    let keys = JSON_KEYS;
     for (i, key) in keys.iter().enumerate() {
         let comma = if i + 1 < keys.len() { "," } else { "" };
         let _ = writeln!(out, "  \"{key}\": {}{comma}", value[key]);

@@ -16,15 +16,8 @@ use zeroize::{Zeroize, Zeroizing};
 /// The largest mounted file read; ours are a few KiB.
 const MAX_FILE: u64 = 64 * 1024;
 
-/// The keys of the `json` file, each exactly once.
-const JSON_KEYS: [&str; 6] = [
-    "Version",
-    "AccessKeyId",
-    "SecretAccessKey",
-    "SessionToken",
-    "Expiration",
-    "EndpointURL",
-];
+// The keys of the `json` file, each expected exactly once.
+use crate::render::JSON_KEYS;
 
 /// One profile's files in a running mount; reading `json` again gives its current
 /// credentials, so it can feed a [`crate::cache::CredentialCache`].
