@@ -2,6 +2,17 @@ use super::inodes::{Rendering, Renderings};
 use super::*;
 use crate::secret::SecretBytes;
 
+/// An empty rendering of `slot`, valid for an hour from `now`.
+fn empty_rendering(slot: Slot, now: chrono::DateTime<chrono::Utc>) -> Rendering {
+    Rendering::new(
+        slot,
+        now + chrono::Duration::hours(1),
+        now,
+        SystemTime::now(),
+        Ok(Arc::new(SecretBytes::new(String::new()))),
+    )
+}
+
 /// File `file` of the root.
 fn root_slot(file: usize) -> Slot {
     Slot {
@@ -301,17 +312,7 @@ fn expired_and_all_but_the_newest_generations_are_dropped() {
 
     let now = h.clock.now();
     let mut kept = Renderings::default();
-    let make = |slot: Slot| {
-        move || {
-            Rendering::new(
-                slot,
-                now + chrono::Duration::hours(1),
-                now,
-                SystemTime::now(),
-                Ok(Arc::new(SecretBytes::new(String::new()))),
-            )
-        }
-    };
+    let make = |slot: Slot| move || empty_rendering(slot, now);
     let mut inos = Vec::new();
     for generation in 1..=KEPT_GENERATIONS as u64 + 2 {
         let inputs = [Input::Generation(generation)];
@@ -390,13 +391,7 @@ fn inode_numbers_never_collide() {
     for n in 0..300 {
         let slot = root_slot(n % FILES.len());
         let (ino, _) = renderings.get_or_render(slot, &[Input::Generation(n as u64)], now, || {
-            Rendering::new(
-                slot,
-                now + chrono::Duration::hours(1),
-                now,
-                SystemTime::now(),
-                Ok(Arc::new(SecretBytes::new(String::new()))),
-            )
+            empty_rendering(slot, now)
         });
         assert!(seen.insert(ino), "{ino:#x}");
         assert!(matches!(decode(ino), Ino::Rendering(_)));

@@ -31,19 +31,21 @@ fn fetch_with(config: &std::path::Path, args: &[&str]) -> Command {
     cmd
 }
 
-async fn two_gateways() -> (Gateway, Gateway) {
-    (gateway(|_| {}).await, gateway(|_| {}).await)
-}
-
-#[tokio::test]
-async fn fetch_uses_the_default_profile_or_the_one_named() {
-    let (prod, tds) = two_gateways().await;
+/// Two gateways and a private config file naming them as `prod` and `tds`.
+async fn two_gateways() -> (Gateway, Gateway, tempfile::TempDir, std::path::PathBuf) {
+    let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
     let dir = tempfile::tempdir().unwrap();
     let config = private_file(
         dir.path(),
         "config.toml",
         &two_profiles(&prod.base_url(), &tds.base_url()),
     );
+    (prod, tds, dir, config)
+}
+
+#[tokio::test]
+async fn fetch_uses_the_default_profile_or_the_one_named() {
+    let (prod, tds, _dir, config) = two_gateways().await;
     let out = fetch_with(&config, &["-f", "credentials"])
         .output()
         .await
@@ -85,13 +87,7 @@ async fn fetch_uses_the_default_profile_or_the_one_named() {
 
 #[tokio::test]
 async fn an_unknown_profile_is_refused_naming_the_known_ones() {
-    let (prod, tds) = two_gateways().await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = private_file(
-        dir.path(),
-        "config.toml",
-        &two_profiles(&prod.base_url(), &tds.base_url()),
-    );
+    let (prod, tds, _dir, config) = two_gateways().await;
     let out = fetch_with(&config, &["--profile", "staging"])
         .output()
         .await
