@@ -66,12 +66,22 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+/// The mountpoint as given (or the default), relative to the current directory but with
+/// no link resolved: what `mount` checks, link by link.
+fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
     let path = match given {
         Some(p) => p.clone(),
         None => mountpoint::default_mountpoint()?,
     };
-    mountpoint::absolute(&path)
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(std::env::current_dir().map_err(MountError::Cwd)?.join(path))
+    }
+}
+
+fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+    mountpoint::absolute(&given_mountpoint(given)?)
 }
 
 /// Runs `s3credsfs mount`.
@@ -104,8 +114,10 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         },
         log => (log, None),
     };
-    mountpoint::prepare(&mountpoint)?;
-    let claim = mountpoint::claim(&mountpoint)?;
+    let checked = mountpoint::prepare(&given_mountpoint(&args.mountpoint)?)?;
+    let claim = mountpoint::claim(&checked)?;
+    // The checked path from here on: mounted on, shown, and written into the files.
+    let mountpoint = checked.path;
     // Built before the fork: a login may prompt for its password.
     let mut pipelines = vec![Pipeline::new(&settings)?];
     for other in &others {

@@ -50,6 +50,8 @@ mod mount_races;
 #[cfg(feature = "fuse-tests")]
 mod mount_unprivileged;
 #[cfg(feature = "fuse-tests")]
+mod mountpoint_hostile;
+#[cfg(feature = "fuse-tests")]
 mod refresh_ahead;
 #[cfg(feature = "fuse-tests")]
 mod refresh_cmd;
