@@ -246,6 +246,12 @@ impl Job {
             .enable_all()
             .build()
             .map_err(MountError::Runtime)?;
+        // Before mounting: a mount that `refresh` could not reach is a failed start.
+        let control_name = crate::control::new_name().map_err(MountError::Control)?;
+        let control = {
+            let _entered = runtime.enter();
+            crate::control::bind(&control_name).map_err(MountError::Control)?
+        };
         let gateway = self
             .dev
             .take()
@@ -310,6 +316,7 @@ impl Job {
                     min_validity_seconds: settings.min_validity.as_secs(),
                     container_endpoint: if i == 0 { container_url.clone() } else { None },
                     log_file: self.log_file.as_ref().map(|p| p.display().to_string()),
+                    control_socket: Some(control_name.clone()),
                 };
                 (cache, info)
             })
@@ -334,15 +341,8 @@ impl Job {
         let served: crate::control::Served<Pipeline> =
             profile_names.into_iter().zip(caches_for_control).collect();
         let _entered = runtime.enter();
-        match crate::control::bind(std::process::id()) {
-            Ok(listener) => {
-                let forget = forget_names(session.notifier(), container_file);
-                runtime.spawn(crate::control::serve(listener, Arc::new(served), forget));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the control socket; `s3credsfs refresh` will not reach this mount")
-            }
-        }
+        let forget = forget_names(session.notifier(), container_file);
+        runtime.spawn(crate::control::serve(control, Arc::new(served), forget));
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
         runtime.spawn(signals.unmount_on_signal(
