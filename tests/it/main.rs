@@ -18,6 +18,7 @@ mod config_check;
 mod config_rules;
 mod daemon_ready;
 mod exec;
+mod exec_secrets;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
