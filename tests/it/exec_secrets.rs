@@ -59,6 +59,9 @@ fn child_env(gw: &TestGateway, args: &[&str], vars: &[(&str, &str)]) -> BTreeMap
         .collect()
 }
 
+/// How a run names the variable, its arguments, its variables, and the secret's name.
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
 #[test]
 fn no_variable_named_as_a_login_secret_reaches_the_command() {
     let gw = TestGateway::start(|_| {});
@@ -81,8 +84,7 @@ fn no_variable_named_as_a_login_secret_reaches_the_command() {
     let token_file = config("token.toml", "token-env = \"TK_FILE\"\n");
     let user = ["--username", DEFAULT_USER];
     let client = ["--client-id", DEFAULT_CLIENT];
-    // (how the run names the variable, its arguments, its variables, the secret's name)
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "--password-env",
             [&user[..], &["--password-env", "PW"]].concat(),
