@@ -17,7 +17,7 @@ pub use mounted::{parse_json, parse_region, MountFiles};
 
 use crate::cache::{CredentialCache, Fetch};
 use crate::config::{
-    load_layers, load_profiles, resolve, CliLayer, Context, FetchSettings, Setting,
+    load_config_file, load_layers, resolve, CliLayer, ConfigFile, Context, FetchSettings, Setting,
 };
 use crate::container::ContainerEndpoint;
 use crate::creds::Credentials;
@@ -74,29 +74,41 @@ const SECRET_SOURCES: [Setting; 3] = [
 ];
 
 /// Every variable that a setting of this run names as the source of a login secret
-/// (`--password-env`, `--client-secret-env`, `--token-env`, as flags, `S3CREDSFS_*`
-/// variables or config-file keys, in any profile): `exec` removes each from the command's
-/// environment, which should hold short-lived keys, never the password or JWT behind them.
-/// `profiles` is `None` when the config file could not be read (a mount was used): the
-/// command line's and variables' settings still count. An [`OWNED`] name is left to
-/// [`child_env`], which sets or removes it anyway.
+/// (`--password-env`, `--client-secret-env`, `--token-env`): as a flag, an `S3CREDSFS_*`
+/// variable (even one a flag overrides) or a key of the config file (its top level and
+/// every profile, even one a flag overrides). `exec` removes each from the command's
+/// environment, which should hold short-lived keys, never the password or JWT behind
+/// them. `file` is `None` when the config file could not be read (a mount was used): the
+/// flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
+/// to [`child_env`], which sets or removes it anyway.
 ///
 /// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
 /// command runs as the same user and could read that file whatever the variable said, and
 /// a command that is itself `cray` or `s3credsfs` needs it to find its login.
-pub fn secret_sources(cli: &CliLayer, profiles: Option<&crate::config::Profiles>) -> Vec<String> {
-    let mut layers = vec![&cli.layer];
-    if let Some(profiles) = profiles {
-        layers.extend(
-            profiles
-                .names()
-                .filter_map(|n| profiles.layer(Some(n)).ok()),
-        );
-    }
-    let mut names: Vec<String> = layers
+pub fn secret_sources(
+    cli: &CliLayer,
+    file: Option<&ConfigFile>,
+    var: impl Fn(&str) -> Option<OsString>,
+) -> Vec<String> {
+    let mut names: Vec<String> = SECRET_SOURCES
         .iter()
-        .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
-        .map(|raw| raw.value.trim().to_string())
+        .filter_map(|key| var(&key.env_var()))
+        .filter_map(|name| name.into_string().ok())
+        .collect();
+    let mut layers = vec![&cli.layer];
+    if let Some(file) = file {
+        layers.push(&file.top);
+        layers.extend(file.profiles.values());
+    }
+    names.extend(
+        layers
+            .iter()
+            .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
+            .map(|raw| raw.value.clone()),
+    );
+    let mut names: Vec<String> = names
+        .iter()
+        .map(|name| name.trim().to_string())
         .filter(|name| !name.is_empty() && !name.contains(['=', '\0']))
         .filter(|name| !OWNED.contains(&name.as_str()))
         .collect();
@@ -285,8 +297,8 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
     let hidden = {
-        let profiles = load_profiles(&args.settings.0, &Context::from_process()).ok();
-        secret_sources(&args.settings.0, profiles.as_ref())
+        let file = load_config_file(&args.settings.0, &Context::from_process()).ok();
+        secret_sources(&args.settings.0, file.as_ref(), |v| std::env::var_os(v))
     };
     let mounted = from_mount(&args);
     let grant = match (mounted, args.container_endpoint) {
@@ -408,8 +420,8 @@ mod tests {
     }
 
     #[test]
-    fn every_variable_named_as_a_secret_source_in_any_profile_is_hidden() {
-        use crate::config::{parse_config_file, Profiles, RawValue, Source};
+    fn every_variable_named_as_a_secret_source_anywhere_is_hidden() {
+        use crate::config::{parse_config_file, RawValue, Source};
         let flag = |v: &str| RawValue {
             value: v.into(),
             source: Source::Flag("--password-env".into()),
@@ -419,18 +431,23 @@ mod tests {
         cli.layer
             .insert(Setting::TokenEnv, flag("AWS_SESSION_TOKEN"));
         let file = parse_config_file(
-            "default-profile = \"a\"\nclient-secret-env = \"TOP\"\n[profiles.a]\ntoken-env = \"TOKEN_A\"\n\
+            "default-profile = \"a\"\nclient-secret-env = \"TOP\"\n\
+             [profiles.a]\ntoken-env = \"TOKEN_A\"\n\
              [profiles.b]\nclient-secret-env = \"B_SECRET\"\n",
             Path::new("/c.toml"),
         )
         .unwrap();
-        let profiles = Profiles::from_parts(cli.layer.clone(), file).unwrap();
+        let vars = |name: &str| match name {
+            "S3CREDSFS_PASSWORD_ENV" => Some(OsString::from("PW_VAR")),
+            "S3CREDSFS_TOKEN_ENV" => Some(OsString::from("A=B")),
+            _ => None,
+        };
         assert_eq!(
-            secret_sources(&cli, Some(&profiles)),
-            ["B_SECRET", "PW", "TOP"],
-            "an AWS_* name is exec's own to set; the flag's token-env wins over TOKEN_A"
+            secret_sources(&cli, Some(&file), vars),
+            ["B_SECRET", "PW", "PW_VAR", "TOKEN_A", "TOP"],
+            "overridden settings count too; an AWS_* name is exec's own to set; no name holds '='"
         );
-        assert_eq!(secret_sources(&cli, None), ["PW"]);
+        assert_eq!(secret_sources(&cli, None, |_| None), ["PW"]);
     }
 
     #[test]

@@ -101,6 +101,16 @@ fn no_variable_named_as_a_login_secret_reaches_the_command() {
             "PW_VAR",
         ),
         (
+            "S3CREDSFS_PASSWORD_ENV that the flag overrides",
+            [&user[..], &["--password-env", "PW"]].concat(),
+            vec![
+                ("PW", DEFAULT_PASSWORD),
+                ("S3CREDSFS_PASSWORD_ENV", "PW_OVERRIDDEN"),
+                ("PW_OVERRIDDEN", "another-password"),
+            ],
+            "PW_OVERRIDDEN",
+        ),
+        (
             "password-env in the config file",
             vec!["--config", &password_file],
             vec![("PW_FILE", DEFAULT_PASSWORD)],
