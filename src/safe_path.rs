@@ -262,6 +262,12 @@ mod tests {
             resolve_dir(&base.join("a/./b/.."), "FIX").unwrap().path,
             base.join("a")
         );
+        // `..` at `/` stays at `/`, as the kernel has it.
+        let above_root = Path::new("/..").join(base.strip_prefix("/").unwrap().join("a"));
+        assert_eq!(
+            resolve_dir(&above_root, "FIX").unwrap().path,
+            base.join("a")
+        );
     }
 
     #[test]
