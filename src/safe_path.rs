@@ -281,6 +281,15 @@ mod tests {
             refused(&link),
             format!("{} is a symbolic link, which could be re-pointed elsewhere while mounted or in use; FIX", link.display())
         );
+        // Forty links in a row are followed, as the kernel does; one more is too many.
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        symlink("real", base.join("l1")).unwrap();
+        for i in 2..=41 {
+            symlink(format!("l{}", i - 1), base.join(format!("l{i}"))).unwrap();
+        }
+        let forty = resolve_dir(&base.join("l40/sub"), "FIX").unwrap();
+        assert_eq!(forty.path, base.join("real/sub"));
+        assert!(refused(&base.join("l41/sub")).contains("more than 40 symbolic links"));
         symlink("loop", base.join("loop")).unwrap();
         assert!(refused(&base.join("loop/x")).contains("more than 40 symbolic links"));
         std::fs::write(base.join("file"), "").unwrap();
