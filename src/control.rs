@@ -1,11 +1,15 @@
 //! The mount's control channel: `s3credsfs refresh` asks a running daemon to refresh a
 //! profile now (after a password or role change) and gets the outcome.
 //!
-//! A Linux abstract Unix socket named after the daemon's pid: nothing on disk to plant or
-//! clean up. Only the mounting user may use it: the daemon checks each peer's uid
-//! (`SO_PEERCRED`) and hangs up on anyone else; the client checks that the peer is the
-//! pid the mount's `status` names, running as the same user, so no other process that
-//! took the name first can answer in the daemon's place.
+//! A Linux abstract Unix socket: nothing on disk to plant or clean up. Its name carries 128
+//! random bits, chosen at start-up and published only in the mount's `status` file, which
+//! no one but the mounting user can read; so no other user can take the name first and
+//! leave `refresh` without its daemon (a name made of the pid could be taken for every
+//! likely pid in advance). Once bound, the name shows in `/proc/net/unix`, which matters
+//! not: taking it is then too late, and connecting gets nothing. Only the mounting user may
+//! use it: the daemon checks each peer's uid (`SO_PEERCRED`) and hangs up on anyone else;
+//! the client checks that the peer is the pid the mount's `status` names, running as the
+//! same user, so no other process can answer in the daemon's place.
 
 use crate::cache::{CredentialCache, Fetch};
 use crate::untrusted::clean;
@@ -26,9 +30,26 @@ const FORGET_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The socket's abstract name for daemon `pid`.
-pub fn socket_name(pid: u32) -> String {
-    format!("s3credsfs/control/{pid}")
+/// What every control socket's name starts with.
+pub const NAME_PREFIX: &str = "s3credsfs/control/";
+
+/// A new socket name: [`NAME_PREFIX`] and 128 random bits in hex. Fails only when the
+/// system's random generator does, as a start-up error (a guessable name would do).
+pub fn new_name() -> io::Result<String> {
+    let mut bits = [0u8; 16];
+    crate::random::fill(&mut bits)?;
+    let hex: String = bits.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("{NAME_PREFIX}{hex}"))
+}
+
+/// Whether `name` (read back from a mount's status file) is one [`new_name`] makes.
+pub fn is_name(name: &str) -> bool {
+    name.strip_prefix(NAME_PREFIX).is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// What the daemon answers to one request.
@@ -42,9 +63,9 @@ pub struct Reply {
     pub error: Option<String>,
 }
 
-/// Binds the daemon's socket.
-pub fn bind(pid: u32) -> io::Result<UnixListener> {
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(socket_name(pid))?;
+/// Binds the daemon's socket at `name` (from [`new_name`]); needs a tokio runtime context.
+pub fn bind(name: &str) -> io::Result<UnixListener> {
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
     let listener = std::os::unix::net::UnixListener::bind_addr(&addr)?;
     listener.set_nonblocking(true)?;
     UnixListener::from_std(listener)
@@ -162,15 +183,16 @@ async fn handle<F: Fetch>(request: &str, profiles: &Served<F>, forget: &Forget) 
     }
 }
 
-/// Asks daemon `pid` to refresh `profile` (the default one when `None`), waiting up to
-/// `timeout` for the answer.
+/// Asks daemon `pid`, listening at `name`, to refresh `profile` (the default one when
+/// `None`), waiting up to `timeout` for the answer.
 pub async fn request_refresh(
     pid: u32,
+    name: &str,
     profile: Option<&str>,
     timeout: Duration,
 ) -> Result<Reply, String> {
-    let addr = std::os::unix::net::SocketAddr::from_abstract_name(socket_name(pid))
-        .map_err(|e| e.to_string())?;
+    let addr =
+        std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(|e| e.to_string())?;
     let stream = std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| {
         format!("cannot reach the daemon (pid {pid}) on its control socket ({e}); it may predate `refresh`: remount")
     })?;
@@ -291,7 +313,8 @@ mod tests {
     async fn a_squatter_on_the_name_is_not_asked() {
         // Above any pid_max, so no real daemon has it.
         let pid = 4_194_999;
-        let listener = bind(pid).unwrap();
+        let name = new_name().unwrap();
+        let listener = bind(&name).unwrap();
         let squatter = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             let (_, mut write) = stream.into_split();
@@ -301,7 +324,7 @@ mod tests {
                 )
                 .await;
         });
-        let err = request_refresh(pid, None, Duration::from_secs(5))
+        let err = request_refresh(pid, &name, None, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert!(
@@ -311,37 +334,58 @@ mod tests {
         squatter.abort();
     }
 
-    /// The whole channel in this process: a server on this process's name, the client
-    /// asking it. (The only test binding this pid's name: two would collide.)
+    /// Names are 128 random bits, new each time, and only such names are accepted.
+    #[test]
+    fn names_are_random_and_checked() {
+        let (a, b) = (new_name().unwrap(), new_name().unwrap());
+        assert_ne!(a, b);
+        assert!(is_name(&a) && is_name(&b), "{a} {b}");
+        assert_eq!(a.len(), NAME_PREFIX.len() + 32);
+        for bad in [
+            "s3credsfs/control/42",
+            "",
+            "x/0123456789abcdef0123456789abcdef",
+            "s3credsfs/control/0123456789ABCDEF0123456789abcdef",
+            "s3credsfs/control/0123456789abcdef0123456789abcdef0",
+        ] {
+            assert!(!is_name(bad), "{bad}");
+        }
+    }
+
+    /// The whole channel in this process: a server on a fresh name, the client asking it.
     #[tokio::test]
     async fn a_client_gets_the_daemon_s_answer_over_the_socket() {
-        assert_eq!(socket_name(42), "s3credsfs/control/42");
         let pid = std::process::id();
+        let name = new_name().unwrap();
         let profiles = Arc::new(served());
         let forgotten = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = forgotten.clone();
         let server = tokio::spawn(serve(
-            bind(pid).unwrap(),
+            bind(&name).unwrap(),
             profiles.clone(),
             Arc::new(move |i| seen.lock().unwrap().push(i)),
         ));
         let timeout = Duration::from_secs(10);
-        let reply = request_refresh(pid, Some("tds"), timeout).await.unwrap();
+        let reply = request_refresh(pid, &name, Some("tds"), timeout)
+            .await
+            .unwrap();
         assert_eq!(reply.profile, "tds");
         assert!(
             reply.expiration.is_some() && reply.error.is_none(),
             "{reply:?}"
         );
-        let reply = request_refresh(pid, None, timeout).await.unwrap();
+        let reply = request_refresh(pid, &name, None, timeout).await.unwrap();
         assert_eq!(reply.profile, "prod");
-        let reply = request_refresh(pid, Some("nope"), timeout).await.unwrap();
+        let reply = request_refresh(pid, &name, Some("nope"), timeout)
+            .await
+            .unwrap();
         assert!(reply.error.unwrap().starts_with("unknown profile \"nope\""));
         assert_eq!(forgotten_once(&forgotten, 2), [0, 1]);
         server.abort();
         let _ = server.await;
 
         // A long answer (a long error sentence) is read whole, up to the limit.
-        let listener = bind(pid).unwrap();
+        let listener = bind(&name).unwrap();
         let long = Reply {
             profile: "p".into(),
             expiration: None,
@@ -353,13 +397,18 @@ mod tests {
             let (_, mut write) = stream.into_split();
             write.write_all(text.as_bytes()).await.unwrap();
         });
-        assert_eq!(request_refresh(pid, None, timeout).await.unwrap(), long);
+        assert_eq!(
+            request_refresh(pid, &name, None, timeout).await.unwrap(),
+            long
+        );
         answerer.await.unwrap();
 
         // A daemon that hangs up without answering.
-        let listener = bind(pid).unwrap();
+        let listener = bind(&name).unwrap();
         let silent = tokio::spawn(async move { drop(listener.accept().await.unwrap()) });
-        let err = request_refresh(pid, None, timeout).await.unwrap_err();
+        let err = request_refresh(pid, &name, None, timeout)
+            .await
+            .unwrap_err();
         assert_eq!(
             err,
             "the daemon closed the control socket without answering"

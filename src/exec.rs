@@ -16,7 +16,9 @@ pub use child::{should_forward, FORWARDED};
 pub use mounted::{parse_json, parse_region, MountFiles};
 
 use crate::cache::{CredentialCache, Fetch};
-use crate::config::{load_layers, resolve, Context, FetchSettings, Setting};
+use crate::config::{
+    load_config_file, load_layers, resolve, CliLayer, ConfigFile, Context, FetchSettings, Setting,
+};
 use crate::container::ContainerEndpoint;
 use crate::creds::Credentials;
 use crate::mount::mountpoint::{self, MountState, FSTYPE};
@@ -63,6 +65,57 @@ pub const OWNED: [&str; 15] = [
     "AWS_CONTAINER_AUTHORIZATION_TOKEN",
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
 ];
+
+/// The settings that name an environment variable holding a login secret.
+const SECRET_SOURCES: [Setting; 3] = [
+    Setting::PasswordEnv,
+    Setting::ClientSecretEnv,
+    Setting::TokenEnv,
+];
+
+/// Every variable that a setting of this run names as the source of a login secret
+/// (`--password-env`, `--client-secret-env`, `--token-env`): as a flag, an `S3CREDSFS_*`
+/// variable (even one a flag overrides) or a key of the config file (its top level and
+/// every profile, even one a flag overrides). `exec` removes each from the command's
+/// environment, which should hold short-lived keys, never the password or JWT behind
+/// them. `file` is `None` when the config file could not be read (a mount was used): the
+/// flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
+/// to [`child_env`], which sets or removes it anyway.
+///
+/// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
+/// command runs as the same user and could read that file whatever the variable said, and
+/// a command that is itself `cray` or `s3credsfs` needs it to find its login.
+pub fn secret_sources(
+    cli: &CliLayer,
+    file: Option<&ConfigFile>,
+    var: impl Fn(&str) -> Option<OsString>,
+) -> Vec<String> {
+    let mut names: Vec<String> = SECRET_SOURCES
+        .iter()
+        .filter_map(|key| var(&key.env_var()))
+        .filter_map(|name| name.into_string().ok())
+        .collect();
+    let mut layers = vec![&cli.layer];
+    if let Some(file) = file {
+        layers.push(&file.top);
+        layers.extend(file.profiles.values());
+    }
+    names.extend(
+        layers
+            .iter()
+            .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
+            .map(|raw| raw.value.clone()),
+    );
+    let mut names: Vec<String> = names
+        .iter()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty() && !name.contains(['=', '\0']))
+        .filter(|name| !OWNED.contains(&name.as_str()))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
 
 /// What the command is given.
 pub enum Grant {
@@ -243,6 +296,10 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     let forwarder = child::Forwarder::start().map_err(MountError::Signals)?;
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
+    let hidden = {
+        let file = load_config_file(&args.settings.0, &Context::from_process()).ok();
+        secret_sources(&args.settings.0, file.as_ref(), |v| std::env::var_os(v))
+    };
     let mounted = from_mount(&args);
     let grant = match (mounted, args.container_endpoint) {
         (Some((files, creds)), false) => Grant::Keys {
@@ -281,7 +338,7 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     };
     let env = child_env(&grant);
     let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let code = match child::run(&forwarder, program, rest, &env) {
+    let code = match child::run(&forwarder, program, rest, &env, &hidden) {
         Ok(code) => code,
         Err(failure) => {
             eprintln!("s3credsfs: error: {}", failure.sentence);
@@ -360,6 +417,37 @@ mod tests {
                 ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "T"),
             ]
         );
+    }
+
+    #[test]
+    fn every_variable_named_as_a_secret_source_anywhere_is_hidden() {
+        use crate::config::{parse_config_file, RawValue, Source};
+        let flag = |v: &str| RawValue {
+            value: v.into(),
+            source: Source::Flag("--password-env".into()),
+        };
+        let mut cli = CliLayer::default();
+        cli.layer.insert(Setting::PasswordEnv, flag(" PW "));
+        cli.layer
+            .insert(Setting::TokenEnv, flag("AWS_SESSION_TOKEN"));
+        let file = parse_config_file(
+            "default-profile = \"a\"\nclient-secret-env = \"TOP\"\n\
+             [profiles.a]\ntoken-env = \"TOKEN_A\"\n\
+             [profiles.b]\nclient-secret-env = \"B_SECRET\"\n",
+            Path::new("/c.toml"),
+        )
+        .unwrap();
+        let vars = |name: &str| match name {
+            "S3CREDSFS_PASSWORD_ENV" => Some(OsString::from("PW_VAR")),
+            "S3CREDSFS_TOKEN_ENV" => Some(OsString::from("A=B")),
+            _ => None,
+        };
+        assert_eq!(
+            secret_sources(&cli, Some(&file), vars),
+            ["B_SECRET", "PW", "PW_VAR", "TOKEN_A", "TOP"],
+            "overridden settings count too; an AWS_* name is exec's own to set; no name holds '='"
+        );
+        assert_eq!(secret_sources(&cli, None, |_| None), ["PW"]);
     }
 
     #[test]

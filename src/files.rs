@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// What a file holds, which decides who else may touch it.
@@ -121,33 +121,24 @@ pub fn open_log_with(path: &Path, fix: &str) -> Result<File> {
     Ok(file)
 }
 
-/// Creates `dir` and its missing parents with mode 0700 and checks that `dir` is a real
-/// directory of ours (not a link to elsewhere); one open to group or others is made
-/// private, as the log files in it are.
-pub fn private_dir(dir: &Path) -> Result<()> {
-    let shown = dir.display();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot create the directory {shown} ({e}); pass --log-file FILE"
-            ))
-        })?;
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| Error::Config(format!("cannot inspect the directory {shown} ({e})")))?;
-    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Err(Error::Config(format!(
-            "{shown} is not a directory of yours; remove it or pass --log-file FILE"
-        )));
+/// Creates `dir` and its missing parents with mode 0700 and checks it as a mountpoint is
+/// checked ([`crate::safe_path`]): no other user may own or write (without the sticky bit)
+/// a directory on the way or own a link on it, and `dir` must be a real directory of ours
+/// (not a link to elsewhere); one open to group or others is made private, as the log
+/// files in it are. Otherwise a hostile `XDG_STATE_HOME` (inside a directory another user
+/// owns) would let that user swap the directory for a link while the daemon runs, and the
+/// log rotation, which reopens by name, would then create and rename files wherever they
+/// chose. Returns the resolved path, which the log is opened and rotated under.
+pub fn private_dir(dir: &Path) -> Result<std::path::PathBuf> {
+    let fix = "set XDG_STATE_HOME to a directory of your own, or pass --log-file FILE";
+    let found = crate::safe_path::resolve_dir(dir, fix)?;
+    let shown = found.path.display();
+    if found.stat.st_mode & 0o077 != 0 {
+        std::fs::set_permissions(&found.path, std::fs::Permissions::from_mode(0o700)).map_err(
+            |e| Error::Config(format!("cannot make the directory {shown} private ({e})")),
+        )?;
     }
-    if meta.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-            Error::Config(format!("cannot make the directory {shown} private ({e})"))
-        })?;
-    }
-    Ok(())
+    Ok(found.path)
 }
 
 #[cfg(test)]
@@ -260,7 +251,7 @@ mod tests {
         let link = dir.path().join("link");
         symlink(&elsewhere, &link).unwrap();
         let err = private_dir(&link).unwrap_err().to_string();
-        assert!(err.contains("is not a directory of yours"), "{err}");
+        assert!(err.contains("is a symbolic link"), "{err}");
         let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
         let file = file(dir.path(), "plain", 0o600);

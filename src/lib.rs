@@ -22,6 +22,7 @@ pub mod mount;
 pub(crate) mod proxy;
 pub(crate) mod random;
 pub mod render;
+pub(crate) mod safe_path;
 pub mod secret;
 pub mod status;
 pub mod sts;

@@ -210,7 +210,8 @@ pub fn open_default_log(mountpoint: &Path) -> Result<(PathBuf, File), String> {
         }
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
-    crate::files::private_dir(dir).map_err(|e| e.to_string())?;
+    let dir = crate::files::private_dir(dir).map_err(|e| e.to_string())?;
+    let path = dir.join(path.file_name().unwrap_or(OsStr::new("s3creds.log")));
     let file = crate::files::open_log_with(&path, "remove it or pass --log-file FILE")
         .map_err(|e| e.to_string())?;
     Ok((path, file))

@@ -20,6 +20,9 @@ pub struct MountInfo {
     pub container_endpoint: Option<String>,
     /// The background daemon's log file; none in the foreground (stderr) or without one.
     pub log_file: Option<String>,
+    /// The control socket's abstract name (random; see `control.rs`): `refresh` learns it
+    /// here, where only the mounting user can read it.
+    pub control_socket: Option<String>,
 }
 
 /// The document in `<mount>/status` and what `s3credsfs status --json` prints.
@@ -40,6 +43,9 @@ pub struct StatusDoc {
     pub min_validity_seconds: u64,
     pub container_endpoint: Option<String>,
     pub log_file: Option<String>,
+    /// The control socket's name; absent from a daemon that predates random names.
+    #[serde(default)]
+    pub control_socket: Option<String>,
     /// Every profile's document, in the root `status` of a mount of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<StatusDoc>>,
@@ -73,6 +79,7 @@ impl StatusDoc {
             min_validity_seconds: info.min_validity_seconds,
             container_endpoint: info.container_endpoint.clone(),
             log_file: info.log_file.clone(),
+            control_socket: info.control_socket.clone(),
             profiles: None,
         }
     }
@@ -172,6 +179,7 @@ mod tests {
             min_validity_seconds: 1200,
             container_endpoint: None,
             log_file: Some("/home/u/.local/state/s3credsfs/s3creds.log".into()),
+            control_socket: None,
         };
         let doc = StatusDoc::new(&cache, &info, Some("vers".into()), now);
         let json: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();

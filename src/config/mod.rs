@@ -10,7 +10,9 @@ pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
-pub use profiles::{check_name as check_profile_name, load_profiles, Profiles, MAX_PROFILES};
+pub use profiles::{
+    check_name as check_profile_name, load_config_file, load_profiles, Profiles, MAX_PROFILES,
+};
 
 use crate::error::{Error, Result};
 use std::net::IpAddr;

@@ -42,14 +42,19 @@ pub struct Profiles {
 /// Reads the config file (given, or the default one if it exists) and builds every
 /// profile's layer.
 pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
-    let file = match &cli.config_file {
+    Profiles::from_parts(cli.layer.clone(), load_config_file(cli, ctx)?)
+}
+
+/// The config file a command reads: `--config`, else the default one if it exists, else
+/// none (an empty one).
+pub fn load_config_file(cli: &CliLayer, ctx: &Context) -> Result<ConfigFile> {
+    Ok(match &cli.config_file {
         Some(path) => read_config_file(path)?,
         None => match ctx.default_config_file() {
             Some(path) if path.exists() => read_config_file(&path)?,
             _ => ConfigFile::default(),
         },
-    };
-    Profiles::from_parts(cli.layer.clone(), file)
+    })
 }
 
 impl Profiles {

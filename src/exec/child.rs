@@ -169,14 +169,15 @@ fn spawn_failure(program: &OsStr, error: &std::io::Error) -> SpawnFailure {
     }
 }
 
-/// Runs `program` with `args`, setting (`Some`) or removing (`None`) each variable of
-/// `env` and inheriting the rest; returns its exit code, or 128 + N when signal N killed
+/// Runs `program` with `args`, removing every variable named in `hidden`, setting (`Some`)
+/// or removing (`None`) each variable of `env` and inheriting the rest; returns its exit code, or 128 + N when signal N killed
 /// it, as shells do.
 pub fn run(
     forwarder: &Forwarder,
     program: &OsStr,
     args: &[OsString],
     env: &[(&'static str, Option<OsString>)],
+    hidden: &[String],
 ) -> Result<i32, SpawnFailure> {
     let mut command = std::process::Command::new(program);
     command.args(args);
@@ -190,6 +191,9 @@ pub fn run(
             )
             .map_err(std::io::Error::from)
         });
+    }
+    for name in hidden {
+        command.env_remove(name);
     }
     for (name, value) in env {
         match value {

@@ -133,6 +133,7 @@ fn harness_with(
         min_validity_seconds: 1200,
         container_endpoint: container.as_ref().map(|c| c.url.clone()),
         log_file: None,
+        control_socket: None,
     };
     let fs = CredsFs::new(cache, info, container, |_| Some("dev".into()));
     Harness { fs, clock, runtime }

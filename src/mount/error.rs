@@ -63,6 +63,10 @@ pub enum MountError {
     #[error("the FUSE session ended with an error ({0})")]
     Session(#[source] io::Error),
 
+    /// The control socket `s3credsfs refresh` talks to.
+    #[error("cannot open the control socket that `s3credsfs refresh` uses ({0}); check the limit on open files (`ulimit -n`)")]
+    Control(#[source] io::Error),
+
     /// The container credentials endpoint (`--container-endpoint`).
     #[error("cannot start the container credentials endpoint ({0})")]
     ContainerEndpoint(#[source] io::Error),

@@ -66,12 +66,22 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+/// The mountpoint as given (or the default), relative to the current directory but with
+/// no link resolved: what `mount` checks, link by link.
+fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
     let path = match given {
         Some(p) => p.clone(),
         None => mountpoint::default_mountpoint()?,
     };
-    mountpoint::absolute(&path)
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Ok(std::env::current_dir().map_err(MountError::Cwd)?.join(path))
+    }
+}
+
+fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+    mountpoint::absolute(&given_mountpoint(given)?)
 }
 
 /// Runs `s3credsfs mount`.
@@ -104,8 +114,10 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         },
         log => (log, None),
     };
-    mountpoint::prepare(&mountpoint)?;
-    let claim = mountpoint::claim(&mountpoint)?;
+    let checked = mountpoint::prepare(&given_mountpoint(&args.mountpoint)?)?;
+    let claim = mountpoint::claim(&checked)?;
+    // The checked path from here on: mounted on, shown, and written into the files.
+    let mountpoint = checked.path;
     // Built before the fork: a login may prompt for its password.
     let mut pipelines = vec![Pipeline::new(&settings)?];
     for other in &others {
@@ -234,6 +246,12 @@ impl Job {
             .enable_all()
             .build()
             .map_err(MountError::Runtime)?;
+        // Before mounting: a mount that `refresh` could not reach is a failed start.
+        let control_name = crate::control::new_name().map_err(MountError::Control)?;
+        let control = {
+            let _entered = runtime.enter();
+            crate::control::bind(&control_name).map_err(MountError::Control)?
+        };
         let gateway = self
             .dev
             .take()
@@ -298,6 +316,7 @@ impl Job {
                     min_validity_seconds: settings.min_validity.as_secs(),
                     container_endpoint: if i == 0 { container_url.clone() } else { None },
                     log_file: self.log_file.as_ref().map(|p| p.display().to_string()),
+                    control_socket: Some(control_name.clone()),
                 };
                 (cache, info)
             })
@@ -322,15 +341,8 @@ impl Job {
         let served: crate::control::Served<Pipeline> =
             profile_names.into_iter().zip(caches_for_control).collect();
         let _entered = runtime.enter();
-        match crate::control::bind(std::process::id()) {
-            Ok(listener) => {
-                let forget = forget_names(session.notifier(), container_file);
-                runtime.spawn(crate::control::serve(listener, Arc::new(served), forget));
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot open the control socket; `s3credsfs refresh` will not reach this mount")
-            }
-        }
+        let forget = forget_names(session.notifier(), container_file);
+        runtime.spawn(crate::control::serve(control, Arc::new(served), forget));
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
         runtime.spawn(signals.unmount_on_signal(

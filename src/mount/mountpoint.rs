@@ -7,7 +7,6 @@ pub mod fusermount;
 use super::error::MountError;
 use crate::error::{Error, Result};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// How our mounts show in `/proc/self/mountinfo`: type `fuse` (or `fuse.s3credsfs` when
@@ -148,13 +147,42 @@ pub fn lazy_unmount(path: &Path) -> super::Result<()> {
     })
 }
 
-/// Makes `path` ready to mount on: creates it (mode 0700) when missing, clears a stale
-/// mount, refuses a live one. Fails early, before any fetch, when a user other than root
-/// could not mount (no `/dev/fuse` open to them, or no `fusermount3`).
-pub fn prepare(path: &Path) -> super::Result<()> {
+/// The advice that ends every refusal of a mountpoint.
+pub const OWN_DIRECTORY: &str = "use a directory of your own such as ~/.s3creds";
+
+/// A mountpoint that passed every check: see [`prepare`].
+#[derive(Debug)]
+pub struct Checked {
+    /// The resolved path (no symbolic link, `.` or `..`): what is mounted on, shown, and
+    /// written into the files (`credential_process = cat <path>/json`).
+    pub path: PathBuf,
+    /// The directory the checks were made on, held open (`O_PATH`).
+    dir: std::os::fd::OwnedFd,
+}
+
+/// Makes `path` ready to mount on: clears a stale mount, refuses a live one, creates the
+/// directory (mode 0700) when missing, and checks that no other user can redirect it or
+/// plant files in it (a `config` whose `credential_process` runs their command whenever
+/// the daemon is down). Fails early, before any fetch, when a user other than root could
+/// not mount (no `/dev/fuse` open to them, or no `fusermount3`).
+///
+/// The path is resolved by [`crate::safe_path::resolve_dir`]: every directory on it is
+/// root's or the caller's and not writable by others (or sticky), no link on it is
+/// another user's, and the mountpoint itself is a real directory of the caller's, writable
+/// by no one else. That is what makes the later mount land on this very directory: the
+/// mount is made on the resolved path, whose every entry only root and the caller can
+/// change, so no other user can swap a component between this check and the mount (by
+/// mount(2) as root, or by `fusermount3`, which resolves the same path again and mounts
+/// after `chdir`ing into it as the caller). The same rules apply to root, which is
+/// refused a directory another user owns.
+///
+/// `given` is the absolute path as the user gave it, with no link resolved yet: the
+/// checks must see every link on it.
+pub fn prepare(given: &Path) -> super::Result<Checked> {
     if !is_root() {
         fusermount::check_unprivileged()?;
     }
+    let path = &absolute(given)?;
     match state(path) {
         MountState::Live { fstype } => {
             let hint = if fstype == FSTYPE {
@@ -181,36 +209,23 @@ pub fn prepare(path: &Path) -> super::Result<()> {
         }
         MountState::Free => {}
     }
-    create_dir(path).map_err(MountError::from)
+    check(given).map_err(MountError::from)
 }
 
-/// `path` as a directory: kept if it is one, created (mode 0700) if missing.
-fn create_dir(path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(_) => Err(Error::Config(format!(
-            "{} exists and is not a directory; choose a directory to mount on",
-            path.display()
-        ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(path)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "cannot create the mountpoint {} ({e})",
-                        path.display()
-                    ))
-                })?;
-            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700));
-            Ok(())
-        }
-        Err(e) => Err(Error::Config(format!(
-            "cannot use {} as a mountpoint ({e})",
-            path.display()
-        ))),
+/// The checks of [`prepare`] on a path where nothing is mounted.
+fn check(path: &Path) -> Result<Checked> {
+    let found = crate::safe_path::resolve_dir(path, OWN_DIRECTORY)?;
+    let mode = found.stat.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
+        let shown = found.path.display();
+        return Err(Error::Config(format!(
+            "{shown} can be written by group or others (mode {mode:04o}), who could plant files in it; run `chmod go-w {shown}` or {OWN_DIRECTORY}"
+        )));
     }
+    Ok(Checked {
+        path: found.path,
+        dir: found.dir,
+    })
 }
 
 /// This process's hold on a mountpoint: an exclusive lock on the directory itself, taken
@@ -225,16 +240,20 @@ pub struct Claim {
     _locked_dir: nix::fcntl::Flock<std::fs::File>,
 }
 
-/// Claims `path` (a prepared directory) for this process.
-pub fn claim(path: &Path) -> Result<Claim> {
-    use nix::fcntl::{Flock, FlockArg};
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = path.display();
-    let dir = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(path)
-        .map_err(|e| Error::Config(format!("cannot use {shown} as a mountpoint ({e})")))?;
+/// Claims the checked directory for this process: the one [`prepare`] held open, not
+/// whatever its name may lead to now.
+pub fn claim(checked: &Checked) -> Result<Claim> {
+    use nix::fcntl::{Flock, FlockArg, OFlag};
+    let shown = checked.path.display();
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let dir = nix::fcntl::openat(&checked.dir, ".", flags, nix::sys::stat::Mode::empty())
+        .map(std::fs::File::from)
+        .map_err(|e| {
+            Error::Config(format!(
+                "cannot use {shown} as a mountpoint ({})",
+                std::io::Error::from(e)
+            ))
+        })?;
     let Ok(dir) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
         return Err(Error::Config(format!(
             "another s3credsfs is mounting on {shown} right now; wait for it, \
@@ -255,6 +274,7 @@ pub fn claim(path: &Path) -> Result<Claim> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     const MOUNTINFO: &str = "\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -308,6 +328,27 @@ mod tests {
         assert_eq!(state(&target), MountState::Free);
         let dotted = dir.path().join("a/../a/b");
         assert_eq!(absolute(&dotted).unwrap(), target.canonicalize().unwrap());
+        // The checked path is the one `status` and `unmount` compute from the same name.
+        let checked = prepare(&dotted).unwrap();
+        assert_eq!(checked.path, absolute(&dotted).unwrap());
+    }
+
+    #[test]
+    fn a_mountpoint_others_can_write_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().canonicalize().unwrap().join("open");
+        std::fs::create_dir(&target).unwrap();
+        for mode in [0o777, 0o770, 0o702] {
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = prepare(&target).unwrap_err().to_string();
+            let shown = target.display();
+            assert_eq!(
+                error,
+                format!("{shown} can be written by group or others (mode {mode:04o}), who could plant files in it; run `chmod go-w {shown}` or {OWN_DIRECTORY}")
+            );
+        }
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(prepare(&target).unwrap().path, target);
     }
 
     #[test]

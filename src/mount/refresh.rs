@@ -42,6 +42,14 @@ pub fn run_refresh(args: RefreshArgs) -> Result<()> {
             path.display()
         )));
     }
+    let Some(name) = doc.control_socket.filter(|n| crate::control::is_name(n)) else {
+        return Err(MountError::Refresh(format!(
+            "the daemon of {} (pid {}) names no control socket in its status (it predates random socket names); remount with `s3credsfs unmount {}` and `s3credsfs mount`",
+            path.display(),
+            doc.pid,
+            path.display()
+        )));
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -49,6 +57,7 @@ pub fn run_refresh(args: RefreshArgs) -> Result<()> {
     let reply = runtime
         .block_on(crate::control::request_refresh(
             doc.pid,
+            &name,
             args.profile.as_deref(),
             ANSWER_TIMEOUT,
         ))

@@ -97,6 +97,7 @@ impl InProcess {
             min_validity_seconds: 1200,
             container_endpoint: None,
             log_file: None,
+            control_socket: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None));

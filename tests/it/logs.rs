@@ -192,3 +192,31 @@ fn a_home_that_does_not_exist_is_not_created_for_the_log() {
         .unwrap()
         .contains("AccessKeyId"));
 }
+
+/// An `XDG_STATE_HOME` inside a directory another user owns: they could swap the log
+/// directory for a link while the daemon runs (rotation reopens by name). It is checked as
+/// a mountpoint is, and refused; the mount goes on without a log and says why.
+#[test]
+fn a_log_directory_another_user_could_swap_is_not_used() {
+    let home = tempfile::tempdir().unwrap();
+    let theirs = home.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(65533), Some(65533)).unwrap();
+    let state = theirs.join("state");
+    let guard = BackgroundMount::new(&home.path().join(".s3creds"));
+    let env = [("HOME", home.path()), ("XDG_STATE_HOME", state.as_path())];
+    let out = mount_dev(&guard, None, &env);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "s3credsfs: warning: the daemon keeps no log: {} lies under {}, which belongs to user id 65533, who could swap what is in it; set XDG_STATE_HOME to a directory of your own, or pass --log-file FILE",
+            state.join("s3credsfs").display(),
+            theirs.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!state.exists(), "nothing was made in their directory");
+    let status: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(guard.path.join("status")).unwrap()).unwrap();
+    assert_eq!(status["log_file"], serde_json::Value::Null);
+}

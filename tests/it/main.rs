@@ -18,6 +18,7 @@ mod config_check;
 mod config_rules;
 mod daemon_ready;
 mod exec;
+mod exec_secrets;
 mod fetch_cli;
 mod gateway_keycloak;
 mod gateway_sts;
@@ -49,6 +50,8 @@ mod mount_lifecycle;
 mod mount_races;
 #[cfg(feature = "fuse-tests")]
 mod mount_unprivileged;
+#[cfg(feature = "fuse-tests")]
+mod mountpoint_hostile;
 #[cfg(feature = "fuse-tests")]
 mod refresh_ahead;
 #[cfg(feature = "fuse-tests")]

@@ -102,12 +102,13 @@ fn refresh_names_a_profile_and_refuses_an_unknown_one() {
     assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
 }
 
-/// Another user reaching the socket (its name is public) is hung up on, unserved.
+/// Another user reaching the socket (its name shows in /proc/net/unix once bound) is hung
+/// up on, unserved.
 #[test]
 fn another_user_cannot_ask_for_a_refresh() {
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &[]);
-    let name = s3credsfs::control::socket_name(m.child.id());
+    let name = m.status()["control_socket"].as_str().unwrap().to_string();
     let script = format!(
         "import socket\ns = socket.socket(socket.AF_UNIX)\ns.connect('\\0{name}')\n\
          try:\n    s.sendall(b'refresh \\n')\n    got = s.recv(4096)\n\
@@ -196,4 +197,83 @@ fn a_refresh_during_a_waiting_lookup_does_not_wedge_the_mount() {
         "the slow profile has no credentials"
     );
     assert_eq!(m.status()["profile"], "slow", "status still answers");
+}
+
+/// A neighbour who binds, in advance, the control socket's name for every pid the next
+/// daemon may get cannot cut `refresh` off from it: the name is 128 random bits, known only
+/// from the owner's `status`. (Names made of the pid were all taken here, and `refresh`
+/// then failed.)
+#[test]
+fn names_taken_in_advance_do_not_stop_refresh() {
+    let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // The next pids, wrapping as the kernel does (past pid_max it starts again at 300).
+    let count = 5000.min(pid_max - 300);
+    let pids: Vec<u32> = (1..=count)
+        .map(|i| {
+            let p = last + i;
+            if p < pid_max {
+                p
+            } else {
+                300 + (p - pid_max) % (pid_max - 300)
+            }
+        })
+        .collect();
+    let script = "import resource, socket, sys\n\
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)\n\
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))\n\
+        held = []\n\
+        for pid in sys.stdin.readline().split():\n\
+        \x20   s = socket.socket(socket.AF_UNIX)\n\
+        \x20   try:\n\
+        \x20       s.bind('\\0s3credsfs/control/' + pid)\n\
+        \x20       s.listen()\n\
+        \x20       held.append(s)\n\
+        \x20   except OSError:\n\
+        \x20       s.close()\n\
+        print(len(held), flush=True)\n\
+        sys.stdin.read()\n";
+    let mut squatter = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env_clear()
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = squatter.stdin.take().unwrap();
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    std::io::Write::write_all(&mut stdin, format!("{}\n", list.join(" ")).as_bytes()).unwrap();
+    let mut held = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(squatter.stdout.as_mut().unwrap()),
+        &mut held,
+    )
+    .unwrap();
+    assert!(held.trim().parse::<u32>().unwrap() > count - 50, "{held}");
+
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let out = refresh(&m, &[]);
+    let daemon = m.child.id();
+    drop(stdin);
+    let _ = squatter.wait();
+    assert!(
+        pids.contains(&daemon),
+        "the daemon's pid {daemon} was not among the {count} names taken (pids {}..); too many processes started meanwhile",
+        pids[0]
+    );
+    assert!(out.status.success(), "{}{}", stderr(&out), m.log());
+    assert!(stdout(&out).starts_with("s3credsfs: refreshed profile default;"));
+    let name = m.status()["control_socket"].as_str().unwrap().to_string();
+    assert!(s3credsfs::control::is_name(&name), "{name}");
 }

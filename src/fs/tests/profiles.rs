@@ -71,6 +71,7 @@ impl Multi {
                     min_validity_seconds: 1200,
                     container_endpoint: None,
                     log_file: None,
+                    control_socket: None,
                 };
                 (cache, info)
             })

@@ -1,0 +1,327 @@
+//! Resolving a directory path so that no other local user can redirect it: the mountpoint
+//! and the default log directory.
+//!
+//! The path is walked one component at a time from `/`, each opened with
+//! `openat(O_PATH | O_NOFOLLOW)` relative to the descriptor of the directory before it and
+//! judged by `fstat` on the descriptor just opened, never by its name again. Every
+//! directory on the way must belong to root or the caller, and one that others may write
+//! must have the sticky bit (so they can rename or remove only their own entries, and
+//! every entry we go on through is root's or ours). A symbolic link on the way is followed
+//! only if it belongs to root or the caller (it sits in a directory that passed the same
+//! test, so no one else can replace it). The last component must be a real directory (not
+//! a link) of the caller's own.
+//!
+//! What that buys: once a walk succeeded, only root and the caller can change which
+//! directory the resolved path names, because every entry on it sits in a directory only
+//! they may change. So a later use of the resolved path (the mount(2) call, or the setuid
+//! `fusermount3`, which resolves it once more, `chdir`s into it as the calling user and
+//! mounts on `.`) reaches the directory the checks were made on; no other user can swap a
+//! component in between.
+
+use crate::error::{Error, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, mkdirat, FileStat, Mode, SFlag};
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
+
+/// Links followed in one walk before giving up, as the kernel's own limit.
+const MAX_LINKS: usize = 40;
+
+/// A directory found by [`resolve_dir`].
+#[derive(Debug)]
+pub struct Resolved {
+    /// The absolute path, with no symbolic link and no `.` or `..` left in it.
+    pub path: PathBuf,
+    /// An `O_PATH` descriptor of the directory itself (the one the checks were made on).
+    pub dir: OwnedFd,
+    /// What `fstat` said of it.
+    pub stat: FileStat,
+}
+
+fn open_step(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn kind(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
+}
+
+/// Mode bits: group or others may write.
+const WRITABLE_BY_OTHERS: u32 = 0o022;
+
+/// Why a directory that is not the last one of the path could be changed by another user,
+/// if it could.
+fn untrusted_dir(stat: &FileStat, me: u32) -> Option<String> {
+    let mode = stat.st_mode & 0o7777;
+    if stat.st_uid != 0 && stat.st_uid != me {
+        Some(format!(
+            "belongs to user id {}, who could swap what is in it",
+            stat.st_uid
+        ))
+    } else if mode & WRITABLE_BY_OTHERS != 0 && mode & libc::S_ISVTX == 0 {
+        Some(format!(
+            "can be written by group or others (mode {mode:04o}) without the sticky bit, so they could swap what is in it"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Resolves the absolute `path` to a directory of the caller's own that no other user can
+/// redirect (see the module's notes), creating it and its missing parents (mode 0700).
+/// `fix` ends every refusal, e.g. "use a directory of your own such as ~/.s3creds".
+pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
+    let shown = path.display();
+    let refuse = |why: String| Error::Config(format!("{why}; {fix}"));
+    if !path.is_absolute() {
+        return Err(refuse(format!("{shown} is not an absolute path")));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let root: OwnedFd = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open("/")
+            .map_err(|e| refuse(format!("cannot open / ({e})")))?
+            .into()
+    };
+    let root_stat = fstat(&root).map_err(|e| refuse(format!("cannot inspect / ({e})")))?;
+    // The directories walked so far: `/` first, then each by its name.
+    let mut stack: Vec<(OwnedFd, OsString, FileStat)> = vec![(root, OsString::new(), root_stat)];
+    let walked = |stack: &[(OwnedFd, OsString, FileStat)]| -> PathBuf {
+        let mut p = PathBuf::from("/");
+        p.extend(stack[1..].iter().map(|(_, name, _)| name));
+        p
+    };
+    let mut queue: VecDeque<OsString> = components(path);
+    let mut links = 0;
+    while let Some(name) = queue.pop_front() {
+        if name == ".." {
+            if stack.len() > 1 {
+                stack.pop();
+            }
+            continue;
+        }
+        let top = &stack.last().expect("/ stays on the stack").0;
+        let here = walked(&stack).join(&name);
+        if let Some(why) = untrusted_dir(&stack.last().expect("/").2, me) {
+            return Err(refuse(format!(
+                "{shown} lies under {}, which {why}",
+                walked(&stack).display()
+            )));
+        }
+        let fd = match open_step(top, &name) {
+            Err(Errno::ENOENT) => {
+                match mkdirat(top, name.as_os_str(), Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => {
+                        return Err(refuse(format!(
+                            "cannot create the directory {} ({})",
+                            here.display(),
+                            std::io::Error::from(e)
+                        )))
+                    }
+                }
+                open_step(top, &name)
+            }
+            other => other,
+        }
+        .map_err(|e| {
+            refuse(format!(
+                "cannot use {shown} ({}: {})",
+                here.display(),
+                std::io::Error::from(e)
+            ))
+        })?;
+        let stat = fstat(&fd).map_err(|e| {
+            refuse(format!(
+                "cannot inspect {} ({})",
+                here.display(),
+                std::io::Error::from(e)
+            ))
+        })?;
+        match kind(&stat) {
+            SFlag::S_IFLNK => {
+                if queue.is_empty() {
+                    return Err(refuse(format!(
+                        "{shown} is a symbolic link, which could be re-pointed elsewhere while mounted or in use"
+                    )));
+                }
+                if stat.st_uid != 0 && stat.st_uid != me {
+                    return Err(refuse(format!(
+                        "{shown} goes through the symbolic link {}, which belongs to user id {}, who could re-point it",
+                        here.display(),
+                        stat.st_uid
+                    )));
+                }
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(refuse(format!(
+                        "{shown} goes through more than {MAX_LINKS} symbolic links"
+                    )));
+                }
+                let target = readlinkat(top, name.as_os_str()).map_err(|e| {
+                    refuse(format!(
+                        "cannot read the link {} ({})",
+                        here.display(),
+                        std::io::Error::from(e)
+                    ))
+                })?;
+                let target = PathBuf::from(target);
+                if target.is_absolute() {
+                    stack.truncate(1);
+                }
+                for (i, part) in components(&target).into_iter().enumerate() {
+                    queue.insert(i, part);
+                }
+            }
+            SFlag::S_IFDIR => {
+                stack.push((fd, name, stat));
+            }
+            _ if queue.is_empty() => {
+                return Err(refuse(format!("{shown} exists and is not a directory")))
+            }
+            _ => {
+                return Err(refuse(format!(
+                    "{shown} goes through {}, which is not a directory",
+                    here.display()
+                )))
+            }
+        }
+    }
+    let path = walked(&stack);
+    let (dir, _, stat) = stack.pop().expect("/ stays on the stack");
+    if stat.st_uid != me {
+        return Err(refuse(format!(
+            "{} belongs to user id {}, not to you (id {me})",
+            path.display(),
+            stat.st_uid
+        )));
+    }
+    Ok(Resolved { path, dir, stat })
+}
+
+/// `path`'s parts to walk, in order: names and `..` (`/` and `.` say nothing more).
+fn components(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn refused(path: &Path) -> String {
+        resolve_dir(path, "FIX").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn creates_missing_directories_privately_and_resolves_links_and_dots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let found = resolve_dir(&base.join("a/b"), "FIX").unwrap();
+        assert_eq!(found.path, base.join("a/b"));
+        for dir in ["a", "a/b"] {
+            let mode = std::fs::metadata(base.join(dir))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o700, "{dir}");
+        }
+        // A link of ours, relative and absolute, and `..`: the resolved path has none.
+        symlink("a", base.join("rel")).unwrap();
+        symlink(base.join("a/b"), base.join("abs")).unwrap();
+        assert_eq!(
+            resolve_dir(&base.join("rel/b"), "FIX").unwrap().path,
+            base.join("a/b")
+        );
+        assert_eq!(
+            resolve_dir(&base.join("abs/../b"), "FIX").unwrap().path,
+            base.join("a/b")
+        );
+        assert_eq!(
+            resolve_dir(&base.join("a/./b/.."), "FIX").unwrap().path,
+            base.join("a")
+        );
+        // `..` at `/` stays at `/`, as the kernel has it.
+        let above_root = Path::new("/..").join(base.strip_prefix("/").unwrap().join("a"));
+        assert_eq!(
+            resolve_dir(&above_root, "FIX").unwrap().path,
+            base.join("a")
+        );
+    }
+
+    #[test]
+    fn a_link_as_the_last_component_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        symlink(base.join("real"), base.join("link")).unwrap();
+        let link = base.join("link");
+        assert_eq!(
+            refused(&link),
+            format!("{} is a symbolic link, which could be re-pointed elsewhere while mounted or in use; FIX", link.display())
+        );
+        // Forty links in a row are followed, as the kernel does; one more is too many.
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        symlink("real", base.join("l1")).unwrap();
+        for i in 2..=41 {
+            symlink(format!("l{}", i - 1), base.join(format!("l{i}"))).unwrap();
+        }
+        let forty = resolve_dir(&base.join("l40/sub"), "FIX").unwrap();
+        assert_eq!(forty.path, base.join("real/sub"));
+        assert!(refused(&base.join("l41/sub")).contains("more than 40 symbolic links"));
+        symlink("loop", base.join("loop")).unwrap();
+        assert!(refused(&base.join("loop/x")).contains("more than 40 symbolic links"));
+        std::fs::write(base.join("file"), "").unwrap();
+        assert!(refused(&base.join("file")).ends_with("file exists and is not a directory; FIX"));
+        assert!(refused(&base.join("file/x")).contains("which is not a directory; FIX"));
+    }
+
+    #[test]
+    fn a_directory_others_can_write_is_passed_through_only_with_the_sticky_bit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let open = base.join("open");
+        std::fs::create_dir_all(open.join("mine")).unwrap();
+        chmod(&open, 0o777);
+        assert_eq!(
+            refused(&open.join("mine")),
+            format!(
+                "{} lies under {}, which can be written by group or others (mode 0777) without the sticky bit, so they could swap what is in it; FIX",
+                open.join("mine").display(),
+                open.display()
+            )
+        );
+        chmod(&open, 0o775);
+        assert!(refused(&open.join("mine")).contains("(mode 0775) without the sticky bit"));
+        chmod(&open, 0o1777);
+        assert_eq!(
+            resolve_dir(&open.join("mine"), "FIX").unwrap().path,
+            open.join("mine")
+        );
+        // The last directory itself is judged by the caller (a mountpoint must not be
+        // writable by others; a log directory is made private).
+        chmod(&open, 0o777);
+        assert_eq!(resolve_dir(&open, "FIX").unwrap().path, open);
+    }
+}

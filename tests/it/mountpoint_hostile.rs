@@ -1,0 +1,259 @@
+//! A mountpoint another user controls is refused (issue 21): two unprivileged users, the
+//! neighbour ([`OTHER_USER`]) setting traps and the victim ([`NOBODY`]) mounting, in a
+//! private mount namespace whose own `/dev/fuse` node belongs to the victim (so the host's
+//! `/dev/fuse` is never touched). Root, which CI runs as, gets the same refusals.
+//!
+//! A directory the neighbour owns or may write would let them plant a `config` whose
+//! `credential_process` runs their command whenever the daemon is down; a link they can
+//! re-point would move the victim's mount, or its name, elsewhere.
+
+use crate::common;
+
+use common::mount::*;
+use common::namespace::*;
+use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The victim's namespace and home, and a root-owned sticky directory open to all (like
+/// `/tmp`) where the neighbour sets traps.
+struct Scene {
+    m: UserMount,
+    shared: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Scene {
+    fn new() -> Scene {
+        let m = UserMount::new(FuseNamespace::new(NOBODY, false));
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().canonicalize().unwrap();
+        chmod(&shared, 0o1777);
+        Scene {
+            m,
+            shared,
+            _dir: dir,
+        }
+    }
+
+    /// Runs `f` as `user` in the namespace.
+    fn as_user<T: Send>(&self, user: (u32, u32), f: impl FnOnce() -> T + Send) -> T {
+        self.m.ns.run(Some(user), f)
+    }
+
+    /// `s3credsfs mount PATH --foreground` as `user` (root when `None`), which must fail
+    /// before logging in and leave nothing mounted; returns its stderr. A mount that goes
+    /// ahead is stopped and unmounted, and the test fails.
+    fn refused(&self, gw: &TestGateway, user: Option<(u32, u32)>, path: &Path) -> String {
+        let mut cmd = match user {
+            Some(_) => self.m.command(&[]),
+            None => {
+                let mut cmd = bin();
+                cmd.env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+                    .stdin(Stdio::null());
+                cmd
+            }
+        };
+        assert!(user.is_none() || user == Some(NOBODY));
+        cmd.args(["mount", path.to_str().unwrap(), "--foreground"])
+            .args(login_args(gw))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = self.m.ns.run(None, move || cmd.spawn().unwrap());
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if start.elapsed() > Duration::from_secs(20) {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+                let _ = child.wait();
+                if self.m.ns.mount_line(path).is_some() {
+                    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+                    // SAFETY: a valid path; root detaches the mount in the namespace.
+                    self.m.ns.run(None, move || unsafe {
+                        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+                    });
+                }
+                panic!("{} was mounted on, not refused", path.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{stderr}");
+        assert_eq!(self.m.ns.mount_line(path), None, "{stderr}");
+        assert_eq!(gw.stats().token_requests, 0, "refused before logging in");
+        stderr
+    }
+}
+
+const FIX: &str = "use a directory of your own such as ~/.s3creds";
+
+#[test]
+fn a_directory_the_neighbour_owns_or_others_may_write_is_refused() {
+    let gw = TestGateway::start(|_| {});
+    let s = Scene::new();
+    // The neighbour's own directory, open to all, with a planted config in it.
+    let theirs = s.shared.join("x");
+    let planted = theirs.clone();
+    s.as_user(OTHER_USER, move || {
+        std::fs::create_dir(&planted).unwrap();
+        chmod(&planted, 0o777);
+        let config = "[default]\ncredential_process = sh -c 'touch /tmp/pwned'\n";
+        std::fs::write(planted.join("config"), config).unwrap();
+    });
+    let stderr = s.refused(&gw, Some(NOBODY), &theirs);
+    assert_eq!(
+        stderr,
+        format!(
+            "s3credsfs: error: {} belongs to user id 65533, not to you (id 65534); {FIX}\n",
+            theirs.display()
+        )
+    );
+    // Root is refused it too.
+    let stderr = s.refused(&gw, None, &theirs);
+    assert!(
+        stderr.contains(&format!(
+            "{} belongs to user id 65533, not to you (id 0); {FIX}",
+            theirs.display()
+        )),
+        "{stderr}"
+    );
+
+    // The victim's own directory, but writable by others.
+    let open = s.shared.join("y");
+    let made = open.clone();
+    s.as_user(NOBODY, move || {
+        std::fs::create_dir(&made).unwrap();
+        chmod(&made, 0o777);
+    });
+    let stderr = s.refused(&gw, Some(NOBODY), &open);
+    assert!(
+        stderr.contains(&format!(
+            "{shown} can be written by group or others (mode 0777), who could plant files in it; run `chmod go-w {shown}` or {FIX}",
+            shown = open.display()
+        )),
+        "{stderr}"
+    );
+
+    // The victim's own directory inside one that others may write without the sticky bit
+    // (they could rename it away and put theirs in its place), or inside the neighbour's.
+    let (unsticky, neighbours) = (s.shared.join("open"), s.shared.join("theirs"));
+    for (dir, owner) in [(&unsticky, (0, 0)), (&neighbours, OTHER_USER)] {
+        std::fs::create_dir_all(dir.join("creds")).unwrap();
+        chown(dir, Some(owner.0), Some(owner.1)).unwrap();
+        chown(dir.join("creds"), Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+        chmod(&dir.join("creds"), 0o700);
+    }
+    chmod(&unsticky, 0o777);
+    chmod(&neighbours, 0o755);
+    let stderr = s.refused(&gw, Some(NOBODY), &unsticky.join("creds"));
+    assert!(
+        stderr.contains(&format!(
+            "lies under {}, which can be written by group or others (mode 0777) without the sticky bit, so they could swap what is in it; {FIX}",
+            unsticky.display()
+        )),
+        "{stderr}"
+    );
+    let stderr = s.refused(&gw, Some(NOBODY), &neighbours.join("creds"));
+    assert!(
+        stderr.contains(&format!(
+            "lies under {}, which belongs to user id 65533, who could swap what is in it; {FIX}",
+            neighbours.display()
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_link_as_the_mountpoint_or_one_the_neighbour_can_re_point_is_refused() {
+    let gw = TestGateway::start(|_| {});
+    let s = Scene::new();
+    let home = s.m.home.clone();
+    let creds = home.join("creds");
+    // The victim's own link to their own directory: it could still be re-pointed while
+    // mounted, and `status`, `unmount` and the files would name the link.
+    let own_link = s.shared.join("mine");
+    let (target, link) = (creds.clone(), own_link.clone());
+    s.as_user(NOBODY, move || {
+        std::fs::create_dir(&target).unwrap();
+        symlink(&target, &link).unwrap();
+    });
+    let stderr = s.refused(&gw, Some(NOBODY), &own_link);
+    assert!(
+        stderr.contains(&format!(
+            "{} is a symbolic link, which could be re-pointed elsewhere while mounted or in use; {FIX}",
+            own_link.display()
+        )),
+        "{stderr}"
+    );
+    // The neighbour's link to the victim's home: they could re-point it at any time.
+    let their_link = s.shared.join("home");
+    let (target, link) = (home.clone(), their_link.clone());
+    s.as_user(OTHER_USER, move || symlink(&target, &link).unwrap());
+    let stderr = s.refused(&gw, Some(NOBODY), &their_link.join("creds"));
+    assert!(
+        stderr.contains(&format!(
+            "goes through the symbolic link {}, which belongs to user id 65533, who could re-point it; {FIX}",
+            their_link.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A link only root can change (as `/home` -> `/var/home`) is fine: the mount lands on
+/// the resolved directory, the files name that, and `status` and `unmount` by the linked
+/// name find it.
+#[test]
+fn a_trusted_link_resolves_and_every_command_agrees_on_the_path() {
+    let gw = TestGateway::start(|_| {});
+    let mut s = Scene::new();
+    let links = tempfile::tempdir().unwrap();
+    chmod(links.path(), 0o755);
+    let linked = links.path().canonicalize().unwrap().join("home");
+    symlink(&s.m.home, &linked).unwrap();
+    let given = linked.join("creds");
+    let resolved = s.m.home.join("creds");
+    let mut cmd =
+        s.m.command(&["mount", given.to_str().unwrap(), "--foreground"]);
+    cmd.args(login_args(&gw))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    s.m.path = resolved.clone();
+    s.m.child = Some(s.m.ns.run(None, move || cmd.spawn().unwrap()));
+    let status = resolved.join("status");
+    wait_for("the mount", Duration::from_secs(30), || {
+        s.m.mount_line().is_some() && s.as_user(NOBODY, || status.exists())
+    });
+    let config = resolved.join("config");
+    let config = s.as_user(NOBODY, move || std::fs::read_to_string(config).unwrap());
+    assert!(
+        config.contains(&format!("{}/json", resolved.display())),
+        "{config}"
+    );
+    let out =
+        s.m.output(s.m.command(&["status", given.to_str().unwrap()]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with(&format!("s3credsfs mounted at {} ", resolved.display())),
+        "{said}"
+    );
+    let out =
+        s.m.output(s.m.command(&["unmount", given.to_str().unwrap()]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.m.wait_exit().success());
+    assert_eq!(s.m.mount_line(), None);
+}
