@@ -4,6 +4,7 @@
 //! server-supplied descriptions only, and a transport failure's [`Cause`] is the HTTP
 //! library's error with its URL removed.
 
+use crate::exit_status::ExitStatus;
 use crate::untrusted::{clean, MAX_QUOTED};
 use std::sync::Arc;
 use thiserror::Error;
@@ -198,6 +199,34 @@ impl Error {
             Error::Config(_) => libc::EINVAL,
             _ => libc::EIO,
         }
+    }
+
+    /// The process's exit status when this error ends a command.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            // A TLS failure's fix is --ca-file, a redirect's --api-gateway: settings.
+            Error::Config(_) | Error::Tls { .. } | Error::Redirected { .. } => ExitStatus::Config,
+            Error::AuthRejected { .. } | Error::StsForbidden { .. } => ExitStatus::LoginRefused,
+            Error::RefreshInactive { .. } | Error::Token(_) => ExitStatus::TokenExpired,
+            Error::Internal(_) => ExitStatus::Internal,
+            Error::Unreachable { .. }
+            | Error::Timeout { .. }
+            | Error::RefreshTooSlow { .. }
+            | Error::HttpStatus { .. }
+            | Error::TooLarge { .. }
+            | Error::BadReply { .. }
+            | Error::Unrenderable { .. }
+            | Error::Pending
+            | Error::Expired { .. } => ExitStatus::Gateway,
+        }
+    }
+
+    /// Keycloak refused the password or client secret: retrying the same one cannot
+    /// succeed, and each retry counts toward Keycloak's brute-force lockout, so a mount
+    /// waits for `s3credsfs refresh` or a changed password instead. (A refresh token
+    /// that is no longer active is not this: a new login follows it at once.)
+    pub fn is_login_refused(&self) -> bool {
+        matches!(self, Error::AuthRejected { .. })
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod mountpoint;
 pub mod notify;
 pub mod refresh;
+pub mod status_check;
 
 use crate::cache::CredentialCache;
 use crate::config::{load_profiles, Context, MountSettings, Settings};
@@ -23,6 +24,7 @@ use daemon::{Notifier, Side};
 pub use error::{MountError, Result};
 use mountpoint::{MountState, FSTYPE};
 use nix::unistd::Pid;
+pub use status_check::{run_status, StatusArgs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,17 +58,7 @@ pub struct MountpointArgs {
     pub mountpoint: Option<PathBuf>,
 }
 
-/// `status`'s arguments.
-#[derive(clap::Args, Debug)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub target: MountpointArgs,
-    /// Print the status file's JSON instead of the summary
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     let path = match given {
         Some(p) => p.clone(),
         None => mountpoint::default_mountpoint()?,
@@ -153,7 +145,10 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             }
             // Errors were already sent to the parent, which prints them.
             let log = log.as_ref().map(|(_, file)| file);
-            let code = i32::from(job.serve(Some(notifier), log).is_err());
+            let code = match job.serve(Some(notifier), log) {
+                Ok(()) => 0,
+                Err(e) => i32::from(e.exit_status().code()),
+            };
             std::process::exit(code);
         }
     }
@@ -451,10 +446,16 @@ impl Signals {
 fn require_our_mount(path: &Path) -> crate::error::Result<()> {
     match mountpoint::state(path) {
         MountState::Live { fstype } if fstype == FSTYPE => Ok(()),
-        MountState::Live { fstype } => Err(Error::Config(format!(
-            "{} is a {fstype} mount, not s3credsfs; leaving it alone",
-            path.display()
-        ))),
+        MountState::Live { fstype } => match mountpoint::foreign_owner(&fstype) {
+            Some(owner) => Err(Error::Config(format!(
+                "{} is the s3credsfs mount of {owner}, not one of yours; leaving it alone (run this as that user)",
+                path.display()
+            ))),
+            None => Err(Error::Config(format!(
+                "{} is a {fstype} mount, not s3credsfs; leaving it alone",
+                path.display()
+            ))),
+        },
         MountState::Stale { .. } => Err(Error::Config(format!(
             "{} is a stale mount (its daemon died); run `s3credsfs unmount {}` or mount again",
             path.display(),
@@ -523,25 +524,6 @@ pub fn run_unmount(args: MountpointArgs) -> Result<()> {
         mountpoint::lazy_unmount(&path)?;
     }
     println!("s3credsfs: unmounted {}", path.display());
-    Ok(())
-}
-
-/// Runs `s3credsfs status`.
-pub fn run_status(args: StatusArgs) -> Result<()> {
-    let path = mountpoint_of(&args.target.mountpoint)?;
-    require_our_mount(&path)?;
-    let text = read_status(&path)?;
-    if args.json {
-        print!("{text}");
-    } else {
-        let doc: StatusDoc = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{}/status is not the expected JSON ({e})",
-                path.display()
-            ))
-        })?;
-        print!("{}", doc.to_human());
-    }
     Ok(())
 }
 

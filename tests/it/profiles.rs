@@ -167,8 +167,9 @@ mod mounted {
             "{creds}"
         );
 
+        // The exit status follows the state: a profile without credentials is CRITICAL.
         let out = bin().arg("status").arg(&m.path).output().unwrap();
-        assert!(out.status.success());
+        assert_eq!(out.status.code(), Some(2));
         let screen = String::from_utf8(out.stdout).unwrap();
         let tds_line = screen
             .lines()

@@ -247,3 +247,29 @@ fn the_unit_keeps_out_what_breaks_fuse() {
     let start = humantime::parse_duration(start).unwrap();
     assert!(start > s3credsfs::sts::refresh_budget(Duration::from_secs(30)));
 }
+
+#[test]
+fn the_unit_prevents_restarts_exactly_for_what_a_restart_cannot_fix() {
+    use s3credsfs::exit_status::ExitStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(unit_under_test(dir.path())).unwrap();
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RestartPreventExitStatus="))
+        .collect();
+    assert_eq!(listed.len(), 1, "one RestartPreventExitStatus= line");
+    let mut unit: Vec<u8> = listed[0]
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    unit.sort_unstable();
+    let mut code: Vec<u8> = ExitStatus::ALL
+        .into_iter()
+        .filter(|s| !s.restart_helps())
+        .map(ExitStatus::code)
+        .collect();
+    code.sort_unstable();
+    assert_eq!(unit, code);
+    assert!(code.contains(&ExitStatus::LoginRefused.code()));
+    assert!(code.contains(&ExitStatus::Config.code()));
+}
