@@ -57,6 +57,12 @@ impl Fetch for crate::sts::Pipeline {
 /// command gives another password: local work only, no login is attempted meanwhile.
 pub const REFUSED_RECHECK: Duration = Duration::from_secs(30);
 
+/// The longest a keeper ([`CredentialCache::keep_current`]) sleeps between looks.
+pub const KEEPER_NAP: Duration = Duration::from_secs(60);
+
+/// The shortest: a keeper never spins.
+const KEEPER_MIN_NAP: Duration = Duration::from_secs(1);
+
 /// One set of credentials as handed to readers, with the moment it stops being served
 /// without a refresh.
 #[derive(Debug)]
@@ -274,25 +280,41 @@ impl<F: Fetch> CredentialCache<F> {
         self.refresh().await
     }
 
-    /// Credentials fit to serve now without waiting for the gateway: `None` when a refresh
-    /// must come first, which this then starts in the background (one in flight), so a
-    /// later call finds them. For a file that shows other profiles beside its own.
-    pub fn try_current(self: &Arc<Self>) -> Option<Result<Arc<Snapshot>>> {
-        match self.decide() {
-            Ok((snapshot, start_refresh)) => {
-                if start_refresh {
-                    self.refresh_in_background();
+    /// When the keeper should next refresh, whether or not anyone reads: the snapshot's
+    /// refresh-ahead time (its refresh time without refresh-ahead), or for a profile that
+    /// never got credentials and failed, at once; never before a backoff ends. `None`
+    /// before the first fetch (a `--lazy` mount waits for a reader).
+    fn keep_at(&self) -> Option<DateTime<Utc>> {
+        let inner = self.inner();
+        let due = match (&inner.snapshot, &inner.last_error) {
+            (Some(s), _) => std::cmp::min(s.refresh_ahead_at, s.refresh_at),
+            (None, Some(_)) => self.now(),
+            (None, None) => return None,
+        };
+        Some(inner.backoff_until.map_or(due, |b| std::cmp::max(due, b)))
+    }
+
+    /// Keeps the profile current without readers: refreshes at its refresh-ahead time (the
+    /// same rule and single flight as a read), so that every profile of a file of several
+    /// is ready when read, and `status` and monitoring see a profile fail when it does,
+    /// not when it is next read. Runs until the cache is dropped; it looks at least every
+    /// [`KEEPER_NAP`], so a clock that jumps (a suspended laptop, NTP) is noticed.
+    pub async fn keep_current(cache: std::sync::Weak<Self>) {
+        loop {
+            let nap = {
+                let Some(cache) = cache.upgrade() else { return };
+                let now = cache.now();
+                match cache.keep_at() {
+                    Some(at) if at <= now => {
+                        let _ = cache.current().await;
+                        // A refresh ahead runs on: look again shortly, not at once.
+                        KEEPER_MIN_NAP
+                    }
+                    Some(at) => (at - now).to_std().unwrap_or_default().min(KEEPER_NAP),
+                    None => KEEPER_NAP,
                 }
-                Some(Ok(snapshot))
-            }
-            Err(Plan::FailFast) => Some(Err(self.last_error())),
-            Err(_) => {
-                let cache = Arc::clone(self);
-                tokio::spawn(async move {
-                    let _ = cache.current().await;
-                });
-                None
-            }
+            };
+            tokio::time::sleep(nap.max(KEEPER_MIN_NAP)).await;
         }
     }
 

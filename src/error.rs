@@ -182,11 +182,6 @@ pub enum Error {
     #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
     Internal(String),
 
-    /// A profile shown in a file of several profiles has no credentials yet; they are
-    /// being fetched in the background, so that file never waits for that profile.
-    #[error("being fetched (read the file again in a moment)")]
-    Pending,
-
     /// Credentials whose expiration already passed; we never hand these out.
     #[error("the STS at {url} returned credentials that expired at {expiration}; check this host's clock and the gateway's (`date -u` on both)")]
     Expired { url: String, expiration: String },
@@ -216,7 +211,6 @@ impl Error {
             | Error::TooLarge { .. }
             | Error::BadReply { .. }
             | Error::Unrenderable { .. }
-            | Error::Pending
             | Error::Expired { .. } => ExitStatus::Gateway,
         }
     }

@@ -581,4 +581,5 @@ async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
     }
 }
 
+mod keeper;
 mod refused;

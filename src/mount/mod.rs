@@ -8,6 +8,7 @@
 pub mod daemon;
 pub mod dev;
 pub mod error;
+mod first_fetch;
 pub mod mountpoint;
 pub mod notify;
 pub mod refresh;
@@ -253,17 +254,17 @@ impl Job {
                 )
             })
             .collect();
-        // Only the default profile is fetched before mounting; the others on first read.
         let cache = caches[0].clone();
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
         } else {
-            let snapshot = runtime.block_on(cache.current())?;
-            format!(
-                "credentials valid until {}",
-                snapshot.creds.expiration_rfc3339()
-            )
+            let names: Vec<&str> = all.iter().map(|s| s.profile.as_str()).collect();
+            first_fetch::first_fetch(&runtime, &caches, &names)?
         };
+        // From now on every profile is kept current whether or not it is read.
+        for cache in &caches {
+            runtime.spawn(CredentialCache::keep_current(Arc::downgrade(cache)));
+        }
         let container = if self.container_endpoint {
             let endpoint = runtime
                 .block_on(crate::container::start(cache.clone()))
