@@ -244,4 +244,26 @@ mod tests {
         );
         assert_eq!(Error::Internal("bug".into()).errno(), libc::EIO);
     }
+
+    #[test]
+    fn only_a_refused_password_or_secret_is_a_refused_login() {
+        let refused = Error::AuthRejected {
+            url: "u".into(),
+            who: "the password for user \"vers\"".into(),
+            description: "Invalid user credentials".into(),
+            fix: "check it".into(),
+        };
+        assert!(refused.is_login_refused());
+        assert_eq!(refused.exit_status(), ExitStatus::LoginRefused);
+        // An expired refresh token is not: a new login follows it.
+        let inactive = Error::RefreshInactive {
+            url: "u".into(),
+            description: "Token is not active".into(),
+        };
+        assert!(!inactive.is_login_refused());
+        assert_eq!(inactive.exit_status(), ExitStatus::TokenExpired);
+        let config = Error::Config("bad".into());
+        assert!(!config.is_login_refused());
+        assert_eq!(config.exit_status(), ExitStatus::Config);
+    }
 }

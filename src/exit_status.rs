@@ -79,7 +79,7 @@ impl ExitStatus {
     /// What the status means, for the man page and the README.
     pub fn meaning(self) -> &'static str {
         match self {
-            ExitStatus::Failure => "any other failure (for example `refresh` could not reach the daemon, or `unmount` found nothing to unmount)",
+            ExitStatus::Failure => "any other failure (for example `refresh` could not reach the daemon, or the background daemon died before mounting)",
             ExitStatus::Usage => "the command line could not be parsed",
             ExitStatus::Gateway => "the gateway (Keycloak or the STS) could not be reached, timed out, or answered with an error; a later attempt may work",
             ExitStatus::Internal => "a bug in s3credsfs; please report it",
