@@ -486,7 +486,10 @@ impl<F: Fetch> CredentialCache<F> {
             expiration: snapshot.map(|s| s.creds.expiration),
             last_refresh: snapshot.map(|s| s.fetched_at),
             refresh_count: inner.refresh_count,
-            last_error: inner.last_error.as_ref().map(|e| e.to_string()),
+            last_error: inner.last_error.as_ref().map(|e| match inner.refused {
+                true => format!("{e} (not tried again until `s3credsfs refresh` or the password file or command gives another password)"),
+                false => e.to_string(),
+            }),
         }
     }
 }

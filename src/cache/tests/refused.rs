@@ -26,12 +26,11 @@ async fn a_refused_login_is_never_tried_again_however_long_it_waits() {
     assert_eq!(calls(&cache), 1, "a refused password was sent again");
     let status = cache.status();
     assert_eq!(status.state, State::Error);
+    let said = status.last_error.unwrap();
     assert!(
-        status
-            .last_error
-            .unwrap()
-            .contains("Invalid user credentials"),
-        "the refusal stays in status"
+        said.contains("Invalid user credentials")
+            && said.ends_with("(not tried again until `s3credsfs refresh` or the password file or command gives another password)"),
+        "the refusal stays in status, saying what ends it: {said}"
     );
     // The password file was looked at, at most once per REFUSED_RECHECK.
     let most = (24 * 3600 / REFUSED_RECHECK.as_secs()) as usize + 1;
