@@ -273,3 +273,34 @@ fn the_unit_prevents_restarts_exactly_for_what_a_restart_cannot_fix() {
     assert!(code.contains(&ExitStatus::LoginRefused.code()));
     assert!(code.contains(&ExitStatus::Config.code()));
 }
+
+/// What systemd sees of a wrong password: the foreground daemon exits with the status
+/// the unit does not restart after, having tried the password once.
+#[test]
+fn a_refused_password_exits_with_a_status_the_unit_does_not_restart() {
+    use s3credsfs::exit_status::ExitStatus;
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = bin()
+        .arg("mount")
+        .arg(&path)
+        .arg("--foreground")
+        .args(login_args(&gw))
+        .env("PW", "wrong-password")
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    force_unmount(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(ExitStatus::LoginRefused.code()))
+    );
+    assert!(!ExitStatus::LoginRefused.restart_helps());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Invalid user credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong-password"), "{stderr}");
+    assert_eq!(gw.stats().token_requests, 1, "one login, no retry");
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+}
