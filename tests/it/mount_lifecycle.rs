@@ -204,8 +204,28 @@ fn a_killed_daemon_is_recovered_by_the_next_mount() {
 fn unmount_clears_a_stale_mount() {
     let gw = TestGateway::start(|_| {});
     let mut m = Mounted::start(&gw, &[]);
+    let path = m.path.clone();
+    let check = || {
+        bin()
+            .args(["status", "--check"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let healthy = check();
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy.stdout));
+    assert!(text(&healthy.stdout).starts_with("S3CREDSFS OK - default: fresh, valid for "));
     m.signal(libc::SIGKILL);
     m.wait_exit();
+    // Monitoring sees the daemon gone: CRITICAL.
+    let gone = check();
+    assert_eq!(gone.status.code(), Some(2), "{}", text(&gone.stdout));
+    assert!(
+        text(&gone.stdout).starts_with("S3CREDSFS CRITICAL - ")
+            && text(&gone.stdout).contains("is a stale mount (its daemon died)"),
+        "{}",
+        text(&gone.stdout)
+    );
     let out = bin().arg("unmount").arg(&m.path).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("cleared the stale mount"));
