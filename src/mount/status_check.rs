@@ -275,6 +275,53 @@ mod tests {
     }
 
     #[test]
+    fn the_words_say_how_long_ago_only_for_what_expired() {
+        let why = |d: &StatusDoc| judge(d, now());
+        // Expired, with or without an error.
+        let expired = doc("a", State::Expired, -5, None);
+        assert_eq!(
+            why(&expired),
+            (
+                Health::Critical,
+                "a: no valid credentials, expired 5s ago".into()
+            )
+        );
+        // At the very second of expiry: no longer valid.
+        let at_expiry = doc("a", State::Fresh, 0, None);
+        assert_eq!(
+            why(&at_expiry),
+            (
+                Health::Critical,
+                "a: no valid credentials, expired 0s ago".into()
+            )
+        );
+        // Not valid by the daemon's word although not yet expired: no "ago".
+        let refused = doc("a", State::Error, 100, Some("refused"));
+        assert_eq!(
+            why(&refused),
+            (Health::Critical, "a: no valid credentials: refused".into())
+        );
+        let odd = doc("a", State::Error, 100, None);
+        assert_eq!(
+            why(&odd),
+            (Health::Critical, "a: no valid credentials".into())
+        );
+        // A long error is cut short: the line stays readable.
+        let long = "x".repeat(10_000);
+        let (_, words) = why(&doc("a", State::Error, -5, Some(&long)));
+        assert!(
+            words.len() < 2 * crate::untrusted::MAX_QUOTED + 64,
+            "{}",
+            words.len()
+        );
+        assert!(
+            words.len() > 2 * crate::untrusted::MAX_QUOTED,
+            "{}",
+            words.len()
+        );
+    }
+
+    #[test]
     fn the_check_line_leads_with_the_worst_and_carries_perfdata() {
         let ok = doc("default", State::Fresh, 3000, None);
         let bad = doc("tds", State::Error, -60, Some("refused"));
