@@ -99,7 +99,7 @@ fn profiles_of(doc: &StatusDoc) -> Vec<&StatusDoc> {
 }
 
 /// The one line of `--check`, and its verdict: the worst profile first, then perfdata
-/// (seconds left per profile; warning below the refresh margin, critical at 0).
+/// (seconds left per profile; warning below the refresh margin, critical below 1 s).
 pub fn check_line(profiles: &[&StatusDoc], now: DateTime<Utc>) -> (Health, String) {
     let mut judged: Vec<(Health, String, &StatusDoc)> = profiles
         .iter()
@@ -120,7 +120,8 @@ pub fn check_line(profiles: &[&StatusDoc], now: DateTime<Utc>) -> (Health, Strin
                 .and_then(|e| DateTime::parse_from_rfc3339(e).ok())
                 .map_or(0, |e| (e.with_timezone(&Utc) - now).num_seconds().max(0));
             let label: String = clean(&doc.profile, 64).replace(['\'', '='], "_");
-            format!("'{label}'={left}s;{};0;0", doc.min_validity_seconds)
+            // Thresholds in the plugin's range syntax: "N:" alerts below N.
+            format!("'{label}'={left}s;{}:;1:;0", doc.min_validity_seconds)
         })
         .collect();
     let line = format!(
@@ -330,7 +331,7 @@ mod tests {
         assert_eq!(
             line,
             "S3CREDSFS CRITICAL - tds: no valid credentials, expired 1m ago: refused; \
-             default: fresh, valid for 50m | 'tds'=0s;1200;0;0 'default'=3000s;1200;0;0"
+             default: fresh, valid for 50m | 'tds'=0s;1200:;1:;0 'default'=3000s;1200:;1:;0"
         );
         let (health, line) = check_line(&[&ok], now());
         assert_eq!(health, Health::Ok);
