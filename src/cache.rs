@@ -9,6 +9,9 @@ use crate::creds::Credentials;
 use crate::error::{Error, Result};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
+pub use clock::{ManualClock, SystemTime, TimeSource};
+use rule::too_short;
+pub use rule::{backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, MAX_BELIEVED_LIFETIME};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -26,6 +29,13 @@ pub trait Fetch: Send + Sync + 'static {
     fn fetch_with_new_login(&self) -> impl Future<Output = Result<Credentials>> + Send {
         self.fetch()
     }
+
+    /// After Keycloak refused the login: whether its secret changed since (a password
+    /// file or command now gives another one, which is used from now on), so that a new
+    /// login may succeed. Never contacts the gateway.
+    fn login_changed(&self) -> impl Future<Output = bool> + Send {
+        std::future::ready(false)
+    }
 }
 
 impl Fetch for crate::sts::Pipeline {
@@ -37,7 +47,21 @@ impl Fetch for crate::sts::Pipeline {
         self.forget_login().await;
         crate::sts::Pipeline::fetch(self).await
     }
+
+    async fn login_changed(&self) -> bool {
+        self.password_changed().await
+    }
 }
+
+/// How often a profile whose login Keycloak refused looks whether its password file or
+/// command gives another password: local work only, no login is attempted meanwhile.
+pub const REFUSED_RECHECK: Duration = Duration::from_secs(30);
+
+/// The longest a keeper ([`CredentialCache::keep_current`]) sleeps between looks.
+pub const KEEPER_NAP: Duration = Duration::from_secs(60);
+
+/// The shortest: a keeper never spins.
+const KEEPER_MIN_NAP: Duration = Duration::from_secs(1);
 
 /// One set of credentials as handed to readers, with the moment it stops being served
 /// without a refresh.
@@ -59,165 +83,6 @@ impl Snapshot {
     /// True while the credentials have not expired.
     pub fn valid_at(&self, now: DateTime<Utc>) -> bool {
         now < self.creds.expiration
-    }
-}
-
-/// What a read should do, decided by [`plan`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// The snapshot is fresh enough (or valid while refreshes back off): serve it.
-    Serve,
-    /// Serve the snapshot now, and refresh in the background (the refresh-ahead window).
-    ServeAndRefresh,
-    /// Refresh first; on failure serve the snapshot if it is still valid.
-    Refresh,
-    /// No valid credentials and refreshes are backing off: fail with the last error.
-    FailFast,
-}
-
-/// The staleness rule, pure so tests can drive it with any clock.
-pub fn plan(
-    now: DateTime<Utc>,
-    snapshot: Option<&Snapshot>,
-    backoff_until: Option<DateTime<Utc>>,
-) -> Plan {
-    let valid = snapshot.is_some_and(|s| s.valid_at(now));
-    let backing_off = backoff_until.is_some_and(|until| now < until);
-    if valid && snapshot.is_some_and(|s| now < s.refresh_at) {
-        if !backing_off && snapshot.is_some_and(|s| now >= s.refresh_ahead_at) {
-            return Plan::ServeAndRefresh;
-        }
-        return Plan::Serve;
-    }
-    match backoff_until {
-        Some(until) if now < until => {
-            if valid {
-                Plan::Serve
-            } else {
-                Plan::FailFast
-            }
-        }
-        _ => Plan::Refresh,
-    }
-}
-
-/// The longest credential lifetime believed when scheduling a refresh: the CSM STS issues
-/// one hour, and Ceph allows at most twelve.
-pub const MAX_BELIEVED_LIFETIME: chrono::Duration = chrono::Duration::hours(36);
-
-/// When to refresh credentials fetched at `fetched`: `min_validity` (plus up to 10% of it,
-/// at most a minute, of jitter so a fleet spreads out) before expiry. When the STS issues
-/// credentials that live no longer than `min_validity`, refresh at half their life rather
-/// than on every read.
-pub fn refresh_at(
-    fetched: DateTime<Utc>,
-    expiration: DateTime<Utc>,
-    min_validity: Duration,
-    jitter_unit: f64,
-) -> DateTime<Utc> {
-    // An `Expiration` years away (a broken or hostile STS) must not mean "never refresh".
-    let horizon = fetched
-        .checked_add_signed(MAX_BELIEVED_LIFETIME)
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
-    let expiration = std::cmp::min(expiration, horizon);
-    let lifetime = expiration - fetched;
-    if too_short(lifetime, min_validity) {
-        return fetched + lifetime / 2;
-    }
-    let min_validity = chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX);
-    let max_jitter = std::cmp::min(min_validity / 10, chrono::Duration::seconds(60));
-    let jitter = chrono::Duration::milliseconds(
-        (max_jitter.num_milliseconds() as f64 * jitter_unit.clamp(0.0, 1.0)) as i64,
-    );
-    expiration
-        .checked_sub_signed(min_validity + jitter)
-        .map_or(fetched, |t| std::cmp::max(t, fetched))
-}
-
-/// When a read starts a background refresh of credentials due at `refresh_at`:
-/// `refresh_ahead` earlier, but never before half their life has passed, so short-lived
-/// credentials are not refreshed on every read.
-pub fn refresh_ahead_at(
-    fetched: DateTime<Utc>,
-    refresh_at: DateTime<Utc>,
-    expiration: DateTime<Utc>,
-    refresh_ahead: Duration,
-) -> DateTime<Utc> {
-    let half_life = fetched + (std::cmp::max(expiration, fetched) - fetched) / 2;
-    let ahead = chrono::Duration::from_std(refresh_ahead).unwrap_or(chrono::Duration::MAX);
-    let early = refresh_at
-        .checked_sub_signed(ahead)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    std::cmp::min(std::cmp::max(early, half_life), refresh_at)
-}
-
-/// Whether credentials living `lifetime` can never keep `min_validity` in hand: they are
-/// then refreshed at half their life instead of on every read.
-fn too_short(lifetime: chrono::Duration, min_validity: Duration) -> bool {
-    lifetime <= chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Delay before the next attempt after `failures` consecutive failures: 1 s doubling to
-/// 5 min, scaled by a random factor in [0.5, 1] so many nodes do not retry in step.
-pub fn backoff_delay(failures: u32, jitter_unit: f64) -> Duration {
-    let base = Duration::from_secs(1) * 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    let capped = std::cmp::min(base, Duration::from_secs(300));
-    capped.mul_f64(0.5 + 0.5 * jitter_unit.clamp(0.0, 1.0))
-}
-
-/// Where the cache reads the time and its jitter: the system clock and the OS random
-/// source in production, a [`ManualClock`] and a fixed jitter in tests, so refresh
-/// timing, backoff and expiry are tested by moving the clock instead of waiting.
-pub trait TimeSource: Send + Sync + 'static {
-    /// The current time.
-    fn now(&self) -> DateTime<Utc>;
-    /// A number in [0, 1) that spreads refreshes and retries over a fleet.
-    fn jitter(&self) -> f64;
-}
-
-/// The production time source.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemTime;
-
-impl TimeSource for SystemTime {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-    fn jitter(&self) -> f64 {
-        crate::random::unit()
-    }
-}
-
-/// A clock that moves only when told to, with a fixed jitter; for tests of the cache and
-/// of the filesystem above it.
-#[derive(Debug)]
-pub struct ManualClock {
-    now: Mutex<DateTime<Utc>>,
-    jitter: f64,
-}
-
-impl ManualClock {
-    /// A clock standing at `start` whose jitter is always `jitter` (clamped to [0, 1]).
-    pub fn new(start: DateTime<Utc>, jitter: f64) -> Self {
-        ManualClock {
-            now: Mutex::new(start),
-            jitter: jitter.clamp(0.0, 1.0),
-        }
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut now = lock(&self.now);
-        *now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
-    }
-}
-
-impl TimeSource for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *lock(&self.now)
-    }
-    fn jitter(&self) -> f64 {
-        self.jitter
     }
 }
 
@@ -285,6 +150,10 @@ struct Inner {
     failures: u32,
     backoff_until: Option<DateTime<Utc>>,
     refresh_count: u64,
+    /// Keycloak refused the login: no login is attempted again by itself (each would
+    /// count toward its brute-force lockout) until `s3credsfs refresh` or a changed
+    /// password.
+    refused: bool,
 }
 
 /// Current credentials for one profile, refreshed lazily on read.
@@ -411,25 +280,41 @@ impl<F: Fetch> CredentialCache<F> {
         self.refresh().await
     }
 
-    /// Credentials fit to serve now without waiting for the gateway: `None` when a refresh
-    /// must come first, which this then starts in the background (one in flight), so a
-    /// later call finds them. For a file that shows other profiles beside its own.
-    pub fn try_current(self: &Arc<Self>) -> Option<Result<Arc<Snapshot>>> {
-        match self.decide() {
-            Ok((snapshot, start_refresh)) => {
-                if start_refresh {
-                    self.refresh_in_background();
+    /// When the keeper should next refresh, whether or not anyone reads: the snapshot's
+    /// refresh-ahead time (its refresh time without refresh-ahead), or for a profile that
+    /// never got credentials and failed, at once; never before a backoff ends. `None`
+    /// before the first fetch (a `--lazy` mount waits for a reader).
+    fn keep_at(&self) -> Option<DateTime<Utc>> {
+        let inner = self.inner();
+        let due = match (&inner.snapshot, &inner.last_error) {
+            (Some(s), _) => std::cmp::min(s.refresh_ahead_at, s.refresh_at),
+            (None, Some(_)) => self.now(),
+            (None, None) => return None,
+        };
+        Some(inner.backoff_until.map_or(due, |b| std::cmp::max(due, b)))
+    }
+
+    /// Keeps the profile current without readers: refreshes at its refresh-ahead time (the
+    /// same rule and single flight as a read), so that every profile of a file of several
+    /// is ready when read, and `status` and monitoring see a profile fail when it does,
+    /// not when it is next read. Runs until the cache is dropped; it looks at least every
+    /// [`KEEPER_NAP`], so a clock that jumps (a suspended laptop, NTP) is noticed.
+    pub async fn keep_current(cache: std::sync::Weak<Self>) {
+        loop {
+            let nap = {
+                let Some(cache) = cache.upgrade() else { return };
+                let now = cache.now();
+                match cache.keep_at() {
+                    Some(at) if at <= now => {
+                        let _ = cache.current().await;
+                        // A refresh ahead runs on: look again shortly, not at once.
+                        KEEPER_MIN_NAP
+                    }
+                    Some(at) => (at - now).to_std().unwrap_or_default().min(KEEPER_NAP),
+                    None => KEEPER_NAP,
                 }
-                Some(Ok(snapshot))
-            }
-            Err(Plan::FailFast) => Some(Err(self.last_error())),
-            Err(_) => {
-                let cache = Arc::clone(self);
-                tokio::spawn(async move {
-                    let _ = cache.current().await;
-                });
-                None
-            }
+            };
+            tokio::time::sleep(nap.max(KEEPER_MIN_NAP)).await;
         }
     }
 
@@ -469,10 +354,33 @@ impl<F: Fetch> CredentialCache<F> {
         }
     }
 
-    /// Fetches now (the caller holds `refresh_lock`) and records the outcome.
+    /// Fetches now (the caller holds `refresh_lock`) and records the outcome. After a
+    /// refused login it only looks whether the password changed, and logs in only then.
     async fn refresh(&self) -> Result<Arc<Snapshot>> {
+        if self.inner().refused {
+            if !self.fetcher.login_changed().await {
+                return self.hold_refused();
+            }
+            tracing::info!("the password changed since Keycloak refused it; logging in again");
+        }
         let outcome = self.bounded(self.fetcher.fetch()).await;
         self.record(outcome)
+    }
+
+    /// Keeps a refused login refused for another [`REFUSED_RECHECK`]: the still valid
+    /// snapshot, or the refusal.
+    fn hold_refused(&self) -> Result<Arc<Snapshot>> {
+        let mut inner = self.inner();
+        let now = self.now();
+        inner.backoff_until =
+            Some(now + chrono::Duration::from_std(REFUSED_RECHECK).unwrap_or_default());
+        match inner.snapshot.clone().filter(|s| s.valid_at(now)) {
+            Some(still_valid) => Ok(still_valid),
+            None => Err(inner
+                .last_error
+                .clone()
+                .unwrap_or_else(|| Error::Token("no credentials yet".into()))),
+        }
     }
 
     /// Runs a fetch within the refresh budget, a panic counting as a failure.
@@ -526,19 +434,31 @@ impl<F: Fetch> CredentialCache<F> {
                 inner.failures = 0;
                 inner.backoff_until = None;
                 inner.last_error = None;
+                inner.refused = false;
                 inner.snapshot = Some(snapshot.clone());
                 Ok(snapshot)
             }
             Err(error) => {
                 inner.failures += 1;
-                let delay = backoff_delay(inner.failures, self.time.jitter());
+                inner.refused = error.is_login_refused();
+                let delay = match inner.refused {
+                    true => REFUSED_RECHECK,
+                    false => backoff_delay(inner.failures, self.time.jitter()),
+                };
                 inner.backoff_until =
                     Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
-                tracing::warn!(
-                    error = %error,
-                    retry_in = %humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
-                    "refreshing credentials failed"
-                );
+                if inner.refused {
+                    tracing::error!(
+                        error = %error,
+                        "Keycloak refused the login; not trying again until `s3credsfs refresh` or the password file or command gives another password"
+                    );
+                } else {
+                    tracing::warn!(
+                        error = %error,
+                        retry_in = %humantime::format_duration(Duration::from_millis(delay.as_millis() as u64)),
+                        "refreshing credentials failed"
+                    );
+                }
                 inner.last_error = Some(error.clone());
                 match inner.snapshot.clone().filter(|s| s.valid_at(now)) {
                     Some(still_valid) => Ok(still_valid),
@@ -566,10 +486,15 @@ impl<F: Fetch> CredentialCache<F> {
             expiration: snapshot.map(|s| s.creds.expiration),
             last_refresh: snapshot.map(|s| s.fetched_at),
             refresh_count: inner.refresh_count,
-            last_error: inner.last_error.as_ref().map(|e| e.to_string()),
+            last_error: inner.last_error.as_ref().map(|e| match inner.refused {
+                true => format!("{e} (not tried again until `s3credsfs refresh` or the password file or command gives another password)"),
+                false => e.to_string(),
+            }),
         }
     }
 }
 
+mod clock;
+mod rule;
 #[cfg(test)]
 mod tests;

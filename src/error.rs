@@ -4,6 +4,7 @@
 //! server-supplied descriptions only, and a transport failure's [`Cause`] is the HTTP
 //! library's error with its URL removed.
 
+use crate::exit_status::ExitStatus;
 use crate::untrusted::{clean, MAX_QUOTED};
 use std::sync::Arc;
 use thiserror::Error;
@@ -181,11 +182,6 @@ pub enum Error {
     #[error("{0}: this is a bug in s3credsfs, please report it; reads retry after a pause")]
     Internal(String),
 
-    /// A profile shown in a file of several profiles has no credentials yet; they are
-    /// being fetched in the background, so that file never waits for that profile.
-    #[error("being fetched (read the file again in a moment)")]
-    Pending,
-
     /// Credentials whose expiration already passed; we never hand these out.
     #[error("the STS at {url} returned credentials that expired at {expiration}; check this host's clock and the gateway's (`date -u` on both)")]
     Expired { url: String, expiration: String },
@@ -198,6 +194,33 @@ impl Error {
             Error::Config(_) => libc::EINVAL,
             _ => libc::EIO,
         }
+    }
+
+    /// The process's exit status when this error ends a command.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            // A TLS failure's fix is --ca-file, a redirect's --api-gateway: settings.
+            Error::Config(_) | Error::Tls { .. } | Error::Redirected { .. } => ExitStatus::Config,
+            Error::AuthRejected { .. } | Error::StsForbidden { .. } => ExitStatus::LoginRefused,
+            Error::RefreshInactive { .. } | Error::Token(_) => ExitStatus::TokenExpired,
+            Error::Internal(_) => ExitStatus::Internal,
+            Error::Unreachable { .. }
+            | Error::Timeout { .. }
+            | Error::RefreshTooSlow { .. }
+            | Error::HttpStatus { .. }
+            | Error::TooLarge { .. }
+            | Error::BadReply { .. }
+            | Error::Unrenderable { .. }
+            | Error::Expired { .. } => ExitStatus::Gateway,
+        }
+    }
+
+    /// Keycloak refused the password or client secret: retrying the same one cannot
+    /// succeed, and each retry counts toward Keycloak's brute-force lockout, so a mount
+    /// waits for `s3credsfs refresh` or a changed password instead. (A refresh token
+    /// that is no longer active is not this: a new login follows it at once.)
+    pub fn is_login_refused(&self) -> bool {
+        matches!(self, Error::AuthRejected { .. })
     }
 }
 
@@ -220,5 +243,27 @@ mod tests {
             libc::EIO
         );
         assert_eq!(Error::Internal("bug".into()).errno(), libc::EIO);
+    }
+
+    #[test]
+    fn only_a_refused_password_or_secret_is_a_refused_login() {
+        let refused = Error::AuthRejected {
+            url: "u".into(),
+            who: "the password for user \"vers\"".into(),
+            description: "Invalid user credentials".into(),
+            fix: "check it".into(),
+        };
+        assert!(refused.is_login_refused());
+        assert_eq!(refused.exit_status(), ExitStatus::LoginRefused);
+        // An expired refresh token is not: a new login follows it.
+        let inactive = Error::RefreshInactive {
+            url: "u".into(),
+            description: "Token is not active".into(),
+        };
+        assert!(!inactive.is_login_refused());
+        assert_eq!(inactive.exit_status(), ExitStatus::TokenExpired);
+        let config = Error::Config("bad".into());
+        assert!(!config.is_login_refused());
+        assert_eq!(config.exit_status(), ExitStatus::Config);
     }
 }

@@ -205,8 +205,12 @@ fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
         MountState::Free => return None,
         MountState::Live { fstype } if fstype == FSTYPE => {}
         MountState::Live { fstype } => {
+            let what = match mountpoint::foreign_owner(&fstype) {
+                Some(owner) => format!("the s3credsfs mount of {owner}, not one of yours"),
+                None => format!("a {fstype} mount, not s3credsfs"),
+            };
             warn(&format!(
-                "{} is a {fstype} mount, not s3credsfs; fetching credentials instead",
+                "{} is {what}; fetching credentials instead",
                 mount.display()
             ));
             return None;

@@ -347,8 +347,7 @@ impl<F: Fetch> CredsFs<F> {
     /// answer. A file of several profiles waits for all of them, each on its own cache.
     pub async fn lookup_credentials(&self, slot: Slot) -> Result<Entry, FsError> {
         let sources = self.sources(slot);
-        let config = self.files(slot.dir)[slot.file].1 == FileKind::Creds(Format::Config);
-        let snapshots = self.current(&sources, config).await;
+        let snapshots = self.current(&sources).await;
         let now = self.profiles[sources[0]].cache.now();
         if snapshots.iter().all(|s| s.is_err()) {
             let first = snapshots.into_iter().next().and_then(|s| s.err());

@@ -10,6 +10,7 @@ pub mod control;
 pub mod creds;
 pub mod error;
 pub mod exec;
+pub mod exit_status;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;

@@ -55,7 +55,8 @@ fn main() -> ExitCode {
         Command::Fetch(args) => fetch(args).map_err(Into::into),
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
-        Command::Status(args) => s3credsfs::mount::run_status(args),
+        // Its exit status is the monitoring verdict, and it prints its own errors.
+        Command::Status(args) => return s3credsfs::mount::run_status(args).into(),
         Command::Refresh(args) => s3credsfs::mount::refresh::run_refresh(args),
         Command::Exec(args) => s3credsfs::exec::run(args),
         Command::Config(args) => config_check(args).map_err(Into::into),
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("s3credsfs: error: {e}");
-            ExitCode::FAILURE
+            e.exit_status().into()
         }
     }
 }

@@ -91,22 +91,41 @@ impl StatusDoc {
         text
     }
 
-    /// One screen for a person. The document is read back from a mount, so every text in
-    /// it is cleaned of control characters and cut short before it reaches the terminal.
+    /// When these credentials expire, as `status` shows it: the time and "(in 50m)", or
+    /// "(expired 3h 5m ago)" once past.
+    pub fn expiry_at(&self, now: DateTime<Utc>) -> String {
+        let Some(expiration) = &self.expiration else {
+            return "-".into();
+        };
+        let shown = clean(expiration, MAX_QUOTED);
+        let left = DateTime::parse_from_rfc3339(expiration)
+            .ok()
+            .map(|e| (e.with_timezone(&Utc) - now).num_seconds())
+            .or(self.seconds_remaining);
+        let span =
+            |s: i64| humantime::format_duration(std::time::Duration::from_secs(s.unsigned_abs()));
+        match left {
+            Some(s) if s > 0 => format!("{shown} (in {})", span(s)),
+            Some(s) => format!("{shown} (expired {} ago)", span(s)),
+            None => shown,
+        }
+    }
+
+    /// One screen for a person at the current time (see [`Self::to_human_at`]).
     pub fn to_human(&self) -> String {
+        self.to_human_at(Utc::now())
+    }
+
+    /// One screen for a person at `now`. The document is read back from a mount, so every
+    /// text in it is cleaned of control characters and cut short before it reaches the
+    /// terminal.
+    pub fn to_human_at(&self, now: DateTime<Utc>) -> String {
         let show = |v: &str| clean(v, MAX_QUOTED * 5);
         let or_dash = |v: &Option<String>| v.as_deref().map_or_else(|| "-".into(), show);
-        let remaining = match self.seconds_remaining {
-            Some(s) => format!(
-                " (in {})",
-                humantime::format_duration(std::time::Duration::from_secs(s.max(0) as u64))
-            ),
-            None => String::new(),
-        };
         let mut out = format!(
             "s3credsfs mounted at {} (pid {})\n\
              state:        {}\n\
-             expires:      {}{remaining}\n\
+             expires:      {}\n\
              last refresh: {} ({} refreshes)\n\
              last error:   {}\n\
              gateway:      {}\n\
@@ -116,7 +135,7 @@ impl StatusDoc {
             show(&self.mountpoint),
             self.pid,
             show(&self.state),
-            or_dash(&self.expiration),
+            self.expiry_at(now),
             or_dash(&self.last_refresh),
             self.refresh_count,
             or_dash(&self.last_error),
@@ -139,7 +158,7 @@ impl StatusDoc {
                     "  {}: {}, expires {}, gateway {}, last error: {}\n",
                     show(&p.profile),
                     show(&p.state),
-                    or_dash(&p.expiration),
+                    p.expiry_at(now),
                     show(&p.gateway),
                     or_dash(&p.last_error),
                 ));
@@ -188,7 +207,7 @@ mod tests {
         assert_eq!(json["expiration"], "2027-01-15T08:50:00Z");
         assert_eq!(json["last_error"], serde_json::Value::Null);
         assert_eq!(json["user"], "vers");
-        let screen = doc.to_human();
+        let screen = doc.to_human_at(now);
         assert!(screen.contains("state:        fresh\n"), "{screen}");
         assert!(
             screen.contains("expires:      2027-01-15T08:50:00Z (in 50m)\n"),
@@ -217,6 +236,47 @@ mod tests {
         let screen = doc.to_human();
         assert_eq!(screen.lines().count(), 11, "{screen}");
         assert!(!screen.contains(['\x1b', '\x07', '\u{202e}']), "{screen:?}");
-        assert!(screen.contains("(in 0s)"), "{screen}");
+        assert!(screen.contains("(expired 5s ago)"), "{screen}");
+    }
+
+    #[test]
+    fn long_expired_credentials_say_how_long_ago() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let cache = CacheStatus {
+            state: State::Error,
+            expiration: Some(now - chrono::Duration::seconds(3 * 3600 + 300)),
+            last_refresh: Some(now - chrono::Duration::seconds(4 * 3600 + 300)),
+            refresh_count: 1,
+            last_error: Some("cannot reach https://gw".into()),
+        };
+        let info = MountInfo {
+            gateway: "https://gw".into(),
+            auth: "password".into(),
+            profile: "default".into(),
+            region: "us-east-1".into(),
+            mountpoint: "/m".into(),
+            pid: 42,
+            min_validity_seconds: 1200,
+            container_endpoint: None,
+            log_file: None,
+            control_socket: None,
+        };
+        let mut doc = StatusDoc::new(&cache, &info, None, now);
+        assert_eq!(doc.seconds_remaining, Some(0));
+        // Read a while after the document was written.
+        let later = now + chrono::Duration::seconds(60);
+        let screen = doc.to_human_at(later);
+        assert!(
+            screen.contains("expires:      2027-01-15T04:55:00Z (expired 3h 6m ago)\n"),
+            "{screen}"
+        );
+        assert!(!screen.contains("(in "), "{screen}");
+        doc.profiles = Some(vec![doc.clone()]);
+        assert!(
+            doc.to_human_at(later)
+                .contains("  default: error, expires 2027-01-15T04:55:00Z (expired 3h 6m ago), "),
+            "{}",
+            doc.to_human_at(later)
+        );
     }
 }

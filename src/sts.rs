@@ -147,6 +147,13 @@ impl Pipeline {
         self.auth.forget().await;
     }
 
+    /// Whether the password file or command now gives another password than the one in
+    /// use (which it then replaces): after Keycloak refused it, the only reason to log in
+    /// again without being asked.
+    pub async fn password_changed(&self) -> bool {
+        self.auth.reload_password().await
+    }
+
     /// Obtains fresh credentials; on 401/403 gets a new token and retries once.
     pub async fn fetch(&self) -> Result<Credentials> {
         let token = self.auth.token(false).await?;

@@ -4,7 +4,7 @@
 pub mod keycloak;
 mod source;
 
-use crate::config::{AuthConfig, Settings};
+use crate::config::{AuthConfig, PasswordSource, Settings};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sync::lock;
@@ -20,10 +20,22 @@ use tokio::sync::Mutex;
 const TOKEN_MARGIN: chrono::Duration = chrono::Duration::seconds(30);
 
 enum Method {
-    Password { username: String, password: Secret },
-    ClientCredentials { secret: Secret },
-    TokenEnv { var: String },
-    TokenFile { path: PathBuf },
+    Password {
+        username: String,
+        /// Where the password came from, read again after a refusal.
+        source: PasswordSource,
+        /// The password in use: replaced when its file or command gives another.
+        password: std::sync::Mutex<Secret>,
+    },
+    ClientCredentials {
+        secret: Secret,
+    },
+    TokenEnv {
+        var: String,
+    },
+    TokenFile {
+        path: PathBuf,
+    },
 }
 
 /// A JWT and the moment it stops being worth sending.
@@ -180,7 +192,12 @@ impl Authenticator {
         let method = match &settings.auth {
             AuthConfig::Password { username, password } => Method::Password {
                 username: username.clone(),
-                password: source::password(password, username, settings.api_gateway.as_str())?,
+                source: password.clone(),
+                password: std::sync::Mutex::new(source::password(
+                    password,
+                    username,
+                    settings.api_gateway.as_str(),
+                )?),
             },
             AuthConfig::ClientCredentials { secret } => Method::ClientCredentials {
                 secret: source::client_secret(secret)?,
@@ -208,10 +225,46 @@ impl Authenticator {
         })
     }
 
-    /// Forgets every cached token: the next `token` logs in (or re-reads its file) anew.
+    /// Forgets every cached token: the next `token` logs in (or re-reads its file) anew,
+    /// with the password its file or command gives now.
     pub async fn forget(&self) {
         let mut state = self.state.lock().await;
         *state = State::default();
+        drop(state);
+        self.reload_password().await;
+    }
+
+    /// Reads the password again from its file or command; true when it differs from the
+    /// one in use, which it then replaces. A variable cannot change in a running process
+    /// and a prompt is not asked again, so those never change.
+    pub async fn reload_password(&self) -> bool {
+        let Method::Password {
+            username,
+            source: from,
+            password,
+        } = &self.method
+        else {
+            return false;
+        };
+        if !matches!(from, PasswordSource::File(_) | PasswordSource::Command(_)) {
+            return false;
+        }
+        let (from, user) = (from.clone(), username.clone());
+        // A command may take its time: not on a runtime worker.
+        let read = tokio::task::spawn_blocking(move || source::password(&from, &user, "")).await;
+        match read {
+            Ok(Ok(new)) => {
+                let mut current = lock(password);
+                let changed = *current != new;
+                *current = new;
+                changed
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the password again");
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// A JWT to send to the STS. `force_new` after the gateway rejected the last one.
@@ -332,13 +385,17 @@ impl Authenticator {
                 Err(GrantError::Failed(e)) => return Err(e),
             }
         }
-        let (grant, who, fix) = match &self.method {
-            Method::Password { username, password } => (
+        let password = match &self.method {
+            Method::Password { password, .. } => Some(lock(password).clone()),
+            _ => None,
+        };
+        let (grant, who, fix) = match (&self.method, &password) {
+            (Method::Password { username, .. }, Some(password)) => (
                 Grant::Password { username, password },
                 format!("the password for user {username:?}"),
                 "check the user name and password (--username, --password-env/--password-file/--password-command)",
             ),
-            Method::ClientCredentials { secret } => (
+            (Method::ClientCredentials { secret }, _) => (
                 Grant::ClientCredentials { secret },
                 format!("client {:?} and its secret", self.client_id),
                 "check --client-id and the secret (Kubernetes secret `admin-client-auth`, key `client-secret`)",

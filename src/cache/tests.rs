@@ -131,6 +131,12 @@ struct Fake {
     calls: AtomicUsize,
     fail: std::sync::atomic::AtomicBool,
     panic: std::sync::atomic::AtomicBool,
+    /// Keycloak refuses the password.
+    refuse: std::sync::atomic::AtomicBool,
+    /// The password file gives another password at the next look.
+    password_changes: std::sync::atomic::AtomicBool,
+    /// Looks at the password source so far.
+    password_looks: AtomicUsize,
     lifetime: chrono::Duration,
     clock: Arc<ManualClock>,
 }
@@ -142,6 +148,14 @@ impl Fetch for Fake {
         if self.panic.load(Ordering::SeqCst) {
             panic!("a bug in the refresh path, quoting secret-token-xyz");
         }
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(Error::AuthRejected {
+                url: "https://gw/token".into(),
+                who: "the password for user \"vers\"".into(),
+                description: "Invalid user credentials".into(),
+                fix: "check the user name and password".into(),
+            });
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err(Error::Unreachable {
                 url: "https://gw".into(),
@@ -152,6 +166,11 @@ impl Fetch for Fake {
             });
         }
         Ok(creds(self.clock.now() + self.lifetime))
+    }
+
+    async fn login_changed(&self) -> bool {
+        self.password_looks.fetch_add(1, Ordering::SeqCst);
+        self.password_changes.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -174,6 +193,9 @@ fn build(
         calls: AtomicUsize::new(0),
         fail: false.into(),
         panic: false.into(),
+        refuse: false.into(),
+        password_changes: false.into(),
+        password_looks: AtomicUsize::new(0),
         lifetime,
         clock: clock.clone(),
     };
@@ -558,3 +580,6 @@ async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
         );
     }
 }
+
+mod keeper;
+mod refused;

@@ -31,42 +31,141 @@ pub struct CheckArgs {
     /// Also log in and call the STS for each profile
     #[arg(long = "try")]
     pub try_it: bool,
+    /// Print one JSON document (its fields are listed in the README) instead of lines
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub settings: FetchSettings,
 }
 
-/// Runs `config check`, writing one line per profile to `out`; fails when a profile does.
+/// `config check --json`'s document. Its fields are stable: scripts and monitoring read
+/// them (the README lists them).
+#[derive(Debug, serde::Serialize)]
+pub struct CheckReport {
+    /// The config file read, or `null` when there is none.
+    pub config_file: Option<String>,
+    /// Whether every profile passed.
+    pub ok: bool,
+    /// Whether gateways were asked (`--try`).
+    pub tried: bool,
+    pub profiles: Vec<ProfileReport>,
+}
+
+/// One profile's verdict in [`CheckReport`].
+#[derive(Debug, serde::Serialize)]
+pub struct ProfileReport {
+    pub name: String,
+    pub default: bool,
+    pub ok: bool,
+    /// `null` when the profile's settings could not be resolved.
+    pub gateway: Option<String>,
+    pub login: Option<String>,
+    pub region: Option<String>,
+    /// With `--try`, when the credentials it got expire (RFC 3339).
+    pub credentials_expire: Option<String>,
+    /// What was not checked, and why (a password command runs only with `--try`).
+    pub note: Option<String>,
+    /// The sentence saying what is wrong and how to fix it.
+    pub error: Option<String>,
+}
+
+/// What one profile's check found out.
+#[derive(Default)]
+struct Verdict {
+    gateway: String,
+    login: String,
+    region: String,
+    note: Option<&'static str>,
+    expiration: Option<String>,
+}
+
+impl Verdict {
+    fn line(&self) -> String {
+        let described = format!(
+            "gateway {}, {}, region {}",
+            self.gateway, self.login, self.region
+        );
+        match (&self.expiration, self.note) {
+            (Some(until), _) => format!("works: {described}; credentials valid until {until}"),
+            (None, Some(why)) => format!("ok: {described} ({why})"),
+            (None, None) => format!("ok: {described}"),
+        }
+    }
+}
+
+/// Runs `config check`, writing one line per profile (or the JSON document) to `out`;
+/// fails when a profile does.
 pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> {
     let ConfigAction::Check(args) = args.action;
     let profiles = load_profiles(&args.settings.0, ctx)?;
-    let file = match &args.settings.0.config_file {
-        Some(path) => path.display().to_string(),
+    let (file, shown) = match &args.settings.0.config_file {
+        Some(path) => (Some(path.display().to_string()), path.display().to_string()),
         None => match ctx.default_config_file() {
-            Some(path) if path.exists() => path.display().to_string(),
-            Some(path) => format!("none ({} does not exist)", path.display()),
-            None => "none".into(),
+            Some(path) if path.exists() => {
+                (Some(path.display().to_string()), path.display().to_string())
+            }
+            Some(path) => (None, format!("none ({} does not exist)", path.display())),
+            None => (None, "none".into()),
         },
     };
-    let _ = writeln!(out, "config file: {file}");
+    if !args.json {
+        let _ = writeln!(out, "config file: {shown}");
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime ({e})")))?;
     let names: Vec<String> = profiles.names().map(String::from).collect();
-    let mut failed = 0;
+    let mut reports = Vec::new();
     for name in &names {
-        let label = match name == profiles.default_name() {
+        let default = name == profiles.default_name();
+        let label = match default {
             true => format!("{name} (default)"),
             false => name.clone(),
         };
-        let line = match check_one(&profiles, name, ctx, args.try_it, &runtime) {
-            Ok(line) => line,
-            Err(e) => {
-                failed += 1;
-                format!("error: {e}")
-            }
+        let verdict = check_one(&profiles, name, ctx, args.try_it, &runtime);
+        if !args.json {
+            let line = match &verdict {
+                Ok(v) => v.line(),
+                Err(e) => format!("error: {e}"),
+            };
+            let _ = writeln!(out, "profile {label}: {line}");
+        }
+        reports.push(match verdict {
+            Ok(v) => ProfileReport {
+                name: name.clone(),
+                default,
+                ok: true,
+                gateway: Some(v.gateway),
+                login: Some(v.login),
+                region: Some(v.region),
+                credentials_expire: v.expiration,
+                note: v.note.map(String::from),
+                error: None,
+            },
+            Err(e) => ProfileReport {
+                name: name.clone(),
+                default,
+                ok: false,
+                gateway: None,
+                login: None,
+                region: None,
+                credentials_expire: None,
+                note: None,
+                error: Some(e.to_string()),
+            },
+        });
+    }
+    let failed = reports.iter().filter(|r| !r.ok).count();
+    if args.json {
+        let report = CheckReport {
+            config_file: file,
+            ok: failed == 0,
+            tried: args.try_it,
+            profiles: reports,
         };
-        let _ = writeln!(out, "profile {label}: {line}");
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        let _ = writeln!(out, "{text}");
     }
     let _ = out.flush();
     match failed {
@@ -79,26 +178,31 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
     }
 }
 
-/// One profile's verdict: a description of what it will do, or what it did with `--try`.
+/// One profile's verdict: what it will do, or what it did with `--try`.
 fn check_one(
     profiles: &crate::config::Profiles,
     name: &str,
     ctx: &Context,
     try_it: bool,
     runtime: &tokio::runtime::Runtime,
-) -> Result<String> {
+) -> Result<Verdict> {
     let settings = profiles.resolve(Some(name), ctx)?;
     let login = match &settings.auth {
         AuthConfig::Password { username, .. } => format!("password login as {username}"),
         other => format!("{} login", other.describe()),
     };
-    let described = format!(
-        "gateway {}, {login}, region {}",
-        settings.api_gateway.as_str().trim_end_matches('/'),
-        settings.region
-    );
+    let mut verdict = Verdict {
+        gateway: settings
+            .api_gateway
+            .as_str()
+            .trim_end_matches('/')
+            .to_string(),
+        login,
+        region: settings.region.clone(),
+        ..Verdict::default()
+    };
     // A password command or prompt is only run when asked to log in.
-    let deferred = match &settings.auth {
+    verdict.note = match &settings.auth {
         AuthConfig::Password {
             password: PasswordSource::Command(_),
             ..
@@ -109,16 +213,16 @@ fn check_one(
         } => Some("its password is asked only with --try"),
         _ => None,
     };
-    if let (Some(why), false) = (deferred, try_it) {
-        return Ok(format!("ok: {described} ({why})"));
+    if verdict.note.is_some() && !try_it {
+        // The rest is checked all the same: the CA bundle, the proxies.
+        crate::http::build_client(&settings)?;
+        return Ok(verdict);
     }
+    verdict.note = None;
     let pipeline = Pipeline::new(&settings)?;
-    if !try_it {
-        return Ok(format!("ok: {described}"));
+    if try_it {
+        let creds = runtime.block_on(pipeline.fetch())?;
+        verdict.expiration = Some(creds.expiration_rfc3339());
     }
-    let creds = runtime.block_on(pipeline.fetch())?;
-    Ok(format!(
-        "works: {described}; credentials valid until {}",
-        creds.expiration_rfc3339()
-    ))
+    Ok(verdict)
 }

@@ -4,6 +4,7 @@
 
 use super::Cli;
 use crate::error::Error;
+use crate::exit_status::{ExitStatus, Health};
 use clap::{Args, CommandFactory, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -67,20 +68,74 @@ pub fn write_completions(shell: Shell, out: &mut dyn Write) {
     clap_complete::generate(shell.generator(), &mut cmd, "s3credsfs", out);
 }
 
-/// Writes the top-level manual page (s3credsfs.1).
+/// Text for roff: backslashes and hyphens escaped (our sentences start no line with a
+/// dot or an apostrophe).
+fn roff_text(text: &str) -> String {
+    text.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// The EXIT STATUS section, written from the code's own lists ([`ExitStatus::ALL`] and
+/// [`Health::ALL`]) so the page cannot drift from what the binary does.
+pub fn exit_status_section() -> String {
+    let mut out = String::from(".SH \"EXIT STATUS\"\n");
+    out.push_str(&roff_text(
+        "Every command but status exits 0 on success, and otherwise with one of these (the numbers of sysexits.h):",
+    ));
+    out.push('\n');
+    for status in ExitStatus::ALL {
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR\n{}\n",
+            status.code(),
+            roff_text(status.meaning())
+        ));
+    }
+    out.push_str(".PP\n");
+    out.push_str(&roff_text(&format!(
+        "A restart cannot fix {}: the systemd unit lists them in RestartPreventExitStatus=, so a refused password is not retried until Keycloak locks the account.",
+        ExitStatus::restart_prevent_list()
+    )));
+    out.push_str("\n.PP\n");
+    out.push_str(&roff_text(
+        "status (with or without --check or --json) exits with the monitoring plugin convention:",
+    ));
+    out.push('\n');
+    for health in Health::ALL {
+        out.push_str(&format!(
+            ".TP\n\\fB{} {}\\fR\n{}\n",
+            health.code(),
+            health.word(),
+            roff_text(health.meaning())
+        ));
+    }
+    out
+}
+
+/// Writes the top-level manual page (s3credsfs.1): clap's, with EXIT STATUS before its
+/// VERSION section.
 pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
+    let mut page = Vec::new();
     // `help` gets no page of its own (generate_to skips it), so the list names none.
-    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(out)
+    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
+    out.write_all(page[..at].as_bytes())?;
+    out.write_all(exit_status_section().as_bytes())?;
+    out.write_all(page[at..].as_bytes())
 }
 
 /// Writes s3credsfs.1 and s3credsfs-SUBCOMMAND.1 for every visible subcommand into `dir`.
 pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
-    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| {
+    let failed = |e: std::io::Error| {
         Error::Config(format!(
             "cannot write the manual pages into {} ({e}); give --out an existing directory you can write to",
             dir.display()
         ))
-    })
+    };
+    clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
+    // The top page again, with its EXIT STATUS section.
+    let mut top = Vec::new();
+    write_man_page(&mut top).map_err(failed)?;
+    std::fs::write(dir.join("s3credsfs.1"), top).map_err(failed)
 }
 
 /// `s3credsfs completions SHELL`: the script on standard output.
@@ -214,6 +269,41 @@ mod tests {
                 "the page does not list {name}: {page}"
             );
         }
+    }
+
+    #[test]
+    fn the_man_page_lists_every_exit_status_of_the_code() {
+        let mut out = Vec::new();
+        write_man_page(&mut out).unwrap();
+        let page = String::from_utf8(out).unwrap();
+        let section = page
+            .split_once(".SH \"EXIT STATUS\"\n")
+            .expect("an EXIT STATUS section")
+            .1;
+        let section = section.split("\n.SH ").next().unwrap();
+        for status in ExitStatus::ALL {
+            let item = format!(".TP\n\\fB{}\\fR\n", status.code());
+            assert!(section.contains(&item), "{status:?} missing: {section}");
+        }
+        for health in Health::ALL {
+            let item = format!(".TP\n\\fB{} {}\\fR\n", health.code(), health.word());
+            assert!(section.contains(&item), "{health:?} missing: {section}");
+        }
+        assert!(
+            section.contains("RestartPreventExitStatus=, so"),
+            "{section}"
+        );
+        assert!(section.contains("2 77 78"), "{section}");
+        // Before VERSION, as man-pages(7) orders them.
+        assert!(
+            page.find("EXIT STATUS") < page.find(".SH VERSION"),
+            "{page}"
+        );
+        // And in the page --out writes.
+        let dir = tempfile::tempdir().unwrap();
+        write_man_pages(dir.path()).unwrap();
+        let written = std::fs::read_to_string(dir.path().join("s3credsfs.1")).unwrap();
+        assert_eq!(written, page);
     }
 
     #[test]

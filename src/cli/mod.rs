@@ -13,9 +13,37 @@ use crate::config::FetchSettings;
 use crate::render::Format;
 use clap::{Parser, Subcommand};
 
+/// Which build this is, for `--version`: the shipped one has no gateway emulator.
+#[cfg(feature = "dev-gateway")]
+macro_rules! build_kind {
+    () => {
+        "development build with the built-in gateway"
+    };
+}
+#[cfg(not(feature = "dev-gateway"))]
+macro_rules! build_kind {
+    () => {
+        "production build"
+    };
+}
+
+/// What `--version` prints after the name: the version, the build, the commit and the
+/// target, so a bug report says exactly which binary (commit and target come from
+/// build.rs; "unknown" when built without git).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    build_kind!(),
+    ", commit ",
+    env!("S3CREDSFS_COMMIT"),
+    ", ",
+    env!("S3CREDSFS_TARGET"),
+    ")"
+);
+
 /// Always-current temporary S3 credentials from an HPE Cray EX (CSM) gateway.
 #[derive(Parser, Debug)]
-#[command(name = "s3credsfs", version, about, propagate_version = true)]
+#[command(name = "s3credsfs", version = VERSION, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

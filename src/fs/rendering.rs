@@ -17,46 +17,31 @@ pub(super) fn failure_input(error: &Error) -> Input {
 }
 
 impl<F: Fetch> CredsFs<F> {
-    /// The snapshot of each of `sources` to show now. The first is the file's own
-    /// profile (the default one in the root's files of every profile) and is waited for
-    /// as any read waits; the others never delay the file: they are shown if they can be
-    /// served at once, else their refresh starts in the background and they show as
-    /// [`Error::Pending`] until a later read.
-    ///
-    /// With `wait_all` (the root's `config`, whose sections need each system's endpoint,
-    /// which only its credentials carry) every profile is waited for, concurrently.
+    /// The snapshot of each of `sources` to show now, each waited for as any read waits,
+    /// concurrently, so a file of several profiles never omits a healthy one (its
+    /// sections carry each system's endpoint, which only its credentials carry). A profile
+    /// with valid credentials, or failing and backing off, answers at once; only one due
+    /// for a refresh is waited for, and every profile's keeper
+    /// ([`crate::cache::CredentialCache::keep_current`]) refreshes ahead of that.
     pub(super) async fn current(
         &self,
         sources: &[usize],
-        wait_all: bool,
     ) -> Vec<crate::error::Result<Arc<Snapshot>>> {
-        if wait_all && sources.len() > 1 {
-            let tasks: Vec<_> = sources
-                .iter()
-                .map(|&i| {
-                    let cache = self.profiles[i].cache.clone();
-                    tokio::spawn(async move { cache.current().await })
-                })
-                .collect();
-            let mut out = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                out.push(task.await.unwrap_or_else(|_| {
-                    Err(Error::Internal("a profile's refresh task failed".into()))
-                }));
-            }
-            return out;
+        if let [only] = sources {
+            return vec![self.profiles[*only].cache.current().await];
         }
-        let mut out: Vec<_> = sources
+        let tasks: Vec<_> = sources
             .iter()
             .map(|&i| {
-                self.profiles[i]
-                    .cache
-                    .try_current()
-                    .unwrap_or(Err(Error::Pending))
+                let cache = self.profiles[i].cache.clone();
+                tokio::spawn(async move { cache.current().await })
             })
             .collect();
-        if !matches!(out.first(), Some(Ok(_))) {
-            out[0] = self.profiles[sources[0]].cache.current().await;
+        let mut out = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            out.push(task.await.unwrap_or_else(|_| {
+                Err(Error::Internal("a profile's refresh task failed".into()))
+            }));
         }
         out
     }

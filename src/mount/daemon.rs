@@ -2,6 +2,7 @@
 //! have the parent wait (at most 30 s) for the child's one-line verdict on a pipe.
 
 use super::error::{MountError, Result};
+use crate::exit_status::ExitStatus;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::{ForkResult, Pid};
@@ -23,9 +24,10 @@ impl Notifier {
         let _ = writeln!(self.pipe, "OK {detail}");
     }
 
-    /// Tells the parent why the daemon could not start.
+    /// Tells the parent why the daemon could not start, and the exit status that
+    /// says so, which the parent exits with.
     pub fn failed(mut self, error: &MountError) {
-        let _ = writeln!(self.pipe, "ERR {error}");
+        let _ = writeln!(self.pipe, "ERR {} {error}", error.exit_status().code());
     }
 }
 
@@ -109,12 +111,26 @@ pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<St
     if let Some(detail) = line.strip_prefix("OK ") {
         return Ok(detail.to_string());
     }
-    if let Some(message) = line.strip_prefix("ERR ") {
+    if let Some(rest) = line.strip_prefix("ERR ") {
         // Reap the child, which exits right after reporting.
         let _ = nix::sys::wait::waitpid(child, None);
-        return Err(MountError::Daemon(message.to_string()));
+        return Err(relayed(rest));
     }
     Err(MountError::DaemonVanished)
+}
+
+/// The daemon's `ERR` line after its prefix: the exit status's number, a space, the
+/// sentence. A line without a known number keeps its whole text and a plain failure.
+fn relayed(rest: &str) -> MountError {
+    let parsed = rest.split_once(' ').and_then(|(code, message)| {
+        let status = code.parse().ok().and_then(ExitStatus::from_code)?;
+        Some((status, message))
+    });
+    let (status, message) = parsed.unwrap_or((ExitStatus::Failure, rest));
+    MountError::Daemon {
+        message: message.to_string(),
+        status,
+    }
 }
 
 /// Points stdin and stdout at /dev/null and stderr at the log (or /dev/null), so the
@@ -133,4 +149,25 @@ pub fn detach_stdio(log: Option<&std::fs::File>) {
         Some(file) => nix::unistd::dup2_stderr(file),
         None => nix::unistd::dup2_stderr(&null),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemons_exit_status_crosses_the_pipe() {
+        let error = MountError::from(crate::error::Error::Config("bad setting; fix it".into()));
+        let mut line = Vec::new();
+        writeln!(line, "ERR {} {error}", error.exit_status().code()).unwrap();
+        let line = String::from_utf8(line).unwrap();
+        let rest = line.trim_end().strip_prefix("ERR ").unwrap();
+        let parent_sees = relayed(rest);
+        assert_eq!(parent_sees.exit_status(), ExitStatus::Config);
+        assert_eq!(parent_sees.to_string(), "bad setting; fix it");
+        // An older daemon's line (no number) keeps its text.
+        let old = relayed("cannot mount on /m (denied)");
+        assert_eq!(old.exit_status(), ExitStatus::Failure);
+        assert_eq!(old.to_string(), "cannot mount on /m (denied)");
+    }
 }

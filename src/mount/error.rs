@@ -3,6 +3,7 @@
 //! nor the gateway is at fault. Each is one sentence that keeps the system error behind it
 //! as its `source()`; the pipeline's own errors pass through with their sentence unchanged.
 
+use crate::exit_status::ExitStatus;
 use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,10 +35,10 @@ pub enum MountError {
     #[error("the background daemon exited before mounting; run with --foreground to see why")]
     DaemonVanished,
 
-    /// The background daemon's own sentence, relayed across the pipe as text (its cause
-    /// stayed in the other process).
-    #[error("{0}")]
-    Daemon(String),
+    /// The background daemon's own sentence and exit status, relayed across the pipe (its
+    /// cause stayed in the other process), so the parent exits as the daemon would have.
+    #[error("{message}")]
+    Daemon { message: String, status: ExitStatus },
 
     /// `refresh` could not get a refresh done: the daemon's or the channel's sentence.
     #[error("{0}")]
@@ -96,6 +97,34 @@ pub enum MountError {
     DevGateway(#[source] io::Error),
 }
 
+impl MountError {
+    /// The process's exit status when this error ends a command.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            MountError::Pipeline(e) => e.exit_status(),
+            MountError::Daemon { status, .. } => *status,
+            MountError::Mount { .. } => ExitStatus::Fuse,
+            MountError::LogFile(_) => ExitStatus::Config,
+            MountError::Refresh(_) | MountError::DaemonVanished | MountError::NoVerdict(_) => {
+                ExitStatus::Failure
+            }
+            MountError::Pipe(_)
+            | MountError::Fork(_)
+            | MountError::Verdict(_)
+            | MountError::Runtime(_)
+            | MountError::Signals(_)
+            | MountError::Session(_)
+            | MountError::ContainerEndpoint(_)
+            | MountError::Control(_)
+            | MountError::Cwd(_)
+            | MountError::Unmount { .. }
+            | MountError::HelperUnmount { .. }
+            | MountError::DevListen(_)
+            | MountError::DevGateway(_) => ExitStatus::System,
+        }
+    }
+}
+
 /// Shorthand for results of the mount lifecycle.
 pub type Result<T> = std::result::Result<T, MountError>;
 
@@ -120,5 +149,35 @@ mod tests {
             .and_then(|s| s.downcast_ref::<io::Error>())
             .expect("the io::Error is the source");
         assert_eq!(source.raw_os_error(), Some(libc::EMFILE));
+    }
+
+    #[test]
+    fn each_error_exits_with_its_class() {
+        let refused = crate::error::Error::AuthRejected {
+            url: "u".into(),
+            who: "the password for user \"vers\"".into(),
+            description: "Invalid user credentials".into(),
+            fix: "check it".into(),
+        };
+        assert_eq!(
+            MountError::from(refused).exit_status(),
+            ExitStatus::LoginRefused
+        );
+        let config = crate::error::Error::Config("bad".into());
+        assert_eq!(MountError::from(config).exit_status(), ExitStatus::Config);
+        let mount = MountError::Mount {
+            path: "/m".into(),
+            source: io::Error::from_raw_os_error(libc::ENODEV),
+        };
+        assert_eq!(mount.exit_status(), ExitStatus::Fuse);
+        assert_eq!(
+            MountError::Fork(io::Error::from_raw_os_error(libc::EAGAIN)).exit_status(),
+            ExitStatus::System
+        );
+        let relayed = MountError::Daemon {
+            message: "m".into(),
+            status: ExitStatus::Gateway,
+        };
+        assert_eq!(relayed.exit_status(), ExitStatus::Gateway);
     }
 }

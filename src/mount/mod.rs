@@ -8,9 +8,11 @@
 pub mod daemon;
 pub mod dev;
 pub mod error;
+mod first_fetch;
 pub mod mountpoint;
 pub mod notify;
 pub mod refresh;
+pub mod status_check;
 
 use crate::cache::CredentialCache;
 use crate::config::{load_profiles, Context, MountSettings, Settings};
@@ -23,6 +25,7 @@ use daemon::{Notifier, Side};
 pub use error::{MountError, Result};
 use mountpoint::{MountState, FSTYPE};
 use nix::unistd::Pid;
+pub use status_check::{run_status, StatusArgs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,16 +59,6 @@ pub struct MountpointArgs {
     pub mountpoint: Option<PathBuf>,
 }
 
-/// `status`'s arguments.
-#[derive(clap::Args, Debug)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub target: MountpointArgs,
-    /// Print the status file's JSON instead of the summary
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// The mountpoint as given (or the default), relative to the current directory but with
 /// no link resolved: what `mount` checks, link by link.
 fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
@@ -80,7 +73,7 @@ fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
+pub(crate) fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::absolute(&given_mountpoint(given)?)
 }
 
@@ -165,7 +158,10 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             }
             // Errors were already sent to the parent, which prints them.
             let log = log.as_ref().map(|(_, file)| file);
-            let code = i32::from(job.serve(Some(notifier), log).is_err());
+            let code = match job.serve(Some(notifier), log) {
+                Ok(()) => 0,
+                Err(e) => i32::from(e.exit_status().code()),
+            };
             std::process::exit(code);
         }
     }
@@ -276,17 +272,17 @@ impl Job {
                 )
             })
             .collect();
-        // Only the default profile is fetched before mounting; the others on first read.
         let cache = caches[0].clone();
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
         } else {
-            let snapshot = runtime.block_on(cache.current())?;
-            format!(
-                "credentials valid until {}",
-                snapshot.creds.expiration_rfc3339()
-            )
+            let names: Vec<&str> = all.iter().map(|s| s.profile.as_str()).collect();
+            first_fetch::first_fetch(&runtime, &caches, &names)?
         };
+        // From now on every profile is kept current whether or not it is read.
+        for cache in &caches {
+            runtime.spawn(CredentialCache::keep_current(Arc::downgrade(cache)));
+        }
         let container = if self.container_endpoint {
             let endpoint = runtime
                 .block_on(crate::container::start(cache.clone()))
@@ -463,10 +459,16 @@ impl Signals {
 fn require_our_mount(path: &Path) -> crate::error::Result<()> {
     match mountpoint::state(path) {
         MountState::Live { fstype } if fstype == FSTYPE => Ok(()),
-        MountState::Live { fstype } => Err(Error::Config(format!(
-            "{} is a {fstype} mount, not s3credsfs; leaving it alone",
-            path.display()
-        ))),
+        MountState::Live { fstype } => match mountpoint::foreign_owner(&fstype) {
+            Some(owner) => Err(Error::Config(format!(
+                "{} is the s3credsfs mount of {owner}, not one of yours; leaving it alone (run this as that user)",
+                path.display()
+            ))),
+            None => Err(Error::Config(format!(
+                "{} is a {fstype} mount, not s3credsfs; leaving it alone",
+                path.display()
+            ))),
+        },
         MountState::Stale { .. } => Err(Error::Config(format!(
             "{} is a stale mount (its daemon died); run `s3credsfs unmount {}` or mount again",
             path.display(),
@@ -535,25 +537,6 @@ pub fn run_unmount(args: MountpointArgs) -> Result<()> {
         mountpoint::lazy_unmount(&path)?;
     }
     println!("s3credsfs: unmounted {}", path.display());
-    Ok(())
-}
-
-/// Runs `s3credsfs status`.
-pub fn run_status(args: StatusArgs) -> Result<()> {
-    let path = mountpoint_of(&args.target.mountpoint)?;
-    require_our_mount(&path)?;
-    let text = read_status(&path)?;
-    if args.json {
-        print!("{text}");
-    } else {
-        let doc: StatusDoc = serde_json::from_str(&text).map_err(|e| {
-            Error::Config(format!(
-                "{}/status is not the expected JSON ({e})",
-                path.display()
-            ))
-        })?;
-        print!("{}", doc.to_human());
-    }
     Ok(())
 }
 

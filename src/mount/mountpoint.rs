@@ -74,10 +74,40 @@ pub fn fstype_at(mountinfo: &str, path: &Path, uid: u32) -> Option<String> {
         let mounted_by_us = options.split(',').any(|o| o == owner);
         (mountpoint == wanted).then(|| match (named_ours, mounted_by_us) {
             (true, true) => FSTYPE.to_string(),
-            (true, false) => format!("{fstype} of another user"),
+            (true, false) => {
+                let uid = options
+                    .split(',')
+                    .find_map(|o| o.strip_prefix("user_id="))
+                    .and_then(|u| u.parse::<u32>().ok());
+                format!("{fstype}{OF}{}", user_label(uid))
+            }
             _ => fstype.to_string(),
         })
     })
+}
+
+/// What joins a mount's type to its owner for a mount of another user.
+const OF: &str = " of ";
+
+/// "user NAME (uid N)", or "uid N" for a uid without a name, or "an unknown user".
+fn user_label(uid: Option<u32>) -> String {
+    let Some(uid) = uid else {
+        return "an unknown user".into();
+    };
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(user)) => format!(
+            "user {} (uid {uid})",
+            crate::untrusted::clean(&user.name, 64)
+        ),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// For the type [`fstype_at`] gives another user's s3credsfs mount: whose it is, as
+/// "user NAME (uid N)".
+pub fn foreign_owner(fstype: &str) -> Option<&str> {
+    let (kind, owner) = fstype.split_once(OF)?;
+    kind.starts_with("fuse").then_some(owner)
 }
 
 /// Resolves a mountpoint path to an absolute one without touching a stale mount (which
@@ -295,21 +325,21 @@ mod tests {
     #[test]
     fn a_mount_named_s3credsfs_by_another_user_is_not_ours() {
         let at = |path: &str, uid| fstype_at(MOUNTINFO, Path::new(path), uid);
+        // Whose it is: the name of a uid this system knows, else the number.
+        let theirs = at("/root/.s3creds", 1000).unwrap();
+        assert_eq!(theirs, "fuse of user root (uid 0)");
+        assert_eq!(foreign_owner(&theirs), Some("user root (uid 0)"));
+        let unnamed =
+            "95 22 0:50 / /home/v/x rw - fuse.s3credsfs s3credsfs ro,user_id=4000123,group_id=1\n";
+        let theirs = fstype_at(unnamed, Path::new("/home/v/x"), 1000).unwrap();
         assert_eq!(
-            at("/home/u/.s3creds", 0).as_deref(),
-            Some("fuse.s3credsfs of another user")
+            theirs, "fuse.s3credsfs of uid 4000123",
+            "user_id=4000123 is not user_id=1000"
         );
-        assert_eq!(
-            at("/root/.s3creds", 1000).as_deref(),
-            Some("fuse of another user")
-        );
-        let forged =
-            "95 22 0:50 / /home/v/x rw - fuse.s3credsfs s3credsfs ro,user_id=10000,group_id=1\n";
-        assert_eq!(
-            fstype_at(forged, Path::new("/home/v/x"), 1000).as_deref(),
-            Some("fuse.s3credsfs of another user"),
-            "user_id=10000 is not user_id=1000"
-        );
+        assert_eq!(foreign_owner(&theirs), Some("uid 4000123"));
+        // Ours, and mounts of other types, have no foreign owner.
+        assert_eq!(foreign_owner(FSTYPE), None);
+        assert_eq!(foreign_owner("fuse.sshfs"), None);
     }
 
     #[test]

@@ -138,3 +138,102 @@ async fn a_broken_file_is_one_error() {
     );
     assert_eq!(stderr.lines().count(), 1);
 }
+
+#[tokio::test]
+async fn a_missing_ca_file_is_caught_whatever_the_password_source() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    for login in [
+        "password-command = \"echo dev-password\"",
+        "password-env = \"PW\"",
+    ] {
+        let text = format!(
+            "username = \"dev\"\n{login}\napi-gateway = \"{}\"\nca-file = \"{}\"\n",
+            gw.base_url(),
+            missing.display()
+        );
+        let file = private_file(dir.path(), "c.toml", &text);
+        let (out, stdout, _) = check(&file, &[]).await;
+        assert_eq!(out.status.code(), Some(78), "{login}: {stdout}");
+        assert!(
+            stdout.contains("profile default (default): error: ")
+                && stdout.contains(&missing.display().to_string()),
+            "{login}: {stdout}"
+        );
+    }
+    // The command itself is still not run without --try.
+    let marker = dir.path().join("ran");
+    let text = format!(
+        "username = \"dev\"\npassword-command = \"touch {}; echo dev-password\"\napi-gateway = \"{}\"\n",
+        marker.display(),
+        gw.base_url()
+    );
+    let file = private_file(dir.path(), "c.toml", &text);
+    let (out, stdout, _) = check(&file, &[]).await;
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("(its password command is run only with --try)"));
+    assert!(!marker.exists(), "the password command ran without --try");
+}
+
+#[tokio::test]
+async fn json_gives_every_profile_with_stable_fields() {
+    let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
+    let dir = tempfile::tempdir().unwrap();
+    let file = private_file(
+        dir.path(),
+        "c.toml",
+        &config(&prod.base_url(), &tds.base_url(), "timeout = \"soon\"\n"),
+    );
+    let (out, stdout, stderr) = check(&file, &["--json"]).await;
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).expect(&stdout);
+    assert_eq!(doc["config_file"], file.display().to_string());
+    assert_eq!(
+        (doc["ok"].clone(), doc["tried"].clone()),
+        (false.into(), false.into())
+    );
+    let prod_doc = &doc["profiles"][0];
+    assert_eq!(prod_doc["name"], "prod");
+    assert_eq!(prod_doc["default"], true);
+    assert_eq!(prod_doc["ok"], true);
+    assert_eq!(prod_doc["gateway"], prod.base_url());
+    assert_eq!(prod_doc["login"], "password login as dev");
+    assert_eq!(prod_doc["region"], "us-east-1");
+    assert_eq!(prod_doc["credentials_expire"], serde_json::Value::Null);
+    assert_eq!(prod_doc["error"], serde_json::Value::Null);
+    let tds_doc = &doc["profiles"][1];
+    assert_eq!(
+        (tds_doc["name"].as_str(), tds_doc["ok"].as_bool()),
+        (Some("tds"), Some(false))
+    );
+    assert!(
+        tds_doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad value \"soon\" for key `timeout`"),
+        "{tds_doc}"
+    );
+    // --try fills in the expiry.
+    let good = private_file(
+        dir.path(),
+        "good.toml",
+        &config(&prod.base_url(), &tds.base_url(), ""),
+    );
+    let (out, stdout, stderr) = check(&good, &["--json", "--try"]).await;
+    assert!(out.status.success(), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (doc["ok"].clone(), doc["tried"].clone()),
+        (true.into(), true.into())
+    );
+    for profile in doc["profiles"].as_array().unwrap() {
+        assert!(
+            profile["credentials_expire"]
+                .as_str()
+                .unwrap()
+                .ends_with('Z'),
+            "{profile}"
+        );
+    }
+}

@@ -1,5 +1,5 @@
-//! Faults of the gateway, each recovering by itself with no restart: for every fault a
-//! mounted daemon meets, readers get valid credentials or EIO (never expired ones),
+//! Faults of the gateway, each recovering by itself with no restart (but a refused
+//! password, which waits for `s3credsfs refresh`): for every fault a mounted daemon meets, readers get valid credentials or EIO (never expired ones),
 //! `status` and the log say why, gateway calls stay within what the backoff allows, and
 //! once the fault clears, reads work again.
 
@@ -189,22 +189,69 @@ fn sts_faults_recover_by_themselves() {
     }
 }
 
+/// A refused password is the one fault that must not recover by itself: each retry
+/// would count toward Keycloak's brute-force lockout. It stays refused, however many
+/// reads come, until `s3credsfs refresh`.
 #[test]
-fn keycloak_faults_recover_by_themselves() {
+fn a_refused_password_waits_for_refresh() {
     let (gw, m) = mount();
+    wait_for("a healthy start", Duration::from_secs(20), || {
+        read_checked(&m).is_ok() && m.status()["last_error"].is_null()
+    });
     let refused = status(
         401,
         "application/json",
         r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#,
     );
-    cycle(
-        &gw,
-        &m,
-        "password refused",
-        Endpoint::Token,
-        refused,
-        "rejected the password for user \"dev\"",
+    gw.gw.inject(Endpoint::Token, refused, Times::Always);
+    wait_for(
+        "status to report the refusal",
+        Duration::from_secs(20),
+        || {
+            let _ = read_checked(&m);
+            m.status()["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("rejected the password for user \"dev\""))
+        },
     );
+    // The credentials held expire (4 s): nothing valid is left to serve.
+    wait_for("the credentials to expire", Duration::from_secs(10), || {
+        let _ = read_checked(&m);
+        m.status()["state"] == "error"
+    });
+    let (tries, logins) = (gw.stats().token_requests, gw.stats().password_grants);
+    // The password is right again at Keycloak (an administrator unlocked the account):
+    // still, reads for 3 s (the backoff alone would retry 3 times) attempt no login.
+    gw.gw.clear_faults();
+    let load = Instant::now();
+    while load.elapsed() < Duration::from_secs(3) {
+        assert_eq!(read_checked(&m), Err(libc::EIO));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        gw.stats().token_requests,
+        tries,
+        "a refused password was sent again"
+    );
+    assert_eq!(m.status()["state"], "error");
+    assert!(m
+        .log()
+        .contains("not trying again until `s3credsfs refresh`"));
+    // `refresh` logs in again at once.
+    let out = bin().arg("refresh").arg(&m.path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gw.stats().password_grants, logins + 1);
+    assert!(read_checked(&m).is_ok());
+    assert!(m.status()["last_error"].is_null(), "{}", m.status());
+}
+
+#[test]
+fn keycloak_faults_recover_by_themselves() {
+    let (gw, m) = mount();
     // Tokens already expired when issued, as from a gateway whose clock runs far ahead.
     cycle(
         &gw,

@@ -130,6 +130,7 @@ async fn errors_are_one_line_with_nonzero_exit() {
         &out,
         "rejected the password for user \"dev\": Invalid user credentials",
     );
+    assert_eq!(out.status.code(), Some(77), "a refused login");
     assert!(!text(&out.stderr).contains("wrong-pw-123"));
 
     let out = fetch(&gw, &["--timeout", "soon"]).output().await.unwrap();
@@ -137,6 +138,7 @@ async fn errors_are_one_line_with_nonzero_exit() {
         &out,
         "bad value \"soon\" for --timeout: expected a duration",
     );
+    assert_eq!(out.status.code(), Some(78), "a configuration error");
 
     let out = fetch(&gw, &[])
         .env("S3CREDSFS_TIMEOUT", "-1")
@@ -451,4 +453,35 @@ async fn insecure_warns_on_every_start() {
             "{stderr}"
         );
     }
+}
+
+#[tokio::test]
+async fn version_says_the_build_the_commit_and_the_target() {
+    let out = bin().arg("--version").output().await.unwrap();
+    assert!(out.status.success());
+    let line = text(&out.stdout);
+    let rest = line
+        .strip_prefix(&format!(
+            "s3credsfs {} (development build with the built-in gateway, commit ",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (commit, target) = rest.split_once(", ").unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line}"
+    );
+    // The target triple the binary was built for (this test runs on the same host).
+    let arch = std::env::consts::ARCH;
+    assert!(
+        target.starts_with(arch) && target.ends_with("-linux-gnu)\n"),
+        "{line}"
+    );
+    // A subcommand's --version is the same line.
+    let sub = bin().args(["mount", "--version"]).output().await.unwrap();
+    assert_eq!(
+        text(&sub.stdout).replacen("s3credsfs-mount", "s3credsfs", 1),
+        line
+    );
 }

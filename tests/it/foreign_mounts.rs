@@ -82,8 +82,9 @@ fn another_users_s3credsfs_is_left_alone() {
     theirs.start(&gw);
     let guard = BackgroundMount::new(&theirs.path);
     let not_ours = format!(
-        "{} is a fuse.s3credsfs of another user mount, not s3credsfs; leaving it alone",
-        theirs.path.display()
+        "{} is the s3credsfs mount of user nobody (uid {}), not one of yours; leaving it alone (run this as that user)",
+        theirs.path.display(),
+        NOBODY.0
     );
     assert_refused(&run_as_root(&theirs.ns, &guard, &["status"]), &not_ours);
     assert_refused(&run_as_root(&theirs.ns, &guard, &["unmount"]), &not_ours);

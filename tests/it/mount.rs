@@ -218,10 +218,11 @@ fn a_hundred_readers_at_refresh_time_cause_one_sts_call() {
     let (gw, args) = roomy();
     let m = Mounted::start(&gw, &args);
     let first = m.access_key();
-    wait_until_due(&m);
     let before = gw.stats().sts_requests;
-    // Slow the STS a little so every reader arrives while the refresh is in flight.
-    slow_down_next_sts_call(&gw, Duration::from_millis(300));
+    // Slow the STS so every reader arrives while the refresh is in flight (the readers'
+    // own, or the keeper's, which refreshes at the same time whether or not anyone reads).
+    slow_down_next_sts_call(&gw, Duration::from_millis(1500));
+    wait_until_due(&m);
     let barrier = Arc::new(Barrier::new(100));
     let readers: Vec<_> = (0..100)
         .map(|_| {

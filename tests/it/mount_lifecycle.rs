@@ -111,7 +111,9 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
     let path = dir.path().join("creds");
     let guard = BackgroundMount::new(&path);
     let out = mount_background(&gw, &guard, &[], "wrong-password");
-    assert!(!out.status.success());
+    // The daemon's exit status crosses the readiness pipe: a refused login, which the
+    // systemd unit does not restart (it would get the account locked).
+    assert_eq!(out.status.code(), Some(77));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("rejected the password for user \"dev\": Invalid user credentials"),
@@ -139,7 +141,11 @@ fn a_failed_start_reports_why_and_leaves_nothing_mounted() {
         .env("PW", DEFAULT_PASSWORD)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(
+        out.status.code(),
+        Some(69),
+        "an unreachable gateway may come back"
+    );
     assert!(
         text(&out.stderr).contains("cannot reach http://127.0.0.1:9/"),
         "{}",
@@ -198,8 +204,28 @@ fn a_killed_daemon_is_recovered_by_the_next_mount() {
 fn unmount_clears_a_stale_mount() {
     let gw = TestGateway::start(|_| {});
     let mut m = Mounted::start(&gw, &[]);
+    let path = m.path.clone();
+    let check = || {
+        bin()
+            .args(["status", "--check"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let healthy = check();
+    assert_eq!(healthy.status.code(), Some(0), "{}", text(&healthy.stdout));
+    assert!(text(&healthy.stdout).starts_with("S3CREDSFS OK - default: fresh, valid for "));
     m.signal(libc::SIGKILL);
     m.wait_exit();
+    // Monitoring sees the daemon gone: CRITICAL.
+    let gone = check();
+    assert_eq!(gone.status.code(), Some(2), "{}", text(&gone.stdout));
+    assert!(
+        text(&gone.stdout).starts_with("S3CREDSFS CRITICAL - ")
+            && text(&gone.stdout).contains("is a stale mount (its daemon died)"),
+        "{}",
+        text(&gone.stdout)
+    );
     let out = bin().arg("unmount").arg(&m.path).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("cleared the stale mount"));
@@ -305,7 +331,7 @@ fn bad_flags_and_config_fail_before_mounting() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(78), "a configuration error");
     assert!(
         text(&out.stderr).contains("bad value \"soon\" for --min-validity"),
         "{}",

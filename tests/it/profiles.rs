@@ -111,19 +111,145 @@ mod mounted {
     use s3credsfs::gateway::{Endpoint, Fault, Times};
 
     #[test]
-    fn one_mount_serves_every_profile_and_fetches_each_on_first_read() {
+    fn the_first_read_after_mount_returns_holds_every_healthy_profile() {
+        let (prod, tds, broken) = (
+            TestGateway::start(|_| {}),
+            TestGateway::start(|_| {}),
+            TestGateway::start(|_| {}),
+        );
+        // tds answers late: a mount that did not wait for it would serve without it.
+        tds.gw.inject(
+            Endpoint::Sts,
+            Fault::Delay(std::time::Duration::from_millis(1500)),
+            Times::Once,
+        );
+        let refused = Fault::Status {
+            status: 403,
+            content_type: "text/plain".into(),
+            body: "role missing".into(),
+        };
+        broken.gw.inject(Endpoint::Sts, refused, Times::Always);
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::common::private_file(
+            dir.path(),
+            "config.toml",
+            &format!(
+                "{}\n[profiles.broken]\napi-gateway = \"{}\"\n",
+                two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),
+                broken.gw.base_url()
+            ),
+        );
+        let path = dir.path().join("creds");
+        let guard = BackgroundMount::new(&path);
+        let out = guard
+            .bin()
+            .arg("mount")
+            .arg(&path)
+            .arg("--config")
+            .arg(&config)
+            .args(["--timeout", "5s", "--log-file"])
+            .arg(dir.path().join("daemon.log"))
+            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("; no credentials for profile broken (see `s3credsfs status`)"),
+            "{stdout}"
+        );
+        // `mount` returned once every profile had been fetched.
+        assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
+        // The very first read: every healthy profile, and the failing one's own error.
+        let creds = std::fs::read_to_string(path.join("credentials")).unwrap();
+        let sections: Vec<&str> = creds.lines().filter(|l| l.starts_with('[')).collect();
+        assert_eq!(sections, ["[default]", "[prod]", "[tds]"], "{creds}");
+        let broken_line = creds
+            .lines()
+            .find(|l| l.contains("profile broken"))
+            .unwrap_or_else(|| panic!("{creds}"));
+        assert!(
+            broken_line.starts_with("# profile broken: no credentials: ")
+                && broken_line.contains("HTTP 403"),
+            "{broken_line}"
+        );
+        assert!(!creds.contains("being fetched"), "{creds}");
+        let config_file = std::fs::read_to_string(path.join("config")).unwrap();
+        assert!(config_file.contains("[profile tds]\n"), "{config_file}");
+        assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
+
+        // Monitoring: the failing profile makes the mount CRITICAL; --profile narrows.
+        let check = |extra: &[&str]| {
+            let out = guard
+                .bin()
+                .args(["status", "--check"])
+                .args(extra)
+                .arg(&path)
+                .output()
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        };
+        let (code, line) = check(&[]);
+        assert_eq!(code, Some(2), "{line}");
+        assert!(
+            line.starts_with("S3CREDSFS CRITICAL - broken: no valid credentials: "),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let (code, line) = check(&["--profile", "tds"]);
+        assert_eq!(code, Some(0), "{line}");
+        assert!(
+            line.starts_with("S3CREDSFS OK - tds: fresh, valid for "),
+            "{line}"
+        );
+        assert!(line.contains(" | 'tds'="), "{line}");
+        let (code, line) = check(&["--profile", "staging"]);
+        assert_eq!(code, Some(3), "{line}");
+        assert!(
+            line.starts_with("S3CREDSFS UNKNOWN - the mount at "),
+            "{line}"
+        );
+        let json = guard
+            .bin()
+            .args(["status", "--json", "--profile", "tds"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(json.status.code(), Some(0));
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(
+            (doc["profile"].as_str(), doc["state"].as_str()),
+            (Some("tds"), Some("fresh"))
+        );
+        let out = guard.bin().arg("unmount").arg(&path).output().unwrap();
+        assert!(out.status.success());
+        let (code, line) = check(&[]);
+        assert_eq!(code, Some(3), "{line}");
+        assert!(
+            line.starts_with("S3CREDSFS UNKNOWN - nothing is mounted at "),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn one_mount_serves_every_profile() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
         let m =
             Mounted::start_configured(&two_profiles(&prod.gw.base_url(), &tds.gw.base_url()), &[]);
-        // Mounting fetched the default profile only.
-        assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 0));
+        // Mounting fetched every profile.
+        assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
         let listed: Vec<String> = std::fs::read_dir(m.file("profiles"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(listed.len(), 2);
         assert!(listed.contains(&"prod".into()) && listed.contains(&"tds".into()));
-        assert_eq!(tds.stats().sts_issued, 0, "listing fetches nothing");
+        assert_eq!(tds.stats().sts_issued, 1, "listing fetches nothing");
 
         let tds_json: serde_json::Value =
             serde_json::from_str(&m.read("profiles/tds/json").unwrap()).unwrap();
@@ -167,8 +293,9 @@ mod mounted {
             "{creds}"
         );
 
+        // The exit status follows the state: a profile without credentials is CRITICAL.
         let out = bin().arg("status").arg(&m.path).output().unwrap();
-        assert!(out.status.success());
+        assert_eq!(out.status.code(), Some(2));
         let screen = String::from_utf8(out.stdout).unwrap();
         let tds_line = screen
             .lines()
@@ -194,8 +321,8 @@ mod clients {
     use crate::common::mount::*;
     use crate::common::s3::S3Server;
 
-    /// `AWS_PROFILE=tds aws s3 ls` with the mount's root files: the AWS CLI takes the
-    /// tds section and its `credential_process`, and the tds gateway is the one asked.
+    /// `AWS_PROFILE=tds aws s3 ls` with the mount's root files, first thing after mount:
+    /// the AWS CLI takes the tds section and its `credential_process`.
     #[test]
     fn aws_cli_picks_a_profile_from_the_root_files() {
         let s3 = S3Server::start();
@@ -212,9 +339,9 @@ mod clients {
                 .args(["s3", "ls", &format!("s3://{}/", s3.bucket)]);
             cmd
         };
-        assert_eq!(tds.stats().sts_issued, 0);
+        // Right after mount, as an administrator would run it: the tds section is there.
+        assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
         env.run(&mut aws("tds")).ok();
-        assert_eq!(tds.stats().sts_issued, 1, "the tds profile was read");
         env.run(&mut aws("prod")).ok();
         env.run(&mut aws("default")).ok();
         env.run(&mut aws("staging")).refused("staging");

@@ -427,3 +427,67 @@ fn every_help_example_parses() {
         "{parsed} examples for {commands} commands: {lines:?}"
     );
 }
+
+/// The README's exit-status tables are the code's lists: every status, whether the unit
+/// restarts after it, and `status`'s verdicts.
+#[test]
+fn the_exit_status_tables_are_the_codes() {
+    use s3credsfs::exit_status::{ExitStatus, Health};
+    let section = README
+        .split_once("### Exit statuses\n")
+        .expect("an Exit statuses section")
+        .1;
+    let rows: Vec<(u8, bool)> = section
+        .lines()
+        .take_while(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let code = cells.get(1)?.parse().ok()?;
+            Some((code, *cells.get(3)? == "yes"))
+        })
+        .collect();
+    let code: Vec<(u8, bool)> = ExitStatus::ALL
+        .into_iter()
+        .map(|s| (s.code(), s.restart_helps()))
+        .collect();
+    assert_eq!(rows, code);
+    let monitoring = README
+        .split_once("### Monitoring (`status --check` and `--json`)\n")
+        .expect("a Monitoring section")
+        .1;
+    for health in Health::ALL {
+        let row = format!("| {} | {} |", health.code(), health.word());
+        assert!(monitoring.contains(&row), "no row {row}");
+    }
+}
+
+/// Every field `status --json` prints is documented in the README's table.
+#[test]
+fn every_status_field_is_documented() {
+    let doc = serde_json::to_value(s3credsfs::status::StatusDoc {
+        state: "fresh".into(),
+        expiration: None,
+        seconds_remaining: None,
+        last_refresh: None,
+        refresh_count: 0,
+        last_error: None,
+        gateway: String::new(),
+        auth: String::new(),
+        user: None,
+        profile: String::new(),
+        mountpoint: String::new(),
+        pid: 1,
+        min_validity_seconds: 1,
+        container_endpoint: None,
+        log_file: None,
+        control_socket: None,
+        profiles: Some(vec![]),
+    })
+    .unwrap();
+    for field in doc.as_object().unwrap().keys() {
+        assert!(
+            README.contains(&format!("| `{field}` |")),
+            "the README's status table misses `{field}`"
+        );
+    }
+}

@@ -23,18 +23,19 @@ fn a_read_in_the_window_does_not_wait_for_a_slow_gateway() {
     let gw = TestGateway::start(|c| c.lifetime = Duration::from_secs(12));
     let m = Mounted::start(&gw, &ARGS);
     let first = m.access_key();
-    // Into the window (under 6 s left), still well above min-validity.
-    wait_for("the refresh-ahead window", Duration::from_secs(15), || {
-        m.status()["seconds_remaining"].as_i64().unwrap() <= 5
-    });
-    assert_eq!(m.status()["state"], "fresh");
     let before = gw.stats().sts_requests;
     // The next STS call takes a minute: a reader waiting for it would still be waiting.
+    // The refresh ahead (the keeper's, at the window's start) is that call.
     gw.gw.inject(
         Endpoint::Sts,
         Fault::Delay(Duration::from_secs(60)),
         Times::Once,
     );
+    // Into the window (under 6 s left), still well above min-validity.
+    wait_for("the refresh-ahead window", Duration::from_secs(15), || {
+        m.status()["seconds_remaining"].as_i64().unwrap() <= 5
+    });
+    assert_eq!(m.status()["state"], "fresh");
     let reader = {
         let path = m.file("json");
         std::thread::spawn(move || std::fs::read_to_string(path))
@@ -53,8 +54,8 @@ fn a_read_in_the_window_does_not_wait_for_a_slow_gateway() {
         Duration::from_secs(5),
         || gw.stats().sts_requests > before,
     );
-    // The slow call times out (--timeout 3s), the refresh backs off, and a later read in
-    // the window starts another one, which succeeds: every read meanwhile succeeds.
+    // The slow call times out (--timeout 3s), the refresh backs off, and the keeper (or a
+    // later read) in the window starts another one, which succeeds.
     wait_for("new credentials", Duration::from_secs(20), || {
         m.access_key() != first
     });

@@ -247,3 +247,60 @@ fn the_unit_keeps_out_what_breaks_fuse() {
     let start = humantime::parse_duration(start).unwrap();
     assert!(start > s3credsfs::sts::refresh_budget(Duration::from_secs(30)));
 }
+
+#[test]
+fn the_unit_prevents_restarts_exactly_for_what_a_restart_cannot_fix() {
+    use s3credsfs::exit_status::ExitStatus;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(unit_under_test(dir.path())).unwrap();
+    let listed: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("RestartPreventExitStatus="))
+        .collect();
+    assert_eq!(listed.len(), 1, "one RestartPreventExitStatus= line");
+    let mut unit: Vec<u8> = listed[0]
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    unit.sort_unstable();
+    let mut code: Vec<u8> = ExitStatus::ALL
+        .into_iter()
+        .filter(|s| !s.restart_helps())
+        .map(ExitStatus::code)
+        .collect();
+    code.sort_unstable();
+    assert_eq!(unit, code);
+    assert!(code.contains(&ExitStatus::LoginRefused.code()));
+    assert!(code.contains(&ExitStatus::Config.code()));
+}
+
+/// What systemd sees of a wrong password: the foreground daemon exits with the status
+/// the unit does not restart after, having tried the password once.
+#[test]
+fn a_refused_password_exits_with_a_status_the_unit_does_not_restart() {
+    use s3credsfs::exit_status::ExitStatus;
+    let gw = TestGateway::start(|_| {});
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    let out = bin()
+        .arg("mount")
+        .arg(&path)
+        .arg("--foreground")
+        .args(login_args(&gw))
+        .env("PW", "wrong-password")
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    force_unmount(&path);
+    assert_eq!(
+        out.status.code(),
+        Some(i32::from(ExitStatus::LoginRefused.code()))
+    );
+    assert!(!ExitStatus::LoginRefused.restart_helps());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Invalid user credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong-password"), "{stderr}");
+    assert_eq!(gw.stats().token_requests, 1, "one login, no retry");
+    assert_eq!(mountpoint::state(&path), MountState::Free);
+}

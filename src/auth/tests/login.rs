@@ -190,3 +190,48 @@ async fn a_token_from_the_environment_must_be_set_and_unexpired() {
     );
     assert_eq!(gw.stats().token_requests, 0);
 }
+
+/// After Keycloak refused a password, the mount logs in again only once the password
+/// file (or command) gives another one: `reload_password` says whether it did, and the
+/// next login uses it.
+#[tokio::test]
+async fn a_changed_password_file_is_seen_and_used() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", "wrong-password");
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-file", &pw)]);
+    let refused = auth.token(false).await.unwrap_err();
+    assert!(refused.is_login_refused(), "{refused}");
+    assert!(!auth.reload_password().await, "the file did not change");
+    private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    assert!(auth.reload_password().await, "the file changed");
+    assert!(!auth.reload_password().await, "and is in use now");
+    assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
+    // A file that became unreadable (or insecure) keeps the password in use.
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(!auth.reload_password().await);
+    // A password from a variable cannot change in a running process.
+    std::env::set_var("S3CREDSFS_UNIT_RELOAD_PW", DEFAULT_PASSWORD);
+    let auth = authenticator(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-env", "S3CREDSFS_UNIT_RELOAD_PW"),
+        ],
+    );
+    assert!(!auth.reload_password().await);
+}
+
+#[tokio::test]
+async fn a_changed_password_command_is_seen() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let source = private_file(dir.path(), "pw", "wrong-password");
+    let command = format!("cat {source}");
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-command", &command)]);
+    assert!(auth.token(false).await.unwrap_err().is_login_refused());
+    assert!(!auth.reload_password().await);
+    private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    assert!(auth.reload_password().await);
+    assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
+}
