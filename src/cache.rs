@@ -7,6 +7,7 @@
 
 use crate::creds::Credentials;
 use crate::error::{Error, Result};
+use crate::metrics::{ProfileMetrics, Trigger};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use std::future::Future;
@@ -295,6 +296,8 @@ pub struct CredentialCache<F: Fetch> {
     refresh_ahead: Duration,
     refresh_timeout: Duration,
     gateway: String,
+    /// Refreshes, failures and request times, for the `metrics-file`.
+    metrics: Arc<ProfileMetrics>,
     inner: Mutex<Inner>,
     /// Held across a refresh: concurrent readers queue here, then find the new snapshot.
     refresh_lock: tokio::sync::Mutex<()>,
@@ -316,6 +319,7 @@ impl<F: Fetch> CredentialCache<F> {
             refresh_ahead: Duration::ZERO,
             refresh_timeout,
             gateway: gateway.to_string(),
+            metrics: Arc::default(),
             inner: Mutex::new(Inner::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
         }
@@ -332,6 +336,17 @@ impl<F: Fetch> CredentialCache<F> {
     pub fn with_time(mut self, time: Arc<dyn TimeSource>) -> Self {
         self.time = time;
         self
+    }
+
+    /// The same cache counting into `metrics` (the mount's, which its metrics file shows).
+    pub fn with_metrics(mut self, metrics: Arc<ProfileMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// This profile's counters.
+    pub fn metrics(&self) -> &Arc<ProfileMetrics> {
+        &self.metrics
     }
 
     /// The cache's idea of now, for everything that must agree with its decisions.
@@ -408,7 +423,7 @@ impl<F: Fetch> CredentialCache<F> {
             Err(Plan::FailFast) => return Err(self.last_error()),
             Err(_) => {}
         }
-        self.refresh().await
+        self.refresh(Trigger::Read).await
     }
 
     /// Credentials fit to serve now without waiting for the gateway: `None` when a refresh
@@ -448,7 +463,7 @@ impl<F: Fetch> CredentialCache<F> {
             };
             if due {
                 tracing::debug!("refreshing credentials ahead of time");
-                let _ = cache.refresh().await;
+                let _ = cache.refresh(Trigger::Ahead).await;
             }
             cache.inner().ahead_in_flight = false;
         });
@@ -462,7 +477,7 @@ impl<F: Fetch> CredentialCache<F> {
         let _flight = self.refresh_lock.lock().await;
         let outcome = self.bounded(self.fetcher.fetch_with_new_login()).await;
         let failure = outcome.as_ref().err().cloned();
-        let served = self.record(outcome);
+        let served = self.record(outcome, Trigger::Forced);
         match failure {
             Some(error) => Err(error),
             None => served,
@@ -470,18 +485,20 @@ impl<F: Fetch> CredentialCache<F> {
     }
 
     /// Fetches now (the caller holds `refresh_lock`) and records the outcome.
-    async fn refresh(&self) -> Result<Arc<Snapshot>> {
+    async fn refresh(&self, trigger: Trigger) -> Result<Arc<Snapshot>> {
         let outcome = self.bounded(self.fetcher.fetch()).await;
-        self.record(outcome)
+        self.record(outcome, trigger)
     }
 
-    /// Runs a fetch within the refresh budget, a panic counting as a failure.
+    /// Runs a fetch within the refresh budget, a panic counting as a failure, timing its
+    /// gateway requests into this profile's metrics.
     async fn bounded(
         &self,
         fetch: impl Future<Output = Result<Credentials>> + Send,
     ) -> Result<Credentials> {
         let refresh = CatchPanic(Box::pin(fetch));
-        match tokio::time::timeout(self.refresh_timeout, refresh).await {
+        let timed = crate::metrics::timing_requests(self.metrics.clone(), refresh);
+        match tokio::time::timeout(self.refresh_timeout, timed).await {
             Ok(Ok(outcome)) => outcome,
             // A bug must not skip `record`: without a backoff every read would retry.
             Ok(Err(_panic)) => Err(Error::Internal("refreshing credentials panicked".into())),
@@ -492,8 +509,18 @@ impl<F: Fetch> CredentialCache<F> {
         }
     }
 
+    /// Stores a refresh's outcome and returns what the reader gets; counts it once it is
+    /// stored, so the metrics writer it wakes sees the new state.
+    fn record(&self, outcome: Result<Credentials>, trigger: Trigger) -> Result<Arc<Snapshot>> {
+        let failure = outcome.as_ref().err().cloned();
+        let served = self.store(outcome);
+        self.metrics
+            .record_refresh(trigger, failure.as_ref().map_or(Ok(()), Err));
+        served
+    }
+
     /// Stores a refresh's outcome and returns what the reader gets.
-    fn record(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
+    fn store(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
         let mut inner = self.inner();
         let now = self.now();
         // With the outcome, under the same lock: a reader that sees it may start the

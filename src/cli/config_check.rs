@@ -48,6 +48,12 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
         },
     };
     let _ = writeln!(out, "config file: {file}");
+    let site = match &ctx.site_config {
+        Some(path) if path.exists() => path.display().to_string(),
+        Some(path) => format!("none ({} does not exist)", path.display()),
+        None => "none".into(),
+    };
+    let _ = writeln!(out, "site config file: {site}");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -67,6 +73,11 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
             }
         };
         let _ = writeln!(out, "profile {label}: {line}");
+        if let Ok(layer) = profiles.layer(Some(name)) {
+            for line in sources(layer) {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
     }
     let _ = out.flush();
     match failed {
@@ -77,6 +88,24 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
             if args.try_it { " --try" } else { "" }
         ))),
     }
+}
+
+/// Where each setting of a profile comes from, one line each (`key = value (source)`),
+/// so a value from the site file or a forgotten variable is found at a glance; settings
+/// not listed take their defaults. A password command is not quoted: it may carry what
+/// it unlocks.
+fn sources(layer: &crate::config::Layer) -> Vec<String> {
+    use crate::config::Setting;
+    layer
+        .iter()
+        .map(|(key, raw)| {
+            let value = match key {
+                Setting::PasswordCommand => "(a command, not shown)".to_string(),
+                _ => raw.shown(),
+            };
+            format!("{key} = {value} ({})", raw.source)
+        })
+        .collect()
 }
 
 /// One profile's verdict: a description of what it will do, or what it did with `--try`.
@@ -121,4 +150,71 @@ fn check_one(
         "works: {described}; credentials valid until {}",
         creds.expiration_rfc3339()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    /// The site file is named, and each value says which file (or flag) it came from.
+    #[test]
+    fn the_check_names_the_site_file_and_each_values_source() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // only root can own a site file that is read at all
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.toml");
+        std::fs::write(
+            &site,
+            "api-gateway = \"https://site.example\"\ntoken-env = \"T\"\nregion = \"site\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&site, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &user,
+            "region = \"mine\"\npassword-command = \"pass show gw\"\n",
+        )
+        .unwrap();
+        let ctx = Context {
+            site_config: Some(site.clone()),
+            ..Context::default()
+        };
+        let cli = Cli::parse_from([
+            "x",
+            "check",
+            "--config",
+            user.to_str().unwrap(),
+            "--client-id",
+            "mine",
+        ]);
+        let mut out = Vec::new();
+        // Two login ways (a password command without a user, a token): the check fails,
+        // and still shows where each came from.
+        let _ = run(cli.config, &ctx, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let (s, u) = (site.display(), user.display());
+        assert!(
+            text.contains(&format!("\nsite config file: {s}\n")),
+            "{text}"
+        );
+        for line in [
+            format!("  api-gateway = \"https://site.example\" (config file {s})\n"),
+            "  client-id = \"mine\" (--client-id)\n".to_string(),
+            format!("  password-command = (a command, not shown) (config file {u})\n"),
+            format!("  token-env = \"T\" (config file {s})\n"),
+            format!("  region = \"mine\" (config file {u})\n"),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("pass show"), "{text}");
+    }
 }

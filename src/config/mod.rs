@@ -1,5 +1,6 @@
-//! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > config file >
-//! defaults. Everything downstream takes `Settings`, never raw strings.
+//! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > the user's config
+//! file > the site-wide config file > defaults. Everything downstream takes `Settings`,
+//! never raw strings.
 
 mod keys;
 mod layers;
@@ -10,7 +11,9 @@ pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
-pub use profiles::{check_name as check_profile_name, load_profiles, Profiles, MAX_PROFILES};
+pub use profiles::{
+    check_name as check_profile_name, load_profiles, read_site_file, Profiles, MAX_PROFILES,
+};
 
 use crate::error::{Error, Result};
 use std::net::IpAddr;
@@ -20,6 +23,9 @@ use url::Url;
 
 /// The gateway every CSM node can reach by this name.
 pub const DEFAULT_GATEWAY: &str = "https://api-gw-service-nmn.local";
+/// The site-wide config file an administrator sets the gateway, CA bundle and profiles in
+/// once per node; read before (under) the user's.
+pub const SITE_CONFIG: &str = "/etc/s3credsfs/config.toml";
 /// Where CSM nodes keep the platform CA bundle.
 pub const PLATFORM_CA: &str = "/etc/pki/trust/anchors/platform-ca-certs.crt";
 
@@ -92,6 +98,8 @@ pub struct Settings {
     /// state never wait for the gateway.
     pub refresh_ahead: Duration,
     pub log_file: Option<PathBuf>,
+    /// Where the mount keeps its Prometheus metrics, if anywhere.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What `resolve` needs from the process environment, explicit so tests can fake it.
@@ -106,6 +114,8 @@ pub struct Context {
     /// Where the platform CA bundle would be ([`PLATFORM_CA`] on a real run), trusted by
     /// default when the file exists.
     pub platform_ca: Option<PathBuf>,
+    /// The site-wide config file ([`SITE_CONFIG`] on a real run), read when it exists.
+    pub site_config: Option<PathBuf>,
 }
 
 impl Context {
@@ -127,6 +137,7 @@ impl Context {
             cray_credentials: path("CRAY_CREDENTIALS"),
             stdin_is_terminal: terminal,
             platform_ca: Some(PathBuf::from(PLATFORM_CA)),
+            site_config: Some(PathBuf::from(SITE_CONFIG)),
         }
     }
 
@@ -286,6 +297,13 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     let log_file = get(Setting::LogFile)
         .map(|raw| nonempty(raw, Setting::LogFile).map(PathBuf::from))
         .transpose()?;
+    // Absolute: the daemon leaves its directory.
+    let metrics_file = get(Setting::MetricsFile)
+        .map(|raw| {
+            nonempty(raw, Setting::MetricsFile)
+                .map(|p| std::path::absolute(&p).unwrap_or_else(|_| p.into()))
+        })
+        .transpose()?;
 
     Ok(Settings {
         auth: resolve_auth(layer, ctx, &api_gateway)?,
@@ -301,6 +319,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         min_validity,
         refresh_ahead,
         log_file,
+        metrics_file,
     })
 }
 

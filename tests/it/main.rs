@@ -42,6 +42,8 @@ mod in_process;
 #[cfg(feature = "fuse-tests")]
 mod logs;
 #[cfg(feature = "fuse-tests")]
+mod metrics;
+#[cfg(feature = "fuse-tests")]
 mod mount;
 #[cfg(feature = "fuse-tests")]
 mod mount_lifecycle;
