@@ -47,16 +47,17 @@ pub struct CompletionsArgs {
 const MAN_HELP: &str = "\
 Without --out, prints the top-level page (s3credsfs.1), which lists the subcommands:
   s3credsfs man | gzip > /usr/share/man/man1/s3credsfs.1.gz
-With --out, writes it and one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
-into DIR, as the RPM and the tarball ship them:
-  s3credsfs man --out /usr/local/share/man/man1";
+With --out, writes it, one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
+and the config file's page (s3credsfs.toml.5, which belongs in man5) into DIR, as the RPM
+and the tarball ship them:
+  s3credsfs man --out /usr/local/share/man/man1 && mv /usr/local/share/man/man1/*.5 /usr/local/share/man/man5/";
 
 /// `man`'s flags.
 #[derive(Args, Debug)]
 #[command(after_help = MAN_HELP)]
 pub struct ManArgs {
-    /// Write s3credsfs.1 and one page per subcommand into this directory instead of
-    /// printing s3credsfs.1
+    /// Write s3credsfs.1, one page per subcommand and s3credsfs.toml.5 into this directory
+    /// instead of printing s3credsfs.1
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -67,20 +68,35 @@ pub fn write_completions(shell: Shell, out: &mut dyn Write) {
     clap_complete::generate(shell.generator(), &mut cmd, "s3credsfs", out);
 }
 
-/// Writes the top-level manual page (s3credsfs.1).
+/// Writes the top-level manual page (s3credsfs.1): clap's sections, then FILES,
+/// ENVIRONMENT and SEE ALSO (before VERSION).
 pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
     // `help` gets no page of its own (generate_to skips it), so the list names none.
-    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(out)
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(&mut page)?;
+    let page = String::from_utf8_lossy(&page);
+    let extra = super::manual::top_page_sections();
+    let page = match page.find("\n.SH VERSION\n") {
+        Some(at) => format!("{}\n{}{}", &page[..at], extra, &page[at + 1..]),
+        None => format!("{page}{extra}"),
+    };
+    out.write_all(page.as_bytes())
 }
 
-/// Writes s3credsfs.1 and s3credsfs-SUBCOMMAND.1 for every visible subcommand into `dir`.
+/// Writes s3credsfs.1, s3credsfs-SUBCOMMAND.1 for every visible subcommand and
+/// s3credsfs.toml.5 into `dir`.
 pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
-    clap_mangen::generate_to(Cli::command(), dir).map_err(|e| {
+    let failed = |e: std::io::Error| {
         Error::Config(format!(
             "cannot write the manual pages into {} ({e}); give --out an existing directory you can write to",
             dir.display()
         ))
-    })
+    };
+    clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
+    let mut top = Vec::new();
+    write_man_page(&mut top).map_err(failed)?;
+    std::fs::write(dir.join("s3credsfs.1"), top).map_err(failed)?;
+    std::fs::write(dir.join("s3credsfs.toml.5"), super::manual::config_page()).map_err(failed)
 }
 
 /// `s3credsfs completions SHELL`: the script on standard output.
@@ -228,7 +244,7 @@ mod tests {
                 pages(sub, &name, out);
             }
         }
-        let mut expected = vec!["s3credsfs.1".to_string()];
+        let mut expected = vec!["s3credsfs.1".to_string(), "s3credsfs.toml.5".to_string()];
         pages(&Cli::command(), "s3credsfs", &mut expected);
         assert!(expected.contains(&"s3credsfs-config-check.1".to_string()));
         expected.sort();
@@ -241,6 +257,34 @@ mod tests {
         let mount = std::fs::read_to_string(dir.path().join("s3credsfs-mount.1")).unwrap();
         assert!(mount.contains("\n.TH s3credsfs-mount 1 "), "{mount}");
         assert!(mount.contains("foreground"), "{mount}");
+        let top = std::fs::read_to_string(dir.path().join("s3credsfs.1")).unwrap();
+        assert!(top.contains("\n.SH FILES\n"), "{top}");
+        let config = std::fs::read_to_string(dir.path().join("s3credsfs.toml.5")).unwrap();
+        assert_eq!(config, super::super::manual::config_page());
+    }
+
+    /// man(1) itself renders both pages without a warning (groff's -ww), so a roff
+    /// mistake shows here rather than on a user's screen.
+    #[test]
+    fn man_renders_both_pages_without_warnings() {
+        let dir = tempfile::tempdir().unwrap();
+        write_man_pages(dir.path()).unwrap();
+        for page in ["s3credsfs.1", "s3credsfs.toml.5"] {
+            let out = Command::new("man")
+                .args(["--warnings=w", "-l", "-E", "UTF-8", "-P", "cat"])
+                .arg(dir.path().join(page))
+                .env("MANWIDTH", "100")
+                .stdin(Stdio::null())
+                .output()
+                .expect("man(1) runs (package man-db)");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let warnings = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && warnings.is_empty(),
+                "{page}: {warnings}"
+            );
+            assert!(text.contains("SEE ALSO"), "{page}: {text}");
+        }
     }
 
     #[test]

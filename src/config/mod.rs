@@ -12,7 +12,8 @@ pub use layers::{
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
 pub use profiles::{
-    check_name as check_profile_name, load_profiles, read_site_file, Profiles, MAX_PROFILES,
+    check_name as check_profile_name, load_profiles, read_site_file, top_level_only, Profiles,
+    MAX_PROFILES,
 };
 
 use crate::error::{Error, Result};

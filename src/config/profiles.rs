@@ -239,6 +239,19 @@ impl Profiles {
     }
 }
 
+/// Why `key` may not stand in a `[profiles.NAME]` table, if it may not: the settings of
+/// the mount as a whole, and the profile's own name.
+pub fn top_level_only(key: Setting) -> Option<&'static str> {
+    match key {
+        Setting::Profile => Some("a profile's name is its table's name; remove the key"),
+        Setting::LogFile => Some("one mount has one log; move it to the top level"),
+        Setting::MetricsFile => Some(
+            "one mount has one metrics file, which shows every profile; move it to the top level",
+        ),
+        _ => None,
+    }
+}
+
 /// The rules one file of a configuration with profiles must keep.
 fn check_file(file: &ConfigFile) -> Result<()> {
     let shown = file.path.display();
@@ -249,28 +262,12 @@ fn check_file(file: &ConfigFile) -> Result<()> {
         )));
     }
     for (name, table) in &file.profiles {
-        let refuse = |key: &str, why: &str| {
-            Error::Config(format!(
-                "key `{key}` in [profiles.{name}] of config file {shown} is not allowed: {why}"
-            ))
-        };
-        if table.contains_key(&Setting::Profile) {
-            return Err(refuse(
-                "profile",
-                "a profile's name is its table's name; remove the key",
-            ));
-        }
-        if table.contains_key(&Setting::LogFile) {
-            return Err(refuse(
-                "log-file",
-                "one mount has one log; move it to the top level",
-            ));
-        }
-        if table.contains_key(&Setting::MetricsFile) {
-            return Err(refuse(
-                "metrics-file",
-                "one mount has one metrics file, which shows every profile; move it to the top level",
-            ));
+        for key in table.keys() {
+            if let Some(why) = top_level_only(*key) {
+                return Err(Error::Config(format!(
+                    "key `{key}` in [profiles.{name}] of config file {shown} is not allowed: {why}"
+                )));
+            }
         }
     }
     Ok(())

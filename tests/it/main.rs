@@ -27,6 +27,7 @@ mod parsers_never_panic;
 mod pipeline;
 mod profiles;
 mod readme;
+mod site_config;
 mod tls;
 
 #[cfg(feature = "fuse-tests")]
