@@ -92,6 +92,14 @@ impl MetricsFile {
         crate::files::replace_file(&self.path, text.as_bytes(), MODE, "metrics file", FIX)
     }
 
+    /// Writes the file, then keeps it current on `runtime`. Called before mounting: a path
+    /// that cannot be written is a configuration error, said now rather than in the log.
+    pub fn start(self: &Arc<Self>, runtime: &tokio::runtime::Handle) -> Result<()> {
+        self.write(true)?;
+        runtime.spawn(Arc::clone(self).run());
+        Ok(())
+    }
+
     /// Writes, logging a failure once until it changes or a write succeeds again.
     fn write_logged(&self, up: bool) {
         let outcome = self.write(up).err().map(|e| e.to_string());

@@ -268,12 +268,9 @@ impl Job {
             .collect();
         let metrics = self.settings.metrics_file.as_deref().map(|path| {
             let named = all.iter().map(|s| s.profile.clone()).zip(caches.clone());
-            Arc::new(metrics_file::MetricsFile::new(
-                path,
-                &self.mountpoint,
-                named.collect(),
-                changed,
-            ))
+            let file =
+                metrics_file::MetricsFile::new(path, &self.mountpoint, named.collect(), changed);
+            Arc::new(file)
         });
         // Only the default profile is fetched before mounting; the others on first read.
         let cache = caches[0].clone();
@@ -327,9 +324,7 @@ impl Job {
         let container_file = container.is_some();
         let user = |p: &Pipeline| p.user();
         if let Some(metrics) = &metrics {
-            // Before mounting: a path that cannot be written is a configuration error,
-            // said now rather than once in the log.
-            metrics.write(true)?;
+            metrics.start(runtime.handle())?;
         }
         let fs = CredsFs::with_profiles(profiles, container, user);
         let config = fuse_config();
@@ -352,9 +347,6 @@ impl Job {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the control socket; `s3credsfs refresh` will not reach this mount")
             }
-        }
-        if let Some(metrics) = &metrics {
-            runtime.spawn(metrics.clone().run());
         }
         let unmounter = session.unmount_callable();
         let signals = runtime.block_on(async { Signals::new() })?;
