@@ -263,30 +263,6 @@ mod tests {
         assert_eq!(config, super::super::manual::config_page());
     }
 
-    /// man(1) itself renders both pages without a warning (groff's -ww), so a roff
-    /// mistake shows here rather than on a user's screen.
-    #[test]
-    fn man_renders_both_pages_without_warnings() {
-        let dir = tempfile::tempdir().unwrap();
-        write_man_pages(dir.path()).unwrap();
-        for page in ["s3credsfs.1", "s3credsfs.toml.5"] {
-            let out = Command::new("man")
-                .args(["--warnings=w", "-l", "-E", "UTF-8", "-P", "cat"])
-                .arg(dir.path().join(page))
-                .env("MANWIDTH", "100")
-                .stdin(Stdio::null())
-                .output()
-                .expect("man(1) runs (package man-db)");
-            let text = String::from_utf8_lossy(&out.stdout);
-            let warnings = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() && warnings.is_empty(),
-                "{page}: {warnings}"
-            );
-            assert!(text.contains("SEE ALSO"), "{page}: {text}");
-        }
-    }
-
     #[test]
     fn man_out_into_a_missing_directory_says_what_to_do() {
         let dir = tempfile::tempdir().unwrap();

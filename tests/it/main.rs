@@ -73,6 +73,8 @@ mod clients_sdk;
 mod clients_tools;
 #[cfg(feature = "s3-tests")]
 mod exec_clients;
+#[cfg(feature = "s3-tests")]
+mod man_pages;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
