@@ -229,7 +229,8 @@ pub fn config_page() -> String {
             "{SITE_CONFIG} is read on every run, under the user's file: an administrator \
              sets the gateway, CA bundle and profiles once per node. It must be \
              owned by root and not writable by group or others, or every command refuses \
-             to run and says why. The RPM installs it with every line commented out."
+             to run and says why. It is read with --config too: --config /dev/null skips only \
+             the user's file. The RPM installs it with every line commented out."
         ))
     );
     out.push_str(".SH EXAMPLES\n");

@@ -218,3 +218,20 @@ fn the_real_context_reads_etc_s3credsfs() {
         Some(PathBuf::from("/etc/s3credsfs/config.toml"))
     );
 }
+
+/// `--config FILE` (even `/dev/null`) replaces the user's file, never the site's.
+#[test]
+fn a_config_flag_replaces_only_the_users_file() {
+    if !is_root() {
+        return; // only root can own a site file that is read at all
+    }
+    let files = Files::new(SITE, Some("region = \"user-region\"\n"));
+    let cli = CliLayer {
+        layer: Layer::new(),
+        config_file: Some(PathBuf::from("/dev/null")),
+    };
+    let p = load_profiles(&cli, &files.ctx()).unwrap();
+    assert_eq!(p.default_name(), "prod");
+    let prod = p.resolve(None, &Context::default()).unwrap();
+    assert_eq!(prod.region, "site-region", "the user's file is not read");
+}
