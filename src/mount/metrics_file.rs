@@ -33,8 +33,17 @@ pub struct MetricsFile {
     mountpoint: String,
     sample: Box<Sampler>,
     changed: Arc<tokio::sync::Notify>,
+    /// Held across every write of the writer task and of `finish`, so the last file
+    /// written is the one saying the mount is down.
+    state: Mutex<WriterState>,
+}
+
+#[derive(Default)]
+struct WriterState {
     /// The last write error logged, so a failing write is logged once, not every 15 s.
-    last_error: Mutex<Option<String>>,
+    last_error: Option<String>,
+    /// `finish` has written the last file.
+    down: bool,
 }
 
 impl MetricsFile {
@@ -69,7 +78,7 @@ impl MetricsFile {
             mountpoint: mountpoint.display().to_string(),
             sample: Box::new(sample),
             changed,
-            last_error: Mutex::new(None),
+            state: Mutex::default(),
         }
     }
 
@@ -100,18 +109,29 @@ impl MetricsFile {
         Ok(())
     }
 
-    /// Writes, logging a failure once until it changes or a write succeeds again.
-    fn write_logged(&self, up: bool) {
-        let outcome = self.write(up).err().map(|e| e.to_string());
-        let mut last = lock(&self.last_error);
-        if let Some(error) = &outcome {
-            if last.as_ref() != Some(error) {
-                tracing::warn!(error = %error, "cannot update the metrics file");
-            }
-        } else if last.is_some() {
-            tracing::info!(path = %self.path.display(), "the metrics file is written again");
+    /// Writes, logging a failure once until it changes or a write succeeds again; says
+    /// whether it logged.
+    fn write_logged(&self, up: bool) -> bool {
+        let mut state = lock(&self.state);
+        if state.down {
+            return false;
         }
+        state.down = !up;
+        let outcome = self.write(up).err().map(|e| e.to_string());
+        let last = &mut state.last_error;
+        let logged = match &outcome {
+            Some(error) if last.as_ref() != Some(error) => {
+                tracing::warn!(error = %error, "cannot update the metrics file");
+                true
+            }
+            None if last.is_some() => {
+                tracing::info!(path = %self.path.display(), "the metrics file is written again");
+                true
+            }
+            _ => false,
+        };
         *last = outcome;
+        logged
     }
 
     /// Rewrites the file on every change and every [`INTERVAL`], until the task is
@@ -122,13 +142,13 @@ impl MetricsFile {
                 _ = self.changed.notified() => {}
                 _ = tokio::time::sleep(INTERVAL) => {}
             }
-            self.write_logged(true);
+            let _ = self.write_logged(true);
         }
     }
 
     /// The last write, at unmount: the mount is down.
     pub fn finish(&self) {
-        self.write_logged(false);
+        let _ = self.write_logged(false);
     }
 }
 
@@ -179,13 +199,12 @@ mod tests {
             &path,
             Path::new("/m"),
             vec![("default".into(), cache.clone())],
-            changed,
+            changed.clone(),
         ));
-        file.write(true).unwrap();
+        file.start(&tokio::runtime::Handle::current()).unwrap();
         let read = || std::fs::read_to_string(&path).unwrap();
         assert!(read().contains("s3credsfs_up{mountpoint=\"/m\"} 1\n"));
         assert!(!read().contains("s3credsfs_credentials_expiry_seconds{"));
-        let task = tokio::spawn(file.clone().run());
 
         // A refresh is a change: written without waiting for the interval.
         cache.current().await.unwrap();
@@ -209,8 +228,11 @@ mod tests {
             read()
         );
 
-        task.abort();
         file.finish();
+        assert!(read().contains("s3credsfs_up{mountpoint=\"/m\"} 0\n"));
+        // The writer task, woken after the last write, leaves it alone.
+        changed.notify_one();
+        tokio::time::sleep(INTERVAL * 2).await;
         assert!(read().contains("s3credsfs_up{mountpoint=\"/m\"} 0\n"));
     }
 
@@ -233,5 +255,11 @@ mod tests {
             "{err}"
         );
         assert!(MetricsFile::check(&path).is_err());
+        // A failing write is logged once, not every 15 s, and its end once.
+        assert!(file.write_logged(true), "the first failure");
+        assert!(!file.write_logged(true), "the same failure again");
+        std::fs::create_dir(dir.path().join("gone")).unwrap();
+        assert!(file.write_logged(true), "written again");
+        assert!(!file.write_logged(true), "and again, quietly");
     }
 }
