@@ -150,7 +150,8 @@ pub fn check_replaceable(path: &Path, what: &str, fix: &str) -> Result<()> {
         Ok(meta) if meta.is_dir() => {}
         _ => {
             return Err(Error::Config(format!(
-                "the directory of the {what} {shown} does not exist; create it or {fix}"
+                "the directory of the {what} {shown} does not exist (or is no directory); \
+                 create it or {fix}"
             )))
         }
     }
@@ -397,7 +398,15 @@ mod tests {
         let err = replace(dir.path(), "x").unwrap_err();
         assert!(err.contains("is not a regular file"), "{err}");
         let err = replace(&dir.path().join("missing/m.prom"), "x").unwrap_err();
-        assert!(err.contains("does not exist; create it or fix it"), "{err}");
+        assert!(
+            err.contains("does not exist (or is no directory); create it or fix it"),
+            "{err}"
+        );
+        let err = replace(&target.join("m.prom"), "x").unwrap_err();
+        assert!(
+            err.contains("does not exist (or is no directory); create it or fix it"),
+            "{err}"
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
