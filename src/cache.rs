@@ -7,6 +7,7 @@
 
 use crate::creds::Credentials;
 use crate::error::{Error, Result};
+use crate::metrics::{ProfileMetrics, Trigger};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
 pub use clock::{ManualClock, SystemTime, TimeSource};
@@ -164,6 +165,8 @@ pub struct CredentialCache<F: Fetch> {
     refresh_ahead: Duration,
     refresh_timeout: Duration,
     gateway: String,
+    /// Refreshes, failures and request times, for the `metrics-file`.
+    metrics: Arc<ProfileMetrics>,
     inner: Mutex<Inner>,
     /// Held across a refresh: concurrent readers queue here, then find the new snapshot.
     refresh_lock: tokio::sync::Mutex<()>,
@@ -185,6 +188,7 @@ impl<F: Fetch> CredentialCache<F> {
             refresh_ahead: Duration::ZERO,
             refresh_timeout,
             gateway: gateway.to_string(),
+            metrics: Arc::default(),
             inner: Mutex::new(Inner::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
         }
@@ -201,6 +205,17 @@ impl<F: Fetch> CredentialCache<F> {
     pub fn with_time(mut self, time: Arc<dyn TimeSource>) -> Self {
         self.time = time;
         self
+    }
+
+    /// The same cache counting into `metrics` (the mount's, which its metrics file shows).
+    pub fn with_metrics(mut self, metrics: Arc<ProfileMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// This profile's counters.
+    pub fn metrics(&self) -> &Arc<ProfileMetrics> {
+        &self.metrics
     }
 
     /// The cache's idea of now, for everything that must agree with its decisions.
@@ -277,7 +292,7 @@ impl<F: Fetch> CredentialCache<F> {
             Err(Plan::FailFast) => return Err(self.last_error()),
             Err(_) => {}
         }
-        self.refresh().await
+        self.refresh(Trigger::Read).await
     }
 
     /// When the keeper should next refresh, whether or not anyone reads: the snapshot's
@@ -333,7 +348,7 @@ impl<F: Fetch> CredentialCache<F> {
             };
             if due {
                 tracing::debug!("refreshing credentials ahead of time");
-                let _ = cache.refresh().await;
+                let _ = cache.refresh(Trigger::Ahead).await;
             }
             cache.inner().ahead_in_flight = false;
         });
@@ -347,7 +362,7 @@ impl<F: Fetch> CredentialCache<F> {
         let _flight = self.refresh_lock.lock().await;
         let outcome = self.bounded(self.fetcher.fetch_with_new_login()).await;
         let failure = outcome.as_ref().err().cloned();
-        let served = self.record(outcome);
+        let served = self.record(outcome, Trigger::Forced);
         match failure {
             Some(error) => Err(error),
             None => served,
@@ -356,7 +371,7 @@ impl<F: Fetch> CredentialCache<F> {
 
     /// Fetches now (the caller holds `refresh_lock`) and records the outcome. After a
     /// refused login it only looks whether the password changed, and logs in only then.
-    async fn refresh(&self) -> Result<Arc<Snapshot>> {
+    async fn refresh(&self, trigger: Trigger) -> Result<Arc<Snapshot>> {
         if self.inner().refused {
             if !self.fetcher.login_changed().await {
                 return self.hold_refused();
@@ -364,7 +379,7 @@ impl<F: Fetch> CredentialCache<F> {
             tracing::info!("the password changed since Keycloak refused it; logging in again");
         }
         let outcome = self.bounded(self.fetcher.fetch()).await;
-        self.record(outcome)
+        self.record(outcome, trigger)
     }
 
     /// Keeps a refused login refused for another [`REFUSED_RECHECK`]: the still valid
@@ -383,13 +398,15 @@ impl<F: Fetch> CredentialCache<F> {
         }
     }
 
-    /// Runs a fetch within the refresh budget, a panic counting as a failure.
+    /// Runs a fetch within the refresh budget, a panic counting as a failure, timing its
+    /// gateway requests into this profile's metrics.
     async fn bounded(
         &self,
         fetch: impl Future<Output = Result<Credentials>> + Send,
     ) -> Result<Credentials> {
         let refresh = CatchPanic(Box::pin(fetch));
-        match tokio::time::timeout(self.refresh_timeout, refresh).await {
+        let timed = crate::metrics::timing_requests(self.metrics.clone(), refresh);
+        match tokio::time::timeout(self.refresh_timeout, timed).await {
             Ok(Ok(outcome)) => outcome,
             // A bug must not skip `record`: without a backoff every read would retry.
             Ok(Err(_panic)) => Err(Error::Internal("refreshing credentials panicked".into())),
@@ -400,8 +417,18 @@ impl<F: Fetch> CredentialCache<F> {
         }
     }
 
+    /// Stores a refresh's outcome and returns what the reader gets; counts it once it is
+    /// stored, so the metrics writer it wakes sees the new state.
+    fn record(&self, outcome: Result<Credentials>, trigger: Trigger) -> Result<Arc<Snapshot>> {
+        let failure = outcome.as_ref().err().cloned();
+        let served = self.store(outcome);
+        self.metrics
+            .record_refresh(trigger, failure.as_ref().map_or(Ok(()), Err));
+        served
+    }
+
     /// Stores a refresh's outcome and returns what the reader gets.
-    fn record(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
+    fn store(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
         let mut inner = self.inner();
         let now = self.now();
         // With the outcome, under the same lock: a reader that sees it may start the

@@ -17,7 +17,7 @@ pub use mounted::{parse_json, parse_region, MountFiles};
 
 use crate::cache::{CredentialCache, Fetch};
 use crate::config::{
-    load_config_file, load_layers, resolve, CliLayer, ConfigFile, Context, FetchSettings, Setting,
+    load_config_files, load_layers, resolve, CliLayer, ConfigFile, Context, FetchSettings, Setting,
 };
 use crate::container::ContainerEndpoint;
 use crate::creds::Credentials;
@@ -75,11 +75,11 @@ const SECRET_SOURCES: [Setting; 3] = [
 
 /// Every variable that a setting of this run names as the source of a login secret
 /// (`--password-env`, `--client-secret-env`, `--token-env`): as a flag, an `S3CREDSFS_*`
-/// variable (even one a flag overrides) or a key of the config file (its top level and
-/// every profile, even one a flag overrides). `exec` removes each from the command's
-/// environment, which should hold short-lived keys, never the password or JWT behind
-/// them. `file` is `None` when the config file could not be read (a mount was used): the
-/// flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
+/// variable (even one a flag overrides) or a key of a config file, the user's or the
+/// site's (its top level and every profile, even one a flag overrides). `exec` removes
+/// each from the command's environment, which should hold short-lived keys, never the
+/// password or JWT behind them. `files` is empty when the config files could not be read
+/// (a mount was used): the flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
 /// to [`child_env`], which sets or removes it anyway.
 ///
 /// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
@@ -87,7 +87,7 @@ const SECRET_SOURCES: [Setting; 3] = [
 /// a command that is itself `cray` or `s3credsfs` needs it to find its login.
 pub fn secret_sources(
     cli: &CliLayer,
-    file: Option<&ConfigFile>,
+    files: &[ConfigFile],
     var: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<String> {
     let mut names: Vec<String> = SECRET_SOURCES
@@ -96,7 +96,7 @@ pub fn secret_sources(
         .filter_map(|name| name.into_string().ok())
         .collect();
     let mut layers = vec![&cli.layer];
-    if let Some(file) = file {
+    for file in files {
         layers.push(&file.top);
         layers.extend(file.profiles.values());
     }
@@ -301,8 +301,9 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
     let hidden = {
-        let file = load_config_file(&args.settings.0, &Context::from_process()).ok();
-        secret_sources(&args.settings.0, file.as_ref(), |v| std::env::var_os(v))
+        let files = load_config_files(&args.settings.0, &Context::from_process());
+        let files = files.unwrap_or_default();
+        secret_sources(&args.settings.0, &files, |v| std::env::var_os(v))
     };
     let mounted = from_mount(&args);
     let grant = match (mounted, args.container_endpoint) {
@@ -447,11 +448,11 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            secret_sources(&cli, Some(&file), vars),
+            secret_sources(&cli, std::slice::from_ref(&file), vars),
             ["B_SECRET", "PW", "PW_VAR", "TOKEN_A", "TOP"],
             "overridden settings count too; an AWS_* name is exec's own to set; no name holds '='"
         );
-        assert_eq!(secret_sources(&cli, None, |_| None), ["PW"]);
+        assert_eq!(secret_sources(&cli, &[], |_| None), ["PW"]);
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub enum Kind {
     Secret,
     /// Settings or trust anchors: group and others may read but not write.
     Steering,
+    /// The site-wide config file: as [`Kind::Steering`], and owned by root, since every
+    /// user of the node reads it and must be able to trust it.
+    Site,
 }
 
 /// The largest file read; a password, token or config is a few KiB, a CA bundle less
@@ -60,6 +63,13 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
         )));
     }
     let me = nix::unistd::geteuid().as_raw();
+    if kind == Kind::Site && meta.uid() != 0 {
+        return Err(Error::Config(format!(
+            "the {what} {shown} belongs to user id {}, not root; every user's mount reads it, \
+             so only root may own it: run `chown root: {shown}`, or remove it",
+            meta.uid()
+        )));
+    }
     if meta.uid() != me && meta.uid() != 0 {
         return Err(Error::Config(format!(
             "the {what} {shown} belongs to user id {}, not to you (id {me}) or root; \
@@ -72,7 +82,7 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
         Kind::Secret if mode & 0o077 != 0 => Err(Error::Config(format!(
             "the {what} {shown} is accessible by group or others (mode {mode:04o}); run `chmod 600 {shown}`"
         ))),
-        Kind::Steering if mode & 0o022 != 0 => Err(Error::Config(format!(
+        Kind::Steering | Kind::Site if mode & 0o022 != 0 => Err(Error::Config(format!(
             "the {what} {shown} is writable by group or others (mode {mode:04o}); run `chmod go-w {shown}`"
         ))),
         _ => Ok(()),
@@ -119,6 +129,79 @@ pub fn open_log_with(path: &Path, fix: &str) -> Result<File> {
             })?;
     }
     Ok(file)
+}
+
+/// Checks that `path` can be replaced by [`replace_file`]: its directory exists and the
+/// name is free or a regular file, never a symbolic link. `what` and `fix` as in
+/// [`read_checked`].
+pub fn check_replaceable(path: &Path, what: &str, fix: &str) -> Result<()> {
+    let shown = path.display();
+    let (Some(dir), Some(_)) = (path.parent(), path.file_name()) else {
+        return Err(Error::Config(format!(
+            "the {what} {shown} names no file; {fix}"
+        )));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        _ => {
+            return Err(Error::Config(format!(
+                "the directory of the {what} {shown} does not exist (or is no directory); \
+                 create it or {fix}"
+            )))
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::Config(format!(
+            "cannot inspect the {what} {shown} ({e}); {fix}"
+        ))),
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Config(format!(
+            "the {what} {shown} is a symbolic link, which s3credsfs does not write through; \
+             remove it or {fix}"
+        ))),
+        Ok(meta) if !meta.is_file() => Err(Error::Config(format!(
+            "the {what} {shown} is not a regular file; remove it or {fix}"
+        ))),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Replaces `path` with `bytes` at once, so a reader sees the old file or the new one,
+/// never a part: a temporary file in the same directory (a random name ending in `.tmp`,
+/// created with `O_EXCL | O_NOFOLLOW`, so nothing planted at the name is written through)
+/// gets mode `mode` whatever the umask, then is renamed over `path`. A symbolic link at
+/// `path` is refused, not replaced.
+pub fn replace_file(path: &Path, bytes: &[u8], mode: u32, what: &str, fix: &str) -> Result<()> {
+    use std::io::Write;
+    check_replaceable(path, what, fix)?;
+    let shown = path.display();
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut random = [0u8; 8];
+    crate::random::fill(&mut random)
+        .map_err(|e| Error::Config(format!("cannot write the {what} {shown} ({e})")))?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let temp = path.with_file_name(format!(".{name}.{suffix}.tmp"));
+    let failed = |e: std::io::Error| {
+        let _ = std::fs::remove_file(&temp);
+        Error::Config(format!("cannot write the {what} {shown} ({e}); {fix}"))
+    };
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(&temp)
+        .map_err(|e| Error::Config(format!("cannot write the {what} {shown} ({e}); {fix}")))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .map_err(failed)?;
+    file.write_all(bytes).map_err(failed)?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(failed)
 }
 
 /// Creates `dir` and its missing parents with mode 0700 and checks it as a mountpoint is
@@ -187,6 +270,35 @@ mod tests {
     }
 
     #[test]
+    fn the_site_file_must_be_roots_and_unwritable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o664, 0o646, 0o666] {
+            let path = file(dir.path(), &format!("w{mode:o}"), mode);
+            let err = read(&path, Kind::Site).unwrap_err();
+            assert!(err.contains("is writable by group or others"), "{err}");
+        }
+        let path = file(dir.path(), "site", 0o644);
+        if nix::unistd::geteuid().is_root() {
+            assert!(read(&path, Kind::Site).is_ok());
+            // Not root's: refused, even when it is the reader's own.
+            std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+            let err = read(&path, Kind::Site).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "the test file {} belongs to user id 65534, not root; every user's mount \
+                     reads it, so only root may own it: run `chown root: {}`, or remove it",
+                    path.display(),
+                    path.display()
+                )
+            );
+        } else {
+            let err = read(&path, Kind::Site).unwrap_err();
+            assert!(err.contains("not root"), "{err}");
+        }
+    }
+
+    #[test]
     fn only_regular_files_of_ours_or_roots() {
         let dir = tempfile::tempdir().unwrap();
         let err = read(dir.path(), Kind::Steering).unwrap_err();
@@ -227,6 +339,66 @@ mod tests {
         open_log(&fresh).unwrap();
         let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn replace(path: &Path, text: &str) -> std::result::Result<(), String> {
+        replace_file(path, text.as_bytes(), 0o644, "metrics file", "fix it")
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn replacing_is_whole_and_readable_by_others_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s3credsfs.prom");
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let first = replace(&path, "one\n");
+        nix::sys::stat::umask(old);
+        first.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        let before = std::fs::metadata(&path).unwrap().ino();
+        replace(&path, "two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two\n");
+        // A new file renamed into place, not the old one rewritten in place (a reader
+        // holding the old one sees it whole).
+        assert_ne!(std::fs::metadata(&path).unwrap().ino(), before);
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn replacing_refuses_links_and_odd_files_and_names_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = file(dir.path(), "victim", 0o600);
+        let link = dir.path().join("s3credsfs.prom");
+        symlink(&target, &link).unwrap();
+        let err = replace(&link, "planted").unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the metrics file {} is a symbolic link, which s3credsfs does not write through; remove it or fix it",
+                link.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "content");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let err = replace(dir.path(), "x").unwrap_err();
+        assert!(err.contains("is not a regular file"), "{err}");
+        let err = replace(&dir.path().join("missing/m.prom"), "x").unwrap_err();
+        assert!(
+            err.contains("does not exist (or is no directory); create it or fix it"),
+            "{err}"
+        );
+        let err = replace(&target.join("m.prom"), "x").unwrap_err();
+        assert!(
+            err.contains("does not exist (or is no directory); create it or fix it"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -139,6 +139,17 @@ pub async fn exchange(
     request: reqwest::RequestBuilder,
     timeout: Duration,
 ) -> Result<(u16, Zeroizing<Vec<u8>>)> {
+    let started = std::time::Instant::now();
+    let outcome = exchange_untimed(url, request, timeout).await;
+    crate::metrics::observe_request(started.elapsed());
+    outcome
+}
+
+async fn exchange_untimed(
+    url: &str,
+    request: reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Result<(u16, Zeroizing<Vec<u8>>)> {
     let mut response = request
         .send()
         .await

@@ -19,6 +19,7 @@ pub mod gateway;
 pub(crate) mod http;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod mount;
 pub(crate) mod proxy;
 pub(crate) mod random;

@@ -44,6 +44,8 @@ pub struct CheckArgs {
 pub struct CheckReport {
     /// The config file read, or `null` when there is none.
     pub config_file: Option<String>,
+    /// The site-wide config file read, or `null` when there is none.
+    pub site_config_file: Option<String>,
     /// Whether every profile passed.
     pub ok: bool,
     /// Whether gateways were asked (`--try`).
@@ -67,6 +69,9 @@ pub struct ProfileReport {
     pub note: Option<String>,
     /// The sentence saying what is wrong and how to fix it.
     pub error: Option<String>,
+    /// Every setting given for this profile, as `key = value (source)`; the others take
+    /// their defaults.
+    pub sources: Vec<String>,
 }
 
 /// What one profile's check found out.
@@ -108,8 +113,16 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
             None => (None, "none".into()),
         },
     };
+    let (site_file, site_shown) = match &ctx.site_config {
+        Some(path) if path.exists() => {
+            (Some(path.display().to_string()), path.display().to_string())
+        }
+        Some(path) => (None, format!("none ({} does not exist)", path.display())),
+        None => (None, "none".into()),
+    };
     if !args.json {
         let _ = writeln!(out, "config file: {shown}");
+        let _ = writeln!(out, "site config file: {site_shown}");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -131,6 +144,12 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
             };
             let _ = writeln!(out, "profile {label}: {line}");
         }
+        let sources = profiles.layer(Some(name)).map(sources).unwrap_or_default();
+        if !args.json {
+            for line in &sources {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
         reports.push(match verdict {
             Ok(v) => ProfileReport {
                 name: name.clone(),
@@ -142,6 +161,7 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
                 credentials_expire: v.expiration,
                 note: v.note.map(String::from),
                 error: None,
+                sources,
             },
             Err(e) => ProfileReport {
                 name: name.clone(),
@@ -153,6 +173,7 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
                 credentials_expire: None,
                 note: None,
                 error: Some(e.to_string()),
+                sources,
             },
         });
     }
@@ -160,6 +181,7 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
     if args.json {
         let report = CheckReport {
             config_file: file,
+            site_config_file: site_file,
             ok: failed == 0,
             tried: args.try_it,
             profiles: reports,
@@ -178,7 +200,25 @@ pub fn run(args: ConfigArgs, ctx: &Context, out: &mut impl Write) -> Result<()> 
     }
 }
 
-/// One profile's verdict: what it will do, or what it did with `--try`.
+/// Where each setting of a profile comes from, one line each (`key = value (source)`),
+/// so a value from the site file or a forgotten variable is found at a glance; settings
+/// not listed take their defaults. A password command is not quoted: it may carry what
+/// it unlocks.
+fn sources(layer: &crate::config::Layer) -> Vec<String> {
+    use crate::config::Setting;
+    layer
+        .iter()
+        .map(|(key, raw)| {
+            let value = match key {
+                Setting::PasswordCommand => "(a command, not shown)".to_string(),
+                _ => raw.shown(),
+            };
+            format!("{key} = {value} ({})", raw.source)
+        })
+        .collect()
+}
+
+/// One profile's verdict: a description of what it will do, or what it did with `--try`.
 fn check_one(
     profiles: &crate::config::Profiles,
     name: &str,
@@ -225,4 +265,71 @@ fn check_one(
         verdict.expiration = Some(creds.expiration_rfc3339());
     }
     Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    /// The site file is named, and each value says which file (or flag) it came from.
+    #[test]
+    fn the_check_names_the_site_file_and_each_values_source() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // only root can own a site file that is read at all
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site.toml");
+        std::fs::write(
+            &site,
+            "api-gateway = \"https://site.example\"\ntoken-env = \"T\"\nregion = \"site\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&site, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let user = dir.path().join("user.toml");
+        std::fs::write(
+            &user,
+            "region = \"mine\"\npassword-command = \"pass show gw\"\n",
+        )
+        .unwrap();
+        let ctx = Context {
+            site_config: Some(site.clone()),
+            ..Context::default()
+        };
+        let cli = Cli::parse_from([
+            "x",
+            "check",
+            "--config",
+            user.to_str().unwrap(),
+            "--client-id",
+            "mine",
+        ]);
+        let mut out = Vec::new();
+        // Two login ways (a password command without a user, a token): the check fails,
+        // and still shows where each came from.
+        let _ = run(cli.config, &ctx, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let (s, u) = (site.display(), user.display());
+        assert!(
+            text.contains(&format!("\nsite config file: {s}\n")),
+            "{text}"
+        );
+        for line in [
+            format!("  api-gateway = \"https://site.example\" (config file {s})\n"),
+            "  client-id = \"mine\" (--client-id)\n".to_string(),
+            format!("  password-command = (a command, not shown) (config file {u})\n"),
+            format!("  token-env = \"T\" (config file {s})\n"),
+            format!("  region = \"mine\" (config file {u})\n"),
+        ] {
+            assert!(text.contains(&line), "{line} in\n{text}");
+        }
+        assert!(!text.contains("pass show"), "{text}");
+    }
 }

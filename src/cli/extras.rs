@@ -4,7 +4,6 @@
 
 use super::Cli;
 use crate::error::Error;
-use crate::exit_status::{ExitStatus, Health};
 use clap::{Args, CommandFactory, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -48,16 +47,17 @@ pub struct CompletionsArgs {
 const MAN_HELP: &str = "\
 Without --out, prints the top-level page (s3credsfs.1), which lists the subcommands:
   s3credsfs man | gzip > /usr/share/man/man1/s3credsfs.1.gz
-With --out, writes it and one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
-into DIR, as the RPM and the tarball ship them:
-  s3credsfs man --out /usr/local/share/man/man1";
+With --out, writes it, one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
+and the config file's page (s3credsfs.toml.5, which belongs in man5) into DIR, as the RPM
+and the tarball ship them:
+  s3credsfs man --out /usr/local/share/man/man1 && mv /usr/local/share/man/man1/*.5 /usr/local/share/man/man5/";
 
 /// `man`'s flags.
 #[derive(Args, Debug)]
 #[command(after_help = MAN_HELP)]
 pub struct ManArgs {
-    /// Write s3credsfs.1 and one page per subcommand into this directory instead of
-    /// printing s3credsfs.1
+    /// Write s3credsfs.1, one page per subcommand and s3credsfs.toml.5 into this directory
+    /// instead of printing s3credsfs.1
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -68,62 +68,23 @@ pub fn write_completions(shell: Shell, out: &mut dyn Write) {
     clap_complete::generate(shell.generator(), &mut cmd, "s3credsfs", out);
 }
 
-/// Text for roff: backslashes and hyphens escaped (our sentences start no line with a
-/// dot or an apostrophe).
-fn roff_text(text: &str) -> String {
-    text.replace('\\', "\\e").replace('-', "\\-")
-}
-
-/// The EXIT STATUS section, written from the code's own lists ([`ExitStatus::ALL`] and
-/// [`Health::ALL`]) so the page cannot drift from what the binary does.
-pub fn exit_status_section() -> String {
-    let mut out = String::from(".SH \"EXIT STATUS\"\n");
-    out.push_str(&roff_text(
-        "Every command but status exits 0 on success, and otherwise with one of these (the numbers of sysexits.h):",
-    ));
-    out.push('\n');
-    for status in ExitStatus::ALL {
-        out.push_str(&format!(
-            ".TP\n\\fB{}\\fR\n{}\n",
-            status.code(),
-            roff_text(status.meaning())
-        ));
-    }
-    out.push_str(".PP\n");
-    out.push_str(&roff_text(&format!(
-        "A restart cannot fix {}: the systemd unit lists them in RestartPreventExitStatus=, so a refused password is not retried until Keycloak locks the account.",
-        ExitStatus::restart_prevent_list()
-    )));
-    out.push_str("\n.PP\n");
-    out.push_str(&roff_text(
-        "status (with or without --check or --json) exits with the monitoring plugin convention:",
-    ));
-    out.push('\n');
-    for health in Health::ALL {
-        out.push_str(&format!(
-            ".TP\n\\fB{} {}\\fR\n{}\n",
-            health.code(),
-            health.word(),
-            roff_text(health.meaning())
-        ));
-    }
-    out
-}
-
-/// Writes the top-level manual page (s3credsfs.1): clap's, with EXIT STATUS before its
-/// VERSION section.
+/// Writes the top-level manual page (s3credsfs.1): clap's sections, then EXIT STATUS,
+/// ENVIRONMENT, FILES and SEE ALSO (before VERSION).
 pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
-    let mut page = Vec::new();
     // `help` gets no page of its own (generate_to skips it), so the list names none.
+    let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command().disable_help_subcommand(true)).render(&mut page)?;
     let page = String::from_utf8_lossy(&page);
-    let at = page.find("\n.SH VERSION").map_or(page.len(), |i| i + 1);
-    out.write_all(page[..at].as_bytes())?;
-    out.write_all(exit_status_section().as_bytes())?;
-    out.write_all(page[at..].as_bytes())
+    let extra = super::manual::top_page_sections();
+    let page = match page.find("\n.SH VERSION\n") {
+        Some(at) => format!("{}\n{}{}", &page[..at], extra, &page[at + 1..]),
+        None => format!("{page}{extra}"),
+    };
+    out.write_all(page.as_bytes())
 }
 
-/// Writes s3credsfs.1 and s3credsfs-SUBCOMMAND.1 for every visible subcommand into `dir`.
+/// Writes s3credsfs.1, s3credsfs-SUBCOMMAND.1 for every visible subcommand and
+/// s3credsfs.toml.5 into `dir`.
 pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
     let failed = |e: std::io::Error| {
         Error::Config(format!(
@@ -132,10 +93,10 @@ pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
         ))
     };
     clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
-    // The top page again, with its EXIT STATUS section.
     let mut top = Vec::new();
     write_man_page(&mut top).map_err(failed)?;
-    std::fs::write(dir.join("s3credsfs.1"), top).map_err(failed)
+    std::fs::write(dir.join("s3credsfs.1"), top).map_err(failed)?;
+    std::fs::write(dir.join("s3credsfs.toml.5"), super::manual::config_page()).map_err(failed)
 }
 
 /// `s3credsfs completions SHELL`: the script on standard output.
@@ -162,6 +123,7 @@ pub fn run_man(args: ManArgs) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exit_status::{ExitStatus, Health};
     use std::process::{Command, Stdio};
 
     /// Every subcommand a user can type, as the parser knows them (so a subcommand added
@@ -318,7 +280,7 @@ mod tests {
                 pages(sub, &name, out);
             }
         }
-        let mut expected = vec!["s3credsfs.1".to_string()];
+        let mut expected = vec!["s3credsfs.1".to_string(), "s3credsfs.toml.5".to_string()];
         pages(&Cli::command(), "s3credsfs", &mut expected);
         assert!(expected.contains(&"s3credsfs-config-check.1".to_string()));
         expected.sort();
@@ -331,6 +293,10 @@ mod tests {
         let mount = std::fs::read_to_string(dir.path().join("s3credsfs-mount.1")).unwrap();
         assert!(mount.contains("\n.TH s3credsfs-mount 1 "), "{mount}");
         assert!(mount.contains("foreground"), "{mount}");
+        let top = std::fs::read_to_string(dir.path().join("s3credsfs.1")).unwrap();
+        assert!(top.contains("\n.SH FILES\n"), "{top}");
+        let config = std::fs::read_to_string(dir.path().join("s3credsfs.toml.5")).unwrap();
+        assert_eq!(config, super::super::manual::config_page());
     }
 
     #[test]

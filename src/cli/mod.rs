@@ -5,6 +5,7 @@ pub mod config_check;
 #[cfg(feature = "dev-gateway")]
 mod dev_gateway;
 pub mod extras;
+pub mod manual;
 
 #[cfg(feature = "dev-gateway")]
 pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};

@@ -108,6 +108,8 @@ settings! {
     RefreshAhead,
     /// `mount` only.
     LogFile,
+    /// `mount` only.
+    MetricsFile,
 }
 
 const fn value(
@@ -171,6 +173,7 @@ impl Setting {
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
+            MetricsFile => mount_only(value("metrics-file", "FILE", "Keep Prometheus metrics in this file (for node_exporter's textfile collector; name it *.prom), replaced whole on every change and every 15s", Nothing)),
         }
     }
 
@@ -186,6 +189,7 @@ impl Setting {
             CaFile | Insecure | AllowHttp => "TLS",
             MinValidity | RefreshAhead => "Refresh",
             LogFile => "Logging",
+            MetricsFile => "Monitoring",
         }
     }
 

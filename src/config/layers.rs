@@ -7,7 +7,8 @@ use super::keys::{Kind, Scope, Setting};
 pub const SETTINGS_NOTE: &str =
     "Every setting is also an S3CREDSFS_* environment variable and a config-file key \
 (--api-gateway: S3CREDSFS_API_GATEWAY, api-gateway = \"...\"); flags win over variables, \
-variables over the file's [profiles.NAME] table, that over the file's top level.";
+variables over your config file (its [profiles.NAME] table, then its top level), that over \
+the site-wide /etc/s3credsfs/config.toml (the same way).";
 use crate::error::{Error, Result};
 use clap::builder::FalseyValueParser;
 use clap::parser::ValueSource;
@@ -52,9 +53,10 @@ impl RawValue {
         Error::Config(format!("bad value {} for {place}: {why}", self.shown()))
     }
 
-    /// The value as an error may quote it: user info in a URL (`https://user:pw@gw`) is
-    /// hidden, control characters are escaped, and a long value is cut short.
-    fn shown(&self) -> String {
+    /// The value as an error (or `config check`) may quote it: user info in a URL
+    /// (`https://user:pw@gw`) is hidden, control characters are escaped, and a long value
+    /// is cut short.
+    pub fn shown(&self) -> String {
         let value = match (self.value.find("://"), self.value.rfind('@')) {
             (Some(scheme_end), Some(at)) if at > scheme_end => format!(
                 "{}<redacted>{}",

@@ -1,5 +1,6 @@
-//! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > config file >
-//! defaults. Everything downstream takes `Settings`, never raw strings.
+//! One validated `Settings`, built from flags > `S3CREDSFS_*` variables > the user's config
+//! file > the site-wide config file > defaults. Everything downstream takes `Settings`,
+//! never raw strings.
 
 mod keys;
 mod layers;
@@ -11,7 +12,8 @@ pub use layers::{
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
 pub use profiles::{
-    check_name as check_profile_name, load_config_file, load_profiles, Profiles, MAX_PROFILES,
+    check_name as check_profile_name, load_config_files, load_profiles, read_site_file,
+    top_level_only, Profiles, MAX_PROFILES,
 };
 
 use crate::error::{Error, Result};
@@ -22,6 +24,9 @@ use url::Url;
 
 /// The gateway every CSM node can reach by this name.
 pub const DEFAULT_GATEWAY: &str = "https://api-gw-service-nmn.local";
+/// The site-wide config file an administrator sets the gateway, CA bundle and profiles in
+/// once per node; read before (under) the user's.
+pub const SITE_CONFIG: &str = "/etc/s3credsfs/config.toml";
 /// Where CSM nodes keep the platform CA bundle.
 pub const PLATFORM_CA: &str = "/etc/pki/trust/anchors/platform-ca-certs.crt";
 
@@ -94,6 +99,8 @@ pub struct Settings {
     /// state never wait for the gateway.
     pub refresh_ahead: Duration,
     pub log_file: Option<PathBuf>,
+    /// Where the mount keeps its Prometheus metrics, if anywhere.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// What `resolve` needs from the process environment, explicit so tests can fake it.
@@ -108,6 +115,8 @@ pub struct Context {
     /// Where the platform CA bundle would be ([`PLATFORM_CA`] on a real run), trusted by
     /// default when the file exists.
     pub platform_ca: Option<PathBuf>,
+    /// The site-wide config file ([`SITE_CONFIG`] on a real run), read when it exists.
+    pub site_config: Option<PathBuf>,
 }
 
 impl Context {
@@ -129,6 +138,7 @@ impl Context {
             cray_credentials: path("CRAY_CREDENTIALS"),
             stdin_is_terminal: terminal,
             platform_ca: Some(PathBuf::from(PLATFORM_CA)),
+            site_config: Some(PathBuf::from(SITE_CONFIG)),
         }
     }
 
@@ -288,6 +298,13 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     let log_file = get(Setting::LogFile)
         .map(|raw| nonempty(raw, Setting::LogFile).map(PathBuf::from))
         .transpose()?;
+    // Absolute: the daemon leaves its directory.
+    let metrics_file = get(Setting::MetricsFile)
+        .map(|raw| {
+            nonempty(raw, Setting::MetricsFile)
+                .map(|p| std::path::absolute(&p).unwrap_or_else(|_| p.into()))
+        })
+        .transpose()?;
 
     Ok(Settings {
         auth: resolve_auth(layer, ctx, &api_gateway)?,
@@ -303,6 +320,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         min_validity,
         refresh_ahead,
         log_file,
+        metrics_file,
     })
 }
 

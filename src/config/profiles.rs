@@ -39,38 +39,83 @@ pub struct Profiles {
     layers: Vec<(String, Layer)>,
 }
 
-/// Reads the config file (given, or the default one if it exists) and builds every
-/// profile's layer.
+/// Reads the site-wide config file (if it exists) and the user's (given, or the default
+/// one if it exists), and builds every profile's layer.
 pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
-    Profiles::from_parts(cli.layer.clone(), load_config_file(cli, ctx)?)
+    Profiles::from_files(cli.layer.clone(), load_config_files(cli, ctx)?)
 }
 
-/// The config file a command reads: `--config`, else the default one if it exists, else
-/// none (an empty one).
-pub fn load_config_file(cli: &CliLayer, ctx: &Context) -> Result<ConfigFile> {
-    Ok(match &cli.config_file {
-        Some(path) => read_config_file(path)?,
+/// The config files a command reads, the most important first: the user's (`--config`,
+/// else the default one if it exists), then the site-wide one if it exists.
+pub fn load_config_files(cli: &CliLayer, ctx: &Context) -> Result<Vec<ConfigFile>> {
+    let user = match &cli.config_file {
+        Some(path) => Some(read_config_file(path)?),
         None => match ctx.default_config_file() {
-            Some(path) if path.exists() => read_config_file(&path)?,
-            _ => ConfigFile::default(),
+            Some(path) if path.exists() => Some(read_config_file(&path)?),
+            _ => None,
         },
-    })
+    };
+    let site = match &ctx.site_config {
+        Some(path) if path.exists() => Some(read_site_file(path)?),
+        _ => None,
+    };
+    Ok(user.into_iter().chain(site).collect())
+}
+
+/// Reads the site-wide config file, which only root may have written: it steers every
+/// user's mount on the node.
+pub fn read_site_file(path: &std::path::Path) -> Result<ConfigFile> {
+    let bytes = crate::files::read_checked(
+        path,
+        "site config file",
+        "an administrator must fix it (it applies to every user of this node)",
+        crate::files::Kind::Site,
+    )?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Config(format!(
+            "site config file {} is not UTF-8 text; an administrator must fix it",
+            path.display()
+        ))
+    })?;
+    super::layers::parse_config_file(&text, path)
 }
 
 impl Profiles {
     /// Combines the command line's layer with a parsed config file.
     pub fn from_parts(cli: Layer, file: ConfigFile) -> Result<Profiles> {
-        let shown = file.path.display().to_string();
-        if file.profiles.is_empty() {
-            if let Some(name) = &file.default_profile {
+        Self::from_files(cli, vec![file])
+    }
+
+    /// Combines the command line's layer with the config files, the most important first
+    /// (the user's, then the site's). Everything a file says beats everything a later
+    /// file says, its top level included; within a file a profile's table beats the top
+    /// level. The profiles are those of every file together.
+    pub fn from_files(cli: Layer, files: Vec<ConfigFile>) -> Result<Profiles> {
+        let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        let (shown, defines) = match paths.len() {
+            0 | 1 => (format!("config file {}", paths.concat()), "defines"),
+            _ => (format!("config files {}", paths.join(" and ")), "define"),
+        };
+        let mut all: std::collections::BTreeMap<&str, &ConfigFile> = Default::default();
+        for file in &files {
+            for name in file.profiles.keys() {
+                all.entry(name.as_str()).or_insert(file);
+            }
+        }
+        let chosen = files
+            .iter()
+            .find_map(|f| f.default_profile.as_ref().map(|name| (name, f)));
+        if all.is_empty() {
+            if let Some((name, file)) = chosen {
                 return Err(Error::Config(format!(
-                    "config file {shown} sets default-profile = {:?} but defines no profiles; \
+                    "config file {} sets default-profile = {:?} but defines no profiles; \
                      add a [profiles.{}] table or remove default-profile",
+                    file.path.display(),
                     crate::untrusted::clean(name, 60),
                     crate::untrusted::clean(name, 60),
                 )));
             }
-            let layer = merge([cli, file.top]);
+            let layer = merge(std::iter::once(cli).chain(files.into_iter().map(|f| f.top)));
             let name = layer
                 .get(&Setting::Profile)
                 .map_or_else(|| "default".to_string(), |raw| raw.value.trim().to_string());
@@ -79,67 +124,42 @@ impl Profiles {
                 layers: vec![(name, layer)],
             });
         }
-        if file.top.contains_key(&Setting::Profile) {
+        for file in &files {
+            check_file(file)?;
+        }
+        if all.len() > MAX_PROFILES {
             return Err(Error::Config(format!(
-                "key `profile` in config file {shown} conflicts with its [profiles.NAME] tables; \
-                 use default-profile = \"NAME\" to choose the default"
+                "{shown} {defines} {} profiles; at most {MAX_PROFILES} are allowed",
+                all.len()
             )));
         }
-        for (name, table) in &file.profiles {
-            if table.contains_key(&Setting::Profile) {
-                return Err(Error::Config(format!(
-                    "key `profile` in [profiles.{name}] of config file {shown} is not allowed: \
-                     a profile's name is its table's name; remove the key"
-                )));
-            }
-            if table.contains_key(&Setting::LogFile) {
-                return Err(Error::Config(format!(
-                    "key `log-file` in [profiles.{name}] of config file {shown} is not allowed: \
-                     one mount has one log; move it to the top level"
-                )));
-            }
-        }
-        if file.profiles.len() > MAX_PROFILES {
-            return Err(Error::Config(format!(
-                "config file {shown} defines {} profiles; at most {MAX_PROFILES} are allowed",
-                file.profiles.len()
-            )));
-        }
-        let known = || {
-            file.profiles
-                .keys()
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let known = || all.keys().copied().collect::<Vec<_>>().join(", ");
         let unknown = |name: &str, place: String| {
             Error::Config(format!(
-                "unknown profile {:?} ({place}); config file {shown} defines: {}",
+                "unknown profile {:?} ({place}); {shown} {defines}: {}",
                 crate::untrusted::clean(name, 60),
                 known()
             ))
         };
-        let default = match (cli.get(&Setting::Profile), &file.default_profile) {
+        let default = match (cli.get(&Setting::Profile), chosen) {
             (Some(raw), _) => {
                 let name = raw.value.trim();
-                if !file.profiles.contains_key(name) {
+                if !all.contains_key(name) {
                     return Err(unknown(name, format!("from {}", raw.source)));
                 }
                 name.to_string()
             }
-            (None, Some(name)) => {
-                if !file.profiles.contains_key(name) {
+            (None, Some((name, _))) => {
+                if !all.contains_key(name.as_str()) {
                     return Err(unknown(name, "default-profile".into()));
                 }
                 name.clone()
             }
-            (None, None) if file.profiles.contains_key("default") => "default".into(),
-            (None, None) if file.profiles.len() == 1 => {
-                file.profiles.keys().next().unwrap().clone()
-            }
+            (None, None) if all.contains_key("default") => "default".into(),
+            (None, None) if all.len() == 1 => all.keys().next().unwrap().to_string(),
             (None, None) => {
                 return Err(Error::Config(format!(
-                    "config file {shown} defines several profiles ({}) and no default-profile; \
+                    "{shown} {defines} several profiles ({}) and no default-profile; \
                      add default-profile = \"NAME\" or pass --profile NAME",
                     known()
                 )))
@@ -147,28 +167,32 @@ impl Profiles {
         };
         // The root's `credentials` and `config` show the default profile as `[default]`
         // too: a profile of that name that is not the default would make two.
-        if default != "default" && file.profiles.contains_key("default") {
+        if default != "default" && all.contains_key("default") {
             return Err(Error::Config(format!(
-                "config file {shown} has a [profiles.default] table but its default profile is \
+                "config file {} has a [profiles.default] table but its default profile is \
                  {default:?}; the mount's files name the default profile `default`, so rename \
-                 that table or make it the default"
+                 that table or make it the default",
+                all["default"].path.display()
             )));
         }
         let mut cli_rest = cli;
         cli_rest.remove(&Setting::Profile);
-        let layers = file
-            .profiles
+        let layers = all
             .iter()
-            .map(|(name, table)| {
+            .map(|(name, first)| {
                 let own_name = Layer::from([(
                     Setting::Profile,
                     RawValue {
-                        value: name.clone(),
-                        source: Source::File(file.path.clone()),
+                        value: name.to_string(),
+                        source: Source::File(first.path.clone()),
                     },
                 )]);
-                let layer = merge([cli_rest.clone(), own_name, table.clone(), file.top.clone()]);
-                (name.clone(), layer)
+                let mut layers = vec![cli_rest.clone(), own_name];
+                for file in &files {
+                    layers.extend(file.profiles.get(*name).cloned());
+                    layers.push(file.top.clone());
+                }
+                (name.to_string(), merge(layers))
             })
             .collect();
         Ok(Profiles { default, layers })
@@ -221,5 +245,41 @@ impl Profiles {
     }
 }
 
+/// Why `key` may not stand in a `[profiles.NAME]` table, if it may not: the settings of
+/// the mount as a whole, and the profile's own name.
+pub fn top_level_only(key: Setting) -> Option<&'static str> {
+    match key {
+        Setting::Profile => Some("a profile's name is its table's name; remove the key"),
+        Setting::LogFile => Some("one mount has one log; move it to the top level"),
+        Setting::MetricsFile => Some(
+            "one mount has one metrics file, which shows every profile; move it to the top level",
+        ),
+        _ => None,
+    }
+}
+
+/// The rules one file of a configuration with profiles must keep.
+fn check_file(file: &ConfigFile) -> Result<()> {
+    let shown = file.path.display();
+    if file.top.contains_key(&Setting::Profile) {
+        return Err(Error::Config(format!(
+            "key `profile` in config file {shown} conflicts with [profiles.NAME] tables; \
+             use default-profile = \"NAME\" to choose the default"
+        )));
+    }
+    for (name, table) in &file.profiles {
+        for key in table.keys() {
+            if let Some(why) = top_level_only(*key) {
+                return Err(Error::Config(format!(
+                    "key `{key}` in [profiles.{name}] of config file {shown} is not allowed: {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod site_tests;
 #[cfg(test)]
 mod tests;

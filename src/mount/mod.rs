@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dev;
 pub mod error;
 mod first_fetch;
+pub mod metrics_file;
 pub mod mountpoint;
 pub mod notify;
 pub mod refresh;
@@ -107,6 +108,9 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         },
         log => (log, None),
     };
+    if let Some(path) = &settings.metrics_file {
+        metrics_file::MetricsFile::check(path)?;
+    }
     let checked = mountpoint::prepare(&given_mountpoint(&args.mountpoint)?)?;
     let claim = mountpoint::claim(&checked)?;
     // The checked path from here on: mounted on, shown, and written into the files.
@@ -257,10 +261,13 @@ impl Job {
         let all: Vec<&Settings> = std::iter::once(&self.settings)
             .chain(&self.others)
             .collect();
+        // Every profile's counters wake the one metrics writer.
+        let changed = Arc::new(tokio::sync::Notify::new());
         let caches: Vec<Arc<CredentialCache<Pipeline>>> = pipelines
             .into_iter()
             .zip(&all)
             .map(|(pipeline, settings)| {
+                let metrics = crate::metrics::ProfileMetrics::new(changed.clone());
                 Arc::new(
                     CredentialCache::new(
                         pipeline,
@@ -268,10 +275,17 @@ impl Job {
                         crate::sts::refresh_budget(settings.timeout),
                         settings.api_gateway.as_str(),
                     )
-                    .with_refresh_ahead(settings.refresh_ahead),
+                    .with_refresh_ahead(settings.refresh_ahead)
+                    .with_metrics(Arc::new(metrics)),
                 )
             })
             .collect();
+        let metrics = self.settings.metrics_file.as_deref().map(|path| {
+            let named = all.iter().map(|s| s.profile.clone()).zip(caches.clone());
+            let file =
+                metrics_file::MetricsFile::new(path, &self.mountpoint, named.collect(), changed);
+            Arc::new(file)
+        });
         let cache = caches[0].clone();
         let detail = if self.lazy {
             "credentials are fetched on first read".to_string()
@@ -324,6 +338,9 @@ impl Job {
             .collect();
         let container_file = container.is_some();
         let user = |p: &Pipeline| p.user();
+        if let Some(metrics) = &metrics {
+            metrics.start(runtime.handle())?;
+        }
         let fs = CredsFs::with_profiles(profiles, container, user);
         let config = fuse_config();
         let adapter = FuseAdapter::new(fs, runtime.handle().clone());
@@ -349,6 +366,7 @@ impl Job {
         Ok((
             Running {
                 session,
+                metrics,
                 _runtime: runtime,
                 _gateway: gateway,
             },
@@ -381,13 +399,19 @@ fn forget_names(notifier: fuser::Notifier, container_file: bool) -> crate::contr
 /// A mounted session and what must outlive it.
 struct Running {
     session: fuser::Session<FuseAdapter<Pipeline>>,
+    /// The metrics file, written a last time (down) once the session ends.
+    metrics: Option<Arc<metrics_file::MetricsFile>>,
     _runtime: tokio::runtime::Runtime,
     _gateway: Option<dev::DevGateway>,
 }
 
 impl Running {
     fn run(self) -> std::io::Result<()> {
-        self.session.run()
+        let result = self.session.run();
+        if let Some(metrics) = &self.metrics {
+            metrics.finish();
+        }
+        result
     }
 }
 

@@ -45,15 +45,30 @@ async fn every_profile_gets_a_line_and_a_bad_one_fails_the_check() {
     assert!(out.status.success(), "{stdout}{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], format!("config file: {}", good.display()));
+    assert!(lines[1].starts_with("site config file: "), "{stdout}");
     assert_eq!(
-        lines[1],
+        lines[2],
         format!(
             "profile prod (default): ok: gateway {}, password login as dev, region us-east-1",
             prod.base_url()
         )
     );
+    // Each value given, with where it came from.
+    let shown = good.display();
+    assert_eq!(
+        lines[3..7],
+        [
+            format!(
+                "  api-gateway = \"{}\" (config file {shown})",
+                prod.base_url()
+            ),
+            format!("  username = \"dev\" (config file {shown})"),
+            format!("  password-env = \"PW\" (config file {shown})"),
+            format!("  profile = \"prod\" (config file {shown})"),
+        ]
+    );
     assert!(
-        lines[2].starts_with("profile tds: ok: gateway "),
+        lines[7].starts_with("profile tds: ok: gateway "),
         "{stdout}"
     );
     // Without --try nothing is asked of any gateway.

@@ -116,6 +116,34 @@ fn a_log_file_symlink_is_refused() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
 }
 
+/// The metrics file is written by the mount's user into a directory node_exporter reads:
+/// a link planted at its name would make us overwrite whatever it points at.
+#[test]
+fn a_metrics_file_symlink_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = file(dir.path(), "victim", "keep me\n", 0o644);
+    let link = dir.path().join("s3credsfs.prom");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let out = bin()
+        .args(["mount", "--dev", "--lazy", "--metrics-file"])
+        .arg(&link)
+        .arg(dir.path().join("mnt"))
+        .output()
+        .unwrap();
+    assert_refused(
+        &out,
+        &format!(
+            "the metrics file {} is a symbolic link, which s3credsfs does not write through; remove it or fix --metrics-file",
+            link.display()
+        ),
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
+
 /// Another process of the same user must not read our memory (ptrace, /proc/PID/mem,
 /// core dumps) from the very start: the password command runs while the password is
 /// being read, and sees its parent's /proc files owned by root only if we are not

@@ -28,6 +28,7 @@ mod parsers_never_panic;
 mod pipeline;
 mod profiles;
 mod readme;
+mod site_config;
 mod tls;
 
 #[cfg(feature = "fuse-tests")]
@@ -42,6 +43,8 @@ mod hermetic;
 mod in_process;
 #[cfg(feature = "fuse-tests")]
 mod logs;
+#[cfg(feature = "fuse-tests")]
+mod metrics;
 #[cfg(feature = "fuse-tests")]
 mod mount;
 #[cfg(feature = "fuse-tests")]
@@ -73,6 +76,8 @@ mod clients_sdk;
 mod clients_tools;
 #[cfg(feature = "s3-tests")]
 mod exec_clients;
+#[cfg(feature = "s3-tests")]
+mod man_pages;
 
 #[cfg(feature = "package-tests")]
 mod packaging;

@@ -170,11 +170,16 @@ fn the_rpm_changelog_comes_from_changelog_md() {
 fn expected_files() -> Vec<(String, &'static str)> {
     let mut files = vec![
         ("/usr/bin/s3credsfs".to_string(), "-rwxr-xr-x"),
+        ("/etc/s3credsfs/config.toml".into(), "-rw-r--r--"),
         (
             "/usr/lib/systemd/user/s3credsfs.service".into(),
             "-rw-r--r--",
         ),
         ("/usr/share/man/man1/s3credsfs.1.gz".into(), "-rw-r--r--"),
+        (
+            "/usr/share/man/man5/s3credsfs.toml.5.gz".into(),
+            "-rw-r--r--",
+        ),
         (
             "/usr/share/bash-completion/completions/s3credsfs".into(),
             "-rw-r--r--",
@@ -224,6 +229,8 @@ fn the_rpm_holds_exactly_the_expected_files_owned_by_root_with_their_modes() {
         .into_iter()
         .map(|(path, mode)| format!("{mode} root root {path}"))
         .collect();
+    // The package owns the site config's directory too.
+    expected.push("drwxr-xr-x root root /etc/s3credsfs".into());
     expected.sort();
     assert_eq!(found, expected);
     assert_eq!(
@@ -232,6 +239,19 @@ fn the_rpm_holds_exactly_the_expected_files_owned_by_root_with_their_modes() {
             .count(),
         expected.len()
     );
+}
+
+/// The site-wide config file is configuration that survives upgrades (`noreplace`), and
+/// the only one.
+#[test]
+fn the_rpm_marks_the_site_config_as_config_noreplace() {
+    let query = "[%{FILEFLAGS:fflags} %{FILENAMES}\n]";
+    let listing = run("rpm", &["-qp", "--qf", query, rpm_file().to_str().unwrap()]);
+    let configs: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.split(' ').next().is_some_and(|flags| flags.contains('c')))
+        .collect();
+    assert_eq!(configs, ["cn /etc/s3credsfs/config.toml"], "{listing}");
 }
 
 #[test]
@@ -273,6 +293,29 @@ fn the_rpm_installs_where_the_systemd_unit_expects_the_binary() {
     let mut help_args = args.clone();
     help_args.push("--help");
     run(binary.to_str().unwrap(), &help_args);
+
+    // The site config as shipped: s3credsfs accepts it (root's, 0644) and it sets nothing.
+    let site = root.path().join("etc/s3credsfs/config.toml");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/etc/config.toml"
+    ))
+    .unwrap();
+    assert_eq!(std::fs::read_to_string(&site).unwrap(), shipped);
+    let parsed = s3credsfs::config::read_site_file(&site).unwrap();
+    assert!(parsed.top.is_empty() && parsed.profiles.is_empty());
+
+    // The pages clap cannot write are there: the config file's, as the code makes it,
+    // and the top page's FILES, ENVIRONMENT and SEE ALSO.
+    let man = |page: &str| run("gzip", &["-dc", root.path().join(page).to_str().unwrap()]);
+    assert_eq!(
+        man("usr/share/man/man5/s3credsfs.toml.5.gz"),
+        s3credsfs::cli::manual::config_page()
+    );
+    let top = man("usr/share/man/man1/s3credsfs.1.gz");
+    for section in [".SH ENVIRONMENT\n", ".SH FILES\n", ".SH \"SEE ALSO\"\n"] {
+        assert!(top.contains(section), "{section} in\n{top}");
+    }
 
     for (path, mode) in expected_files() {
         let file = root.path().join(path.trim_start_matches('/'));

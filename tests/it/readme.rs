@@ -227,19 +227,39 @@ fn every_command_line_in_the_readme_parses() {
     );
 }
 
+/// The first line a site-wide config file example starts with; the user's file that
+/// completes it (with a login) is the next `toml` block.
+const SITE_EXAMPLE: &str = "# /etc/s3credsfs/config.toml\n";
+
 #[test]
 fn every_config_example_in_the_readme_resolves() {
     let mut checked = 0;
-    for block in blocks().iter().filter(|b| b.info == "toml") {
-        let file = parse_config_file(&block.text, Path::new("README.md"))
-            .unwrap_or_else(|e| panic!("{e}\n{}", block.text));
-        let profiles = Profiles::from_parts(Layer::new(), file).unwrap();
+    let examples: Vec<Block> = blocks().into_iter().filter(|b| b.info == "toml").collect();
+    let parse = |block: &Block| {
+        parse_config_file(&block.text, Path::new("README.md"))
+            .unwrap_or_else(|e| panic!("{e}\n{}", block.text))
+    };
+    let mut sites = 0;
+    for (i, block) in examples.iter().enumerate() {
+        let mut files = vec![parse(block)];
+        if block.text.starts_with(SITE_EXAMPLE) {
+            // A site file, read under the user's file that follows it.
+            let user = examples
+                .get(i + 1)
+                .expect("a user's file after the site file");
+            files.insert(0, parse(user));
+            sites += 1;
+        }
+        let profiles = Profiles::from_files(Layer::new(), files).unwrap();
         profiles
             .resolve_all(&Context::default())
             .unwrap_or_else(|e| panic!("{e}\n{}", block.text));
         checked += 1;
     }
-    assert!(checked >= 2, "only {checked} config examples found");
+    assert!(
+        checked >= 4 && sites >= 1,
+        "only {checked} config examples found"
+    );
 }
 
 #[test]
@@ -343,6 +363,18 @@ mod runs {
             .find(|b| b.text.contains("dev-gateway --listen 127.0.0.1:9443 &"))
             .expect("the block starting two gateways")
             .text;
+        // What the README starts in the background, it stops again.
+        let pids: Vec<&str> = gateways
+            .lines()
+            .filter_map(|l| l.split("& ").nth(1)?.split("=$!").next())
+            .collect();
+        assert_eq!(pids, ["prod", "tds"], "{gateways}");
+        assert!(
+            blocks()
+                .iter()
+                .any(|b| b.text.trim() == "kill \"$prod\" \"$tds\""),
+            "no block stops the gateways"
+        );
         let mut script = marked("admin");
         let mut servers = Vec::new();
         for (line, args) in invocations(&gateways) {

@@ -168,6 +168,14 @@ fn keys_that_make_no_sense_in_a_profile_are_refused() {
         "log-file = \"/x\"\n[profiles.a]\nlog-file = \"/y\"\n",
     );
     assert!(e.starts_with("key `log-file` in [profiles.a]"), "{e}");
+    let e = err(Layer::new(), "[profiles.a]\nmetrics-file = \"/m.prom\"\n");
+    assert_eq!(
+        e,
+        format!(
+            "key `metrics-file` in [profiles.a] of config file {PATH} is not allowed: one mount \
+             has one metrics file, which shows every profile; move it to the top level"
+        )
+    );
     let e = err(Layer::new(), "profile = \"x\"\n[profiles.a]\n");
     assert!(e.contains("use default-profile"), "{e}");
     let e = parse_config_file("[profiles.a]\nusernme = \"u\"\n", Path::new(PATH))

@@ -22,7 +22,8 @@ pub fn require_tool(tool: &str) {
     assert!(
         on_path(tool).is_some(),
         "{tool} is not on PATH: run the tests with scripts/test, which installs the AWS CLI, \
-         boto3 and s3cmd into target/test-venv and rclone, jq and curl from Debian"
+         boto3 and s3cmd into target/test-venv and rclone, jq, curl, promtool (package \
+         prometheus) and man (package man-db) from Debian"
     );
 }
 
