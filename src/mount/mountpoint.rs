@@ -311,12 +311,34 @@ mod tests {
     }
 
     #[test]
+    fn mountinfo_escapes_are_undone_and_nothing_else_is() {
+        for (field, path) in [
+            ("/run/user/1000", "/run/user/1000"),
+            ("/home/u/.s3creds", "/home/u/.s3creds"),
+            ("/tmp/with\\040space", "/tmp/with space"),
+            ("/t\\011ab\\012nl\\134bs", "/t\tab\nnl\\bs"),
+            ("\\040", " "),
+            // A backslash without three octal digits after it is kept as it is.
+            ("/a\\", "/a\\"),
+            ("/a\\04", "/a\\04"),
+            ("/a\\089", "/a\\089"),
+            ("/777/0400", "/777/0400"),
+        ] {
+            assert_eq!(unescape(field), path, "{field:?}");
+        }
+    }
+
+    #[test]
     fn a_failed_unmount_says_where_and_keeps_the_system_error() {
-        if !is_root() {
-            // A user goes through fusermount3, whose failure is its own text.
+        let dir = tempfile::tempdir().unwrap();
+        // The real user, not `is_root()`, which this test covers too.
+        if !nix::unistd::geteuid().is_root() {
+            // A user goes through fusermount3, whose failure is its own text; root's
+            // advice (`umount -l`) would not work for them.
+            let error = lazy_unmount(dir.path()).unwrap_err().to_string();
+            assert!(!error.contains("umount -l"), "{error}");
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
         let error = lazy_unmount(dir.path()).unwrap_err();
         let shown = dir.path().display();
         assert_eq!(
