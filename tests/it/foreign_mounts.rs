@@ -146,6 +146,11 @@ fn exec_takes_no_keys_from_a_look_alike_of_the_mount() {
     let out = ns.run(None, move || cmd.output().unwrap());
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stderr}");
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID="))
+        .expect("the command got keys");
+    assert_ne!(key, planted_key, "the look-alike's key reached the command");
     assert!(
         stderr.contains(&format!(
             "{} is a tmpfs mount, not s3credsfs; fetching credentials instead",
@@ -153,11 +158,6 @@ fn exec_takes_no_keys_from_a_look_alike_of_the_mount() {
         )),
         "{stderr}"
     );
-    let key = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID="))
-        .expect("the command got keys");
-    assert_ne!(key, planted_key, "the look-alike's key reached the command");
     assert_eq!(
         gw.stats().sts_issued,
         issued + 1,
