@@ -80,7 +80,8 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
 }
 
 /// Opens (creating) the daemon's log for appending: never through a symlink, mode 0600,
-/// and an existing file must be a regular file of ours; its mode is tightened to 0600.
+/// and an existing file must be a regular file of ours with no other name (hard link); its
+/// mode is tightened to 0600.
 pub fn open_log(path: &Path) -> Result<File> {
     open_log_with(path, "fix --log-file")
 }
@@ -110,6 +111,14 @@ pub fn open_log_with(path: &Path, fix: &str) -> Result<File> {
     if !meta.file_type().is_file() || meta.uid() != me {
         return Err(Error::Config(format!(
             "the log file {shown} is not a regular file of yours; {fix}"
+        )));
+    }
+    // A second name is another file of ours (say, a hard link to root's /etc/shadow made
+    // where root's log goes, which fs.protected_hardlinks=0 allows): appending and the
+    // chmod below would change that file.
+    if meta.nlink() != 1 {
+        return Err(Error::Config(format!(
+            "the log file {shown} has other names (hard links), so writing it would change another file; {fix}"
         )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
@@ -407,6 +416,27 @@ mod tests {
         not_ours(&roots, as_user(NOBODY, move || open_log(&at)));
         let mode = std::fs::metadata(&roots).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o666, "left as it was");
+    }
+
+    /// A hard link at the log path to another file of ours (root's, when root runs the
+    /// daemon): neither written to nor made private.
+    #[test]
+    fn logs_refuse_a_hard_link_to_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = file(dir.path(), "victim", 0o644);
+        let log = dir.path().join("m.log");
+        std::fs::hard_link(&victim, &log).unwrap();
+        let err = open_log(&log).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "the log file {} has other names (hard links), so writing it would change \
+                 another file; fix --log-file",
+                log.display()
+            )
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "left as it was");
     }
 
     /// A FIFO nobody reads, planted at the log path: opening it must fail at once, not
