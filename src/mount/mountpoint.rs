@@ -296,6 +296,24 @@ mod tests {
     fn prepare_creates_a_private_directory() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a/b");
+        // A user who cannot mount (no access to /dev/fuse, no fusermount3; scripts/test
+        // runs these tests as one) is stopped first, before anything is made; the rest
+        // is then checked on what prepare makes after that check.
+        let can_mount =
+            nix::unistd::geteuid().is_root() || fusermount::check_unprivileged().is_ok();
+        let prepare = |path: &Path| {
+            if can_mount {
+                return prepare(path);
+            }
+            let existed = path.exists();
+            let err = prepare(path).unwrap_err().to_string();
+            assert!(
+                err.contains("/dev/fuse") || err.contains("fusermount3"),
+                "{err}"
+            );
+            assert_eq!(path.exists(), existed, "nothing made");
+            create_dir(path).map_err(MountError::from)
+        };
         prepare(&target).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
