@@ -206,6 +206,11 @@ fn a_level_applies_to_our_code_and_directives_are_taken_whole() {
 }
 
 #[test]
+fn the_daemon_s_log_rotates_at_1_mib_as_the_readme_says() {
+    assert_eq!(LOG_LIMIT, 1 << 20);
+}
+
+#[test]
 fn rotation_happens_only_past_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let (path, mut log) = log_in(dir.path(), 100);
