@@ -405,4 +405,107 @@ mod tests {
         assert_eq!(registry.evict_oldest_unauthenticated(), None);
         assert_eq!(live[0].1.try_recv(), Err(TryRecvError::Empty));
     }
+    /// Credentials that stay valid for the whole test.
+    struct Valid;
+
+    impl Fetch for Valid {
+        async fn fetch(&self) -> crate::error::Result<crate::creds::Credentials> {
+            Ok(crate::creds::Credentials {
+                access_key_id: "AKID".into(),
+                secret_access_key: Secret::new("SECRET"),
+                session_token: Secret::new("TOKEN"),
+                expiration: chrono::DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
+                endpoint_url: "http://rgw:8080".into(),
+            })
+        }
+    }
+
+    /// Sends one request on `stream` and returns the status line of the answer.
+    async fn ask(stream: &mut TcpStream, authorization: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let request = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\n{authorization}\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        answer.lines().next().unwrap_or_default().to_string()
+    }
+
+    /// Waits (at most 10 s) until the number of registered connections passes `done`.
+    async fn held(registry: &Registry, what: &str, done: impl Fn(usize) -> bool) {
+        let start = Instant::now();
+        loop {
+            let n = registry.table().1.len();
+            if done(n) {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{what}: {n} held"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Every connection, however it ended, leaves the registry: otherwise it grows with
+    /// each one a local user opens, and eviction picks dead entries (whose slots are
+    /// already free) instead of the live connections holding the slots.
+    #[tokio::test]
+    async fn closed_connections_leave_the_registry() {
+        let cache = CredentialCache::new(
+            Valid,
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+            "test",
+        );
+        let shared = Arc::new(Shared {
+            cache: Arc::new(cache),
+            token: Secret::new("right"),
+            wrong_token: Throttle::new(WARN_INTERVAL),
+            registry: Registry::default(),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cap = 4;
+        let server = tokio::spawn(accept_loop(
+            Acceptor::new(listener, "test endpoint"),
+            Arc::new(Semaphore::new(cap)),
+            shared.clone(),
+        ));
+        // More connections than slots, in rounds: silent, refused, and kept alive after
+        // presenting the token; the client closes each.
+        for round in 0..3 {
+            let mut open = Vec::new();
+            for kind in 0..cap {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                match kind {
+                    0 => {}
+                    1 => assert!(ask(&mut stream, "Authorization: wrong\r\n")
+                        .await
+                        .starts_with("HTTP/1.1 403")),
+                    _ => assert!(ask(&mut stream, "Authorization: right\r\n")
+                        .await
+                        .starts_with("HTTP/1.1 200")),
+                }
+                open.push(stream);
+            }
+            held(&shared.registry, "every connection admitted", |n| {
+                n >= cap - 1
+            })
+            .await;
+            drop(open);
+            held(
+                &shared.registry,
+                &format!("round {round}: closed ones gone"),
+                |n| n == 0,
+            )
+            .await;
+        }
+        server.abort();
+    }
 }

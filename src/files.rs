@@ -90,7 +90,8 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
 }
 
 /// Opens (creating) the daemon's log for appending: never through a symlink, mode 0600,
-/// and an existing file must be a regular file of ours; its mode is tightened to 0600.
+/// and an existing file must be a regular file of ours with no other name (hard link); its
+/// mode is tightened to 0600.
 pub fn open_log(path: &Path) -> Result<File> {
     open_log_with(path, "fix --log-file")
 }
@@ -120,6 +121,14 @@ pub fn open_log_with(path: &Path, fix: &str) -> Result<File> {
     if !meta.file_type().is_file() || meta.uid() != me {
         return Err(Error::Config(format!(
             "the log file {shown} is not a regular file of yours; {fix}"
+        )));
+    }
+    // A second name is another file of ours (say, a hard link to root's /etc/shadow made
+    // where root's log goes, which fs.protected_hardlinks=0 allows): appending and the
+    // chmod below would change that file.
+    if meta.nlink() != 1 {
+        return Err(Error::Config(format!(
+            "the log file {shown} has other names (hard links), so writing it would change another file; {fix}"
         )));
     }
     if meta.permissions().mode() & 0o077 != 0 {
@@ -272,10 +281,15 @@ mod tests {
     #[test]
     fn the_site_file_must_be_roots_and_unwritable_by_others() {
         let dir = tempfile::tempdir().unwrap();
+        // An ordinary user's own file is refused first for not being root's.
+        let expected = match nix::unistd::geteuid().is_root() {
+            true => "is writable by group or others",
+            false => "not root; every user's mount reads it",
+        };
         for mode in [0o664, 0o646, 0o666] {
             let path = file(dir.path(), &format!("w{mode:o}"), mode);
             let err = read(&path, Kind::Site).unwrap_err();
-            assert!(err.contains("is writable by group or others"), "{err}");
+            assert!(err.contains(expected), "{err}");
         }
         let path = file(dir.path(), "site", 0o644);
         if nix::unistd::geteuid().is_root() {
@@ -321,6 +335,67 @@ mod tests {
             let err = read(&path, Kind::Secret).unwrap_err();
             assert!(err.contains("belongs to user id 65534"), "{err}");
         }
+    }
+
+    /// The owner rule as an ordinary user, for whom "ours" and "root's" are two users:
+    /// both are accepted, a third user's file is refused. Run on a thread that is
+    /// [`NOBODY`] when the tests run as root, else as the user running them.
+    #[test]
+    fn an_ordinary_user_reads_files_of_its_own_or_roots_only() {
+        use crate::test_users::*;
+        if !can_switch() {
+            let dir = tempfile::tempdir().unwrap();
+            let own = file(dir.path(), "own", 0o600);
+            assert_eq!(read(&own, Kind::Secret).unwrap(), b"content");
+            let roots = Path::new("/etc/passwd");
+            assert_eq!(std::fs::metadata(roots).unwrap().uid(), 0);
+            assert!(read(roots, Kind::Steering).is_ok());
+            return;
+        }
+        let dir = dir_of(NOBODY);
+        let roots = file(dir.path(), "roots", 0o644);
+        let theirs = file(dir.path(), "theirs", 0o644);
+        std::os::unix::fs::chown(&theirs, Some(OTHER), Some(OTHER)).unwrap();
+        let path = dir.path().to_path_buf();
+        let (own, roots, theirs) = as_user(NOBODY, move || {
+            let own = file(&path, "own", 0o600);
+            (
+                read(&own, Kind::Secret),
+                read(&roots, Kind::Steering),
+                read(&theirs, Kind::Steering),
+            )
+        });
+        assert_eq!(own.unwrap(), b"content");
+        assert_eq!(roots.unwrap(), b"content", "root's files are trusted");
+        let err = theirs.unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "belongs to user id {OTHER}, not to you (id {NOBODY}) or root"
+            )),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn files_up_to_the_cap_are_read_and_one_byte_more_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_cap = dir.path().join("bundle.pem");
+        std::fs::write(&at_cap, vec![b'x'; MAX_FILE as usize]).unwrap();
+        assert_eq!(MAX_FILE, 4 << 20, "a large CA bundle fits");
+        assert_eq!(
+            read(&at_cap, Kind::Steering).unwrap().len() as u64,
+            MAX_FILE
+        );
+        let over = dir.path().join("over.pem");
+        std::fs::write(&over, vec![b'x'; MAX_FILE as usize + 1]).unwrap();
+        let err = read(&over, Kind::Steering).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the test file {} is larger than 4194304 bytes; fix it",
+                over.display()
+            )
+        );
     }
 
     #[test]
@@ -426,7 +501,135 @@ mod tests {
         assert!(err.contains("is a symbolic link"), "{err}");
         let mode = std::fs::metadata(&elsewhere).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
+        // A file there: refused, and says so.
         let file = file(dir.path(), "plain", 0o600);
-        assert!(private_dir(&file).is_err());
+        let err = private_dir(&file).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{} exists and is not a directory", file.display())),
+            "{err}"
+        );
+    }
+
+    /// A directory that exists but belongs to someone else is refused and left as it is;
+    /// as an ordinary user, root's directory too (the logs in it would be root's to read).
+    #[test]
+    fn log_directories_of_another_user_are_refused() {
+        use crate::test_users::*;
+        let refused = |err: Result<std::path::PathBuf>, dir: &Path| {
+            let err = err.unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{} belongs to user id ", dir.display()))
+                    && err.contains(", not to you (id ")
+                    && err.ends_with("pass --log-file FILE"),
+                "{err}"
+            );
+        };
+        if !can_switch() {
+            refused(private_dir(Path::new("/")), Path::new("/"));
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(OTHER), Some(OTHER)).unwrap();
+        refused(private_dir(&theirs), &theirs);
+        let mode = std::fs::metadata(&theirs).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755, "left as it was");
+        let home = dir_of(NOBODY);
+        let roots = home.path().join("roots");
+        std::fs::create_dir(&roots).unwrap();
+        let at = roots.clone();
+        refused(as_user(NOBODY, move || private_dir(&at)), &roots);
+    }
+
+    /// What must not be taken for the log: a FIFO (with a reader, so that it opens), a
+    /// file of another user, and for an ordinary user root's file; none is written to.
+    #[test]
+    fn logs_refuse_what_is_not_a_regular_file_of_ours() {
+        use crate::test_users::*;
+        let not_ours = |path: &Path, err: Result<File>| {
+            let err = err.unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "the log file {} is not a regular file of yours; fix --log-file",
+                    path.display()
+                )
+            );
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let reader = File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        not_ours(&fifo, open_log(&fifo));
+        drop(reader);
+        if !can_switch() {
+            // An ordinary user already: root's files are not its logs.
+            not_ours(Path::new("/dev/null"), open_log(Path::new("/dev/null")));
+            return;
+        }
+        let theirs = file(dir.path(), "theirs.log", 0o600);
+        std::os::unix::fs::chown(&theirs, Some(OTHER), Some(OTHER)).unwrap();
+        not_ours(&theirs, open_log(&theirs));
+        let home = dir_of(NOBODY);
+        // Writable by all, so that the open succeeds and the owner check decides.
+        let roots = file(home.path(), "roots.log", 0o666);
+        let at = roots.clone();
+        not_ours(&roots, as_user(NOBODY, move || open_log(&at)));
+        let mode = std::fs::metadata(&roots).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o666, "left as it was");
+    }
+
+    /// A hard link at the log path to another file of ours (root's, when root runs the
+    /// daemon): neither written to nor made private.
+    #[test]
+    fn logs_refuse_a_hard_link_to_another_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = file(dir.path(), "victim", 0o644);
+        let log = dir.path().join("m.log");
+        std::fs::hard_link(&victim, &log).unwrap();
+        let err = open_log(&log).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "the log file {} has other names (hard links), so writing it would change \
+                 another file; fix --log-file",
+                log.display()
+            )
+        );
+        let mode = std::fs::metadata(&victim).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644, "left as it was");
+    }
+
+    /// A FIFO nobody reads, planted at the log path: opening it must fail at once, not
+    /// wait for a reader (which would hang the daemon's start).
+    #[test]
+    fn a_fifo_at_the_log_path_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.log");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (done, outcome) = std::sync::mpsc::channel();
+        let at = fifo.clone();
+        let opener = std::thread::spawn(move || {
+            let _ = done.send(open_log(&at).map(drop).map_err(|e| e.to_string()));
+        });
+        let result = outcome.recv_timeout(std::time::Duration::from_secs(10));
+        if result.is_err() {
+            // Release the stuck open, so the test ends instead of hanging too.
+            let _reader = File::open(&fifo);
+        }
+        opener.join().unwrap();
+        let err = result
+            .expect("opening a FIFO with no reader hung")
+            .unwrap_err();
+        assert!(
+            err.starts_with(&format!("cannot open the log file {} (", fifo.display())),
+            "{err}"
+        );
     }
 }

@@ -258,6 +258,86 @@ mod tests {
             seen.iter().all(|text| !text.contains("query-secret")),
             "{seen:#?}"
         );
-        assert_eq!(error.clone(), error, "comparable and clonable");
+        // A clone keeps the cause, and equality compares the causes: the same URL with
+        // another cause is another error.
+        let copy = error.clone();
+        assert_eq!(copy, error);
+        assert_eq!(copy.to_string(), error.to_string());
+        assert!(
+            std::error::Error::source(&copy).is_some(),
+            "the clone keeps the cause"
+        );
+        let other = Error::Unreachable {
+            url: shown.clone(),
+            cause: Cause::new(io::Error::other("another cause")),
+        };
+        assert_ne!(other, error);
+    }
+
+    /// A server on loopback that answers one request with `len` bytes of body, declared
+    /// in `Content-Length` or sent chunked without one; returns its URL.
+    fn serve_body(len: usize, chunked: bool) -> String {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/reply", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let mut out = std::io::BufWriter::new(stream);
+            let body = vec![b'x'; len];
+            // Errors are ignored: the client may hang up once it has read enough.
+            let _ = if chunked {
+                write!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").and_then(
+                    |_| {
+                        for chunk in body.chunks(60_000) {
+                            write!(out, "{:x}\r\n", chunk.len())?;
+                            out.write_all(chunk)?;
+                            out.write_all(b"\r\n")?;
+                        }
+                        out.write_all(b"0\r\n\r\n")?;
+                        out.flush()
+                    },
+                )
+            } else {
+                write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n")
+                    .and_then(|_| out.write_all(&body))
+                    .and_then(|_| out.flush())
+            };
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn replies_up_to_the_cap_are_read_and_one_byte_more_is_refused() {
+        assert_eq!(MAX_REPLY, 1 << 20);
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        for chunked in [false, true] {
+            for (len, fits) in [(MAX_REPLY, true), (MAX_REPLY + 1, false)] {
+                let url = serve_body(len, chunked);
+                let result = exchange(&url, client.get(&url), Duration::from_secs(10)).await;
+                let case = format!("{len} bytes, chunked: {chunked}");
+                match result {
+                    Ok((status, body)) => {
+                        assert!(fits, "{case}: read");
+                        assert_eq!((status, body.len()), (200, len), "{case}");
+                    }
+                    Err(error) => {
+                        assert!(!fits, "{case}: {error}");
+                        assert_eq!(
+                            error,
+                            Error::TooLarge {
+                                url: url.clone(),
+                                limit: MAX_REPLY
+                            },
+                            "{case}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

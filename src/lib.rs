@@ -29,4 +29,6 @@ pub mod secret;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;
+#[cfg(test)]
+pub(crate) mod test_users;
 pub(crate) mod untrusted;

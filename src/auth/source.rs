@@ -237,4 +237,69 @@ mod tests {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    /// Run again by itself in a new session whose controlling terminal is a pseudo-
+    /// terminal, where Enter alone is typed at the prompt: that is no password, refused
+    /// with its own sentence instead of sent to the gateway as an empty one.
+    #[test]
+    fn an_empty_password_typed_at_the_prompt_is_refused() {
+        const CHILD: &str = "S3CREDSFS_UNIT_EMPTY_PROMPT_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let err = password(&PasswordSource::Prompt, "u", "gw").err().unwrap();
+            assert_eq!(err.to_string(), "no password was typed");
+            return;
+        }
+        use std::io::Read;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let name = "auth::source::tests::an_empty_password_typed_at_the_prompt_is_refused";
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--exact", name, "--test-threads=1"])
+            .env(CHILD, "1")
+            .stdin(std::fs::File::from(pty.slave.try_clone().unwrap()))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        // Every copy of the terminal's other end goes, so that the reader below sees its
+        // end when the child exits.
+        drop(cmd);
+        drop(pty.slave);
+        // Type Enter once the prompt is shown (echo is off by then).
+        let mut master = std::fs::File::from(pty.master);
+        let mut typist = master.try_clone().unwrap();
+        let (shown, prompt) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let (mut seen, mut buf) = (Vec::new(), [0u8; 256]);
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.windows(13).any(|w| w == b"Password for ") {
+                    let _ = shown.send(());
+                }
+            }
+        });
+        let appeared = prompt.recv_timeout(std::time::Duration::from_secs(30));
+        if appeared.is_ok() {
+            std::io::Write::write_all(&mut typist, b"\n").unwrap();
+        } else {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().unwrap();
+        drop(typist);
+        let _ = reader.join();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(appeared.is_ok(), "no prompt appeared: {stdout}");
+        assert!(
+            out.status.success() && stdout.contains("test result: ok. 1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

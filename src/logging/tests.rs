@@ -175,3 +175,85 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         "an empty NO_COLOR is unset"
     );
 }
+
+/// The filter's directives, in order-independent form.
+fn directives(filter: &EnvFilter) -> Vec<String> {
+    let mut all: Vec<String> = filter.to_string().split(',').map(str::to_string).collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn a_level_applies_to_our_code_and_directives_are_taken_whole() {
+    let ours = |level: &str| directives(&EnvFilter::new(format!("warn,s3credsfs={level}")));
+    assert_eq!(directives(&filter(None, "info")), ours("info"));
+    assert_eq!(directives(&filter(Some("  "), "info")), ours("info"));
+    assert_eq!(directives(&filter(Some(" debug "), "info")), ours("debug"));
+    // Directives (a `=` or a `,`) are used as they are, libraries included.
+    assert_eq!(
+        directives(&filter(Some("s3credsfs=trace"), "info")),
+        ["s3credsfs=trace"]
+    );
+    assert_eq!(
+        directives(&filter(Some("error,hyper=debug"), "info")),
+        ["error", "hyper=debug"]
+    );
+    // What is not a filter falls back to the default level.
+    assert_eq!(
+        directives(&filter(Some("s3credsfs=[[["), "warn")),
+        ours("warn")
+    );
+}
+
+#[test]
+fn the_daemon_s_log_rotates_at_1_mib_as_the_readme_says() {
+    assert_eq!(LOG_LIMIT, 1 << 20);
+}
+
+#[test]
+fn rotation_happens_only_past_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, mut log) = log_in(dir.path(), 100);
+    let old = dir.path().join("m.log.1");
+    // A first line longer than the limit is written whole into the empty file.
+    log.write_all(&[b'a'; 150]).unwrap();
+    assert_eq!((size(&path), old.exists()), (150, false));
+    // The next write rotates; then the file fills to exactly the limit without rotating.
+    log.write_all(&[b'b'; 60]).unwrap();
+    assert_eq!((size(&path), size(&old)), (60, 150));
+    log.write_all(&[b'c'; 40]).unwrap();
+    assert_eq!((size(&path), size(&old)), (100, 150));
+    // One byte past the limit rotates.
+    log.write_all(b"d").unwrap();
+    assert_eq!((size(&path), size(&old)), (1, 100));
+    assert_eq!(std::fs::read(&path).unwrap(), b"d");
+}
+
+#[test]
+fn same_file_means_the_same_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&a, "x").unwrap();
+    std::fs::write(&b, "x").unwrap();
+    let link = dir.path().join("link");
+    std::fs::hard_link(&a, &link).unwrap();
+    let open = |p: &Path| File::open(p).unwrap();
+    assert!(same_file(&open(&a), &open(&a)));
+    assert!(same_file(&open(&a), &open(&link)), "one inode, two names");
+    assert!(!same_file(&open(&a), &open(&b)), "same content, two files");
+}
+
+#[test]
+fn log_names_are_bounded_and_never_empty() {
+    let home = Some(Path::new("/home/u"));
+    // Not the default mountpoint, though under the same home.
+    let other = log_name(Path::new("/home/u/.s3creds2"), home);
+    assert!(other.starts_with("s3creds2-"), "{other}");
+    assert_eq!(log_name(Path::new("/home/u/.s3creds"), home), "s3creds.log");
+    assert_eq!(log_name(Path::new("/home/u/.s3creds"), None).len(), 20);
+    let dots = log_name(Path::new("/x/..."), home);
+    assert!(dots.starts_with("mount-") && dots.len() == 18, "{dots}");
+    let long = log_name(Path::new(&format!("/x/{}", "n".repeat(100))), home);
+    assert_eq!(long, format!("{}-{}", "n".repeat(40), &long[41..]));
+    assert_eq!(long.len(), 40 + 1 + 8 + 4);
+}

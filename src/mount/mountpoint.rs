@@ -346,6 +346,24 @@ mod tests {
     fn prepare_creates_a_private_directory() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("a/b");
+        // A user who cannot mount (no access to /dev/fuse, no fusermount3; scripts/test
+        // runs these tests as one) is stopped first, before anything is made; the rest
+        // is then checked on what prepare makes after that check.
+        let can_mount =
+            nix::unistd::geteuid().is_root() || fusermount::check_unprivileged().is_ok();
+        let prepare = |path: &Path| {
+            if can_mount {
+                return prepare(path);
+            }
+            let existed = path.exists();
+            let err = prepare(path).unwrap_err().to_string();
+            assert!(
+                err.contains("/dev/fuse") || err.contains("fusermount3"),
+                "{err}"
+            );
+            assert_eq!(path.exists(), existed, "nothing made");
+            check(path).map_err(MountError::from)
+        };
         prepare(&target).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
@@ -370,7 +388,9 @@ mod tests {
         std::fs::create_dir(&target).unwrap();
         for mode in [0o777, 0o770, 0o702] {
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).unwrap();
-            let error = prepare(&target).unwrap_err().to_string();
+            // `check`: the directory checks of `prepare`, which also run for a user who
+            // cannot mount (scripts/unit-as-user runs these tests as one).
+            let error = check(&target).unwrap_err().to_string();
             let shown = target.display();
             assert_eq!(
                 error,
@@ -378,16 +398,38 @@ mod tests {
             );
         }
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(prepare(&target).unwrap().path, target);
+        assert_eq!(check(&target).unwrap().path, target);
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone_and_nothing_else_is() {
+        for (field, path) in [
+            ("/run/user/1000", "/run/user/1000"),
+            ("/home/u/.s3creds", "/home/u/.s3creds"),
+            ("/tmp/with\\040space", "/tmp/with space"),
+            ("/t\\011ab\\012nl\\134bs", "/t\tab\nnl\\bs"),
+            ("\\040", " "),
+            // A backslash without three octal digits after it is kept as it is.
+            ("/a\\", "/a\\"),
+            ("/a\\04", "/a\\04"),
+            ("/a\\089", "/a\\089"),
+            ("/777/0400", "/777/0400"),
+        ] {
+            assert_eq!(unescape(field), path, "{field:?}");
+        }
     }
 
     #[test]
     fn a_failed_unmount_says_where_and_keeps_the_system_error() {
-        if !is_root() {
-            // A user goes through fusermount3, whose failure is its own text.
+        let dir = tempfile::tempdir().unwrap();
+        // The real user, not `is_root()`, which this test covers too.
+        if !nix::unistd::geteuid().is_root() {
+            // A user goes through fusermount3, whose failure is its own text; root's
+            // advice (`umount -l`) would not work for them.
+            let error = lazy_unmount(dir.path()).unwrap_err().to_string();
+            assert!(!error.contains("umount -l"), "{error}");
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
         let error = lazy_unmount(dir.path()).unwrap_err();
         let shown = dir.path().display();
         assert_eq!(

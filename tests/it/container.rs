@@ -243,17 +243,31 @@ fn silent_slow_and_idle_connections_are_closed() {
     // A first request gets FIRST_REQUEST_TIMEOUT; later ones HEADER_READ_TIMEOUT. The
     // margins leave a loaded machine room while staying below what the next timeout
     // would give (HEADER_READ_TIMEOUT for a first request, CONNECTION_DEADLINE after).
-    let first = FIRST_REQUEST_TIMEOUT + Duration::from_millis(2500);
-    let later = HEADER_READ_TIMEOUT + Duration::from_secs(6);
-    assert!(first < HEADER_READ_TIMEOUT && later < CONNECTION_DEADLINE);
-    for (what, stream, limit) in [
-        ("silent", &silent, first),
-        ("slow", &slow, first),
-        ("idle", &idle, later),
+    // (Checked when the tests are compiled, against the product's timeouts.)
+    const FIRST_MARGIN: Duration = Duration::from_millis(2500);
+    const LATER_MARGIN: Duration = Duration::from_secs(6);
+    const _: () = assert!(
+        FIRST_REQUEST_TIMEOUT.as_millis() + FIRST_MARGIN.as_millis()
+            < HEADER_READ_TIMEOUT.as_millis()
+            && HEADER_READ_TIMEOUT.as_millis() + LATER_MARGIN.as_millis()
+                < CONNECTION_DEADLINE.as_millis()
+    );
+    // Each is closed by its own timeout: not before it, and before the next one.
+    for (what, stream, timeout, margin) in [
+        ("silent", &silent, FIRST_REQUEST_TIMEOUT, FIRST_MARGIN),
+        ("slow", &slow, FIRST_REQUEST_TIMEOUT, FIRST_MARGIN),
+        ("idle", &idle, HEADER_READ_TIMEOUT, LATER_MARGIN),
     ] {
         time_to_close(stream);
         let took = start.elapsed();
-        assert!(took < limit, "the {what} connection stayed open {took:?}");
+        assert!(
+            took < timeout + margin,
+            "the {what} connection stayed open {took:?}"
+        );
+        assert!(
+            took >= timeout,
+            "the {what} connection was closed after {took:?}, before its {timeout:?}"
+        );
     }
     let _ = slow.shutdown(std::net::Shutdown::Both);
     dribble.join().unwrap();

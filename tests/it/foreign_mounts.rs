@@ -97,3 +97,73 @@ fn another_users_s3credsfs_is_left_alone() {
     assert!(served.unwrap().contains("AccessKeyId"));
     assert!(theirs.mount_line().is_some());
 }
+
+/// A tmpfs at the mountpoint holding a copy of a real mount's files, with a key of the
+/// neighbour's choosing: `exec` must not hand that to the command (nor the endpoint the
+/// look-alike names), but say what is there and fetch its own.
+#[test]
+fn exec_takes_no_keys_from_a_look_alike_of_the_mount() {
+    let gw = TestGateway::start(|_| {});
+    let real = Mounted::start(&gw, &[]);
+    let json = real.read("json").unwrap();
+    let real_key = real.access_key();
+    let planted_key = format!("PLANTED{}", &real_key[7..]);
+    let planted = json.replace(&real_key, &planted_key);
+    assert_ne!(planted, json);
+    let files = [
+        ("status", real.read("status").unwrap()),
+        ("config", real.read("config").unwrap()),
+        ("json", planted),
+    ];
+    let ns = FuseNamespace::new((0, 0), false);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("creds");
+    std::fs::create_dir(&path).unwrap();
+    let at = path.clone();
+    ns.run(None, move || {
+        let target = std::ffi::CString::new(at.to_str().unwrap()).unwrap();
+        // SAFETY: valid strings; a tmpfs only this namespace sees.
+        let mounted = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+        for (name, text) in files {
+            std::fs::write(at.join(name), text).unwrap();
+        }
+    });
+    let issued = gw.stats().sts_issued;
+    let mut cmd = bin();
+    cmd.args(["exec", "--mountpoint", path.to_str().unwrap()])
+        .args(login_args(&gw))
+        .args(["--", "env"])
+        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .stdin(std::process::Stdio::null());
+    let out = ns.run(None, move || cmd.output().unwrap());
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID="))
+        .expect("the command got keys");
+    assert_ne!(key, planted_key, "the look-alike's key reached the command");
+    assert!(
+        stderr.contains(&format!(
+            "{} is a tmpfs mount, not s3credsfs; fetching credentials instead",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        gw.stats().sts_issued,
+        issued + 1,
+        "fetched from the gateway"
+    );
+    let line = ns.mount_line(&path).expect("the tmpfs is still mounted");
+    assert!(line.contains(" - tmpfs "), "{line}");
+}

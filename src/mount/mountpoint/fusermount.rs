@@ -108,17 +108,28 @@ pub fn lazy_unmount(helper: &Path, path: &Path) -> std::io::Result<()> {
         .stdout(Stdio::null())
         .output()?;
     if output.status.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::other(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ))
+        return Ok(());
     }
+    // `-q` keeps some of its complaints to itself: then its exit status is all there is.
+    let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    Err(std::io::Error::other(if said.is_empty() {
+        output.status.to_string()
+    } else {
+        said
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_silent_failure_of_the_helper_still_says_something() {
+        // A helper that fails without a word, as fusermount3 -q may.
+        let dir = tempfile::tempdir().unwrap();
+        let err = lazy_unmount(Path::new("/bin/false"), dir.path()).unwrap_err();
+        assert_eq!(err.to_string(), "exit status: 1");
+    }
 
     #[test]
     fn finding_the_helper_names_what_is_missing() {
