@@ -11,6 +11,7 @@
 
 mod child;
 mod mounted;
+mod unloaded;
 
 pub use child::{should_forward, FORWARDED};
 pub use mounted::{parse_json, parse_region, MountFiles};
@@ -78,8 +79,9 @@ const SECRET_SOURCES: [Setting; 3] = [
 /// variable (even one a flag overrides) or a key of the config file (its top level and
 /// every profile, even one a flag overrides). `exec` removes each from the command's
 /// environment, which should hold short-lived keys, never the password or JWT behind
-/// them. `file` is `None` when the config file could not be read (a mount was used): the
-/// flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
+/// them. `file` is `None` when the config file could not be loaded (a mount is used): the
+/// flags and variables still count, and so do the names in `unloaded`, read from that
+/// file's text without judging it otherwise. `var` reads the environment. An [`OWNED`] name is left
 /// to [`child_env`], which sets or removes it anyway.
 ///
 /// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
@@ -88,6 +90,7 @@ const SECRET_SOURCES: [Setting; 3] = [
 pub fn secret_sources(
     cli: &CliLayer,
     file: Option<&ConfigFile>,
+    unloaded: &[String],
     var: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<String> {
     let mut names: Vec<String> = SECRET_SOURCES
@@ -106,6 +109,7 @@ pub fn secret_sources(
             .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
             .map(|raw| raw.value.clone()),
     );
+    names.extend(unloaded.iter().cloned());
     let mut names: Vec<String> = names
         .iter()
         .map(|name| name.trim().to_string())
@@ -297,8 +301,15 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
     let hidden = {
-        let file = load_config_file(&args.settings.0, &Context::from_process()).ok();
-        secret_sources(&args.settings.0, file.as_ref(), |v| std::env::var_os(v))
+        let (cli, ctx) = (&args.settings.0, Context::from_process());
+        let file = load_config_file(cli, &ctx).ok();
+        let unloaded = match file {
+            Some(_) => Vec::new(),
+            None => unloaded::text(cli, &ctx)
+                .map(|text| unloaded::names(&text, &SECRET_SOURCES))
+                .unwrap_or_default(),
+        };
+        secret_sources(cli, file.as_ref(), &unloaded, |v| std::env::var_os(v))
     };
     let mounted = from_mount(&args);
     let grant = match (mounted, args.container_endpoint) {
@@ -443,11 +454,16 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            secret_sources(&cli, Some(&file), vars),
+            secret_sources(&cli, Some(&file), &[], vars),
             ["B_SECRET", "PW", "PW_VAR", "TOKEN_A", "TOP"],
             "overridden settings count too; an AWS_* name is exec's own to set; no name holds '='"
         );
-        assert_eq!(secret_sources(&cli, None, |_| None), ["PW"]);
+        assert_eq!(secret_sources(&cli, None, &[], |_| None), ["PW"]);
+        let unloaded = [" LOOSE ".to_string(), "X=Y".into(), String::new()];
+        assert_eq!(
+            secret_sources(&cli, None, &unloaded, |_| None),
+            ["LOOSE", "PW"]
+        );
     }
 
     #[test]

@@ -173,3 +173,51 @@ fn no_variable_named_as_a_login_secret_reaches_the_command() {
         assert_eq!(env["CRAY_CREDENTIALS"], "/nonexistent/cray-token", "{way}");
     }
 }
+
+/// A config file that does not load (a typo, an unknown key, broken TOML) does not stop
+/// `exec` when a mount supplies the keys; the variables it names as secret sources are
+/// still hidden from the command.
+#[cfg(feature = "fuse-tests")]
+#[test]
+fn a_config_file_that_does_not_load_still_hides_the_variables_it_names() {
+    use common::mount::Mounted;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let at = m.path.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "an unknown key",
+            "username = \"u\"\npassword-env = \"PW_TYPO\"\npasword-file = \"/x\"\n",
+            "PW_TYPO",
+        ),
+        (
+            "broken TOML",
+            "[profiles.tds]\ntoken-env = \"TK_BROKEN\" # the team's\nthis is not TOML\n",
+            "TK_BROKEN",
+        ),
+    ];
+    for (why, text, secret) in files {
+        let config = common::private_file(dir.path(), "config.toml", text);
+        let env = child_env(
+            &gw,
+            &["--mountpoint", at, "--config", config.to_str().unwrap()],
+            &[(secret, "the-login-secret")],
+        );
+        assert_eq!(
+            env.get("AWS_ACCESS_KEY_ID").map(String::as_str),
+            Some(m.access_key().as_str()),
+            "{why}: the mount's keys"
+        );
+        assert_eq!(
+            env.get(secret),
+            None,
+            "{why}: the secret reached the command"
+        );
+        assert!(
+            !env.values().any(|v| v == "the-login-secret"),
+            "{why}: the secret's value reached the command"
+        );
+        assert_eq!(env["UNRELATED"], "kept", "{why}");
+    }
+}
