@@ -80,8 +80,9 @@ const SECRET_SOURCES: [Setting; 3] = [
 /// every profile, even one a flag overrides). `exec` removes each from the command's
 /// environment, which should hold short-lived keys, never the password or JWT behind
 /// them. `file` is `None` when the config file could not be loaded (a mount is used): the
-/// flags and variables still count, and so do the names in `unloaded`, read from that
-/// file's text without judging it otherwise. `var` reads the environment. An [`OWNED`] name is left
+/// flags and variables still count. `also` are names found elsewhere: in the text of a
+/// config file that did not load, and in the `status` of a running mount (whose settings
+/// may not be this run's). `var` reads the environment. An [`OWNED`] name is left
 /// to [`child_env`], which sets or removes it anyway.
 ///
 /// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
@@ -90,7 +91,7 @@ const SECRET_SOURCES: [Setting; 3] = [
 pub fn secret_sources(
     cli: &CliLayer,
     file: Option<&ConfigFile>,
-    unloaded: &[String],
+    also: &[String],
     var: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<String> {
     let mut names: Vec<String> = SECRET_SOURCES
@@ -109,7 +110,7 @@ pub fn secret_sources(
             .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
             .map(|raw| raw.value.clone()),
     );
-    names.extend(unloaded.iter().cloned());
+    names.extend(also.iter().cloned());
     let mut names: Vec<String> = names
         .iter()
         .map(|name| name.trim().to_string())
@@ -198,9 +199,9 @@ fn warn(text: &str) {
     eprintln!("s3credsfs: warning: {text}");
 }
 
-/// The mount's files for the profile, if our mount is there and they are sound; an odd
-/// mount is reported and passed over.
-fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
+/// The mount `exec` looks at (`--mountpoint`, else `~/.s3creds`), if one of ours is
+/// live there; another kind of mount, or a stale one, is reported and passed over.
+fn our_mount(args: &ExecArgs) -> Option<PathBuf> {
     let mount = match &args.mountpoint {
         Some(path) => mountpoint::absolute(path).ok()?,
         None => mountpoint::default_mountpoint().ok()?,
@@ -224,6 +225,13 @@ fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
             return None;
         }
     }
+    Some(mount)
+}
+
+/// The mount's files for the profile, if our mount (from [`our_mount`]) serves it and
+/// they are sound; an odd mount is reported and passed over.
+fn from_mount(args: &ExecArgs, mount: &Path) -> Option<(MountFiles, Credentials)> {
+    let mount = mount.to_path_buf();
     let profile = args.settings.0.layer.get(&Setting::Profile);
     let dir = match profile {
         Some(raw) => profile_dir(&mount, Some(raw.value.trim()))?,
@@ -300,18 +308,25 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     let forwarder = child::Forwarder::start().map_err(MountError::Signals)?;
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
+    let mount = our_mount(&args);
     let hidden = {
         let (cli, ctx) = (&args.settings.0, Context::from_process());
         let file = load_config_file(cli, &ctx).ok();
-        let unloaded = match file {
+        let mut also = match file {
             Some(_) => Vec::new(),
             None => unloaded::text(cli, &ctx)
                 .map(|text| unloaded::names(&text, &SECRET_SOURCES))
                 .unwrap_or_default(),
         };
-        secret_sources(cli, file.as_ref(), &unloaded, |v| std::env::var_os(v))
+        also.extend(
+            mount
+                .as_deref()
+                .map(mounted::secret_envs)
+                .unwrap_or_default(),
+        );
+        secret_sources(cli, file.as_ref(), &also, |v| std::env::var_os(v))
     };
-    let mounted = from_mount(&args);
+    let mounted = mount.and_then(|mount| from_mount(&args, &mount));
     let grant = match (mounted, args.container_endpoint) {
         (Some((files, creds)), false) => Grant::Keys {
             creds,
