@@ -9,7 +9,8 @@
 //! every entry we go on through is root's or ours). A symbolic link on the way is followed
 //! only if it belongs to root or the caller (it sits in a directory that passed the same
 //! test, so no one else can replace it). The last component must be a real directory (not
-//! a link) of the caller's own.
+//! a link) of the caller's own. A directory on a FUSE filesystem that another user
+//! mounted is refused whatever it claims (its server makes up owners and lookups).
 //!
 //! What that buys: once a walk succeeded, only root and the caller can change which
 //! directory the resolved path names, because every entry on it sits in a directory only
@@ -72,6 +73,42 @@ fn untrusted_dir(stat: &FileStat, me: u32) -> Option<String> {
         ))
     } else {
         None
+    }
+}
+
+/// Who mounted the FUSE filesystem `fd` lies on, when that is a user other than root and
+/// `me`: such a filesystem's server reports whatever owner and mode it likes (with
+/// `allow_other`, which `user_allow_other` lets any user ask for, to everyone) and can
+/// answer a lookup differently at any moment, so nothing it says is believed. The mount's
+/// `user_id` is set from the mounting user's real uid by the kernel or `fusermount3`.
+fn foreign_fuse(fd: &OwnedFd, me: u32) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let fs = nix::sys::statfs::fstatfs(fd).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::FUSE_SUPER_MAGIC {
+        return None;
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()));
+    let mount_id = fdinfo.ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| Some(l.strip_prefix("mnt_id:")?.trim().to_string()))
+    });
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let owner = mount_id.and_then(|id| {
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').next() == Some(id.as_str()))?;
+        let (_, fields) = line.split_once(" - ")?;
+        let options = fields.split(' ').nth(2)?;
+        options
+            .split(',')
+            .find_map(|o| o.strip_prefix("user_id=")?.parse::<u32>().ok())
+    });
+    match owner {
+        Some(uid) if uid == 0 || uid == me => None,
+        Some(uid) => Some(format!(
+            "lies on a FUSE filesystem that user id {uid} mounted, whose server can claim any owner"
+        )),
+        None => Some("lies on a FUSE filesystem whose owner cannot be told".into()),
     }
 }
 
@@ -185,6 +222,9 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
                 }
             }
             SFlag::S_IFDIR => {
+                if let Some(why) = foreign_fuse(&fd, me) {
+                    return Err(refuse(format!("{} {why}", here.display())));
+                }
                 stack.push((fd, name, stat));
             }
             _ if queue.is_empty() => {
