@@ -116,7 +116,20 @@ fn foreign_fuse(fd: &OwnedFd, me: u32) -> Option<String> {
 /// redirect (see the module's notes), creating it and its missing parents (mode 0700).
 /// `fix` ends every refusal, e.g. "use a directory of your own such as ~/.s3creds".
 pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
-    let shown = path.display();
+    resolve(path, path, fix, true)
+}
+
+/// Resolves the absolute `path`, the directory that holds `child`, as [`resolve_dir`]
+/// does, but judges `path` itself as a directory on the way to `child` (root's or the
+/// caller's, not writable by others without the sticky bit) rather than as one of the
+/// caller's own: so no other user can change what `child`'s name in it leads to.
+/// Refusals name `child`.
+pub fn resolve_parent(path: &Path, child: &Path, fix: &str) -> Result<PathBuf> {
+    resolve(path, child, fix, false).map(|found| found.path)
+}
+
+fn resolve(path: &Path, child: &Path, fix: &str, own: bool) -> Result<Resolved> {
+    let shown = child.display();
     let refuse = |why: String| Error::Config(format!("{why}; {fix}"));
     if !path.is_absolute() {
         return Err(refuse(format!("{shown} is not an absolute path")));
@@ -188,7 +201,8 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
         })?;
         match kind(&stat) {
             SFlag::S_IFLNK => {
-                if queue.is_empty() {
+                // A parent's own name may be a link, followed as any on the way.
+                if queue.is_empty() && own {
                     return Err(refuse(format!(
                         "{shown} is a symbolic link, which could be re-pointed elsewhere while mounted or in use"
                     )));
@@ -240,7 +254,14 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
     }
     let path = walked(&stack);
     let (dir, _, stat) = stack.pop().expect("/ stays on the stack");
-    if stat.st_uid != me {
+    if !own {
+        if let Some(why) = untrusted_dir(&stat, me) {
+            return Err(refuse(format!(
+                "{shown} lies under {}, which {why}",
+                path.display()
+            )));
+        }
+    } else if stat.st_uid != me {
         return Err(refuse(format!(
             "{} belongs to user id {}, not to you (id {me})",
             path.display(),
@@ -363,5 +384,28 @@ mod tests {
         // writable by others; a log directory is made private).
         chmod(&open, 0o777);
         assert_eq!(resolve_dir(&open, "FIX").unwrap().path, open);
+        // As the parent of a mountpoint, it is judged as a directory on the way.
+        let child = open.join("mine");
+        assert_eq!(
+            resolve_parent(&open, &child, "FIX").unwrap_err().to_string(),
+            format!(
+                "{} lies under {}, which can be written by group or others (mode 0777) without the sticky bit, so they could swap what is in it; FIX",
+                child.display(),
+                open.display()
+            )
+        );
+        chmod(&open, 0o1777);
+        assert_eq!(resolve_parent(&open, &child, "FIX").unwrap(), open);
+        // A link of the caller's as the parent's name is followed.
+        symlink(&open, base.join("to-open")).unwrap();
+        assert_eq!(
+            resolve_parent(&base.join("to-open"), &child, "FIX").unwrap(),
+            open
+        );
+        // One owned by root (as /tmp) is fine, though it is not the caller's own.
+        assert_eq!(
+            resolve_parent(Path::new("/"), &child, "FIX").unwrap(),
+            Path::new("/")
+        );
     }
 }

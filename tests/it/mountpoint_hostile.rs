@@ -321,6 +321,22 @@ impl fuser::Filesystem for Liar {
 /// Mounts [`Liar`] at `at` in the namespace as `owner`'s `fusermount3` would (`user_id`
 /// theirs, `allow_other`), serving it until the returned session is dropped.
 fn mount_liar(s: &Scene, at: &Path, owner: (u32, u32)) -> fuser::BackgroundSession {
+    let dev = mount_fuse(s, at, owner);
+    s.m.ns.run(None, move || {
+        let session = fuser::Session::from_fd(
+            Liar,
+            dev.into(),
+            fuser::SessionACL::All,
+            fuser::Config::default(),
+        )
+        .unwrap();
+        session.spawn().unwrap()
+    })
+}
+
+/// Mounts a FUSE filesystem at `at` as [`mount_liar`] does, and returns its device: no
+/// server yet, and closing it leaves the mount dead (every access fails with ENOTCONN).
+fn mount_fuse(s: &Scene, at: &Path, owner: (u32, u32)) -> std::fs::File {
     let at = std::ffi::CString::new(at.to_str().unwrap()).unwrap();
     s.m.ns.run(None, move || {
         let dev = std::fs::OpenOptions::new()
@@ -347,14 +363,7 @@ fn mount_liar(s: &Scene, at: &Path, owner: (u32, u32)) -> fuser::BackgroundSessi
             )
         };
         assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
-        let session = fuser::Session::from_fd(
-            Liar,
-            dev.into(),
-            fuser::SessionACL::All,
-            fuser::Config::default(),
-        )
-        .unwrap();
-        session.spawn().unwrap()
+        dev
     })
 }
 
@@ -403,4 +412,48 @@ fn a_fuse_filesystem_another_user_mounted_is_not_believed() {
     drop(session);
     assert!(!stderr.contains("lies on a FUSE filesystem"), "{stderr}");
     assert!(stderr.contains("a moment ago"), "{stderr}");
+}
+
+/// Root asked to mount through a link the neighbour owns is refused before it touches
+/// anything there: it used to look for a stale mount through the link, and detach what it
+/// found (the neighbour's own dead FUSE mount here; re-pointing the link between the
+/// look and the detach would make that any mount at all).
+#[test]
+fn a_stale_mount_behind_the_neighbours_link_is_left_alone() {
+    let gw = TestGateway::start(|_| {});
+    let s = Scene::new();
+    let nest = s.shared.join("nest");
+    let (dead, link) = (nest.join("dead"), nest.join("link"));
+    let (d, l) = (dead.clone(), link.clone());
+    s.as_user(OTHER_USER, move || {
+        std::fs::create_dir(d.parent().unwrap()).unwrap();
+        std::fs::create_dir(&d).unwrap();
+        symlink(&d, &l).unwrap();
+    });
+    // Its server gone, the neighbour's mount fails every access with ENOTCONN.
+    drop(mount_fuse(&s, &dead, OTHER_USER));
+    let probe = dead.clone();
+    let stale = s.as_user(NOBODY, move || {
+        errno(nix::sys::statfs::statfs(&probe).map_err(std::io::Error::from))
+    });
+    assert_eq!(stale, Some(libc::ENOTCONN));
+    let stderr = s.refused(&gw, None, &link);
+    let still = s.m.ns.mount_line(&dead);
+    let c = std::ffi::CString::new(dead.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; root detaches the dead mount in the namespace.
+    s.m.ns.run(None, move || unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+    });
+    assert!(
+        still.is_some(),
+        "root detached the neighbour's mount: {stderr}"
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "s3credsfs: error: {} lies under {}, which belongs to user id 65533, who could swap what is in it; {FIX}\n",
+            link.display(),
+            nest.display()
+        )
+    );
 }
