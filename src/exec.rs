@@ -11,6 +11,7 @@
 
 mod child;
 mod mounted;
+mod unloaded;
 
 pub use child::{should_forward, FORWARDED};
 pub use mounted::{parse_json, parse_region, MountFiles};
@@ -78,8 +79,11 @@ const SECRET_SOURCES: [Setting; 3] = [
 /// variable (even one a flag overrides) or a key of a config file, the user's or the
 /// site's (its top level and every profile, even one a flag overrides). `exec` removes
 /// each from the command's environment, which should hold short-lived keys, never the
-/// password or JWT behind them. `files` is empty when the config files could not be read
-/// (a mount was used): the flags and variables still count. `var` reads the environment. An [`OWNED`] name is left
+/// password or JWT behind them. `files` is empty when the config files could not be
+/// loaded (a mount is used): the flags and variables still count. `also` are names found
+/// elsewhere: in the text of a config file that did not load, and in the `status` of a
+/// running mount (whose settings may not be this run's). `var` reads the environment. An
+/// [`OWNED`] name is left
 /// to [`child_env`], which sets or removes it anyway.
 ///
 /// `CRAY_CREDENTIALS` stays: it names a file (a `cray` CLI token file), not a secret; the
@@ -88,6 +92,7 @@ const SECRET_SOURCES: [Setting; 3] = [
 pub fn secret_sources(
     cli: &CliLayer,
     files: &[ConfigFile],
+    also: &[String],
     var: impl Fn(&str) -> Option<OsString>,
 ) -> Vec<String> {
     let mut names: Vec<String> = SECRET_SOURCES
@@ -106,6 +111,7 @@ pub fn secret_sources(
             .flat_map(|layer| SECRET_SOURCES.iter().filter_map(|key| layer.get(key)))
             .map(|raw| raw.value.clone()),
     );
+    names.extend(also.iter().cloned());
     let mut names: Vec<String> = names
         .iter()
         .map(|name| name.trim().to_string())
@@ -194,9 +200,9 @@ fn warn(text: &str) {
     eprintln!("s3credsfs: warning: {text}");
 }
 
-/// The mount's files for the profile, if our mount is there and they are sound; an odd
-/// mount is reported and passed over.
-fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
+/// The mount `exec` looks at (`--mountpoint`, else `~/.s3creds`), if one of ours is
+/// live there; another kind of mount, or a stale one, is reported and passed over.
+fn our_mount(args: &ExecArgs) -> Option<PathBuf> {
     let mount = match &args.mountpoint {
         Some(path) => mountpoint::absolute(path).ok()?,
         None => mountpoint::default_mountpoint().ok()?,
@@ -224,6 +230,13 @@ fn from_mount(args: &ExecArgs) -> Option<(MountFiles, Credentials)> {
             return None;
         }
     }
+    Some(mount)
+}
+
+/// The mount's files for the profile, if our mount (from [`our_mount`]) serves it and
+/// they are sound; an odd mount is reported and passed over.
+fn from_mount(args: &ExecArgs, mount: &Path) -> Option<(MountFiles, Credentials)> {
+    let mount = mount.to_path_buf();
     let profile = args.settings.0.layer.get(&Setting::Profile);
     let dir = match profile {
         Some(raw) => profile_dir(&mount, Some(raw.value.trim()))?,
@@ -300,12 +313,27 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
     let forwarder = child::Forwarder::start().map_err(MountError::Signals)?;
     crate::logging::init_stderr("warn");
     let runtime = runtime()?;
+    let mount = our_mount(&args);
     let hidden = {
-        let files = load_config_files(&args.settings.0, &Context::from_process());
+        let (cli, ctx) = (&args.settings.0, Context::from_process());
+        let files = load_config_files(cli, &ctx);
+        let mut also = match files {
+            Ok(_) => Vec::new(),
+            Err(_) => unloaded::texts(cli, &ctx)
+                .iter()
+                .flat_map(|text| unloaded::names(text, &SECRET_SOURCES))
+                .collect(),
+        };
+        also.extend(
+            mount
+                .as_deref()
+                .map(mounted::secret_envs)
+                .unwrap_or_default(),
+        );
         let files = files.unwrap_or_default();
-        secret_sources(&args.settings.0, &files, |v| std::env::var_os(v))
+        secret_sources(cli, &files, &also, |v| std::env::var_os(v))
     };
-    let mounted = from_mount(&args);
+    let mounted = mount.and_then(|mount| from_mount(&args, &mount));
     let grant = match (mounted, args.container_endpoint) {
         (Some((files, creds)), false) => Grant::Keys {
             creds,
@@ -448,11 +476,16 @@ mod tests {
             _ => None,
         };
         assert_eq!(
-            secret_sources(&cli, std::slice::from_ref(&file), vars),
+            secret_sources(&cli, std::slice::from_ref(&file), &[], vars),
             ["B_SECRET", "PW", "PW_VAR", "TOKEN_A", "TOP"],
             "overridden settings count too; an AWS_* name is exec's own to set; no name holds '='"
         );
-        assert_eq!(secret_sources(&cli, &[], |_| None), ["PW"]);
+        assert_eq!(secret_sources(&cli, &[], &[], |_| None), ["PW"]);
+        let unloaded = [" LOOSE ".to_string(), "X=Y".into(), String::new()];
+        assert_eq!(
+            secret_sources(&cli, &[], &unloaded, |_| None),
+            ["LOOSE", "PW"]
+        );
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! every entry we go on through is root's or ours). A symbolic link on the way is followed
 //! only if it belongs to root or the caller (it sits in a directory that passed the same
 //! test, so no one else can replace it). The last component must be a real directory (not
-//! a link) of the caller's own.
+//! a link) of the caller's own. A directory on a FUSE filesystem that another user
+//! mounted is refused whatever it claims (its server makes up owners and lookups).
 //!
 //! What that buys: once a walk succeeded, only root and the caller can change which
 //! directory the resolved path names, because every entry on it sits in a directory only
@@ -75,11 +76,60 @@ fn untrusted_dir(stat: &FileStat, me: u32) -> Option<String> {
     }
 }
 
+/// Who mounted the FUSE filesystem `fd` lies on, when that is a user other than root and
+/// `me`: such a filesystem's server reports whatever owner and mode it likes (with
+/// `allow_other`, which `user_allow_other` lets any user ask for, to everyone) and can
+/// answer a lookup differently at any moment, so nothing it says is believed. The mount's
+/// `user_id` is set from the mounting user's real uid by the kernel or `fusermount3`.
+fn foreign_fuse(fd: &OwnedFd, me: u32) -> Option<String> {
+    use std::os::fd::AsRawFd;
+    let fs = nix::sys::statfs::fstatfs(fd).ok()?;
+    if fs.filesystem_type() != nix::sys::statfs::FUSE_SUPER_MAGIC {
+        return None;
+    }
+    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()));
+    let mount_id = fdinfo.ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| Some(l.strip_prefix("mnt_id:")?.trim().to_string()))
+    });
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let owner = mount_id.and_then(|id| {
+        let line = mountinfo
+            .lines()
+            .find(|l| l.split(' ').next() == Some(id.as_str()))?;
+        let (_, fields) = line.split_once(" - ")?;
+        let options = fields.split(' ').nth(2)?;
+        options
+            .split(',')
+            .find_map(|o| o.strip_prefix("user_id=")?.parse::<u32>().ok())
+    });
+    match owner {
+        Some(uid) if uid == 0 || uid == me => None,
+        Some(uid) => Some(format!(
+            "lies on a FUSE filesystem that user id {uid} mounted, whose server can claim any owner"
+        )),
+        None => Some("lies on a FUSE filesystem whose owner cannot be told".into()),
+    }
+}
+
 /// Resolves the absolute `path` to a directory of the caller's own that no other user can
 /// redirect (see the module's notes), creating it and its missing parents (mode 0700).
 /// `fix` ends every refusal, e.g. "use a directory of your own such as ~/.s3creds".
 pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
-    let shown = path.display();
+    resolve(path, path, fix, true)
+}
+
+/// Resolves the absolute `path`, the directory that holds `child`, as [`resolve_dir`]
+/// does, but judges `path` itself as a directory on the way to `child` (root's or the
+/// caller's, not writable by others without the sticky bit) rather than as one of the
+/// caller's own: so no other user can change what `child`'s name in it leads to.
+/// Refusals name `child`.
+pub fn resolve_parent(path: &Path, child: &Path, fix: &str) -> Result<PathBuf> {
+    resolve(path, child, fix, false).map(|found| found.path)
+}
+
+fn resolve(path: &Path, child: &Path, fix: &str, own: bool) -> Result<Resolved> {
+    let shown = child.display();
     let refuse = |why: String| Error::Config(format!("{why}; {fix}"));
     if !path.is_absolute() {
         return Err(refuse(format!("{shown} is not an absolute path")));
@@ -151,7 +201,8 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
         })?;
         match kind(&stat) {
             SFlag::S_IFLNK => {
-                if queue.is_empty() {
+                // A parent's own name may be a link, followed as any on the way.
+                if queue.is_empty() && own {
                     return Err(refuse(format!(
                         "{shown} is a symbolic link, which could be re-pointed elsewhere while mounted or in use"
                     )));
@@ -185,6 +236,9 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
                 }
             }
             SFlag::S_IFDIR => {
+                if let Some(why) = foreign_fuse(&fd, me) {
+                    return Err(refuse(format!("{} {why}", here.display())));
+                }
                 stack.push((fd, name, stat));
             }
             _ if queue.is_empty() => {
@@ -200,7 +254,14 @@ pub fn resolve_dir(path: &Path, fix: &str) -> Result<Resolved> {
     }
     let path = walked(&stack);
     let (dir, _, stat) = stack.pop().expect("/ stays on the stack");
-    if stat.st_uid != me {
+    if !own {
+        if let Some(why) = untrusted_dir(&stat, me) {
+            return Err(refuse(format!(
+                "{shown} lies under {}, which {why}",
+                path.display()
+            )));
+        }
+    } else if stat.st_uid != me {
         return Err(refuse(format!(
             "{} belongs to user id {}, not to you (id {me})",
             path.display(),
@@ -323,5 +384,28 @@ mod tests {
         // writable by others; a log directory is made private).
         chmod(&open, 0o777);
         assert_eq!(resolve_dir(&open, "FIX").unwrap().path, open);
+        // As the parent of a mountpoint, it is judged as a directory on the way.
+        let child = open.join("mine");
+        assert_eq!(
+            resolve_parent(&open, &child, "FIX").unwrap_err().to_string(),
+            format!(
+                "{} lies under {}, which can be written by group or others (mode 0777) without the sticky bit, so they could swap what is in it; FIX",
+                child.display(),
+                open.display()
+            )
+        );
+        chmod(&open, 0o1777);
+        assert_eq!(resolve_parent(&open, &child, "FIX").unwrap(), open);
+        // A link of the caller's as the parent's name is followed.
+        symlink(&open, base.join("to-open")).unwrap();
+        assert_eq!(
+            resolve_parent(&base.join("to-open"), &child, "FIX").unwrap(),
+            open
+        );
+        // One owned by root (as /tmp) is fine, though it is not the caller's own.
+        assert_eq!(
+            resolve_parent(Path::new("/"), &child, "FIX").unwrap(),
+            Path::new("/")
+        );
     }
 }

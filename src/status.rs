@@ -23,6 +23,9 @@ pub struct MountInfo {
     /// The control socket's abstract name (random; see `control.rs`): `refresh` learns it
     /// here, where only the mounting user can read it.
     pub control_socket: Option<String>,
+    /// The variable the login secret is read from (`--password-env` and the like), by
+    /// name: `exec` keeps it from its command even when the mount's settings are not its.
+    pub secret_env: Option<String>,
 }
 
 /// The document in `<mount>/status` and what `s3credsfs status --json` prints.
@@ -46,6 +49,9 @@ pub struct StatusDoc {
     /// The control socket's name; absent from a daemon that predates random names.
     #[serde(default)]
     pub control_socket: Option<String>,
+    /// The variable the login secret is read from, by name (see [`MountInfo`]).
+    #[serde(default)]
+    pub secret_env: Option<String>,
     /// Every profile's document, in the root `status` of a mount of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<StatusDoc>>,
@@ -80,6 +86,7 @@ impl StatusDoc {
             container_endpoint: info.container_endpoint.clone(),
             log_file: info.log_file.clone(),
             control_socket: info.control_socket.clone(),
+            secret_env: info.secret_env.clone(),
             profiles: None,
         }
     }
@@ -199,6 +206,7 @@ mod tests {
             container_endpoint: None,
             log_file: Some("/home/u/.local/state/s3credsfs/s3creds.log".into()),
             control_socket: None,
+            secret_env: Some("PW".into()),
         };
         let doc = StatusDoc::new(&cache, &info, Some("vers".into()), now);
         let json: serde_json::Value = serde_json::from_str(&doc.to_json()).unwrap();
@@ -207,6 +215,7 @@ mod tests {
         assert_eq!(json["expiration"], "2027-01-15T08:50:00Z");
         assert_eq!(json["last_error"], serde_json::Value::Null);
         assert_eq!(json["user"], "vers");
+        assert_eq!(json["secret_env"], "PW");
         let screen = doc.to_human_at(now);
         assert!(screen.contains("state:        fresh\n"), "{screen}");
         assert!(
@@ -260,6 +269,7 @@ mod tests {
             container_endpoint: None,
             log_file: None,
             control_socket: None,
+            secret_env: None,
         };
         let mut doc = StatusDoc::new(&cache, &info, None, now);
         assert_eq!(doc.seconds_remaining, Some(0));

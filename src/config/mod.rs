@@ -56,6 +56,22 @@ impl AuthConfig {
             AuthConfig::TokenFile { .. } => "token-file",
         }
     }
+
+    /// The environment variable the login secret is read from, if it is one: a mount
+    /// publishes its name (never its value) so that `exec` keeps it from its command.
+    pub fn secret_env(&self) -> Option<&str> {
+        match self {
+            AuthConfig::Password {
+                password: PasswordSource::Env(var),
+                ..
+            }
+            | AuthConfig::ClientCredentials {
+                secret: SecretSource::Env(var),
+            }
+            | AuthConfig::TokenEnv { var } => Some(var),
+            _ => None,
+        }
+    }
 }
 
 /// Where a password comes from.

@@ -39,6 +39,21 @@ pub fn default_profile(mount: &Path) -> Option<String> {
     Some(status.profile)
 }
 
+/// The variables the login secrets of the mount at `mount` are read from (each profile's,
+/// by name), as its root `status` says; none when it says nothing readable.
+pub fn secret_envs(mount: &Path) -> Vec<String> {
+    let Some(status) = read_file(&mount.join("status"))
+        .ok()
+        .and_then(|text| serde_json::from_slice::<StatusDoc>(&text).ok())
+    else {
+        return Vec::new();
+    };
+    std::iter::once(&status)
+        .chain(status.profiles.iter().flatten())
+        .filter_map(|doc| doc.secret_env.clone())
+        .collect()
+}
+
 fn read_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
     let mut bytes = Zeroizing::new(Vec::new());
     std::fs::File::open(path)

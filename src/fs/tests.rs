@@ -134,6 +134,7 @@ fn harness_with(
         container_endpoint: container.as_ref().map(|c| c.url.clone()),
         log_file: None,
         control_socket: None,
+        secret_env: None,
     };
     let fs = CredsFs::new(cache, info, container, |_| Some("dev".into()));
     Harness { fs, clock, runtime }

@@ -327,6 +327,7 @@ impl Job {
                     container_endpoint: if i == 0 { container_url.clone() } else { None },
                     log_file: self.log_file.as_ref().map(|p| p.display().to_string()),
                     control_socket: Some(control_name.clone()),
+                    secret_env: settings.auth.secret_env().map(str::to_string),
                 };
                 (cache, info)
             })

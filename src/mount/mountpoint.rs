@@ -212,7 +212,15 @@ pub fn prepare(given: &Path) -> super::Result<Checked> {
     if !is_root() {
         fusermount::check_unprivileged()?;
     }
-    let path = &absolute(given)?;
+    // Its parent resolved first, trusting no other user's link or directory: a stale
+    // mount is looked for, and detached, only where no one else can re-point the name.
+    let path = &match (given.parent(), given.file_name()) {
+        (Some(parent), Some(name)) => {
+            crate::safe_path::resolve_parent(parent, given, OWN_DIRECTORY)?.join(name)
+        }
+        // `/`, or a name ending in `..`: walked whole the same way.
+        _ => crate::safe_path::resolve_parent(given, given, OWN_DIRECTORY)?,
+    };
     match state(path) {
         MountState::Live { fstype } => {
             let hint = if fstype == FSTYPE {

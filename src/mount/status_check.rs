@@ -229,6 +229,7 @@ mod tests {
             container_endpoint: None,
             log_file: None,
             control_socket: None,
+            secret_env: None,
         };
         StatusDoc::new(&cache, &info, None, now())
     }

@@ -173,3 +173,89 @@ fn no_variable_named_as_a_login_secret_reaches_the_command() {
         assert_eq!(env["CRAY_CREDENTIALS"], "/nonexistent/cray-token", "{way}");
     }
 }
+
+/// A config file that does not load (a typo, an unknown key, broken TOML) does not stop
+/// `exec` when a mount supplies the keys; the variables it names as secret sources are
+/// still hidden from the command.
+#[cfg(feature = "fuse-tests")]
+#[test]
+fn a_config_file_that_does_not_load_still_hides_the_variables_it_names() {
+    use common::mount::Mounted;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let at = m.path.to_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "an unknown key",
+            "username = \"u\"\npassword-env = \"PW_TYPO\"\npasword-file = \"/x\"\n",
+            "PW_TYPO",
+        ),
+        (
+            "broken TOML",
+            "[profiles.tds]\ntoken-env = \"TK_BROKEN\" # the team's\nthis is not TOML\n",
+            "TK_BROKEN",
+        ),
+    ];
+    for (why, text, secret) in files {
+        let config = common::private_file(dir.path(), "config.toml", text);
+        let env = child_env(
+            &gw,
+            &["--mountpoint", at, "--config", config.to_str().unwrap()],
+            &[(secret, "the-login-secret")],
+        );
+        assert_eq!(
+            env.get("AWS_ACCESS_KEY_ID").map(String::as_str),
+            Some(m.access_key().as_str()),
+            "{why}: the mount's keys"
+        );
+        assert_eq!(
+            env.get(secret),
+            None,
+            "{why}: the secret reached the command"
+        );
+        assert!(
+            !env.values().any(|v| v == "the-login-secret"),
+            "{why}: the secret's value reached the command"
+        );
+        assert_eq!(env["UNRELATED"], "kept", "{why}");
+    }
+}
+
+/// The variables a running mount reads its logins from are kept from the command of an
+/// `exec` that uses it, though that run's own settings do not name them (the mount was
+/// started with `--password-env PW` from a shell where `PW` stays exported): each
+/// profile's, by name, from the mount's `status`.
+#[cfg(feature = "fuse-tests")]
+#[test]
+fn the_variables_a_mount_reads_its_logins_from_are_hidden_too() {
+    use common::mount::Mounted;
+    let gw = TestGateway::start(|_| {});
+    let config = format!(
+        "default-profile = \"a\"\n\
+         [profiles.a]\napi-gateway = \"{base}\"\nusername = \"dev\"\npassword-env = \"PW\"\n\
+         [profiles.b]\napi-gateway = \"{base}\"\ntoken-env = \"TK_B\"\n",
+        base = gw.gw.base_url()
+    );
+    let m = Mounted::start_configured(&config, &[]);
+    let at = m.path.to_str().unwrap();
+    let token = jwt(&gw);
+    let env = child_env(
+        &gw,
+        &["--mountpoint", at],
+        &[("PW", DEFAULT_PASSWORD), ("TK_B", &token)],
+    );
+    assert_eq!(
+        env.get("AWS_ACCESS_KEY_ID").map(String::as_str),
+        Some(m.access_key().as_str()),
+        "the mount's keys"
+    );
+    for (name, value) in [("PW", DEFAULT_PASSWORD), ("TK_B", token.as_str())] {
+        assert_eq!(env.get(name), None, "{name} reached the command");
+        assert!(
+            !env.values().any(|v| v == value),
+            "{name}'s value reached the command"
+        );
+    }
+    assert_eq!(env["UNRELATED"], "kept");
+}

@@ -98,6 +98,7 @@ impl InProcess {
             container_endpoint: None,
             log_file: None,
             control_socket: None,
+            secret_env: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None));

@@ -11,7 +11,7 @@ use crate::common;
 
 use common::mount::*;
 use common::namespace::*;
-use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -256,4 +256,204 @@ fn a_trusted_link_resolves_and_every_command_agrees_on_the_path() {
     );
     assert!(s.m.wait_exit().success());
     assert_eq!(s.m.mount_line(), None);
+}
+
+/// A FUSE filesystem the neighbour mounted (with `allow_other`, which `user_allow_other`
+/// in /etc/fuse.conf lets any user ask for) whose server claims that its root is root's
+/// and that its `x` is the victim's private directory; it could answer a lookup of `x`
+/// differently at any moment.
+struct Liar;
+
+impl Liar {
+    fn attr(ino: u64, uid: u32, perm: u16) -> fuser::FileAttr {
+        let now = std::time::SystemTime::now();
+        fuser::FileAttr {
+            ino: fuser::INodeNo(ino),
+            size: 0,
+            blocks: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            crtime: now,
+            kind: fuser::FileType::Directory,
+            perm,
+            nlink: 2,
+            uid,
+            gid: uid,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+}
+
+impl fuser::Filesystem for Liar {
+    fn lookup(
+        &self,
+        _req: &fuser::Request,
+        parent: fuser::INodeNo,
+        name: &std::ffi::OsStr,
+        reply: fuser::ReplyEntry,
+    ) {
+        if parent.0 == 1 && name == "x" {
+            let attr = Liar::attr(2, NOBODY.0, 0o700);
+            reply.entry(&Duration::ZERO, &attr, fuser::Generation(0));
+        } else {
+            reply.error(fuser::Errno::ENOENT);
+        }
+    }
+
+    fn getattr(
+        &self,
+        _req: &fuser::Request,
+        ino: fuser::INodeNo,
+        _fh: Option<fuser::FileHandle>,
+        reply: fuser::ReplyAttr,
+    ) {
+        match ino.0 {
+            1 => reply.attr(&Duration::ZERO, &Liar::attr(1, 0, 0o755)),
+            2 => reply.attr(&Duration::ZERO, &Liar::attr(2, NOBODY.0, 0o700)),
+            _ => reply.error(fuser::Errno::ENOENT),
+        }
+    }
+}
+
+/// Mounts [`Liar`] at `at` in the namespace as `owner`'s `fusermount3` would (`user_id`
+/// theirs, `allow_other`), serving it until the returned session is dropped.
+fn mount_liar(s: &Scene, at: &Path, owner: (u32, u32)) -> fuser::BackgroundSession {
+    let dev = mount_fuse(s, at, owner);
+    s.m.ns.run(None, move || {
+        let session = fuser::Session::from_fd(
+            Liar,
+            dev.into(),
+            fuser::SessionACL::All,
+            fuser::Config::default(),
+        )
+        .unwrap();
+        session.spawn().unwrap()
+    })
+}
+
+/// Mounts a FUSE filesystem at `at` as [`mount_liar`] does, and returns its device: no
+/// server yet, and closing it leaves the mount dead (every access fails with ENOTCONN).
+fn mount_fuse(s: &Scene, at: &Path, owner: (u32, u32)) -> std::fs::File {
+    let at = std::ffi::CString::new(at.to_str().unwrap()).unwrap();
+    s.m.ns.run(None, move || {
+        let dev = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .unwrap();
+        use std::os::fd::AsRawFd;
+        let data = format!(
+            "fd={},rootmode=40000,user_id={},group_id={},allow_other",
+            dev.as_raw_fd(),
+            owner.0,
+            owner.1
+        );
+        let data = std::ffi::CString::new(data).unwrap();
+        // SAFETY: valid NUL-terminated strings; root mounts in the test's namespace.
+        let mounted = unsafe {
+            libc::mount(
+                c"neighbour".as_ptr(),
+                at.as_ptr(),
+                c"fuse.liar".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr().cast(),
+            )
+        };
+        assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+        dev
+    })
+}
+
+/// The neighbour's own FUSE filesystem can report any owner and mode it likes, so its
+/// directories are not trusted for what they claim: the victim is refused a mountpoint
+/// on it, with the reason.
+#[test]
+fn a_fuse_filesystem_another_user_mounted_is_not_believed() {
+    let gw = TestGateway::start(|_| {});
+    let s = Scene::new();
+    let theirs = s.shared.join("fs");
+    let made = theirs.clone();
+    s.as_user(OTHER_USER, move || std::fs::create_dir(&made).unwrap());
+    let session = mount_liar(&s, &theirs, OTHER_USER);
+    let x = theirs.join("x");
+    let seen = s.as_user(NOBODY, || {
+        std::fs::metadata(&x).map(|m| (m.uid(), m.is_dir()))
+    });
+    assert_eq!(seen.unwrap(), (NOBODY.0, true), "the lie is told");
+    let stderr = s.refused(&gw, Some(NOBODY), &x);
+    let c = std::ffi::CString::new(theirs.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; root detaches the liar's mount in the namespace.
+    s.m.ns.run(None, move || unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+    });
+    drop(session);
+    assert!(
+        stderr.contains(&format!(
+            "{} lies on a FUSE filesystem that user id 65533 mounted, whose server can claim any owner; {FIX}",
+            theirs.display()
+        )),
+        "{stderr}"
+    );
+    // The victim's own FUSE filesystem is theirs to believe; the mount is still refused,
+    // by the later check that the directory is not a FUSE mount already.
+    let own = s.m.home.join("fs");
+    let made = own.clone();
+    s.as_user(NOBODY, move || std::fs::create_dir(&made).unwrap());
+    let session = mount_liar(&s, &own, NOBODY);
+    let stderr = s.refused(&gw, Some(NOBODY), &own.join("x"));
+    let c = std::ffi::CString::new(own.to_str().unwrap()).unwrap();
+    // SAFETY: as above.
+    s.m.ns.run(None, move || unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+    });
+    drop(session);
+    assert!(!stderr.contains("lies on a FUSE filesystem"), "{stderr}");
+    assert!(stderr.contains("a moment ago"), "{stderr}");
+}
+
+/// Root asked to mount through a link the neighbour owns is refused before it touches
+/// anything there: it used to look for a stale mount through the link, and detach what it
+/// found (the neighbour's own dead FUSE mount here; re-pointing the link between the
+/// look and the detach would make that any mount at all).
+#[test]
+fn a_stale_mount_behind_the_neighbours_link_is_left_alone() {
+    let gw = TestGateway::start(|_| {});
+    let s = Scene::new();
+    let nest = s.shared.join("nest");
+    let (dead, link) = (nest.join("dead"), nest.join("link"));
+    let (d, l) = (dead.clone(), link.clone());
+    s.as_user(OTHER_USER, move || {
+        std::fs::create_dir(d.parent().unwrap()).unwrap();
+        std::fs::create_dir(&d).unwrap();
+        symlink(&d, &l).unwrap();
+    });
+    // Its server gone, the neighbour's mount fails every access with ENOTCONN.
+    drop(mount_fuse(&s, &dead, OTHER_USER));
+    let probe = dead.clone();
+    let stale = s.as_user(NOBODY, move || {
+        errno(nix::sys::statfs::statfs(&probe).map_err(std::io::Error::from))
+    });
+    assert_eq!(stale, Some(libc::ENOTCONN));
+    let stderr = s.refused(&gw, None, &link);
+    let still = s.m.ns.mount_line(&dead);
+    let c = std::ffi::CString::new(dead.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; root detaches the dead mount in the namespace.
+    s.m.ns.run(None, move || unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+    });
+    assert!(
+        still.is_some(),
+        "root detached the neighbour's mount: {stderr}"
+    );
+    assert_eq!(
+        stderr,
+        format!(
+            "s3credsfs: error: {} lies under {}, which belongs to user id 65533, who could swap what is in it; {FIX}\n",
+            link.display(),
+            nest.display()
+        )
+    );
 }

@@ -513,6 +513,7 @@ fn every_status_field_is_documented() {
         container_endpoint: None,
         log_file: None,
         control_socket: None,
+        secret_env: None,
         profiles: Some(vec![]),
     })
     .unwrap();

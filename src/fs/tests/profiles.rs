@@ -72,6 +72,7 @@ impl Multi {
                     container_endpoint: None,
                     log_file: None,
                     control_socket: None,
+                    secret_env: None,
                 };
                 (cache, info)
             })
