@@ -103,6 +103,10 @@ pub enum Error {
         cause: Cause,
     },
 
+    /// An `https://` URL at a port that answered in plain http: not a CA problem.
+    #[error("{url} answered in plain http, not TLS: that port speaks plain http; use {plain} instead (plain http is allowed to loopback, elsewhere only with --allow-http), or the port that serves https")]
+    PlainHttp { url: String, plain: String },
+
     /// No complete answer within `--timeout`.
     #[error(
         "{url} did not answer within {timeout}; check the gateway's health, or raise --timeout"
