@@ -198,6 +198,16 @@ pub fn parse_reply(
     }
 }
 
+/// Whether Keycloak's refusal is about the client (`--client-id`), not the user: the
+/// OAuth codes `unauthorized_client`/`invalid_client`, or Keycloak's "Invalid client"
+/// and "Client not found" texts.
+pub fn names_the_client(error: &str, description: &str) -> bool {
+    let description = description.to_ascii_lowercase();
+    matches!(error, "unauthorized_client" | "invalid_client")
+        || description.contains("invalid client")
+        || description.contains("client not found")
+}
+
 /// An error status whose body is not Keycloak's JSON error: the URL most likely points
 /// somewhere else (a web server's 404 page, another service's 500).
 fn not_keycloak(url: &str, status: u16, body: &[u8]) -> Error {
@@ -373,6 +383,22 @@ mod tests {
                 )
             );
         }
+    }
+
+    #[test]
+    fn client_refusals_are_told_from_user_refusals() {
+        assert!(names_the_client(
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials"
+        ));
+        assert!(names_the_client("invalid_client", ""));
+        assert!(names_the_client("invalid_request", "Client not found."));
+        assert!(names_the_client("x", "INVALID CLIENT"));
+        assert!(!names_the_client(
+            "invalid_grant",
+            "Invalid user credentials"
+        ));
+        assert!(!names_the_client("invalid_grant", "Account disabled"));
     }
 
     #[test]

@@ -124,6 +124,32 @@ async fn wrong_password_is_one_clear_sentence() {
     assert!(!err.to_string().contains("not-the-password"));
 }
 
+/// A client id Keycloak does not know names --client-id, not the user's password.
+#[tokio::test]
+async fn a_wrong_client_id_names_client_id() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-file", pw.to_str().unwrap()),
+            ("client-id", "shasta-typo"),
+        ],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Keycloak at {} rejected client id \"shasta-typo\": Invalid client or Invalid client \
+             credentials; check --client-id (password logins use the public client `shasta`, as \
+             the `cray` CLI does)",
+            gw.token_url()
+        )
+    );
+}
+
 #[tokio::test]
 async fn client_credentials_grant() {
     let gw = gateway(|_| {}).await;
