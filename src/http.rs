@@ -178,6 +178,13 @@ pub async fn exchange(
         .await
         .map_err(|e| classify(url, e, timeout))?;
     let status = response.status().as_u16();
+    crate::skew::check(
+        response.url().host_str().unwrap_or_default(),
+        response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok()),
+    );
     if response.status().is_redirection() {
         let location = response
             .headers()

@@ -23,6 +23,7 @@ pub(crate) mod proxy;
 pub(crate) mod random;
 pub mod render;
 pub mod secret;
+pub mod skew;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;

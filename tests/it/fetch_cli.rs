@@ -452,3 +452,36 @@ async fn insecure_warns_on_every_start() {
         );
     }
 }
+
+/// A gateway whose clock is off by more than 30 s, either way, gets a warning on stderr
+/// with both times and the fix; the fetch itself still works. A gateway in step gets none.
+#[tokio::test]
+async fn a_skewed_gateway_clock_is_warned_about_in_either_direction() {
+    for (offset, words) in [
+        (7200, "this host's clock is 2h behind the gateway's"),
+        (-3000, "this host's clock is 50m ahead of the gateway's"),
+        (-45, "s ahead of the gateway's"),
+    ] {
+        let gw = gateway(|c| c.date_offset_seconds = offset).await;
+        let out = fetch(&gw, &[]).output().await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains(words), "{offset}: {stderr}");
+        assert!(stderr.contains("WARN"), "{stderr}");
+        assert!(
+            stderr.contains("(the gateway 127.0.0.1 says 20"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("sync this host's clock (chronyd or NTP"),
+            "{stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "warned once: {stderr}");
+    }
+    for offset in [0, 25, -25] {
+        let gw = gateway(|c| c.date_offset_seconds = offset).await;
+        let out = fetch(&gw, &[]).output().await.unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stderr), "", "{offset}");
+    }
+}
