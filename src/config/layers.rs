@@ -238,8 +238,15 @@ const PROFILES_KEY: &str = "profiles";
 /// Parses config-file text.
 pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let (line, column) = line_and_column(text, span.start);
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
         Error::Config(format!(
-            "config file {} is not valid TOML: {}",
+            "config file {} is not valid TOML{at}: {}",
             path.display(),
             e.message()
         ))
@@ -290,6 +297,15 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
     }
     file.top = parse_table(settings, path, None)?;
     Ok(file)
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`, as editors
+/// count them.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
 }
 
 /// One table of settings: the top level, or a profile's (`section`).
@@ -419,9 +435,28 @@ mod tests {
         assert!(err.contains("expected true or false"), "{err}");
         let err = parse_file_layer("realm = ", path).unwrap_err().to_string();
         assert!(
-            err.starts_with("config file /etc/x.toml is not valid TOML"),
+            err.starts_with("config file /etc/x.toml is not valid TOML at line 1, column 9: "),
             "{err}"
         );
+    }
+
+    #[test]
+    fn toml_errors_give_line_and_column() {
+        let path = Path::new("/etc/x.toml");
+        let text = "realm = \"shasta\"\n# é\nusername = \"vers\nclient-id = \"x\"\n";
+        let err = parse_file_layer(text, path).unwrap_err().to_string();
+        assert!(
+            err.starts_with("config file /etc/x.toml is not valid TOML at line 3, column 17: "),
+            "{err}"
+        );
+        let err = parse_file_layer("[profiles.a]\nrealm = shasta\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at line 2, column 9: "), "{err}");
+        assert_eq!(line_and_column("ab\ncd", 4), (2, 2));
+        assert_eq!(line_and_column("éé", 2), (1, 2), "columns count characters");
+        assert_eq!(line_and_column("é", 1), (1, 1), "inside a character");
+        assert_eq!(line_and_column("x", 99), (1, 2), "past the end");
     }
 
     #[test]
