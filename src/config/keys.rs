@@ -199,6 +199,13 @@ impl Setting {
         Setting::ALL.iter().copied().find(|s| s.name() == name)
     }
 
+    /// The setting a misspelt name most likely meant (`pasword-file`, `password_command`,
+    /// `Realm`), for a "did you mean".
+    pub fn closest(name: &str) -> Option<Setting> {
+        let found = closest(name, Setting::ALL.iter().map(|s| s.name()))?;
+        Setting::from_name(found)
+    }
+
     /// The long flag: `--` + name.
     pub fn flag(self) -> String {
         format!("--{}", self.name())
@@ -226,6 +233,36 @@ impl fmt::Display for Setting {
     }
 }
 
+/// The candidate a misspelt `name` most likely meant: the same name but for case and
+/// `_` for `-`, else the nearest within a few typos (one per four letters, at least one).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+    let wanted = norm(name);
+    let limit = (wanted.chars().count() / 4).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&wanted, &norm(c)), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance in characters (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
 /// The environment variable for a flag name: `S3CREDSFS_` + upper snake case.
 pub fn env_var(name: &str) -> String {
     format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
@@ -243,6 +280,24 @@ mod tests {
         assert_eq!(Setting::from_name("api_gateway"), None);
         assert_eq!(Setting::TokenUrl.flag(), "--token-url");
         assert_eq!(Setting::ApiGateway.env_var(), "S3CREDSFS_API_GATEWAY");
+        // Misspellings find their setting; other words find none.
+        for (typo, meant) in [
+            ("pasword-file", Setting::PasswordFile),
+            ("password_command", Setting::PasswordCommand),
+            ("API_GATEWAY", Setting::ApiGateway),
+            ("api-gatway", Setting::ApiGateway),
+            ("timout", Setting::Timeout),
+            ("clientid", Setting::ClientId),
+            ("min-valdity", Setting::MinValidity),
+        ] {
+            assert_eq!(Setting::closest(typo), Some(meant), "{typo}");
+        }
+        for unrelated in ["colour", "x", "", "password", "endpoint"] {
+            assert_eq!(Setting::closest(unrelated), None, "{unrelated}");
+        }
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
         // ALL lists each variant once, in declaration order.
         for (i, &s) in Setting::ALL.iter().enumerate() {
             assert_eq!(s as usize, i);

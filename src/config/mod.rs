@@ -146,8 +146,15 @@ pub fn load_layers(cli: &CliLayer, ctx: &Context) -> Result<Layer> {
 }
 
 fn parse_duration(raw: &RawValue, key: Setting) -> Result<Duration> {
-    let d = humantime::parse_duration(raw.value.trim())
-        .map_err(|_| raw.error(key, "expected a duration like 30s, 90s or 15m"))?;
+    let d = humantime::parse_duration(raw.value.trim()).map_err(|_| {
+        match raw.value.trim().parse::<u64>() {
+            Ok(n) => raw.error(
+                key,
+                &format!("a duration needs its unit; write {n}s (or 2m, 1h)"),
+            ),
+            Err(_) => raw.error(key, "expected a duration like 30s, 90s or 15m"),
+        }
+    })?;
     if d.is_zero() {
         return Err(raw.error(key, "the duration must be more than zero"));
     }
@@ -253,10 +260,16 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
             Duration::ZERO
         } else {
             humantime::parse_duration(raw.value.trim()).map_err(|_| {
-                raw.error(
-                    Setting::RefreshAhead,
-                    "expected a duration like 5m or 10m, or 0 to refresh only on demand",
-                )
+                let why = match raw.value.trim().parse::<u64>() {
+                    Ok(n) => format!(
+                        "a duration needs its unit; write {n}s (or 5m, 10m), or 0 to refresh \
+                         only on demand"
+                    ),
+                    Err(_) => {
+                        "expected a duration like 5m or 10m, or 0 to refresh only on demand".into()
+                    }
+                };
+                raw.error(Setting::RefreshAhead, &why)
             })?
         }
     };

@@ -93,6 +93,28 @@ fn bad_values_name_key_and_source() {
         err.starts_with("bad value \"soon\" for --timeout:"),
         "{err}"
     );
+    let mut pairs = password_user();
+    pairs.push((Setting::RefreshAhead, "300"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "a duration needs its unit; write 300s (or 5m, 10m), or 0 to refresh only on demand"
+        ),
+        "{err}"
+    );
+    // A bare number, from a flag or variable, gets the unit it lacks.
+    for key in [Setting::Timeout, Setting::MinValidity] {
+        let mut pairs = password_user();
+        pairs.push((key, "30"));
+        let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "bad value \"30\" for {}: a duration needs its unit; write 30s (or 2m, 1h)",
+                key.flag()
+            )
+        );
+    }
 
     let mut pairs = password_user();
     pairs.push((Setting::Profile, "a b"));

@@ -174,7 +174,7 @@ fn keys_that_make_no_sense_in_a_profile_are_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with(&format!("unknown key `usernme` in [profiles.a] of config file {PATH}; valid keys are: api-gateway")),
+        e.starts_with(&format!("unknown key `usernme` in [profiles.a] of config file {PATH}; did you mean `username`? valid keys are: api-gateway")),
         "{e}"
     );
     let e = parse_config_file("profiles = 3\n", Path::new(PATH))
