@@ -263,9 +263,49 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// What every variable of ours starts with.
+pub const ENV_PREFIX: &str = "S3CREDSFS_";
+
 /// The environment variable for a flag name: `S3CREDSFS_` + upper snake case.
 pub fn env_var(name: &str) -> String {
-    format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
+    format!("{ENV_PREFIX}{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// Our variables that are no setting: the config file, the log filter, the built-in
+/// gateway's backend keys, and the packaging switch of `scripts/test`. Names starting
+/// `S3CREDSFS_TEST_` belong to the test suite.
+pub const OTHER_VARIABLES: &[&str] = &[
+    "S3CREDSFS_CONFIG",
+    crate::logging::LOG_ENV,
+    "S3CREDSFS_BACKEND_ACCESS_KEY",
+    "S3CREDSFS_BACKEND_SECRET_KEY",
+    "S3CREDSFS_PACKAGE",
+];
+
+/// The warning for `S3CREDSFS_*` variable `name` when it names no setting and is not
+/// another of ours nor one a `*-env` setting names (`named`, e.g. a password variable
+/// `S3CREDSFS_PASSWORD`): a misspelt variable is otherwise silently ignored.
+pub fn unknown_variable(name: &str, named: &[&str]) -> Option<String> {
+    let suffix = name.strip_prefix(ENV_PREFIX)?;
+    let known = Setting::ALL.iter().any(|s| s.env_var() == name)
+        || OTHER_VARIABLES.contains(&name)
+        || suffix.starts_with("TEST_")
+        || named.contains(&name);
+    if known {
+        return None;
+    }
+    let others: Vec<&str> = OTHER_VARIABLES
+        .iter()
+        .filter_map(|v| v.strip_prefix(ENV_PREFIX))
+        .collect();
+    let candidates = Setting::ALL.iter().map(|s| s.name()).chain(others);
+    let guess = closest(suffix, candidates)
+        .map(|c| format!("; did you mean {}?", env_var(c)))
+        .unwrap_or_default();
+    Some(format!(
+        "environment variable {} names no setting and is ignored{guess}",
+        crate::untrusted::clean(name, 80)
+    ))
 }
 
 #[cfg(test)]
@@ -299,6 +339,39 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("abc", "abc"), 0);
         // ALL lists each variant once, in declaration order.
+        assert_eq!(
+            unknown_variable("S3CREDSFS_API_GATEWY", &[]).as_deref(),
+            Some(
+                "environment variable S3CREDSFS_API_GATEWY names no setting and is ignored; \
+                 did you mean S3CREDSFS_API_GATEWAY?"
+            )
+        );
+        assert_eq!(
+            unknown_variable("S3CREDSFS_CONFG", &[]).as_deref(),
+            Some(
+                "environment variable S3CREDSFS_CONFG names no setting and is ignored; \
+                 did you mean S3CREDSFS_CONFIG?"
+            )
+        );
+        assert_eq!(
+            unknown_variable("S3CREDSFS_COLOUR", &[]).as_deref(),
+            Some("environment variable S3CREDSFS_COLOUR names no setting and is ignored")
+        );
+        for known in [
+            "S3CREDSFS_API_GATEWAY",
+            "S3CREDSFS_MIN_VALIDITY",
+            "S3CREDSFS_CONFIG",
+            "S3CREDSFS_LOG",
+            "S3CREDSFS_TEST_DAEMON_TAG",
+            "PATH",
+        ] {
+            assert_eq!(unknown_variable(known, &[]), None, "{known}");
+        }
+        assert_eq!(
+            unknown_variable("S3CREDSFS_PASSWORD", &["S3CREDSFS_PASSWORD"]),
+            None,
+            "a password variable named by --password-env"
+        );
         for (i, &s) in Setting::ALL.iter().enumerate() {
             assert_eq!(s as usize, i);
         }

@@ -5,7 +5,7 @@ mod keys;
 mod layers;
 mod profiles;
 
-pub use keys::{env_var, Fallback, Kind, Scope, Setting, Spec};
+pub use keys::{env_var, unknown_variable, Fallback, Kind, Scope, Setting, Spec};
 pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
@@ -106,15 +106,23 @@ pub struct Context {
     /// Where the platform CA bundle would be ([`PLATFORM_CA`] on a real run), trusted by
     /// default when the file exists.
     pub platform_ca: Option<PathBuf>,
+    /// The names of the `S3CREDSFS_*` variables set, so a misspelt one can be warned about.
+    pub our_variables: Vec<String>,
 }
 
 impl Context {
     /// Reads the real environment.
     pub fn from_process() -> Self {
-        Self::from_vars(
-            |var| std::env::var_os(var),
-            std::io::IsTerminal::is_terminal(&std::io::stdin()),
-        )
+        Context {
+            our_variables: std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .filter(|name| name.starts_with(keys::ENV_PREFIX))
+                .collect(),
+            ..Self::from_vars(
+                |var| std::env::var_os(var),
+                std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            )
+        }
     }
 
     /// The context from environment variables read by `var`; an empty variable counts
@@ -127,6 +135,7 @@ impl Context {
             cray_credentials: path("CRAY_CREDENTIALS"),
             stdin_is_terminal: terminal,
             platform_ca: Some(PathBuf::from(PLATFORM_CA)),
+            our_variables: Vec::new(),
         }
     }
 

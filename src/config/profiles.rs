@@ -49,7 +49,12 @@ pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
             _ => ConfigFile::default(),
         },
     };
-    Profiles::from_parts(cli.layer.clone(), file)
+    let profiles = Profiles::from_parts(cli.layer.clone(), file)?;
+    for warning in profiles.variable_warnings(ctx) {
+        // Before any logger exists (a mount logs only once it runs), so on stderr.
+        eprintln!("s3credsfs: warning: {warning}");
+    }
+    Ok(profiles)
 }
 
 impl Profiles {
@@ -167,6 +172,26 @@ impl Profiles {
             })
             .collect();
         Ok(Profiles { default, layers })
+    }
+
+    /// A warning for each `S3CREDSFS_*` variable of `ctx` that names no setting; one that
+    /// a `*-env` setting of some profile names (a password variable) is no mistake.
+    pub fn variable_warnings(&self, ctx: &Context) -> Vec<String> {
+        let env_settings = [
+            Setting::PasswordEnv,
+            Setting::ClientSecretEnv,
+            Setting::TokenEnv,
+        ];
+        let named: Vec<&str> = self
+            .layers
+            .iter()
+            .flat_map(|(_, layer)| env_settings.iter().filter_map(|k| layer.get(k)))
+            .map(|raw| raw.value.trim())
+            .collect();
+        ctx.our_variables
+            .iter()
+            .filter_map(|var| super::unknown_variable(var, &named))
+            .collect()
     }
 
     /// The default profile's name: root files, `fetch` and `exec` without `--profile`.

@@ -485,3 +485,28 @@ async fn a_skewed_gateway_clock_is_warned_about_in_either_direction() {
         assert_eq!(text(&out.stderr), "", "{offset}");
     }
 }
+
+/// A misspelt `S3CREDSFS_*` variable is warned about with the one it most likely meant;
+/// the fetch goes on. The password variable the command line names is no mistake.
+#[tokio::test]
+async fn a_misspelt_variable_is_warned_about() {
+    let gw = gateway(|_| {}).await;
+    let mut cmd = bin();
+    cmd.args([
+        "fetch",
+        "--api-gateway",
+        &gw.base_url(),
+        "--username",
+        "dev",
+    ])
+    .args(["--password-env", "S3CREDSFS_PW"])
+    .env("S3CREDSFS_API_GATEWY", "https://typo.example")
+    .env("S3CREDSFS_PW", DEFAULT_PASSWORD);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "s3credsfs: warning: environment variable S3CREDSFS_API_GATEWY names no setting and \
+         is ignored; did you mean S3CREDSFS_API_GATEWAY?\n"
+    );
+}

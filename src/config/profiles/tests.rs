@@ -261,3 +261,30 @@ fn a_profile_named_default_must_be_the_default() {
     assert!(e.contains("[profiles.default]"), "{e}");
     assert!(profiles(Layer::new(), "[profiles.prod]\n[profiles.default]\n").is_ok());
 }
+
+#[test]
+fn a_misspelt_variable_is_warned_about_unless_a_profile_names_it() {
+    let p = profiles(
+        Layer::new(),
+        "default-profile = \"a\"\nusername = \"u\"\npassword-env = \"S3CREDSFS_PW\"\n[profiles.a]\n[profiles.b]\ntoken-env = \"S3CREDSFS_TOKEN\"\n",
+    );
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let ctx = Context {
+        our_variables: [
+            "S3CREDSFS_API_GATEWY",
+            "S3CREDSFS_PW",
+            "S3CREDSFS_TOKEN",
+            "S3CREDSFS_REALM",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Context::default()
+    };
+    assert_eq!(
+        p.variable_warnings(&ctx),
+        ["environment variable S3CREDSFS_API_GATEWY names no setting and is ignored; did you mean S3CREDSFS_API_GATEWAY?"]
+    );
+}
