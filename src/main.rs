@@ -1,6 +1,5 @@
 //! The `s3credsfs` binary: parse, dispatch, turn errors into one line and an exit code.
 
-use clap::Parser;
 use s3credsfs::cli::{Cli, Command, FetchArgs};
 use s3credsfs::config::{load_layers, resolve, Context};
 use s3credsfs::error::Result;
@@ -50,7 +49,7 @@ fn not_dumpable() {
 fn main() -> ExitCode {
     not_dumpable();
     s3credsfs::logging::install_panic_hook();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let result: std::result::Result<(), MountError> = match cli.command {
         Command::Fetch(args) => fetch(args).map_err(Into::into),
         Command::Mount(args) => s3credsfs::mount::run_mount(args),
