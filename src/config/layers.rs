@@ -74,15 +74,63 @@ impl RawValue {
 /// One layer: setting → value. Layers merge by precedence.
 pub type Layer = BTreeMap<Setting, RawValue>;
 
-/// Merges layers, earlier ones winning (flags+environment, then the file).
+/// Merges layers, earlier ones winning (flags, environment, then the file). A login is
+/// replaced whole: a lower layer's login setting is dropped, with a note at debug level,
+/// when a higher layer gave one it cannot go with (another way to log in, or another
+/// password or client-secret source), so `--token-file` on the command line overrides a
+/// password login in the config file instead of making two.
 pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
     let mut merged = Layer::new();
     for layer in layers {
+        let higher: Vec<(Setting, Source)> = merged
+            .iter()
+            .filter(|(k, _)| login_way(**k).is_some())
+            .map(|(k, v)| (*k, v.source.clone()))
+            .collect();
         for (k, v) in layer {
+            if let Some((_, source)) = higher.iter().find(|(h, _)| logins_clash(*h, k)) {
+                tracing::debug!(
+                    "the login from {source} overrides {} from {}",
+                    k.name(),
+                    v.source
+                );
+                continue;
+            }
             merged.entry(k).or_insert(v);
         }
     }
     merged
+}
+
+/// Which way of logging in a setting belongs to, if it is a login setting.
+fn login_way(key: Setting) -> Option<u8> {
+    use Setting::*;
+    match key {
+        Username | PasswordEnv | PasswordFile | PasswordCommand => Some(0),
+        ClientSecretFile | ClientSecretEnv => Some(1),
+        TokenEnv => Some(2),
+        TokenFile => Some(3),
+        _ => None,
+    }
+}
+
+/// Whether login settings `a` and `b` cannot both be used: different ways of logging in,
+/// or two sources of the same secret. A user name goes with any password source.
+fn logins_clash(a: Setting, b: Setting) -> bool {
+    match (login_way(a), login_way(b)) {
+        (Some(x), Some(y)) if x != y => true,
+        (Some(_), Some(_)) => a != b && a != Setting::Username && b != Setting::Username,
+        _ => false,
+    }
+}
+
+/// `layer` as two layers, flags then variables, so that a login flag overrides a login
+/// variable as a flag overrides its own variable.
+pub fn split_flags(layer: Layer) -> [Layer; 2] {
+    let (flags, vars) = layer
+        .into_iter()
+        .partition(|(_, v)| !matches!(v.source, Source::Env(_)));
+    [flags, vars]
 }
 
 fn clap_id(key: Setting) -> String {

@@ -5,7 +5,9 @@
 //! level, then the defaults. A file without tables is one profile, named by the `profile`
 //! setting (`default`), so configurations from before profiles keep working.
 
-use super::layers::{merge, read_config_file, CliLayer, ConfigFile, Layer, RawValue, Source};
+use super::layers::{
+    merge, read_config_file, split_flags, CliLayer, ConfigFile, Layer, RawValue, Source,
+};
 use super::{resolve, Context, Setting, Settings};
 use crate::error::{Error, Result};
 
@@ -70,7 +72,8 @@ impl Profiles {
                     crate::untrusted::clean(name, 60),
                 )));
             }
-            let layer = merge([cli, file.top]);
+            let [flags, vars] = split_flags(cli);
+            let layer = merge([flags, vars, file.top]);
             let name = layer
                 .get(&Setting::Profile)
                 .map_or_else(|| "default".to_string(), |raw| raw.value.trim().to_string());
@@ -167,7 +170,8 @@ impl Profiles {
                         source: Source::File(file.path.clone()),
                     },
                 )]);
-                let layer = merge([cli_rest.clone(), own_name, table.clone(), file.top.clone()]);
+                let [flags, vars] = split_flags(cli_rest.clone());
+                let layer = merge([flags, vars, own_name, table.clone(), file.top.clone()]);
                 (name.clone(), layer)
             })
             .collect();

@@ -510,3 +510,24 @@ async fn a_misspelt_variable_is_warned_about() {
          is ignored; did you mean S3CREDSFS_API_GATEWAY?\n"
     );
 }
+
+/// A login on the command line overrides a different one in the config file (the
+/// documented precedence), with a note at debug level.
+#[tokio::test]
+async fn a_login_flag_overrides_the_config_files_login() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = private_file(dir.path(), "config.toml", "token-env = \"NO_SUCH_TOKEN\"\n");
+    let config = config.to_str().unwrap();
+    let out = fetch(&gw, &["--config", config]).output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+    let out = fetch(&gw, &["--config", config])
+        .env("S3CREDSFS_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let note = format!("the login from --username overrides token-env from config file {config}");
+    assert!(text(&out.stderr).contains(&note), "{}", text(&out.stderr));
+}

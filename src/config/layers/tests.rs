@@ -249,3 +249,24 @@ fn errors_never_quote_a_password_in_a_url() {
     let err = long.error(Setting::Realm, "why").to_string();
     assert!(err.len() < 400 && !err.contains('\u{1b}'), "{err}");
 }
+
+#[test]
+fn logins_clash_across_ways_and_between_sources_of_one_secret() {
+    use Setting::*;
+    for (a, b, clash) in [
+        (TokenFile, Username, true),
+        (TokenEnv, TokenFile, true),
+        (ClientSecretEnv, PasswordFile, true),
+        (PasswordEnv, PasswordFile, true),
+        (ClientSecretEnv, ClientSecretFile, true),
+        (Username, PasswordFile, false),
+        (PasswordCommand, Username, false),
+        (Username, Username, false),
+        (TokenFile, TokenFile, false),
+        (TokenFile, Realm, false),
+        (Realm, ApiGateway, false),
+    ] {
+        assert_eq!(logins_clash(a, b), clash, "{a} {b}");
+        assert_eq!(logins_clash(b, a), clash, "{b} {a}");
+    }
+}
