@@ -192,3 +192,62 @@ fn a_home_that_does_not_exist_is_not_created_for_the_log() {
         .unwrap()
         .contains("AccessKeyId"));
 }
+
+/// What the kernel asks on `ls -l` and an SDK's stat (extended attributes) and on
+/// `lsattr` (an ioctl) is answered as by any filesystem without them, and logs no
+/// warning: a warning in the log is for something someone must act on.
+#[test]
+fn the_kernels_ordinary_requests_log_no_warning() {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let ls = std::process::Command::new("ls")
+        .arg("-la")
+        .arg(&m.path)
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let errno = || std::io::Error::last_os_error().raw_os_error();
+    for path in [m.path.clone(), m.file("credentials")] {
+        let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+        for name in ["security.selinux", "system.posix_acl_access", "user.x"] {
+            let c_name = CString::new(name).unwrap();
+            let mut buf = [0u8; 64];
+            // SAFETY: valid C strings and a buffer of the length given.
+            let n = unsafe {
+                libc::getxattr(
+                    c_path.as_ptr(),
+                    c_name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            assert_eq!((n, errno()), (-1, Some(libc::ENODATA)), "{path:?} {name}");
+            // SAFETY: as above, with an empty value.
+            let n = unsafe {
+                libc::setxattr(c_path.as_ptr(), c_name.as_ptr(), buf.as_ptr().cast(), 0, 0)
+            };
+            assert_eq!(n, -1, "{path:?} {name}");
+        }
+        // SAFETY: a null buffer of size 0 asks for the size only.
+        let n = unsafe { libc::listxattr(c_path.as_ptr(), std::ptr::null_mut(), 0) };
+        assert_eq!(n, 0, "{path:?}: no attributes ({:?})", errno());
+        let mut buf = [0u8; 64];
+        // SAFETY: a buffer of the length given.
+        let n = unsafe { libc::listxattr(c_path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(n, 0, "{path:?}: an empty list ({:?})", errno());
+    }
+    let file = std::fs::File::open(m.file("credentials")).unwrap();
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long to the pointer given.
+    let n = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    assert_eq!((n, errno()), (-1, Some(libc::ENOTTY)));
+    drop(file);
+    let log = m.log();
+    assert!(
+        !log.contains("WARN") && !log.contains("Not Implemented"),
+        "{log}"
+    );
+}
