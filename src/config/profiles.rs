@@ -39,6 +39,8 @@ pub struct Profiles {
     default: String,
     /// By name, in name order.
     layers: Vec<(String, Layer)>,
+    /// The config file read, if any: the start line names it.
+    config_file: Option<std::path::PathBuf>,
 }
 
 /// Reads the config file (given, or the default one if it exists) and builds every
@@ -59,9 +61,15 @@ pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
     Ok(profiles)
 }
 
+/// A parsed file's path, unless it is the empty stand-in for "no file".
+fn file_path(file: &ConfigFile) -> Option<std::path::PathBuf> {
+    Some(file.path.clone()).filter(|p| !p.as_os_str().is_empty())
+}
+
 impl Profiles {
     /// Combines the command line's layer with a parsed config file.
     pub fn from_parts(cli: Layer, file: ConfigFile) -> Result<Profiles> {
+        let config_file = file_path(&file);
         let shown = file.path.display().to_string();
         if file.profiles.is_empty() {
             if let Some(name) = &file.default_profile {
@@ -80,6 +88,7 @@ impl Profiles {
             return Ok(Profiles {
                 default: name.clone(),
                 layers: vec![(name, layer)],
+                config_file,
             });
         }
         if file.top.contains_key(&Setting::Profile) {
@@ -175,7 +184,17 @@ impl Profiles {
                 (name.clone(), layer)
             })
             .collect();
-        Ok(Profiles { default, layers })
+        Ok(Profiles {
+            default,
+            layers,
+            config_file,
+        })
+    }
+
+    /// The config file these profiles were read from, if any (`--config /dev/null` and
+    /// a missing default file are none).
+    pub fn config_file(&self) -> Option<&std::path::Path> {
+        self.config_file.as_deref()
     }
 
     /// A warning for each `S3CREDSFS_*` variable of `ctx` that names no setting; one that

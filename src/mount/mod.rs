@@ -124,6 +124,11 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             .filter(|_| !args.foreground)
             .map(|(path, _)| path.clone()),
         sd,
+        config_files: profiles
+            .config_file()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
         _claim: claim,
     };
     if args.foreground {
@@ -159,6 +164,13 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     }
 }
 
+/// Which build this is, for the start line: the production one has no emulator.
+const BUILD: &str = if cfg!(feature = "dev-gateway") {
+    "development (with the built-in gateway)"
+} else {
+    "production"
+};
+
 /// Everything a daemon needs once the configuration is valid.
 struct Job {
     /// The default profile's settings (and the mount's own: log file, container).
@@ -177,6 +189,8 @@ struct Job {
     log_file: Option<PathBuf>,
     /// systemd's notification socket (foreground only).
     sd: Option<Arc<notify::SdNotify>>,
+    /// The config files read, for the start line.
+    config_files: Vec<PathBuf>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
     _claim: mountpoint::Claim,
 }
@@ -184,6 +198,7 @@ struct Job {
 impl Job {
     /// Fetches, mounts, reports readiness, then serves until unmounted.
     fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
+        self.log_start();
         let mut notifier = notifier;
         match self.start() {
             Ok((session, detail)) => {
@@ -223,6 +238,31 @@ impl Job {
                 Err(error)
             }
         }
+    }
+
+    /// The first line of every mount's log: what runs, from which configuration, where.
+    fn log_start(&self) {
+        let shown = |paths: &[PathBuf]| match paths {
+            [] => "none".to_string(),
+            paths => paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let profiles: Vec<&str> = std::iter::once(&self.settings)
+            .chain(&self.others)
+            .map(|s| s.profile.as_str())
+            .collect();
+        tracing::info!(
+            version = %env!("CARGO_PKG_VERSION"),
+            build = %BUILD,
+            config = %shown(&self.config_files),
+            profiles = %profiles.join(", "),
+            mountpoint = %self.mountpoint.display(),
+            log = %self.log_file.as_ref().map_or("stderr".into(), |p| p.display().to_string()),
+            "s3credsfs starting"
+        );
     }
 
     fn start(&mut self) -> Result<(Running, String)> {

@@ -65,6 +65,11 @@ fn a_background_daemon_logs_to_a_private_file_that_status_names() {
     let json = std::fs::read_to_string(guard.path.join("json")).unwrap();
     let creds: serde_json::Value = serde_json::from_str(&json).unwrap();
     let logged = std::fs::read_to_string(&log).unwrap();
+    let first = logged.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("s3credsfs starting") && first.contains(&format!("log={}", log.display())),
+        "{first}"
+    );
     assert!(!logged.contains(creds["SecretAccessKey"].as_str().unwrap()));
     assert!(!logged.contains(creds["SessionToken"].as_str().unwrap()));
 
@@ -250,4 +255,31 @@ fn the_kernels_ordinary_requests_log_no_warning() {
         !log.contains("WARN") && !log.contains("Not Implemented"),
         "{log}"
     );
+}
+
+/// The first line of a mount's log says what runs: version, build, the config file, the
+/// profiles, the mountpoint and where the log goes.
+#[test]
+fn the_first_log_line_says_what_runs_from_which_configuration() {
+    let gw = TestGateway::start(|_| {});
+    let base = gw.gw.base_url();
+    let config = format!(
+        "username = \"dev\"\npassword-env = \"PW\"\ndefault-profile = \"prod\"\n\
+         [profiles.prod]\napi-gateway = \"{base}\"\n[profiles.tds]\napi-gateway = \"{base}\"\n"
+    );
+    let m = Mounted::start_configured(&config, &[]);
+    let log = m.log();
+    let first = log.lines().next().unwrap_or_default();
+    let config_file = m.path.parent().unwrap().join("config.toml");
+    for field in [
+        format!("version={}", env!("CARGO_PKG_VERSION")),
+        "build=development (with the built-in gateway)".to_string(),
+        format!("config={}", config_file.display()),
+        "profiles=prod, tds".to_string(),
+        format!("mountpoint={}", m.path.display()),
+        "log=stderr".to_string(),
+    ] {
+        assert!(first.contains(&field), "{field} in {first}\n{log}");
+    }
+    assert!(first.contains("s3credsfs starting"), "{first}");
 }
