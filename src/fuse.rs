@@ -38,10 +38,9 @@ impl<F: Fetch> FuseAdapter<F> {
     }
 }
 
+/// The kernel's errno for `e` (a refusal for want of credentials is logged by `fs`, which
+/// knows the profile).
 fn errno(e: &FsError) -> Errno {
-    if let FsError::Credentials(error) = e {
-        tracing::warn!(error = %error, "refusing a read: no valid credentials");
-    }
     Errno::from_i32(e.errno())
 }
 

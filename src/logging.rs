@@ -7,6 +7,8 @@
 //! months cannot fill a home directory; `--foreground` logs to stderr (the journal under
 //! systemd).
 
+pub mod repeats;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;

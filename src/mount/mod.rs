@@ -294,7 +294,8 @@ impl Job {
                         crate::sts::refresh_budget(settings.timeout),
                         settings.api_gateway.as_str(),
                     )
-                    .with_refresh_ahead(settings.refresh_ahead),
+                    .with_refresh_ahead(settings.refresh_ahead)
+                    .with_profile(&settings.profile),
                 )
             })
             .collect();
