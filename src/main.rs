@@ -20,6 +20,7 @@ fn fetch(args: FetchArgs) -> Result<()> {
     s3credsfs::logging::init_stderr("warn");
     let ctx = Context::from_process();
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
+    s3credsfs::logging::set_stderr_format(settings.log_format);
     let pipeline = Pipeline::new(&settings)?;
     let creds = runtime().block_on(pipeline.fetch())?;
     let text = render(

@@ -108,6 +108,7 @@ settings! {
     RefreshAhead,
     /// `mount` only.
     LogFile,
+    LogFormat,
 }
 
 const fn value(
@@ -171,6 +172,7 @@ impl Setting {
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
+            LogFormat => value("log-format", "FORMAT", "Log lines as text, or as json (one JSON object per line, for journald and log shippers)", Fallback::Value("text")),
         }
     }
 
@@ -185,7 +187,7 @@ impl Setting {
             | ClientSecretEnv | TokenEnv | TokenFile => "Login (exactly one way)",
             CaFile | Insecure | AllowHttp => "TLS",
             MinValidity | RefreshAhead => "Refresh",
-            LogFile => "Logging",
+            LogFile | LogFormat => "Logging",
         }
     }
 

@@ -92,6 +92,8 @@ pub struct Settings {
     /// state never wait for the gateway.
     pub refresh_ahead: Duration,
     pub log_file: Option<PathBuf>,
+    /// How log lines look: text, or one JSON object per line.
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// What `resolve` needs from the process environment, explicit so tests can fake it.
@@ -308,6 +310,11 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     let log_file = get(Setting::LogFile)
         .map(|raw| nonempty(raw, Setting::LogFile).map(PathBuf::from))
         .transpose()?;
+    let log_format = {
+        let raw = given_or_default(layer, Setting::LogFormat)?;
+        crate::logging::LogFormat::parse(&raw.value)
+            .ok_or_else(|| raw.error(Setting::LogFormat, "expected text or json"))?
+    };
 
     Ok(Settings {
         auth: resolve_auth(layer, ctx, &api_gateway)?,
@@ -323,6 +330,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         min_validity,
         refresh_ahead,
         log_file,
+        log_format,
     })
 }
 

@@ -104,11 +104,13 @@ impl Profiles {
                      a profile's name is its table's name; remove the key"
                 )));
             }
-            if table.contains_key(&Setting::LogFile) {
-                return Err(Error::Config(format!(
-                    "key `log-file` in [profiles.{name}] of config file {shown} is not allowed: \
-                     one mount has one log; move it to the top level"
-                )));
+            for key in [Setting::LogFile, Setting::LogFormat] {
+                if table.contains_key(&key) {
+                    return Err(Error::Config(format!(
+                        "key `{key}` in [profiles.{name}] of config file {shown} is not allowed: \
+                         one mount has one log; move it to the top level"
+                    )));
+                }
             }
         }
         if file.profiles.len() > MAX_PROFILES {

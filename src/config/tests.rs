@@ -450,3 +450,26 @@ fn mount_settings_are_mount_only_and_every_setting_is_under_its_heading() {
     }
     assert_eq!(Setting::Username.heading(), "Login (exactly one way)");
 }
+
+#[test]
+fn log_format_is_text_json_or_an_error() {
+    use crate::logging::LogFormat;
+    let s = resolve(&layer(&password_user()), &ctx()).unwrap();
+    assert_eq!(s.log_format, LogFormat::Text, "the default");
+    for (given, format) in [
+        ("json", LogFormat::Json),
+        ("JSON", LogFormat::Json),
+        ("text", LogFormat::Text),
+    ] {
+        let mut pairs = password_user();
+        pairs.push((Setting::LogFormat, given));
+        assert_eq!(resolve(&layer(&pairs), &ctx()).unwrap().log_format, format);
+    }
+    let mut pairs = password_user();
+    pairs.push((Setting::LogFormat, "xml"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "bad value \"xml\" for --log-format: expected text or json"
+    );
+}

@@ -175,3 +175,11 @@ fn colour_only_on_a_terminal_and_never_with_no_color() {
         "an empty NO_COLOR is unset"
     );
 }
+
+#[test]
+fn log_formats_are_text_and_json() {
+    assert_eq!(LogFormat::parse("json"), Some(LogFormat::Json));
+    assert_eq!(LogFormat::parse(" Text "), Some(LogFormat::Text));
+    assert_eq!(LogFormat::parse("yaml"), None);
+    assert_eq!(LogFormat::default(), LogFormat::Text);
+}

@@ -133,6 +133,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     };
     if args.foreground {
         crate::logging::init_stderr("info");
+        crate::logging::set_stderr_format(job.settings.log_format);
         return job.serve(None, None);
     }
     match daemon::fork()? {
@@ -154,7 +155,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
                 let file = file.try_clone().map_err(MountError::LogFile)?;
                 let limit = crate::logging::LOG_LIMIT;
                 let log = crate::logging::RotatingLog::new(path.clone(), file, limit, true);
-                crate::logging::init_log(log);
+                crate::logging::init_log(log, job.settings.log_format);
             }
             // Errors were already sent to the parent, which prints them.
             let log = log.as_ref().map(|(_, file)| file);
@@ -206,6 +207,10 @@ impl Job {
                     Some(n) => {
                         n.ready(&detail);
                         daemon::detach_stdio(log);
+                    }
+                    // A JSON log stays all JSON, also on stderr.
+                    None if self.settings.log_format == crate::logging::LogFormat::Json => {
+                        tracing::info!(mountpoint = %self.mountpoint.display(), %detail, "mounted")
                     }
                     None => eprintln!(
                         "s3credsfs: mounted at {} ({detail}); stop with Ctrl-C or `s3credsfs unmount {}`",

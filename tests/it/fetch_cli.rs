@@ -531,3 +531,63 @@ async fn a_login_flag_overrides_the_config_files_login() {
     let note = format!("the login from --username overrides token-env from config file {config}");
     assert!(text(&out.stderr).contains(&note), "{}", text(&out.stderr));
 }
+
+/// Each stderr line, parsed as one JSON object.
+fn json_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{stderr}"));
+            assert!(value.is_object(), "{line}");
+            value
+        })
+        .collect()
+}
+
+/// `--log-format json`, `log-format = "json"` and `S3CREDSFS_LOG_FORMAT=json` each give
+/// one JSON object per line, with no secret in any.
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_and_hold_no_secret() {
+    let gw = gateway(|c| c.date_offset_seconds = 600).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = private_file(dir.path(), "config.toml", "log-format = \"json\"\n");
+    let config = config.to_str().unwrap();
+    for (args, env) in [
+        (&["--log-format", "json"][..], None),
+        (&["--config", config][..], None),
+        (&[][..], Some(("S3CREDSFS_LOG_FORMAT", "json"))),
+    ] {
+        let mut cmd = fetch(&gw, args);
+        cmd.env("S3CREDSFS_LOG", "trace");
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.unwrap();
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        let lines = json_lines(&stderr);
+        assert!(lines.len() > 3, "{args:?}: {stderr}");
+        let skew = lines
+            .iter()
+            .find(|l| l["level"] == "WARN")
+            .unwrap_or_else(|| panic!("no warning: {stderr}"));
+        assert!(
+            skew["fields"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("this host's clock is 10m behind the gateway's"),
+            "{skew}"
+        );
+        for secret in gw.secrets().iter().chain([&DEFAULT_PASSWORD.to_string()]) {
+            assert!(!stderr.contains(secret.as_str()), "a secret in the log");
+        }
+    }
+    // Text stays the default.
+    let out = fetch(&gw, &[]).output().await.unwrap();
+    assert!(
+        text(&out.stderr).contains(" WARN "),
+        "{}",
+        text(&out.stderr)
+    );
+}

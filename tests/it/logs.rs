@@ -283,3 +283,37 @@ fn the_first_log_line_says_what_runs_from_which_configuration() {
     }
     assert!(first.contains("s3credsfs starting"), "{first}");
 }
+
+/// A mount with `--log-format json` writes nothing but JSON objects, one per line, on
+/// stderr too; the start line's facts and the profile are fields.
+#[test]
+fn a_json_log_is_one_object_per_line() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--log-format", "json"]);
+    m.read("credentials").unwrap();
+    let log = m.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{log}"))
+        })
+        .collect();
+    assert!(lines.iter().all(|l| l.is_object()), "{log}");
+    let start = &lines[0];
+    assert_eq!(start["fields"]["message"], "s3credsfs starting", "{log}");
+    assert_eq!(start["fields"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start["fields"]["log"], "stderr");
+    let obtained = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "obtained S3 credentials")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(obtained["span"]["profile"], "default", "{obtained}");
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "mounted"),
+        "{log}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&m.read("json").unwrap()).unwrap();
+    for secret in [&json["SecretAccessKey"], &json["SessionToken"]] {
+        assert!(!log.contains(secret.as_str().unwrap()));
+    }
+}

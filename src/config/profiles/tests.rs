@@ -168,6 +168,8 @@ fn keys_that_make_no_sense_in_a_profile_are_refused() {
         "log-file = \"/x\"\n[profiles.a]\nlog-file = \"/y\"\n",
     );
     assert!(e.starts_with("key `log-file` in [profiles.a]"), "{e}");
+    let e = err(Layer::new(), "[profiles.a]\nlog-format = \"json\"\n");
+    assert!(e.starts_with("key `log-format` in [profiles.a]"), "{e}");
     let e = err(Layer::new(), "profile = \"x\"\n[profiles.a]\n");
     assert!(e.contains("use default-profile"), "{e}");
     let e = parse_config_file("[profiles.a]\nusernme = \"u\"\n", Path::new(PATH))
