@@ -337,7 +337,18 @@ mod tests {
         for unrelated in ["colour", "x", "", "password", "endpoint"] {
             assert_eq!(Setting::closest(unrelated), None, "{unrelated}");
         }
+        // One typo per four letters: three in a name of twelve.
+        assert_eq!(
+            Setting::closest("pasword-fiel"),
+            Some(Setting::PasswordFile)
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("abc", "abcd"), 1);
+        assert_eq!(edit_distance("abcd", "bcd"), 1);
+        assert_eq!(edit_distance("abcd", "abc"), 1);
+        assert_eq!(edit_distance("abxc", "abc"), 1);
+        assert_eq!(edit_distance("a", "b"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("abc", "abc"), 0);
         // ALL lists each variant once, in declaration order.

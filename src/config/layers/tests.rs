@@ -270,3 +270,12 @@ fn logins_clash_across_ways_and_between_sources_of_one_secret() {
         assert_eq!(logins_clash(b, a), clash, "{b} {a}");
     }
 }
+
+#[test]
+fn profile_names_are_quoted_in_headers_only_when_a_bare_key_cannot_hold_them() {
+    assert_eq!(section_name("tds"), "tds");
+    assert_eq!(section_name("a-b_c9"), "a-b_c9");
+    assert_eq!(section_name("a.b"), "\"a.b\"");
+    assert_eq!(section_name(""), "\"\"");
+    assert_eq!(section_name("a b"), "\"a b\"");
+}
