@@ -550,6 +550,8 @@ impl<F: Fetch> CredsFs<F> {
     /// profile's when there are several.
     fn status_json_of(&self, i: usize, with_all: bool) -> String {
         let mut doc = self.status_doc(i);
+        // One clock for the whole mount.
+        doc.clock_warning = crate::skew::current_warning();
         if with_all && self.profiles.len() > 1 {
             doc.profiles = Some(
                 (0..self.profiles.len())

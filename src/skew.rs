@@ -34,6 +34,8 @@ pub enum Verdict {
 #[derive(Debug, Default)]
 pub struct Tracker {
     warned: Option<i64>,
+    /// The warning in force, for `status`, until the clocks agree again.
+    warning: Option<String>,
 }
 
 impl Tracker {
@@ -41,6 +43,7 @@ impl Tracker {
     pub fn observe(&mut self, host: &str, gateway: DateTime<Utc>, local: DateTime<Utc>) -> Verdict {
         let skew = (gateway - local).num_seconds();
         if skew.abs() <= MAX_SKEW_SECONDS {
+            self.warning = None;
             return match self.warned.take() {
                 Some(_) => Verdict::Recovered,
                 None => Verdict::Quiet,
@@ -54,7 +57,14 @@ impl Tracker {
             return Verdict::Quiet;
         }
         self.warned = Some(skew);
-        Verdict::Warn(sentence(host, gateway, local))
+        let warning = sentence(host, gateway, local);
+        self.warning = Some(warning.clone());
+        Verdict::Warn(warning)
+    }
+
+    /// The warning in force: the last one given, unless the clocks agreed since.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
     }
 }
 
@@ -79,7 +89,19 @@ pub fn sentence(host: &str, gateway: DateTime<Utc>, local: DateTime<Utc>) -> Str
 }
 
 /// The process's tracker: one per process is enough, its gateways share one clock.
-static TRACKER: Mutex<Tracker> = Mutex::new(Tracker { warned: None });
+static TRACKER: Mutex<Tracker> = Mutex::new(Tracker {
+    warned: None,
+    warning: None,
+});
+
+/// This process's clock warning in force, if any, for `status`.
+pub fn current_warning() -> Option<String> {
+    TRACKER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .warning()
+        .map(str::to_string)
+}
 
 /// Checks one reply's `Date` header from `host` against this host's clock now, and logs
 /// a warning when they are more than [`MAX_SKEW_SECONDS`] apart.
@@ -171,5 +193,19 @@ mod tests {
         assert_eq!(t.observe("gw", at(5), at(0)), Verdict::Recovered);
         assert_eq!(t.observe("gw", at(5), at(0)), Verdict::Quiet);
         assert!(matches!(t.observe("gw", at(0), at(100)), Verdict::Warn(_)));
+    }
+
+    #[test]
+    fn the_warning_stays_in_force_until_the_clocks_agree() {
+        let mut t = Tracker::default();
+        assert_eq!(t.warning(), None);
+        let Verdict::Warn(said) = t.observe("gw", at(100), at(0)) else {
+            panic!("no warning")
+        };
+        assert_eq!(t.warning(), Some(said.as_str()));
+        assert_eq!(t.observe("gw", at(101), at(0)), Verdict::Quiet);
+        assert_eq!(t.warning(), Some(said.as_str()), "still in force");
+        t.observe("gw", at(0), at(0));
+        assert_eq!(t.warning(), None);
     }
 }

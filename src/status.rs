@@ -40,6 +40,9 @@ pub struct StatusDoc {
     pub min_validity_seconds: u64,
     pub container_endpoint: Option<String>,
     pub log_file: Option<String>,
+    /// This host's clock against the gateway's, when they differ by more than 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_warning: Option<String>,
     /// Every profile's document, in the root `status` of a mount of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<StatusDoc>>,
@@ -73,6 +76,7 @@ impl StatusDoc {
             min_validity_seconds: info.min_validity_seconds,
             container_endpoint: info.container_endpoint.clone(),
             log_file: info.log_file.clone(),
+            clock_warning: None,
             profiles: None,
         }
     }
@@ -119,6 +123,9 @@ impl StatusDoc {
             show(&self.profile),
             or_dash(&self.log_file),
         );
+        if let Some(warning) = &self.clock_warning {
+            out.push_str(&format!("clock:        {}\n", show(warning)));
+        }
         if let Some(url) = &self.container_endpoint {
             out.push_str(&format!(
                 "container:    {} (source container-env)\n",
@@ -181,6 +188,16 @@ mod tests {
         assert_eq!(json["last_error"], serde_json::Value::Null);
         assert_eq!(json["user"], "vers");
         let screen = doc.to_human();
+        assert!(!screen.contains("clock:"), "{screen}");
+        assert!(json.get("clock_warning").is_none(), "{json}");
+        let skewed = StatusDoc {
+            clock_warning: Some("this host's clock is 2h behind the gateway's".into()),
+            ..doc.clone()
+        };
+        assert!(skewed
+            .to_human()
+            .contains("clock:        this host's clock is 2h behind the gateway's\n"));
+        assert!(skewed.to_json().contains("\"clock_warning\": \"this host"));
         assert!(screen.contains("state:        fresh\n"), "{screen}");
         assert!(
             screen.contains("expires:      2027-01-15T08:50:00Z (in 50m)\n"),

@@ -317,3 +317,37 @@ fn a_json_log_is_one_object_per_line() {
         assert!(!log.contains(secret.as_str().unwrap()));
     }
 }
+
+/// A gateway whose clock is 2 h ahead: the mount's log warns with both times and the
+/// fix, and `status` (the document and the screen) shows the warning too.
+#[test]
+fn a_skewed_gateway_clock_is_in_the_log_and_in_status() {
+    let gw = TestGateway::start(|c| c.date_offset_seconds = 7200);
+    let m = Mounted::start(&gw, &[]);
+    let log = m.log();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(
+        warned[0].contains("this host's clock is 2h behind the gateway's")
+            && warned[0].contains("sync this host's clock (chronyd or NTP"),
+        "{log}"
+    );
+    let doc = m.status();
+    assert!(
+        doc["clock_warning"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("this host's clock is 2h behind the gateway's"),
+        "{doc}"
+    );
+    let out = bin().arg("status").arg(&m.path).output().unwrap();
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains("clock:        this host's clock is 2h behind the gateway's"),
+        "{screen}"
+    );
+    // A gateway in step: no clock line.
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    assert!(m.status().get("clock_warning").is_none());
+}
