@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tracing::Instrument;
 
 /// Where credentials come from; `Pipeline` in production, a fake in unit tests.
 pub trait Fetch: Send + Sync + 'static {
@@ -170,6 +171,8 @@ pub struct CredentialCache<F: Fetch> {
     inner: Mutex<Inner>,
     /// Held across a refresh: concurrent readers queue here, then find the new snapshot.
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Names the profile on every log line of a refresh (see [`Self::with_profile`]).
+    span: tracing::Span,
 }
 
 impl<F: Fetch> CredentialCache<F> {
@@ -191,7 +194,16 @@ impl<F: Fetch> CredentialCache<F> {
             metrics: Arc::default(),
             inner: Mutex::new(Inner::default()),
             refresh_lock: tokio::sync::Mutex::new(()),
+            span: tracing::Span::none(),
         }
+    }
+
+    /// The same cache naming profile `name` (`profile=NAME`) on every line its refreshes
+    /// log, the login's and the gateway requests' included: a mount serves several.
+    pub fn with_profile(mut self, name: &str) -> Self {
+        // At error level, so the span exists whatever level the logger lets through.
+        self.span = tracing::error_span!("refresh", profile = %name);
+        self
     }
 
     /// The same cache refreshing in the background once less than `min_validity +
@@ -347,7 +359,7 @@ impl<F: Fetch> CredentialCache<F> {
                     .is_none_or(|s| cache.now() >= s.refresh_ahead_at)
             };
             if due {
-                tracing::debug!("refreshing credentials ahead of time");
+                tracing::debug!(parent: &cache.span, "refreshing credentials ahead of time");
                 let _ = cache.refresh(Trigger::Ahead).await;
             }
             cache.inner().ahead_in_flight = false;
@@ -360,7 +372,10 @@ impl<F: Fetch> CredentialCache<F> {
     /// served, but it is returned: the person asking must see it.
     pub async fn refresh_now(&self) -> Result<Arc<Snapshot>> {
         let _flight = self.refresh_lock.lock().await;
-        let outcome = self.bounded(self.fetcher.fetch_with_new_login()).await;
+        let outcome = self
+            .bounded(self.fetcher.fetch_with_new_login())
+            .instrument(self.span.clone())
+            .await;
         let failure = outcome.as_ref().err().cloned();
         let served = self.record(outcome, Trigger::Forced);
         match failure {
@@ -373,12 +388,16 @@ impl<F: Fetch> CredentialCache<F> {
     /// refused login it only looks whether the password changed, and logs in only then.
     async fn refresh(&self, trigger: Trigger) -> Result<Arc<Snapshot>> {
         if self.inner().refused {
-            if !self.fetcher.login_changed().await {
+            let changed = self.fetcher.login_changed().instrument(self.span.clone());
+            if !changed.await {
                 return self.hold_refused();
             }
-            tracing::info!("the password changed since Keycloak refused it; logging in again");
+            tracing::info!(parent: &self.span, "the password changed since Keycloak refused it; logging in again");
         }
-        let outcome = self.bounded(self.fetcher.fetch()).await;
+        let outcome = self
+            .bounded(self.fetcher.fetch())
+            .instrument(self.span.clone())
+            .await;
         self.record(outcome, trigger)
     }
 
@@ -429,6 +448,7 @@ impl<F: Fetch> CredentialCache<F> {
 
     /// Stores a refresh's outcome and returns what the reader gets.
     fn store(&self, outcome: Result<Credentials>) -> Result<Arc<Snapshot>> {
+        let _profile = self.span.enter();
         let mut inner = self.inner();
         let now = self.now();
         // With the outcome, under the same lock: a reader that sees it may start the

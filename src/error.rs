@@ -104,6 +104,10 @@ pub enum Error {
         cause: Cause,
     },
 
+    /// An `https://` URL at a port that answered in plain http: not a CA problem.
+    #[error("{url} answered in plain http, not TLS: that port speaks plain http; use {plain} instead (plain http is allowed to loopback, elsewhere only with --allow-http), or the port that serves https")]
+    PlainHttp { url: String, plain: String },
+
     /// No complete answer within `--timeout`.
     #[error(
         "{url} did not answer within {timeout}; check the gateway's health, or raise --timeout"
@@ -199,8 +203,12 @@ impl Error {
     /// The process's exit status when this error ends a command.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            // A TLS failure's fix is --ca-file, a redirect's --api-gateway: settings.
-            Error::Config(_) | Error::Tls { .. } | Error::Redirected { .. } => ExitStatus::Config,
+            // A TLS failure's fix is --ca-file, a redirect's or plain http's --api-gateway:
+            // settings.
+            Error::Config(_)
+            | Error::Tls { .. }
+            | Error::PlainHttp { .. }
+            | Error::Redirected { .. } => ExitStatus::Config,
             Error::AuthRejected { .. } | Error::StsForbidden { .. } => ExitStatus::LoginRefused,
             Error::RefreshInactive { .. } | Error::Token(_) => ExitStatus::TokenExpired,
             Error::Internal(_) => ExitStatus::Internal,

@@ -351,6 +351,7 @@ pub fn run(args: ExecArgs) -> Result<(), MountError> {
         (None, endpoint) => {
             let ctx = Context::from_process();
             let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
+            crate::logging::set_stderr_format(settings.log_format);
             let pipeline = Pipeline::new(&settings)?;
             if endpoint {
                 let cache = CredentialCache::new(

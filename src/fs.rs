@@ -8,6 +8,7 @@
 use crate::cache::{CredentialCache, Fetch};
 use crate::container::ContainerEndpoint;
 use crate::error::Error;
+use crate::logging::repeats::Verdict;
 use crate::render::{Format, Profile};
 use crate::status::{MountInfo, StatusDoc};
 use crate::sync::lock;
@@ -156,6 +157,8 @@ pub struct CredsFs<F: Fetch> {
     status_docs: Mutex<StatusDocs>,
     /// Reads that reached the daemon: the page cache answers the rest.
     reads: AtomicU64,
+    /// Refusals logged lately: a reader retrying every second logs once a minute.
+    refusals: Mutex<crate::logging::repeats::Repeats>,
 }
 
 /// The `credential_process` line the mounted `config` carries for the profile whose
@@ -241,6 +244,7 @@ impl<F: Fetch> CredsFs<F> {
             renderings: Mutex::new(Renderings::default()),
             status_docs: Mutex::new(StatusDocs::default()),
             reads: AtomicU64::new(0),
+            refusals: Mutex::default(),
         }
     }
 
@@ -351,7 +355,7 @@ impl<F: Fetch> CredsFs<F> {
         let now = self.profiles[sources[0]].cache.now();
         if snapshots.iter().all(|s| s.is_err()) {
             let first = snapshots.into_iter().next().and_then(|s| s.err());
-            return Err(FsError::Credentials(first.expect("a file shows a profile")));
+            return Err(self.refuse(sources[0], first.expect("a file shows a profile")));
         }
         let inputs: Vec<Input> = snapshots
             .iter()
@@ -363,7 +367,10 @@ impl<F: Fetch> CredsFs<F> {
         let (ino, rendering) = lock(&self.renderings).get_or_render(slot, &inputs, now, || {
             self.render_slot(slot, &sources, &snapshots)
         });
-        let bytes = rendering.bytes.clone().map_err(FsError::Credentials)?;
+        let bytes = rendering
+            .bytes
+            .clone()
+            .map_err(|e| self.refuse(sources[0], e))?;
         let attr = self.attr(
             ino,
             bytes.len() as u64,
@@ -375,6 +382,26 @@ impl<F: Fetch> CredsFs<F> {
             attr,
             ttl: ttl_until(now, rendering.refresh_at),
         })
+    }
+
+    /// A read refused for want of valid credentials of profile `index`: logged with the
+    /// profile's name, once a minute with a count while the same failure repeats.
+    fn refuse(&self, index: usize, error: Error) -> FsError {
+        let profile = &self.profiles[index].info.profile;
+        let now = self.profiles[index].cache.now();
+        let message = format!("{profile}\n{error}");
+        match lock(&self.refusals).note(&message, now) {
+            Verdict::Log { suppressed: 0 } => {
+                tracing::warn!(profile = %profile, error = %error, "refusing a read: no valid credentials");
+            }
+            Verdict::Log { suppressed } => tracing::warn!(
+                profile = %profile,
+                error = %error,
+                "refusing a read: no valid credentials ({suppressed} more like it in the last minute, not logged)"
+            ),
+            Verdict::Quiet => {}
+        }
+        FsError::Credentials(error)
     }
 
     /// Attributes. A rendering's never change; once its credentials expired (or it was
@@ -434,7 +461,11 @@ impl<F: Fetch> CredsFs<F> {
                 let rendering = lock(&self.renderings)
                     .get(seq, self.profiles[0].cache.now())
                     .ok_or(FsError::Gone)?;
-                let bytes = rendering.bytes.clone().map_err(FsError::Credentials)?;
+                let profile = self.sources(rendering.slot)[0];
+                let bytes = rendering
+                    .bytes
+                    .clone()
+                    .map_err(|e| self.refuse(profile, e))?;
                 Ok(slice(&bytes))
             }
             Ino::Unknown => Err(FsError::NotFound),
@@ -518,6 +549,8 @@ impl<F: Fetch> CredsFs<F> {
     /// profile's when there are several.
     fn status_json_of(&self, i: usize, with_all: bool) -> String {
         let mut doc = self.status_doc(i);
+        // One clock for the whole mount.
+        doc.clock_warning = crate::skew::current_warning();
         if with_all && self.profiles.len() > 1 {
             doc.profiles = Some(
                 (0..self.profiles.len())

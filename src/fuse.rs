@@ -5,8 +5,9 @@ use crate::cache::Fetch;
 use crate::fs::{Attr, CredsFs, Entry, FsError, Lookup};
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, Request, WriteFlags,
+    IoctlFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyCreate, ReplyData,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyWrite, ReplyXattr, Request,
+    WriteFlags,
 };
 use std::ffi::OsStr;
 use std::sync::Arc;
@@ -37,10 +38,9 @@ impl<F: Fetch> FuseAdapter<F> {
     }
 }
 
+/// The kernel's errno for `e` (a refusal for want of credentials is logged by `fs`, which
+/// knows the profile).
 fn errno(e: &FsError) -> Errno {
-    if let FsError::Credentials(error) = e {
-        tracing::warn!(error = %error, "refusing a read: no valid credentials");
-    }
     Errno::from_i32(e.errno())
 }
 
@@ -244,5 +244,56 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         reply: ReplyCreate,
     ) {
         reply.error(Errno::EROFS);
+    }
+
+    // The kernel asks for extended attributes on `ls -l` (security.selinux, ACLs) and
+    // SDKs' stat calls; fuser's defaults answer ENOSYS with a warning each. There are
+    // none: "no such attribute" and an empty list, as on a filesystem without xattrs.
+    fn getxattr(&self, _req: &Request, ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
+        match self.fs.getattr(ino.0) {
+            Ok(_) => reply.error(Errno::NO_XATTR),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.getattr(ino.0) {
+            Ok(_) if size == 0 => reply.size(0),
+            Ok(_) => reply.data(&[]),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    /// No file here is a device: "inappropriate ioctl", as for any regular file
+    /// (`lsattr`, terminal checks).
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 }

@@ -65,6 +65,8 @@ pub fn build_client(settings: &Settings) -> Result<reqwest::Client> {
 enum Failure {
     Timeout,
     Tls,
+    /// A TLS handshake answered by plain http (an `https://` URL at an http port).
+    PlainHttp,
     Unreachable,
 }
 
@@ -99,6 +101,19 @@ fn failure_in(err: &(dyn std::error::Error + 'static), timed_out: bool) -> Failu
         return Failure::Timeout;
     }
     let causes = causes(err);
+    // A plain-http server answers a ClientHello with `HTTP/1.1 400`, whose first byte is
+    // no TLS record type.
+    let plain_http = causes.iter().any(|c| {
+        matches!(
+            c.downcast_ref::<rustls::Error>(),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        )
+    });
+    if plain_http {
+        return Failure::PlainHttp;
+    }
     if causes.iter().any(|c| c.is::<rustls::Error>()) {
         return Failure::Tls;
     }
@@ -127,7 +142,26 @@ pub fn classify(url: &str, err: reqwest::Error, timeout: Duration) -> Error {
             cause,
         },
         Failure::Tls => Error::Tls { url, cause },
+        Failure::PlainHttp => Error::PlainHttp {
+            plain: plain_origin(&url),
+            url,
+        },
         Failure::Unreachable => Error::Unreachable { url, cause },
+    }
+}
+
+/// `http://host:port` for an `https://host:port/...` URL: what to write instead when that
+/// port speaks plain http.
+fn plain_origin(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            let host = parsed.host_str().unwrap_or_default();
+            match parsed.port_or_known_default() {
+                Some(port) => format!("http://{host}:{port}"),
+                None => format!("http://{host}"),
+            }
+        }
+        Err(_) => "http://".into(),
     }
 }
 
@@ -155,6 +189,13 @@ async fn exchange_untimed(
         .await
         .map_err(|e| classify(url, e, timeout))?;
     let status = response.status().as_u16();
+    crate::skew::check(
+        response.url().host_str().unwrap_or_default(),
+        response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok()),
+    );
     if response.status().is_redirection() {
         let location = response
             .headers()
@@ -219,6 +260,21 @@ mod tests {
         );
         assert_eq!(failure_in(&refused, false), Failure::Unreachable);
         assert_eq!(failure_in(&refused, true), Failure::Timeout);
+        let plain = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+        );
+        assert_eq!(failure_in(&plain, false), Failure::PlainHttp);
+        let other = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::MissingData("x")),
+        );
+        assert_eq!(failure_in(&other, false), Failure::Tls);
+        assert_eq!(
+            plain_origin("https://gw.example/t"),
+            "http://gw.example:443"
+        );
+        assert_eq!(plain_origin("https://[::1]:8443/t"), "http://[::1]:8443");
     }
 
     #[tokio::test]

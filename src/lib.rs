@@ -26,6 +26,7 @@ pub(crate) mod random;
 pub mod render;
 pub(crate) mod safe_path;
 pub mod secret;
+pub mod skew;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;

@@ -7,13 +7,18 @@
 //! months cannot fill a home directory; `--foreground` logs to stderr (the journal under
 //! systemd).
 
+pub mod repeats;
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use tracing_subscriber::EnvFilter;
+use std::sync::OnceLock;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
 /// The variable that sets the log filter.
 pub const LOG_ENV: &str = "S3CREDSFS_LOG";
@@ -39,28 +44,94 @@ pub fn colour(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
     terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
-/// Installs the stderr logger for a command.
-pub fn init_stderr(default_level: &str) {
-    let value = std::env::var(LOG_ENV).ok();
-    let ansi = colour(
+/// How log lines look (`log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// One line of text per event, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for journald and log shippers.
+    Json,
+}
+
+impl LogFormat {
+    /// The format `log-format` names, if any (`text`, `json`).
+    pub fn parse(value: &str) -> Option<LogFormat> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// A formatting layer over the registry, boxed so that text and JSON are one type.
+type FormatLayer = Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync>;
+
+/// The stderr logger's format, switchable once the configuration is read (the logger
+/// must exist before, so that what reading it logs is not lost).
+static STDERR_FORMAT: OnceLock<reload::Handle<FormatLayer, Registry>> = OnceLock::new();
+
+/// The layer writing events to `writer` in `format`: JSON objects (every field, spans
+/// with theirs) or text lines; never with colour unless `ansi`.
+pub fn format_layer<W>(format: LogFormat, writer: W, ansi: bool, target: bool) -> FormatLayer
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_target(target);
+    match format {
+        LogFormat::Text => layer.with_ansi(ansi).boxed(),
+        LogFormat::Json => layer.json().with_ansi(false).boxed(),
+    }
+}
+
+fn stderr_ansi() -> bool {
+    colour(
         std::env::var_os("NO_COLOR").as_deref(),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    );
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(value.as_deref(), default_level))
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(ansi)
+    )
+}
+
+/// Installs the stderr logger for a command: in the format `S3CREDSFS_LOG_FORMAT` names
+/// (else text) until [`set_stderr_format`] applies the configuration's.
+pub fn init_stderr(default_level: &str) {
+    let value = std::env::var(LOG_ENV).ok();
+    let format = std::env::var(crate::config::Setting::LogFormat.env_var())
+        .ok()
+        .and_then(|v| LogFormat::parse(&v))
+        .unwrap_or_default();
+    let (layer, handle) =
+        reload::Layer::new(format_layer(format, std::io::stderr, stderr_ansi(), false));
+    let installed = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter(value.as_deref(), default_level))
         .try_init();
+    if installed.is_ok() {
+        let _ = STDERR_FORMAT.set(handle);
+    }
+}
+
+/// Switches the stderr logger to `format` (the configuration's `log-format`, read after
+/// the logger was installed).
+pub fn set_stderr_format(format: LogFormat) {
+    if let Some(handle) = STDERR_FORMAT.get() {
+        let _ = handle.reload(format_layer(format, std::io::stderr, stderr_ansi(), false));
+    }
 }
 
 /// Installs a logger writing to the background daemon's log file.
-pub fn init_log(log: RotatingLog) {
+pub fn init_log(log: RotatingLog, format: LogFormat) {
     let value = std::env::var(LOG_ENV).ok();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(value.as_deref(), "info"))
-        .with_writer(std::sync::Mutex::new(log))
-        .with_ansi(false)
+    let _ = tracing_subscriber::registry()
+        .with(format_layer(
+            format,
+            std::sync::Mutex::new(log),
+            false,
+            true,
+        ))
+        .with(filter(value.as_deref(), "info"))
         .try_init();
 }
 

@@ -1,6 +1,5 @@
 //! The `s3credsfs` binary: parse, dispatch, turn errors into one line and an exit code.
 
-use clap::Parser;
 use s3credsfs::cli::{Cli, Command, FetchArgs};
 use s3credsfs::config::{load_layers, resolve, Context};
 use s3credsfs::error::Result;
@@ -21,6 +20,7 @@ fn fetch(args: FetchArgs) -> Result<()> {
     s3credsfs::logging::init_stderr("warn");
     let ctx = Context::from_process();
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
+    s3credsfs::logging::set_stderr_format(settings.log_format);
     let pipeline = Pipeline::new(&settings)?;
     let creds = runtime().block_on(pipeline.fetch())?;
     let text = render(
@@ -50,7 +50,7 @@ fn not_dumpable() {
 fn main() -> ExitCode {
     not_dumpable();
     s3credsfs::logging::install_panic_hook();
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let result: std::result::Result<(), MountError> = match cli.command {
         Command::Fetch(args) => fetch(args).map_err(Into::into),
         Command::Mount(args) => s3credsfs::mount::run_mount(args),

@@ -43,13 +43,14 @@ impl Trigger {
 pub const TRIGGERS: [Trigger; 3] = [Trigger::Read, Trigger::Ahead, Trigger::Forced];
 
 /// Every failure cause [`cause_of`] can give, for the same reason.
-pub const CAUSES: [&str; 16] = [
+pub const CAUSES: [&str; 17] = [
     "bad_reply",
     "config",
     "expired",
     "http_status",
     "internal",
     "login_refused",
+    "plain_http",
     "redirected",
     "refresh_token_inactive",
     "sts_forbidden",
@@ -69,6 +70,7 @@ pub fn cause_of(error: &Error) -> &'static str {
         Error::Config(_) => "config",
         Error::Unreachable { .. } => "unreachable",
         Error::Tls { .. } => "tls",
+        Error::PlainHttp { .. } => "plain_http",
         Error::Timeout { .. } => "timeout",
         Error::RefreshTooSlow { .. } => "too_slow",
         Error::AuthRejected { .. } => "login_refused",

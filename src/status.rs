@@ -52,6 +52,9 @@ pub struct StatusDoc {
     /// The variable the login secret is read from, by name (see [`MountInfo`]).
     #[serde(default)]
     pub secret_env: Option<String>,
+    /// This host's clock against the gateway's, when they differ by more than 30 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_warning: Option<String>,
     /// Every profile's document, in the root `status` of a mount of several profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profiles: Option<Vec<StatusDoc>>,
@@ -87,6 +90,7 @@ impl StatusDoc {
             log_file: info.log_file.clone(),
             control_socket: info.control_socket.clone(),
             secret_env: info.secret_env.clone(),
+            clock_warning: None,
             profiles: None,
         }
     }
@@ -152,6 +156,9 @@ impl StatusDoc {
             show(&self.profile),
             or_dash(&self.log_file),
         );
+        if let Some(warning) = &self.clock_warning {
+            out.push_str(&format!("clock:        {}\n", show(warning)));
+        }
         if let Some(url) = &self.container_endpoint {
             out.push_str(&format!(
                 "container:    {} (source container-env)\n",
@@ -217,6 +224,16 @@ mod tests {
         assert_eq!(json["user"], "vers");
         assert_eq!(json["secret_env"], "PW");
         let screen = doc.to_human_at(now);
+        assert!(!screen.contains("clock:"), "{screen}");
+        assert!(json.get("clock_warning").is_none(), "{json}");
+        let skewed = StatusDoc {
+            clock_warning: Some("this host's clock is 2h behind the gateway's".into()),
+            ..doc.clone()
+        };
+        assert!(skewed
+            .to_human_at(now)
+            .contains("clock:        this host's clock is 2h behind the gateway's\n"));
+        assert!(skewed.to_json().contains("\"clock_warning\": \"this host"));
         assert!(screen.contains("state:        fresh\n"), "{screen}");
         assert!(
             screen.contains("expires:      2027-01-15T08:50:00Z (in 50m)\n"),

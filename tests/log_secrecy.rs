@@ -30,16 +30,35 @@ impl Write for Captured {
 }
 
 /// Installs a TRACE subscriber for every crate, `log` records included, as the global
-/// default (so the gateway's and reqwest's threads are captured too).
-fn capture_everything() -> Captured {
-    let captured = Captured::default();
-    let sink = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
+/// default (so the gateway's and reqwest's threads are captured too), writing each
+/// event twice: as text and as the JSON of `log-format = "json"`.
+fn capture_everything() -> (Captured, Captured) {
+    use s3credsfs::logging::{format_layer, LogFormat};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (text, json) = (Captured::default(), Captured::default());
+    let (text_sink, json_sink) = (text.clone(), json.clone());
+    tracing_subscriber::registry()
+        .with(vec![
+            format_layer(LogFormat::Text, move || text_sink.clone(), false, true),
+            format_layer(LogFormat::Json, move || json_sink.clone(), false, true),
+        ])
+        .with(tracing_subscriber::EnvFilter::new("trace"))
         .init();
-    captured
+    (text, json)
+}
+
+/// Every string in a JSON value, decoded (a secret escaped in the JSON text is found).
+fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+        serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| {
+            out.push(k.clone());
+            strings(v, out)
+        }),
+        _ => {}
+    }
 }
 
 /// Runs one login method through success, a rejected token, broken replies and (for
@@ -72,7 +91,7 @@ async fn exercise(gw: &Gateway, pairs: &[(&'static str, &str)], errors: &mut Vec
 
 #[test]
 fn no_secret_in_any_log_line_or_error() {
-    let captured = capture_everything();
+    let (captured, captured_json) = capture_everything();
     let mut errors: Vec<String> = Vec::new();
     let mut extra_secrets = vec!["wrong-password-xyzzy".to_string()];
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -165,6 +184,26 @@ fn no_secret_in_any_log_line_or_error() {
         secrets.len()
     );
     assert_no_secret(&secrets, &log, &errors);
+
+    // The JSON log: one object per line, every event of the text log, no secret in its
+    // text nor in any string it decodes to.
+    let json = String::from_utf8(captured_json.0.lock().unwrap().clone()).unwrap();
+    // As many events (a text message may span lines; a JSON one never does).
+    let events = log.lines().filter(|l| l.starts_with("20")).count();
+    assert_eq!(json.lines().count(), events);
+    let mut decoded = Vec::new();
+    for line in json.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(value.is_object(), "{line}");
+        strings(&value, &mut decoded);
+    }
+    assert!(
+        json.contains("\"obtained S3 credentials\""),
+        "our logging, as JSON"
+    );
+    assert_no_secret(&secrets, &json, &errors);
+    assert_no_secret(&secrets, &decoded.join("\n"), &errors);
 }
 
 /// Fails naming the first place a secret appears (with the secret itself masked).

@@ -160,7 +160,12 @@ pub fn parse_reply(
             refresh_expires_at,
         });
     }
-    let mut reply: ErrorReply = serde_json::from_slice(body).unwrap_or_default();
+    // Keycloak's errors are JSON objects with an "error"; anything else (an HTML page, a
+    // proxy's text) came from something that is not Keycloak.
+    let mut reply: ErrorReply = match serde_json::from_slice::<ErrorReply>(body) {
+        Ok(reply) if reply.error.is_some() => reply,
+        _ => return Err(GrantError::Failed(not_keycloak(url, status, body))),
+    };
     // Keycloak's words reach terminals, logs and `status`: no escapes, no floods.
     reply.error = reply.error.map(|t| clean(&t, MAX_QUOTED));
     reply.error_description = reply.error_description.map(|t| clean(&t, MAX_QUOTED));
@@ -190,6 +195,41 @@ pub fn parse_reply(
                 fix: fix.to_string(),
             }))
         }
+    }
+}
+
+/// Whether Keycloak's refusal is about the client (`--client-id`), not the user: the
+/// OAuth codes `unauthorized_client`/`invalid_client`, or Keycloak's "Invalid client"
+/// and "Client not found" texts.
+pub fn names_the_client(error: &str, description: &str) -> bool {
+    let description = description.to_ascii_lowercase();
+    matches!(error, "unauthorized_client" | "invalid_client")
+        || description.contains("invalid client")
+        || description.contains("client not found")
+}
+
+/// An error status whose body is not Keycloak's JSON error: the URL most likely points
+/// somewhere else (a web server's 404 page, another service's 500).
+fn not_keycloak(url: &str, status: u16, body: &[u8]) -> Error {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    let what = match first {
+        None => "an empty reply",
+        Some(b'<') => "an HTML page",
+        Some(_) => "a reply that is not Keycloak's JSON",
+    };
+    let fix = if status >= 500 {
+        "; if it does, Keycloak behind it may be failing"
+    } else {
+        ""
+    };
+    Error::HttpStatus {
+        url: url.to_string(),
+        status,
+        detail: format!(" with {what}"),
+        fix: format!(
+            "the reply does not look like Keycloak's: check that --api-gateway (or --token-url) \
+             points at a CSM gateway{fix}"
+        ),
     }
 }
 
@@ -303,6 +343,64 @@ mod tests {
         assert!(parse_reply("u", 200, reply("300", "1800").as_bytes(), end).is_ok());
     }
 
+    /// An HTML page or any body that is not Keycloak's JSON error says the URL is not
+    /// Keycloak, whatever the status; 400/401/403 without Keycloak's JSON are no refusal.
+    #[test]
+    fn a_reply_that_is_not_keycloaks_says_so() {
+        for (status, body, what) in [
+            (
+                500,
+                &b"  <html><h1>500 Internal Server Error</h1></html>"[..],
+                "an HTML page",
+            ),
+            (
+                404,
+                b"<!DOCTYPE html><title>Not Found</title>",
+                "an HTML page",
+            ),
+            (401, b"Unauthorized", "a reply that is not Keycloak's JSON"),
+            (502, b"", "an empty reply"),
+            (
+                404,
+                br#"{"detail":"not found"}"#,
+                "a reply that is not Keycloak's JSON",
+            ),
+        ] {
+            let err = match parse_reply("https://gw/t", status, body, now()) {
+                Err(GrantError::Failed(e)) => e.to_string(),
+                other => panic!("{status}: {other:?}"),
+            };
+            let down = if status >= 500 {
+                "; if it does, Keycloak behind it may be failing"
+            } else {
+                ""
+            };
+            assert_eq!(
+                err,
+                format!(
+                    "https://gw/t answered HTTP {status} with {what}; the reply does not look like \
+                     Keycloak's: check that --api-gateway (or --token-url) points at a CSM gateway{down}"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn client_refusals_are_told_from_user_refusals() {
+        assert!(names_the_client(
+            "unauthorized_client",
+            "Invalid client or Invalid client credentials"
+        ));
+        assert!(names_the_client("invalid_client", ""));
+        assert!(names_the_client("invalid_request", "Client not found."));
+        assert!(names_the_client("x", "INVALID CLIENT"));
+        assert!(!names_the_client(
+            "invalid_grant",
+            "Invalid user credentials"
+        ));
+        assert!(!names_the_client("invalid_grant", "Account disabled"));
+    }
+
     #[test]
     fn server_text_is_cleaned_and_short() {
         let body = format!(
@@ -339,10 +437,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        match parse_reply("https://gw/t", 503, b"<html>", now()) {
+        match parse_reply("https://gw/t", 503, br#"{"error":"unknown_error"}"#, now()) {
             Err(GrantError::Failed(e)) => assert_eq!(
                 e.to_string(),
-                "https://gw/t answered HTTP 503; Keycloak is failing; retry later or check its health on the system"
+                "https://gw/t answered HTTP 503 (unknown_error); Keycloak is failing; retry later or check its health on the system"
             ),
             other => panic!("{other:?}"),
         }

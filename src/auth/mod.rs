@@ -404,6 +404,27 @@ impl Authenticator {
         };
         match self.request(&self.client_id, grant).await {
             Ok(issued) => Ok(self.keep(state, issued, now)),
+            // A password is never checked against a client Keycloak does not know.
+            Err(GrantError::Refused {
+                error, description, ..
+            }) if matches!(self.method, Method::Password { .. })
+                && keycloak::names_the_client(&error, &description) =>
+            {
+                Err(Error::AuthRejected {
+                    url: self.token_url.clone(),
+                    who: format!("client id {:?}", self.client_id),
+                    description,
+                    fix: format!(
+                        "check --client-id (password logins use the public client `{}`, as the \
+                         `cray` CLI does)",
+                        crate::config::Setting::ClientId
+                            .spec()
+                            .fallback
+                            .shown()
+                            .unwrap_or_default()
+                    ),
+                })
+            }
             Err(GrantError::Refused { description, .. }) => Err(Error::AuthRejected {
                 url: self.token_url.clone(),
                 who,

@@ -312,8 +312,9 @@ mod tests {
             "mine",
         ]);
         let mut out = Vec::new();
-        // Two login ways (a password command without a user, a token): the check fails,
-        // and still shows where each came from.
+        // The user's login (a password command, without a user) replaces the site's
+        // token as a whole; the check fails for the missing user, and still shows where
+        // each value came from.
         let _ = run(cli.config, &ctx, &mut out);
         let text = String::from_utf8(out).unwrap();
         let (s, u) = (site.display(), user.display());
@@ -325,11 +326,12 @@ mod tests {
             format!("  api-gateway = \"https://site.example\" (config file {s})\n"),
             "  client-id = \"mine\" (--client-id)\n".to_string(),
             format!("  password-command = (a command, not shown) (config file {u})\n"),
-            format!("  token-env = \"T\" (config file {s})\n"),
             format!("  region = \"mine\" (config file {u})\n"),
         ] {
             assert!(text.contains(&line), "{line} in\n{text}");
         }
         assert!(!text.contains("pass show"), "{text}");
+        assert!(!text.contains("token-env"), "{text}");
+        assert!(text.contains("gives a password but no user"), "{text}");
     }
 }

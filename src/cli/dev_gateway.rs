@@ -322,6 +322,7 @@ impl DevGatewayArgs {
             endpoint_url: self.endpoint_url.clone(),
             backend: self.backend.to_backend()?,
             tls: None,
+            date_offset_seconds: 0,
         })
     }
 }

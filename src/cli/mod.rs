@@ -13,6 +13,7 @@ pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};
 use crate::config::FetchSettings;
 use crate::render::Format;
 use clap::{Parser, Subcommand};
+use std::ffi::OsString;
 
 /// Which build this is, for `--version`: the shipped one has no gateway emulator.
 #[cfg(feature = "dev-gateway")]
@@ -94,6 +95,57 @@ pub enum Command {
     DevGateway(DevGatewayArgs),
 }
 
+/// What a production build says to `dev-gateway` and `mount --dev`: they need the
+/// emulator, which only development builds have.
+pub const DEV_ONLY: &str = "the built-in gateway emulator (`mount --dev`, `dev-gateway`) is \
+only in development builds, and this is a production build; build one from the source with \
+`cargo build` (its default features include the emulator), or run `cargo run -- mount --dev`";
+
+impl Cli {
+    /// Parses the process's arguments, exiting with clap's message on a usage error;
+    /// a production build asked for the emulator says [`DEV_ONLY`] instead of clap's
+    /// "unexpected argument".
+    pub fn parse_args() -> Cli {
+        let args: Vec<OsString> = std::env::args_os().collect();
+        match Cli::try_parse_from(&args) {
+            Ok(cli) => cli,
+            Err(e) if wants_missing_emulator(&args, &e) => {
+                eprintln!("s3credsfs: error: {DEV_ONLY}");
+                std::process::exit(2)
+            }
+            Err(e) => e.exit(),
+        }
+    }
+}
+
+/// Whether clap refused `args` because they ask for the emulator this build lacks
+/// (`dev-gateway`, or `mount ... --dev`). The emulator's flags stay out of a production
+/// build's parser, help and completions: the refusal is recognised here instead.
+pub fn wants_missing_emulator(args: &[OsString], err: &clap::Error) -> bool {
+    use clap::error::ErrorKind;
+    if cfg!(feature = "dev-gateway")
+        || !matches!(
+            err.kind(),
+            ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
+        )
+    {
+        return false;
+    }
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map_while(|a| a.to_str())
+        .take_while(|a| *a != "--")
+        .collect();
+    match words.iter().position(|w| !w.starts_with('-')) {
+        Some(i) if words[i] == "dev-gateway" => true,
+        Some(i) if words[i] == "mount" => words[i + 1..]
+            .iter()
+            .any(|w| *w == "--dev" || w.starts_with("--dev=")),
+        _ => false,
+    }
+}
+
 const FETCH_EXAMPLES: &str = "Examples:
   s3credsfs fetch --username vers --password-file ~/.vers-password -f env
   s3credsfs fetch --profile tds -f credentials     # a [profiles.tds] table of the config file";
@@ -127,4 +179,52 @@ pub struct FetchArgs {
     pub format: Format,
     #[command(flatten)]
     pub settings: FetchSettings,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    /// The production build's answer, compiled (and run) only without the emulator:
+    /// `cargo test --no-default-features --lib cli::`.
+    #[cfg(not(feature = "dev-gateway"))]
+    #[test]
+    fn a_production_build_says_where_the_emulator_is() {
+        for (args, wants) in [
+            (&["s3credsfs", "mount", "--dev"][..], true),
+            (
+                &["s3credsfs", "mount", "/mnt/x", "--dev", "--lifetime", "2m"],
+                true,
+            ),
+            (&["s3credsfs", "mount", "--dev=true"], true),
+            (&["s3credsfs", "dev-gateway"], true),
+            (
+                &["s3credsfs", "dev-gateway", "--listen", "127.0.0.1:9443"],
+                true,
+            ),
+            (&["s3credsfs", "mount", "--devv"], false),
+            (&["s3credsfs", "fetch", "--dev"], false),
+            (&["s3credsfs", "mount", "--bogus", "--", "--dev"], false),
+            (&["s3credsfs", "dev-gatewy"], false),
+        ] {
+            let args = words(args);
+            let err = Cli::try_parse_from(&args).unwrap_err();
+            assert_eq!(wants_missing_emulator(&args, &err), wants, "{args:?}");
+        }
+    }
+
+    /// With the emulator built in, its flags parse and nothing is explained away.
+    #[cfg(feature = "dev-gateway")]
+    #[test]
+    fn a_development_build_has_the_emulator() {
+        assert!(Cli::try_parse_from(["s3credsfs", "mount", "--dev"]).is_ok());
+        assert!(Cli::try_parse_from(["s3credsfs", "dev-gateway"]).is_ok());
+        let args = words(&["s3credsfs", "mount", "--dev", "--bogus"]);
+        let err = Cli::try_parse_from(&args).unwrap_err();
+        assert!(!wants_missing_emulator(&args, &err));
+    }
 }

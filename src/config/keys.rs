@@ -110,6 +110,7 @@ settings! {
     LogFile,
     /// `mount` only.
     MetricsFile,
+    LogFormat,
 }
 
 const fn value(
@@ -174,6 +175,7 @@ impl Setting {
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
             MetricsFile => mount_only(value("metrics-file", "FILE", "Keep Prometheus metrics in this file (for node_exporter's textfile collector; name it *.prom), replaced whole on every change and every 15s", Nothing)),
+            LogFormat => value("log-format", "FORMAT", "Log lines as text, or as json (one JSON object per line, for journald and log shippers)", Fallback::Value("text")),
         }
     }
 
@@ -188,7 +190,7 @@ impl Setting {
             | ClientSecretEnv | TokenEnv | TokenFile => "Login (exactly one way)",
             CaFile | Insecure | AllowHttp => "TLS",
             MinValidity | RefreshAhead => "Refresh",
-            LogFile => "Logging",
+            LogFile | LogFormat => "Logging",
             MetricsFile => "Monitoring",
         }
     }
@@ -201,6 +203,13 @@ impl Setting {
     /// The setting a flag or config-file key names, if any.
     pub fn from_name(name: &str) -> Option<Setting> {
         Setting::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// The setting a misspelt name most likely meant (`pasword-file`, `password_command`,
+    /// `Realm`), for a "did you mean".
+    pub fn closest(name: &str) -> Option<Setting> {
+        let found = closest(name, Setting::ALL.iter().map(|s| s.name()))?;
+        Setting::from_name(found)
     }
 
     /// The long flag: `--` + name.
@@ -230,9 +239,79 @@ impl fmt::Display for Setting {
     }
 }
 
+/// The candidate a misspelt `name` most likely meant: the same name but for case and
+/// `_` for `-`, else the nearest within a few typos (one per four letters, at least one).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('_', "-");
+    let wanted = norm(name);
+    let limit = (wanted.chars().count() / 4).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&wanted, &norm(c)), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance in characters (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// What every variable of ours starts with.
+pub const ENV_PREFIX: &str = "S3CREDSFS_";
+
 /// The environment variable for a flag name: `S3CREDSFS_` + upper snake case.
 pub fn env_var(name: &str) -> String {
-    format!("S3CREDSFS_{}", name.to_uppercase().replace('-', "_"))
+    format!("{ENV_PREFIX}{}", name.to_uppercase().replace('-', "_"))
+}
+
+/// Our variables that are no setting: the config file, the log filter, the built-in
+/// gateway's backend keys, and the packaging switch of `scripts/test`. Names starting
+/// `S3CREDSFS_TEST_` belong to the test suite.
+pub const OTHER_VARIABLES: &[&str] = &[
+    "S3CREDSFS_CONFIG",
+    crate::logging::LOG_ENV,
+    "S3CREDSFS_BACKEND_ACCESS_KEY",
+    "S3CREDSFS_BACKEND_SECRET_KEY",
+    "S3CREDSFS_PACKAGE",
+];
+
+/// The warning for `S3CREDSFS_*` variable `name` when it names no setting and is not
+/// another of ours nor one a `*-env` setting names (`named`, e.g. a password variable
+/// `S3CREDSFS_PASSWORD`): a misspelt variable is otherwise silently ignored.
+pub fn unknown_variable(name: &str, named: &[&str]) -> Option<String> {
+    let suffix = name.strip_prefix(ENV_PREFIX)?;
+    let known = Setting::ALL.iter().any(|s| s.env_var() == name)
+        || OTHER_VARIABLES.contains(&name)
+        || suffix.starts_with("TEST_")
+        || named.contains(&name);
+    if known {
+        return None;
+    }
+    let others: Vec<&str> = OTHER_VARIABLES
+        .iter()
+        .filter_map(|v| v.strip_prefix(ENV_PREFIX))
+        .collect();
+    let candidates = Setting::ALL.iter().map(|s| s.name()).chain(others);
+    let guess = closest(suffix, candidates)
+        .map(|c| format!("; did you mean {}?", env_var(c)))
+        .unwrap_or_default();
+    Some(format!(
+        "environment variable {} names no setting and is ignored{guess}",
+        crate::untrusted::clean(name, 80)
+    ))
 }
 
 #[cfg(test)]
@@ -247,7 +326,69 @@ mod tests {
         assert_eq!(Setting::from_name("api_gateway"), None);
         assert_eq!(Setting::TokenUrl.flag(), "--token-url");
         assert_eq!(Setting::ApiGateway.env_var(), "S3CREDSFS_API_GATEWAY");
+        // Misspellings find their setting; other words find none.
+        for (typo, meant) in [
+            ("pasword-file", Setting::PasswordFile),
+            ("password_command", Setting::PasswordCommand),
+            ("API_GATEWAY", Setting::ApiGateway),
+            ("api-gatway", Setting::ApiGateway),
+            ("timout", Setting::Timeout),
+            ("clientid", Setting::ClientId),
+            ("min-valdity", Setting::MinValidity),
+        ] {
+            assert_eq!(Setting::closest(typo), Some(meant), "{typo}");
+        }
+        for unrelated in ["colour", "x", "", "password", "endpoint"] {
+            assert_eq!(Setting::closest(unrelated), None, "{unrelated}");
+        }
+        // One typo per four letters: three in a name of twelve.
+        assert_eq!(
+            Setting::closest("pasword-fiel"),
+            Some(Setting::PasswordFile)
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("abc", "abcd"), 1);
+        assert_eq!(edit_distance("abcd", "bcd"), 1);
+        assert_eq!(edit_distance("abcd", "abc"), 1);
+        assert_eq!(edit_distance("abxc", "abc"), 1);
+        assert_eq!(edit_distance("a", "b"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", "abc"), 0);
         // ALL lists each variant once, in declaration order.
+        assert_eq!(
+            unknown_variable("S3CREDSFS_API_GATEWY", &[]).as_deref(),
+            Some(
+                "environment variable S3CREDSFS_API_GATEWY names no setting and is ignored; \
+                 did you mean S3CREDSFS_API_GATEWAY?"
+            )
+        );
+        assert_eq!(
+            unknown_variable("S3CREDSFS_CONFG", &[]).as_deref(),
+            Some(
+                "environment variable S3CREDSFS_CONFG names no setting and is ignored; \
+                 did you mean S3CREDSFS_CONFIG?"
+            )
+        );
+        assert_eq!(
+            unknown_variable("S3CREDSFS_COLOUR", &[]).as_deref(),
+            Some("environment variable S3CREDSFS_COLOUR names no setting and is ignored")
+        );
+        for known in [
+            "S3CREDSFS_API_GATEWAY",
+            "S3CREDSFS_MIN_VALIDITY",
+            "S3CREDSFS_CONFIG",
+            "S3CREDSFS_LOG",
+            "S3CREDSFS_TEST_DAEMON_TAG",
+            "PATH",
+        ] {
+            assert_eq!(unknown_variable(known, &[]), None, "{known}");
+        }
+        assert_eq!(
+            unknown_variable("S3CREDSFS_PASSWORD", &["S3CREDSFS_PASSWORD"]),
+            None,
+            "a password variable named by --password-env"
+        );
         for (i, &s) in Setting::ALL.iter().enumerate() {
             assert_eq!(s as usize, i);
         }

@@ -76,15 +76,63 @@ impl RawValue {
 /// One layer: setting → value. Layers merge by precedence.
 pub type Layer = BTreeMap<Setting, RawValue>;
 
-/// Merges layers, earlier ones winning (flags+environment, then the file).
+/// Merges layers, earlier ones winning (flags, environment, then the file). A login is
+/// replaced whole: a lower layer's login setting is dropped, with a note at debug level,
+/// when a higher layer gave one it cannot go with (another way to log in, or another
+/// password or client-secret source), so `--token-file` on the command line overrides a
+/// password login in the config file instead of making two.
 pub fn merge(layers: impl IntoIterator<Item = Layer>) -> Layer {
     let mut merged = Layer::new();
     for layer in layers {
+        let higher: Vec<(Setting, Source)> = merged
+            .iter()
+            .filter(|(k, _)| login_way(**k).is_some())
+            .map(|(k, v)| (*k, v.source.clone()))
+            .collect();
         for (k, v) in layer {
+            if let Some((_, source)) = higher.iter().find(|(h, _)| logins_clash(*h, k)) {
+                tracing::debug!(
+                    "the login from {source} overrides {} from {}",
+                    k.name(),
+                    v.source
+                );
+                continue;
+            }
             merged.entry(k).or_insert(v);
         }
     }
     merged
+}
+
+/// Which way of logging in a setting belongs to, if it is a login setting.
+fn login_way(key: Setting) -> Option<u8> {
+    use Setting::*;
+    match key {
+        Username | PasswordEnv | PasswordFile | PasswordCommand => Some(0),
+        ClientSecretFile | ClientSecretEnv => Some(1),
+        TokenEnv => Some(2),
+        TokenFile => Some(3),
+        _ => None,
+    }
+}
+
+/// Whether login settings `a` and `b` cannot both be used: different ways of logging in,
+/// or two sources of the same secret. A user name goes with any password source.
+fn logins_clash(a: Setting, b: Setting) -> bool {
+    match (login_way(a), login_way(b)) {
+        (Some(x), Some(y)) if x != y => true,
+        (Some(_), Some(_)) => a != b && a != Setting::Username && b != Setting::Username,
+        _ => false,
+    }
+}
+
+/// `layer` as two layers, flags then variables, so that a login flag overrides a login
+/// variable as a flag overrides its own variable.
+pub fn split_flags(layer: Layer) -> [Layer; 2] {
+    let (flags, vars) = layer
+        .into_iter()
+        .partition(|(_, v)| !matches!(v.source, Source::Env(_)));
+    [flags, vars]
 }
 
 fn clap_id(key: Setting) -> String {
@@ -240,10 +288,18 @@ const PROFILES_KEY: &str = "profiles";
 /// Parses config-file text.
 pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let at = e
+            .span()
+            .map(|span| {
+                let (line, column) = line_and_column(text, span.start);
+                format!(" at line {line}, column {column}")
+            })
+            .unwrap_or_default();
         Error::Config(format!(
-            "config file {} is not valid TOML: {}",
+            "config file {} is not valid TOML{at}: {}",
             path.display(),
-            e.message()
+            // One line: the parser's message may have several.
+            e.message().trim().replace('\n', "; ")
         ))
     })?;
     let mut file = ConfigFile {
@@ -262,13 +318,23 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
             }
             (PROFILES_KEY, toml::Value::Table(profiles)) => {
                 for (profile, value) in profiles {
-                    let section = format!("[profiles.{}]", crate::untrusted::clean(&profile, 60));
+                    let section = format!("[profiles.{}]", section_name(&profile));
                     let toml::Value::Table(table) = value else {
                         return Err(Error::Config(format!(
                             "`{section}` in config file {} must be a table of settings, like [profiles.prod]",
                             path.display()
                         )));
                     };
+                    if let Some(dotted) = dotted_name(&profile, &table) {
+                        return Err(Error::Config(format!(
+                            "`[profiles.{}]` in config file {} is a table inside profile {:?}; \
+                             a profile name with a `.` needs quotes: `[profiles.{}]`",
+                            crate::untrusted::clean(&dotted, 60),
+                            path.display(),
+                            crate::untrusted::clean(&profile, 60),
+                            section_name(&dotted)
+                        )));
+                    }
                     super::profiles::check_name(&profile).map_err(|why| {
                         Error::Config(format!(
                             "bad profile name in `{section}` of config file {}: {why}",
@@ -285,6 +351,20 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
                     path.display()
                 )))
             }
+            // `[profile.tds]`, the AWS config's habit, or another near miss.
+            (_, toml::Value::Table(table))
+                if super::keys::closest(&name, [PROFILES_KEY]).is_some() =>
+            {
+                let first = table.keys().next().map_or("NAME", String::as_str);
+                return Err(Error::Config(format!(
+                    "`[{}.{}]` in config file {}: did you mean `[profiles.{}]`? \
+                     Profile tables are [profiles.NAME]",
+                    crate::untrusted::clean(&name, 60),
+                    section_name(first),
+                    path.display(),
+                    section_name(first),
+                )));
+            }
             (_, value) => {
                 settings.insert(name, value);
             }
@@ -293,6 +373,45 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
     file.top = parse_table(settings, path, None)?;
     Ok(file)
 }
+
+/// A profile name as a TOML table header shows it: quoted if a bare key cannot hold it.
+fn section_name(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let name = crate::untrusted::clean(name, 60);
+    if bare {
+        name
+    } else {
+        format!("{name:?}")
+    }
+}
+
+/// `a.b` when profile `a`'s table holds a table `b` (`[profiles.a.b]`, a dotted name
+/// written without quotes); `a.b.c` for deeper ones.
+fn dotted_name(profile: &str, table: &toml::Table) -> Option<String> {
+    let (sub, value) = table.iter().find(|(_, v)| v.is_table())?;
+    let mut dotted = format!("{profile}.{sub}");
+    let mut inner = value.as_table();
+    while let Some((sub, value)) = inner.and_then(|t| t.iter().find(|(_, v)| v.is_table())) {
+        dotted = format!("{dotted}.{sub}");
+        inner = value.as_table();
+    }
+    Some(dotted)
+}
+
+/// The 1-based line and column (in characters) of byte `offset` of `text`, as editors
+/// count them.
+fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..text.floor_char_boundary(offset.min(text.len()))];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+/// The value name of the settings that take a duration (`timeout`, `min-validity` ...).
+const DURATION: &str = "DURATION";
 
 /// One table of settings: the top level, or a profile's (`section`).
 fn parse_table(table: toml::Table, path: &Path, section: Option<&str>) -> Result<Layer> {
@@ -305,17 +424,50 @@ fn parse_table(table: toml::Table, path: &Path, section: Option<&str>) -> Result
         let Some(key) = Setting::from_name(&name) else {
             let mut names: Vec<&str> = Setting::ALL.iter().map(|k| k.name()).collect();
             if section.is_none() {
-                names.extend([DEFAULT_PROFILE_KEY, "[profiles.NAME]"]);
+                names.extend([DEFAULT_PROFILE_KEY, PROFILES_KEY]);
             }
+            let guess = match super::keys::closest(&name, names.iter().copied()) {
+                Some(PROFILES_KEY) => " did you mean `[profiles.NAME]`?".to_string(),
+                Some(guess) => format!(" did you mean `{guess}`?"),
+                None => String::new(),
+            };
+            let valid = names
+                .iter()
+                .map(|n| {
+                    if *n == PROFILES_KEY {
+                        "[profiles.NAME]"
+                    } else {
+                        n
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(Error::Config(format!(
-                "unknown key `{}` in {place}; valid keys are: {}",
+                "unknown key `{}` in {place};{guess} valid keys are: {valid}",
                 crate::untrusted::clean(&name, 60),
-                names.join(", ")
             )));
         };
         let text = match (key.spec().kind, value) {
             (Kind::Value(_), toml::Value::String(s)) => s,
             (Kind::Switch, toml::Value::Boolean(b)) => b.to_string(),
+            (Kind::Value(DURATION), toml::Value::Integer(n)) => {
+                return Err(Error::Config(format!(
+                    "bad value {n} for key `{key}` in {place}: a duration is a quoted number \
+                     with its unit; write {key} = \"{n}s\" (or \"2m\", \"1h\")"
+                )));
+            }
+            (Kind::Value(DURATION), other @ toml::Value::Float(_)) => {
+                return Err(Error::Config(format!(
+                    "bad value {other} for key `{key}` in {place}: a duration is a quoted number \
+                     with its unit; write {key} = \"90s\" (or \"2m\", \"1h\")"
+                )));
+            }
+            (Kind::Value(_), other @ (toml::Value::Integer(_) | toml::Value::Float(_))) => {
+                return Err(Error::Config(format!(
+                    "bad value {other} for key `{key}` in {place}: expected a quoted string; \
+                     write {key} = \"{other}\""
+                )));
+            }
             (kind, other) => {
                 let want = match kind {
                     Kind::Value(_) => "a quoted string",
@@ -339,160 +491,4 @@ fn parse_table(table: toml::Table, path: &Path, section: Option<&str>) -> Result
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::Parser;
-
-    #[derive(Parser, Debug)]
-    struct TestCli {
-        #[command(flatten)]
-        settings: MountSettings,
-    }
-
-    fn raw(value: &str, source: Source) -> RawValue {
-        RawValue {
-            value: value.into(),
-            source,
-        }
-    }
-
-    #[test]
-    fn flags_become_a_layer_with_their_source() {
-        let cli = TestCli::try_parse_from(["x", "--realm", "r1", "--insecure"]).unwrap();
-        let layer = cli.settings.0.layer;
-        assert_eq!(
-            layer[&Setting::Realm],
-            raw("r1", Source::Flag("--realm".into()))
-        );
-        assert_eq!(layer[&Setting::Insecure].value, "true");
-        assert!(!layer.contains_key(&Setting::Timeout));
-    }
-
-    /// The default `--help` shows for each setting is the one resolution uses: the line
-    /// names exactly `spec().fallback` and no other default.
-    #[test]
-    fn help_shows_each_default_once() {
-        let help = <MountSettings as Args>::augment_args(Command::new("x"))
-            .render_help()
-            .to_string();
-        for &key in Setting::ALL {
-            let line = help
-                .lines()
-                .find(|l| l.trim_start().starts_with(&format!("{} ", key.flag())))
-                .unwrap_or_else(|| panic!("no help line for {key}:\n{help}"));
-            match key.spec().fallback.shown() {
-                Some(default) => {
-                    assert!(line.contains(&format!("[default: {default}]")), "{line}");
-                    assert_eq!(line.matches("[default:").count(), 1, "{line}");
-                }
-                None => assert!(!line.contains("[default:"), "{line}"),
-            }
-        }
-        assert!(help.contains("[default: 30s]") && help.contains("[default: shasta]"));
-    }
-
-    #[test]
-    fn file_keys_are_checked() {
-        let path = Path::new("/etc/x.toml");
-        let layer =
-            parse_file_layer("api-gateway = \"https://gw\"\ninsecure = true\n", path).unwrap();
-        assert_eq!(layer[&Setting::ApiGateway].value, "https://gw");
-        assert_eq!(layer[&Setting::Insecure].value, "true");
-
-        let err = parse_file_layer("api_gateway = \"x\"", path)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with(
-                "unknown key `api_gateway` in config file /etc/x.toml; valid keys are: api-gateway"
-            ),
-            "{err}"
-        );
-        let err = parse_file_layer("timeout = 30", path)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "bad value 30 for key `timeout` in config file /etc/x.toml: expected a quoted string"
-        );
-        let err = parse_file_layer("insecure = \"yes\"", path)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("expected true or false"), "{err}");
-        let err = parse_file_layer("realm = ", path).unwrap_err().to_string();
-        assert!(
-            err.starts_with("config file /etc/x.toml is not valid TOML"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn earlier_layers_win() {
-        let mut cli = Layer::new();
-        cli.insert(
-            Setting::Realm,
-            raw("from-flag", Source::Flag("--realm".into())),
-        );
-        let mut file = Layer::new();
-        file.insert(Setting::Realm, raw("from-file", Source::File("/f".into())));
-        file.insert(Setting::Timeout, raw("5s", Source::File("/f".into())));
-        let merged = merge([cli, file]);
-        assert_eq!(merged[&Setting::Realm].value, "from-flag");
-        assert_eq!(merged[&Setting::Timeout].value, "5s");
-    }
-
-    #[test]
-    fn errors_name_key_and_source() {
-        let v = raw("soon", Source::Env("S3CREDSFS_TIMEOUT".into()));
-        assert_eq!(
-            v.error(Setting::Timeout, "expected a duration like 30s")
-                .to_string(),
-            "bad value \"soon\" for environment variable S3CREDSFS_TIMEOUT: expected a duration like 30s"
-        );
-    }
-
-    #[test]
-    fn a_variable_is_a_layer_value_named_after_the_variable() {
-        // A variable no other unit test reads or expects unset.
-        std::env::set_var("S3CREDSFS_CLIENT_ID", "from-the-environment");
-        let cli = TestCli::try_parse_from(["x"]).unwrap();
-        std::env::remove_var("S3CREDSFS_CLIENT_ID");
-        assert_eq!(
-            cli.settings.0.layer[&Setting::ClientId],
-            raw(
-                "from-the-environment",
-                Source::Env("S3CREDSFS_CLIENT_ID".into())
-            )
-        );
-    }
-
-    #[test]
-    fn an_at_sign_before_the_scheme_is_not_user_info() {
-        let err = raw("a@b://c", Source::Flag("--api-gateway".into()))
-            .error(Setting::ApiGateway, "why")
-            .to_string();
-        assert_eq!(err, "bad value \"a@b://c\" for --api-gateway: why");
-    }
-
-    #[test]
-    fn errors_never_quote_a_password_in_a_url() {
-        for value in [
-            "https://admin:hunter2@gw.example",
-            "https://admin:hunter2@gw example",
-            "ftp://hunter2@gw",
-            "https://admin:p@ss:hunter2@gw/x",
-        ] {
-            let err = raw(value, Source::Flag("--api-gateway".into()))
-                .error(Setting::ApiGateway, "why")
-                .to_string();
-            assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
-            assert!(err.contains("<redacted>@"), "{err}");
-        }
-        let long = raw(
-            &"x\u{1b}".repeat(1000),
-            Source::Env("S3CREDSFS_REALM".into()),
-        );
-        let err = long.error(Setting::Realm, "why").to_string();
-        assert!(err.len() < 400 && !err.contains('\u{1b}'), "{err}");
-    }
-}
+mod tests;

@@ -6,7 +6,7 @@ mod keys;
 mod layers;
 mod profiles;
 
-pub use keys::{env_var, Fallback, Kind, Scope, Setting, Spec};
+pub use keys::{env_var, unknown_variable, Fallback, Kind, Scope, Setting, Spec};
 pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
@@ -117,6 +117,8 @@ pub struct Settings {
     pub log_file: Option<PathBuf>,
     /// Where the mount keeps its Prometheus metrics, if anywhere.
     pub metrics_file: Option<PathBuf>,
+    /// How log lines look: text, or one JSON object per line.
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// What `resolve` needs from the process environment, explicit so tests can fake it.
@@ -133,15 +135,23 @@ pub struct Context {
     pub platform_ca: Option<PathBuf>,
     /// The site-wide config file ([`SITE_CONFIG`] on a real run), read when it exists.
     pub site_config: Option<PathBuf>,
+    /// The names of the `S3CREDSFS_*` variables set, so a misspelt one can be warned about.
+    pub our_variables: Vec<String>,
 }
 
 impl Context {
     /// Reads the real environment.
     pub fn from_process() -> Self {
-        Self::from_vars(
-            |var| std::env::var_os(var),
-            std::io::IsTerminal::is_terminal(&std::io::stdin()),
-        )
+        Context {
+            our_variables: std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .filter(|name| name.starts_with(keys::ENV_PREFIX))
+                .collect(),
+            ..Self::from_vars(
+                |var| std::env::var_os(var),
+                std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            )
+        }
     }
 
     /// The context from environment variables read by `var`; an empty variable counts
@@ -155,6 +165,7 @@ impl Context {
             stdin_is_terminal: terminal,
             platform_ca: Some(PathBuf::from(PLATFORM_CA)),
             site_config: Some(PathBuf::from(SITE_CONFIG)),
+            our_variables: Vec::new(),
         }
     }
 
@@ -174,8 +185,15 @@ pub fn load_layers(cli: &CliLayer, ctx: &Context) -> Result<Layer> {
 }
 
 fn parse_duration(raw: &RawValue, key: Setting) -> Result<Duration> {
-    let d = humantime::parse_duration(raw.value.trim())
-        .map_err(|_| raw.error(key, "expected a duration like 30s, 90s or 15m"))?;
+    let d = humantime::parse_duration(raw.value.trim()).map_err(|_| {
+        match raw.value.trim().parse::<u64>() {
+            Ok(n) => raw.error(
+                key,
+                &format!("a duration needs its unit; write {n}s (or 2m, 1h)"),
+            ),
+            Err(_) => raw.error(key, "expected a duration like 30s, 90s or 15m"),
+        }
+    })?;
     if d.is_zero() {
         return Err(raw.error(key, "the duration must be more than zero"));
     }
@@ -281,10 +299,16 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
             Duration::ZERO
         } else {
             humantime::parse_duration(raw.value.trim()).map_err(|_| {
-                raw.error(
-                    Setting::RefreshAhead,
-                    "expected a duration like 5m or 10m, or 0 to refresh only on demand",
-                )
+                let why = match raw.value.trim().parse::<u64>() {
+                    Ok(n) => format!(
+                        "a duration needs its unit; write {n}s (or 5m, 10m), or 0 to refresh \
+                         only on demand"
+                    ),
+                    Err(_) => {
+                        "expected a duration like 5m or 10m, or 0 to refresh only on demand".into()
+                    }
+                };
+                raw.error(Setting::RefreshAhead, &why)
             })?
         }
     };
@@ -321,6 +345,11 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
                 .map(|p| std::path::absolute(&p).unwrap_or_else(|_| p.into()))
         })
         .transpose()?;
+    let log_format = {
+        let raw = given_or_default(layer, Setting::LogFormat)?;
+        crate::logging::LogFormat::parse(&raw.value)
+            .ok_or_else(|| raw.error(Setting::LogFormat, "expected text or json"))?
+    };
 
     Ok(Settings {
         auth: resolve_auth(layer, ctx, &api_gateway)?,
@@ -337,6 +366,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         refresh_ahead,
         log_file,
         metrics_file,
+        log_format,
     })
 }
 

@@ -5,7 +5,9 @@
 //! level, then the defaults. A file without tables is one profile, named by the `profile`
 //! setting (`default`), so configurations from before profiles keep working.
 
-use super::layers::{merge, read_config_file, CliLayer, ConfigFile, Layer, RawValue, Source};
+use super::layers::{
+    merge, read_config_file, split_flags, CliLayer, ConfigFile, Layer, RawValue, Source,
+};
 use super::{resolve, Context, Setting, Settings};
 use crate::error::{Error, Result};
 
@@ -37,12 +39,19 @@ pub struct Profiles {
     default: String,
     /// By name, in name order.
     layers: Vec<(String, Layer)>,
+    /// The config files read, the user's then the site's: the start line names them.
+    config_files: Vec<std::path::PathBuf>,
 }
 
 /// Reads the site-wide config file (if it exists) and the user's (given, or the default
 /// one if it exists), and builds every profile's layer.
 pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
-    Profiles::from_files(cli.layer.clone(), load_config_files(cli, ctx)?)
+    let profiles = Profiles::from_files(cli.layer.clone(), load_config_files(cli, ctx)?)?;
+    for warning in profiles.variable_warnings(ctx) {
+        // Before any logger exists (a mount logs only once it runs), so on stderr.
+        eprintln!("s3credsfs: warning: {warning}");
+    }
+    Ok(profiles)
 }
 
 /// The config files a command reads, the most important first: the user's (`--config`,
@@ -87,10 +96,17 @@ impl Profiles {
     }
 
     /// Combines the command line's layer with the config files, the most important first
-    /// (the user's, then the site's). Everything a file says beats everything a later
-    /// file says, its top level included; within a file a profile's table beats the top
-    /// level. The profiles are those of every file together.
+    /// (the user's, then the site's). Flags beat variables, which beat everything a file
+    /// says; everything a file says beats everything a later file says, its top level
+    /// included; within a file a profile's table beats the top level. Each step is a
+    /// layer of its own, so a login given higher replaces a different one given lower
+    /// as a whole. The profiles are those of every file together.
     pub fn from_files(cli: Layer, files: Vec<ConfigFile>) -> Result<Profiles> {
+        let config_files: Vec<std::path::PathBuf> = files
+            .iter()
+            .map(|f| f.path.clone())
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
         let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
         let (shown, defines) = match paths.len() {
             0 | 1 => (format!("config file {}", paths.concat()), "defines"),
@@ -115,13 +131,17 @@ impl Profiles {
                     crate::untrusted::clean(name, 60),
                 )));
             }
-            let layer = merge(std::iter::once(cli).chain(files.into_iter().map(|f| f.top)));
+            let layers = split_flags(cli)
+                .into_iter()
+                .chain(files.into_iter().map(|f| f.top));
+            let layer = merge(layers);
             let name = layer
                 .get(&Setting::Profile)
                 .map_or_else(|| "default".to_string(), |raw| raw.value.trim().to_string());
             return Ok(Profiles {
                 default: name.clone(),
                 layers: vec![(name, layer)],
+                config_files,
             });
         }
         for file in &files {
@@ -187,7 +207,8 @@ impl Profiles {
                         source: Source::File(first.path.clone()),
                     },
                 )]);
-                let mut layers = vec![cli_rest.clone(), own_name];
+                let mut layers: Vec<Layer> = split_flags(cli_rest.clone()).into();
+                layers.push(own_name);
                 for file in &files {
                     layers.extend(file.profiles.get(*name).cloned());
                     layers.push(file.top.clone());
@@ -195,7 +216,37 @@ impl Profiles {
                 (name.to_string(), merge(layers))
             })
             .collect();
-        Ok(Profiles { default, layers })
+        Ok(Profiles {
+            default,
+            layers,
+            config_files,
+        })
+    }
+
+    /// The config files these profiles were read from, the user's then the site's
+    /// (`--config /dev/null` and a missing default file are none).
+    pub fn config_files(&self) -> &[std::path::PathBuf] {
+        &self.config_files
+    }
+
+    /// A warning for each `S3CREDSFS_*` variable of `ctx` that names no setting; one that
+    /// a `*-env` setting of some profile names (a password variable) is no mistake.
+    pub fn variable_warnings(&self, ctx: &Context) -> Vec<String> {
+        let env_settings = [
+            Setting::PasswordEnv,
+            Setting::ClientSecretEnv,
+            Setting::TokenEnv,
+        ];
+        let named: Vec<&str> = self
+            .layers
+            .iter()
+            .flat_map(|(_, layer)| env_settings.iter().filter_map(|k| layer.get(k)))
+            .map(|raw| raw.value.trim())
+            .collect();
+        ctx.our_variables
+            .iter()
+            .filter_map(|var| super::unknown_variable(var, &named))
+            .collect()
     }
 
     /// The default profile's name: root files, `fetch` and `exec` without `--profile`.
@@ -250,7 +301,9 @@ impl Profiles {
 pub fn top_level_only(key: Setting) -> Option<&'static str> {
     match key {
         Setting::Profile => Some("a profile's name is its table's name; remove the key"),
-        Setting::LogFile => Some("one mount has one log; move it to the top level"),
+        Setting::LogFile | Setting::LogFormat => {
+            Some("one mount has one log; move it to the top level")
+        }
         Setting::MetricsFile => Some(
             "one mount has one metrics file, which shows every profile; move it to the top level",
         ),

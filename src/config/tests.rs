@@ -93,6 +93,28 @@ fn bad_values_name_key_and_source() {
         err.starts_with("bad value \"soon\" for --timeout:"),
         "{err}"
     );
+    let mut pairs = password_user();
+    pairs.push((Setting::RefreshAhead, "300"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "a duration needs its unit; write 300s (or 5m, 10m), or 0 to refresh only on demand"
+        ),
+        "{err}"
+    );
+    // A bare number, from a flag or variable, gets the unit it lacks.
+    for key in [Setting::Timeout, Setting::MinValidity] {
+        let mut pairs = password_user();
+        pairs.push((key, "30"));
+        let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "bad value \"30\" for {}: a duration needs its unit; write 30s (or 2m, 1h)",
+                key.flag()
+            )
+        );
+    }
 
     let mut pairs = password_user();
     pairs.push((Setting::Profile, "a b"));
@@ -427,4 +449,27 @@ fn mount_settings_are_mount_only_and_every_setting_is_under_its_heading() {
         assert_eq!(heading, format!("{}:", key.heading()), "{key}");
     }
     assert_eq!(Setting::Username.heading(), "Login (exactly one way)");
+}
+
+#[test]
+fn log_format_is_text_json_or_an_error() {
+    use crate::logging::LogFormat;
+    let s = resolve(&layer(&password_user()), &ctx()).unwrap();
+    assert_eq!(s.log_format, LogFormat::Text, "the default");
+    for (given, format) in [
+        ("json", LogFormat::Json),
+        ("JSON", LogFormat::Json),
+        ("text", LogFormat::Text),
+    ] {
+        let mut pairs = password_user();
+        pairs.push((Setting::LogFormat, given));
+        assert_eq!(resolve(&layer(&pairs), &ctx()).unwrap().log_format, format);
+    }
+    let mut pairs = password_user();
+    pairs.push((Setting::LogFormat, "xml"));
+    let err = resolve(&layer(&pairs), &ctx()).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "bad value \"xml\" for --log-format: expected text or json"
+    );
 }

@@ -469,3 +469,65 @@ fn listing_shows_the_newest_generation_and_resumes_where_it_stopped() {
 }
 
 mod profiles;
+
+/// What `body` logs at info level and above, as the daemon's log would show it.
+fn logged(body: impl FnOnce()) -> String {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            lock(&self.0).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, body);
+    let bytes = lock(&buffer.0).clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// A reader retrying every second against a failing profile logs its refusal once a
+/// minute, naming the profile, with the count of the ones not logged.
+#[test]
+fn repeated_refusals_are_logged_once_a_minute_with_a_count() {
+    let h = harness(chrono::Duration::hours(1), true);
+    let log = logged(|| {
+        for _ in 0..30 {
+            assert!(matches!(
+                h.lookup("credentials"),
+                Err(FsError::Credentials(_))
+            ));
+            h.advance(1);
+        }
+    });
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refusing a read"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{log}");
+    assert!(refusals[0].contains("profile=default"), "{log}");
+    assert!(refusals[0].contains("cannot reach https://gw"), "{log}");
+    h.advance(60);
+    let log = logged(|| {
+        assert!(h.lookup("credentials").is_err());
+        assert!(h.lookup("credentials").is_err());
+    });
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("refusing a read"))
+        .collect();
+    assert_eq!(refusals.len(), 1, "{log}");
+    assert!(
+        refusals[0].contains("(29 more like it in the last minute, not logged)"),
+        "{log}"
+    );
+}

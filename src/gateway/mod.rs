@@ -105,6 +105,9 @@ pub struct GatewayConfig {
     pub backend: Option<BackendSts>,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Seconds added to the time in every reply's `Date` header (negative: behind), as
+    /// from a gateway whose clock is off, for clients' clock-skew checks.
+    pub date_offset_seconds: i64,
 }
 
 impl Default for GatewayConfig {
@@ -119,6 +122,7 @@ impl Default for GatewayConfig {
             endpoint_url: "http://127.0.0.1:8080".to_owned(),
             backend: None,
             tls: None,
+            date_offset_seconds: 0,
         }
     }
 }

@@ -243,6 +243,12 @@ async fn handle(
             remember_issued(&state, &reply.body);
             tracing::debug!(%method, %path, status = reply.status, "dev-gateway request");
             let mut response = reply.into_response();
+            // hyper adds the real time unless a `Date` is set.
+            let offset = chrono::Duration::seconds(state.config.date_offset_seconds);
+            let date = (chrono::Utc::now() + offset).format("%a, %d %b %Y %H:%M:%S GMT");
+            if let Ok(v) = HeaderValue::from_str(&date.to_string()) {
+                response.headers_mut().insert(hyper::header::DATE, v);
+            }
             if path.starts_with("/keycloak/") {
                 let headers = response.headers_mut();
                 headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -257,3 +257,11 @@ fn log_names_are_bounded_and_never_empty() {
     assert_eq!(long, format!("{}-{}", "n".repeat(40), &long[41..]));
     assert_eq!(long.len(), 40 + 1 + 8 + 4);
 }
+
+#[test]
+fn log_formats_are_text_and_json() {
+    assert_eq!(LogFormat::parse("json"), Some(LogFormat::Json));
+    assert_eq!(LogFormat::parse(" Text "), Some(LogFormat::Text));
+    assert_eq!(LogFormat::parse("yaml"), None);
+    assert_eq!(LogFormat::default(), LogFormat::Text);
+}

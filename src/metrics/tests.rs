@@ -201,6 +201,10 @@ fn every_cause_is_listed() {
             format: "f",
         },
         Error::Internal("i".into()),
+        Error::PlainHttp {
+            url: "u".into(),
+            plain: "p".into(),
+        },
         Error::Expired {
             url: "u".into(),
             expiration: "e".into(),

@@ -133,10 +133,12 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             .filter(|_| !args.foreground)
             .map(|(path, _)| path.clone()),
         sd,
+        config_files: profiles.config_files().to_vec(),
         _claim: claim,
     };
     if args.foreground {
         crate::logging::init_stderr("info");
+        crate::logging::set_stderr_format(job.settings.log_format);
         return job.serve(None, None);
     }
     match daemon::fork()? {
@@ -158,7 +160,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
                 let file = file.try_clone().map_err(MountError::LogFile)?;
                 let limit = crate::logging::LOG_LIMIT;
                 let log = crate::logging::RotatingLog::new(path.clone(), file, limit, true);
-                crate::logging::init_log(log);
+                crate::logging::init_log(log, job.settings.log_format);
             }
             // Errors were already sent to the parent, which prints them.
             let log = log.as_ref().map(|(_, file)| file);
@@ -170,6 +172,13 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
         }
     }
 }
+
+/// Which build this is, for the start line: the production one has no emulator.
+const BUILD: &str = if cfg!(feature = "dev-gateway") {
+    "development (with the built-in gateway)"
+} else {
+    "production"
+};
 
 /// Everything a daemon needs once the configuration is valid.
 struct Job {
@@ -189,6 +198,8 @@ struct Job {
     log_file: Option<PathBuf>,
     /// systemd's notification socket (foreground only).
     sd: Option<Arc<notify::SdNotify>>,
+    /// The config files read, for the start line.
+    config_files: Vec<PathBuf>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
     _claim: mountpoint::Claim,
 }
@@ -196,6 +207,7 @@ struct Job {
 impl Job {
     /// Fetches, mounts, reports readiness, then serves until unmounted.
     fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
+        self.log_start();
         let mut notifier = notifier;
         match self.start() {
             Ok((session, detail)) => {
@@ -203,6 +215,10 @@ impl Job {
                     Some(n) => {
                         n.ready(&detail);
                         daemon::detach_stdio(log);
+                    }
+                    // A JSON log stays all JSON, also on stderr.
+                    None if self.settings.log_format == crate::logging::LogFormat::Json => {
+                        tracing::info!(mountpoint = %self.mountpoint.display(), %detail, "mounted")
                     }
                     None => eprintln!(
                         "s3credsfs: mounted at {} ({detail}); stop with Ctrl-C or `s3credsfs unmount {}`",
@@ -235,6 +251,31 @@ impl Job {
                 Err(error)
             }
         }
+    }
+
+    /// The first line of every mount's log: what runs, from which configuration, where.
+    fn log_start(&self) {
+        let shown = |paths: &[PathBuf]| match paths {
+            [] => "none".to_string(),
+            paths => paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        let profiles: Vec<&str> = std::iter::once(&self.settings)
+            .chain(&self.others)
+            .map(|s| s.profile.as_str())
+            .collect();
+        tracing::info!(
+            version = %env!("CARGO_PKG_VERSION"),
+            build = %BUILD,
+            config = %shown(&self.config_files),
+            profiles = %profiles.join(", "),
+            mountpoint = %self.mountpoint.display(),
+            log = %self.log_file.as_ref().map_or("stderr".into(), |p| p.display().to_string()),
+            "s3credsfs starting"
+        );
     }
 
     fn start(&mut self) -> Result<(Running, String)> {
@@ -276,7 +317,8 @@ impl Job {
                         settings.api_gateway.as_str(),
                     )
                     .with_refresh_ahead(settings.refresh_ahead)
-                    .with_metrics(Arc::new(metrics)),
+                    .with_metrics(Arc::new(metrics))
+                    .with_profile(&settings.profile),
                 )
             })
             .collect();

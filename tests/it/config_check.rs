@@ -252,3 +252,49 @@ async fn json_gives_every_profile_with_stable_fields() {
         );
     }
 }
+
+/// The config-file mistakes people make, each answered by the real binary with one
+/// sentence that says what to write instead.
+#[tokio::test]
+async fn config_mistakes_point_at_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        (
+            "username = \"u\"\npasword-file = \"/p\"\n",
+            "unknown key `pasword-file` in config file PATH; did you mean `password-file`?",
+        ),
+        (
+            "username = \"u\"\npassword_command = \"pass show csm\"\n",
+            "unknown key `password_command` in config file PATH; did you mean `password-command`?",
+        ),
+        (
+            "[profile.tds]\nrealm = \"shasta\"\n",
+            "`[profile.tds]` in config file PATH: did you mean `[profiles.tds]`?",
+        ),
+        (
+            "[profiles.site.b]\nrealm = \"shasta\"\n",
+            "`[profiles.site.b]` in config file PATH is a table inside profile \"site\"; a \
+             profile name with a `.` needs quotes: `[profiles.\"site.b\"]`",
+        ),
+        (
+            "timeout = 30\n",
+            "bad value 30 for key `timeout` in config file PATH: a duration is a quoted number \
+             with its unit; write timeout = \"30s\"",
+        ),
+        (
+            "realm = \"shasta\"\n\nusername = vers\n",
+            "config file PATH is not valid TOML at line 3, column 12: ",
+        ),
+    ] {
+        let file = private_file(dir.path(), "c.toml", text);
+        let (out, stdout, stderr) = check(&file, &[]).await;
+        let expected = expected.replace("PATH", file.to_str().unwrap());
+        assert!(!out.status.success(), "{text}");
+        assert_eq!(stdout, "", "{text}");
+        assert!(
+            stderr.starts_with(&format!("s3credsfs: error: {expected}")),
+            "{text}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

@@ -65,6 +65,11 @@ fn a_background_daemon_logs_to_a_private_file_that_status_names() {
     let json = std::fs::read_to_string(guard.path.join("json")).unwrap();
     let creds: serde_json::Value = serde_json::from_str(&json).unwrap();
     let logged = std::fs::read_to_string(&log).unwrap();
+    let first = logged.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("s3credsfs starting") && first.contains(&format!("log={}", log.display())),
+        "{first}"
+    );
     assert!(!logged.contains(creds["SecretAccessKey"].as_str().unwrap()));
     assert!(!logged.contains(creds["SessionToken"].as_str().unwrap()));
 
@@ -219,4 +224,158 @@ fn a_log_directory_another_user_could_swap_is_not_used() {
     let status: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(guard.path.join("status")).unwrap()).unwrap();
     assert_eq!(status["log_file"], serde_json::Value::Null);
+}
+
+/// What the kernel asks on `ls -l` and an SDK's stat (extended attributes) and on
+/// `lsattr` (an ioctl) is answered as by any filesystem without them, and logs no
+/// warning: a warning in the log is for something someone must act on.
+#[test]
+fn the_kernels_ordinary_requests_log_no_warning() {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let ls = std::process::Command::new("ls")
+        .arg("-la")
+        .arg(&m.path)
+        .output()
+        .unwrap();
+    assert!(ls.status.success(), "{}", text(&ls.stderr));
+    let errno = || std::io::Error::last_os_error().raw_os_error();
+    for path in [m.path.clone(), m.file("credentials")] {
+        let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
+        for name in ["security.selinux", "system.posix_acl_access", "user.x"] {
+            let c_name = CString::new(name).unwrap();
+            let mut buf = [0u8; 64];
+            // SAFETY: valid C strings and a buffer of the length given.
+            let n = unsafe {
+                libc::getxattr(
+                    c_path.as_ptr(),
+                    c_name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            assert_eq!((n, errno()), (-1, Some(libc::ENODATA)), "{path:?} {name}");
+            // SAFETY: as above, with an empty value.
+            let n = unsafe {
+                libc::setxattr(c_path.as_ptr(), c_name.as_ptr(), buf.as_ptr().cast(), 0, 0)
+            };
+            assert_eq!(n, -1, "{path:?} {name}");
+        }
+        // SAFETY: a null buffer of size 0 asks for the size only.
+        let n = unsafe { libc::listxattr(c_path.as_ptr(), std::ptr::null_mut(), 0) };
+        assert_eq!(n, 0, "{path:?}: no attributes ({:?})", errno());
+        let mut buf = [0u8; 64];
+        // SAFETY: a buffer of the length given.
+        let n = unsafe { libc::listxattr(c_path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(n, 0, "{path:?}: an empty list ({:?})", errno());
+    }
+    let file = std::fs::File::open(m.file("credentials")).unwrap();
+    let mut flags: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one long to the pointer given.
+    let n = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    assert_eq!((n, errno()), (-1, Some(libc::ENOTTY)));
+    drop(file);
+    let log = m.log();
+    assert!(
+        !log.contains("WARN") && !log.contains("Not Implemented"),
+        "{log}"
+    );
+}
+
+/// The first line of a mount's log says what runs: version, build, the config file, the
+/// profiles, the mountpoint and where the log goes.
+#[test]
+fn the_first_log_line_says_what_runs_from_which_configuration() {
+    let gw = TestGateway::start(|_| {});
+    let base = gw.gw.base_url();
+    let config = format!(
+        "username = \"dev\"\npassword-env = \"PW\"\ndefault-profile = \"prod\"\n\
+         [profiles.prod]\napi-gateway = \"{base}\"\n[profiles.tds]\napi-gateway = \"{base}\"\n"
+    );
+    let m = Mounted::start_configured(&config, &[]);
+    let log = m.log();
+    let first = log.lines().next().unwrap_or_default();
+    let config_file = m.path.parent().unwrap().join("config.toml");
+    for field in [
+        format!("version={}", env!("CARGO_PKG_VERSION")),
+        "build=development (with the built-in gateway)".to_string(),
+        format!("config={}", config_file.display()),
+        "profiles=prod, tds".to_string(),
+        format!("mountpoint={}", m.path.display()),
+        "log=stderr".to_string(),
+    ] {
+        assert!(first.contains(&field), "{field} in {first}\n{log}");
+    }
+    assert!(first.contains("s3credsfs starting"), "{first}");
+}
+
+/// A mount with `--log-format json` writes nothing but JSON objects, one per line, on
+/// stderr too; the start line's facts and the profile are fields.
+#[test]
+fn a_json_log_is_one_object_per_line() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &["--log-format", "json"]);
+    m.read("credentials").unwrap();
+    let log = m.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{log}"))
+        })
+        .collect();
+    assert!(lines.iter().all(|l| l.is_object()), "{log}");
+    let start = &lines[0];
+    assert_eq!(start["fields"]["message"], "s3credsfs starting", "{log}");
+    assert_eq!(start["fields"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(start["fields"]["log"], "stderr");
+    let obtained = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "obtained S3 credentials")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(obtained["span"]["profile"], "default", "{obtained}");
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "mounted"),
+        "{log}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&m.read("json").unwrap()).unwrap();
+    for secret in [&json["SecretAccessKey"], &json["SessionToken"]] {
+        assert!(!log.contains(secret.as_str().unwrap()));
+    }
+}
+
+/// A gateway whose clock is 2 h ahead: the mount's log warns with both times and the
+/// fix, and `status` (the document and the screen) shows the warning too.
+#[test]
+fn a_skewed_gateway_clock_is_in_the_log_and_in_status() {
+    let gw = TestGateway::start(|c| c.date_offset_seconds = 7200);
+    let m = Mounted::start(&gw, &[]);
+    let log = m.log();
+    let warned: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warned.len(), 1, "{log}");
+    assert!(
+        warned[0].contains("this host's clock is 2h behind the gateway's")
+            && warned[0].contains("sync this host's clock (chronyd or NTP"),
+        "{log}"
+    );
+    let doc = m.status();
+    assert!(
+        doc["clock_warning"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("this host's clock is 2h behind the gateway's"),
+        "{doc}"
+    );
+    let out = bin().arg("status").arg(&m.path).output().unwrap();
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains("clock:        this host's clock is 2h behind the gateway's"),
+        "{screen}"
+    );
+    // A gateway in step: no clock line.
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    assert!(m.status().get("clock_warning").is_none());
 }

@@ -117,6 +117,23 @@ fn the_portable_binary_runs_and_is_the_production_build() {
     assert!(help.contains("mount"), "{help}");
     assert!(!help.contains("dev-gateway"), "{help}");
     assert!(!run(bin, &["mount", "--help"]).contains("--dev"));
+    // Asked for the emulator anyway, it says where to get it.
+    let dir = tempfile::tempdir().unwrap();
+    let mountpoint = dir.path().to_str().unwrap();
+    for args in [
+        &["mount", "--config", "/dev/null", "--dev", mountpoint][..],
+        &["dev-gateway", "--listen", "127.0.0.1:0"],
+    ] {
+        let out = Command::new(bin).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(s3credsfs::cli::DEV_ONLY),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+    assert!(!run(bin, &["completions", "bash"]).contains("dev-gateway"));
 }
 
 #[test]

@@ -124,6 +124,32 @@ async fn wrong_password_is_one_clear_sentence() {
     assert!(!err.to_string().contains("not-the-password"));
 }
 
+/// A client id Keycloak does not know names --client-id, not the user's password.
+#[tokio::test]
+async fn a_wrong_client_id_names_client_id() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = settings(
+        &gw,
+        &[
+            ("username", "dev"),
+            ("password-file", pw.to_str().unwrap()),
+            ("client-id", "shasta-typo"),
+        ],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Keycloak at {} rejected client id \"shasta-typo\": Invalid client or Invalid client \
+             credentials; check --client-id (password logins use the public client `shasta`, as \
+             the `cray` CLI does)",
+            gw.token_url()
+        )
+    );
+}
+
 #[tokio::test]
 async fn client_credentials_grant() {
     let gw = gateway(|_| {}).await;
@@ -331,14 +357,41 @@ async fn a_bad_token_reply_is_reported() {
     );
     gw.inject(
         Endpoint::Token,
-        status(502, "text/html", "<html>bad gateway</html>"),
+        status(502, "application/json", r#"{"error":"unknown_error"}"#),
         Times::Once,
     );
     let err = pipeline.fetch().await.unwrap_err().to_string();
     assert!(
-        err.contains("answered HTTP 502; Keycloak is failing"),
+        err.contains("answered HTTP 502 (unknown_error); Keycloak is failing"),
         "{err}"
     );
+}
+
+/// A URL that is not Keycloak (a web server's 404 page, another service's 500) says so
+/// and points at --api-gateway, instead of blaming Keycloak.
+#[tokio::test]
+async fn a_url_that_is_not_keycloak_says_so() {
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
+    for code in [500, 404] {
+        let page = format!("<html><body><h1>{code}</h1></body></html>");
+        gw.inject(
+            Endpoint::Token,
+            status(code, "text/html", &page),
+            Times::Once,
+        );
+        let err = pipeline.fetch().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "{} answered HTTP {code} with an HTML page; the reply does not look like Keycloak's: \
+                 check that --api-gateway (or --token-url) points at a CSM gateway",
+                gw.token_url()
+            )),
+            "{err}"
+        );
+        assert!(!err.contains("Keycloak is failing"), "{err}");
+    }
 }
 
 #[tokio::test]

@@ -269,6 +269,52 @@ mod mounted {
         assert_eq!((prod.stats().sts_issued, tds.stats().sts_issued), (1, 1));
     }
 
+    /// Every log line about a profile names it: its fetches, its login's requests, its
+    /// failures and the reads refused for it (once, however many readers retry).
+    #[test]
+    fn every_log_line_about_a_profile_names_it() {
+        let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
+        let broken = Fault::Status {
+            status: 500,
+            content_type: "application/json".into(),
+            body: r#"{"detail": "Ceph is down"}"#.into(),
+        };
+        tds.gw.inject(Endpoint::Sts, broken, Times::Always);
+        let m = Mounted::start_configured(
+            &two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),
+            &["--timeout", "5s"],
+        );
+        for _ in 0..5 {
+            let err = m.read("profiles/tds/json").unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        }
+        let log = m.log();
+        // Every line saying `what` names a profile; returns how many name `profile`.
+        let named = |profile: &str, what: &str| {
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains(what)).collect();
+            for line in &lines {
+                assert!(
+                    line.contains("profile=prod") || line.contains("profile=tds"),
+                    "{line}\n{log}"
+                );
+            }
+            let count = lines
+                .iter()
+                .filter(|l| l.contains(&format!("profile={profile}")))
+                .count();
+            assert!(count > 0, "no {what:?} of {profile} in\n{log}");
+            count
+        };
+        named("prod", "obtained S3 credentials");
+        named("tds", "refreshing credentials failed");
+        named("prod", "requesting a token");
+        named("tds", "requesting a token");
+        assert_eq!(named("tds", "refusing a read"), 1, "{log}");
+        for line in log.lines().filter(|l| l.contains("Ceph is down")) {
+            assert!(line.contains("profile=tds"), "{line}");
+        }
+    }
+
     #[test]
     fn a_failing_profile_shows_in_status_and_hides_no_other() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));

@@ -514,6 +514,7 @@ fn every_status_field_is_documented() {
         log_file: None,
         control_socket: None,
         secret_env: None,
+        clock_warning: Some(String::new()),
         profiles: Some(vec![]),
     })
     .unwrap();

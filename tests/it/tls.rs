@@ -118,3 +118,31 @@ async fn refreshes_reuse_one_connection_and_one_handshake() {
         "{stats:?}"
     );
 }
+
+/// `https://` aimed at a port that speaks plain http is not a CA problem: the sentence
+/// says what the port speaks and what to write instead.
+#[tokio::test]
+async fn an_https_url_at_a_plain_http_port_says_the_port_speaks_http() {
+    let gw = gateway(|_| {}).await;
+    let plain = gw.base_url();
+    let https = plain.replacen("http://", "https://", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = settings_for(
+        &https,
+        &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
+    )
+    .unwrap();
+    let err = fetch_error(&s).await;
+    assert!(
+        err.starts_with(&format!(
+            "{https}/keycloak/realms/shasta/protocol/openid-connect/token answered in plain http, not TLS"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("use {plain}")), "{err}");
+    assert!(
+        !err.contains("--ca-file") && !err.contains("corrupt"),
+        "{err}"
+    );
+}

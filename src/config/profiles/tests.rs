@@ -176,13 +176,15 @@ fn keys_that_make_no_sense_in_a_profile_are_refused() {
              has one metrics file, which shows every profile; move it to the top level"
         )
     );
+    let e = err(Layer::new(), "[profiles.a]\nlog-format = \"json\"\n");
+    assert!(e.starts_with("key `log-format` in [profiles.a]"), "{e}");
     let e = err(Layer::new(), "profile = \"x\"\n[profiles.a]\n");
     assert!(e.contains("use default-profile"), "{e}");
     let e = parse_config_file("[profiles.a]\nusernme = \"u\"\n", Path::new(PATH))
         .unwrap_err()
         .to_string();
     assert!(
-        e.starts_with(&format!("unknown key `usernme` in [profiles.a] of config file {PATH}; valid keys are: api-gateway")),
+        e.starts_with(&format!("unknown key `usernme` in [profiles.a] of config file {PATH}; did you mean `username`? valid keys are: api-gateway")),
         "{e}"
     );
     let e = parse_config_file("profiles = 3\n", Path::new(PATH))
@@ -268,4 +270,94 @@ fn a_profile_named_default_must_be_the_default() {
     );
     assert!(e.contains("[profiles.default]"), "{e}");
     assert!(profiles(Layer::new(), "[profiles.prod]\n[profiles.default]\n").is_ok());
+}
+
+#[test]
+fn a_misspelt_variable_is_warned_about_unless_a_profile_names_it() {
+    let p = profiles(
+        Layer::new(),
+        "default-profile = \"a\"\nusername = \"u\"\npassword-env = \"S3CREDSFS_PW\"\n[profiles.a]\n[profiles.b]\ntoken-env = \"S3CREDSFS_TOKEN\"\n",
+    );
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let ctx = Context {
+        our_variables: [
+            "S3CREDSFS_API_GATEWY",
+            "S3CREDSFS_PW",
+            "S3CREDSFS_TOKEN",
+            "S3CREDSFS_REALM",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Context::default()
+    };
+    assert_eq!(
+        p.variable_warnings(&ctx),
+        ["environment variable S3CREDSFS_API_GATEWY names no setting and is ignored; did you mean S3CREDSFS_API_GATEWAY?"]
+    );
+}
+
+/// The documented precedence holds for logins too: a higher layer's login replaces a
+/// lower layer's instead of making two.
+#[test]
+fn a_login_from_a_higher_layer_replaces_the_files() {
+    use crate::config::{AuthConfig, PasswordSource};
+    let ctx = Context::default();
+    let auth = |cli: Layer, text: &str| {
+        profiles(cli, text)
+            .and_then(|p| p.resolve(None, &ctx))
+            .map(|s| s.auth)
+    };
+    let file_password = "username = \"vers\"\npassword-file = \"/p\"\n";
+    // Another way on the command line: the file's user and password go.
+    assert_eq!(
+        auth(flag(Setting::TokenEnv, "TOKEN"), file_password).unwrap(),
+        AuthConfig::TokenEnv {
+            var: "TOKEN".into()
+        }
+    );
+    // Another password source: the file's user stays, its password source goes.
+    assert_eq!(
+        auth(flag(Setting::PasswordEnv, "PW"), file_password).unwrap(),
+        AuthConfig::Password {
+            username: "vers".into(),
+            password: PasswordSource::Env("PW".into())
+        }
+    );
+    // A flag beats a variable.
+    let mut cli = flag(Setting::TokenEnv, "TOKEN");
+    cli.insert(
+        Setting::PasswordCommand,
+        RawValue {
+            value: "pass csm".into(),
+            source: Source::Env("S3CREDSFS_PASSWORD_COMMAND".into()),
+        },
+    );
+    assert!(matches!(
+        auth(cli, "").unwrap(),
+        AuthConfig::TokenEnv { .. }
+    ));
+    // A profile's table beats the file's top level.
+    let text = format!("{file_password}[profiles.a]\ntoken-file = \"/t\"\n");
+    assert!(matches!(
+        auth(Layer::new(), &text).unwrap(),
+        AuthConfig::TokenFile { .. }
+    ));
+    // Two ways in one place are still a mistake to say.
+    let err = auth(Layer::new(), "token-env = \"T\"\ntoken-file = \"/t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("several ways to log in are configured"),
+        "{err}"
+    );
+    let mut cli = flag(Setting::TokenEnv, "TOKEN");
+    cli.extend(flag(Setting::TokenFile, "/t"));
+    let err = auth(cli, "").unwrap_err().to_string();
+    assert!(
+        err.starts_with("several ways to log in are configured"),
+        "{err}"
+    );
 }
