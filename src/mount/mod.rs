@@ -13,6 +13,7 @@ pub mod metrics_file;
 pub mod mountpoint;
 pub mod notify;
 pub mod refresh;
+mod signals;
 pub mod status_check;
 
 use crate::cache::CredentialCache;
@@ -400,7 +401,7 @@ impl Job {
         let forget = forget_names(session.notifier(), container_file);
         runtime.spawn(crate::control::serve(control, Arc::new(served), forget));
         let unmounter = session.unmount_callable();
-        let signals = runtime.block_on(async { Signals::new() })?;
+        let signals = runtime.block_on(async { signals::Signals::new() })?;
         runtime.spawn(signals.unmount_on_signal(
             unmounter,
             self.mountpoint.clone(),
@@ -476,51 +477,6 @@ pub fn fuse_config() -> fuser::Config {
     // More than one thread, so a slow refresh does not stall `status` or `ls`.
     config.n_threads = Some(4);
     config
-}
-
-/// SIGTERM, SIGINT and SIGHUP, registered before the mount reports ready.
-struct Signals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn new() -> Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let register = |kind| signal(kind).map_err(MountError::Signals);
-        Ok(Signals {
-            term: register(SignalKind::terminate())?,
-            int: register(SignalKind::interrupt())?,
-            hup: register(SignalKind::hangup())?,
-        })
-    }
-
-    async fn unmount_on_signal(
-        mut self,
-        mut unmounter: fuser::SessionUnmounter,
-        mountpoint: PathBuf,
-        sd: Option<Arc<notify::SdNotify>>,
-    ) {
-        let name = tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-            _ = self.hup.recv() => "SIGHUP",
-        };
-        tracing::info!(signal = name, "unmounting");
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Some(sd) = &sd {
-                sd.stopping(&format!("unmounting on {name}"));
-            }
-            if let Err(e) = unmounter.unmount() {
-                tracing::info!(error = %e, "plain unmount failed (busy?); detaching lazily");
-                if let Err(e) = mountpoint::lazy_unmount(&mountpoint) {
-                    tracing::error!(error = %e, "cannot unmount");
-                }
-            }
-        })
-        .await;
-    }
 }
 
 fn require_our_mount(path: &Path) -> crate::error::Result<()> {

@@ -20,6 +20,7 @@ mod daemon_ready;
 mod exec;
 mod exec_secrets;
 mod fetch_cli;
+mod fetch_warnings;
 mod gateway_keycloak;
 mod gateway_sts;
 mod hostile_files;
