@@ -195,4 +195,40 @@ mod tests {
         assert!(ExitStatus::TokenExpired.restart_helps());
         assert!(ExitStatus::Fuse.restart_helps());
     }
+
+    /// `status` speaks the monitoring plugin convention: these exact numbers, in this
+    /// order of worsening, and as the process's exit code.
+    #[test]
+    fn health_is_the_plugin_convention() {
+        let codes: Vec<u8> = Health::ALL.iter().map(|h| h.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3]);
+        for health in Health::ALL {
+            let code = std::process::ExitCode::from(health.code());
+            assert_eq!(std::process::ExitCode::from(health), code);
+        }
+        assert_ne!(
+            std::process::ExitCode::from(Health::Ok),
+            std::process::ExitCode::from(Health::Critical)
+        );
+        for status in ExitStatus::ALL {
+            let code = std::process::ExitCode::from(status.code());
+            assert_eq!(std::process::ExitCode::from(status), code);
+        }
+        assert_ne!(
+            std::process::ExitCode::from(ExitStatus::Config),
+            std::process::ExitCode::SUCCESS
+        );
+    }
+
+    /// The man page and README show a meaning per number: each says something of its own.
+    #[test]
+    fn every_status_has_a_meaning_of_its_own() {
+        let mut meanings: Vec<&str> = ExitStatus::ALL.iter().map(|s| s.meaning()).collect();
+        meanings.extend(Health::ALL.iter().map(|h| h.meaning()));
+        assert!(meanings.iter().all(|m| m.len() > 20), "{meanings:?}");
+        let count = meanings.len();
+        meanings.sort_unstable();
+        meanings.dedup();
+        assert_eq!(meanings.len(), count, "two statuses share a meaning");
+    }
 }

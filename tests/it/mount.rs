@@ -322,12 +322,13 @@ fn backoff_keeps_a_down_gateway_from_being_hammered() {
 fn a_slow_refresh_does_not_block_status_or_listing() {
     let gw = short_lived();
     let m = Mounted::start(&gw, &["--min-validity", "2s", "--timeout", "10s"]);
-    wait_until_due(&m);
     let before = gw.stats().sts_requests;
     let refreshes_before = m.status()["refresh_count"].as_u64().unwrap();
     // Long enough that status and listing, asked while it lasts, answer inside it even on
-    // a loaded machine.
+    // a loaded machine. Slowed before it is due: the keeper refreshes at that moment
+    // whether or not anyone reads, and must not get a quick one in first.
     slow_down_next_sts_call(&gw, Duration::from_secs(6));
+    wait_until_due(&m);
     // More waiting readers than the daemon has FUSE threads (4): none may hold one.
     let slow: Vec<_> = [
         "json",
