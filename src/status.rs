@@ -188,6 +188,26 @@ impl StatusDoc {
 }
 
 #[cfg(test)]
+impl MountInfo {
+    /// A mount of profile `profile` with nothing optional set, for tests of what is shown.
+    pub(crate) fn for_test(profile: &str) -> MountInfo {
+        MountInfo {
+            gateway: "https://gw".into(),
+            auth: "password".into(),
+            profile: profile.into(),
+            region: "us-east-1".into(),
+            mountpoint: "/m".into(),
+            pid: 42,
+            min_validity_seconds: 1200,
+            container_endpoint: None,
+            log_file: None,
+            control_socket: None,
+            secret_env: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::cache::State;
@@ -275,19 +295,7 @@ mod tests {
             refresh_count: 1,
             last_error: Some("cannot reach https://gw".into()),
         };
-        let info = MountInfo {
-            gateway: "https://gw".into(),
-            auth: "password".into(),
-            profile: "default".into(),
-            region: "us-east-1".into(),
-            mountpoint: "/m".into(),
-            pid: 42,
-            min_validity_seconds: 1200,
-            container_endpoint: None,
-            log_file: None,
-            control_socket: None,
-            secret_env: None,
-        };
+        let info = MountInfo::for_test("default");
         let mut doc = StatusDoc::new(&cache, &info, None, now);
         assert_eq!(doc.seconds_remaining, Some(0));
         // Read a while after the document was written.

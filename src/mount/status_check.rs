@@ -218,19 +218,7 @@ mod tests {
             refresh_count: 1,
             last_error: error.map(String::from),
         };
-        let info = MountInfo {
-            gateway: "https://gw".into(),
-            auth: "password".into(),
-            profile: profile.into(),
-            region: "us-east-1".into(),
-            mountpoint: "/m".into(),
-            pid: 42,
-            min_validity_seconds: 1200,
-            container_endpoint: None,
-            log_file: None,
-            control_socket: None,
-            secret_env: None,
-        };
+        let info = MountInfo::for_test(profile);
         StatusDoc::new(&cache, &info, None, now())
     }
 
