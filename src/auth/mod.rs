@@ -236,7 +236,10 @@ impl Authenticator {
 
     /// Reads the password again from its file or command; true when it differs from the
     /// one in use, which it then replaces. A variable cannot change in a running process
-    /// and a prompt is not asked again, so those never change.
+    /// and a prompt is not asked again, so those never change. A new password counts only
+    /// if a second read gives it again: a command that prints another value every time
+    /// would otherwise lift the refused login's hold on every look, a login every 30 s
+    /// that ends with Keycloak locking the account.
     pub async fn reload_password(&self) -> bool {
         let Method::Password {
             username,
@@ -251,9 +254,23 @@ impl Authenticator {
         }
         let (from, user) = (from.clone(), username.clone());
         // A command may take its time: not on a runtime worker.
-        let read = tokio::task::spawn_blocking(move || source::password(&from, &user, "")).await;
-        match read {
-            Ok(Ok(new)) => {
+        let in_use = lock(password).clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let new = source::password(&from, &user, "")?;
+            // Unchanged: no second read needed. Changed: it must read the same twice.
+            let again = (new != in_use).then(|| source::password(&from, &user, ""));
+            Ok::<_, crate::error::Error>((new, again.transpose()?))
+        });
+        match read.await {
+            Ok(Ok((new, again))) => {
+                if again.as_ref().is_some_and(|again| *again != new) {
+                    tracing::warn!(
+                        "the password file or command gave two different passwords in a row; \
+                         not logging in with either (Keycloak would lock the account): make \
+                         it give the same password every time"
+                    );
+                    return false;
+                }
                 let mut current = lock(password);
                 let changed = *current != new;
                 *current = new;
