@@ -235,7 +235,21 @@ fn errors_never_quote_a_password_in_a_url() {
         "https://admin:hunter2@gw example",
         "ftp://hunter2@gw",
         "https://admin:p@ss:hunter2@gw/x",
+        // What the URL parser also reads as user info: no slashes, one, or backslashes.
+        "https:admin:hunter2@gw.example",
+        "https:/admin:hunter2@gw.example",
+        "https:\\\\admin:hunter2@gw.example",
+        "HTTP:admin:hunter2@gw.example",
+        " https://admin:hunter2@gw.example",
+        "https:\t//admin:hunter2@gw.example",
     ] {
+        if let Ok(url) = url::Url::parse(value) {
+            // The parser reads these as credentials, so they are ones the user wrote.
+            assert!(
+                url.password().is_some() || url.username() == "hunter2",
+                "{value}"
+            );
+        }
         let err = raw(value, Source::Flag("--api-gateway".into()))
             .error(Setting::ApiGateway, "why")
             .to_string();
