@@ -40,12 +40,12 @@ pub enum MountError {
     #[error("{message}")]
     Daemon { message: String, status: ExitStatus },
 
-    /// The default profile's first fetch failed while Keycloak refused another profile's
-    /// login. The exit status is the refusal's: a supervisor that restarted the mount for
-    /// the default's outage would log in with the refused password on every start, and
-    /// Keycloak would lock the account.
+    /// The mount failed (the default profile's gateway, FUSE) after Keycloak refused
+    /// another profile's login at the first fetch. The exit status is the refusal's: a
+    /// supervisor that restarted the mount for the failure would log in with the refused
+    /// password on every start, and Keycloak would lock the account.
     #[error("{}; also, profile {}'s login was refused: {}", .0.0, .0.1, .0.2)]
-    AlsoRefused(Box<(crate::error::Error, String, crate::error::Error)>),
+    AlsoRefused(Box<(MountError, String, crate::error::Error)>),
 
     /// `refresh` could not get a refresh done: the daemon's or the channel's sentence.
     #[error("{0}")]
