@@ -13,6 +13,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -84,6 +85,9 @@ pub struct Authenticator {
     state: Mutex<State>,
     /// `preferred_username` of the last token, for status output (never blocks).
     user: std::sync::Mutex<Option<String>>,
+    /// The password source gave two passwords in a row and that was logged: said once,
+    /// not at every look, until it gives one password again.
+    unstable_logged: std::sync::atomic::AtomicBool,
 }
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
@@ -213,6 +217,7 @@ impl Authenticator {
             timeout: settings.timeout,
             state: Mutex::new(State::default()),
             user: std::sync::Mutex::new(None),
+            unstable_logged: false.into(),
         })
     }
 
@@ -263,12 +268,16 @@ impl Authenticator {
         });
         match read.await {
             Ok(Ok((new, again))) => {
-                if again.as_ref().is_some_and(|again| *again != new) {
-                    tracing::warn!(
-                        "the password file or command gave two different passwords in a row; \
-                         not logging in with either (Keycloak would lock the account): make \
-                         it give the same password every time"
-                    );
+                let unstable = again.as_ref().is_some_and(|again| *again != new);
+                let logged = self.unstable_logged.swap(unstable, Ordering::Relaxed);
+                if unstable {
+                    if !logged {
+                        tracing::warn!(
+                            "the password file or command gave two different passwords in a \
+                             row; not logging in with either (Keycloak would lock the \
+                             account): make it give the same password every time"
+                        );
+                    }
                     return false;
                 }
                 let mut current = lock(password);

@@ -253,13 +253,42 @@ async fn a_password_command_that_never_gives_the_same_password_twice_is_no_chang
     );
     let auth = authenticator(&gw, &[("username", "dev"), ("password-command", &command)]);
     assert!(auth.token(false).await.unwrap_err().is_login_refused());
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
     for look in 0..3 {
         assert!(!auth.reload_password().await, "look {look}");
     }
+    drop(guard);
+    let text = String::from_utf8(lock(&log.0).clone()).unwrap();
+    assert_eq!(
+        text.matches("gave two different passwords in a row")
+            .count(),
+        1,
+        "said once, not at every look: {text}"
+    );
     std::fs::write(&settled, "").unwrap();
     assert!(
         auth.reload_password().await,
         "a password given twice is a change"
     );
     assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
+}
+
+/// A log kept in memory, for the test above.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
