@@ -307,8 +307,12 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
         Error::Config(format!(
             "config file {} is not valid TOML{at}: {}",
             path.display(),
-            // One line: the parser's message may have several.
-            e.message().trim().replace('\n', "; ")
+            // One line: the parser's message may have several. It quotes keys as written,
+            // escapes (`"\u001b[2J"`) decoded: cleaned, as all quoted text is.
+            crate::untrusted::clean(
+                &e.message().trim().replace('\n', "; "),
+                crate::untrusted::MAX_QUOTED * 2
+            )
         ))
     })?;
     let mut file = ConfigFile {

@@ -174,6 +174,15 @@ fn toml_errors_give_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at line 2, column 9: "), "{err}");
+    // The parser quotes a key as it decoded it: no escape reaches the terminal.
+    let err = parse_file_layer("\"\\u001b[2J\" = 1\n\"\\u001b[2J\" = 2\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("duplicate key") && err.contains("[2J"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
     assert_eq!(line_and_column("ab\ncd", 4), (2, 2));
     assert_eq!(line_and_column("éé", 2), (1, 2), "columns count characters");
     assert_eq!(line_and_column("é", 1), (1, 1), "inside a character");
