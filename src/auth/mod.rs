@@ -13,6 +13,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -84,6 +85,9 @@ pub struct Authenticator {
     state: Mutex<State>,
     /// `preferred_username` of the last token, for status output (never blocks).
     user: std::sync::Mutex<Option<String>>,
+    /// The password source gave two passwords in a row and that was logged: said once,
+    /// not at every look, until it gives one password again.
+    unstable_logged: std::sync::atomic::AtomicBool,
 }
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
@@ -213,6 +217,7 @@ impl Authenticator {
             timeout: settings.timeout,
             state: Mutex::new(State::default()),
             user: std::sync::Mutex::new(None),
+            unstable_logged: false.into(),
         })
     }
 
@@ -236,7 +241,10 @@ impl Authenticator {
 
     /// Reads the password again from its file or command; true when it differs from the
     /// one in use, which it then replaces. A variable cannot change in a running process
-    /// and a prompt is not asked again, so those never change.
+    /// and a prompt is not asked again, so those never change. A new password counts only
+    /// if a second read gives it again: a command that prints another value every time
+    /// would otherwise lift the refused login's hold on every look, a login every 30 s
+    /// that ends with Keycloak locking the account.
     pub async fn reload_password(&self) -> bool {
         let Method::Password {
             username,
@@ -251,9 +259,27 @@ impl Authenticator {
         }
         let (from, user) = (from.clone(), username.clone());
         // A command may take its time: not on a runtime worker.
-        let read = tokio::task::spawn_blocking(move || source::password(&from, &user, "")).await;
-        match read {
-            Ok(Ok(new)) => {
+        let in_use = lock(password).clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let new = source::password(&from, &user, "")?;
+            // Unchanged: no second read needed. Changed: it must read the same twice.
+            let again = (new != in_use).then(|| source::password(&from, &user, ""));
+            Ok::<_, crate::error::Error>((new, again.transpose()?))
+        });
+        match read.await {
+            Ok(Ok((new, again))) => {
+                let unstable = again.as_ref().is_some_and(|again| *again != new);
+                let logged = self.unstable_logged.swap(unstable, Ordering::Relaxed);
+                if unstable {
+                    if !logged {
+                        tracing::warn!(
+                            "the password file or command gave two different passwords in a \
+                             row; not logging in with either (Keycloak would lock the \
+                             account): make it give the same password every time"
+                        );
+                    }
+                    return false;
+                }
                 let mut current = lock(password);
                 let changed = *current != new;
                 *current = new;

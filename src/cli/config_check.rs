@@ -334,4 +334,28 @@ mod tests {
         assert!(!text.contains("token-env"), "{text}");
         assert!(text.contains("gives a password but no user"), "{text}");
     }
+
+    /// A password in a URL is shown by neither the check's error nor its sources, in
+    /// every spelling the URL parser reads as one.
+    #[test]
+    fn config_check_never_shows_a_password_in_a_url() {
+        for gateway in ["https://admin:hunter2@gw", "https:admin:hunter2@gw"] {
+            let cli = Cli::parse_from([
+                "x",
+                "check",
+                "--config",
+                "/dev/null",
+                "--api-gateway",
+                gateway,
+                "--token-env",
+                "T",
+            ]);
+            let mut out = Vec::new();
+            let err = run(cli.config, &Context::default(), &mut out).unwrap_err();
+            let text = String::from_utf8(out).unwrap();
+            assert!(text.contains("do not put credentials in the URL"), "{text}");
+            assert!(text.contains("api-gateway = \"https:"), "{text}");
+            assert!(!format!("{text}{err}").contains("hunter2"), "{text}");
+        }
+    }
 }

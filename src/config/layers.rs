@@ -54,15 +54,24 @@ impl RawValue {
     }
 
     /// The value as an error (or `config check`) may quote it: user info in a URL
-    /// (`https://user:pw@gw`) is hidden, control characters are escaped, and a long value
+    /// (`https://user:pw@gw`, and anything else between a `:` and an `@`) is hidden, control characters are escaped, and a long value
     /// is cut short.
     pub fn shown(&self) -> String {
-        let value = match (self.value.find("://"), self.value.rfind('@')) {
-            (Some(scheme_end), Some(at)) if at > scheme_end => format!(
-                "{}<redacted>{}",
-                &self.value[..scheme_end + 3],
-                &self.value[at..]
-            ),
+        // Everything between the first `:` (and the slashes after it) and the last `@`:
+        // the URL parser also reads `https:user:pw@gw`, `https:\\user:pw@gw` and
+        // ` https://user:pw@gw` as user info.
+        let value = match (self.value.find(':'), self.value.rfind('@')) {
+            (Some(end), Some(at)) if at > end => {
+                let slashes = self.value[end + 1..at]
+                    .chars()
+                    .take_while(|c| matches!(c, '/' | '\\'))
+                    .count();
+                format!(
+                    "{}<redacted>{}",
+                    &self.value[..end + 1 + slashes],
+                    &self.value[at..]
+                )
+            }
             _ => self.value.clone(),
         };
         let quoted = format!("{value:?}");
@@ -298,8 +307,12 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
         Error::Config(format!(
             "config file {} is not valid TOML{at}: {}",
             path.display(),
-            // One line: the parser's message may have several.
-            e.message().trim().replace('\n', "; ")
+            // One line: the parser's message may have several. It quotes keys as written,
+            // escapes (`"\u001b[2J"`) decoded: cleaned, as all quoted text is.
+            crate::untrusted::clean(
+                &e.message().trim().replace('\n', "; "),
+                crate::untrusted::MAX_QUOTED * 2
+            )
         ))
     })?;
     let mut file = ConfigFile {

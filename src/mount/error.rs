@@ -40,6 +40,13 @@ pub enum MountError {
     #[error("{message}")]
     Daemon { message: String, status: ExitStatus },
 
+    /// The mount failed (the default profile's gateway, FUSE) after Keycloak refused
+    /// another profile's login at the first fetch. The exit status is the refusal's: a
+    /// supervisor that restarted the mount for the failure would log in with the refused
+    /// password on every start, and Keycloak would lock the account.
+    #[error("{}; also, profile {}'s login was refused: {}", .0.0, .0.1, .0.2)]
+    AlsoRefused(Box<(MountError, String, crate::error::Error)>),
+
     /// `refresh` could not get a refresh done: the daemon's or the channel's sentence.
     #[error("{0}")]
     Refresh(String),
@@ -103,6 +110,7 @@ impl MountError {
         match self {
             MountError::Pipeline(e) => e.exit_status(),
             MountError::Daemon { status, .. } => *status,
+            MountError::AlsoRefused(both) => both.2.exit_status(),
             MountError::Mount { .. } => ExitStatus::Fuse,
             MountError::LogFile(_) => ExitStatus::Config,
             MountError::Refresh(_) | MountError::DaemonVanished | MountError::NoVerdict(_) => {

@@ -1,20 +1,26 @@
 //! The fetch before mounting: every profile at once.
 
-use super::Result;
+use super::{MountError, Result};
 use crate::cache::CredentialCache;
 use crate::error::Error;
+use crate::exit_status::ExitStatus;
 use crate::sts::Pipeline;
 use std::sync::Arc;
+
+/// A profile other than the default whose first login Keycloak refused: its name and
+/// the refusal.
+pub(super) type Refused = Option<(String, Error)>;
 
 /// Fetches every profile at once, each within its refresh budget, so that the mount
 /// (and systemd's READY=1) comes only once every file shows every profile: credentials,
 /// or a profile's definite failure. The default profile failing fails the mount; another
-/// failing is shown in its files and `status`, and said in the detail.
+/// failing is shown in its files and `status`, and said in the detail. Returns the detail
+/// and the first other profile whose login was refused, for [`with_refusal`].
 pub(super) fn first_fetch(
     runtime: &tokio::runtime::Runtime,
     caches: &[Arc<CredentialCache<Pipeline>>],
     names: &[&str],
-) -> Result<String> {
+) -> Result<(String, Refused)> {
     let outcomes =
         runtime.block_on(async {
             let tasks: Vec<_> = caches
@@ -33,13 +39,24 @@ pub(super) fn first_fetch(
             outcomes
         });
     let mut outcomes = outcomes.into_iter();
-    let default = outcomes.next().expect("a mount has a default profile")?;
-    let failed: Vec<&str> = outcomes
+    let default = outcomes.next().expect("a mount has a default profile");
+    let others: Vec<(&str, Error)> = outcomes
         .zip(names.iter().skip(1))
-        .filter_map(|(outcome, name)| {
-            let error = outcome.err()?;
+        .filter_map(|(outcome, name)| Some((*name, outcome.err()?)))
+        .collect();
+    let refused = others
+        .iter()
+        .find(|(_, e)| e.exit_status() == ExitStatus::LoginRefused)
+        .map(|(name, e)| (name.to_string(), e.clone()));
+    let default = match default {
+        Ok(default) => default,
+        Err(error) => return Err(with_refusal(error.into(), refused)),
+    };
+    let failed: Vec<&str> = others
+        .iter()
+        .map(|(name, error)| {
             tracing::warn!(profile = %name, error = %error, "no credentials for this profile");
-            Some(*name)
+            *name
         })
         .collect();
     let mut detail = format!(
@@ -52,5 +69,55 @@ pub(super) fn first_fetch(
             failed.join(", ")
         ));
     }
-    Ok(detail)
+    Ok((detail, refused))
+}
+
+/// A failed start's error, with a refused login's exit status when a restart could
+/// otherwise cure it: every start logs in again, and a supervisor restarting the mount
+/// for a gateway outage or FUSE would send the refused password each time.
+pub(super) fn with_refusal(error: MountError, refused: Refused) -> MountError {
+    match refused {
+        Some((name, refusal)) if error.exit_status().restart_helps() => {
+            MountError::AlsoRefused(Box::new((error, name, refusal)))
+        }
+        _ => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a failure a restart could cure takes the refusal's status; a wrong setting
+    /// or a refusal of the default's own stays as it is.
+    #[test]
+    fn a_refusal_keeps_a_restartable_failure_from_being_restarted() {
+        let refusal = Error::AuthRejected {
+            url: "https://gw/t".into(),
+            who: "dev".into(),
+            description: "Invalid user credentials".into(),
+            fix: "check the password".into(),
+        };
+        let refused = || Some(("tds".to_string(), refusal.clone()));
+        let fuse = || MountError::Mount {
+            path: "/m".into(),
+            source: std::io::Error::from_raw_os_error(libc::ENODEV),
+        };
+        let wrapped = with_refusal(fuse(), refused());
+        assert_eq!(wrapped.exit_status(), ExitStatus::LoginRefused);
+        assert!(
+            wrapped.to_string().starts_with(&format!(
+                "{}; also, profile tds's login was refused: ",
+                fuse()
+            )),
+            "{wrapped}"
+        );
+        assert_eq!(with_refusal(fuse(), None).exit_status(), ExitStatus::Fuse);
+        let config = MountError::from(Error::Config("bad".into()));
+        let kept = with_refusal(config, refused());
+        assert_eq!(
+            (kept.exit_status(), kept.to_string()),
+            (ExitStatus::Config, "bad".into())
+        );
+    }
 }

@@ -135,6 +135,7 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
             .map(|(path, _)| path.clone()),
         sd,
         config_files: profiles.config_files().to_vec(),
+        refused: None,
         _claim: claim,
     };
     if args.foreground {
@@ -201,6 +202,8 @@ struct Job {
     sd: Option<Arc<notify::SdNotify>>,
     /// The config files read, for the start line.
     config_files: Vec<PathBuf>,
+    /// A profile whose first login was refused: a failed start exits as refused.
+    refused: first_fetch::Refused,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
     _claim: mountpoint::Claim,
 }
@@ -242,6 +245,7 @@ impl Job {
                 result.map_err(MountError::Session)
             }
             Err(error) => {
+                let error = first_fetch::with_refusal(error, self.refused.take());
                 tracing::error!(error = %error, "could not start");
                 if let Some(sd) = &self.sd {
                     sd.status(&format!("could not start: {error}"));
@@ -334,7 +338,9 @@ impl Job {
             "credentials are fetched on first read".to_string()
         } else {
             let names: Vec<&str> = all.iter().map(|s| s.profile.as_str()).collect();
-            first_fetch::first_fetch(&runtime, &caches, &names)?
+            let (detail, refused) = first_fetch::first_fetch(&runtime, &caches, &names)?;
+            self.refused = refused;
+            detail
         };
         // From now on every profile is kept current whether or not it is read.
         for cache in &caches {

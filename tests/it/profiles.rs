@@ -236,6 +236,57 @@ mod mounted {
         );
     }
 
+    /// The default profile's gateway failing (which a restart may cure) while Keycloak
+    /// refuses another profile's password exits as a refused login (77, which the unit
+    /// does not restart): every restart would send the refused password again, until
+    /// Keycloak locked the account.
+    #[test]
+    fn a_refused_profile_keeps_a_failed_mount_from_being_restarted() {
+        let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
+        let down = Fault::Status {
+            status: 503,
+            content_type: "text/plain".into(),
+            body: "down".into(),
+        };
+        prod.gw.inject(Endpoint::Sts, down, Times::Always);
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::common::private_file(
+            dir.path(),
+            "config.toml",
+            &format!(
+                "{}password-env = \"WRONG\"\n",
+                two_profiles(&prod.gw.base_url(), &tds.gw.base_url())
+            ),
+        );
+        let path = dir.path().join("creds");
+        let guard = BackgroundMount::new(&path);
+        let out = guard
+            .bin()
+            .arg("mount")
+            .arg(&path)
+            .arg("--config")
+            .arg(&config)
+            .args(["--timeout", "5s", "--log-file"])
+            .arg(dir.path().join("daemon.log"))
+            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("WRONG", "not-the-password")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(77), "{stderr}");
+        assert!(
+            stderr.contains("HTTP 503") && stderr.contains("profile tds's login was refused"),
+            "{stderr}"
+        );
+        let tds = tds.stats();
+        assert_eq!(
+            (tds.token_requests, tds.token_failures),
+            (1, 1),
+            "one login, refused"
+        );
+    }
+
     #[test]
     fn one_mount_serves_every_profile() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));

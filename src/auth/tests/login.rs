@@ -235,3 +235,60 @@ async fn a_changed_password_command_is_seen() {
     assert!(auth.reload_password().await);
     assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
 }
+
+/// A password command that prints another value on every run (a counter, a timestamp, a
+/// one-time code) does not lift a refused login's hold: each look would otherwise be a
+/// new login, one every 30 s until Keycloak locks the account. One that settles on a new
+/// password is still seen.
+#[tokio::test]
+async fn a_password_command_that_never_gives_the_same_password_twice_is_no_change() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = private_file(dir.path(), "n", "0");
+    let settled = dir.path().join("settled");
+    let command = format!(
+        "if [ -e {settled} ]; then echo {DEFAULT_PASSWORD}; else \
+         n=$(cat {counter}); echo $((n + 1)) > {counter}; echo wrong-$n; fi",
+        settled = settled.display()
+    );
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-command", &command)]);
+    assert!(auth.token(false).await.unwrap_err().is_login_refused());
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    for look in 0..3 {
+        assert!(!auth.reload_password().await, "look {look}");
+    }
+    drop(guard);
+    let text = String::from_utf8(lock(&log.0).clone()).unwrap();
+    assert_eq!(
+        text.matches("gave two different passwords in a row")
+            .count(),
+        1,
+        "said once, not at every look: {text}"
+    );
+    std::fs::write(&settled, "").unwrap();
+    assert!(
+        auth.reload_password().await,
+        "a password given twice is a change"
+    );
+    assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
+}
+
+/// A log kept in memory, for the test above.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        lock(&self.0).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

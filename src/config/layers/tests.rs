@@ -174,6 +174,15 @@ fn toml_errors_give_line_and_column() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("at line 2, column 9: "), "{err}");
+    // The parser quotes a key as it decoded it: no escape reaches the terminal.
+    let err = parse_file_layer("\"\\u001b[2J\" = 1\n\"\\u001b[2J\" = 2\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("duplicate key") && err.contains("[2J"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
     assert_eq!(line_and_column("ab\ncd", 4), (2, 2));
     assert_eq!(line_and_column("éé", 2), (1, 2), "columns count characters");
     assert_eq!(line_and_column("é", 1), (1, 1), "inside a character");
@@ -235,7 +244,21 @@ fn errors_never_quote_a_password_in_a_url() {
         "https://admin:hunter2@gw example",
         "ftp://hunter2@gw",
         "https://admin:p@ss:hunter2@gw/x",
+        // What the URL parser also reads as user info: no slashes, one, or backslashes.
+        "https:admin:hunter2@gw.example",
+        "https:/admin:hunter2@gw.example",
+        "https:\\\\admin:hunter2@gw.example",
+        "HTTP:admin:hunter2@gw.example",
+        " https://admin:hunter2@gw.example",
+        "https:\t//admin:hunter2@gw.example",
     ] {
+        if let Ok(url) = url::Url::parse(value) {
+            // The parser reads these as credentials, so they are ones the user wrote.
+            assert!(
+                url.password().is_some() || url.username() == "hunter2",
+                "{value}"
+            );
+        }
         let err = raw(value, Source::Flag("--api-gateway".into()))
             .error(Setting::ApiGateway, "why")
             .to_string();
