@@ -85,8 +85,54 @@ fn check(file: &File, path: &Path, what: &str, kind: Kind) -> Result<()> {
         Kind::Steering | Kind::Site if mode & 0o022 != 0 => Err(Error::Config(format!(
             "the {what} {shown} is writable by group or others (mode {mode:04o}); run `chmod go-w {shown}`"
         ))),
+        Kind::Site => check_root_dirs(path, what),
         _ => Ok(()),
     }
+}
+
+/// The directories a root-only file lies in, as given and as resolved: each must be
+/// root's and writable by no one else (or sticky, as `/tmp` is), and a link on the way
+/// root's. Whoever can write one of them can remove the file or swap it for another,
+/// and the site file steers every user's mount on the node.
+fn check_root_dirs(path: &Path, what: &str) -> Result<()> {
+    let shown = path.display();
+    let resolved = std::fs::canonicalize(path)
+        .map_err(|e| Error::Config(format!("cannot resolve the {what} {shown} ({e})")))?;
+    let given = path.ancestors().skip(1).map(|d| (d, false));
+    let real = resolved.ancestors().skip(1).map(|d| (d, true));
+    for (dir, follow) in given.chain(real) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let meta = match follow {
+            true => std::fs::metadata(dir),
+            false => std::fs::symlink_metadata(dir),
+        };
+        let meta = meta.map_err(|e| {
+            Error::Config(format!(
+                "cannot inspect {}, a directory of the {what} {shown} ({e})",
+                dir.display()
+            ))
+        })?;
+        let mode = meta.permissions().mode() & 0o7777;
+        let writable =
+            !meta.file_type().is_symlink() && mode & 0o022 != 0 && mode & libc::S_ISVTX == 0;
+        if meta.uid() != 0 || writable {
+            return Err(Error::Config(format!(
+                "the {what} {shown} lies under {}, which {}; whoever can write there can \
+                 swap the file every user's mount reads: run `chown root: {}` and \
+                 `chmod go-w {}`",
+                dir.display(),
+                match meta.uid() {
+                    0 => format!("group or others can write (mode {mode:04o})"),
+                    uid => format!("belongs to user id {uid}, not root"),
+                },
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens (creating) the daemon's log for appending: never through a symlink, mode 0600,

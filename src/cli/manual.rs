@@ -135,7 +135,7 @@ fn files_section(out: &mut String) {
         ),
         (
             SITE_CONFIG.into(),
-            "The site-wide config file, read under the user's; it must be owned by root and not writable by group or others.".into(),
+            "The site-wide config file, read under the user's; it and every directory above it must be owned by root and not writable by group or others.".into(),
         ),
         (
             "$XDG_STATE_HOME/s3credsfs/NAME.log, ~/.local/state/s3credsfs/NAME.log".into(),
@@ -263,9 +263,9 @@ pub fn config_page() -> String {
         "{}",
         roff(&format!(
             "{SITE_CONFIG} is read on every run, under the user's file: an administrator \
-             sets the gateway, CA bundle and profiles once per node. It must be \
-             owned by root and not writable by group or others, or every command refuses \
-             to run and says why. It is read with --config too: --config /dev/null skips only \
+             sets the gateway, CA bundle and profiles once per node. It, and every \
+             directory above it, must be owned by root and not writable by group or others, \
+             or every command refuses to run and says why. It is read with --config too: --config /dev/null skips only \
              the user's file. The RPM installs it with every line commented out."
         ))
     );

@@ -394,3 +394,76 @@ fn a_fifo_at_the_log_path_fails_at_once() {
         "{err}"
     );
 }
+
+/// The site file's directories must be root's and unwritable by others, a link on the
+/// way root's too: whoever can write one could swap the file every user's mount reads.
+#[test]
+fn the_site_file_lies_only_under_roots_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = |sub: &Path| {
+        std::fs::create_dir_all(sub).unwrap();
+        file(sub, "config.toml", 0o644)
+    };
+    let ok = site(&dir.path().join("etc/s3credsfs"));
+    if !nix::unistd::geteuid().is_root() {
+        // An ordinary user's own file is refused before its directories are looked at.
+        assert!(read(&ok, Kind::Site).unwrap_err().contains("not root"));
+        return;
+    }
+    assert!(read(&ok, Kind::Site).is_ok());
+    // A directory of another user's on the way.
+    let theirs = dir.path().join("theirs");
+    let inside = site(&theirs.join("s3credsfs"));
+    std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+    let err = read(&inside, Kind::Site).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "lies under {}, which belongs to user id 65534, not root;",
+            theirs.display()
+        )),
+        "{err}"
+    );
+    // A directory others can write, without the sticky bit; with it, as /tmp, it is fine.
+    let open = dir.path().join("open");
+    let inside = site(&open);
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = read(&inside, Kind::Site).unwrap_err();
+    assert!(
+        err.contains("which group or others can write (mode 0777)"),
+        "{err}"
+    );
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(read(&inside, Kind::Site).is_ok());
+    // Through a link: another user's link is refused, and so is a root link that leads
+    // into another user's directory.
+    let link = dir.path().join("link");
+    symlink(dir.path().join("etc"), &link).unwrap();
+    let through = link.join("s3credsfs/config.toml");
+    assert!(read(&through, Kind::Site).is_ok());
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        &link,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let err = read(&through, Kind::Site).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "lies under {}, which belongs to user id 65534",
+            link.display()
+        )),
+        "{err}"
+    );
+    let to_theirs = dir.path().join("to-theirs");
+    symlink(&theirs, &to_theirs).unwrap();
+    let err = read(&to_theirs.join("s3credsfs/config.toml"), Kind::Site).unwrap_err();
+    assert!(
+        err.contains(&format!(
+            "lies under {}, which belongs to user id 65534",
+            theirs.display()
+        )),
+        "{err}"
+    );
+}
