@@ -29,26 +29,30 @@ fn assert_refused(out: &Output, expected: &str) {
     assert!(stderr.contains(expected), "{stderr}");
 }
 
+/// Mounts a tmpfs at `path`; called inside a namespace's `run`, so only it sees the mount.
+fn mount_tmpfs(path: &std::path::Path) {
+    let target = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: valid strings; a tmpfs only this namespace sees.
+    let mounted = unsafe {
+        libc::mount(
+            c"tmpfs".as_ptr(),
+            target.as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+}
+
 #[test]
 fn another_filesystem_is_left_alone() {
     let ns = FuseNamespace::new((0, 0), false);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
     std::fs::create_dir(&path).unwrap();
-    let target = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-    let mounted = ns.run(None, move || {
-        // SAFETY: valid strings; a tmpfs only this namespace sees.
-        unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        }
-    });
-    assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+    let at = path.clone();
+    ns.run(None, move || mount_tmpfs(&at));
     let guard = BackgroundMount::new(&path);
     let not_ours = format!(
         "{} is a tmpfs mount, not s3credsfs; leaving it alone",
@@ -121,18 +125,7 @@ fn exec_takes_no_keys_from_a_look_alike_of_the_mount() {
     std::fs::create_dir(&path).unwrap();
     let at = path.clone();
     ns.run(None, move || {
-        let target = std::ffi::CString::new(at.to_str().unwrap()).unwrap();
-        // SAFETY: valid strings; a tmpfs only this namespace sees.
-        let mounted = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(mounted, 0, "{}", std::io::Error::last_os_error());
+        mount_tmpfs(&at);
         for (name, text) in files {
             std::fs::write(at.join(name), text).unwrap();
         }

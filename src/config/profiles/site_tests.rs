@@ -1,6 +1,7 @@
 //! The site-wide config file: read under the user's, only if root's and unwritable by
 //! others. Its path comes from `Context`, so these tests use their own.
 
+use super::tests::flag;
 use super::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -151,16 +152,6 @@ fn the_site_file_is_read_under_the_users_file() {
         "{}",
         prod.token_url
     );
-}
-
-fn flag(key: Setting, value: &str) -> Layer {
-    Layer::from([(
-        key,
-        RawValue {
-            value: value.into(),
-            source: Source::Flag(key.flag()),
-        },
-    )])
 }
 
 #[test]

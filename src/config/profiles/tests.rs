@@ -9,7 +9,8 @@ fn file(text: &str) -> ConfigFile {
     parse_config_file(text, Path::new(PATH)).unwrap()
 }
 
-fn flag(key: Setting, value: &str) -> Layer {
+/// A layer of one setting given as its flag.
+pub(super) fn flag(key: Setting, value: &str) -> Layer {
     Layer::from([(
         key,
         RawValue {
