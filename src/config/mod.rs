@@ -13,7 +13,7 @@ pub use layers::{
 };
 pub use profiles::{
     check_name as check_profile_name, load_config_files, load_profiles, read_site_file,
-    top_level_only, Profiles, MAX_PROFILES,
+    top_level_only, user_config_path, Profiles, MAX_PROFILES,
 };
 
 use crate::error::{Error, Result};

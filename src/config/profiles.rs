@@ -57,18 +57,23 @@ pub fn load_profiles(cli: &CliLayer, ctx: &Context) -> Result<Profiles> {
 /// The config files a command reads, the most important first: the user's (`--config`,
 /// else the default one if it exists), then the site-wide one if it exists.
 pub fn load_config_files(cli: &CliLayer, ctx: &Context) -> Result<Vec<ConfigFile>> {
-    let user = match &cli.config_file {
-        Some(path) => Some(read_config_file(path)?),
-        None => match ctx.default_config_file() {
-            Some(path) if path.exists() => Some(read_config_file(&path)?),
-            _ => None,
-        },
-    };
+    let user = user_config_path(cli, ctx)
+        .map(|path| read_config_file(&path))
+        .transpose()?;
     let site = match &ctx.site_config {
         Some(path) if path.exists() => Some(read_site_file(path)?),
         _ => None,
     };
     Ok(user.into_iter().chain(site).collect())
+}
+
+/// The user's config file a command reads: `--config` (read even if missing, so that a
+/// mistyped name is an error), else the default one if it exists.
+pub fn user_config_path(cli: &CliLayer, ctx: &Context) -> Option<std::path::PathBuf> {
+    match &cli.config_file {
+        Some(path) => Some(path.clone()),
+        None => ctx.default_config_file().filter(|path| path.exists()),
+    }
 }
 
 /// Reads the site-wide config file, which only root may have written: it steers every

@@ -16,11 +16,7 @@ pub fn texts(cli: &CliLayer, ctx: &Context) -> Vec<String> {
         let bytes = crate::files::read_checked(path, "config file", "", kind).ok()?;
         Some(String::from_utf8_lossy(&bytes).into_owned())
     };
-    let user = match &cli.config_file {
-        Some(path) => Some(path.clone()),
-        None => ctx.default_config_file(),
-    };
-    let user = user
+    let user = crate::config::user_config_path(cli, ctx)
         .filter(|path| path != Path::new("/dev/null"))
         .and_then(|path| read(&path, crate::files::Kind::Steering));
     let site = (ctx.site_config.as_deref()).and_then(|path| read(path, crate::files::Kind::Site));
