@@ -15,6 +15,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTE
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -174,6 +175,10 @@ struct Registry {
 struct Live {
     /// Whether it has presented the right token; such a connection is never evicted.
     authenticated: bool,
+    /// Its socket, to ask the kernel whether a request is waiting unread on it. The
+    /// entry leaves the registry before the socket is closed (see `serve`), so the
+    /// number never names another file while it is here.
+    socket: RawFd,
     /// Dropping this tells the serving task to drop the connection.
     _stop: oneshot::Sender<()>,
 }
@@ -183,15 +188,16 @@ impl Registry {
         lock(&self.live)
     }
 
-    /// Records a newly accepted connection: its id (ids grow with accept order), and a
-    /// receiver that completes when the connection is evicted.
-    fn admit(&self) -> (u64, oneshot::Receiver<()>) {
+    /// Records a newly accepted connection on `socket`: its id (ids grow with accept
+    /// order), and a receiver that completes when the connection is evicted.
+    fn admit(&self, socket: RawFd) -> (u64, oneshot::Receiver<()>) {
         let (stop, stopped) = oneshot::channel();
         let mut table = self.table();
         let id = table.0;
         table.0 += 1;
         let live = Live {
             authenticated: false,
+            socket,
             _stop: stop,
         };
         table.1.insert(id, live);
@@ -211,16 +217,33 @@ impl Registry {
     }
 
     /// Tells the oldest connection that has not presented the token to stop, and returns
-    /// its id; `None` when every connection has presented it.
+    /// its id; `None` when every connection has presented it. A connection with a
+    /// request waiting unread in the kernel is passed over while an idle one remains: an
+    /// SDK sends its request the moment it connects, but its task may not have read it
+    /// yet when a neighbour's stream of new connections (each of which evicts one) would
+    /// otherwise reach it.
     fn evict_oldest_unauthenticated(&self) -> Option<u64> {
         let mut table = self.table();
-        let id = table
-            .1
-            .iter()
-            .find(|(_, live)| !live.authenticated)
+        let unauthenticated = || table.1.iter().filter(|(_, live)| !live.authenticated);
+        let id = unauthenticated()
+            .find(|(_, live)| unread_bytes(live.socket) == 0)
+            .or_else(|| unauthenticated().next())
             .map(|(id, _)| *id)?;
         table.1.remove(&id);
         Some(id)
+    }
+}
+
+/// How many bytes the kernel holds unread on `socket` (0 if it cannot say).
+fn unread_bytes(socket: RawFd) -> libc::c_int {
+    let mut unread: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int, into `unread`, which lives for the call; the
+    // descriptor is the registry's live connection's (an invalid one gives an error).
+    let rc = unsafe { libc::ioctl(socket, libc::FIONREAD, &mut unread) };
+    if rc == 0 {
+        unread
+    } else {
+        0
     }
 }
 
@@ -295,7 +318,7 @@ async fn accept_loop<F: Fetch>(
             drop(stream);
             continue;
         };
-        let (id, stopped) = shared.registry.admit();
+        let (id, stopped) = shared.registry.admit(stream.as_raw_fd());
         tokio::spawn(serve(stream, id, stopped, slot, shared.clone()));
     }
 }
@@ -309,23 +332,21 @@ async fn serve<F: Fetch>(
     slot: OwnedSemaphorePermit,
     shared: Arc<Shared<F>>,
 ) {
-    /// Frees the slot last, after the connection (declared later) has been dropped,
-    /// whether the task ends or is dropped.
+    /// Takes connection `id` out of the registry; declared after the connection, so it
+    /// runs before the socket is closed (the registry never holds a closed descriptor,
+    /// whose number the next accept could reuse), whether the task ends or is dropped.
     struct Leave<F: Fetch> {
         shared: Arc<Shared<F>>,
         id: u64,
-        _slot: OwnedSemaphorePermit,
     }
     impl<F: Fetch> Drop for Leave<F> {
         fn drop(&mut self) {
             self.shared.registry.leave(self.id);
         }
     }
-    let _leave = Leave {
-        shared: shared.clone(),
-        id,
-        _slot: slot,
-    };
+    // Declared first, so freed last, after the connection has been closed.
+    let _slot = slot;
+    let registry = shared.clone();
     let asked = Arc::new(AtomicBool::new(false));
     let service = {
         let asked = asked.clone();
@@ -341,6 +362,11 @@ async fn serve<F: Fetch>(
         .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection, stopped);
+    // After `pin!`, which moves the connection into a new binding.
+    let _leave = Leave {
+        shared: registry,
+        id,
+    };
     let first_request = tokio::time::sleep(FIRST_REQUEST_TIMEOUT);
     let deadline = tokio::time::sleep(CONNECTION_DEADLINE);
     tokio::pin!(first_request, deadline);
@@ -393,7 +419,7 @@ mod tests {
     fn eviction_takes_the_oldest_connection_that_has_not_presented_the_token() {
         use tokio::sync::oneshot::error::TryRecvError;
         let registry = Registry::default();
-        let mut live: Vec<_> = (0..4).map(|_| registry.admit()).collect();
+        let mut live: Vec<_> = (0..4).map(|_| registry.admit(-1)).collect();
         registry.authenticate(live[0].0);
         assert_eq!(registry.evict_oldest_unauthenticated(), Some(live[1].0));
         // The evicted connection is told to stop; the others are not.
@@ -404,6 +430,28 @@ mod tests {
         // Only the connection that presented the token is left, and it stays.
         assert_eq!(registry.evict_oldest_unauthenticated(), None);
         assert_eq!(live[0].1.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    /// Under a flood each newcomer evicts one connection; the owner's SDK has sent its
+    /// request as soon as it connected, so while an idle connection remains, one with
+    /// bytes waiting is not the one evicted, however old.
+    #[test]
+    fn eviction_passes_over_a_connection_whose_request_is_waiting() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let pairs: Vec<_> = (0..3).map(|_| UnixStream::pair().unwrap()).collect();
+        let registry = Registry::default();
+        let ids: Vec<u64> = pairs
+            .iter()
+            .map(|(served, _)| registry.admit(served.as_raw_fd()).0)
+            .collect();
+        // The oldest connection's client has sent its request; the others say nothing.
+        (&pairs[0].1).write_all(b"GET /").unwrap();
+        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[1]));
+        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[2]));
+        // With no idle connection left, the oldest unauthenticated one goes after all.
+        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[0]));
+        assert_eq!(registry.evict_oldest_unauthenticated(), None);
     }
     /// Credentials that stay valid for the whole test.
     struct Valid;

@@ -561,9 +561,12 @@ fn boto3_gets_credentials_while_a_neighbour_floods_the_endpoint() {
         Duration::from_secs(20),
         || held_connections(pid, addr.port()) == MAX_CONNECTIONS,
     );
-    // Fresh sessions, so each one asks the endpoint; boto3 sleeps 1 s before a retry.
+    // Fresh sessions, so each one asks the endpoint. botocore retries a failed fetch (a
+    // connection closed under it) after 1 s; with one attempt, any failure fails the
+    // script, so the test asserts what happened rather than how long it took.
     let script = r#"
-import os, time, boto3
+import os, time, boto3, botocore.utils
+botocore.utils.ContainerMetadataFetcher.RETRY_ATTEMPTS = 1
 slowest = 0.0
 for i in range(10):
     session = boto3.Session()
@@ -577,13 +580,12 @@ print("%.3f" % slowest)
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "{stdout}\n{}",
+        "a fetch failed on its only attempt during the flood:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let slowest: f64 = stdout.trim().parse().unwrap();
-    eprintln!("boto3 fetched credentials 10 times during the flood, slowest {slowest} s");
-    assert!(
-        slowest < 1.0,
-        "boto3 had to retry: slowest fetch {slowest} s"
+    eprintln!(
+        "boto3 fetched credentials 10 times during the flood, each on its first attempt; \
+         slowest {} s",
+        stdout.trim()
     );
 }
