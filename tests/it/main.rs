@@ -25,6 +25,7 @@ mod gateway_keycloak;
 mod gateway_sts;
 mod hostile_files;
 mod hostile_gateway;
+mod imports;
 mod parsers_never_panic;
 mod pipeline;
 mod profiles;
