@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;

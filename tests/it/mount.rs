@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};

@@ -3,10 +3,11 @@
 //! and a whole moto + gateway + mount stack ([`MountedS3`]).
 
 use super::s3::*;
+use super::{wait_for, StopOnDrop};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 /// How long one client command may run before the test gives up on it (they take a
 /// second or two; a hang must fail the test, not stall the suite).
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
@@ -158,23 +159,15 @@ impl ClientEnv {
             .join(" ");
         let stdout = tempfile::tempfile_in(self.dir.path()).unwrap();
         let stderr = tempfile::tempfile_in(self.dir.path()).unwrap();
-        let mut child = cmd
-            .stdout(stdout.try_clone().unwrap())
-            .stderr(stderr.try_clone().unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for a client") {
-                break status;
-            }
-            if start.elapsed() > CLIENT_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`{what}` did not finish within {CLIENT_DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let mut child = StopOnDrop::kill(
+            cmd.stdout(stdout.try_clone().unwrap())
+                .stderr(stderr.try_clone().unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}")),
+        );
+        let status = wait_for(&format!("`{what}` to finish"), CLIENT_DEADLINE, || {
+            child.try_wait().expect("wait for a client")
+        });
         let read = |mut f: std::fs::File| {
             use std::io::Seek;
             let mut text = String::new();
@@ -363,3 +356,4 @@ impl MountedS3 {
         )
     }
 }
+

@@ -2,6 +2,7 @@
 
 use super::endpoint::*;
 use crate::common::mount::*;
+use crate::common::wait_for;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::io::Write;
 use std::net::TcpStream;
