@@ -30,10 +30,6 @@ pub(crate) fn fetch(gw: &Gateway, args: &[&str]) -> Command {
     cmd
 }
 
-pub(crate) fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
 fn assert_failed_with(out: &Output, expected: &str) {
     assert!(
         !out.status.success(),

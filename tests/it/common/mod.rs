@@ -69,6 +69,11 @@ pub fn settings_for(
     resolve(&layer, &Context::default())
 }
 
+/// A program's output as text, for messages and matching (invalid UTF-8 shown as �).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Writes a file readable only by its owner (as secret files must be).
 pub fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
