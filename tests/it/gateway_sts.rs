@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::gw::*;
-use common::wait_for_async;
+use common::{status_fault, wait_for_async};
 
 fn assert_expiration_format(s: &str) {
     // Exactly like cray-sts: 2019-10-14T15:15:43.480741+00:00
@@ -193,14 +193,6 @@ async fn healthz_and_unknown_paths() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(gw.stats().healthz_requests, 1);
-}
-
-fn status_fault(status: u16, content_type: &str, body: &str) -> Fault {
-    Fault::Status {
-        status,
-        content_type: content_type.into(),
-        body: body.into(),
-    }
 }
 
 #[tokio::test]

@@ -25,14 +25,6 @@ fn password_settings(
     )
 }
 
-fn status(status: u16, content_type: &str, body: &str) -> Fault {
-    Fault::Status {
-        status,
-        content_type: content_type.into(),
-        body: body.into(),
-    }
-}
-
 #[tokio::test]
 async fn password_login_reuses_the_token() {
     let gw = gateway(|_| {}).await;
@@ -265,7 +257,7 @@ async fn a_rejected_token_is_replaced_and_retried_once() {
     let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
     gw.inject(
         Endpoint::Sts,
-        status(401, "text/plain", "Jwt is expired"),
+        status_fault(401, "text/plain", "Jwt is expired"),
         Times::Once,
     );
     pipeline.fetch().await.unwrap();
@@ -311,11 +303,11 @@ async fn server_errors_and_bad_replies() {
     let problem = r#"{"detail": "Ceph RGW is unavailable", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
     let cases = [
         (
-            status(500, "application/problem+json", problem),
+            status_fault(500, "application/problem+json", problem),
             "answered HTTP 500 (Ceph RGW is unavailable); the STS or its Ceph backend is failing",
         ),
         (
-            status(503, "text/plain", "Error"),
+            status_fault(503, "text/plain", "Error"),
             "answered HTTP 503; the STS or its Ceph backend is failing",
         ),
         (
@@ -354,7 +346,7 @@ async fn a_bad_token_reply_is_reported() {
     );
     gw.inject(
         Endpoint::Token,
-        status(502, "application/json", r#"{"error":"unknown_error"}"#),
+        status_fault(502, "application/json", r#"{"error":"unknown_error"}"#),
         Times::Once,
     );
     let err = pipeline.fetch().await.unwrap_err().to_string();
@@ -375,7 +367,7 @@ async fn a_url_that_is_not_keycloak_says_so() {
         let page = format!("<html><body><h1>{code}</h1></body></html>");
         gw.inject(
             Endpoint::Token,
-            status(code, "text/html", &page),
+            status_fault(code, "text/html", &page),
             Times::Once,
         );
         let err = pipeline.fetch().await.unwrap_err().to_string();

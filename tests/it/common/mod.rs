@@ -14,7 +14,7 @@ pub use child::StopOnDrop;
 pub use wait::{poll_until, wait_for, wait_for_async};
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
-use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
+use s3credsfs::gateway::{Fault, Gateway, GatewayConfig, Stats};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -100,6 +100,16 @@ pub async fn fetch_until(
         Err(format!("{stats:?}"))
     })
     .await
+}
+
+/// A fault that answers with `status`, `content_type` and `body` instead of the
+/// endpoint: a refusal, an outage, a proxy's error page.
+pub fn status_fault(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::Status {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
+    }
 }
 
 /// A password grant straight to the gateway, returning Keycloak's JSON reply.
