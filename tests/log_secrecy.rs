@@ -231,7 +231,8 @@ pub fn assert_no_secret(secrets: &[String], log: &str, errors: &[String]) {
 #[cfg(feature = "fuse-tests")]
 #[test]
 fn the_daemon_logs_no_secret_at_trace() {
-    use common::mount::{bin, wait_for, Mounted, TestGateway};
+    use common::mount::{bin, Mounted, TestGateway};
+    use common::wait_for;
     let gw = TestGateway::start(|c| {
         c.lifetime = Duration::from_secs(4);
         c.token_lifetime = Duration::from_secs(2);

@@ -122,7 +122,7 @@ async fn a_refusing_backend_is_cray_sts_plain_500() {
 #[test]
 fn dev_gateway_binary_mints_from_the_backend() {
     let s3 = S3Server::start();
-    let mut gateway = KillOnDrop(
+    let mut gateway = StopOnDrop::kill(
         bin()
             .args([
                 "dev-gateway",
@@ -141,7 +141,7 @@ fn dev_gateway_binary_mints_from_the_backend() {
             .spawn()
             .unwrap(),
     );
-    let banner = Banner::new(&mut gateway.0);
+    let banner = Banner::new(&mut gateway);
     let deadline = Duration::from_secs(30);
     let api = banner.value("api-gateway: ", deadline);
     let minted_by = banner.value("credentials: ", deadline);

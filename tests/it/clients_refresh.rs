@@ -12,37 +12,9 @@ use std::time::Duration;
 /// Credentials live this long; the mount renews them when under half remains.
 const LIFETIME: Duration = Duration::from_secs(6);
 
-/// The process stops once it has signed with this many different access keys (three
-/// renewals, so at least three lifetimes of calls)...
-const WANTED_KEYS: usize = 4;
-
-/// ...or after this long, far more than the `WANTED_KEYS` lifetimes it needs.
+/// The long-running process gives up after this long, far more than the
+/// [`LONG_RUNNING_KEYS`] lifetimes it needs.
 const GIVE_UP: Duration = Duration::from_secs(90);
-
-/// One boto3 session for the whole run, S3 calls paced by a short sleep; after each call,
-/// the access key the session holds. Runs until the session has used `WANTED_KEYS`
-/// different keys or `GIVE_UP` passes. Any failure raises (and exits non-zero). Prints
-/// `{"calls": N, "keys": [...], "method": ..., "seconds": S}`.
-const LONG_RUNNING: &str = r#"
-import json, os, time, boto3
-session = boto3.Session()
-s3 = session.client("s3")
-bucket, give_up = os.environ["S3_BUCKET"], float(os.environ["GIVE_UP_SECONDS"])
-wanted = int(os.environ["WANTED_KEYS"])
-start, calls, keys = time.monotonic(), 0, []
-def key_in_use():
-    keys.append(session.get_credentials().get_frozen_credentials().access_key)
-while len(set(keys)) < wanted and time.monotonic() - start < give_up:
-    name, body = "long-running/%d" % calls, os.urandom(8).hex().encode()
-    s3.put_object(Bucket=bucket, Key=name, Body=body)
-    key_in_use()
-    assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body
-    key_in_use()
-    calls += 2
-    time.sleep(0.2)
-print(json.dumps({"calls": calls, "keys": keys, "method": session.get_credentials().method,
-                  "seconds": time.monotonic() - start}))
-"#;
 
 #[test]
 fn a_long_running_boto3_process_refreshes_through_credential_process() {
@@ -51,56 +23,31 @@ fn a_long_running_boto3_process_refreshes_through_credential_process() {
     // 5. AWS_CONFIG_FILE=MNT/config only.
     let ran = env
         .run(
-            env.command(&t.s3.python)
-                .arg("-c")
-                .arg(LONG_RUNNING)
+            long_running(&mut env.command(&t.s3.python), t.bucket(), GIVE_UP)
+                .arg(long_running_script())
                 .env("AWS_CONFIG_FILE", t.file("config"))
                 .env(
                     "AWS_SHARED_CREDENTIALS_FILE",
                     env.home().join("no-such-file"),
-                )
-                .env("S3_BUCKET", t.bucket())
-                .env("WANTED_KEYS", WANTED_KEYS.to_string())
-                .env("GIVE_UP_SECONDS", GIVE_UP.as_secs().to_string()),
+                ),
         )
         .ok();
-    assert!(
-        ran.stderr.trim().is_empty(),
-        "botocore complained:\n{}",
-        ran.stderr
-    );
-    let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("the report");
-    assert_eq!(report["method"], "custom-process", "{report}");
-    let seconds = report["seconds"].as_f64().unwrap();
-    let keys: Vec<&str> = report["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    let mut distinct = keys.clone();
-    distinct.dedup();
-    assert!(
-        distinct.len() >= WANTED_KEYS,
-        "the process signed with {} different keys in {seconds} s ({} calls): {distinct:?}",
-        distinct.len(),
-        report["calls"]
-    );
+    let run = LongRun::check(&ran, "custom-process");
     println!(
-        "{} calls in {seconds:.1} s signed with {} keys",
-        report["calls"],
-        distinct.len()
+        "{} calls in {:.1} s signed with {} keys",
+        run.report["calls"],
+        run.report["seconds"].as_f64().unwrap(),
+        run.distinct.len()
     );
-    // Each key was used for a stretch, then replaced for good: refreshes, not flapping.
-    let mut sorted = distinct.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), distinct.len(), "a key came back: {keys:?}");
     // Every key but the newest served two calls or more: renewed near its end, not on
     // every read.
-    for key in &distinct[..distinct.len() - 1] {
-        let uses = keys.iter().filter(|k| *k == key).count();
-        assert!(uses >= 4, "key {key} signed only {uses} calls: {keys:?}");
+    for key in &run.distinct[..run.distinct.len() - 1] {
+        let uses = run.keys.iter().filter(|k| *k == key).count();
+        assert!(
+            uses >= 4,
+            "key {key} signed only {uses} calls: {:?}",
+            run.keys
+        );
     }
     env.assert_stayed_on_loopback();
 }

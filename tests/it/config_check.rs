@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::{Endpoint, Fault, Times, DEFAULT_PASSWORD};
+use s3credsfs::gateway::{Endpoint, Times, DEFAULT_PASSWORD};
 use std::process::Output;
 use tokio::process::Command;
 
@@ -97,11 +97,7 @@ async fn with_try_each_gateway_is_asked_and_a_failing_one_is_named() {
     let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
     tds.inject(
         Endpoint::Sts,
-        Fault::Status {
-            status: 403,
-            content_type: "text/plain".into(),
-            body: "no".into(),
-        },
+        crate::common::status_fault(403, "text/plain", "no"),
         Times::Always,
     );
     let dir = tempfile::tempdir().unwrap();

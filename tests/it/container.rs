@@ -8,6 +8,7 @@ mod replies;
 use common::mount::*;
 #[cfg(feature = "s3-tests")]
 use common::s3::S3Server;
+use common::wait_for;
 use endpoint::*;
 use std::time::Duration;
 

@@ -21,7 +21,7 @@ fn pipe() -> (OwnedFd, OwnedFd) {
 fn a_daemon_that_never_reports_is_stopped_after_the_timeout() {
     let (read, _write) = pipe();
     // Stands for a daemon wedged before it could report (the pipe stays open).
-    let mut daemon = crate::common::KillOnDrop(
+    let mut daemon = crate::common::StopOnDrop::kill(
         Command::new("sleep")
             .arg("600")
             .stdin(Stdio::null())
@@ -31,7 +31,7 @@ fn a_daemon_that_never_reports_is_stopped_after_the_timeout() {
     let started = Instant::now();
     let err = wait_for_child(
         read,
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
         Duration::from_secs(1),
     )
     .unwrap_err();
@@ -42,12 +42,10 @@ fn a_daemon_that_never_reports_is_stopped_after_the_timeout() {
          it is doing"
     );
     // It was told to stop, not left running.
-    let mut status = None;
-    crate::common::mount::wait_for("the daemon to stop", Duration::from_secs(10), || {
-        status = daemon.0.try_wait().unwrap();
-        status.is_some()
+    let status = crate::common::wait_for("the daemon to stop", Duration::from_secs(10), || {
+        daemon.try_wait().unwrap()
     });
-    assert_eq!(status.unwrap().signal(), Some(libc::SIGTERM));
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
 }
 
 #[test]
@@ -55,11 +53,11 @@ fn a_daemon_that_dies_without_a_word_is_reported() {
     let (read, write) = pipe();
     // The daemon's end closes with nothing written, as when it is killed.
     drop(write);
-    let mut daemon = crate::common::KillOnDrop(Command::new("true").spawn().unwrap());
+    let mut daemon = crate::common::StopOnDrop::kill(Command::new("true").spawn().unwrap());
     let started = Instant::now();
     let err = wait_for_child(
         read,
-        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
         Duration::from_secs(30),
     )
     .unwrap_err();
@@ -71,5 +69,5 @@ fn a_daemon_that_dies_without_a_word_is_reported() {
         started.elapsed() < Duration::from_secs(10),
         "told at once, not after the timeout"
     );
-    let _ = daemon.0.wait();
+    let _ = daemon.wait();
 }

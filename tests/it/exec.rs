@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use common::mount::{login_args, wait_for, TestGateway};
+use common::mount::{login_args, TestGateway};
+use common::{wait_for, StopOnDrop};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
@@ -46,17 +47,8 @@ fn finish(mut child: Child) -> Ran {
         let _ = pipes.1.read_to_string(&mut stderr);
         (stdout, stderr)
     });
-    let mut status = None;
-    let start = std::time::Instant::now();
-    while status.is_none() && start.elapsed() < DEADLINE {
-        status = child.try_wait().unwrap();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let Some(status) = status else {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("exec did not end within {DEADLINE:?}");
-    };
+    let mut child = StopOnDrop::kill(child);
+    let status = wait_for("exec to end", DEADLINE, || child.try_wait().unwrap());
     let (stdout, stderr) = out.join().unwrap();
     assert_eq!(status.signal(), None, "exec itself was killed: {stderr}");
     Ran {

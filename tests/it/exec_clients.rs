@@ -63,73 +63,24 @@ fn aws_cli_under_exec() {
 /// Credentials live this long; `exec`'s endpoint renews them at half their life.
 const LIFETIME: Duration = Duration::from_secs(6);
 
-/// The process stops once it has signed with this many different access keys...
-const WANTED_KEYS: usize = 4;
-
-/// ...or after this long, far more than the lifetimes it needs.
+/// The long-running process gives up after this long, far more than the lifetimes it
+/// needs.
 const GIVE_UP: Duration = Duration::from_secs(45);
-
-/// One boto3 session for the whole run, S3 calls paced by a short sleep, recording the
-/// access key in use after each call, until `WANTED_KEYS` keys or `GIVE_UP`. Any failure
-/// raises. Prints `{"keys": [...], "method": ..., "seconds": S}`.
-const LONG_RUNNING: &str = r#"
-import json, os, time, boto3
-session = boto3.Session()
-s3 = session.client("s3")
-bucket, give_up = os.environ["S3_BUCKET"], float(os.environ["GIVE_UP_SECONDS"])
-wanted = int(os.environ["WANTED_KEYS"])
-start, calls, keys = time.monotonic(), 0, []
-while len(set(keys)) < wanted and time.monotonic() - start < give_up:
-    name, body = "exec-long/%d" % calls, os.urandom(8).hex().encode()
-    s3.put_object(Bucket=bucket, Key=name, Body=body)
-    assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body
-    keys.append(session.get_credentials().get_frozen_credentials().access_key)
-    calls += 1
-    time.sleep(0.2)
-print(json.dumps({"keys": keys, "method": session.get_credentials().method,
-                  "seconds": time.monotonic() - start}))
-"#;
 
 #[test]
 fn a_long_running_boto3_child_renews_through_the_private_endpoint() {
     let (s3, gw, env) = stack(Some(LIFETIME));
     let python = s3.python.to_str().unwrap();
-    let ran = env
-        .run(
-            exec(
-                &env,
-                &gw,
-                &["--container-endpoint"],
-                &[python, "-c", LONG_RUNNING],
-            )
-            // exec warns that such short lifetimes are refreshed at half their life.
-            .env("S3CREDSFS_LOG", "error")
-            .env("S3_BUCKET", &s3.bucket)
-            .env("WANTED_KEYS", WANTED_KEYS.to_string())
-            .env("GIVE_UP_SECONDS", GIVE_UP.as_secs().to_string()),
-        )
-        .ok();
-    assert!(ran.stderr.trim().is_empty(), "stderr:\n{}", ran.stderr);
-    let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("the report");
-    assert_eq!(report["method"], "container-role", "{report}");
-    let keys: Vec<&str> = report["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k.as_str().unwrap())
-        .collect();
-    let mut distinct = keys.clone();
-    distinct.dedup();
-    assert!(
-        distinct.len() >= WANTED_KEYS,
-        "signed with {} keys in {} s: {keys:?}",
-        distinct.len(),
-        report["seconds"]
+    let script = long_running_script();
+    let mut cmd = exec(
+        &env,
+        &gw,
+        &["--container-endpoint"],
+        &[python, script.to_str().unwrap()],
     );
-    // Each key was replaced for good: renewals, not flapping.
-    let mut sorted = distinct.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), distinct.len(), "a key came back: {keys:?}");
+    // exec warns that such short lifetimes are refreshed at half their life.
+    cmd.env("S3CREDSFS_LOG", "error");
+    let ran = env.run(long_running(&mut cmd, &s3.bucket, GIVE_UP)).ok();
+    LongRun::check(&ran, "container-role");
     env.assert_stayed_on_loopback();
 }

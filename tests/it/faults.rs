@@ -6,6 +6,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::{status_fault, wait_for};
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,6 @@ fn mount() -> (TestGateway, Mounted) {
     (gw, m)
 }
 
-fn status(code: u16, content_type: &str, body: &str) -> Fault {
-    Fault::Status {
-        status: code,
-        content_type: content_type.into(),
-        body: body.into(),
-    }
-}
-
 /// A 201 reply whose credentials are valid but for `field`, set to `value`.
 fn sts_with(field: &str, value: serde_json::Value) -> Fault {
     let mut creds = serde_json::json!({
@@ -35,7 +28,7 @@ fn sts_with(field: &str, value: serde_json::Value) -> Fault {
         "Expiration": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
     });
     creds[field] = value;
-    status(
+    status_fault(
         201,
         "application/json",
         &serde_json::json!({ "Credentials": creds }).to_string(),
@@ -141,12 +134,12 @@ fn sts_faults_recover_by_themselves() {
         ),
         (
             "500 with HTML",
-            status(500, "text/html", "<html><body>Bad</body></html>"),
+            status_fault(500, "text/html", "<html><body>Bad</body></html>"),
             "answered HTTP 500;",
         ),
         (
             "500 problem+json",
-            status(
+            status_fault(
                 500,
                 "application/problem+json",
                 r#"{"detail": "Ceph is down", "status": 500}"#,
@@ -155,7 +148,7 @@ fn sts_faults_recover_by_themselves() {
         ),
         (
             "truncated JSON",
-            status(
+            status_fault(
                 201,
                 "application/json",
                 r#"{"Credentials": {"AccessKeyId": "AK"#,
@@ -180,7 +173,7 @@ fn sts_faults_recover_by_themselves() {
         ),
         (
             "always forbidden",
-            status(403, "text/plain", "RBAC: access denied"),
+            status_fault(403, "text/plain", "RBAC: access denied"),
             "refused a freshly issued token (HTTP 403)",
         ),
     ];
@@ -198,7 +191,7 @@ fn a_refused_password_waits_for_refresh() {
     wait_for("a healthy start", Duration::from_secs(20), || {
         read_checked(&m).is_ok() && m.status()["last_error"].is_null()
     });
-    let refused = status(
+    let refused = status_fault(
         401,
         "application/json",
         r#"{"error":"invalid_grant","error_description":"Invalid user credentials"}"#,
@@ -266,7 +259,7 @@ fn keycloak_faults_recover_by_themselves() {
         &m,
         "token endpoint down",
         Endpoint::Token,
-        status(503, "text/html", "<html>"),
+        status_fault(503, "text/html", "<html>"),
         "answered HTTP 503",
     );
 
@@ -283,7 +276,7 @@ fn keycloak_faults_recover_by_themselves() {
     // 401 then 403: the retry with a fresh token is refused too.
     gw.gw.inject(
         Endpoint::Sts,
-        status(401, "text/plain", "Jwt is expired"),
+        status_fault(401, "text/plain", "Jwt is expired"),
         Times::Once,
     );
     cycle(
@@ -291,7 +284,7 @@ fn keycloak_faults_recover_by_themselves() {
         &m,
         "401 then 403",
         Endpoint::Sts,
-        status(403, "text/plain", "RBAC: access denied"),
+        status_fault(403, "text/plain", "RBAC: access denied"),
         "refused a freshly issued token (HTTP 403)",
     );
 }

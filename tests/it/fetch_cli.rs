@@ -30,10 +30,6 @@ pub(crate) fn fetch(gw: &Gateway, args: &[&str]) -> Command {
     cmd
 }
 
-pub(crate) fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
 fn assert_failed_with(out: &Output, expected: &str) {
     assert!(
         !out.status.success(),
@@ -180,12 +176,12 @@ async fn token_env_works_and_an_expired_jwt_is_named() {
     let exp = s3credsfs::auth::jwt_claims(&token).unwrap()["exp"]
         .as_i64()
         .unwrap();
-    assert!(
-        wait_until(std::time::Duration::from_secs(5), || chrono::Utc::now()
-            .timestamp()
-            > exp)
-        .await
-    );
+    wait_for_async(
+        "the JWT to expire",
+        std::time::Duration::from_secs(5),
+        async || chrono::Utc::now().timestamp() > exp,
+    )
+    .await;
     let out = cmd.output().await.unwrap();
     assert_failed_with(&out, "the JWT in TOKEN expired at");
     assert!(!text(&out.stderr).contains(&token));
@@ -297,7 +293,6 @@ struct Session {
 /// terminal, also its stdin), types `typed` once the prompt is up and the terminal's echo
 /// is off, and returns what the terminal showed.
 fn on_a_terminal(args: &[String], typed: &str) -> Session {
-    use common::mount::wait_for;
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
@@ -334,7 +329,7 @@ fn on_a_terminal(args: &[String], typed: &str) -> Session {
             Ok(())
         });
     }
-    let mut child = common::KillOnDrop(cmd.spawn().unwrap());
+    let mut child = StopOnDrop::kill(cmd.spawn().unwrap());
     drop(cmd); // our copy of the terminal's side: the screen ends when the child's does
     let screen = Arc::new(Mutex::new(Vec::new()));
     let reader = {
@@ -366,14 +361,11 @@ fn on_a_terminal(args: &[String], typed: &str) -> Session {
         },
     );
     (&master).write_all(typed.as_bytes()).unwrap();
-    let mut status = None;
-    wait_for("the command to finish", Duration::from_secs(20), || {
-        status = child.0.try_wait().unwrap();
-        status.is_some()
+    let status = wait_for("the command to finish", Duration::from_secs(20), || {
+        child.try_wait().unwrap()
     });
     let mut stdout = String::new();
     child
-        .0
         .stdout
         .take()
         .unwrap()
@@ -381,7 +373,7 @@ fn on_a_terminal(args: &[String], typed: &str) -> Session {
         .unwrap();
     reader.join().unwrap();
     Session {
-        status: status.unwrap(),
+        status,
         screen: seen(),
         stdout,
     }

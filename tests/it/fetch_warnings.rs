@@ -3,7 +3,8 @@
 //! file's login, and JSON log lines (none of which may hold a secret).
 
 use crate::common;
-use crate::fetch_cli::{bin, fetch, text};
+use crate::common::text;
+use crate::fetch_cli::{bin, fetch};
 
 use common::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;

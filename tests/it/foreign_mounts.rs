@@ -7,11 +7,8 @@ use crate::common;
 
 use common::mount::*;
 use common::namespace::*;
+use common::text;
 use std::process::Output;
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs `s3credsfs ARGS PATH` as root inside `ns`, tagged for `guard`.
 fn run_as_root(ns: &FuseNamespace, guard: &BackgroundMount, args: &[&str]) -> Output {

@@ -3,8 +3,7 @@
 //! change a test's result. Proven by running tests that use each helper again, in a
 //! child of this test binary whose own environment is full of such settings.
 
-use crate::common::mount::wait_for;
-use crate::common::{private_file, KillOnDrop};
+use crate::common::{private_file, wait_for, StopOnDrop};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -50,14 +49,12 @@ fn the_helpers_ignore_the_developers_environment() {
     ] {
         child.env(proxy, "http://127.0.0.1:9");
     }
-    let mut child = KillOnDrop(child.spawn().unwrap());
-    let mut status = None;
-    wait_for("the tests in the child", Duration::from_secs(300), || {
-        status = child.0.try_wait().unwrap();
-        status.is_some()
+    let mut child = StopOnDrop::kill(child.spawn().unwrap());
+    let status = wait_for("the tests in the child", Duration::from_secs(300), || {
+        child.try_wait().unwrap()
     });
     let report = std::fs::read_to_string(out.path()).unwrap();
-    assert!(status.unwrap().success(), "{report}");
+    assert!(status.success(), "{report}");
     assert!(
         report.contains(&format!("test result: ok. {} passed", TESTS.len())),
         "{report}"

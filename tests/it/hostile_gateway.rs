@@ -219,7 +219,7 @@ fn a_hostile_refresh_keeps_serving_the_last_valid_credentials() {
         sts_reply_with("EndpointURL", &format!("http://rgw{PLANTED}")),
         Times::Always,
     );
-    mount::wait_for(
+    wait_for(
         "a refresh to meet the hostile reply",
         std::time::Duration::from_secs(10),
         || {

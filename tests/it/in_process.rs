@@ -7,7 +7,7 @@
 //! the manual clock therefore reaches the kernel within one TTL: tests wait for it with a
 //! deadline, as a reader on a real clock would see it within one TTL.
 
-use crate::common::mount::wait_for;
+use crate::common::wait_for;
 use s3credsfs::cache::{CredentialCache, Fetch, ManualClock, TimeSource};
 use s3credsfs::creds::Credentials;
 use s3credsfs::error::{Error, Result};

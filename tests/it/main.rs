@@ -31,6 +31,7 @@ mod pipeline;
 mod profiles;
 mod readme;
 mod site_config;
+mod test_helpers;
 mod tls;
 
 #[cfg(feature = "fuse-tests")]

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

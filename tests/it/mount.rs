@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
@@ -34,12 +35,9 @@ fn roomy() -> (TestGateway, [&'static str; 4]) {
 /// Short credentials (4 s) refreshed when under 2 s remain.
 const SHORT: [&str; 4] = ["--min-validity", "2s", "--timeout", "2s"];
 
+/// The gateway's own answer when the STS behind it fails.
 fn status_500() -> Fault {
-    Fault::Status {
-        status: 500,
-        content_type: "text/plain".into(),
-        body: "\"Error\"".into(),
-    }
+    common::status_fault(500, "text/plain", "\"Error\"")
 }
 
 fn slow_down_next_sts_call(gw: &TestGateway, delay: Duration) {

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::{text, wait_for};
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
@@ -11,10 +12,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Runs `s3credsfs mount PATH ...` in the background mode, tagged for `guard` (whose
 /// path it mounts), and returns its output.

@@ -4,6 +4,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::{wait_for, StopOnDrop};
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::Path;
@@ -34,36 +35,17 @@ fn spawn_mount(gw: &TestGateway, path: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-/// Stops a child and clears its mount, whatever happened.
-struct Reaper<'a>(&'a Path, Vec<Child>);
+/// Stops the children and clears their mounts, whatever happened.
+struct Reaper<'a>(&'a Path, Vec<StopOnDrop>);
 
 impl Drop for Reaper<'_> {
     fn drop(&mut self) {
         for child in &mut self.1 {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-        }
-        for child in &mut self.1 {
-            let _ = wait_exit(child, Duration::from_secs(10));
-            let _ = child.kill();
-            let _ = child.wait();
+            child.stop();
         }
         while mounts_at(self.0) > 0 {
             force_unmount(self.0);
         }
-    }
-}
-
-fn wait_exit(child: &mut Child, deadline: Duration) -> Option<std::process::ExitStatus> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if start.elapsed() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -78,8 +60,8 @@ fn two_mounts_racing_for_one_path_leave_exactly_one() {
             dir.path().join(format!("b{round}")),
         ];
         let children = vec![
-            spawn_mount(&gw, &path, &logs[0]),
-            spawn_mount(&gw, &path, &logs[1]),
+            StopOnDrop::term(spawn_mount(&gw, &path, &logs[0])),
+            StopOnDrop::term(spawn_mount(&gw, &path, &logs[1])),
         ];
         let mut reaper = Reaper(&path, children);
         let mut loser = None;
@@ -109,7 +91,9 @@ fn two_mounts_racing_for_one_path_leave_exactly_one() {
         assert!(winner.try_wait().unwrap().is_none(), "the winner serves");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(winner.id() as i32, libc::SIGTERM) };
-        let status = wait_exit(winner, Duration::from_secs(10)).expect("the winner exits");
+        let status = wait_for("the winner to exit", Duration::from_secs(10), || {
+            winner.try_wait().unwrap()
+        });
         assert!(status.success(), "round {round}: {status:?}");
         assert_eq!(mountpoint::state(&path), MountState::Free);
     }

@@ -8,6 +8,7 @@ use crate::common;
 
 use common::mount::*;
 use common::namespace::*;
+use common::text;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -25,10 +26,6 @@ fn require_fusermount3() -> PathBuf {
         helper.display()
     );
     helper
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// What `user` (root when `None`) gets from stat, read and list in the mount.

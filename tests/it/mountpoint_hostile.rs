@@ -11,10 +11,11 @@ use crate::common;
 
 use common::mount::*;
 use common::namespace::*;
+use common::{poll_until, wait_for, StopOnDrop};
 use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn chmod(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -65,22 +66,18 @@ impl Scene {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = self.m.ns.run(None, move || cmd.spawn().unwrap());
-        let start = Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if start.elapsed() > Duration::from_secs(20) {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let _ = child.wait();
-                if self.m.ns.mount_line(path).is_some() {
-                    let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-                    // SAFETY: a valid path; root detaches the mount in the namespace.
-                    self.m.ns.run(None, move || unsafe {
-                        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
-                    });
-                }
-                panic!("{} was mounted on, not refused", path.display());
+        if poll_until(Duration::from_secs(20), || child.try_wait().unwrap()).is_err() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            if self.m.ns.mount_line(path).is_some() {
+                let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+                // SAFETY: a valid path; root detaches the mount in the namespace.
+                self.m.ns.run(None, move || unsafe {
+                    libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+                });
             }
-            std::thread::sleep(Duration::from_millis(20));
+            panic!("{} was mounted on, not refused", path.display());
         }
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -224,7 +221,9 @@ fn a_trusted_link_resolves_and_every_command_agrees_on_the_path() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     s.m.path = resolved.clone();
-    s.m.child = Some(s.m.ns.run(None, move || cmd.spawn().unwrap()));
+    s.m.child = Some(StopOnDrop::term(
+        s.m.ns.run(None, move || cmd.spawn().unwrap()),
+    ));
     let status = resolved.join("status");
     wait_for("the mount", Duration::from_secs(30), || {
         s.m.mount_line().is_some() && s.as_user(NOBODY, || status.exists())

@@ -8,7 +8,10 @@ use s3credsfs::gateway::{
     Account, Endpoint, Fault, Times, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD,
 };
 use s3credsfs::sts::Pipeline;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// How long a renewal may take on a loaded machine.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Logs in as the default user with a password file.
 fn password_settings(
@@ -20,14 +23,6 @@ fn password_settings(
         gw,
         &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
     )
-}
-
-fn status(status: u16, content_type: &str, body: &str) -> Fault {
-    Fault::Status {
-        status,
-        content_type: content_type.into(),
-        body: body.into(),
-    }
 }
 
 #[tokio::test]
@@ -60,19 +55,6 @@ async fn password_command_works() {
     Pipeline::new(&s).unwrap().fetch().await.unwrap();
 }
 
-/// Fetches every 50 ms until `done` holds; fails after 30 s.
-async fn fetch_until(pipeline: &Pipeline, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "condition not reached within 30 s"
-        );
-        pipeline.fetch().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn expired_jwt_is_refreshed_with_the_refresh_token() {
     // 8 s tokens are renewed 2 s before their end (a quarter of their life): time enough
@@ -80,7 +62,10 @@ async fn expired_jwt_is_refreshed_with_the_refresh_token() {
     let gw = gateway(|c| c.token_lifetime = Duration::from_secs(8)).await;
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
-    fetch_until(&pipeline, || gw.stats().refresh_grants >= 1).await;
+    fetch_until("a refresh grant", WAIT, &pipeline, &gw, |s| {
+        s.refresh_grants >= 1
+    })
+    .await;
     let stats = gw.stats();
     assert_eq!(stats.password_grants, 1, "refreshed, not logged in again");
     // The JWT is renewed before it expires: the STS never has to refuse one.
@@ -95,7 +80,10 @@ async fn refused_refresh_falls_back_to_the_password() {
     let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
     pipeline.fetch().await.unwrap();
     gw.revoke_sessions();
-    fetch_until(&pipeline, || gw.stats().password_grants >= 2).await;
+    fetch_until("a second password grant", WAIT, &pipeline, &gw, |s| {
+        s.password_grants >= 2
+    })
+    .await;
     assert_eq!(gw.stats().refresh_grants, 0);
     assert!(
         gw.stats().token_failures >= 1,
@@ -228,12 +216,12 @@ async fn cray_cli_login_is_refreshed_in_memory_and_never_written() {
     );
     let before = std::fs::read(&path).unwrap();
     // Wait for the saved access token to expire, so it must be refreshed.
-    assert!(
-        wait_until(Duration::from_secs(5), || chrono::Utc::now().timestamp()
-            as f64
-            > issued + 1.0)
-        .await
-    );
+    wait_for_async(
+        "the saved access token to expire",
+        Duration::from_secs(5),
+        async || chrono::Utc::now().timestamp() as f64 > issued + 1.0,
+    )
+    .await;
 
     let s = settings(&gw, &[("token-file", path.to_str().unwrap())]);
     let pipeline = Pipeline::new(&s).unwrap();
@@ -247,11 +235,12 @@ async fn cray_cli_login_is_refreshed_in_memory_and_never_written() {
 
     // A dead refresh token is reported as such.
     gw.revoke_sessions();
-    let refreshed_token_dies = wait_until(Duration::from_secs(5), || {
-        chrono::Utc::now().timestamp() as f64 > issued + 3.0
-    })
+    wait_for_async(
+        "the refreshed token to die",
+        Duration::from_secs(5),
+        async || chrono::Utc::now().timestamp() as f64 > issued + 3.0,
+    )
     .await;
-    assert!(refreshed_token_dies);
     let err = pipeline.fetch().await.unwrap_err().to_string();
     assert!(
         err.contains(
@@ -268,7 +257,7 @@ async fn a_rejected_token_is_replaced_and_retried_once() {
     let pipeline = Pipeline::new(&password_settings(&gw, dir.path())).unwrap();
     gw.inject(
         Endpoint::Sts,
-        status(401, "text/plain", "Jwt is expired"),
+        status_fault(401, "text/plain", "Jwt is expired"),
         Times::Once,
     );
     pipeline.fetch().await.unwrap();
@@ -314,11 +303,11 @@ async fn server_errors_and_bad_replies() {
     let problem = r#"{"detail": "Ceph RGW is unavailable", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
     let cases = [
         (
-            status(500, "application/problem+json", problem),
+            status_fault(500, "application/problem+json", problem),
             "answered HTTP 500 (Ceph RGW is unavailable); the STS or its Ceph backend is failing",
         ),
         (
-            status(503, "text/plain", "Error"),
+            status_fault(503, "text/plain", "Error"),
             "answered HTTP 503; the STS or its Ceph backend is failing",
         ),
         (
@@ -357,7 +346,7 @@ async fn a_bad_token_reply_is_reported() {
     );
     gw.inject(
         Endpoint::Token,
-        status(502, "application/json", r#"{"error":"unknown_error"}"#),
+        status_fault(502, "application/json", r#"{"error":"unknown_error"}"#),
         Times::Once,
     );
     let err = pipeline.fetch().await.unwrap_err().to_string();
@@ -378,7 +367,7 @@ async fn a_url_that_is_not_keycloak_says_so() {
         let page = format!("<html><body><h1>{code}</h1></body></html>");
         gw.inject(
             Endpoint::Token,
-            status(code, "text/html", &page),
+            status_fault(code, "text/html", &page),
             Times::Once,
         );
         let err = pipeline.fetch().await.unwrap_err().to_string();

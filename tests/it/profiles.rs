@@ -123,11 +123,7 @@ mod mounted {
             Fault::Delay(std::time::Duration::from_millis(1500)),
             Times::Once,
         );
-        let refused = Fault::Status {
-            status: 403,
-            content_type: "text/plain".into(),
-            body: "role missing".into(),
-        };
+        let refused = crate::common::status_fault(403, "text/plain", "role missing");
         broken.gw.inject(Endpoint::Sts, refused, Times::Always);
         let dir = tempfile::tempdir().unwrap();
         let config = crate::common::private_file(
@@ -243,11 +239,7 @@ mod mounted {
     #[test]
     fn a_refused_profile_keeps_a_failed_mount_from_being_restarted() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
-        let down = Fault::Status {
-            status: 503,
-            content_type: "text/plain".into(),
-            body: "down".into(),
-        };
+        let down = crate::common::status_fault(503, "text/plain", "down");
         prod.gw.inject(Endpoint::Sts, down, Times::Always);
         let dir = tempfile::tempdir().unwrap();
         let config = crate::common::private_file(
@@ -325,11 +317,8 @@ mod mounted {
     #[test]
     fn every_log_line_about_a_profile_names_it() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
-        let broken = Fault::Status {
-            status: 500,
-            content_type: "application/json".into(),
-            body: r#"{"detail": "Ceph is down"}"#.into(),
-        };
+        let broken =
+            crate::common::status_fault(500, "application/json", r#"{"detail": "Ceph is down"}"#);
         tds.gw.inject(Endpoint::Sts, broken, Times::Always);
         let m = Mounted::start_configured(
             &two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),
@@ -369,11 +358,7 @@ mod mounted {
     #[test]
     fn a_failing_profile_shows_in_status_and_hides_no_other() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
-        let refused = Fault::Status {
-            status: 403,
-            content_type: "text/plain".into(),
-            body: "role missing".into(),
-        };
+        let refused = crate::common::status_fault(403, "text/plain", "role missing");
         tds.gw.inject(Endpoint::Sts, refused, Times::Always);
         let m = Mounted::start_configured(
             &two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),

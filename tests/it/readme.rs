@@ -281,9 +281,9 @@ fn the_word_splitter_keeps_quotes_operators_and_comments_apart() {
 mod runs {
     use super::*;
     use crate::common::mount::{bin, BackgroundMount};
-    use crate::common::KillOnDrop;
+    use crate::common::{wait_for, StopOnDrop};
     use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     fn marked(name: &str) -> String {
         let found: Vec<Block> = blocks()
@@ -396,15 +396,12 @@ mod runs {
                 .stderr(Stdio::null())
                 .spawn()
                 .unwrap_or_else(|e| panic!("{line}: {e}"));
-            servers.push(KillOnDrop(child));
-            let start = Instant::now();
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    start.elapsed() < Duration::from_secs(20),
-                    "{line} never listened"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            servers.push(StopOnDrop::kill(child));
+            wait_for(
+                &format!("{line} to listen"),
+                Duration::from_secs(20),
+                || std::net::TcpStream::connect(("127.0.0.1", port)),
+            );
         }
         assert_eq!(servers.len(), 2);
         let home = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
 use std::time::Duration;
 

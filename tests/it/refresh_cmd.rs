@@ -4,7 +4,8 @@
 use crate::common;
 
 use common::mount::*;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use common::wait_for;
+use s3credsfs::gateway::{Endpoint, Times};
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 use std::time::Duration;
@@ -61,11 +62,7 @@ fn a_failed_refresh_is_reported_and_the_valid_credentials_stay() {
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &["--timeout", "5s"]);
     let before = m.access_key();
-    let refused = Fault::Status {
-        status: 403,
-        content_type: "text/plain".into(),
-        body: "no".into(),
-    };
+    let refused = crate::common::status_fault(403, "text/plain", "no");
     gw.gw.inject(Endpoint::Sts, refused, Times::Always);
     let out = refresh(&m, &[]);
     assert!(!out.status.success());

@@ -6,58 +6,29 @@
 use crate::common;
 
 use common::mount::*;
+use common::wait_for;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// A foreground daemon started by the test itself; Drop stops it and always unmounts.
-struct Foreground {
-    child: Child,
-    path: PathBuf,
-    log: PathBuf,
-}
-
-impl Foreground {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Foreground {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-            let start = Instant::now();
-            while self.child.try_wait().ok().flatten().is_none()
-                && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-        force_unmount(&self.path);
-    }
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// Waits for a datagram holding `field` (a line of its own), failing after 30 s or when
 /// the daemon exits; returns that datagram.
-fn wait_for_message(socket: &UnixDatagram, daemon: &mut Foreground, field: &str) -> String {
+fn wait_for_message(socket: &UnixDatagram, daemon: &mut Mounted, field: &str) -> String {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let start = Instant::now();
     let mut buf = [0u8; 4096];
-    loop {
+    let mut last = None;
+    wait_for(field, Duration::from_secs(30), || {
         if let Ok(n) = socket.recv(&mut buf) {
             let message = String::from_utf8_lossy(&buf[..n]).into_owned();
             if message.lines().any(|l| l == field) {
-                return message;
+                return Ok(message);
             }
+            last = Some(message);
         }
         if let Ok(Some(status)) = daemon.child.try_wait() {
             panic!(
@@ -65,12 +36,11 @@ fn wait_for_message(socket: &UnixDatagram, daemon: &mut Foreground, field: &str)
                 daemon.log()
             );
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no {field} after 30 s:\n{}",
+        Err(format!(
+            "last message {last:?}; daemon log:\n{}",
             daemon.log()
-        );
-    }
+        ))
+    })
 }
 
 #[test]
@@ -79,8 +49,6 @@ fn ready_only_once_mounted_and_stopping_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let path = dir.path().join("creds");
-    let log = dir.path().join("daemon.log");
     // The password command records whether NOTIFY_SOCKET reached a program the daemon
     // starts (it must not: such a program could speak for the daemon).
     let leak = dir.path().join("leak");
@@ -88,20 +56,17 @@ fn ready_only_once_mounted_and_stopping_on_sigterm() {
         "printenv NOTIFY_SOCKET > '{}'; printf %s '{DEFAULT_PASSWORD}'",
         leak.display()
     );
-    let child = bin()
-        .arg("mount")
-        .arg(&path)
-        .arg("--foreground")
-        .args(["--api-gateway", &gw.gw.base_url(), "--username", "dev"])
-        .args(["--password-command", &command])
-        .env("NOTIFY_SOCKET", &socket_path)
-        .env("HOME", dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut daemon = Foreground { child, path, log };
+    let args = [
+        "--api-gateway",
+        &gw.gw.base_url(),
+        "--username",
+        "dev",
+        "--password-command",
+        &command,
+    ]
+    .map(String::from);
+    let notify = [("NOTIFY_SOCKET", socket_path.to_str().unwrap())];
+    let mut daemon = Mounted::launch(&args, &notify, None);
 
     let ready = wait_for_message(&socket, &mut daemon, "READY=1");
     // At this very moment, with no waiting: the credentials are already served.
@@ -123,19 +88,14 @@ fn ready_only_once_mounted_and_stopping_on_sigterm() {
         "NOTIFY_SOCKET was passed on to a child"
     );
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(daemon.child.id() as i32, libc::SIGTERM) };
+    daemon.signal(libc::SIGTERM);
     let stopping = wait_for_message(&socket, &mut daemon, "STOPPING=1");
     assert!(
         stopping.contains("STATUS=unmounting on SIGTERM"),
         "{stopping:?}"
     );
-    let mut status = None;
-    wait_for("the daemon to exit", Duration::from_secs(15), || {
-        status = daemon.child.try_wait().unwrap();
-        status.is_some()
-    });
-    assert!(status.unwrap().success(), "{}", daemon.log());
+    let status = daemon.wait_exit();
+    assert!(status.success(), "{}", daemon.log());
     assert_eq!(mountpoint::state(&daemon.path), MountState::Free);
 }
 

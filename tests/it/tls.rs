@@ -104,12 +104,14 @@ async fn refreshes_reuse_one_connection_and_one_handshake() {
     ))
     .unwrap();
     // Fetch until the token has been renewed twice (it is stale after 0.75 s).
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while gw.stats().token_requests < 3 {
-        assert!(std::time::Instant::now() < deadline, "{:?}", gw.stats());
-        pipeline.fetch().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    fetch_until(
+        "the third token request",
+        Duration::from_secs(20),
+        &pipeline,
+        &gw,
+        |s| s.token_requests >= 3,
+    )
+    .await;
     let stats = gw.stats();
     assert!(stats.sts_issued >= 3, "{stats:?}");
     assert_eq!(

@@ -3,10 +3,11 @@
 //! and a whole moto + gateway + mount stack ([`MountedS3`]).
 
 use super::s3::*;
+use super::{wait_for, StopOnDrop};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 /// How long one client command may run before the test gives up on it (they take a
 /// second or two; a hang must fail the test, not stall the suite).
 const CLIENT_DEADLINE: Duration = Duration::from_secs(60);
@@ -158,23 +159,15 @@ impl ClientEnv {
             .join(" ");
         let stdout = tempfile::tempfile_in(self.dir.path()).unwrap();
         let stderr = tempfile::tempfile_in(self.dir.path()).unwrap();
-        let mut child = cmd
-            .stdout(stdout.try_clone().unwrap())
-            .stderr(stderr.try_clone().unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}"));
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for a client") {
-                break status;
-            }
-            if start.elapsed() > CLIENT_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("`{what}` did not finish within {CLIENT_DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let mut child = StopOnDrop::kill(
+            cmd.stdout(stdout.try_clone().unwrap())
+                .stderr(stderr.try_clone().unwrap())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run `{what}`: {e}")),
+        );
+        let status = wait_for(&format!("`{what}` to finish"), CLIENT_DEADLINE, || {
+            child.try_wait().expect("wait for a client")
+        });
         let read = |mut f: std::fs::File| {
             use std::io::Seek;
             let mut text = String::new();
@@ -361,5 +354,72 @@ impl MountedS3 {
                 &format!("credential_process = cat {}\n", bad_json.display()),
             ),
         )
+    }
+}
+
+/// How many different access keys the long-running boto3 process must sign with before
+/// it stops: three renewals, so at least three lifetimes of calls.
+pub const LONG_RUNNING_KEYS: usize = 4;
+
+/// `tests/s3/long_running.py`, run by `cmd` (a `python` or a command that starts one):
+/// one boto3 session calling `bucket` until it has signed with [`LONG_RUNNING_KEYS`]
+/// keys or `give_up` has passed.
+pub fn long_running<'a>(cmd: &'a mut Command, bucket: &str, give_up: Duration) -> &'a mut Command {
+    cmd.env("S3_BUCKET", bucket)
+        .env("WANTED_KEYS", LONG_RUNNING_KEYS.to_string())
+        .env("GIVE_UP_SECONDS", give_up.as_secs().to_string())
+}
+
+/// The path of `tests/s3/long_running.py`, for a command line.
+pub fn long_running_script() -> PathBuf {
+    script("long_running.py")
+}
+
+/// What the long-running process reported, checked: boto3 said nothing on stderr, took
+/// its credentials by `method`, and signed with at least [`LONG_RUNNING_KEYS`] keys, each
+/// replaced for good (renewals, not flapping).
+pub struct LongRun {
+    /// The access key in use after each call, in order.
+    pub keys: Vec<String>,
+    /// The keys in order of first use.
+    pub distinct: Vec<String>,
+    /// The whole report (`calls`, `seconds`, ...).
+    pub report: serde_json::Value,
+}
+
+impl LongRun {
+    /// Reads and checks the report of `ran`.
+    pub fn check(ran: &Ran, method: &str) -> LongRun {
+        assert!(
+            ran.stderr.trim().is_empty(),
+            "botocore complained:\n{}",
+            ran.stderr
+        );
+        let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("the report");
+        assert_eq!(report["method"], method, "{report}");
+        let keys: Vec<String> = report["keys"]
+            .as_array()
+            .expect("the report's keys")
+            .iter()
+            .map(|k| k.as_str().unwrap().to_owned())
+            .collect();
+        let mut distinct = keys.clone();
+        distinct.dedup();
+        assert!(
+            distinct.len() >= LONG_RUNNING_KEYS,
+            "the process signed with {} different keys in {} s ({} calls): {distinct:?}",
+            distinct.len(),
+            report["seconds"],
+            report["calls"]
+        );
+        let mut sorted = distinct.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), distinct.len(), "a key came back: {keys:?}");
+        LongRun {
+            keys,
+            distinct,
+            report,
+        }
     }
 }

@@ -1,17 +1,23 @@
-//! Shared test helpers: an in-process gateway, settings built like flags, condition waits.
+//! Shared test helpers: an in-process gateway, settings built like flags, condition waits
+//! ([`wait`]) and the guard of every child process ([`child`]).
 #![allow(dead_code)]
 
+pub mod child;
 pub mod clients;
 pub mod gw;
 pub mod mount;
 pub mod namespace;
 pub mod s3;
+pub mod wait;
+
+pub use child::StopOnDrop;
+pub use wait::{poll_until, wait_for, wait_for_async};
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
-use s3credsfs::gateway::{Gateway, GatewayConfig};
+use s3credsfs::gateway::{Fault, Gateway, GatewayConfig, Stats};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The whole environment the tests give a program they start: `PATH` only. Helpers
 /// clear everything else first, so that nothing of the developer's (`S3CREDSFS_*`
@@ -22,17 +28,6 @@ pub fn clean_env() -> Vec<(&'static str, std::ffi::OsString)> {
         ("PATH", std::env::var_os("PATH").unwrap_or_default()),
         ("HOME", "/nonexistent/s3credsfs-tests".into()),
     ]
-}
-
-/// A child process that is killed and reaped when the guard is dropped, also when the
-/// test panics (a server a test started must not outlive it).
-pub struct KillOnDrop(pub std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Starts a gateway with the default accounts and the given tweaks.
@@ -74,6 +69,11 @@ pub fn settings_for(
     resolve(&layer, &Context::default())
 }
 
+/// A program's output as text, for messages and matching (invalid UTF-8 shown as �).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Writes a file readable only by its owner (as secret files must be).
 pub fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
     let path = dir.join(name);
@@ -82,16 +82,34 @@ pub fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
     path
 }
 
-/// Polls `condition` until it holds or `deadline` passes; returns whether it held.
-pub async fn wait_until(deadline: Duration, mut condition: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if condition() {
-            return true;
+/// Fetches through `pipeline` until the gateway's counters satisfy `done` (a renewal has
+/// happened), failing after `deadline` with the counters last seen.
+pub async fn fetch_until(
+    what: &str,
+    deadline: Duration,
+    pipeline: &s3credsfs::sts::Pipeline,
+    gateway: &Gateway,
+    done: impl Fn(&Stats) -> bool,
+) {
+    wait_for_async(what, deadline, async || {
+        let stats = gateway.stats();
+        if done(&stats) {
+            return Ok(());
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        pipeline.fetch().await.unwrap();
+        Err(format!("{stats:?}"))
+    })
+    .await
+}
+
+/// A fault that answers with `status`, `content_type` and `body` instead of the
+/// endpoint: a refusal, an outage, a proxy's error page.
+pub fn status_fault(status: u16, content_type: &str, body: &str) -> Fault {
+    Fault::Status {
+        status,
+        content_type: content_type.into(),
+        body: body.into(),
     }
-    condition()
 }
 
 /// A password grant straight to the gateway, returning Keycloak's JSON reply.

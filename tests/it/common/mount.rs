@@ -1,11 +1,12 @@
 //! Real FUSE mounts for tests: a gateway on its own runtime, a foreground daemon as a
 //! child process, and guards that always unmount, even when the test fails.
 
+use crate::common::{poll_until, wait_for, StopOnDrop};
 use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The binary under test, in an environment of its own: nothing but `PATH` is inherited,
 /// so a developer's `S3CREDSFS_*` settings, proxies, `CRAY_CREDENTIALS`, `FUSERMOUNT_PATH`
@@ -50,22 +51,10 @@ impl TestGateway {
     }
 }
 
-/// Polls `condition` every 20 ms until it holds; panics with `what` after `deadline`.
-pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// A foreground `s3credsfs mount` child on a temporary directory.
 pub struct Mounted {
     pub path: PathBuf,
-    pub child: Child,
+    pub child: StopOnDrop,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -117,6 +106,14 @@ impl Mounted {
     }
 
     fn spawn(args: &[String], env: &[(&str, &str)], config: Option<&str>) -> Mounted {
+        let mut mounted = Self::launch(args, env, config);
+        mounted.wait_until_serving();
+        mounted
+    }
+
+    /// Starts the daemon with `args` (no login flags added) and does not wait: for a test
+    /// that watches the start itself (systemd's readiness messages).
+    pub fn launch(args: &[String], env: &[(&str, &str)], config: Option<&str>) -> Mounted {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
         let log = dir.path().join("daemon.log");
@@ -138,37 +135,33 @@ impl Mounted {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut mounted = Mounted {
+        Mounted {
             path,
-            child,
+            child: StopOnDrop::term(child),
             log,
             _dir: dir,
-        };
-        mounted.wait_until_serving();
-        mounted
+        }
     }
 
     fn wait_until_serving(&mut self) {
-        let start = Instant::now();
-        loop {
+        wait_for("the mount to serve", Duration::from_secs(30), || {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "the daemon exited ({status}) before mounting:\n{}",
                     self.log()
                 );
             }
-            if mountpoint::state(&self.path) != MountState::Free
-                && self.path.join("status").exists()
-            {
-                return;
+            let state = mountpoint::state(&self.path);
+            let status = self.path.join("status");
+            if state != MountState::Free && status.exists() {
+                return Ok(());
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "not mounted after 30 s:\n{}",
+            Err(format!(
+                "{state:?}, status file: {}; daemon log:\n{}",
+                status.exists(),
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ))
+        });
     }
 
     /// The daemon's stderr so far.
@@ -205,12 +198,9 @@ impl Mounted {
 
     /// Waits for the daemon to exit and returns its exit status.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let mut status = None;
         wait_for("the daemon to exit", Duration::from_secs(15), || {
-            status = self.child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap()
+            self.child.try_wait().unwrap()
+        })
     }
 }
 
@@ -223,17 +213,7 @@ pub fn force_unmount(path: &Path) {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            self.signal(libc::SIGTERM);
-            let start = Instant::now();
-            while self.child.try_wait().ok().flatten().is_none()
-                && start.elapsed() < Duration::from_secs(10)
-            {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.child.stop();
         force_unmount(&self.path);
     }
 }
@@ -291,10 +271,7 @@ impl Drop for BackgroundMount {
             // SAFETY: a process this guard started (it carries the guard's tag).
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let start = Instant::now();
-        while !self.tagged().is_empty() && start.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let _ = poll_until(Duration::from_secs(10), || self.tagged().is_empty());
         for pid in self.tagged() {
             // SAFETY: as above; it ignored SIGTERM for 10 s.
             unsafe { libc::kill(pid, libc::SIGKILL) };

@@ -1,9 +1,10 @@
 //! Mounts by a user other than root, each in a private mount namespace of its own.
 
-use super::mount::{bin, login_args, wait_for, TestGateway};
+use super::mount::{bin, login_args, TestGateway};
+use super::{wait_for, StopOnDrop};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 /// The unprivileged user the tests mount as, and another one.
 pub const NOBODY: (u32, u32) = (65534, 65534);
@@ -190,7 +191,7 @@ pub struct UserMount {
     pub ns: FuseNamespace,
     pub home: PathBuf,
     pub path: PathBuf,
-    pub child: Option<Child>,
+    pub child: Option<StopOnDrop>,
     log: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -238,35 +239,35 @@ impl UserMount {
             .unwrap();
         let mut cmd = self.command(&["mount", self.path.to_str().unwrap(), "--foreground"]);
         cmd.args(login_args(gw)).stdout(Stdio::null()).stderr(log);
-        self.child = Some(self.ns.run(None, move || cmd.spawn().unwrap()));
+        let child = self.ns.run(None, move || cmd.spawn().unwrap());
+        self.child = Some(StopOnDrop::term(child));
     }
 
     /// Starts the daemon and waits until the user can read its status file.
     pub fn start(&mut self, gw: &TestGateway) {
         self.spawn(gw);
-        let start = Instant::now();
-        loop {
+        wait_for("the user's mount to serve", Duration::from_secs(30), || {
             if let Ok(Some(status)) = self.child.as_mut().unwrap().try_wait() {
                 panic!(
                     "the daemon exited ({status}) before mounting:\n{}",
                     self.log()
                 );
             }
+            let Some(line) = self.mount_line() else {
+                return Err(format!("not mounted yet; daemon log:\n{}", self.log()));
+            };
             let path = self.path.clone();
-            if self.mount_line().is_some()
-                && self
-                    .ns
-                    .run(Some(NOBODY), move || path.join("status").exists())
+            if self
+                .ns
+                .run(Some(NOBODY), move || path.join("status").exists())
             {
-                return;
+                return Ok(());
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "not mounted after 30 s:\n{}",
+            Err(format!(
+                "mounted ({line}) but no status file yet; daemon log:\n{}",
                 self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            ))
+        });
     }
 
     /// The mountinfo line at the mountpoint in the namespace, if mounted.
@@ -289,30 +290,16 @@ impl UserMount {
     /// Waits for the daemon to exit and returns its exit status.
     pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let child = self.child.as_mut().expect("a daemon was started");
-        let mut status = None;
         wait_for("the daemon to exit", Duration::from_secs(15), || {
-            status = child.try_wait().unwrap();
-            status.is_some()
-        });
-        status.unwrap()
+            child.try_wait().unwrap()
+        })
     }
 }
 
 impl Drop for UserMount {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_mut() {
-            if child.try_wait().ok().flatten().is_none() {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-                let start = Instant::now();
-                while child.try_wait().ok().flatten().is_none()
-                    && start.elapsed() < Duration::from_secs(10)
-                {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            child.stop();
         }
         if self.mount_line().is_some() {
             let path = c_path(&self.path);

@@ -18,6 +18,7 @@
 //! Needs `moto_server` and a `python3` with boto3 next to it on `PATH`: `scripts/test`
 //! installs both into `target/test-venv` and puts its `bin` first on `PATH`.
 
+use super::{wait_for, StopOnDrop};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -42,7 +43,7 @@ pub struct S3Server {
     pub bucket: String,
     /// The Python interpreter next to `moto_server` (it has boto3).
     pub python: PathBuf,
-    child: Child,
+    child: StopOnDrop,
     log: tempfile::NamedTempFile,
 }
 
@@ -125,7 +126,7 @@ impl S3Server {
             role_arn: String::new(),
             bucket: String::new(),
             python,
-            child,
+            child: StopOnDrop::kill(child),
             log,
         };
         server.wait_until_listening(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
@@ -136,25 +137,20 @@ impl S3Server {
     /// Polls until moto accepts connections; panics with its log if it exits or the
     /// deadline passes.
     fn wait_until_listening(&mut self, addr: SocketAddr) {
-        let start = Instant::now();
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "moto_server exited ({status}) before answering:\n{}",
-                    self.log_text()
-                );
-            }
-            if start.elapsed() > START_DEADLINE {
-                panic!(
-                    "moto_server did not listen on {addr} within {START_DEADLINE:?}:\n{}",
-                    self.log_text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_for(
+            &format!("moto_server to listen on {addr}"),
+            START_DEADLINE,
+            || {
+                let connected = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!(
+                        "moto_server exited ({status}) before answering:\n{}",
+                        self.log_text()
+                    );
+                }
+                connected.map_err(|e| format!("{e}; its log:\n{}", self.log_text()))
+            },
+        );
     }
 
     /// Runs `moto_setup.py` and keeps the account it prints.
@@ -239,14 +235,6 @@ impl S3Server {
                 String::from_utf8_lossy(&out.stderr)
             ),
         }
-    }
-}
-
-/// Kills moto and reaps it, so no server outlives its test.
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -2,7 +2,8 @@
 
 use super::endpoint::*;
 use crate::common::mount::*;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use crate::common::wait_for;
+use s3credsfs::gateway::{Endpoint, Times};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
@@ -55,11 +56,7 @@ fn a_failing_gateway_is_503_with_the_reason_and_no_reply_is_cached() {
     // to serve.
     gw.gw.inject(
         Endpoint::Sts,
-        Fault::Status {
-            status: 500,
-            content_type: "text/plain".into(),
-            body: "\"Error\"".into(),
-        },
+        crate::common::status_fault(500, "text/plain", "\"Error\""),
         Times::Always,
     );
     let mut failed = String::new();

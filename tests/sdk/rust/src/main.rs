@@ -66,7 +66,8 @@ fn fail<E: ProvideErrorMetadata + std::error::Error>(error: E) -> ! {
     std::process::exit(1);
 }
 
-async fn put_get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
+/// Puts `body` under `key`.
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
     s3.put_object()
         .bucket(bucket)
         .key(key)
@@ -74,6 +75,10 @@ async fn put_get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) 
         .send()
         .await
         .unwrap_or_else(|e| fail(e));
+}
+
+/// Reads `key` back and checks that it holds `body`.
+async fn get_back(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: &[u8]) {
     let got = s3
         .get_object()
         .bucket(bucket)
@@ -111,13 +116,7 @@ async fn main() {
     match mode.as_str() {
         "round-trip" => {
             let (key, body) = (var("S3_KEY"), var("S3_BODY"));
-            s3.put_object()
-                .bucket(&bucket)
-                .key(&key)
-                .body(ByteStream::from(body.clone().into_bytes()))
-                .send()
-                .await
-                .unwrap_or_else(|e| fail(e));
+            put(&s3, &bucket, &key, body.as_bytes()).await;
             let listed = s3
                 .list_objects_v2()
                 .bucket(&bucket)
@@ -128,20 +127,7 @@ async fn main() {
                 .unwrap_or_else(|e| fail(e));
             let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
             assert_eq!(names, [key.as_str()], "the listing");
-            let got = s3
-                .get_object()
-                .bucket(&bucket)
-                .key(&key)
-                .send()
-                .await
-                .unwrap_or_else(|e| fail(e));
-            let got = got
-                .body
-                .collect()
-                .await
-                .expect("read the object")
-                .into_bytes();
-            assert_eq!(&got[..], body.as_bytes(), "the object read back");
+            get_back(&s3, &bucket, &key, body.as_bytes()).await;
             calls = 3;
         }
         "long-running" => {
@@ -158,7 +144,9 @@ async fn main() {
                     break;
                 }
                 let body = format!("{calls} {:?}", start.elapsed());
-                put_get(&s3, &bucket, &format!("{prefix}/{calls}"), body.as_bytes()).await;
+                let key = format!("{prefix}/{calls}");
+                put(&s3, &bucket, &key, body.as_bytes()).await;
+                get_back(&s3, &bucket, &key, body.as_bytes()).await;
                 calls += 2;
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
