@@ -62,7 +62,7 @@ fn fetch_as_credential_process_without_a_mount() {
     env.assert_stayed_on_loopback();
 }
 
-/// The README's jq + curl recipe, with the mounted `json` as `$0`: one read of the file
+/// The jq + curl recipe of docs/clients.md, with the mounted `json` as `$0`: one read of the file
 /// (so the three values belong together) into shell variables, then `s3curl` signs with
 /// curl's own SigV4, the secrets passed on stdin (`-K -`), not on the command line.
 const JQ_CURL: &str = r#"set -eu

@@ -7,7 +7,7 @@ use crate::common;
 
 use common::clients::*;
 
-/// s3cmd the way the README says: the session token on the command line too, read from
+/// s3cmd the way docs/clients.md says: the session token on the command line too, read from
 /// the same file just before s3cmd reads it. (s3cmd 2.4 asks the instance metadata
 /// service for a role before every request unless the token comes from the command line
 /// or the environment; see `plain_s3cmd_looks_for_an_instance_role_first`.)
@@ -135,7 +135,7 @@ fn rclone_with_the_mounted_remote() {
     env.run(rclone(&bad).args(["lsf", &format!("default:{bucket}")]))
         .refused("SignatureDoesNotMatch");
 
-    // The quirk the README warns about: Debian's rclone 1.60 refuses every s3 remote
+    // The quirk docs/clients.md warns about: Debian's rclone 1.60 refuses every s3 remote
     // when AWS_CA_BUNDLE is set (the clients above ran without it).
     let ca = env.write("ca.pem", &common::test_tls().0);
     let ran = env.run(
@@ -147,7 +147,7 @@ fn rclone_with_the_mounted_remote() {
     if version.starts_with("rclone v1.60.") {
         ran.refused("LoadCustomCABundleError");
     } else {
-        // A newer rclone: the README's advice is only needed for 1.60.
+        // A newer rclone: the docs' advice is only needed for 1.60.
         assert_eq!(ran.ok().stdout, "object\n", "{version}");
     }
 }

@@ -14,6 +14,7 @@
 mod common;
 
 mod auth_tokens;
+mod clean_tree;
 mod config_check;
 mod config_rules;
 mod daemon_ready;

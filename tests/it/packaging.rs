@@ -219,6 +219,16 @@ fn expected_files() -> Vec<(String, &'static str)> {
         ),
         ("/usr/share/licenses/s3credsfs/LICENSE".into(), "-rw-r--r--"),
     ];
+    // The docs the README links to, beside it.
+    for doc in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap() {
+        let name = doc.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".md") {
+            files.push((
+                format!("/usr/share/doc/packages/s3credsfs/docs/{name}"),
+                "-rw-r--r--",
+            ));
+        }
+    }
     // A page per subcommand of the production build: this test binary also has the
     // emulator's `dev-gateway`, which the shipped binary has not.
     // Nested subcommands get theirs too: `config check` is s3credsfs-config-check.1.

@@ -1,199 +1,21 @@
-//! The README cannot drift: every `s3credsfs` command line it shows parses with today's
-//! flags, every config example resolves, and (with real mounts) its tour and its
-//! administrator's walkthrough run as written against the built-in gateway.
+//! The docs cannot drift: every `s3credsfs` command line that the README or any
+//! `docs/*.md` shows parses with today's flags, every config example resolves, the tables
+//! are the code's, every relative link leads somewhere, and (with real mounts) the
+//! README's tour and the administrator's walkthrough run as written against the built-in
+//! gateway. Each check finds its text in whichever file holds it now.
 
 use s3credsfs::cli::Cli;
 use s3credsfs::config::{parse_config_file, Context, Layer, Profiles};
 use std::path::Path;
 
-const README: &str = include_str!("../../README.md");
+mod markdown;
+mod shell;
 
-/// A fenced block: its info string, the `<!-- readme-test: NAME -->` marker before it,
-/// and its text.
-struct Block {
-    info: String,
-    marker: Option<String>,
-    text: String,
-}
-
-fn blocks() -> Vec<Block> {
-    let mut out = Vec::new();
-    let mut lines = README.lines().peekable();
-    let mut marker = None;
-    while let Some(line) = lines.next() {
-        if let Some(name) = line
-            .strip_prefix("<!-- readme-test: ")
-            .and_then(|l| l.strip_suffix(" -->"))
-        {
-            marker = Some(name.to_string());
-            continue;
-        }
-        let Some(info) = line.strip_prefix("```") else {
-            if !line.trim().is_empty() {
-                marker = None;
-            }
-            continue;
-        };
-        let mut text = String::new();
-        for inner in lines.by_ref() {
-            if inner.starts_with("```") {
-                break;
-            }
-            text.push_str(inner);
-            text.push('\n');
-        }
-        out.push(Block {
-            info: info.trim().to_string(),
-            marker: marker.take(),
-            text,
-        });
-    }
-    out
-}
-
-/// Shell words of one line, up to a comment; operators (`&&`, `|`, `;`, `&`) are words
-/// of their own. Quotes are removed; `$VAR` and `~` stay as written.
-fn words(line: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    let mut started = false;
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                started = true;
-                for q in chars.by_ref() {
-                    if q == '\'' {
-                        break;
-                    }
-                    word.push(q);
-                }
-            }
-            '"' => {
-                started = true;
-                while let Some(q) = chars.next() {
-                    match q {
-                        '"' => break,
-                        '\\' => word.extend(chars.next()),
-                        q => word.push(q),
-                    }
-                }
-            }
-            '#' if !started => break,
-            '<' | '>' => {
-                // A redirection: its fd number is not a word, its target stays one.
-                if started && !word.chars().all(|d| d.is_ascii_digit()) {
-                    out.push(std::mem::take(&mut word));
-                }
-                word.clear();
-                started = false;
-                let mut op = c.to_string();
-                while chars.peek().is_some_and(|n| "<>&".contains(*n)) {
-                    op.extend(chars.next());
-                }
-                if op.ends_with('&') {
-                    while chars
-                        .peek()
-                        .is_some_and(|n| n.is_ascii_digit() || *n == '-')
-                    {
-                        op.extend(chars.next());
-                    }
-                }
-                out.push(op);
-            }
-            c if c.is_whitespace() || "&|;".contains(c) => {
-                if started {
-                    out.push(std::mem::take(&mut word));
-                    started = false;
-                }
-                if !c.is_whitespace() {
-                    let mut op = c.to_string();
-                    while chars.peek().is_some_and(|n| "&|".contains(*n)) {
-                        op.extend(chars.next());
-                    }
-                    out.push(op);
-                }
-            }
-            c => {
-                started = true;
-                word.push(c);
-            }
-        }
-    }
-    if started {
-        out.push(word);
-    }
-    out
-}
-
-/// The `s3credsfs` invocations of a shell block, each as its arguments (without the
-/// program), with the line it came from; heredoc bodies are skipped.
-fn invocations(script: &str) -> Vec<(String, Vec<String>)> {
-    let mut found = Vec::new();
-    let mut heredoc: Option<String> = None;
-    let mut pending = String::new();
-    for raw in script.lines() {
-        if let Some(end) = &heredoc {
-            if raw.trim() == end {
-                heredoc = None;
-            }
-            continue;
-        }
-        if let Some(start) = raw.find("<<") {
-            let end = raw[start + 2..].trim().trim_matches(['\'', '"', '-']);
-            heredoc = Some(
-                end.split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-        }
-        let line = raw.trim_start_matches("$ ");
-        if let Some(head) = line.strip_suffix('\\') {
-            pending.push_str(head);
-            continue;
-        }
-        let line = std::mem::take(&mut pending) + line;
-        for command in words(&line).split(|w| ["&&", "||", "|", ";", "&"].contains(&w.as_str())) {
-            // `VAR=value` prefixes are environment, not the command.
-            let start = command
-                .iter()
-                .position(|w| !w.contains('=') || w.starts_with('-'))
-                .unwrap_or(command.len());
-            let mut plain = Vec::new();
-            let mut rest = command[start..].iter();
-            while let Some(w) = rest.next() {
-                if w.starts_with('<') || w.starts_with('>') {
-                    // `>&2` names its target itself; `> FILE` takes the next word.
-                    if !w.ends_with(|c: char| c.is_ascii_digit() || c == '-') {
-                        rest.next();
-                    }
-                    continue;
-                }
-                plain.push(w.clone());
-            }
-            let command = plain.as_slice();
-            let args = match command {
-                [program, rest @ ..]
-                    if program == "s3credsfs" || program.ends_with("/s3credsfs") =>
-                {
-                    rest
-                }
-                [cargo, run, quiet, dashes, rest @ ..]
-                    if [cargo, run, quiet, dashes] == [&"cargo", &"run", &"-q", &"--"] =>
-                {
-                    rest
-                }
-                _ => continue,
-            };
-            found.push((line.clone(), args.to_vec()));
-        }
-    }
-    found
-}
+use markdown::{blocks, section, Block};
+use shell::{invocations, words};
 
 #[test]
-fn every_command_line_in_the_readme_parses() {
+fn every_command_line_in_the_docs_parses() {
     let mut checked = 0;
     for block in blocks() {
         let script = match block.info.as_str() {
@@ -215,7 +37,7 @@ fn every_command_line_in_the_readme_parses() {
                 if kind != clap::error::ErrorKind::DisplayHelp
                     && kind != clap::error::ErrorKind::DisplayVersion
                 {
-                    panic!("the README shows `{line}`, which does not parse:\n{e}");
+                    panic!("{} shows `{line}`, which does not parse:\n{e}", block.doc);
                 }
             }
             checked += 1;
@@ -232,28 +54,29 @@ fn every_command_line_in_the_readme_parses() {
 const SITE_EXAMPLE: &str = "# /etc/s3credsfs/config.toml\n";
 
 #[test]
-fn every_config_example_in_the_readme_resolves() {
+fn every_config_example_in_the_docs_resolves() {
     let mut checked = 0;
     let examples: Vec<Block> = blocks().into_iter().filter(|b| b.info == "toml").collect();
     let parse = |block: &Block| {
-        parse_config_file(&block.text, Path::new("README.md"))
-            .unwrap_or_else(|e| panic!("{e}\n{}", block.text))
+        parse_config_file(&block.text, Path::new(&block.doc))
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", block.doc, block.text))
     };
     let mut sites = 0;
     for (i, block) in examples.iter().enumerate() {
         let mut files = vec![parse(block)];
         if block.text.starts_with(SITE_EXAMPLE) {
-            // A site file, read under the user's file that follows it.
+            // A site file, read under the user's file that follows it in the same doc.
             let user = examples
                 .get(i + 1)
-                .expect("a user's file after the site file");
+                .filter(|next| next.doc == block.doc)
+                .unwrap_or_else(|| panic!("{}: a user's file after the site file", block.doc));
             files.insert(0, parse(user));
             sites += 1;
         }
         let profiles = Profiles::from_files(Layer::new(), files).unwrap();
         profiles
             .resolve_all(&Context::default())
-            .unwrap_or_else(|e| panic!("{e}\n{}", block.text));
+            .unwrap_or_else(|e| panic!("{}: {e}\n{}", block.doc, block.text));
         checked += 1;
     }
     assert!(
@@ -276,7 +99,7 @@ fn the_word_splitter_keeps_quotes_operators_and_comments_apart() {
     assert_eq!(args, [vec!["fetch", "-f", "env"], vec!["status"]]);
 }
 
-/// The blocks that run for real, as the README shows them.
+/// The blocks that run for real, as the docs show them.
 #[cfg(feature = "fuse-tests")]
 mod runs {
     use super::*;
@@ -325,7 +148,7 @@ mod runs {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
             out.status.success(),
-            "the README block failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+            "the block failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}"
         );
         stdout
     }
@@ -357,13 +180,13 @@ mod runs {
 
     #[test]
     fn the_administrators_walkthrough_runs_as_written() {
-        // The gateways the README starts in the background, on free ports.
+        // The gateways the walkthrough starts in the background, on free ports.
         let gateways = blocks()
             .into_iter()
             .find(|b| b.text.contains("dev-gateway --listen 127.0.0.1:9443 &"))
             .expect("the block starting two gateways")
             .text;
-        // What the README starts in the background, it stops again.
+        // What the walkthrough starts in the background, it stops again.
         let pids: Vec<&str> = gateways
             .lines()
             .filter_map(|l| l.split("& ").nth(1)?.split("=$!").next())
@@ -457,18 +280,14 @@ fn every_help_example_parses() {
     );
 }
 
-/// The README's exit-status tables are the code's lists: every status, whether the unit
-/// restarts after it, and `status`'s verdicts.
+/// The exit-status tables are the code's lists: every status, whether the unit restarts
+/// after it, and `status`'s verdicts.
 #[test]
 fn the_exit_status_tables_are_the_codes() {
     use s3credsfs::exit_status::{ExitStatus, Health};
-    let section = README
-        .split_once("### Exit statuses\n")
-        .expect("an Exit statuses section")
-        .1;
-    let rows: Vec<(u8, bool)> = section
+    let (_, statuses) = section("Exit statuses");
+    let rows: Vec<(u8, bool)> = statuses
         .lines()
-        .take_while(|l| !l.starts_with('#'))
         .filter_map(|l| {
             let cells: Vec<&str> = l.split('|').map(str::trim).collect();
             let code = cells.get(1)?.parse().ok()?;
@@ -480,17 +299,14 @@ fn the_exit_status_tables_are_the_codes() {
         .map(|s| (s.code(), s.restart_helps()))
         .collect();
     assert_eq!(rows, code);
-    let monitoring = README
-        .split_once("### Monitoring (`status --check` and `--json`)\n")
-        .expect("a Monitoring section")
-        .1;
+    let (doc, monitoring) = section("Monitoring (`status --check` and `--json`)");
     for health in Health::ALL {
         let row = format!("| {} | {} |", health.code(), health.word());
-        assert!(monitoring.contains(&row), "no row {row}");
+        assert!(monitoring.contains(&row), "{doc}: no row {row}");
     }
 }
 
-/// Every field `status --json` prints is documented in the README's table.
+/// Every field `status --json` prints is documented in the docs' table of them.
 #[test]
 fn every_status_field_is_documented() {
     let doc = serde_json::to_value(s3credsfs::status::StatusDoc {
@@ -515,10 +331,117 @@ fn every_status_field_is_documented() {
         profiles: Some(vec![]),
     })
     .unwrap();
+    let (path, monitoring) = section("Monitoring (`status --check` and `--json`)");
     for field in doc.as_object().unwrap().keys() {
         assert!(
-            README.contains(&format!("| `{field}` |")),
-            "the README's status table misses `{field}`"
+            monitoring.contains(&format!("| `{field}` |")),
+            "{path}: the status table misses `{field}`"
         );
     }
+}
+
+/// The README links every reader's page, and each of them is there.
+#[test]
+fn the_readme_links_every_page() {
+    let docs = markdown::docs();
+    let readme = &docs[0].text;
+    for page in markdown::PAGES {
+        assert!(
+            docs.iter().any(|d| d.path == page),
+            "{page} is missing: the README sends readers to it"
+        );
+        assert!(
+            readme.contains(&format!("]({page})")),
+            "the README does not link {page}"
+        );
+    }
+}
+
+/// Every relative link in the README and the docs leads to a file that exists, and a
+/// `#heading` to a heading it has.
+#[test]
+fn every_link_in_the_docs_leads_somewhere() {
+    let docs = markdown::docs();
+    let links: usize = docs.iter().map(|d| markdown::links(&d.text).len()).sum();
+    assert!(
+        links >= 30,
+        "only {links} links found: is the parser broken?"
+    );
+    let broken = markdown::broken_links(&docs);
+    assert!(
+        broken.is_empty(),
+        "links that lead nowhere:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The link check finds a missing file, a missing heading, and a link out of the
+/// repository, and takes GitHub's anchors.
+#[test]
+fn the_link_check_finds_broken_links() {
+    let doc = |path: &str, text: &str| markdown::Doc {
+        path: path.into(),
+        text: text.into(),
+    };
+    let docs = [
+        doc(
+            "README.md",
+            "# A\n[ok](docs/install.md) [ok](#a) [gone](docs/gone.md) [out](../x.md)\n\
+             [web](https://example.com/x) [bad](#b)\n```sh\necho '[no](nowhere.md)'\n```\n",
+        ),
+        doc(
+            "docs/install.md",
+            "## Site-wide configuration (`/etc/x.toml`)\n## A\n## A\n[up](../README.md#a)\n",
+        ),
+    ];
+    assert_eq!(
+        markdown::broken_links(&docs),
+        [
+            "README.md: docs/gone.md (no such file)",
+            "README.md: ../x.md (no such file)",
+            "README.md: #b (no such heading)",
+        ]
+    );
+    assert_eq!(
+        markdown::anchors(&docs[1].text),
+        ["site-wide-configuration-etcxtoml", "a", "a-1"]
+    );
+}
+
+/// Every path of the repository a doc names in backquotes (`tests/it/...`, `scripts/...`)
+/// exists; a `*` matches within one file name.
+#[test]
+fn every_path_the_docs_name_exists() {
+    let mut checked = 0;
+    for doc in markdown::docs() {
+        for path in markdown::named_paths(&doc.text) {
+            assert!(
+                markdown::path_exists(&path),
+                "{} names `{path}`, which does not exist",
+                doc.path
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} paths found");
+}
+
+/// The path check takes `*`, and finds a path that is gone (as `tests/clients_*.rs` once
+/// was, when the tests moved under `tests/it/`).
+#[test]
+fn the_path_check_finds_stale_paths() {
+    let text = "`tests/it/clients_*.rs`, `scripts/venv` and `tests/clients_*.rs`; \
+                `a b` `tests/it/no_such.rs`\n```sh\n`docs/gone.md`\n```\n";
+    let named = markdown::named_paths(text);
+    assert_eq!(
+        named,
+        [
+            "tests/it/clients_*.rs",
+            "scripts/venv",
+            "tests/clients_*.rs",
+            "tests/it/no_such.rs"
+        ]
+    );
+    let exists: Vec<bool> = named.iter().map(|p| markdown::path_exists(p)).collect();
+    assert_eq!(exists, [true, true, false, false]);
 }
