@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::mount::*;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 use std::time::Duration;

@@ -8,7 +8,7 @@ pub mod namespace;
 pub mod s3;
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
-use s3credsfs::gateway::{Gateway, GatewayConfig};
+use s3credsfs::dev::gateway::{Gateway, GatewayConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -101,8 +101,8 @@ pub async fn password_grant(gateway: &Gateway) -> serde_json::Value {
         .form(&[
             ("grant_type", "password"),
             ("client_id", "shasta"),
-            ("username", s3credsfs::gateway::DEFAULT_USER),
-            ("password", s3credsfs::gateway::DEFAULT_PASSWORD),
+            ("username", s3credsfs::dev::gateway::DEFAULT_USER),
+            ("password", s3credsfs::dev::gateway::DEFAULT_PASSWORD),
         ])
         .send()
         .await

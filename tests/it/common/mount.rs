@@ -1,7 +1,7 @@
 //! Real FUSE mounts for tests: a gateway on its own runtime, a foreground daemon as a
 //! child process, and guards that always unmount, even when the test fails.
 
-use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
+use s3credsfs::dev::gateway::{Gateway, GatewayConfig, Stats};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -131,7 +131,7 @@ impl Mounted {
         }
         let child = cmd
             .args(args)
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -2,7 +2,7 @@
 
 use super::endpoint::*;
 use crate::common::mount::*;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
