@@ -7,6 +7,48 @@ use s3credsfs::config::{parse_config_file, Context, Layer, Profiles};
 use std::path::Path;
 
 const README: &str = include_str!("../../README.md");
+const CARGO_CONFIG: &str = include_str!("../../.cargo/config.toml");
+
+/// The `cargo` aliases of a checkout (`.cargo/config.toml`), each with the `s3credsfs`
+/// arguments it runs. Every one must run the binary with the emulator, so that the
+/// README's `cargo demo` and `cargo dev ...` lines are that one binary's command lines.
+fn cargo_aliases() -> Vec<(String, String)> {
+    let config: toml::Table = CARGO_CONFIG.parse().expect(".cargo/config.toml parses");
+    let aliases = config["alias"].as_table().expect("an [alias] table");
+    aliases
+        .iter()
+        .map(|(name, value)| {
+            let line = value.as_str().expect("an alias as one string");
+            let args = line
+                .strip_prefix("run -q --features dev-gateway --")
+                .unwrap_or_else(|| panic!("`cargo {name}` runs {line:?}, not the emulator build"));
+            (name.clone(), args.trim().to_string())
+        })
+        .collect()
+}
+
+/// `script` with every `cargo ALIAS` written as the `s3credsfs` command line it runs.
+fn expand_aliases(script: &str) -> String {
+    let mut out = script.to_string();
+    for (name, args) in cargo_aliases() {
+        let call = format!("cargo {name}");
+        let mut expanded = String::new();
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(&call) {
+            let after = &rest[at + call.len()..];
+            expanded.push_str(&rest[..at]);
+            if after.starts_with(|c: char| !c.is_whitespace()) {
+                expanded.push_str(&call);
+            } else {
+                expanded.push_str(format!("s3credsfs {args}").trim_end());
+            }
+            rest = after;
+        }
+        expanded.push_str(rest);
+        out = expanded;
+    }
+    out
+}
 
 /// A fenced block: its info string, the `<!-- readme-test: NAME -->` marker before it,
 /// and its text.
@@ -45,7 +87,7 @@ fn blocks() -> Vec<Block> {
         out.push(Block {
             info: info.trim().to_string(),
             marker: marker.take(),
-            text,
+            text: expand_aliases(&text),
         });
     }
     out
@@ -190,6 +232,24 @@ fn invocations(script: &str) -> Vec<(String, Vec<String>)> {
         }
     }
     found
+}
+
+#[test]
+fn the_cargo_aliases_run_the_emulator_build_and_the_demo_mounts() {
+    let aliases = cargo_aliases();
+    let alias = |name: &str| {
+        aliases
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_str())
+    };
+    assert_eq!(alias("demo"), Some("mount --dev"));
+    assert_eq!(alias("dev"), Some(""));
+    assert!(README.contains("\ncargo demo && cat ~/.s3creds/json\n"));
+    assert_eq!(
+        expand_aliases("cargo demo && cargo dev status\ncargo devx\n"),
+        "s3credsfs mount --dev && s3credsfs status\ncargo devx\n"
+    );
 }
 
 #[test]
