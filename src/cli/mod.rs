@@ -15,16 +15,16 @@ use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
 /// What `--version` prints after the name: the version, the build, the commit and the
-/// target, so a bug report says exactly which binary (commit and target come from
+/// target, so a bug report says exactly which binary (build, commit and target come from
 /// build.rs; "unknown" when built without git).
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    env!("S3CREDSFS_BUILD"),
+    env!("BUILD_KIND"),
     ", commit ",
-    env!("S3CREDSFS_COMMIT"),
+    env!("BUILD_COMMIT"),
     ", ",
-    env!("S3CREDSFS_TARGET"),
+    env!("BUILD_TARGET"),
     ")"
 );
 
