@@ -7,7 +7,7 @@
 
 mod support;
 
-use s3credsfs::gateway::{Endpoint, Fault, Gateway, GatewayConfig, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Gateway, GatewayConfig, Times};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -193,7 +193,7 @@ impl Bench {
                     let out = Command::new(&self.binary)
                         .args(["fetch", "--api-gateway", &gw.base_url()])
                         .args(["--username", "dev", "--password-env", "PW"])
-                        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+                        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
                         .output()
                         .expect("fetch");
                     assert!(out.status.success(), "fetch failed");

@@ -7,7 +7,7 @@
 
 mod support;
 
-use s3credsfs::gateway::{Endpoint, Fault, Gateway, GatewayConfig, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Gateway, GatewayConfig, Times};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,21 +2,23 @@
 
 pub(crate) mod accept;
 pub mod auth;
+pub mod build_info;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod container;
 pub mod control;
 pub mod creds;
+#[cfg(feature = "dev-gateway")]
+pub mod dev;
 pub mod error;
 pub mod exec;
 pub mod exit_status;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;
-#[cfg(feature = "dev-gateway")]
-pub mod gateway;
 pub(crate) mod http;
+pub mod jwt;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

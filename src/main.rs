@@ -1,6 +1,6 @@
 //! The `s3credsfs` binary: parse, dispatch, turn errors into one line and an exit code.
 
-use s3credsfs::cli::{Cli, Command, FetchArgs};
+use s3credsfs::cli::{Cli, Command, FetchArgs, MountCommand};
 use s3credsfs::config::{load_layers, resolve, Context};
 use s3credsfs::error::Result;
 use s3credsfs::mount::MountError;
@@ -33,6 +33,16 @@ fn fetch(args: FetchArgs) -> Result<()> {
     Ok(())
 }
 
+/// `mount`, with `--dev`'s built-in gateway plugged in when it is asked for (and this build
+/// has it).
+fn mount(args: MountCommand) -> std::result::Result<(), MountError> {
+    #[cfg(feature = "dev-gateway")]
+    let local = s3credsfs::dev::local_gateway(&args.dev.options())?;
+    #[cfg(not(feature = "dev-gateway"))]
+    let local = None;
+    s3credsfs::mount::run_mount(args.mount, local)
+}
+
 fn config_check(args: s3credsfs::cli::config_check::ConfigArgs) -> Result<()> {
     s3credsfs::logging::init_stderr("warn");
     let ctx = Context::from_process();
@@ -53,7 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_args();
     let result: std::result::Result<(), MountError> = match cli.command {
         Command::Fetch(args) => fetch(args).map_err(Into::into),
-        Command::Mount(args) => s3credsfs::mount::run_mount(args),
+        Command::Mount(args) => mount(args),
         Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
         // Its exit status is the monitoring verdict, and it prints its own errors.
         Command::Status(args) => return s3credsfs::mount::run_status(args).into(),
@@ -66,10 +76,11 @@ fn main() -> ExitCode {
         Command::Man(args) => s3credsfs::cli::extras::run_man(args).map_err(Into::into),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
+            .options()
             .to_config()
             .and_then(|config| {
                 s3credsfs::logging::init_stderr("info");
-                runtime().block_on(s3credsfs::gateway::run_dev_gateway(config))
+                runtime().block_on(s3credsfs::dev::gateway::run_dev_gateway(config))
             })
             .map_err(|e| s3credsfs::error::Error::Config(e).into()),
     };

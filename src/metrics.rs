@@ -207,11 +207,7 @@ impl Build {
     pub fn current() -> Self {
         Build {
             version: env!("CARGO_PKG_VERSION").into(),
-            build: if cfg!(feature = "dev-gateway") {
-                "dev-gateway".into()
-            } else {
-                "production".into()
-            },
+            build: crate::build_info::LABEL.into(),
         }
     }
 }

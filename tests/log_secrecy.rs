@@ -10,7 +10,7 @@
 mod common;
 
 use common::*;
-use s3credsfs::gateway::{Endpoint, Fault, Gateway, Times, DEFAULT_CLIENT_SECRET};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Gateway, Times, DEFAULT_CLIENT_SECRET};
 use s3credsfs::sts::Pipeline;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -103,7 +103,7 @@ fn no_secret_in_any_log_line_or_error() {
         let gw = gateway(|c| c.token_lifetime = Duration::from_secs(1)).await;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let pw = private_file(d, "pw", s3credsfs::gateway::DEFAULT_PASSWORD);
+        let pw = private_file(d, "pw", s3credsfs::dev::gateway::DEFAULT_PASSWORD);
         let pw = pw.to_str().unwrap();
         exercise(
             &gw,
@@ -278,7 +278,7 @@ fn the_daemon_logs_no_secret_at_trace() {
     let human = bin().arg("status").arg(&m.path).output().unwrap();
     let mut secrets = gw.gw.secrets();
     secrets.push(token);
-    secrets.push(s3credsfs::gateway::DEFAULT_PASSWORD.into());
+    secrets.push(s3credsfs::dev::gateway::DEFAULT_PASSWORD.into());
     let log = m.log();
     assert!(log.contains("TRACE"), "the daemon logged at TRACE");
     assert!(log.contains("FUSE("), "fuser's `log` records were captured");

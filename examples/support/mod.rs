@@ -73,7 +73,7 @@ pub fn start_daemon(
             "PW",
         ])
         .arg(path)
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .env("S3CREDSFS_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

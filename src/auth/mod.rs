@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::sync::lock;
 use crate::untrusted::clean;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
 use std::path::{Path, PathBuf};
@@ -92,22 +91,7 @@ pub struct Authenticator {
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
 /// and names).
-pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    jwt_part(token.split('.').nth(1)?)
-}
-
-/// One dot-separated part of a JWT (the header or the claims) as the JSON object it
-/// must be, unverified; the one decoder for the client, the emulator and the tests.
-/// Padding is tolerated, since some tools write it into token files.
-pub fn jwt_part(part: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
-        serde_json::Value::Object(object) => Some(object),
-        _ => None,
-    }
-}
+pub use crate::jwt::claims as jwt_claims;
 
 fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
     let exp = jwt_claims(token)?.get("exp")?.as_f64()?;

@@ -102,7 +102,6 @@ pub fn password(source: &PasswordSource, username: &str, gateway: &str) -> Resul
         PasswordSource::File(path) => from_file(path, "password"),
         PasswordSource::Command(command) => from_command(command),
         PasswordSource::Prompt => prompt(username, gateway),
-        #[cfg(feature = "dev-gateway")]
         PasswordSource::Given(secret) => Ok(secret.clone()),
     }
 }

@@ -1,10 +1,10 @@
 //! The token cache's times and the token file's forms, pure; `login` drives an
 //! `Authenticator` against the built-in gateway.
 
-#[cfg(feature = "dev-gateway")]
 mod login;
 
 use super::*;
+use base64::Engine;
 use proptest::prelude::*;
 
 fn issued(jwt_exp: i64, expires_at: DateTime<Utc>) -> Issued {

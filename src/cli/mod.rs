@@ -2,44 +2,29 @@
 //! `mount` come from `config` so flags, variables and config keys stay one list.
 
 pub mod config_check;
+/// The emulator's flags (the `dev-gateway` feature); the emulator itself is `crate::dev`.
 #[cfg(feature = "dev-gateway")]
-mod dev_gateway;
+pub mod dev_gateway;
 pub mod extras;
 pub mod manual;
 
-#[cfg(feature = "dev-gateway")]
-pub use dev_gateway::{BackendArgs, DevGatewayArgs, NamedSecret};
-
+use crate::build_info;
 use crate::config::FetchSettings;
 use crate::render::Format;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
-/// Which build this is, for `--version`: the shipped one has no gateway emulator.
-#[cfg(feature = "dev-gateway")]
-macro_rules! build_kind {
-    () => {
-        "development build with the built-in gateway"
-    };
-}
-#[cfg(not(feature = "dev-gateway"))]
-macro_rules! build_kind {
-    () => {
-        "production build"
-    };
-}
-
 /// What `--version` prints after the name: the version, the build, the commit and the
-/// target, so a bug report says exactly which binary (commit and target come from
+/// target, so a bug report says exactly which binary (build, commit and target come from
 /// build.rs; "unknown" when built without git).
 pub const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (",
-    build_kind!(),
+    env!("BUILD_KIND"),
     ", commit ",
-    env!("S3CREDSFS_COMMIT"),
+    env!("BUILD_COMMIT"),
     ", ",
-    env!("S3CREDSFS_TARGET"),
+    env!("BUILD_TARGET"),
     ")"
 );
 
@@ -58,8 +43,8 @@ pub enum Command {
     #[command(after_help = with_settings_note(FETCH_EXAMPLES))]
     Fetch(FetchArgs),
     /// Mount a directory whose files always hold current credentials.
-    #[command(after_help = with_settings_note(MOUNT_EXAMPLES))]
-    Mount(crate::mount::MountArgs),
+    #[command(after_help = with_settings_note(&mount_examples()))]
+    Mount(MountCommand),
     /// Unmount (stale mounts too) and stop the daemon.
     #[command(
         after_help = "Examples:\n  s3credsfs unmount                  # ~/.s3creds\n  s3credsfs unmount /run/user/1000/s3creds"
@@ -92,14 +77,25 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  s3credsfs dev-gateway --listen 127.0.0.1:9443 --lifetime 2m\n  PW=dev-password s3credsfs fetch --api-gateway http://127.0.0.1:9443 --username dev --password-env PW"
     )]
-    DevGateway(DevGatewayArgs),
+    DevGateway(dev_gateway::DevGatewayArgs),
+}
+
+/// `mount`'s flags, and in a build with the emulator `--dev` and the built-in gateway's.
+#[derive(clap::Args, Debug)]
+pub struct MountCommand {
+    #[command(flatten)]
+    pub mount: crate::mount::MountArgs,
+    /// `--dev` and the built-in gateway's flags, last in the help.
+    #[cfg(feature = "dev-gateway")]
+    #[command(flatten)]
+    pub dev: dev_gateway::DevArgs,
 }
 
 /// What a production build says to `dev-gateway` and `mount --dev`: they need the
 /// emulator, which only development builds have.
 pub const DEV_ONLY: &str = "the built-in gateway emulator (`mount --dev`, `dev-gateway`) is \
-only in development builds, and this is a production build; build one from the source with \
-`cargo build` (its default features include the emulator), or run `cargo run -- mount --dev`";
+only in development builds, and this is a production build; from the source, run the demo with \
+`cargo demo` or build one with `cargo build --features dev-gateway`";
 
 impl Cli {
     /// Parses the process's arguments, exiting with clap's message on a usage error;
@@ -122,13 +118,17 @@ impl Cli {
 /// (`dev-gateway`, or `mount ... --dev`). The emulator's flags stay out of a production
 /// build's parser, help and completions: the refusal is recognised here instead.
 pub fn wants_missing_emulator(args: &[OsString], err: &clap::Error) -> bool {
+    !build_info::EMULATOR && asks_for_emulator(args, err.kind())
+}
+
+/// Whether a refusal of this kind, of `args`, is one of a parser without the emulator's
+/// flags refusing them.
+fn asks_for_emulator(args: &[OsString], kind: clap::error::ErrorKind) -> bool {
     use clap::error::ErrorKind;
-    if cfg!(feature = "dev-gateway")
-        || !matches!(
-            err.kind(),
-            ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
-        )
-    {
+    if !matches!(
+        kind,
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
+    ) {
         return false;
     }
     let words: Vec<&str> = args
@@ -150,17 +150,20 @@ const FETCH_EXAMPLES: &str = "Examples:
   s3credsfs fetch --username vers --password-file ~/.vers-password -f env
   s3credsfs fetch --profile tds -f credentials     # a [profiles.tds] table of the config file";
 
-#[cfg(feature = "dev-gateway")]
 const MOUNT_EXAMPLES: &str = "Examples:
-  s3credsfs mount --dev                  # the built-in gateway: a demo without a Cray system
   s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
   s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
 
-/// The production build has no `--dev` to show.
-#[cfg(not(feature = "dev-gateway"))]
-const MOUNT_EXAMPLES: &str = "Examples:
-  s3credsfs mount                        # ~/.s3creds, settings from ~/.config/s3credsfs/config.toml
-  s3credsfs mount --foreground           # under systemd: stay attached, log to stderr";
+/// `mount`'s examples, first `--dev` in a build that has it (the production build has no
+/// `--dev` to show).
+fn mount_examples() -> String {
+    const DEV: &str =
+        "\n  s3credsfs mount --dev                  # the built-in gateway: a demo without a Cray system";
+    match MOUNT_EXAMPLES.split_once('\n') {
+        Some((title, rest)) if build_info::EMULATOR => format!("{title}{DEV}\n{rest}"),
+        _ => MOUNT_EXAMPLES.to_owned(),
+    }
+}
 
 const EXEC_EXAMPLES: &str = "Examples:
   s3credsfs exec -- aws s3 ls                        # keys from ~/.s3creds, else fetched
@@ -189,42 +192,57 @@ mod tests {
         args.iter().map(OsString::from).collect()
     }
 
-    /// The production build's answer, compiled (and run) only without the emulator:
-    /// `cargo test --no-default-features --lib cli::`.
-    #[cfg(not(feature = "dev-gateway"))]
+    /// What a parser without the emulator refuses (the kind of refusal it gives each:
+    /// the production binary's own answers are checked on the package, in
+    /// tests/it/packaging.rs) is explained only when it asks for the emulator.
     #[test]
-    fn a_production_build_says_where_the_emulator_is() {
-        for (args, wants) in [
-            (&["s3credsfs", "mount", "--dev"][..], true),
+    fn a_refusal_of_the_emulators_flags_says_where_the_emulator_is() {
+        use clap::error::ErrorKind::{InvalidSubcommand, UnknownArgument};
+        for (args, kind, wants) in [
+            (&["s3credsfs", "mount", "--dev"][..], UnknownArgument, true),
             (
                 &["s3credsfs", "mount", "/mnt/x", "--dev", "--lifetime", "2m"],
+                UnknownArgument,
                 true,
             ),
-            (&["s3credsfs", "mount", "--dev=true"], true),
-            (&["s3credsfs", "dev-gateway"], true),
+            (&["s3credsfs", "mount", "--dev=true"], UnknownArgument, true),
+            (&["s3credsfs", "dev-gateway"], InvalidSubcommand, true),
             (
                 &["s3credsfs", "dev-gateway", "--listen", "127.0.0.1:9443"],
+                InvalidSubcommand,
                 true,
             ),
-            (&["s3credsfs", "mount", "--devv"], false),
-            (&["s3credsfs", "fetch", "--dev"], false),
-            (&["s3credsfs", "mount", "--bogus", "--", "--dev"], false),
-            (&["s3credsfs", "dev-gatewy"], false),
+            (&["s3credsfs", "mount", "--devv"], UnknownArgument, false),
+            (&["s3credsfs", "fetch", "--dev"], UnknownArgument, false),
+            (
+                &["s3credsfs", "mount", "--bogus", "--", "--dev"],
+                UnknownArgument,
+                false,
+            ),
+            (&["s3credsfs", "dev-gatewy"], InvalidSubcommand, false),
         ] {
-            let args = words(args);
-            let err = Cli::try_parse_from(&args).unwrap_err();
-            assert_eq!(wants_missing_emulator(&args, &err), wants, "{args:?}");
+            assert_eq!(asks_for_emulator(&words(args), kind), wants, "{args:?}");
         }
+        let args = words(&["s3credsfs", "mount", "--dev"]);
+        let missing = clap::error::ErrorKind::MissingRequiredArgument;
+        assert!(!asks_for_emulator(&args, missing));
     }
 
-    /// With the emulator built in, its flags parse and nothing is explained away.
-    #[cfg(feature = "dev-gateway")]
+    /// With the emulator built in (every test build), its flags parse, the help shows
+    /// `--dev`, and nothing is explained away.
     #[test]
     fn a_development_build_has_the_emulator() {
+        const { assert!(build_info::EMULATOR) };
         assert!(Cli::try_parse_from(["s3credsfs", "mount", "--dev"]).is_ok());
         assert!(Cli::try_parse_from(["s3credsfs", "dev-gateway"]).is_ok());
         let args = words(&["s3credsfs", "mount", "--dev", "--bogus"]);
         let err = Cli::try_parse_from(&args).unwrap_err();
         assert!(!wants_missing_emulator(&args, &err));
+        let examples = mount_examples();
+        assert!(
+            examples.starts_with("Examples:\n  s3credsfs mount --dev "),
+            "{examples}"
+        );
+        assert!(examples.ends_with(MOUNT_EXAMPLES.lines().last().unwrap()));
     }
 }

@@ -82,8 +82,8 @@ pub enum PasswordSource {
     Command(String),
     /// Ask on the terminal without echo.
     Prompt,
-    /// Known in advance: only `mount --dev`, with the built-in gateway's public password.
-    #[cfg(feature = "dev-gateway")]
+    /// Known in advance, never from a flag, variable or file: set by code that fixes the
+    /// login, as `mount --dev` does with the built-in gateway's public password.
     Given(crate::secret::Secret),
 }
 
@@ -368,41 +368,6 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         metrics_file,
         log_format,
     })
-}
-
-/// Settings for `mount --dev`: the built-in gateway at `gateway_url` and its default
-/// user. Login and URL settings from flags, variables or the config file do not apply.
-#[cfg(feature = "dev-gateway")]
-pub fn resolve_dev(layer: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
-    const REPLACED: [Setting; 11] = [
-        Setting::ApiGateway,
-        Setting::TokenUrl,
-        Setting::StsUrl,
-        Setting::Username,
-        Setting::PasswordEnv,
-        Setting::PasswordFile,
-        Setting::PasswordCommand,
-        Setting::ClientSecretFile,
-        Setting::ClientSecretEnv,
-        Setting::TokenEnv,
-        Setting::TokenFile,
-    ];
-    let mut layer = layer.clone();
-    layer.retain(|key, _| !REPLACED.contains(key));
-    let source = Source::Flag("--dev".into());
-    let dev = |value: &str| RawValue {
-        value: value.into(),
-        source: source.clone(),
-    };
-    layer.insert(Setting::ApiGateway, dev(gateway_url));
-    layer.insert(Setting::Username, dev(crate::gateway::DEFAULT_USER));
-    layer.insert(Setting::PasswordEnv, dev("UNUSED"));
-    let mut settings = resolve(&layer, ctx)?;
-    settings.auth = AuthConfig::Password {
-        username: crate::gateway::DEFAULT_USER.into(),
-        password: PasswordSource::Given(crate::gateway::DEFAULT_PASSWORD.into()),
-    };
-    Ok(settings)
 }
 
 /// The `cray` CLI's token file name for a gateway host: `-` and `.` become `_`.

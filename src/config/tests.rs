@@ -390,25 +390,6 @@ fn a_region_may_have_64_characters_not_65() {
     assert!(region(65).is_err());
 }
 
-#[cfg(feature = "dev-gateway")]
-#[test]
-fn dev_mode_replaces_the_login_and_gateway_but_keeps_other_settings() {
-    let mut pairs = password_user();
-    pairs.extend([
-        (Setting::Timeout, "5s"),
-        (Setting::Region, "dev-region"),
-        (Setting::ApiGateway, "https://elsewhere.example"),
-        (Setting::TokenFile, "/t"),
-    ]);
-    let s = resolve_dev(&layer(&pairs), &ctx(), "http://127.0.0.1:9").unwrap();
-    assert_eq!(s.timeout, Duration::from_secs(5));
-    assert_eq!(s.region, "dev-region");
-    assert_eq!(s.api_gateway.as_str(), "http://127.0.0.1:9/");
-    assert!(
-        matches!(s.auth, AuthConfig::Password { ref username, .. } if username == crate::gateway::DEFAULT_USER)
-    );
-}
-
 #[test]
 fn an_empty_cray_token_directory_is_no_login_not_several() {
     let home = tempfile::tempdir().unwrap();

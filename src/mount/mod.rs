@@ -6,9 +6,9 @@
 //! on SIGTERM/SIGINT/SIGHUP.
 
 pub mod daemon;
-pub mod dev;
 pub mod error;
 mod first_fetch;
+pub mod local_gateway;
 pub mod metrics_file;
 pub mod mountpoint;
 pub mod notify;
@@ -25,6 +25,7 @@ use crate::status::{MountInfo, StatusDoc};
 use crate::sts::Pipeline;
 use daemon::{Notifier, Side};
 pub use error::{MountError, Result};
+use local_gateway::{LocalGateway, PreparedGateway};
 use mountpoint::{MountState, FSTYPE};
 use nix::unistd::Pid;
 pub use status_check::{run_status, StatusArgs};
@@ -49,9 +50,6 @@ pub struct MountArgs {
     pub container_endpoint: bool,
     #[command(flatten)]
     pub settings: MountSettings,
-    /// `--dev` and the built-in gateway's flags (builds with the `dev-gateway` feature).
-    #[command(flatten)]
-    pub dev: dev::DevArgs,
 }
 
 /// `unmount`'s and `status`'s arguments.
@@ -79,8 +77,9 @@ pub(crate) fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::absolute(&given_mountpoint(given)?)
 }
 
-/// Runs `s3credsfs mount`.
-pub fn run_mount(args: MountArgs) -> Result<()> {
+/// Runs `s3credsfs mount`, against `local` instead of the configured gateway if given
+/// (`mount --dev`'s built-in one, plugged in by the command layer).
+pub fn run_mount(args: MountArgs, local: Option<Box<dyn LocalGateway>>) -> Result<()> {
     // First, while this is the only thread; only a foreground mount is systemd's main
     // process.
     let sd = notify::SdNotify::take_from_env()
@@ -89,8 +88,14 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     let ctx = Context::from_process();
     let mountpoint = mountpoint_of(&args.mountpoint)?;
     let profiles = load_profiles(&args.settings.0, &ctx)?;
-    let (settings, dev) = dev::settings(&args.dev, profiles.layer(None)?, &ctx)?;
-    // `--dev` serves the built-in gateway's one profile.
+    let (settings, dev) = match local {
+        Some(local) => {
+            let (settings, prepared) = local.settings(profiles.layer(None)?, &ctx)?;
+            (settings, Some(prepared))
+        }
+        None => (crate::config::resolve(profiles.layer(None)?, &ctx)?, None),
+    };
+    // A local gateway serves its one profile.
     let others = match dev {
         Some(_) => Vec::new(),
         None => profiles.resolve_all(&ctx)?.split_off(1),
@@ -175,13 +180,6 @@ pub fn run_mount(args: MountArgs) -> Result<()> {
     }
 }
 
-/// Which build this is, for the start line: the production one has no emulator.
-const BUILD: &str = if cfg!(feature = "dev-gateway") {
-    "development (with the built-in gateway)"
-} else {
-    "production"
-};
-
 /// Everything a daemon needs once the configuration is valid.
 struct Job {
     /// The default profile's settings (and the mount's own: log file, container).
@@ -191,8 +189,8 @@ struct Job {
     mountpoint: PathBuf,
     lazy: bool,
     container_endpoint: bool,
-    /// The built-in gateway to start first (`--dev`).
-    dev: Option<dev::DevPlan>,
+    /// The local gateway to start first (`--dev`).
+    dev: Option<Box<dyn PreparedGateway>>,
     /// One per profile, the default first; built before the fork (a login may have
     /// prompted); taken by `start`.
     pipelines: Vec<Pipeline>,
@@ -274,7 +272,7 @@ impl Job {
             .collect();
         tracing::info!(
             version = %env!("CARGO_PKG_VERSION"),
-            build = %BUILD,
+            build = %crate::build_info::START_LINE,
             config = %shown(&self.config_files),
             profiles = %profiles.join(", "),
             mountpoint = %self.mountpoint.display(),
@@ -452,7 +450,8 @@ struct Running {
     /// The metrics file, written a last time (down) once the session ends.
     metrics: Option<Arc<metrics_file::MetricsFile>>,
     _runtime: tokio::runtime::Runtime,
-    _gateway: Option<dev::DevGateway>,
+    /// The local gateway (`--dev`), served until the session ends.
+    _gateway: Option<Box<dyn std::any::Any>>,
 }
 
 impl Running {

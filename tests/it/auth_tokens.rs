@@ -6,7 +6,7 @@ use crate::common;
 
 use common::gw::{client, login};
 use common::*;
-use s3credsfs::gateway::{Account, DEFAULT_PASSWORD};
+use s3credsfs::dev::gateway::{Account, DEFAULT_PASSWORD};
 use s3credsfs::sts::Pipeline;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ async fn a_refresh_token_about_to_expire_is_not_tried() {
 
 /// A `cray auth login` file for `user`, expiring `expires_in` seconds from now.
 async fn cray_login(
-    gw: &s3credsfs::gateway::Gateway,
+    gw: &s3credsfs::dev::gateway::Gateway,
     user: &str,
     pw: &str,
     expires_in: i64,

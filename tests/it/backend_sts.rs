@@ -7,14 +7,14 @@ use crate::common;
 use common::mount::bin;
 use common::s3::{Banner, S3Creds, S3Server};
 use common::*;
-use s3credsfs::gateway::BackendSts;
+use s3credsfs::dev::gateway::BackendSts;
 use s3credsfs::sts::Pipeline;
 use std::process::Stdio;
 use std::time::Duration;
 
 /// Settings that log in as the default user with a password file.
 fn password_settings(base: &str, dir: &std::path::Path) -> s3credsfs::config::Settings {
-    let pw = private_file(dir, "pw", s3credsfs::gateway::DEFAULT_PASSWORD);
+    let pw = private_file(dir, "pw", s3credsfs::dev::gateway::DEFAULT_PASSWORD);
     settings_for(
         base,
         &[("username", "dev"), ("password-file", pw.to_str().unwrap())],
@@ -147,7 +147,7 @@ fn dev_gateway_binary_mints_from_the_backend() {
     let minted_by = banner.value("credentials: ", deadline);
     let endpoint = banner.value("endpoint-url: ", deadline);
     let dir = tempfile::tempdir().unwrap();
-    let pw = private_file(dir.path(), "pw", s3credsfs::gateway::DEFAULT_PASSWORD);
+    let pw = private_file(dir.path(), "pw", s3credsfs::dev::gateway::DEFAULT_PASSWORD);
     let out = bin()
         .args(["fetch", "--api-gateway", &api, "--username", "dev"])
         .arg("--password-file")

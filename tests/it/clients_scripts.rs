@@ -34,7 +34,7 @@ fn fetch_as_credential_process_without_a_mount() {
         let mut cmd = env.command("aws");
         cmd.env("AWS_CONFIG_FILE", config)
             .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD);
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD);
         cmd
     };
     let config = env.write("config", &config_with(&fetch));

@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::{Endpoint, Times, DEFAULT_PASSWORD};
+use s3credsfs::dev::gateway::{Endpoint, Times, DEFAULT_PASSWORD};
 use std::process::Output;
 use tokio::process::Command;
 

@@ -21,7 +21,7 @@ fn exec(gw: &TestGateway, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
     cmd.env_clear()
         .envs(common::clean_env())
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .arg("exec")
         .args(login_args(gw))
         .args(args)
@@ -456,7 +456,7 @@ mod from_a_mount {
             cmd.args(["exec", "--mountpoint", at])
                 .args(extra)
                 .args(["--", "env"])
-                .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+                .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());

@@ -33,7 +33,7 @@ fn exec(env: &ClientEnv, gw: &TestGateway, extra: &[&str], command: &[&str]) -> 
         .args(extra)
         .arg("--")
         .args(command)
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .env(
             "AWS_SHARED_CREDENTIALS_FILE",
             env.home().join("no-such-file"),

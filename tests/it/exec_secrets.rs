@@ -6,7 +6,9 @@
 use crate::common;
 
 use common::mount::TestGateway;
-use s3credsfs::gateway::{DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER};
+use s3credsfs::dev::gateway::{
+    DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER,
+};
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 
@@ -18,7 +20,7 @@ fn jwt(gw: &TestGateway) -> String {
             .post(url)
             .form(&[
                 ("grant_type", "password"),
-                ("client_id", s3credsfs::gateway::PUBLIC_CLIENT),
+                ("client_id", s3credsfs::dev::gateway::PUBLIC_CLIENT),
                 ("username", DEFAULT_USER),
                 ("password", DEFAULT_PASSWORD),
             ])

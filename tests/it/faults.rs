@@ -7,7 +7,7 @@ use crate::common;
 
 use common::mount::*;
 use common::{status_fault, wait_for};
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use std::time::{Duration, Instant};
 
 /// 4 s credentials refreshed when under 2 s remain; JWTs of 2 s; 2 s request timeout.
@@ -295,12 +295,12 @@ fn keycloak_faults_recover_by_themselves() {
 #[test]
 fn an_unreachable_gateway_recovers_when_it_returns() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let config = || s3credsfs::gateway::GatewayConfig {
+    let config = || s3credsfs::dev::gateway::GatewayConfig {
         lifetime: Duration::from_secs(4),
         ..Default::default()
     };
     let gw = runtime
-        .block_on(s3credsfs::gateway::Gateway::start(config()))
+        .block_on(s3credsfs::dev::gateway::Gateway::start(config()))
         .unwrap();
     let addr = gw.addr();
     let m = Mounted::start_at(
@@ -322,7 +322,7 @@ fn an_unreachable_gateway_recovers_when_it_returns() {
     let mut second = config();
     second.listen = addr;
     let gw = runtime
-        .block_on(s3credsfs::gateway::Gateway::start(second))
+        .block_on(s3credsfs::dev::gateway::Gateway::start(second))
         .unwrap();
     wait_for(
         "recovery on the new gateway",

@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::{Gateway, DEFAULT_PASSWORD};
+use s3credsfs::dev::gateway::{Gateway, DEFAULT_PASSWORD};
 use std::process::Output;
 use tokio::process::Command;
 
@@ -425,7 +425,7 @@ async fn client_secret_from_the_environment() {
         "--client-secret-env",
         "SECRET",
     ])
-    .env("SECRET", s3credsfs::gateway::DEFAULT_CLIENT_SECRET);
+    .env("SECRET", s3credsfs::dev::gateway::DEFAULT_CLIENT_SECRET);
     let out = cmd.output().await.unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(gw.stats().client_credentials_grants, 1);

@@ -7,7 +7,7 @@ use crate::common::text;
 use crate::fetch_cli::{bin, fetch};
 
 use common::*;
-use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
 
 /// A gateway whose clock is off by more than 30 s, either way, gets a warning on stderr
 /// with both times and the fix; the fetch itself still works. A gateway in step gets none.

@@ -15,7 +15,7 @@ fn run_as_root(ns: &FuseNamespace, guard: &BackgroundMount, args: &[&str]) -> Ou
     let mut cmd = guard.bin();
     cmd.args(args)
         .arg(&guard.path)
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .stdin(std::process::Stdio::null());
     ns.run(None, move || cmd.output().unwrap())
 }
@@ -132,7 +132,7 @@ fn exec_takes_no_keys_from_a_look_alike_of_the_mount() {
     cmd.args(["exec", "--mountpoint", path.to_str().unwrap()])
         .args(login_args(&gw))
         .args(["--", "env"])
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .stdin(std::process::Stdio::null());
     let out = ns.run(None, move || cmd.output().unwrap());
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));

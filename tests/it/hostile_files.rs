@@ -153,7 +153,7 @@ fn a_metrics_file_symlink_is_refused() {
 fn the_process_is_not_dumpable_before_the_password_is_read() {
     use std::os::unix::process::CommandExt;
     let gw = common::mount::TestGateway::start(|c| {
-        c.users = vec![s3credsfs::gateway::Account::new("dev", "0", true)]
+        c.users = vec![s3credsfs::dev::gateway::Account::new("dev", "0", true)]
     });
     let mut cmd = bin();
     cmd.args([

@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::{Endpoint, Fault, Gateway, Times, DEFAULT_PASSWORD};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Gateway, Times, DEFAULT_PASSWORD};
 use std::process::Stdio;
 
 /// A line that, written raw into the mounted `config`, would make every SDK run a command.

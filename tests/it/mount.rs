@@ -5,7 +5,7 @@ use crate::common;
 
 use common::mount::*;
 use common::wait_for;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 use std::sync::{Arc, Barrier};
@@ -151,7 +151,7 @@ fn every_file_has_its_format_mode_and_exact_size() {
             "a secret reached the daemon's log"
         );
     }
-    assert!(!m.log().contains(s3credsfs::gateway::DEFAULT_PASSWORD));
+    assert!(!m.log().contains(s3credsfs::dev::gateway::DEFAULT_PASSWORD));
 }
 
 #[test]

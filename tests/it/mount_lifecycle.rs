@@ -5,8 +5,8 @@ use crate::common;
 
 use common::mount::*;
 use common::{text, wait_for};
-use s3credsfs::gateway::DEFAULT_PASSWORD;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

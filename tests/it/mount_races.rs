@@ -5,7 +5,7 @@ use crate::common;
 
 use common::mount::*;
 use common::{wait_for, StopOnDrop};
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -27,7 +27,7 @@ fn spawn_mount(gw: &TestGateway, path: &Path, log: &Path) -> Child {
         .arg(path)
         .arg("--foreground")
         .args(login_args(gw))
-        .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())

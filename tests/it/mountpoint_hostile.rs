@@ -55,7 +55,7 @@ impl Scene {
             Some(_) => self.m.command(&[]),
             None => {
                 let mut cmd = bin();
-                cmd.env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+                cmd.env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
                     .stdin(Stdio::null());
                 cmd
             }

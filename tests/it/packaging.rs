@@ -112,7 +112,7 @@ fn the_portable_binary_runs_and_is_the_production_build() {
         "{version}"
     );
     assert!(run(bin, &["mount", "--help"]).contains("--foreground"));
-    // No gateway emulator in what is shipped (built with --no-default-features).
+    // No gateway emulator in what is shipped (a plain build).
     let help = run(bin, &["--help"]);
     assert!(help.contains("mount"), "{help}");
     assert!(!help.contains("dev-gateway"), "{help}");

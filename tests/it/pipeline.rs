@@ -3,10 +3,10 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::error::Error;
-use s3credsfs::gateway::{
+use s3credsfs::dev::gateway::{
     Account, Endpoint, Fault, Times, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD,
 };
+use s3credsfs::error::Error;
 use s3credsfs::sts::Pipeline;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Logs in as the default user with a password file.
 fn password_settings(
-    gw: &s3credsfs::gateway::Gateway,
+    gw: &s3credsfs::dev::gateway::Gateway,
     dir: &std::path::Path,
 ) -> s3credsfs::config::Settings {
     let pw = private_file(dir, "pw", DEFAULT_PASSWORD);

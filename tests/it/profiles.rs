@@ -5,7 +5,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::{Gateway, DEFAULT_PASSWORD};
+use s3credsfs::dev::gateway::{Gateway, DEFAULT_PASSWORD};
 use tokio::process::Command;
 
 /// A config file with profiles `prod` (the default) and `tds`, one gateway each, sharing
@@ -108,7 +108,7 @@ async fn an_unknown_profile_is_refused_naming_the_known_ones() {
 mod mounted {
     use super::two_profiles;
     use crate::common::mount::*;
-    use s3credsfs::gateway::{Endpoint, Fault, Times};
+    use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 
     #[test]
     fn the_first_read_after_mount_returns_holds_every_healthy_profile() {
@@ -145,7 +145,7 @@ mod mounted {
             .arg(&config)
             .args(["--timeout", "5s", "--log-file"])
             .arg(dir.path().join("daemon.log"))
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
             .stdin(std::process::Stdio::null())
             .output()
             .unwrap();
@@ -260,7 +260,7 @@ mod mounted {
             .arg(&config)
             .args(["--timeout", "5s", "--log-file"])
             .arg(dir.path().join("daemon.log"))
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
             .env("WRONG", "not-the-password")
             .stdin(std::process::Stdio::null())
             .output()

@@ -8,11 +8,34 @@ use s3credsfs::cli::Cli;
 use s3credsfs::config::{parse_config_file, Context, Layer, Profiles};
 use std::path::Path;
 
+mod aliases;
 mod markdown;
 mod shell;
 
 use markdown::{blocks, section, Block};
 use shell::{invocations, words};
+
+#[test]
+fn the_cargo_aliases_run_the_emulator_build_and_the_demo_mounts() {
+    let aliases = aliases::cargo_aliases();
+    let alias = |name: &str| {
+        aliases
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.as_str())
+    };
+    assert_eq!(alias("demo"), Some("mount --dev"));
+    assert_eq!(alias("dev"), Some(""));
+    let readme = &markdown::docs()[0];
+    assert_eq!(readme.path, "README.md");
+    assert!(readme
+        .text
+        .contains("\ncargo demo && cat ~/.s3creds/json\n"));
+    assert_eq!(
+        aliases::expand_aliases("cargo demo && cargo dev status\ncargo devx\n"),
+        "s3credsfs mount --dev && s3credsfs status\ncargo devx\n"
+    );
+}
 
 #[test]
 fn every_command_line_in_the_docs_parses() {

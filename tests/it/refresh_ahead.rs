@@ -6,7 +6,7 @@ use crate::common;
 
 use common::mount::*;
 use common::wait_for;
-use s3credsfs::gateway::{Endpoint, Fault, Times};
+use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 use std::time::Duration;
 
 /// 12 s credentials, due 2 s before expiry; the window opens at half-life (6 s).

@@ -5,7 +5,7 @@ use crate::common;
 
 use common::mount::*;
 use common::wait_for;
-use s3credsfs::gateway::{Endpoint, Times};
+use s3credsfs::dev::gateway::{Endpoint, Times};
 use std::os::unix::process::CommandExt;
 use std::process::Output;
 use std::time::Duration;

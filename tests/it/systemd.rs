@@ -7,7 +7,7 @@ use crate::common;
 
 use common::mount::*;
 use common::wait_for;
-use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

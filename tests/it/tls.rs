@@ -3,7 +3,7 @@
 use crate::common;
 
 use common::*;
-use s3credsfs::gateway::DEFAULT_PASSWORD;
+use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
 use s3credsfs::sts::Pipeline;
 use std::time::Duration;
 

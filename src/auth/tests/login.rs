@@ -4,7 +4,7 @@
 use super::super::*;
 use super::jwt;
 use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
-use crate::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use crate::dev::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use std::os::unix::fs::PermissionsExt;
 
 async fn gateway() -> Gateway {

@@ -303,7 +303,7 @@ pub struct MountedS3 {
 impl MountedS3 {
     /// Starts everything; `tweak` adjusts the gateway, `mount_args` are extra `mount` flags.
     pub fn start(
-        tweak: impl FnOnce(&mut s3credsfs::gateway::GatewayConfig),
+        tweak: impl FnOnce(&mut s3credsfs::dev::gateway::GatewayConfig),
         mount_args: &[&str],
     ) -> MountedS3 {
         let s3 = S3Server::start();

@@ -7,7 +7,7 @@ pub use std::time::{Duration, Instant};
 pub use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 pub use base64::Engine;
 pub use reqwest::{Client, Response, StatusCode};
-pub use s3credsfs::gateway::{
+pub use s3credsfs::dev::gateway::{
     Account, Endpoint, Fault, Gateway, GatewayConfig, Stats, Times, DEFAULT_CLIENT,
     DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER,
 };

@@ -14,7 +14,7 @@ pub use child::StopOnDrop;
 pub use wait::{poll_until, wait_for, wait_for_async};
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
-use s3credsfs::gateway::{Fault, Gateway, GatewayConfig, Stats};
+use s3credsfs::dev::gateway::{Fault, Gateway, GatewayConfig, Stats};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -119,8 +119,8 @@ pub async fn password_grant(gateway: &Gateway) -> serde_json::Value {
         .form(&[
             ("grant_type", "password"),
             ("client_id", "shasta"),
-            ("username", s3credsfs::gateway::DEFAULT_USER),
-            ("password", s3credsfs::gateway::DEFAULT_PASSWORD),
+            ("username", s3credsfs::dev::gateway::DEFAULT_USER),
+            ("password", s3credsfs::dev::gateway::DEFAULT_PASSWORD),
         ])
         .send()
         .await

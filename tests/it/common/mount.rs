@@ -2,7 +2,7 @@
 //! child process, and guards that always unmount, even when the test fails.
 
 use crate::common::{poll_until, wait_for, StopOnDrop};
-use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
+use s3credsfs::dev::gateway::{Gateway, GatewayConfig, Stats};
 use s3credsfs::mount::mountpoint::{self, MountState};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -128,7 +128,7 @@ impl Mounted {
         }
         let child = cmd
             .args(args)
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

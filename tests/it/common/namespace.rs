@@ -217,7 +217,7 @@ impl UserMount {
         use std::os::unix::process::CommandExt;
         let mut cmd = bin();
         cmd.args(args)
-            .env("PW", s3credsfs::gateway::DEFAULT_PASSWORD)
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
             .env("HOME", &self.home)
             .uid(NOBODY.0)
             .gid(NOBODY.1)

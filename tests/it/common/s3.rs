@@ -187,8 +187,8 @@ impl S3Server {
     }
 
     /// This server as the gateway's credential backend (cray-sts's view of RGW).
-    pub fn backend(&self) -> s3credsfs::gateway::BackendSts {
-        s3credsfs::gateway::BackendSts::new(
+    pub fn backend(&self) -> s3credsfs::dev::gateway::BackendSts {
+        s3credsfs::dev::gateway::BackendSts::new(
             &self.url,
             &self.access_key,
             &self.secret_key,

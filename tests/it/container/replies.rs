@@ -3,7 +3,7 @@
 use super::endpoint::*;
 use crate::common::mount::*;
 use crate::common::wait_for;
-use s3credsfs::gateway::{Endpoint, Times};
+use s3credsfs::dev::gateway::{Endpoint, Times};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;

@@ -89,7 +89,7 @@ fn blocks_of(doc: &Doc) -> Vec<Block> {
             doc: doc.path.clone(),
             info: info.trim().to_string(),
             marker: marker.take(),
-            text,
+            text: super::aliases::expand_aliases(&text),
         });
     }
     out

@@ -115,11 +115,11 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, JwtError> {
     else {
         return Err(JwtError::Malformed);
     };
-    let header = crate::auth::jwt_part(h).ok_or(JwtError::Malformed)?;
+    let header = crate::jwt::part(h).ok_or(JwtError::Malformed)?;
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return Err(JwtError::Malformed);
     }
-    let claims = crate::auth::jwt_part(p).ok_or(JwtError::Malformed)?;
+    let claims = crate::jwt::part(p).ok_or(JwtError::Malformed)?;
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     Ok(Decoded {
         claims,

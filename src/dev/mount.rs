@@ -1,0 +1,101 @@
+//! `mount --dev`: the built-in gateway started in the daemon, so that one command shows the
+//! whole tool working without a Cray system. Plugged into `mount` as its
+//! [`LocalGateway`](crate::mount::local_gateway::LocalGateway) by the command layer.
+
+use super::gateway::{BackendSts, Gateway, GatewayConfig};
+use super::options::BackendOptions;
+use crate::config::{Context, Layer, Settings};
+use crate::error::Error;
+use crate::mount::local_gateway::{LocalGateway, PreparedGateway};
+use crate::mount::{MountError, Result};
+use std::time::Duration;
+
+/// `mount`'s development options, as plain values (their flags are parsed in `cli`).
+#[derive(Clone, Debug, Default)]
+pub struct MountOptions {
+    /// `--dev`: start the built-in gateway and log in as its default user.
+    pub dev: bool,
+    /// `--lifetime`: of the S3 credentials the built-in gateway hands out.
+    pub lifetime: Option<Duration>,
+    /// `--token-lifetime`: of its Keycloak access tokens.
+    pub token_lifetime: Option<Duration>,
+    /// The AssumeRole backend it mints credentials with, if any.
+    pub backend: BackendOptions,
+}
+
+/// The built-in gateway `mount` is to serve: `Some` with `--dev`, `None` without, and
+/// backend options without `--dev` refused (they would silently do nothing).
+pub fn local_gateway(options: &MountOptions) -> Result<Option<Box<dyn LocalGateway>>> {
+    let backend = options.backend.to_backend().map_err(Error::Config)?;
+    if !options.dev {
+        if backend.is_some() {
+            return Err(Error::Config(
+                "--backend-sts and the other backend flags configure the built-in gateway; add --dev"
+                    .into(),
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    Ok(Some(Box::new(DevGateway {
+        backend,
+        lifetime: options.lifetime,
+        token_lifetime: options.token_lifetime,
+    })))
+}
+
+/// The built-in gateway `mount --dev` serves, as asked for.
+struct DevGateway {
+    backend: Option<BackendSts>,
+    lifetime: Option<Duration>,
+    token_lifetime: Option<Duration>,
+}
+
+/// The gateway a `--dev` daemon starts: its port is bound before the fork, so the
+/// settings can name it.
+struct DevPlan {
+    gateway: DevGateway,
+    listener: std::net::TcpListener,
+}
+
+impl LocalGateway for DevGateway {
+    fn settings(
+        self: Box<Self>,
+        layer: &Layer,
+        ctx: &Context,
+    ) -> Result<(Settings, Box<dyn PreparedGateway>)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MountError::DevListen)?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().map_err(MountError::DevListen)?
+        );
+        let settings = super::settings::resolve(layer, ctx, &url)?;
+        Ok((
+            settings,
+            Box::new(DevPlan {
+                gateway: *self,
+                listener,
+            }),
+        ))
+    }
+}
+
+impl PreparedGateway for DevPlan {
+    fn start(self: Box<Self>, runtime: &tokio::runtime::Runtime) -> Result<Box<dyn std::any::Any>> {
+        let defaults = GatewayConfig::default();
+        let config = GatewayConfig {
+            backend: self.gateway.backend,
+            lifetime: self.gateway.lifetime.unwrap_or(defaults.lifetime),
+            token_lifetime: self
+                .gateway
+                .token_lifetime
+                .unwrap_or(defaults.token_lifetime),
+            ..defaults
+        };
+        let gateway = runtime
+            .block_on(Gateway::start_on(self.listener, config))
+            .map_err(MountError::DevGateway)?;
+        tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
+        Ok(Box::new(gateway))
+    }
+}
