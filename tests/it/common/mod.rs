@@ -3,6 +3,8 @@
 
 pub mod clients;
 pub mod gw;
+#[cfg(feature = "keycloak-tests")]
+pub mod keycloak;
 pub mod mount;
 pub mod namespace;
 pub mod s3;
