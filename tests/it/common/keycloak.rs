@@ -74,7 +74,8 @@ impl Keycloak {
         let dir = repo()
             .join("target/keycloak")
             .join(format!("tests-{}", std::process::id()));
-        let out = script(&dir, "up");
+        // A fresh machine's first start also builds the server (about a minute more).
+        let out = run_script(&dir, "up", &[("KEYCLOAK_TEST_WAIT", "300")]);
         if !out.status.success() {
             let log = std::fs::read_to_string(dir.join("keycloak.log")).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
