@@ -208,6 +208,27 @@ pub fn names_the_client(error: &str, description: &str) -> bool {
         || description.contains("client not found")
 }
 
+/// What to do when Keycloak refused a password login for the account itself, not the
+/// password: it says "Account disabled" only when the password was right, and a new
+/// password would not help there nor for the other two. `None` for every other reason.
+pub fn account_fix(description: &str) -> Option<&'static str> {
+    match description.trim().to_ascii_lowercase().as_str() {
+        "account disabled" => Some(
+            "the password is right but the account is disabled in Keycloak; an administrator \
+             must enable it",
+        ),
+        "account temporarily disabled" => Some(
+            "Keycloak locked the account for a while after failed logins; wait and try again, \
+             or have an administrator unlock it",
+        ),
+        "account is not fully set up" => Some(
+            "the account lacks a first name, last name or email, or has a required action \
+             (such as a new password) pending; complete it in Keycloak",
+        ),
+        _ => None,
+    }
+}
+
 /// An error status whose body is not Keycloak's JSON error: the URL most likely points
 /// somewhere else (a web server's 404 page, another service's 500).
 fn not_keycloak(url: &str, status: u16, body: &[u8]) -> Error {
@@ -399,6 +420,31 @@ mod tests {
             "Invalid user credentials"
         ));
         assert!(!names_the_client("invalid_grant", "Account disabled"));
+    }
+
+    /// Keycloak's texts for an account it will not log in, whatever the password; the
+    /// password's own refusal and the client's are no account problem.
+    #[test]
+    fn account_refusals_are_told_from_password_refusals() {
+        for description in [
+            "Account disabled",
+            "Account temporarily disabled",
+            "Account is not fully set up",
+            " account DISABLED ",
+        ] {
+            assert!(account_fix(description).is_some(), "{description}");
+        }
+        assert!(account_fix("Account disabled")
+            .unwrap()
+            .contains("an administrator must enable it"));
+        for description in [
+            "Invalid user credentials",
+            "Invalid client or Invalid client credentials",
+            "Account disabled for good measure",
+            "",
+        ] {
+            assert_eq!(account_fix(description), None, "{description}");
+        }
     }
 
     #[test]

@@ -435,12 +435,21 @@ impl Authenticator {
                     ),
                 })
             }
-            Err(GrantError::Refused { description, .. }) => Err(Error::AuthRejected {
-                url: self.token_url.clone(),
-                who,
-                description,
-                fix: fix.to_string(),
-            }),
+            // A disabled or unfinished account: the password is not what to fix.
+            Err(GrantError::Refused { description, .. }) => {
+                let (who, fix) = match (&self.method, keycloak::account_fix(&description)) {
+                    (Method::Password { username, .. }, Some(account_fix)) => {
+                        (format!("the account of user {username:?}"), account_fix)
+                    }
+                    _ => (who, fix),
+                };
+                Err(Error::AuthRejected {
+                    url: self.token_url.clone(),
+                    who,
+                    description,
+                    fix: fix.to_string(),
+                })
+            }
             Err(GrantError::Failed(e)) => Err(e),
         }
     }
