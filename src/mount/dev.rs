@@ -3,7 +3,7 @@
 //! `dev-gateway` feature (the default) have it; a production build has no `--dev` flag,
 //! no backend flags and none of the emulator's code.
 
-use super::error::Result;
+use crate::app_error::Result;
 use crate::config::{Context, Layer, Settings};
 
 pub use imp::{DevArgs, DevGateway, DevPlan};
@@ -21,11 +21,11 @@ pub fn settings(
 #[cfg(feature = "dev-gateway")]
 mod imp {
     use super::*;
+    use crate::app_error::AppError;
     use crate::cli::BackendArgs;
     use crate::config::resolve_dev;
     use crate::error::Error;
     use crate::gateway::{BackendSts, Gateway, GatewayConfig};
-    use crate::mount::MountError;
 
     /// The flags that start the built-in gateway.
     #[derive(clap::Args, Debug)]
@@ -74,10 +74,10 @@ mod imp {
             }
             return Ok((crate::config::resolve(layer, ctx)?, None));
         }
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MountError::DevListen)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(AppError::DevListen)?;
         let url = format!(
             "http://{}",
-            listener.local_addr().map_err(MountError::DevListen)?
+            listener.local_addr().map_err(AppError::DevListen)?
         );
         let settings = resolve_dev(layer, ctx, &url)?;
         Ok((
@@ -103,7 +103,7 @@ mod imp {
             };
             let gateway = runtime
                 .block_on(Gateway::start_on(self.listener, config))
-                .map_err(MountError::DevGateway)?;
+                .map_err(AppError::DevGateway)?;
             tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
             Ok(gateway)
         }

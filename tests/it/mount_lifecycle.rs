@@ -6,7 +6,7 @@ use crate::common;
 use common::mount::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};

@@ -5,7 +5,7 @@ use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::{Endpoint, Fault, Times};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;

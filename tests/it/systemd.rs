@@ -7,7 +7,7 @@ use crate::common;
 
 use common::mount::*;
 use s3credsfs::gateway::DEFAULT_PASSWORD;
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

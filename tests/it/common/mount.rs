@@ -2,7 +2,7 @@
 //! child process, and guards that always unmount, even when the test fails.
 
 use s3credsfs::gateway::{Gateway, GatewayConfig, Stats};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
