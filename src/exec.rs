@@ -8,7 +8,7 @@
 //! served from this process while the command runs, so a long-running command renews by
 //! itself. Secrets go into the command's environment only (readable by its user alone,
 //! unlike its argv). Its exit code is ours; see [`child`] for signals. The command itself
-//! (`crate::commands::exec`) puts these pieces together.
+//! (`commands/exec.rs`, in the command layer) puts these pieces together.
 
 pub mod child;
 pub mod mounted;

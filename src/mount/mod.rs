@@ -1,6 +1,6 @@
 //! A mount's whole life once its settings are valid, as a [`Job`] the `mount` command
-//! builds (`crate::commands::mount`, which also checks the mountpoint, reads the login
-//! secret and forks the daemon):
+//! builds (`commands/mount.rs`, which also checks the mountpoint, reads the login secret
+//! and forks the daemon):
 //!
 //! first fetch (unless `--lazy`) → mount → signal handlers → report ready (to the parent,
 //! or to systemd's `NOTIFY_SOCKET` in the foreground) → serve → unmount on
