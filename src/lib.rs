@@ -1,10 +1,12 @@
 //! s3credsfs: always-current temporary S3 credentials from a CSM gateway.
 
 pub(crate) mod accept;
+pub mod app_error;
 pub mod auth;
 pub mod build_info;
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod container;
 pub mod control;
@@ -23,6 +25,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod mount;
+pub mod mountpoint;
 pub(crate) mod proxy;
 pub(crate) mod random;
 pub mod render;

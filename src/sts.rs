@@ -46,7 +46,7 @@ pub fn interpret(
             let creds = parse_sts_reply(body).map_err(|problem| Error::BadReply {
                 url: url.to_string(),
                 status,
-                problem,
+                problem: problem.to_string(),
             })?;
             if creds.expiration <= now {
                 return Err(Error::Expired {

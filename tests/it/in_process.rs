@@ -13,7 +13,7 @@ use s3credsfs::creds::Credentials;
 use s3credsfs::error::{Error, Result};
 use s3credsfs::fs::CredsFs;
 use s3credsfs::fuse::FuseAdapter;
-use s3credsfs::mount::mountpoint;
+use s3credsfs::mountpoint;
 use s3credsfs::secret::Secret;
 use s3credsfs::status::MountInfo;
 use std::io::Read;
