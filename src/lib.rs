@@ -4,6 +4,7 @@ pub(crate) mod accept;
 pub mod auth;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod container;
 pub mod control;
@@ -11,6 +12,7 @@ pub mod creds;
 pub mod error;
 pub mod exec;
 pub mod exit_status;
+pub mod fetch;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;
@@ -30,6 +32,8 @@ pub mod skew;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;
+#[cfg(test)]
+pub(crate) mod test_log;
 #[cfg(test)]
 pub(crate) mod test_users;
 pub(crate) mod untrusted;
