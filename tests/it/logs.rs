@@ -285,6 +285,41 @@ fn the_kernels_ordinary_requests_log_no_warning() {
     );
 }
 
+/// Every failed request is in the log with its name and errno, as mountpoint-s3 logs
+/// them; a read-only filesystem's ordinary answers at debug level, never as a warning.
+#[test]
+fn failed_requests_are_logged_by_name_and_errno() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start_with_env(&gw, &[], &[("S3CREDSFS_LOG", "debug")]);
+    let missing = std::fs::metadata(m.file("nope")).unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    let c_path = CString::new(m.file("json").as_os_str().as_bytes()).unwrap();
+    let c_name = CString::new("user.x").unwrap();
+    let mut buf = [0u8; 16];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(n, -1);
+    let log = m.log();
+    for want in [
+        "lookup failed: ENOENT: No such file or directory",
+        "getxattr failed: ENODATA: No data available",
+    ] {
+        let line = log.lines().find(|l| l.contains(want));
+        let line = line.unwrap_or_else(|| panic!("no {want:?} in {log}"));
+        assert!(line.contains("DEBUG") && line.contains("errno="), "{line}");
+    }
+    assert!(!log.contains("WARN"), "{log}");
+}
+
 /// The first line of a mount's log says what runs: version, build, the config file, the
 /// profiles, the mountpoint and where the log goes.
 #[test]
