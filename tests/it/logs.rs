@@ -226,6 +226,24 @@ fn a_log_directory_another_user_could_swap_is_not_used() {
     assert_eq!(status["log_file"], serde_json::Value::Null);
 }
 
+/// `getxattr(2)` of `name` on `path`: the errno it fails with, `None` if it succeeds.
+fn getxattr(path: &Path, name: &str) -> Option<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let c_name = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
 /// What the kernel asks on `ls -l` and an SDK's stat (extended attributes) and on
 /// `lsattr` (an ioctl) is answered as by any filesystem without them, and logs no
 /// warning: a warning in the log is for something someone must act on.
@@ -247,18 +265,13 @@ fn the_kernels_ordinary_requests_log_no_warning() {
         let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
         for name in ["security.selinux", "system.posix_acl_access", "user.x"] {
             let c_name = CString::new(name).unwrap();
-            let mut buf = [0u8; 64];
-            // SAFETY: valid C strings and a buffer of the length given.
-            let n = unsafe {
-                libc::getxattr(
-                    c_path.as_ptr(),
-                    c_name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            assert_eq!((n, errno()), (-1, Some(libc::ENODATA)), "{path:?} {name}");
-            // SAFETY: as above, with an empty value.
+            assert_eq!(
+                getxattr(&path, name),
+                Some(libc::ENODATA),
+                "{path:?} {name}"
+            );
+            let buf = [0u8; 64];
+            // SAFETY: valid C strings and an empty value.
             let n = unsafe {
                 libc::setxattr(c_path.as_ptr(), c_name.as_ptr(), buf.as_ptr().cast(), 0, 0)
             };
@@ -289,25 +302,11 @@ fn the_kernels_ordinary_requests_log_no_warning() {
 /// them; a read-only filesystem's ordinary answers at debug level, never as a warning.
 #[test]
 fn failed_requests_are_logged_by_name_and_errno() {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start_with_env(&gw, &[], &[("S3CREDSFS_LOG", "debug")]);
     let missing = std::fs::metadata(m.file("nope")).unwrap_err();
     assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
-    let c_path = CString::new(m.file("json").as_os_str().as_bytes()).unwrap();
-    let c_name = CString::new("user.x").unwrap();
-    let mut buf = [0u8; 16];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::getxattr(
-            c_path.as_ptr(),
-            c_name.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert_eq!(n, -1);
+    assert_eq!(getxattr(&m.file("json"), "user.x"), Some(libc::ENODATA));
     let log = m.log();
     for want in [
         "lookup failed: ENOENT: No such file or directory",
