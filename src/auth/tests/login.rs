@@ -78,6 +78,23 @@ async fn a_password_login_is_reused_and_refreshed_only_when_forced() {
     assert_eq!(gw.stats().token_failures, 0);
 }
 
+/// `s3credsfs refresh` makes the next token a new login: no cached token, and no refresh
+/// token either (a changed password or new roles need the password grant).
+#[tokio::test]
+async fn a_forgotten_login_is_made_anew_with_the_password() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-file", &pw)]);
+    auth.token(false).await.unwrap();
+    auth.forget().await;
+    auth.token(false).await.unwrap();
+    assert_eq!(grants(&gw), (2, 0, 0));
+    auth.forget().await;
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (3, 0, 0), "not through the refresh token");
+}
+
 #[tokio::test]
 async fn a_client_credentials_login_names_its_service_account() {
     let gw = gateway().await;
