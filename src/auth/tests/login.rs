@@ -95,6 +95,39 @@ async fn a_forgotten_login_is_made_anew_with_the_password() {
     assert_eq!(grants(&gw), (3, 0, 0), "not through the refresh token");
 }
 
+/// A refusal names what to fix: the client id only when Keycloak names the client of a
+/// password login; the password, or a service account's client and secret, otherwise.
+#[tokio::test]
+async fn a_refused_login_names_what_keycloak_refused() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = private_file(dir.path(), "good", DEFAULT_PASSWORD);
+    let bad = private_file(dir.path(), "bad", "wrong-password");
+    let refusal = |flags: Vec<(&str, &str)>| {
+        let auth = authenticator(&gw, &flags);
+        async move { auth.token(false).await.unwrap_err().to_string() }
+    };
+    let url = gw.token_url();
+    let client = refusal(vec![
+        ("username", "dev"),
+        ("password-file", &good),
+        ("client-id", "shasta-typo"),
+    ])
+    .await;
+    let want = format!("Keycloak at {url} rejected client id \"shasta-typo\": ");
+    assert!(client.starts_with(&want), "{client}");
+    let password = refusal(vec![("username", "dev"), ("password-file", &bad)]).await;
+    let want = format!("Keycloak at {url} rejected the password for user \"dev\": ");
+    assert!(password.starts_with(&want), "{password}");
+    let secret = refusal(vec![
+        ("client-id", "admin-client"),
+        ("client-secret-file", &bad),
+    ])
+    .await;
+    let want = format!("Keycloak at {url} rejected client \"admin-client\" and its secret: ");
+    assert!(secret.starts_with(&want), "{secret}");
+}
+
 #[tokio::test]
 async fn a_client_credentials_login_names_its_service_account() {
     let gw = gateway().await;
