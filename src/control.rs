@@ -445,7 +445,13 @@ mod tests {
 
         // A daemon that hangs up without answering.
         let listener = bind(&name).unwrap();
-        let silent = tokio::spawn(async move { drop(listener.accept().await.unwrap()) });
+        // It reads the request first, so the client sees the end of the stream (not a
+        // reset for unread data).
+        let silent = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; MAX_REQUEST as usize];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+        });
         let err = request_refresh(pid, &name, None, timeout)
             .await
             .unwrap_err();
