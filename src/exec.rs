@@ -158,19 +158,14 @@ pub fn child_env(grant: &Grant) -> Vec<(&'static str, Option<OsString>)> {
 }
 
 /// The directory of a mount that serves `profile` (the root serves the default; a named
-/// profile lives in `profiles/NAME`), or `None` for a name that is not a plain file name
-/// (`..` would climb out of `profiles`).
+/// profile lives in `profiles/NAME`), or `None` for a name no profile can have
+/// ([`crate::config::check_name`]: `..` would climb out of `profiles`).
 pub fn profile_dir(mount: &Path, profile: Option<&str>) -> Option<PathBuf> {
     let Some(name) = profile else {
         return Some(mount.to_path_buf());
     };
-    let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    plain.then(|| mount.join("profiles").join(name))
+    let valid = crate::config::check_name(name).is_ok();
+    valid.then(|| mount.join("profiles").join(name))
 }
 
 #[cfg(test)]
@@ -287,7 +282,8 @@ mod tests {
             profile_dir(mount, Some("team-a.1_x")).unwrap(),
             Path::new("/m/profiles/team-a.1_x")
         );
-        for bad in ["..", ".", "", "a/b", "../x", "x\n"] {
+        let long = "x".repeat(65);
+        for bad in ["..", ".", "", "a/b", "../x", "x\n", ".hidden", "-x", &long] {
             assert_eq!(profile_dir(mount, Some(bad)), None, "{bad:?}");
         }
     }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod build_info;
 pub mod cache;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod container;
@@ -16,6 +17,7 @@ pub mod dev;
 pub mod error;
 pub mod exec;
 pub mod exit_status;
+pub mod fetch;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;
@@ -35,6 +37,8 @@ pub mod skew;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;
+#[cfg(test)]
+pub(crate) mod test_log;
 #[cfg(test)]
 pub(crate) mod test_users;
 pub(crate) mod untrusted;

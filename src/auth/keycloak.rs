@@ -1,6 +1,7 @@
 //! Keycloak's token endpoint: the password, refresh_token and client_credentials grants as
 //! plain form posts, and its replies and errors.
 
+use crate::clock::TimeSource;
 use crate::error::Error;
 use crate::http::exchange;
 use crate::secret::Secret;
@@ -92,13 +93,15 @@ fn after(now: DateTime<Utc>, seconds: f64) -> Option<DateTime<Utc>> {
     )
 }
 
-/// Runs one grant against the token endpoint.
+/// Runs one grant against the token endpoint; the reply's lifetimes count from `time`'s
+/// now when it arrives.
 pub async fn request(
     http: &reqwest::Client,
     url: &str,
     client_id: &str,
     grant: Grant<'_>,
     timeout: Duration,
+    time: &dyn TimeSource,
 ) -> std::result::Result<Issued, GrantError> {
     let mut form: Vec<(&str, &str)> =
         vec![("grant_type", grant.grant_type()), ("client_id", client_id)];
@@ -117,7 +120,7 @@ pub async fn request(
         "requesting a token"
     );
     let (status, body) = exchange(url, http.post(url).form(&form), timeout).await?;
-    parse_reply(url, status, &body, Utc::now())
+    parse_reply(url, status, &body, time.now())
 }
 
 /// Interprets a token endpoint reply; split out so tests can feed it bytes.
