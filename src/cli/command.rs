@@ -1,22 +1,12 @@
-//! The command line: subcommands and their own flags (clap definitions only), and what is
-//! generated from them (completions, manual pages). The commands' bodies are in
-//! `crate::commands`. Settings shared by `fetch` and `mount` come from `config` so flags,
-//! variables and config keys stay one list.
+//! The parser: the subcommands (`Cli`, `Command`) and the emulator's refusal in a
+//! production build. Each subcommand's flags are in `args` (and `dev_gateway`).
 
-mod args;
-/// The emulator's flags (the `dev-gateway` feature); the emulator itself is `crate::dev`.
-#[cfg(feature = "dev-gateway")]
-pub mod dev_gateway;
-pub mod extras;
-pub mod manual;
-
-pub use args::{
-    CheckArgs, ConfigAction, ConfigArgs, ExecArgs, FetchArgs, MountArgs, MountpointArgs,
+use super::args::{
+    CompletionsArgs, ConfigArgs, ExecArgs, FetchArgs, ManArgs, MountArgs, MountpointArgs,
     RefreshArgs, StatusArgs,
 };
 #[cfg(feature = "dev-gateway")]
-pub use dev_gateway::{BackendArgs, DevArgs, DevGatewayArgs};
-
+use super::dev_gateway;
 use crate::build_info;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
@@ -73,12 +63,12 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  s3credsfs completions bash > ~/.local/share/bash-completion/completions/s3credsfs\n  s3credsfs completions zsh > ~/.zfunc/_s3credsfs"
     )]
-    Completions(extras::CompletionsArgs),
+    Completions(CompletionsArgs),
     /// Print the manual page, or write one page per subcommand with --out.
     #[command(
         after_help = "Examples:\n  s3credsfs man | man -l -\n  s3credsfs man --out ~/.local/share/man/man1"
     )]
-    Man(extras::ManArgs),
+    Man(ManArgs),
     /// Run the built-in gateway emulator (development and tests only).
     #[cfg(feature = "dev-gateway")]
     #[command(
