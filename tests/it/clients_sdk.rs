@@ -12,67 +12,12 @@
 use crate::common;
 
 use common::clients::*;
+use common::sdk::{report, Sdk};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// The three SDKs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sdk {
-    Js,
-    Go,
-    Rust,
-}
-
-/// Where scripts/sdk-probes puts the probes: `sdk-probes` in the target directory that
-/// holds this test binary (`TARGET/debug/deps/it-HASH`).
-fn probes() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test binary lies in TARGET/debug/deps");
-    target.join("sdk-probes")
-}
-
-impl Sdk {
-    /// The probe's command line (the mode is appended by the caller).
-    fn probe(self) -> Vec<String> {
-        let dir = probes();
-        let file = dir.join(match self {
-            Sdk::Js => "js/probe.js",
-            Sdk::Go => "go-probe",
-            Sdk::Rust => "rust-probe",
-        });
-        assert!(
-            file.exists(),
-            "{} is missing: run scripts/sdk-probes (scripts/test runs it), which builds the \
-             JavaScript, Go and Rust SDK probes",
-            file.display()
-        );
-        let file = file.display().to_string();
-        if self == Sdk::Js {
-            let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .any(|dir| dir.join("node").is_file());
-            assert!(
-                found,
-                "node is not on PATH: run scripts/venv as root, which installs it from Debian"
-            );
-            vec!["node".to_owned(), file]
-        } else {
-            vec![file]
-        }
-    }
-
-    /// Whether the SDK signs with the config file's `credential_process` rather than the
-    /// keys the credentials file has for the same profile (botocore's order is the
-    /// other way round).
-    fn prefers_credential_process(self) -> bool {
-        self == Sdk::Rust
-    }
-}
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
@@ -107,32 +52,6 @@ export AWS_SECRET_ACCESS_KEY="${s%?}$t" && exec "$@""#;
 /// As [`SOURCED`], then the container endpoint replaced by `$TAMPERED_URI`.
 const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
-
-/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`.
-struct Report {
-    calls: u64,
-    keys: Vec<String>,
-    seconds: f64,
-}
-
-fn report(ran: &Ran) -> Report {
-    let value: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "`{}` printed no report ({e}):\n{}\n{}",
-            ran.what, ran.stdout, ran.stderr
-        )
-    });
-    Report {
-        calls: value["calls"].as_u64().expect("calls"),
-        keys: value["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| k.as_str().expect("a key").to_owned())
-            .collect(),
-        seconds: value["seconds"].as_f64().expect("seconds"),
-    }
-}
 
 /// One round trip (put, list, get) that must succeed, every call signed with the access
 /// key the mount serves.
