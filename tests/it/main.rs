@@ -6,9 +6,11 @@
 //! - `fuse-tests`: real FUSE mounts on temporary directories (needs `/dev/fuse`, root or
 //!   fusermount3);
 //! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
-//!   against a signature-checking S3 (moto), installed by `scripts/venv`.
+//!   against a signature-checking S3 (moto), installed by `scripts/venv`;
+//! - `rgw-tests` (implies `fuse-tests`): every client through a mount against a real Ceph
+//!   RGW, which `scripts/rgw up` starts once per test process (and installs when missing).
 //!
-//! `scripts/test` turns both on. Without its feature a gated test is not compiled; with
+//! `scripts/test` turns them all on. Without its feature a gated test is not compiled; with
 //! it, a missing tool fails with the way to install it.
 
 mod common;
@@ -79,6 +81,9 @@ mod clients_tools;
 mod exec_clients;
 #[cfg(feature = "s3-tests")]
 mod man_pages;
+
+#[cfg(feature = "rgw-tests")]
+mod rgw;
 
 #[cfg(feature = "package-tests")]
 mod packaging;

@@ -5,7 +5,9 @@ pub mod clients;
 pub mod gw;
 pub mod mount;
 pub mod namespace;
+pub mod rgw;
 pub mod s3;
+pub mod sdk;
 
 use s3credsfs::config::{resolve, Context, Layer, RawValue, Setting, Settings, Source};
 use s3credsfs::gateway::{Gateway, GatewayConfig};

@@ -1,0 +1,138 @@
+//! A real Ceph RGW for the `rgw-tests` tier: `scripts/rgw up` once per test process (a
+//! cold start takes 15-20 s, far more than any test using it), in a scratch directory
+//! under the target directory, and `scripts/rgw down` when the process exits, whether
+//! tests passed or panicked. A run that was killed before it could stop its RGW leaves the
+//! daemons' pids in that directory; the next run stops them first.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long `scripts/rgw up` may take: a cold start is 15-20 s on a loaded machine; the
+/// first run also installs the Debian packages (about 70 MB).
+const UP_DEADLINE: Duration = Duration::from_secs(900);
+
+/// The running RGW: its S3 and STS endpoint, and what cray-sts holds to call `AssumeRole`.
+pub struct Rgw {
+    /// `http://127.0.0.1:PORT`: S3 and STS on one port, as CSM's `rgw-vip` serves them.
+    pub endpoint: String,
+    /// Access key of the service user whose keys cray-sts holds.
+    pub access_key: String,
+    /// That user's secret key.
+    pub secret_key: String,
+    /// The role every caller gets (trust policy: the service user; policy: `s3:*`).
+    pub role_arn: String,
+}
+
+/// The one RGW of this test process, started on first use. Panics with the script's own
+/// sentence (a missing package, a busy port, a daemon that died, and its log) when it
+/// cannot start; every later test then fails with the same sentence at once.
+pub fn rgw() -> &'static Rgw {
+    static RGW: OnceLock<Result<Rgw, String>> = OnceLock::new();
+    match RGW.get_or_init(start) {
+        Ok(rgw) => rgw,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// The scratch directory of this tier's RGW (`scripts/rgw`'s `S3CREDSFS_RGW_DIR`).
+fn scratch_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("rgw-tests")
+}
+
+/// `scripts/rgw ACTION` on [`scratch_dir`], with nothing of the developer's environment
+/// but `PATH`.
+fn script(action: &str) -> Command {
+    let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rgw"));
+    cmd.arg(action)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("S3CREDSFS_RGW_DIR", scratch_dir())
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(".."),
+        )
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs at process exit (`exit` runs it after the harness reports, also when tests
+/// failed): stops exactly the daemons `up` recorded. A static is never dropped, so this
+/// is the process-wide guard's `Drop`.
+extern "C" fn stop_at_exit() {
+    let _ = script("down")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status();
+}
+
+fn start() -> Result<Rgw, String> {
+    // What a killed earlier run left running, by the pids it recorded; nothing else.
+    let _ = script("down").stdout(Stdio::null()).status();
+    // SAFETY: registers a plain function with no captured state; it runs once at exit.
+    if unsafe { libc::atexit(stop_at_exit) } != 0 {
+        return Err("cannot register scripts/rgw down to run at exit".to_owned());
+    }
+    let log = tempfile::NamedTempFile::new().map_err(|e| format!("temporary file: {e}"))?;
+    // One open file for both streams: they share its offset, so neither overwrites the other.
+    let out = log.reopen().map_err(|e| format!("temporary file: {e}"))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("temporary file: {e}"))?;
+    let began = Instant::now();
+    let mut child = script("up")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run scripts/rgw up: {e}"))?;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if began.elapsed() > UP_DEADLINE {
+            // SIGTERM: the script's trap stops what it started.
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let _ = child.wait();
+            return Err(format!(
+                "scripts/rgw up did not finish within {UP_DEADLINE:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let printed = std::fs::read_to_string(log.path()).unwrap_or_default();
+    if !status.success() {
+        return Err(format!(
+            "scripts/rgw up failed ({status}): {}",
+            printed.trim()
+        ));
+    }
+    eprintln!(
+        "rgw-tests: scripts/rgw up took {:.1} s: {}",
+        began.elapsed().as_secs_f64(),
+        printed
+            .lines()
+            .find(|l| l.contains(" up in "))
+            .unwrap_or("")
+    );
+    read_env_file(&scratch_dir().join("env"))
+}
+
+/// The `export NAME=VALUE` lines `scripts/rgw up` wrote.
+fn read_env_file(path: &Path) -> Result<Rgw, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} has no {name}", path.display()))
+    };
+    Ok(Rgw {
+        endpoint: value("RGW_ENDPOINT")?,
+        access_key: value("S3CREDSFS_BACKEND_ACCESS_KEY")?,
+        secret_key: value("S3CREDSFS_BACKEND_SECRET_KEY")?,
+        role_arn: value("RGW_ROLE_ARN")?,
+    })
+}

@@ -1,0 +1,336 @@
+//! Every client, through the mount, against a real Ceph RGW (`scripts/rgw up`, Debian's
+//! 16.2, the release CSM 1.4 runs): `s3credsfs dev-gateway --backend-sts` calls RGW's
+//! `AssumeRole` as cray-sts does (the service user's keys, one role with `s3:*`,
+//! `DurationSeconds` 3600), a real FUSE mount serves what it hands out, and the AWS CLI,
+//! boto3, s3cmd, rclone, curl `--aws-sigv4` and the JavaScript, Go and Rust SDK probes
+//! each create a bucket, put, list and get with nothing but what the mount serves. Each
+//! is then refused by RGW (`SignatureDoesNotMatch`) once the secret it reads is altered
+//! by one character, so no client can pass without the served credentials doing the work.
+
+use crate::common;
+
+use common::clients::*;
+use common::mount::{bin, Mounted};
+use common::rgw::{rgw, Rgw};
+use common::s3::{on_path, Banner};
+use common::sdk::{report, Sdk};
+use common::KillOnDrop;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `s3credsfs dev-gateway --backend-sts RGW`: the emulated CSM gateway minting on RGW.
+struct DevGateway {
+    /// Its `api-gateway:` URL.
+    api: String,
+    _child: KillOnDrop,
+}
+
+impl DevGateway {
+    /// Starts the binary on a free loopback port with RGW as its backend (the service
+    /// user's keys in the environment, as the flag's help advises) and waits for its banner.
+    fn start(rgw: &Rgw) -> DevGateway {
+        let mut child = KillOnDrop(
+            bin()
+                .args(["dev-gateway", "--listen", "127.0.0.1:0"])
+                .args(["--backend-sts", &rgw.endpoint, "--role-arn", &rgw.role_arn])
+                .env("S3CREDSFS_BACKEND_ACCESS_KEY", &rgw.access_key)
+                .env("S3CREDSFS_BACKEND_SECRET_KEY", &rgw.secret_key)
+                .env_remove("S3CREDSFS_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("run s3credsfs dev-gateway"),
+        );
+        let api = Banner::new(&mut child.0).value("api-gateway: ", Duration::from_secs(30));
+        DevGateway { api, _child: child }
+    }
+}
+
+/// RGW, the gateway minting on it, a mount of that gateway and a clean client
+/// environment. Drops in field order: unmount, stop the gateway, remove `HOME`.
+struct OnRgw {
+    mount: Mounted,
+    _gateway: DevGateway,
+    env: ClientEnv,
+    rgw: &'static Rgw,
+}
+
+impl OnRgw {
+    fn start() -> OnRgw {
+        let rgw = rgw();
+        let gateway = DevGateway::start(rgw);
+        let mount = Mounted::start_at(&gateway.api, &[], &[]);
+        let t = OnRgw {
+            mount,
+            _gateway: gateway,
+            env: ClientEnv::new(),
+            rgw,
+        };
+        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+        assert_eq!(
+            json["EndpointURL"], t.rgw.endpoint,
+            "the mount serves RGW as the S3 endpoint"
+        );
+        t
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.mount.file(name)
+    }
+
+    fn read(&self, name: &str) -> String {
+        self.mount
+            .read(name)
+            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    }
+
+    /// A copy of the mounted file `name` with the value of its `key = ` line altered.
+    fn tampered(&self, name: &str, key: &str) -> PathBuf {
+        self.env.write(
+            &format!("{name}-tampered"),
+            &tamper_ini(&self.read(name), key),
+        )
+    }
+}
+
+#[test]
+fn aws_cli_on_rgw() {
+    require_tool("aws");
+    let t = OnRgw::start();
+    let env = &t.env;
+    let aws = |credentials: &Path| {
+        let mut cmd = env.command("aws");
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+            .env("AWS_CONFIG_FILE", t.file("config"));
+        cmd
+    };
+    let credentials = t.file("credentials");
+    env.run(aws(&credentials).args(["s3", "mb", "s3://aws-cli"]))
+        .ok();
+    aws_round_trip(env, "aws-cli", "object", || aws(&credentials));
+    let bad = t.tampered("credentials", "aws_secret_access_key");
+    let mut refused = env.bash(AWS_ERROR_CODE, "aws");
+    refused
+        .args(["s3", "ls", "s3://aws-cli/"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", &bad)
+        .env("AWS_CONFIG_FILE", t.file("config"));
+    env.run(&mut refused)
+        .refused("<Code>SignatureDoesNotMatch</Code>");
+    env.assert_stayed_on_loopback();
+}
+
+/// `aws "$@"`, and when it fails, the `<Code>` of the S3 error it received. AWS CLI 1.x
+/// cannot show RGW 16.2's errors itself: their `<Message>` is empty, and its S3 error
+/// hook crashes on that with "argument of type 'NoneType' is not iterable". The code is
+/// taken from `--debug`'s copy of the reply; nothing else of that log is printed.
+const AWS_ERROR_CODE: &str = r#"log=$(aws --debug "$@" 2>&1 >/dev/null) && exit 0
+grep -o '<Code>[A-Za-z]*</Code>' <<<"$log" | sort -u
+exit 1"#;
+
+/// boto3 as a program uses it (`boto3.Session()`, nothing passed in): creates `S3_BUCKET`,
+/// puts, lists, gets; exits 3 with S3's error code on a refusal.
+const BOTO3: &str = r#"
+import os, sys, boto3, botocore
+s3 = boto3.Session().client("s3")
+bucket, key, body = os.environ["S3_BUCKET"], "object", os.environ["S3_BODY"].encode()
+try:
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == [key]
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+except botocore.exceptions.ClientError as e:
+    print(e.response["Error"]["Code"])
+    sys.exit(3)
+print("ok")
+"#;
+
+#[test]
+fn boto3_on_rgw() {
+    let python = on_path("python3").expect("python3 on PATH");
+    let t = OnRgw::start();
+    let env = &t.env;
+    let boto3 = |credentials: &Path, bucket: &str| {
+        let mut cmd = env.command(&python);
+        cmd.args(["-c", BOTO3])
+            .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+            .env("AWS_CONFIG_FILE", t.file("config"))
+            .env("S3_BUCKET", bucket)
+            .env("S3_BODY", unique_content(bucket));
+        cmd
+    };
+    let ran = env.run(&mut boto3(&t.file("credentials"), "boto3")).ok();
+    assert_eq!(ran.stdout.trim(), "ok");
+    let bad = t.tampered("credentials", "aws_secret_access_key");
+    let ran = env.run(&mut boto3(&bad, "boto3-tampered"));
+    assert_eq!(
+        (ran.status.code(), ran.stdout.trim()),
+        (Some(3), "SignatureDoesNotMatch"),
+        "{}",
+        ran.stderr
+    );
+    env.assert_stayed_on_loopback();
+}
+
+#[test]
+fn s3cmd_on_rgw() {
+    require_tool("s3cmd");
+    let t = OnRgw::start();
+    let env = &t.env;
+    let s3cfg = t.file("s3cfg");
+    let s3cmd = |args: &[&str]| {
+        let mut cmd = env.bash(S3CMD, &s3cfg);
+        cmd.args(args);
+        cmd
+    };
+    let content = unique_content("s3cmd");
+    let local = env.write("upload", &content);
+    env.run(&mut s3cmd(&["mb", "s3://s3cmd"])).ok();
+    env.run(s3cmd(&["put"]).arg(&local).arg("s3://s3cmd/object"))
+        .ok();
+    let listed = env.run(&mut s3cmd(&["ls", "s3://s3cmd/"])).ok();
+    assert!(
+        listed
+            .stdout
+            .lines()
+            .any(|l| l.ends_with(" s3://s3cmd/object")),
+        "{}",
+        listed.stdout
+    );
+    let read = env.run(&mut s3cmd(&["get", "s3://s3cmd/object", "-"])).ok();
+    assert_eq!(read.stdout, content, "the object read back");
+    env.assert_stayed_on_loopback();
+
+    let bad = t.tampered("s3cfg", "secret_key");
+    env.run(env.bash(S3CMD, &bad).args(["ls", "s3://s3cmd/"]))
+        .refused("SignatureDoesNotMatch");
+}
+
+#[test]
+fn rclone_on_rgw() {
+    require_tool("rclone");
+    let t = OnRgw::start();
+    let env = &t.env;
+    let rclone = |config: &Path| {
+        let mut cmd = env.command("rclone");
+        cmd.arg("--config").arg(config).args(["--retries", "1"]);
+        cmd
+    };
+    let conf = t.file("rclone.conf");
+    let content = unique_content("rclone");
+    let local = env.write("upload", &content);
+    env.run(rclone(&conf).args(["mkdir", "default:rclone"]))
+        .ok();
+    env.run(
+        rclone(&conf)
+            .arg("copyto")
+            .arg(&local)
+            .arg("default:rclone/object"),
+    )
+    .ok();
+    let listed = env.run(rclone(&conf).args(["lsf", "default:rclone"])).ok();
+    assert_eq!(listed.stdout, "object\n");
+    let read = env
+        .run(rclone(&conf).args(["cat", "default:rclone/object"]))
+        .ok();
+    assert_eq!(read.stdout, content, "the object read back");
+
+    let bad = t.tampered("rclone.conf", "secret_access_key");
+    env.run(rclone(&bad).args(["lsf", "default:rclone"]))
+        .refused("SignatureDoesNotMatch");
+}
+
+#[test]
+fn curl_aws_sigv4_on_rgw() {
+    require_tool("jq");
+    require_tool("curl");
+    let t = OnRgw::start();
+    let env = &t.env;
+    let json = t.file("json");
+    let curl = |script: &str, path: &str| {
+        let mut cmd = env.bash(&format!("{JQ_CURL}{script}{REQUEST}"), &json);
+        cmd.arg(path);
+        cmd
+    };
+    let content = unique_content("curl");
+    let local = env.write("upload", &content);
+    env.run(curl("", "curl").args(["-X", "PUT"])).ok();
+    env.run(curl("", "curl/object").arg("-T").arg(&local)).ok();
+    let listed = env.run(&mut curl("", "curl?list-type=2")).ok();
+    assert!(
+        listed.stdout.contains("<Key>object</Key>"),
+        "{}",
+        listed.stdout
+    );
+    let read = env.run(&mut curl("", "curl/object")).ok();
+    assert_eq!(read.stdout, content, "the object read back");
+
+    env.run(&mut curl(TAMPER_SECRET, "curl/object"))
+        .refused("SignatureDoesNotMatch");
+}
+
+/// The probe of `sdk`, its keys from the mounted `config`'s `credential_process` (or from
+/// `config`, a tampered copy) and nothing else: no credentials file, no region or keys
+/// in the environment, the endpoint from the config (for Go, whose Debian version reads
+/// no endpoint setting, from the mount's `json`).
+fn probe(t: &OnRgw, sdk: Sdk, config: &Path, bucket: &str) -> Command {
+    let [program, args @ ..] = &sdk.probe()[..] else {
+        unreachable!("a probe has a program")
+    };
+    let mut cmd = t.env.command(program);
+    cmd.args(args)
+        .arg("round-trip")
+        .env("AWS_CONFIG_FILE", config)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            t.env.home().join("no-such-file"),
+        )
+        .env("S3_BUCKET", bucket)
+        .env("S3_CREATE_BUCKET", "1")
+        .env("S3_KEY", "object")
+        .env("S3_BODY", unique_content(bucket));
+    if sdk == Sdk::Go {
+        cmd.env("S3_ENDPOINT", &t.rgw.endpoint);
+    }
+    cmd
+}
+
+/// `sdk`'s probe creates a bucket, puts, lists and gets, every call signed with the key
+/// the mount serves; with the secret altered RGW refuses it.
+fn sdk_on_rgw(sdk: Sdk, bucket: &str) {
+    let t = OnRgw::start();
+    let ran = t
+        .env
+        .run(&mut probe(&t, sdk, &t.file("config"), bucket))
+        .ok();
+    let report = report(&ran);
+    let served: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    assert_eq!(report.calls, 4, "{sdk:?}: {}", ran.stdout);
+    assert!(
+        report.keys.len() >= 4 && report.keys.iter().all(|k| *k == served["AccessKeyId"]),
+        "{sdk:?} signed with {:?}, the mount serves {}",
+        report.keys,
+        served["AccessKeyId"]
+    );
+    let bad = config_with_tampered_process(&t.env, &t.mount);
+    let tampered_bucket = format!("{bucket}-tampered");
+    let ran = t.env.run(&mut probe(&t, sdk, &bad, &tampered_bucket));
+    assert_eq!(ran.status.code(), Some(3), "{}\n{}", ran.stdout, ran.stderr);
+    ran.refused("SignatureDoesNotMatch");
+}
+
+#[test]
+fn javascript_v3_sdk_on_rgw() {
+    sdk_on_rgw(Sdk::Js, "js-sdk");
+}
+
+#[test]
+fn go_v2_sdk_on_rgw() {
+    sdk_on_rgw(Sdk::Go, "go-sdk");
+}
+
+#[test]
+fn rust_sdk_on_rgw() {
+    sdk_on_rgw(Sdk::Rust, "rust-sdk");
+}
