@@ -19,31 +19,6 @@ const WANTED_KEYS: usize = 4;
 /// ...or after this long, far more than the `WANTED_KEYS` lifetimes it needs.
 const GIVE_UP: Duration = Duration::from_secs(90);
 
-/// One boto3 session for the whole run, S3 calls paced by a short sleep; after each call,
-/// the access key the session holds. Runs until the session has used `WANTED_KEYS`
-/// different keys or `GIVE_UP` passes. Any failure raises (and exits non-zero). Prints
-/// `{"calls": N, "keys": [...], "method": ..., "seconds": S}`.
-const LONG_RUNNING: &str = r#"
-import json, os, time, boto3
-session = boto3.Session()
-s3 = session.client("s3")
-bucket, give_up = os.environ["S3_BUCKET"], float(os.environ["GIVE_UP_SECONDS"])
-wanted = int(os.environ["WANTED_KEYS"])
-start, calls, keys = time.monotonic(), 0, []
-def key_in_use():
-    keys.append(session.get_credentials().get_frozen_credentials().access_key)
-while len(set(keys)) < wanted and time.monotonic() - start < give_up:
-    name, body = "long-running/%d" % calls, os.urandom(8).hex().encode()
-    s3.put_object(Bucket=bucket, Key=name, Body=body)
-    key_in_use()
-    assert s3.get_object(Bucket=bucket, Key=name)["Body"].read() == body
-    key_in_use()
-    calls += 2
-    time.sleep(0.2)
-print(json.dumps({"calls": calls, "keys": keys, "method": session.get_credentials().method,
-                  "seconds": time.monotonic() - start}))
-"#;
-
 #[test]
 fn a_long_running_boto3_process_refreshes_through_credential_process() {
     let t = MountedS3::start(|c| c.lifetime = LIFETIME, &["--min-validity", "3s"]);
@@ -53,7 +28,7 @@ fn a_long_running_boto3_process_refreshes_through_credential_process() {
         .run(
             env.command(&t.s3.python)
                 .arg("-c")
-                .arg(LONG_RUNNING)
+                .arg(BOTO3_LONG_RUNNING)
                 .env("AWS_CONFIG_FILE", t.file("config"))
                 .env(
                     "AWS_SHARED_CREDENTIALS_FILE",

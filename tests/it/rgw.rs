@@ -13,7 +13,7 @@ use common::clients::*;
 use common::mount::{bin, Mounted};
 use common::rgw::{rgw, Rgw};
 use common::s3::{on_path, Banner};
-use common::sdk::{report, Sdk};
+use common::sdk::{report, Report, Sdk};
 use common::KillOnDrop;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,10 +29,11 @@ struct DevGateway {
 impl DevGateway {
     /// Starts the binary on a free loopback port with RGW as its backend (the service
     /// user's keys in the environment, as the flag's help advises) and waits for its banner.
-    fn start(rgw: &Rgw) -> DevGateway {
+    fn start(rgw: &Rgw, extra: &[&str]) -> DevGateway {
         let mut child = KillOnDrop(
             bin()
                 .args(["dev-gateway", "--listen", "127.0.0.1:0"])
+                .args(extra)
                 .args(["--backend-sts", &rgw.endpoint, "--role-arn", &rgw.role_arn])
                 .env("S3CREDSFS_BACKEND_ACCESS_KEY", &rgw.access_key)
                 .env("S3CREDSFS_BACKEND_SECRET_KEY", &rgw.secret_key)
@@ -58,10 +59,16 @@ struct OnRgw {
 }
 
 impl OnRgw {
+    /// The whole stack with default settings.
     fn start() -> OnRgw {
+        Self::start_with(&[], &[])
+    }
+
+    /// The whole stack, with extra `dev-gateway` and `mount` arguments.
+    fn start_with(gateway_args: &[&str], mount_args: &[&str]) -> OnRgw {
         let rgw = rgw();
-        let gateway = DevGateway::start(rgw);
-        let mount = Mounted::start_at(&gateway.api, &[], &[]);
+        let gateway = DevGateway::start(rgw, gateway_args);
+        let mount = Mounted::start_at(&gateway.api, mount_args, &[]);
         let t = OnRgw {
             mount,
             _gateway: gateway,
@@ -333,4 +340,131 @@ fn go_v2_sdk_on_rgw() {
 #[test]
 fn rust_sdk_on_rgw() {
     sdk_on_rgw(Sdk::Rust, "rust-sdk");
+}
+
+/// What the mount advertises; RGW is asked for its minimum, 900 s, so every key served
+/// stays valid at RGW long after the mount replaced it.
+const LIFETIME: &str = "6s";
+/// The mount renews once less than this is left: every 3 s.
+const MIN_VALIDITY: &str = "3s";
+/// A long-running program stops once its calls were signed with this many keys (three
+/// renewals) ...
+const WANTED_KEYS: usize = 4;
+/// ... or after this many seconds, far more than the ~10 s that takes.
+const GIVE_UP_SECONDS: &str = "90";
+
+/// Panics unless the long-running program behind `what` signed with at least
+/// [`WANTED_KEYS`] keys, each for a stretch and never again once replaced (that no call
+/// failed, so RGW accepted every key served, its exit status showed).
+fn renewed(what: &str, keys: &[String]) {
+    let mut distinct = keys.to_vec();
+    distinct.dedup();
+    let mut sorted = distinct.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert!(
+        distinct.len() >= WANTED_KEYS && sorted.len() == distinct.len(),
+        "{what} signed with {} keys (one came back: {}): {keys:?}",
+        distinct.len(),
+        sorted.len() != distinct.len()
+    );
+}
+
+/// `source "$0"` (the mounted `container-env`), then the program: its keys come from the
+/// container endpoint only.
+const SOURCED: &str = r#"source "$0" && exec "$@""#;
+
+#[test]
+fn long_running_boto3_and_javascript_renew_on_rgw() {
+    let python = on_path("python3").expect("python3 on PATH");
+    let t = OnRgw::start_with(
+        &["--lifetime", LIFETIME],
+        &["--container-endpoint", "--min-validity", MIN_VALIDITY],
+    );
+    let env = &t.env;
+    let nowhere = env.home().join("no-such-file");
+    // The bucket, made by the round trip of `boto3_on_rgw`'s program.
+    let mut create = env.command(&python);
+    create
+        .args(["-c", BOTO3])
+        .env("AWS_SHARED_CREDENTIALS_FILE", t.file("credentials"))
+        .env("AWS_CONFIG_FILE", t.file("config"))
+        .env("S3_BUCKET", "renewal")
+        .env("S3_BODY", unique_content("renewal"));
+    env.run(&mut create).ok();
+
+    let (config, container_env) = (t.file("config"), t.file("container-env"));
+    // boto3 with AWS_CONFIG_FILE (credential_process) or through the container endpoint.
+    let boto3 = |through_process: bool| {
+        let mut cmd = if through_process {
+            let mut cmd = env.command(&python);
+            cmd.env("AWS_CONFIG_FILE", &config);
+            cmd
+        } else {
+            let mut cmd = env.bash(SOURCED, &container_env);
+            cmd.arg(&python).env("AWS_CONFIG_FILE", &nowhere);
+            cmd
+        };
+        cmd.args(["-c", BOTO3_LONG_RUNNING])
+            .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+            .env("S3_BUCKET", "renewal")
+            .env("WANTED_KEYS", WANTED_KEYS.to_string())
+            .env("GIVE_UP_SECONDS", GIVE_UP_SECONDS);
+        cmd
+    };
+    // The JavaScript probe the same two ways.
+    let javascript = |through_process: bool, prefix: &str| {
+        let [program, args @ ..] = &Sdk::Js.probe()[..] else {
+            unreachable!("a probe has a program")
+        };
+        let mut cmd = if through_process {
+            let mut cmd = env.command(program);
+            cmd.env("AWS_CONFIG_FILE", &config);
+            cmd
+        } else {
+            let mut cmd = env.bash(SOURCED, &container_env);
+            cmd.arg(program).env("AWS_CONFIG_FILE", &nowhere);
+            cmd
+        };
+        cmd.args(args)
+            .arg("long-running")
+            .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
+            .env("S3_BUCKET", "renewal")
+            .env("S3_KEY", prefix)
+            .env("WANTED_KEYS", WANTED_KEYS.to_string())
+            .env("MIN_SECONDS", "0")
+            .env("GIVE_UP_SECONDS", GIVE_UP_SECONDS);
+        cmd
+    };
+    let boto3_keys = |ran: &Ran| -> Vec<String> {
+        let report: serde_json::Value = serde_json::from_str(&ran.stdout).expect("the report");
+        report["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("a key").to_owned())
+            .collect()
+    };
+    let [boto3_process, boto3_container, js_process, js_container] = std::thread::scope(|s| {
+        [
+            s.spawn(|| env.run(&mut boto3(true)).ok()),
+            s.spawn(|| env.run(&mut boto3(false)).ok()),
+            s.spawn(|| env.run(&mut javascript(true, "js-process")).ok()),
+            s.spawn(|| env.run(&mut javascript(false, "js-container")).ok()),
+        ]
+        .map(|h| h.join().unwrap())
+    });
+    renewed(
+        "boto3 through credential_process",
+        &boto3_keys(&boto3_process),
+    );
+    renewed(
+        "boto3 through the container endpoint",
+        &boto3_keys(&boto3_container),
+    );
+    let Report { keys, .. } = report(&js_process);
+    renewed("JavaScript through credential_process", &keys);
+    let Report { keys, .. } = report(&js_container);
+    renewed("JavaScript through the container endpoint", &keys);
+    env.assert_stayed_on_loopback();
 }
