@@ -10,8 +10,9 @@
 use crate::common;
 
 use common::clients::*;
+use common::mount::wait_for;
 use common::mount::{bin, Mounted};
-use common::rgw::{rgw, Rgw};
+use common::rgw::{rgw, Rgw, AHEAD_SECONDS};
 use common::s3::{on_path, Banner};
 use common::sdk::{report, Report, Sdk};
 use common::KillOnDrop;
@@ -53,7 +54,8 @@ impl DevGateway {
 /// environment. Drops in field order: unmount, stop the gateway, remove `HOME`.
 struct OnRgw {
     mount: Mounted,
-    _gateway: DevGateway,
+    /// `None` once a test stopped it.
+    gateway: Option<DevGateway>,
     env: ClientEnv,
     rgw: &'static Rgw,
 }
@@ -71,7 +73,7 @@ impl OnRgw {
         let mount = Mounted::start_at(&gateway.api, mount_args, &[]);
         let t = OnRgw {
             mount,
-            _gateway: gateway,
+            gateway: Some(gateway),
             env: ClientEnv::new(),
             rgw,
         };
@@ -467,4 +469,123 @@ fn long_running_boto3_and_javascript_renew_on_rgw() {
     let Report { keys, .. } = report(&js_container);
     renewed("JavaScript through the container endpoint", &keys);
     env.assert_stayed_on_loopback();
+}
+
+/// The time on the `Date` header of `endpoint`'s reply to `GET /`: that server's clock.
+fn server_clock(endpoint: &str) -> chrono::DateTime<chrono::Utc> {
+    use std::io::{Read, Write};
+    let address = endpoint.strip_prefix("http://").expect("an http endpoint");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to RGW");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    let _ = stream.read_to_string(&mut reply);
+    let date = reply
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("date"))
+        })
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_else(|| panic!("no Date header from {endpoint}: {reply}"));
+    chrono::DateTime::parse_from_rfc2822(&date)
+        .unwrap_or_else(|e| panic!("Date {date:?} from {endpoint}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+#[test]
+fn rgw_refuses_credentials_past_their_real_expiry() {
+    let python = on_path("python3").expect("python3 on PATH");
+    // A lifetime of RGW's shortest session: what the mount advertises is RGW's own expiry.
+    let t = OnRgw::start_with(&["--lifetime", "15m"], &[]);
+    let env = &t.env;
+    let served: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    let expiration =
+        chrono::DateTime::parse_from_rfc3339(served["Expiration"].as_str().expect("Expiration"))
+            .expect("an RFC 3339 Expiration")
+            .with_timezone(&chrono::Utc);
+    // With the served keys only (from the environment), at `endpoint`.
+    let boto3 = |endpoint: &str, bucket: &str| {
+        let mut cmd = env.command(&python);
+        cmd.args(["-c", BOTO3])
+            .env("AWS_ACCESS_KEY_ID", served["AccessKeyId"].as_str().unwrap())
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                served["SecretAccessKey"].as_str().unwrap(),
+            )
+            .env(
+                "AWS_SESSION_TOKEN",
+                served["SessionToken"].as_str().unwrap(),
+            )
+            .env("AWS_ENDPOINT_URL", endpoint)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", env.home().join("no-such-file"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                env.home().join("no-such-file"),
+            )
+            .env("S3_BUCKET", bucket)
+            .env("S3_BODY", unique_content(bucket));
+        cmd
+    };
+    let ahead = &t.rgw.ahead_endpoint;
+    // While the clock ahead is still before the expiry, the RGW there takes the keys.
+    let skew = server_clock(ahead) - chrono::Utc::now();
+    assert!(
+        (skew.num_seconds() - AHEAD_SECONDS).abs() <= 2,
+        "the RGW at {ahead} runs {skew} ahead, not {AHEAD_SECONDS} s"
+    );
+    assert!(
+        server_clock(ahead) < expiration,
+        "the test started too late: the clock ahead is past {expiration} already"
+    );
+    env.run(&mut boto3(ahead, "expiry-before")).ok();
+    // Once that clock is past the expiry (the same RGW, the same keys), it refuses them
+    // with 403 AccessDenied, not AWS's ExpiredToken.
+    wait_for(
+        "the clock ahead to pass the expiry",
+        Duration::from_secs(60),
+        || server_clock(ahead) > expiration + chrono::Duration::seconds(1),
+    );
+    let ran = env.run(&mut boto3(ahead, "expiry-after"));
+    assert_eq!(
+        (ran.status.code(), ran.stdout.trim()),
+        (Some(3), "AccessDenied"),
+        "{}",
+        ran.stderr
+    );
+    // The keys themselves are fine: at the RGW on real time, still before the expiry.
+    assert!(chrono::Utc::now() < expiration);
+    env.run(&mut boto3(&t.rgw.endpoint, "expiry-real-time"))
+        .ok();
+}
+
+#[test]
+fn with_the_gateway_stopped_reads_fail_once_the_served_keys_expire() {
+    let mut t = OnRgw::start_with(&["--lifetime", "6s"], &["--min-validity", "2s"]);
+    let served = t.read("json");
+    t.gateway.take();
+    // No new keys can come; the mount must stop serving the old ones by their expiry.
+    let mut last = Ok(served);
+    wait_for("EIO from the mount", Duration::from_secs(30), || {
+        last = t.mount.read("json");
+        if let Ok(json) = &last {
+            // Every key it still serves is unexpired when read (`Expiration` is written in
+            // whole seconds, rounded down, so it may show up to a second before the end).
+            let json: serde_json::Value = serde_json::from_str(json).expect("json");
+            let expiration = json["Expiration"].as_str().expect("Expiration");
+            let end = chrono::DateTime::parse_from_rfc3339(expiration).unwrap()
+                + chrono::Duration::seconds(1);
+            assert!(
+                end > chrono::Utc::now(),
+                "served {} past its Expiration {expiration}",
+                json["AccessKeyId"]
+            );
+        }
+        last.is_err()
+    });
+    let err = last.expect_err("a failed read");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
 }

@@ -9,6 +9,11 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// How far the second radosgw's clock runs ahead (`S3CREDSFS_RGW_AHEAD`): credentials
+/// from RGW's shortest session, 900 s, are past their expiry there once they are 20 s
+/// old, and a request signed now is still within RGW's 15 minutes of clock skew.
+pub const AHEAD_SECONDS: i64 = 880;
+
 /// How long `scripts/rgw up` may take: a cold start is 15-20 s on a loaded machine; the
 /// first run also installs the Debian packages (about 70 MB).
 const UP_DEADLINE: Duration = Duration::from_secs(900);
@@ -23,6 +28,10 @@ pub struct Rgw {
     pub secret_key: String,
     /// The role every caller gets (trust policy: the service user; policy: `s3:*`).
     pub role_arn: String,
+    /// A second radosgw on the same cluster whose clock runs [`AHEAD_SECONDS`] ahead
+    /// (libfaketime): the honest way to see what RGW does with credentials past their
+    /// real expiry without waiting RGW's minimum session of 15 minutes.
+    pub ahead_endpoint: String,
 }
 
 /// The one RGW of this test process, started on first use. Panics with the script's own
@@ -49,6 +58,7 @@ fn script(action: &str) -> Command {
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("S3CREDSFS_RGW_DIR", scratch_dir())
+        .env("S3CREDSFS_RGW_AHEAD", AHEAD_SECONDS.to_string())
         .env(
             "CARGO_TARGET_DIR",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(".."),
@@ -134,5 +144,6 @@ fn read_env_file(path: &Path) -> Result<Rgw, String> {
         access_key: value("S3CREDSFS_BACKEND_ACCESS_KEY")?,
         secret_key: value("S3CREDSFS_BACKEND_SECRET_KEY")?,
         role_arn: value("RGW_ROLE_ARN")?,
+        ahead_endpoint: value("RGW_AHEAD_ENDPOINT")?,
     })
 }
