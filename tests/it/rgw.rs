@@ -11,98 +11,12 @@ use crate::common;
 
 use common::clients::*;
 use common::mount::wait_for;
-use common::mount::{bin, Mounted};
-use common::rgw::{rgw, Rgw, AHEAD_SECONDS};
-use common::s3::{on_path, Banner};
+use common::rgw::{OnRgw, AHEAD_SECONDS};
+use common::s3::on_path;
 use common::sdk::{report, Report, Sdk};
-use common::KillOnDrop;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// `s3credsfs dev-gateway --backend-sts RGW`: the emulated CSM gateway minting on RGW.
-struct DevGateway {
-    /// Its `api-gateway:` URL.
-    api: String,
-    _child: KillOnDrop,
-}
-
-impl DevGateway {
-    /// Starts the binary on a free loopback port with RGW as its backend (the service
-    /// user's keys in the environment, as the flag's help advises) and waits for its banner.
-    fn start(rgw: &Rgw, extra: &[&str]) -> DevGateway {
-        let mut child = KillOnDrop(
-            bin()
-                .args(["dev-gateway", "--listen", "127.0.0.1:0"])
-                .args(extra)
-                .args(["--backend-sts", &rgw.endpoint, "--role-arn", &rgw.role_arn])
-                .env("S3CREDSFS_BACKEND_ACCESS_KEY", &rgw.access_key)
-                .env("S3CREDSFS_BACKEND_SECRET_KEY", &rgw.secret_key)
-                .env_remove("S3CREDSFS_LOG")
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("run s3credsfs dev-gateway"),
-        );
-        let api = Banner::new(&mut child.0).value("api-gateway: ", Duration::from_secs(30));
-        DevGateway { api, _child: child }
-    }
-}
-
-/// RGW, the gateway minting on it, a mount of that gateway and a clean client
-/// environment. Drops in field order: unmount, stop the gateway, remove `HOME`.
-struct OnRgw {
-    mount: Mounted,
-    /// `None` once a test stopped it.
-    gateway: Option<DevGateway>,
-    env: ClientEnv,
-    rgw: &'static Rgw,
-}
-
-impl OnRgw {
-    /// The whole stack with default settings.
-    fn start() -> OnRgw {
-        Self::start_with(&[], &[])
-    }
-
-    /// The whole stack, with extra `dev-gateway` and `mount` arguments.
-    fn start_with(gateway_args: &[&str], mount_args: &[&str]) -> OnRgw {
-        let rgw = rgw();
-        let gateway = DevGateway::start(rgw, gateway_args);
-        let mount = Mounted::start_at(&gateway.api, mount_args, &[]);
-        let t = OnRgw {
-            mount,
-            gateway: Some(gateway),
-            env: ClientEnv::new(),
-            rgw,
-        };
-        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
-        assert_eq!(
-            json["EndpointURL"], t.rgw.endpoint,
-            "the mount serves RGW as the S3 endpoint"
-        );
-        t
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.mount.file(name)
-    }
-
-    fn read(&self, name: &str) -> String {
-        self.mount
-            .read(name)
-            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
-    }
-
-    /// A copy of the mounted file `name` with the value of its `key = ` line altered.
-    fn tampered(&self, name: &str, key: &str) -> PathBuf {
-        self.env.write(
-            &format!("{name}-tampered"),
-            &tamper_ini(&self.read(name), key),
-        )
-    }
-}
 
 #[test]
 fn aws_cli_on_rgw() {
@@ -385,15 +299,19 @@ fn long_running_boto3_and_javascript_renew_on_rgw() {
     );
     let env = &t.env;
     let nowhere = env.home().join("no-such-file");
-    // The bucket, made by the round trip of `boto3_on_rgw`'s program.
-    let mut create = env.command(&python);
-    create
-        .args(["-c", BOTO3])
-        .env("AWS_SHARED_CREDENTIALS_FILE", t.file("credentials"))
-        .env("AWS_CONFIG_FILE", t.file("config"))
-        .env("S3_BUCKET", "renewal")
-        .env("S3_BODY", unique_content("renewal"));
-    env.run(&mut create).ok();
+    // The buckets, made by the round trip of `boto3_on_rgw`'s program: one for each way
+    // boto3 runs (its program writes the same object names), the JavaScript probes in the
+    // first under prefixes of their own.
+    for bucket in ["renewal-process", "renewal-container"] {
+        let mut create = env.command(&python);
+        create
+            .args(["-c", BOTO3])
+            .env("AWS_SHARED_CREDENTIALS_FILE", t.file("credentials"))
+            .env("AWS_CONFIG_FILE", t.file("config"))
+            .env("S3_BUCKET", bucket)
+            .env("S3_BODY", unique_content(bucket));
+        env.run(&mut create).ok();
+    }
 
     let (config, container_env) = (t.file("config"), t.file("container-env"));
     // boto3 with AWS_CONFIG_FILE (credential_process) or through the container endpoint.
@@ -409,7 +327,14 @@ fn long_running_boto3_and_javascript_renew_on_rgw() {
         };
         cmd.args(["-c", BOTO3_LONG_RUNNING])
             .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-            .env("S3_BUCKET", "renewal")
+            .env(
+                "S3_BUCKET",
+                if through_process {
+                    "renewal-process"
+                } else {
+                    "renewal-container"
+                },
+            )
             .env("WANTED_KEYS", WANTED_KEYS.to_string())
             .env("GIVE_UP_SECONDS", GIVE_UP_SECONDS);
         cmd
@@ -431,7 +356,7 @@ fn long_running_boto3_and_javascript_renew_on_rgw() {
         cmd.args(args)
             .arg("long-running")
             .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
-            .env("S3_BUCKET", "renewal")
+            .env("S3_BUCKET", "renewal-process")
             .env("S3_KEY", prefix)
             .env("WANTED_KEYS", WANTED_KEYS.to_string())
             .env("MIN_SECONDS", "0")

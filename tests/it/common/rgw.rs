@@ -3,7 +3,14 @@
 //! under the target directory, and `scripts/rgw down` when the process exits, whether
 //! tests passed or panicked. A run that was killed before it could stop its RGW leaves the
 //! daemons' pids in that directory; the next run stops them first.
+//!
+//! [`OnRgw`] is the stack a test uses: `s3credsfs dev-gateway --backend-sts` on that RGW,
+//! a mount of that gateway, and a clean client environment.
 
+use super::clients::{tamper_ini, ClientEnv};
+use super::mount::{bin, Mounted};
+use super::s3::Banner;
+use super::KillOnDrop;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -146,4 +153,90 @@ fn read_env_file(path: &Path) -> Result<Rgw, String> {
         role_arn: value("RGW_ROLE_ARN")?,
         ahead_endpoint: value("RGW_AHEAD_ENDPOINT")?,
     })
+}
+
+/// `s3credsfs dev-gateway --backend-sts RGW`: the emulated CSM gateway minting on RGW.
+pub struct DevGateway {
+    /// Its `api-gateway:` URL.
+    pub api: String,
+    _child: KillOnDrop,
+}
+
+impl DevGateway {
+    /// Starts the binary on a free loopback port with RGW as its backend (the service
+    /// user's keys in the environment, as the flag's help advises) and waits for its banner.
+    pub fn start(rgw: &Rgw, extra: &[&str]) -> DevGateway {
+        let mut child = KillOnDrop(
+            bin()
+                .args(["dev-gateway", "--listen", "127.0.0.1:0"])
+                .args(extra)
+                .args(["--backend-sts", &rgw.endpoint, "--role-arn", &rgw.role_arn])
+                .env("S3CREDSFS_BACKEND_ACCESS_KEY", &rgw.access_key)
+                .env("S3CREDSFS_BACKEND_SECRET_KEY", &rgw.secret_key)
+                .env_remove("S3CREDSFS_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("run s3credsfs dev-gateway"),
+        );
+        let api = Banner::new(&mut child.0).value("api-gateway: ", Duration::from_secs(30));
+        DevGateway { api, _child: child }
+    }
+}
+
+/// RGW, the gateway minting on it, a mount of that gateway and a clean client
+/// environment. Drops in field order: unmount, stop the gateway, remove `HOME`.
+pub struct OnRgw {
+    pub mount: Mounted,
+    /// `None` once a test stopped it.
+    pub gateway: Option<DevGateway>,
+    pub env: ClientEnv,
+    pub rgw: &'static Rgw,
+}
+
+impl OnRgw {
+    /// The whole stack with default settings.
+    pub fn start() -> OnRgw {
+        Self::start_with(&[], &[])
+    }
+
+    /// The whole stack, with extra `dev-gateway` and `mount` arguments.
+    pub fn start_with(gateway_args: &[&str], mount_args: &[&str]) -> OnRgw {
+        let rgw = rgw();
+        let gateway = DevGateway::start(rgw, gateway_args);
+        let mount = Mounted::start_at(&gateway.api, mount_args, &[]);
+        let t = OnRgw {
+            mount,
+            gateway: Some(gateway),
+            env: ClientEnv::new(),
+            rgw,
+        };
+        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+        assert_eq!(
+            json["EndpointURL"], t.rgw.endpoint,
+            "the mount serves RGW as the S3 endpoint"
+        );
+        t
+    }
+
+    /// A file in the mount.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.mount.file(name)
+    }
+
+    /// A mounted file's content.
+    pub fn read(&self, name: &str) -> String {
+        self.mount
+            .read(name)
+            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    }
+
+    /// A copy of the mounted file `name` with the value of its `key = ` line altered.
+    pub fn tampered(&self, name: &str, key: &str) -> PathBuf {
+        self.env.write(
+            &format!("{name}-tampered"),
+            &tamper_ini(&self.read(name), key),
+        )
+    }
 }
