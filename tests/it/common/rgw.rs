@@ -120,9 +120,11 @@ fn start() -> Result<Rgw, String> {
     };
     let printed = std::fs::read_to_string(log.path()).unwrap_or_default();
     if !status.success() {
+        // The daemons' logs go with the scratch directory at exit: their ends go here.
         return Err(format!(
-            "scripts/rgw up failed ({status}): {}",
-            printed.trim()
+            "scripts/rgw up failed ({status}): {}{}",
+            printed.trim(),
+            log_tails(&scratch_dir().join("log"))
         ));
     }
     eprintln!(
@@ -134,6 +136,22 @@ fn start() -> Result<Rgw, String> {
             .unwrap_or("")
     );
     read_env_file(&scratch_dir().join("env"))
+}
+
+/// The last lines of each daemon log in `dir`, for a failure message.
+fn log_tails(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut text = String::new();
+    for file in files {
+        let content = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<&str> = content.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        text.push_str(&format!("\n--- {} (end):\n{tail}", file.display()));
+    }
+    text
 }
 
 /// The `export NAME=VALUE` lines `scripts/rgw up` wrote.
