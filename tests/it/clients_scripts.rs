@@ -62,29 +62,6 @@ fn fetch_as_credential_process_without_a_mount() {
     env.assert_stayed_on_loopback();
 }
 
-/// The jq + curl recipe of docs/clients.md, with the mounted `json` as `$0`: one read of the file
-/// (so the three values belong together) into shell variables, then `s3curl` signs with
-/// curl's own SigV4, the secrets passed on stdin (`-K -`), not on the command line.
-const JQ_CURL: &str = r#"set -eu
-eval "$(jq -r '@sh "AWS_ACCESS_KEY_ID=\(.AccessKeyId) AWS_SECRET_ACCESS_KEY=\(.SecretAccessKey) AWS_SESSION_TOKEN=\(.SessionToken) S3_URL=\(.EndpointURL)"' "$0")"
-s3curl() {
-  curl -sS --fail-with-body --aws-sigv4 aws:amz:us-east-1:s3 \
-    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -K - "$@" <<EOF
-user = "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
-header = "x-amz-security-token: $AWS_SESSION_TOKEN"
-EOF
-}
-"#;
-
-/// Altering the secret after reading it.
-const TAMPER_SECRET: &str = r#"s=$AWS_SECRET_ACCESS_KEY
-case $s in *A) t=B ;; *) t=A ;; esac
-AWS_SECRET_ACCESS_KEY="${s%?}$t"
-"#;
-
-/// Then: `s3curl [CURL FLAGS...] "$S3_URL/PATH"`, with PATH the first argument.
-const REQUEST: &str = r#"s3curl "${@:2}" "$S3_URL/$1""#;
-
 #[test]
 fn jq_extracted_values_sign_curl_requests() {
     require_tool("jq");

@@ -12,67 +12,12 @@
 use crate::common;
 
 use common::clients::*;
+use common::sdk::{report, Sdk};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-/// The three SDKs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sdk {
-    Js,
-    Go,
-    Rust,
-}
-
-/// Where scripts/sdk-probes puts the probes: `sdk-probes` in the target directory that
-/// holds this test binary (`TARGET/debug/deps/it-HASH`).
-fn probes() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .expect("the test binary lies in TARGET/debug/deps");
-    target.join("sdk-probes")
-}
-
-impl Sdk {
-    /// The probe's command line (the mode is appended by the caller).
-    fn probe(self) -> Vec<String> {
-        let dir = probes();
-        let file = dir.join(match self {
-            Sdk::Js => "js/probe.js",
-            Sdk::Go => "go-probe",
-            Sdk::Rust => "rust-probe",
-        });
-        assert!(
-            file.exists(),
-            "{} is missing: run scripts/sdk-probes (scripts/test runs it), which builds the \
-             JavaScript, Go and Rust SDK probes",
-            file.display()
-        );
-        let file = file.display().to_string();
-        if self == Sdk::Js {
-            let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .any(|dir| dir.join("node").is_file());
-            assert!(
-                found,
-                "node is not on PATH: run scripts/venv as root, which installs it from Debian"
-            );
-            vec!["node".to_owned(), file]
-        } else {
-            vec![file]
-        }
-    }
-
-    /// Whether the SDK signs with the config file's `credential_process` rather than the
-    /// keys the credentials file has for the same profile (botocore's order is the
-    /// other way round).
-    fn prefers_credential_process(self) -> bool {
-        self == Sdk::Rust
-    }
-}
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
@@ -107,32 +52,6 @@ export AWS_SECRET_ACCESS_KEY="${s%?}$t" && exec "$@""#;
 /// As [`SOURCED`], then the container endpoint replaced by `$TAMPERED_URI`.
 const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
-
-/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`.
-struct Report {
-    calls: u64,
-    keys: Vec<String>,
-    seconds: f64,
-}
-
-fn report(ran: &Ran) -> Report {
-    let value: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "`{}` printed no report ({e}):\n{}\n{}",
-            ran.what, ran.stdout, ran.stderr
-        )
-    });
-    Report {
-        calls: value["calls"].as_u64().expect("calls"),
-        keys: value["keys"]
-            .as_array()
-            .expect("keys")
-            .iter()
-            .map(|k| k.as_str().expect("a key").to_owned())
-            .collect(),
-        seconds: value["seconds"].as_f64().expect("seconds"),
-    }
-}
 
 /// One round trip (put, list, get) that must succeed, every call signed with the access
 /// key the mount serves.
@@ -303,36 +222,26 @@ fn rust_sdk_every_way() {
 /// Credentials live this long; the mount renews them when under half remains.
 const LIFETIME: Duration = Duration::from_secs(6);
 
-/// A long-running probe stops once its calls were signed with this many different access
-/// keys (three renewals) and three lifetimes have passed...
-const WANTED_KEYS: usize = 4;
+/// A long-running probe stops once its calls were signed with [`LONG_RUNNING_KEYS`]
+/// different access keys (three renewals) and three lifetimes have passed...
 const LIFETIMES: u32 = 3;
 
-/// ...or after this long, far more than the `WANTED_KEYS` lifetimes it needs.
+/// ...or after this long, far more than the `LONG_RUNNING_KEYS` lifetimes it needs.
 const GIVE_UP: Duration = Duration::from_secs(90);
 
 /// Panics unless the long-running probe `ran` ran for `LIFETIMES` lifetimes and moved on to
-/// `WANTED_KEYS` keys, each used for a stretch and never again once replaced (`ok()`
-/// already showed that no call failed).
+/// [`LONG_RUNNING_KEYS`] keys, each used for a stretch and never again once replaced
+/// (`ok()` already showed that no call failed).
 fn renewed_by_itself(sdk: Sdk, way: &str, ran: &Ran) {
     let report = report(ran);
-    let mut distinct = report.keys.clone();
-    distinct.dedup();
-    assert!(
-        distinct.len() >= WANTED_KEYS && report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
-        "{sdk:?} through {way} signed with {} different keys in {:.1} s ({} calls): {distinct:?}",
-        distinct.len(),
-        report.seconds,
-        report.calls
+    let what = format!(
+        "{sdk:?} through {way} ({:.1} s, {} calls)",
+        report.seconds, report.calls
     );
-    let mut sorted = distinct.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(
-        sorted.len(),
-        distinct.len(),
-        "{sdk:?} through {way}: a key came back: {:?}",
-        report.keys
+    let distinct = renewed(&what, &report.keys);
+    assert!(
+        report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
+        "{what} stopped before {LIFETIMES} lifetimes"
     );
     for key in &distinct[..distinct.len() - 1] {
         let uses = report.keys.iter().filter(|k| *k == key).count();
@@ -381,7 +290,7 @@ fn renews_by_itself(sdk: Sdk) {
         let mut cmd = probe_in(&t, sdk, script, file);
         cmd.arg("long-running")
             .env("S3_KEY", prefix)
-            .env("WANTED_KEYS", WANTED_KEYS.to_string())
+            .env("WANTED_KEYS", LONG_RUNNING_KEYS.to_string())
             .env("MIN_SECONDS", (LIFETIME * LIFETIMES).as_secs().to_string())
             .env("GIVE_UP_SECONDS", give_up.as_secs().to_string());
         cmd

@@ -7,13 +7,6 @@ use crate::common;
 
 use common::clients::*;
 
-/// s3cmd the way docs/clients.md says: the session token on the command line too, read from
-/// the same file just before s3cmd reads it. (s3cmd 2.4 asks the instance metadata
-/// service for a role before every request unless the token comes from the command line
-/// or the environment; see `plain_s3cmd_looks_for_an_instance_role_first`.)
-const S3CMD: &str =
-    r#"exec s3cmd -c "$0" --access_token="$(sed -n 's/^access_token = //p' "$0")" "$@""#;
-
 #[test]
 fn s3cmd_with_the_mounted_s3cfg() {
     require_tool("s3cmd");

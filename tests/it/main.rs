@@ -8,7 +8,9 @@
 //! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
 //!   against a signature-checking S3 (moto), installed by `scripts/venv`;
 //! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), started
-//!   once per test process.
+//!   once per test process;
+//! - `rgw-tests` (implies `fuse-tests`): every client through a mount against a real Ceph
+//!   RGW, which `scripts/rgw up` starts once per test process (and installs when missing).
 //!
 //! `scripts/test` turns these on. Without its feature a gated test is not compiled; with
 //! it, a missing tool fails with the way to install it.
@@ -84,6 +86,9 @@ mod clients_tools;
 mod exec_clients;
 #[cfg(feature = "s3-tests")]
 mod man_pages;
+
+#[cfg(feature = "rgw-tests")]
+mod rgw;
 
 #[cfg(feature = "package-tests")]
 mod packaging;

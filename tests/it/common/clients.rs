@@ -338,22 +338,9 @@ impl MountedS3 {
     }
 
     /// A copy of the mounted `config` whose `credential_process` reads a copy of `json`
-    /// with its secret altered: a client it lets sign must be refused, which shows its
-    /// keys came through `credential_process`.
+    /// with its secret altered: see [`config_with_tampered_process`].
     pub fn config_with_tampered_process(&self) -> PathBuf {
-        let bad_json = self
-            .env
-            .write("json-tampered", &tamper_json(&self.read("json")));
-        let served = self.read("config");
-        let process = format!("credential_process = cat {}\n", self.file("json").display());
-        assert!(served.contains(&process), "{served}");
-        self.env.write(
-            "config-tampered",
-            &served.replace(
-                &process,
-                &format!("credential_process = cat {}\n", bad_json.display()),
-            ),
-        )
+        config_with_tampered_process(&self.env, &self.mount)
     }
 }
 
@@ -403,19 +390,11 @@ impl LongRun {
             .iter()
             .map(|k| k.as_str().unwrap().to_owned())
             .collect();
-        let mut distinct = keys.clone();
-        distinct.dedup();
-        assert!(
-            distinct.len() >= LONG_RUNNING_KEYS,
-            "the process signed with {} different keys in {} s ({} calls): {distinct:?}",
-            distinct.len(),
-            report["seconds"],
-            report["calls"]
+        let what = format!(
+            "the process ({} s, {} calls)",
+            report["seconds"], report["calls"]
         );
-        let mut sorted = distinct.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(sorted.len(), distinct.len(), "a key came back: {keys:?}");
+        let distinct = renewed(&what, &keys);
         LongRun {
             keys,
             distinct,
@@ -423,3 +402,80 @@ impl LongRun {
         }
     }
 }
+
+/// The keys in order of first use, after panicking unless `what` (a long-running
+/// program) signed with at least [`LONG_RUNNING_KEYS`] of them, each replaced for good:
+/// renewals, not flapping. `keys` is the key of each call, in order.
+pub fn renewed(what: &str, keys: &[String]) -> Vec<String> {
+    let mut distinct = keys.to_vec();
+    distinct.dedup();
+    assert!(
+        distinct.len() >= LONG_RUNNING_KEYS,
+        "{what} signed with {} different keys: {distinct:?}",
+        distinct.len()
+    );
+    let mut sorted = distinct.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(
+        sorted.len(),
+        distinct.len(),
+        "{what}: a key came back: {keys:?}"
+    );
+    distinct
+}
+
+/// A copy of `mount`'s `config`, written in `env`'s `HOME`, whose `credential_process`
+/// reads a copy of `json` with its secret altered: a client it lets sign must be refused,
+/// which shows its keys came through `credential_process`.
+pub fn config_with_tampered_process(env: &ClientEnv, mount: &super::mount::Mounted) -> PathBuf {
+    let read = |name: &str| {
+        mount
+            .read(name)
+            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    };
+    let bad_json = env.write("json-tampered", &tamper_json(&read("json")));
+    let served = read("config");
+    let process = format!(
+        "credential_process = cat {}\n",
+        mount.file("json").display()
+    );
+    assert!(served.contains(&process), "{served}");
+    env.write(
+        "config-tampered",
+        &served.replace(
+            &process,
+            &format!("credential_process = cat {}\n", bad_json.display()),
+        ),
+    )
+}
+
+/// s3cmd the way docs/clients.md says: the session token on the command line too, read from
+/// the same file just before s3cmd reads it. (s3cmd 2.4 asks the instance metadata
+/// service for a role before every request unless the token comes from the command line
+/// or the environment; see `plain_s3cmd_looks_for_an_instance_role_first`.)
+pub const S3CMD: &str =
+    r#"exec s3cmd -c "$0" --access_token="$(sed -n 's/^access_token = //p' "$0")" "$@""#;
+
+/// The jq + curl recipe of docs/clients.md, with the mounted `json` as `$0`: one read of
+/// the file (so the three values belong together) into shell variables, then `s3curl`
+/// signs with curl's own SigV4, the secrets passed on stdin (`-K -`), not on the command line.
+pub const JQ_CURL: &str = r#"set -eu
+eval "$(jq -r '@sh "AWS_ACCESS_KEY_ID=\(.AccessKeyId) AWS_SECRET_ACCESS_KEY=\(.SecretAccessKey) AWS_SESSION_TOKEN=\(.SessionToken) S3_URL=\(.EndpointURL)"' "$0")"
+s3curl() {
+  curl -sS --fail-with-body --aws-sigv4 aws:amz:us-east-1:s3 \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' -K - "$@" <<EOF
+user = "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY"
+header = "x-amz-security-token: $AWS_SESSION_TOKEN"
+EOF
+}
+"#;
+
+/// Altering the secret after reading it.
+pub const TAMPER_SECRET: &str = r#"s=$AWS_SECRET_ACCESS_KEY
+case $s in *A) t=B ;; *) t=A ;; esac
+AWS_SECRET_ACCESS_KEY="${s%?}$t"
+"#;
+
+/// Then: `s3curl [CURL FLAGS...] "$S3_URL/PATH"`, with PATH the first argument.
+pub const REQUEST: &str = r#"s3curl "${@:2}" "$S3_URL/$1""#;

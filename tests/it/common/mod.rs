@@ -9,7 +9,9 @@ pub mod gw;
 pub mod keycloak;
 pub mod mount;
 pub mod namespace;
+pub mod rgw;
 pub mod s3;
+pub mod sdk;
 pub mod wait;
 
 pub use child::StopOnDrop;

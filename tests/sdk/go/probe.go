@@ -3,10 +3,10 @@
 // environment and the files it names), then S3 calls. Driven by
 // tests/it/clients_sdk.rs; the same modes and output as tests/sdk/rust:
 //
-// `round-trip`: puts S3_BODY under S3_KEY in S3_BUCKET, lists the bucket and finds it,
-// reads it back. `long-running`: puts and gets objects under S3_KEY/ until the calls have
-// been signed with WANTED_KEYS different access keys and MIN_SECONDS have passed, or
-// GIVE_UP_SECONDS pass.
+// `round-trip`: creates S3_BUCKET first when S3_CREATE_BUCKET is 1, puts S3_BODY under
+// S3_KEY in S3_BUCKET, lists the bucket and finds it, reads it back. `long-running`:
+// puts and gets objects under S3_KEY/ until the calls have been signed with WANTED_KEYS
+// different access keys and MIN_SECONDS have passed, or GIVE_UP_SECONDS pass.
 // Either prints {"calls": N, "keys": [...], "seconds": S} (keys: the access key that
 // signed each call, read from its Authorization header). An S3 error prints its code and
 // exits 3; any other failure exits 1.
@@ -123,6 +123,12 @@ func main() {
 	switch mode {
 	case "round-trip":
 		key, body := env("S3_KEY"), env("S3_BODY")
+		if os.Getenv("S3_CREATE_BUCKET") == "1" {
+			if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+				fail(err)
+			}
+			calls++
+		}
 		put(key, body)
 		delimiter := "/"
 		listed, err := client.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
@@ -135,7 +141,7 @@ func main() {
 			fail(fmt.Errorf("the listing has %d objects, not %s", len(listed.Contents), key))
 		}
 		get(key, body)
-		calls = 3
+		calls += 3
 	case "long-running":
 		prefix := env("S3_KEY")
 		wanted, err := strconv.Atoi(env("WANTED_KEYS"))

@@ -3,16 +3,17 @@
 // and endpoint come from the environment and the files it names), then S3 calls.
 // Driven by tests/it/clients_sdk.rs; the same modes and output as tests/sdk/rust:
 //
-// `round-trip`: puts S3_BODY under S3_KEY in S3_BUCKET, lists the bucket and finds it,
-// reads it back. `long-running`: puts and gets objects under S3_KEY/ until the calls have
-// been signed with WANTED_KEYS different access keys and MIN_SECONDS have passed, or
-// GIVE_UP_SECONDS pass.
+// `round-trip`: creates S3_BUCKET first when S3_CREATE_BUCKET is 1, puts S3_BODY under
+// S3_KEY in S3_BUCKET, lists the bucket and finds it, reads it back. `long-running`:
+// puts and gets objects under S3_KEY/ until the calls have been signed with WANTED_KEYS
+// different access keys and MIN_SECONDS have passed, or GIVE_UP_SECONDS pass.
 // Either prints {"calls": N, "keys": [...], "seconds": S} (keys: the access key that
 // signed each call, read from its Authorization header). An S3 error prints its code and
 // exits 3; any other failure exits 1.
 "use strict";
 const {
   S3Client,
+  CreateBucketCommand,
   PutObjectCommand,
   GetObjectCommand,
   ListObjectsV2Command,
@@ -50,6 +51,10 @@ async function main() {
   if (mode === "round-trip") {
     const key = env("S3_KEY");
     const body = env("S3_BODY");
+    if (process.env.S3_CREATE_BUCKET === "1") {
+      await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+      calls += 1;
+    }
     await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
     const listed = await s3.send(
       new ListObjectsV2Command({ Bucket: bucket, Prefix: key, Delimiter: "/" }),
@@ -61,7 +66,7 @@ async function main() {
     const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     const text = await got.Body.transformToString();
     if (text !== body) throw new Error(`read back ${JSON.stringify(text)}`);
-    calls = 3;
+    calls += 3;
   } else if (mode === "long-running") {
     const prefix = env("S3_KEY");
     const wanted = Number(env("WANTED_KEYS"));

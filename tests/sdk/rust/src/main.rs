@@ -2,10 +2,11 @@
 //! with nothing passed in (region, credentials and endpoint come from the environment and
 //! the files it names), then S3 calls. Driven by tests/it/clients_sdk.rs.
 //!
-//! `round-trip`: puts `S3_BODY` under `S3_KEY` in `S3_BUCKET`, lists the bucket and finds
-//! it, reads it back. `long-running`: puts and gets objects under `S3_KEY/` until the
-//! calls have been signed with `WANTED_KEYS` different access keys and `MIN_SECONDS`
-//! have passed, or `GIVE_UP_SECONDS` pass.
+//! `round-trip`: creates `S3_BUCKET` first when `S3_CREATE_BUCKET` is 1, puts `S3_BODY`
+//! under `S3_KEY` in `S3_BUCKET`, lists the bucket and finds it, reads it back.
+//! `long-running`: puts and gets objects under `S3_KEY/` until the calls have been signed
+//! with `WANTED_KEYS` different access keys and `MIN_SECONDS` have passed, or
+//! `GIVE_UP_SECONDS` pass.
 //! Either prints `{"calls": N, "keys": [...], "seconds": S}` (`keys`: the access key that
 //! signed each call, read from its Authorization header). An S3 error prints its code
 //! and exits 3; any other failure exits 1.
@@ -116,6 +117,14 @@ async fn main() {
     match mode.as_str() {
         "round-trip" => {
             let (key, body) = (var("S3_KEY"), var("S3_BODY"));
+            if std::env::var("S3_CREATE_BUCKET").as_deref() == Ok("1") {
+                s3.create_bucket()
+                    .bucket(&bucket)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| fail(e));
+                calls += 1;
+            }
             put(&s3, &bucket, &key, body.as_bytes()).await;
             let listed = s3
                 .list_objects_v2()
@@ -128,7 +137,7 @@ async fn main() {
             let names: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
             assert_eq!(names, [key.as_str()], "the listing");
             get_back(&s3, &bucket, &key, body.as_bytes()).await;
-            calls = 3;
+            calls += 3;
         }
         "long-running" => {
             let prefix = var("S3_KEY");

@@ -1,0 +1,256 @@
+//! A real Ceph RGW for the `rgw-tests` tier: `scripts/rgw up` once per test process (a
+//! cold start takes 15-20 s, far more than any test using it), in a scratch directory
+//! under the target directory, and `scripts/rgw down` when the process exits, whether
+//! tests passed or panicked. A run that was killed before it could stop its RGW leaves the
+//! daemons' pids in that directory; the next run stops them first.
+//!
+//! [`OnRgw`] is the stack a test uses: `s3credsfs dev-gateway --backend-sts` on that RGW,
+//! a mount of that gateway, and a clean client environment.
+
+use super::clients::{tamper_ini, ClientEnv};
+use super::mount::{bin, Mounted};
+use super::s3::Banner;
+use super::{poll_until, StopOnDrop};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How far the second radosgw's clock runs ahead (`S3CREDSFS_RGW_AHEAD`): credentials
+/// from RGW's shortest session, 900 s, are past their expiry there once they are 20 s
+/// old, and a request signed now is still within RGW's 15 minutes of clock skew.
+pub const AHEAD_SECONDS: i64 = 880;
+
+/// How long `scripts/rgw up` may take: a cold start is 15-20 s on a loaded machine; the
+/// first run also installs the Debian packages (about 70 MB).
+const UP_DEADLINE: Duration = Duration::from_secs(900);
+
+/// The running RGW: its S3 and STS endpoint, and what cray-sts holds to call `AssumeRole`.
+pub struct Rgw {
+    /// `http://127.0.0.1:PORT`: S3 and STS on one port, as CSM's `rgw-vip` serves them.
+    pub endpoint: String,
+    /// Access key of the service user whose keys cray-sts holds.
+    pub access_key: String,
+    /// That user's secret key.
+    pub secret_key: String,
+    /// The role every caller gets (trust policy: the service user; policy: `s3:*`).
+    pub role_arn: String,
+    /// A second radosgw on the same cluster whose clock runs [`AHEAD_SECONDS`] ahead
+    /// (libfaketime): the honest way to see what RGW does with credentials past their
+    /// real expiry without waiting RGW's minimum session of 15 minutes.
+    pub ahead_endpoint: String,
+}
+
+/// The one RGW of this test process, started on first use. Panics with the script's own
+/// sentence (a missing package, a busy port, a daemon that died, and its log) when it
+/// cannot start; every later test then fails with the same sentence at once.
+pub fn rgw() -> &'static Rgw {
+    static RGW: OnceLock<Result<Rgw, String>> = OnceLock::new();
+    match RGW.get_or_init(start) {
+        Ok(rgw) => rgw,
+        Err(why) => panic!("{why}"),
+    }
+}
+
+/// The scratch directory of this tier's RGW (`scripts/rgw`'s `S3CREDSFS_RGW_DIR`).
+fn scratch_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("rgw-tests")
+}
+
+/// `scripts/rgw ACTION` on [`scratch_dir`], with nothing of the developer's environment
+/// but `PATH`.
+fn script(action: &str) -> Command {
+    let mut cmd = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/rgw"));
+    cmd.arg(action)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("S3CREDSFS_RGW_DIR", scratch_dir())
+        .env("S3CREDSFS_RGW_AHEAD", AHEAD_SECONDS.to_string())
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(".."),
+        )
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs at process exit (`exit` runs it after the harness reports, also when tests
+/// failed): stops exactly the daemons `up` recorded. A static is never dropped, so this
+/// is the process-wide guard's `Drop`.
+extern "C" fn stop_at_exit() {
+    let _ = script("down")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status();
+}
+
+fn start() -> Result<Rgw, String> {
+    // What a killed earlier run left running, by the pids it recorded; nothing else.
+    let _ = script("down").stdout(Stdio::null()).status();
+    // SAFETY: registers a plain function with no captured state; it runs once at exit.
+    if unsafe { libc::atexit(stop_at_exit) } != 0 {
+        return Err("cannot register scripts/rgw down to run at exit".to_owned());
+    }
+    let log = tempfile::NamedTempFile::new().map_err(|e| format!("temporary file: {e}"))?;
+    // One open file for both streams: they share its offset, so neither overwrites the other.
+    let out = log.reopen().map_err(|e| format!("temporary file: {e}"))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("temporary file: {e}"))?;
+    let began = Instant::now();
+    let mut child = script("up")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot run scripts/rgw up: {e}"))?;
+    // `Some` once it has ended (or `try_wait` failed).
+    let Ok(status) = poll_until(UP_DEADLINE, || child.try_wait().transpose()) else {
+        // SIGTERM: the script's trap stops what it started.
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let _ = child.wait();
+        return Err(format!(
+            "scripts/rgw up did not finish within {UP_DEADLINE:?}"
+        ));
+    };
+    let status = status.map_err(|e| format!("cannot wait for scripts/rgw up: {e}"))?;
+    let printed = std::fs::read_to_string(log.path()).unwrap_or_default();
+    if !status.success() {
+        // The daemons' logs go with the scratch directory at exit: their ends go here.
+        return Err(format!(
+            "scripts/rgw up failed ({status}): {}{}",
+            printed.trim(),
+            log_tails(&scratch_dir().join("log"))
+        ));
+    }
+    eprintln!(
+        "rgw-tests: scripts/rgw up took {:.1} s: {}",
+        began.elapsed().as_secs_f64(),
+        printed
+            .lines()
+            .find(|l| l.contains(" up in "))
+            .unwrap_or("")
+    );
+    read_env_file(&scratch_dir().join("env"))
+}
+
+/// The last lines of each daemon log in `dir`, for a failure message.
+fn log_tails(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    let mut text = String::new();
+    for file in files {
+        let content = std::fs::read_to_string(&file).unwrap_or_default();
+        let lines: Vec<&str> = content.lines().collect();
+        let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+        text.push_str(&format!("\n--- {} (end):\n{tail}", file.display()));
+    }
+    text
+}
+
+/// The `export NAME=VALUE` lines `scripts/rgw up` wrote.
+fn read_env_file(path: &Path) -> Result<Rgw, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{} has no {name}", path.display()))
+    };
+    Ok(Rgw {
+        endpoint: value("RGW_ENDPOINT")?,
+        access_key: value("S3CREDSFS_BACKEND_ACCESS_KEY")?,
+        secret_key: value("S3CREDSFS_BACKEND_SECRET_KEY")?,
+        role_arn: value("RGW_ROLE_ARN")?,
+        ahead_endpoint: value("RGW_AHEAD_ENDPOINT")?,
+    })
+}
+
+/// `s3credsfs dev-gateway --backend-sts RGW`: the emulated CSM gateway minting on RGW.
+pub struct DevGateway {
+    /// Its `api-gateway:` URL.
+    pub api: String,
+    _child: StopOnDrop,
+}
+
+impl DevGateway {
+    /// Starts the binary on a free loopback port with RGW as its backend (the service
+    /// user's keys in the environment, as the flag's help advises) and waits for its banner.
+    pub fn start(rgw: &Rgw, extra: &[&str]) -> DevGateway {
+        let mut child = StopOnDrop::kill(
+            bin()
+                .args(["dev-gateway", "--listen", "127.0.0.1:0"])
+                .args(extra)
+                .args(["--backend-sts", &rgw.endpoint, "--role-arn", &rgw.role_arn])
+                .env("S3CREDSFS_BACKEND_ACCESS_KEY", &rgw.access_key)
+                .env("S3CREDSFS_BACKEND_SECRET_KEY", &rgw.secret_key)
+                .env_remove("S3CREDSFS_LOG")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("run s3credsfs dev-gateway"),
+        );
+        let api = Banner::new(&mut child).value("api-gateway: ", Duration::from_secs(30));
+        DevGateway { api, _child: child }
+    }
+}
+
+/// RGW, the gateway minting on it, a mount of that gateway and a clean client
+/// environment. Drops in field order: unmount, stop the gateway, remove `HOME`.
+pub struct OnRgw {
+    pub mount: Mounted,
+    /// `None` once a test stopped it.
+    pub gateway: Option<DevGateway>,
+    pub env: ClientEnv,
+    pub rgw: &'static Rgw,
+}
+
+impl OnRgw {
+    /// The whole stack with default settings.
+    pub fn start() -> OnRgw {
+        Self::start_with(&[], &[])
+    }
+
+    /// The whole stack, with extra `dev-gateway` and `mount` arguments.
+    pub fn start_with(gateway_args: &[&str], mount_args: &[&str]) -> OnRgw {
+        let rgw = rgw();
+        let gateway = DevGateway::start(rgw, gateway_args);
+        let mount = Mounted::start_at(&gateway.api, mount_args, &[]);
+        let t = OnRgw {
+            mount,
+            gateway: Some(gateway),
+            env: ClientEnv::new(),
+            rgw,
+        };
+        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+        assert_eq!(
+            json["EndpointURL"], t.rgw.endpoint,
+            "the mount serves RGW as the S3 endpoint"
+        );
+        t
+    }
+
+    /// A file in the mount.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.mount.file(name)
+    }
+
+    /// A mounted file's content.
+    pub fn read(&self, name: &str) -> String {
+        self.mount
+            .read(name)
+            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    }
+
+    /// A copy of the mounted file `name` with the value of its `key = ` line altered.
+    pub fn tampered(&self, name: &str, key: &str) -> PathBuf {
+        self.env.write(
+            &format!("{name}-tampered"),
+            &tamper_ini(&self.read(name), key),
+        )
+    }
+}

@@ -1,0 +1,88 @@
+//! The AWS SDK probes (tests/sdk/, built by scripts/sdk-probes): where they are and what
+//! they report, for every tier that drives them (against moto and against RGW).
+
+use super::clients::Ran;
+use std::path::PathBuf;
+
+/// The three SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sdk {
+    Js,
+    Go,
+    Rust,
+}
+
+/// Where scripts/sdk-probes puts the probes: `sdk-probes` in the target directory that
+/// holds this test binary (`TARGET/debug/deps/it-HASH`).
+fn probes() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("the test binary lies in TARGET/debug/deps");
+    target.join("sdk-probes")
+}
+
+impl Sdk {
+    /// The probe's command line (the mode is appended by the caller).
+    pub fn probe(self) -> Vec<String> {
+        let dir = probes();
+        let file = dir.join(match self {
+            Sdk::Js => "js/probe.js",
+            Sdk::Go => "go-probe",
+            Sdk::Rust => "rust-probe",
+        });
+        assert!(
+            file.exists(),
+            "{} is missing: run scripts/sdk-probes (scripts/test runs it), which builds the \
+             JavaScript, Go and Rust SDK probes",
+            file.display()
+        );
+        let file = file.display().to_string();
+        if self == Sdk::Js {
+            let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                .any(|dir| dir.join("node").is_file());
+            assert!(
+                found,
+                "node is not on PATH: run scripts/venv as root, which installs it from Debian"
+            );
+            vec!["node".to_owned(), file]
+        } else {
+            vec![file]
+        }
+    }
+
+    /// Whether the SDK signs with the config file's `credential_process` rather than the
+    /// keys the credentials file has for the same profile (botocore's order is the
+    /// other way round).
+    pub fn prefers_credential_process(self) -> bool {
+        self == Sdk::Rust
+    }
+}
+
+/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`.
+pub struct Report {
+    pub calls: u64,
+    pub keys: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The report `ran` printed; panics with all it printed when there is none.
+pub fn report(ran: &Ran) -> Report {
+    let value: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "`{}` printed no report ({e}):\n{}\n{}",
+            ran.what, ran.stdout, ran.stderr
+        )
+    });
+    Report {
+        calls: value["calls"].as_u64().expect("calls"),
+        keys: value["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("a key").to_owned())
+            .collect(),
+        seconds: value["seconds"].as_f64().expect("seconds"),
+    }
+}
