@@ -10,8 +10,8 @@ use aws_sigv4::sign::v4;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroize;
 
-use super::state::random_uuid;
-use super::sts::{CredentialMinter, MintFuture};
+use super::mint::{CredentialMinter, MintFuture};
+use super::random::random_uuid;
 use crate::creds::Credentials;
 use crate::secret::Secret;
 

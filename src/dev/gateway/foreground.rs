@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-use super::{Account, Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use super::config::{Account, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use super::instance::Gateway;
 
 /// The banner printed on start: what this is, where it listens, whom it accepts.
 fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {

@@ -1,64 +1,17 @@
 //! The emulated `PUT /apis/sts/token`: the Istio JWT check and OPA role check in front,
 //! then cray-sts minting temporary S3 credentials.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde_json::{json, Value};
 
+use super::config::{Fault, REALM, STS_TOKEN_PATH};
 use super::jwt;
-use super::server::Reply;
-use super::state::{random_base64, random_string, State};
-// What the emulator mints is the type the client parses a reply into: one type, whose
-// secrets are redacted in `Debug` and zeroed on drop on both sides.
+use super::reply::Reply;
+use super::state::State;
 use crate::creds::Credentials;
-use crate::secret::Secret;
-
-/// A boxed future, so that [`CredentialMinter`] stays object-safe.
-pub(crate) type MintFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + 'a>>;
-
-/// Where credentials come from once a caller is authorised. The emulator makes up random
-/// ones ([`RandomMinter`]) or, with a configured backend, asks a real STS with
-/// `AssumeRole` as cray-sts does against Ceph RGW ([`super::backend::AssumeRoleMinter`]);
-/// the request handling is the same for both.
-pub(crate) trait CredentialMinter: Send + Sync {
-    /// Mints one set of credentials. An `Err` becomes cray-sts's plain 500 "Error".
-    fn mint(&self) -> MintFuture<'_>;
-}
-
-/// Random credentials of the right shape, valid for the configured lifetime.
-pub(crate) struct RandomMinter {
-    pub endpoint_url: String,
-    pub lifetime: Duration,
-}
-
-const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-impl RandomMinter {
-    fn make(&self) -> Credentials {
-        let lifetime = chrono::Duration::from_std(self.lifetime)
-            .unwrap_or_else(|_| chrono::Duration::days(3650));
-        Credentials {
-            access_key_id: random_string(UPPER_ALNUM, 20),
-            secret_access_key: Secret::new(random_string(ALNUM, 40)),
-            session_token: Secret::new(random_base64(192)),
-            endpoint_url: self.endpoint_url.clone(),
-            expiration: Utc::now() + lifetime,
-        }
-    }
-}
-
-impl CredentialMinter for RandomMinter {
-    fn mint(&self) -> MintFuture<'_> {
-        let creds = self.make();
-        Box::pin(async move { Ok(creds) })
-    }
-}
 
 /// `Expiration` exactly as cray-sts writes it: `2019-10-14T15:15:43.480741+00:00`.
 pub(crate) fn format_expiration(t: DateTime<Utc>) -> String {
@@ -88,7 +41,7 @@ fn jwt_rejected(message: &str) -> Reply {
         "www-authenticate",
         format!(
             "Bearer realm=\"{}\", error=\"invalid_token\"",
-            super::STS_TOKEN_PATH
+            STS_TOKEN_PATH
         ),
     )
 }
@@ -117,13 +70,13 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
     }
     let claims = &decoded.claims;
     let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == super::REALM,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(super::REALM)),
+        Some(Value::String(a)) => a == REALM,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(REALM)),
         _ => false,
     };
     let admin = claims
         .get("resource_access")
-        .and_then(|r| r.get(super::REALM))
+        .and_then(|r| r.get(REALM))
         .and_then(|c| c.get("roles"))
         .and_then(Value::as_array)
         .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some("admin")));
@@ -157,8 +110,7 @@ pub(crate) const MALFORMED_BODY: &str = "<html><body>upstream connect error</bod
 
 /// The reply for an STS fault that replaces the normal one (everything but `Delay` and
 /// `CloseConnection`, which the server handles).
-pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
-    use super::Fault;
+pub(crate) async fn fault_reply(state: &State, fault: &Fault) -> Reply {
     match fault {
         Fault::Malformed => Reply::json(201, MALFORMED_BODY.to_owned()),
         Fault::Incomplete | Fault::ExpiredCredentials => match state.minter.mint().await {
@@ -185,6 +137,7 @@ pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dev::gateway::mint::RandomMinter;
     use chrono::TimeZone;
 
     #[test]
@@ -195,19 +148,12 @@ mod tests {
     }
 
     #[test]
-    fn minted_shapes() {
+    fn incomplete_body_lacks_only_the_session_token() {
         let minter = RandomMinter {
             endpoint_url: "http://rgw.local:8080".into(),
-            lifetime: Duration::from_secs(3600),
+            lifetime: std::time::Duration::from_secs(3600),
         };
         let c = minter.make();
-        assert_eq!(c.access_key_id.len(), 20);
-        assert!(c
-            .access_key_id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
-        assert_eq!(c.secret_access_key.expose().len(), 40);
-        assert_eq!(c.session_token.expose().len(), 256);
         let body: Value = serde_json::from_str(&credentials_body(&c, false)).unwrap();
         assert!(body["Credentials"].get("SessionToken").is_none());
         assert_eq!(body["Credentials"]["EndpointURL"], "http://rgw.local:8080");
