@@ -13,9 +13,15 @@ use super::reply::Reply;
 use super::state::State;
 use crate::creds::Credentials;
 
-/// `Expiration` exactly as cray-sts writes it: `2019-10-14T15:15:43.480741+00:00`.
+/// `Expiration` exactly as cray-sts writes it, with Python's `isoformat()`:
+/// `2019-10-14T15:15:43.480741+00:00`, and `2019-10-14T15:15:43+00:00` (no fraction at
+/// all) when the microseconds are 0, so clients meet both forms here as on CSM.
 pub(crate) fn format_expiration(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    if t.timestamp_subsec_micros() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    }
 }
 
 /// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body.
@@ -145,6 +151,13 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2019, 10, 14, 15, 15, 43).unwrap()
             + chrono::Duration::microseconds(480_741);
         assert_eq!(format_expiration(t), "2019-10-14T15:15:43.480741+00:00");
+        let whole = Utc.with_ymd_and_hms(2019, 10, 14, 15, 15, 43).unwrap();
+        assert_eq!(format_expiration(whole), "2019-10-14T15:15:43+00:00");
+        // Below a microsecond, isoformat() has nothing to show either.
+        let nanos = whole + chrono::Duration::nanoseconds(999);
+        assert_eq!(format_expiration(nanos), "2019-10-14T15:15:43+00:00");
+        let one = whole + chrono::Duration::microseconds(1);
+        assert_eq!(format_expiration(one), "2019-10-14T15:15:43.000001+00:00");
     }
 
     #[test]
