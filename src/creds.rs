@@ -34,6 +34,11 @@ struct StsReply {
 /// session token at most a few KiB); anything longer is not an STS reply.
 const MAX_FIELD: usize = 16 * 1024;
 
+/// The problem [`parse_sts_reply`] reports for an `EndpointURL` that is JSON `null` or
+/// missing, which cray-sts sends when its configmap has no `ext_endpoint_url`: the
+/// caller turns it into its own sentence (the fix is on the STS, not in our settings).
+pub const NO_ENDPOINT_URL: &str = "its \"EndpointURL\" is null or missing";
+
 /// Parses and validates a 2xx STS body; the error is a phrase saying what is wrong with it.
 ///
 /// The reply is untrusted: its fields end up in files that SDKs execute
@@ -75,7 +80,10 @@ pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> 
     }
     let secret_access_key = Secret::new(visible("SecretAccessKey")?);
     let session_token = Secret::new(visible("SessionToken")?);
-    let endpoint_url = check_endpoint(&field("EndpointURL")?)?;
+    let endpoint_url = match fields.get("EndpointURL") {
+        None | Some(serde_json::Value::Null) => return Err(NO_ENDPOINT_URL.into()),
+        Some(_) => check_endpoint(&field("EndpointURL")?)?,
+    };
     let raw_expiration = field("Expiration")?;
     let expiration = parse_expiration(&raw_expiration).ok_or_else(|| {
         format!(
@@ -201,6 +209,26 @@ mod tests {
         assert!(parse_sts_reply(bad_time.as_bytes())
             .unwrap_err()
             .contains("is not an RFC 3339 time"));
+    }
+
+    #[test]
+    fn a_null_or_missing_endpoint_is_named_as_such() {
+        let null = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "null");
+        assert_eq!(
+            parse_sts_reply(null.as_bytes()).unwrap_err(),
+            NO_ENDPOINT_URL
+        );
+        let missing =
+            body("2030-01-01T00:00:00Z").replace(r#""EndpointURL": "http://rgw.local:8080","#, "");
+        assert_eq!(
+            parse_sts_reply(missing.as_bytes()).unwrap_err(),
+            NO_ENDPOINT_URL
+        );
+        let number = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "8080");
+        assert_eq!(
+            parse_sts_reply(number.as_bytes()).unwrap_err(),
+            "its \"EndpointURL\" is not a string"
+        );
     }
 
     /// A reply whose one field is replaced by `value` (a JSON string literal body).

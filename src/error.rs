@@ -174,6 +174,12 @@ pub enum Error {
         problem: String,
     },
 
+    /// Credentials without an S3 endpoint (`"EndpointURL": null` or none), as cray-sts
+    /// sends when its configmap has no `ext_endpoint_url`; only the STS's operators can
+    /// fix it for this version, which has no setting of its own for the endpoint.
+    #[error("{url} sent credentials without an S3 endpoint (its \"EndpointURL\" is null or missing, as cray-sts sends when the ext_endpoint_url of its configmap sts-rados-config is not set), and this version of s3credsfs needs one: ask the system's administrators to set ext_endpoint_url")]
+    NoEndpointUrl { url: String },
+
     /// A value that would break a line of an INI file (and could plant a key such as
     /// `credential_process`); only reachable if validation upstream missed it.
     #[error("refused to write `{key}` into the {format} file: its value holds a line break or control character that could inject settings; the gateway's reply is suspect, check --api-gateway")]
@@ -218,6 +224,7 @@ impl Error {
             | Error::HttpStatus { .. }
             | Error::TooLarge { .. }
             | Error::BadReply { .. }
+            | Error::NoEndpointUrl { .. }
             | Error::Unrenderable { .. }
             | Error::Expired { .. } => ExitStatus::Gateway,
         }

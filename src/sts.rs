@@ -3,7 +3,7 @@
 
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::creds::{parse_sts_reply, Credentials};
+use crate::creds::{parse_sts_reply, Credentials, NO_ENDPOINT_URL};
 use crate::error::{Error, Result};
 use crate::http::{build_client, exchange};
 use crate::secret::Secret;
@@ -43,10 +43,15 @@ pub fn interpret(
 ) -> Result<StsOutcome> {
     match status {
         200..=299 => {
-            let creds = parse_sts_reply(body).map_err(|problem| Error::BadReply {
-                url: url.to_string(),
-                status,
-                problem,
+            let creds = parse_sts_reply(body).map_err(|problem| match problem.as_str() {
+                NO_ENDPOINT_URL => Error::NoEndpointUrl {
+                    url: url.to_string(),
+                },
+                _ => Error::BadReply {
+                    url: url.to_string(),
+                    status,
+                    problem,
+                },
             })?;
             if creds.expiration <= now {
                 return Err(Error::Expired {

@@ -75,3 +75,44 @@ async fn random_credentials_are_shaped_like_rgws_and_the_product_accepts_them() 
     assert!(keys.bytes().any(|b| b.is_ascii_uppercase()), "{keys}");
     assert!(tokens.contains('+') && tokens.contains('/'));
 }
+
+#[tokio::test]
+async fn endpoint_url_is_null_when_none_is_configured_and_the_product_says_so() {
+    let gw = start(GatewayConfig {
+        endpoint_url: Some("http://rgw-vip.nmn".into()),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    assert_eq!(
+        field(&sts_body(&gw, &c).await, "EndpointURL"),
+        "http://rgw-vip.nmn"
+    );
+
+    let gw = start(GatewayConfig {
+        endpoint_url: None,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let body = sts_body(&gw, &c).await;
+    let json: Value = serde_json::from_str(&body).unwrap();
+    assert!(json["Credentials"]["EndpointURL"].is_null(), "{body}");
+    assert_eq!(json["Credentials"].as_object().unwrap().len(), 5, "{body}");
+
+    // `s3credsfs fetch` answers with one sentence naming the cause and who can fix it.
+    let out = crate::fetch_cli::fetch(&gw, &[]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(69), "the gateway's exit status");
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    for expected in [
+        "without an S3 endpoint",
+        "\"EndpointURL\" is null or missing",
+        "ext_endpoint_url",
+        "this version of s3credsfs needs one",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+    assert!(!stderr.contains("not a string"), "{stderr}");
+    assert!(!stderr.contains("check --api-gateway"), "{stderr}");
+}

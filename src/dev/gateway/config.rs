@@ -68,9 +68,10 @@ pub struct GatewayConfig {
     pub users: Vec<Account>,
     /// Confidential clients accepted by the client-credentials grant.
     pub clients: Vec<Account>,
-    /// `EndpointURL` returned with random STS credentials (the S3 endpoint); ignored with
-    /// a `backend`, whose `s3_endpoint` is returned instead.
-    pub endpoint_url: String,
+    /// `EndpointURL` returned with random STS credentials (the S3 endpoint); `None` sends
+    /// JSON `null`, as cray-sts does when its configmap has no `ext_endpoint_url`.
+    /// Ignored with a `backend`, whose `s3_endpoint` is returned instead.
+    pub endpoint_url: Option<String>,
     /// Mint real credentials with `AssumeRole` on this STS instead of random ones. The
     /// advertised `Expiration` is then the earlier of the backend's and now + `lifetime`
     /// (the backend is asked for at least 15 minutes, its minimum), so short test
@@ -92,7 +93,7 @@ impl Default for GatewayConfig {
             refresh_lifetime: Duration::from_secs(1800),
             users: vec![Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true)],
             clients: vec![Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true)],
-            endpoint_url: "http://127.0.0.1:8080".to_owned(),
+            endpoint_url: Some("http://127.0.0.1:8080".to_owned()),
             backend: None,
             tls: None,
             date_offset_seconds: 0,

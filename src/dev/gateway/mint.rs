@@ -31,6 +31,7 @@ pub(crate) trait CredentialMinter: Send + Sync {
 /// `AccessKeyId` 19 or 20 letters of both cases and digits, a secret of 39 or 40
 /// characters, and a session token of about 364 base64 characters with `+`, `/` and `=`.
 pub(crate) struct RandomMinter {
+    /// Empty when none is configured: the reply then says `"EndpointURL": null`.
     pub endpoint_url: String,
     pub lifetime: Duration,
 }

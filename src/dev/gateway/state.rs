@@ -60,7 +60,7 @@ impl State {
         let minter: Box<dyn CredentialMinter> = match &config.backend {
             Some(backend) => Box::new(AssumeRoleMinter::new(backend.clone(), config.lifetime)?),
             None => Box::new(RandomMinter {
-                endpoint_url: config.endpoint_url.clone(),
+                endpoint_url: config.endpoint_url.clone().unwrap_or_default(),
                 lifetime: config.lifetime,
             }),
         };

@@ -24,11 +24,16 @@ pub(crate) fn format_expiration(t: DateTime<Utc>) -> String {
     }
 }
 
-/// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body.
+/// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body. An
+/// empty `endpoint_url` (none configured) is sent as JSON `null`, as cray-sts does.
 pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> String {
+    let endpoint = match c.endpoint_url.as_str() {
+        "" => Value::Null,
+        url => Value::String(url.to_owned()),
+    };
     let mut creds = json!({
         "AccessKeyId": c.access_key_id,
-        "EndpointURL": c.endpoint_url,
+        "EndpointURL": endpoint,
         "Expiration": format_expiration(c.expiration),
         "SecretAccessKey": c.secret_access_key.expose(),
     });
