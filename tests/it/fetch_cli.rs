@@ -280,7 +280,10 @@ async fn works_as_botocore_credential_process() {
     assert!(stdout.starts_with("RefreshableCredentials "), "{stdout}");
     // RGW's secrets, and so the gateway's, are 39 or 40 characters.
     let end = stdout.trim_end();
-    assert!(end.ends_with(" 40 True") || end.ends_with(" 39 True"), "{stdout}");
+    assert!(
+        end.ends_with(" 40 True") || end.ends_with(" 39 True"),
+        "{stdout}"
+    );
     assert_eq!(gw.stats().sts_issued, 1);
 }
 

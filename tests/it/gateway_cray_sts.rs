@@ -116,3 +116,119 @@ async fn endpoint_url_is_null_when_none_is_configured_and_the_product_says_so() 
     assert!(!stderr.contains("not a string"), "{stderr}");
     assert!(!stderr.contains("check --api-gateway"), "{stderr}");
 }
+
+/// A gateway with an admin and a `viewer` without the `admin` role.
+async fn gateway_with_viewer() -> Gateway {
+    start(GatewayConfig {
+        users: vec![
+            Account::new(DEFAULT_USER, DEFAULT_PASSWORD, true),
+            Account::new("viewer", "viewer-pw", false),
+        ],
+        ..GatewayConfig::default()
+    })
+    .await
+}
+
+async fn assert_opa_refusal(r: Response) {
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()["x-ext-auth-allow"], "no");
+    assert_eq!(content_type(&r), "text/plain");
+    assert_eq!(r.text().await.unwrap(), "Unauthorized Request");
+}
+
+#[tokio::test]
+async fn opa_refuses_a_valid_token_without_admin_and_any_other_authorization_form() {
+    let gw = gateway_with_viewer().await;
+    let c = client();
+    let r = login(&gw, &c, "viewer", "viewer-pw").await;
+    let viewer: Value = r.json().await.unwrap();
+    let viewer = viewer["access_token"].as_str().unwrap();
+    assert_opa_refusal(sts_bearer(&gw, &c, viewer).await).await;
+    assert_opa_refusal(sts(&gw, &c, None).await).await;
+
+    // OPA wants exactly `Bearer <jwt>`: one space, that capitalisation.
+    let admin = access_token(&gw, &c).await;
+    for form in ["bearer {}", "BEARER {}", "Bearer  {}"] {
+        let header = form.replace("{}", &admin);
+        assert_opa_refusal(sts(&gw, &c, Some(&header)).await).await;
+    }
+    let exact = format!("Bearer {admin}");
+    assert_eq!(
+        sts(&gw, &c, Some(&exact)).await.status(),
+        StatusCode::CREATED
+    );
+
+    // Istio's JWT check comes first: a token it cannot verify is 401, whatever the role.
+    let r = sts_bearer(&gw, &c, "not-a-jwt").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(!r.headers().contains_key("x-ext-auth-allow"));
+    let stats = gw.stats();
+    assert_eq!((stats.sts_issued, stats.sts_rejected), (1, 6));
+}
+
+#[tokio::test]
+async fn healthz_needs_an_admin_token_too() {
+    let gw = gateway_with_viewer().await;
+    let c = client();
+    let url = format!("{}/apis/sts/healthz", gw.base_url());
+    assert_opa_refusal(c.get(&url).send().await.unwrap()).await;
+    let r = login(&gw, &c, "viewer", "viewer-pw").await;
+    let viewer: Value = r.json().await.unwrap();
+    let viewer = viewer["access_token"].as_str().unwrap();
+    assert_opa_refusal(c.get(&url).bearer_auth(viewer).send().await.unwrap()).await;
+    let r = c.get(&url).bearer_auth("not-a-jwt").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let admin = access_token(&gw, &c).await;
+    let r = c.get(&url).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["Status"], "ok");
+    assert_eq!(gw.stats().healthz_requests, 4);
+}
+
+#[tokio::test]
+async fn the_product_names_who_refused_a_fresh_token() {
+    use s3credsfs::error::Error;
+    use s3credsfs::sts::Pipeline;
+    let dir = tempfile::tempdir().unwrap();
+
+    // 403 (OPA): the account lacks the role.
+    let gw = gateway_with_viewer().await;
+    let pw = common::private_file(dir.path(), "viewer", "viewer-pw");
+    let s = common::settings(
+        &gw,
+        &[
+            ("username", "viewer"),
+            ("password-file", pw.to_str().unwrap()),
+        ],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert!(
+        matches!(err, Error::StsForbidden { status: 403, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("needs the `admin` role of the `shasta` client"),
+        "{text}"
+    );
+
+    // 401 (Istio): tokens from a Keycloak this gateway does not trust. No role fixes that.
+    let other = start_default().await;
+    let pw = common::private_file(dir.path(), "dev", DEFAULT_PASSWORD);
+    let s = common::settings(
+        &gw,
+        &[
+            ("username", DEFAULT_USER),
+            ("password-file", pw.to_str().unwrap()),
+            ("token-url", &other.token_url()),
+        ],
+    );
+    let err = Pipeline::new(&s).unwrap().fetch().await.unwrap_err();
+    assert!(
+        matches!(err, Error::StsForbidden { status: 401, .. }),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("JWT check did not accept it"), "{text}");
+    assert!(!text.contains("admin"), "{text}");
+}

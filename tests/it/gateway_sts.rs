@@ -77,9 +77,14 @@ async fn sts_rejects_bad_callers() {
     })
     .await;
     let c = client();
-    assert_text(sts(&gw, &c, None).await, 403, "RBAC: access denied").await;
+    assert_text(sts(&gw, &c, None).await, 403, "Unauthorized Request").await;
     let basic = format!("Basic {}", STANDARD.encode("dev:dev-password"));
-    assert_text(sts(&gw, &c, Some(&basic)).await, 403, "RBAC: access denied").await;
+    assert_text(
+        sts(&gw, &c, Some(&basic)).await,
+        403,
+        "Unauthorized Request",
+    )
+    .await;
     let r = sts_bearer(&gw, &c, "not-a-jwt").await;
     assert!(r.headers().contains_key("www-authenticate"));
     assert_text(r, 401, "Jwt verification fails").await;
@@ -108,14 +113,14 @@ async fn sts_rejects_bad_callers() {
     assert_text(
         sts_bearer(&gw, &c, viewer_token).await,
         403,
-        "RBAC: access denied",
+        "Unauthorized Request",
     )
     .await;
     let refresh_token = viewer["refresh_token"].as_str().unwrap();
     assert_text(
         sts_bearer(&gw, &c, refresh_token).await,
         403,
-        "RBAC: access denied",
+        "Unauthorized Request",
     )
     .await;
     let r = c.get(gw.sts_url()).bearer_auth(&good).send().await.unwrap();
@@ -182,8 +187,10 @@ async fn expired_access_token_is_rejected_by_the_gateway() {
 async fn healthz_and_unknown_paths() {
     let gw = start_default().await;
     let c = client();
+    let token = access_token(&gw, &c).await;
     let r = c
         .get(format!("{}/apis/sts/healthz", gw.base_url()))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -365,7 +372,11 @@ async fn delay_and_close_connection_faults() {
 async fn wait_for_and_shutdown() {
     let gw = start_default().await;
     let url = format!("{}/apis/sts/healthz", gw.base_url());
-    let background = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
+    let token = access_token(&gw, &client()).await;
+    let background = tokio::spawn(async move {
+        let request = client().get(url).bearer_auth(token);
+        request.send().await.unwrap().status()
+    });
     assert!(gw.wait_for(|s: &Stats| s.healthz_requests == 1, WAIT).await);
     assert_eq!(background.await.unwrap(), StatusCode::OK);
     let started = Instant::now();

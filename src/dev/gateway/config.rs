@@ -176,7 +176,7 @@ pub struct Stats {
     pub sts_requests: u64,
     /// Complete, valid credential sets handed out (not counting faulted replies).
     pub sts_issued: u64,
-    /// STS requests refused with 401/403 by the JWT or role check.
+    /// STS requests (token or health check) refused with 401/403 by the JWT or role check.
     pub sts_rejected: u64,
     /// `GET /apis/sts/healthz` requests.
     pub healthz_requests: u64,

@@ -43,33 +43,40 @@ pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> Str
     json!({ "Credentials": creds }).to_string()
 }
 
-fn rbac_denied() -> Reply {
-    Reply::text(403, "RBAC: access denied")
+/// OPA's refusal (Cray-HPE/cray-opa): 403, a plain `Unauthorized Request`, and the header
+/// its ext-authz filter adds.
+fn opa_denied() -> Reply {
+    Reply::text(403, "Unauthorized Request").with_header("x-ext-auth-allow", "no".to_owned())
 }
 
+/// Istio's refusal of a JWT it could not verify.
 fn jwt_rejected(message: &str) -> Reply {
     Reply::text(401, message).with_header(
         "www-authenticate",
-        format!(
-            "Bearer realm=\"{}\", error=\"invalid_token\"",
-            STS_TOKEN_PATH
-        ),
+        format!("Bearer realm=\"{STS_TOKEN_PATH}\", error=\"invalid_token\""),
     )
 }
 
-/// The gateway's checks, in Envoy's order (time, issuer, signature) and then OPA's
-/// (audience `shasta`, client role `admin`). `Err` holds the rejection to send.
-fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(rbac_denied());
+/// The gateway's checks in front of cray-sts, for every path under `/apis/sts/`. First
+/// Istio's JWT check, in Envoy's order (time, issuer, signature): a request without a
+/// bearer token passes it, one with a bad token gets 401. Then OPA's policy, which
+/// splits `Authorization` on one space into exactly `Bearer` and a token and wants
+/// audience `shasta` and client role `admin`: anything else gets its 403. `Err` holds
+/// the rejection to send.
+pub(crate) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let istio_token = value
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = istio_token else {
+        return Err(opa_denied());
     };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Err(rbac_denied());
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(rbac_denied());
-    }
-    let decoded = jwt::decode(token.trim()).map_err(|_| jwt_rejected("Jwt verification fails"))?;
+    let decoded = jwt::decode(token).map_err(|_| jwt_rejected("Jwt verification fails"))?;
     if decoded.is_expired(SystemTime::now()) {
         return Err(jwt_rejected("Jwt is expired"));
     }
@@ -78,6 +85,10 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
     }
     if !state.signer.check_signature(&decoded) {
         return Err(jwt_rejected("Jwt verification fails"));
+    }
+    let parts: Vec<&str> = value.split(' ').collect();
+    if parts.len() != 2 || parts[0] != "Bearer" {
+        return Err(opa_denied());
     }
     let claims = &decoded.claims;
     let audience_ok = match claims.get("aud") {
@@ -94,7 +105,7 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
     if audience_ok && admin {
         Ok(())
     } else {
-        Err(rbac_denied())
+        Err(opa_denied())
     }
 }
 
