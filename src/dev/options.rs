@@ -276,6 +276,7 @@ impl GatewayOptions {
             clients,
             endpoint_url,
             backend: self.backend.to_backend()?,
+            upstream_timeout: GatewayConfig::default().upstream_timeout,
             tls: None,
             date_offset_seconds: 0,
         })

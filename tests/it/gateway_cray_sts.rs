@@ -232,3 +232,120 @@ async fn the_product_names_who_refused_a_fresh_token() {
     assert!(text.contains("JWT check did not accept it"), "{text}");
     assert!(!text.contains("admin"), "{text}");
 }
+
+/// A backend STS URL on a port where nothing listens.
+fn unreachable_backend() -> s3credsfs::dev::gateway::BackendSts {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    s3credsfs::dev::gateway::BackendSts::new(url, "AK", "backend-secret", "arn:aws:iam::1:role/r")
+}
+
+#[tokio::test]
+async fn a_failing_backend_is_a_500_problem_document() {
+    let gw = start(GatewayConfig {
+        backend: Some(unreachable_backend()),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+    let r = sts_bearer(&gw, &c, &token).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(content_type(&r), "application/problem+json");
+    let problem: Value = r.json().await.unwrap();
+    let fields: Vec<&String> = problem.as_object().unwrap().keys().collect();
+    assert_eq!(fields, ["detail", "status", "title", "type"], "{problem}");
+    assert_eq!(problem["status"], 500);
+    assert_eq!(problem["title"], "Internal Server Error");
+    assert!(!problem.to_string().contains("backend-secret"));
+    assert_eq!(gw.stats().sts_issued, 0);
+}
+
+#[tokio::test]
+async fn a_hung_backend_is_envoys_504_after_the_gateway_timeout() {
+    // Accepts connections (the kernel does, from the backlog) and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = s3credsfs::dev::gateway::BackendSts::new(
+        format!("http://{}", hung.local_addr().unwrap()),
+        "AK",
+        "backend-secret",
+        "arn:aws:iam::1:role/r",
+    );
+    let timeout = Duration::from_millis(300);
+    let gw = start(GatewayConfig {
+        backend: Some(backend),
+        upstream_timeout: timeout,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    let token = access_token(&gw, &c).await;
+    let asked = Instant::now();
+    let r = sts_bearer(&gw, &c, &token).await;
+    let waited = asked.elapsed();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(content_type(&r), "text/plain");
+    assert_eq!(r.text().await.unwrap(), "upstream request timeout");
+    assert!(waited >= timeout, "answered after {waited:?}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    drop(hung);
+}
+
+#[tokio::test]
+async fn gateway_failures_are_transient_and_never_cost_a_new_login() {
+    use s3credsfs::error::Error;
+    use s3credsfs::sts::Pipeline;
+    let gw = start_default().await;
+    let problem = r#"{"detail": "x", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
+    let failures = [
+        (500, "application/problem+json", problem),
+        (
+            502,
+            "text/plain",
+            "upstream connect error or disconnect/reset before headers",
+        ),
+        (503, "text/plain", "no healthy upstream"),
+        (504, "text/plain", "upstream request timeout"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let pw = common::private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let s = common::settings(
+        &gw,
+        &[
+            ("username", DEFAULT_USER),
+            ("password-file", pw.to_str().unwrap()),
+        ],
+    );
+    let pipeline = Pipeline::new(&s).unwrap();
+    // Many more failures than a minute of the mount's backoff makes, with a valid JWT.
+    let rounds = 15;
+    for (status, content_type, body) in failures {
+        gw.inject(
+            Endpoint::Sts,
+            common::status_fault(status, content_type, body),
+            Times::N(rounds),
+        );
+        for _ in 0..rounds {
+            let err = pipeline.fetch().await.unwrap_err();
+            assert!(
+                matches!(&err, Error::HttpStatus { status: s, .. } if *s == status),
+                "{err:?}"
+            );
+            assert!(!err.is_login_refused(), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains("the STS or its Ceph backend is failing"),
+                "{text}"
+            );
+        }
+    }
+    pipeline
+        .fetch()
+        .await
+        .expect("credentials once the gateway recovers");
+    let stats = gw.stats();
+    assert_eq!(stats.sts_requests, 4 * rounds as u64 + 1);
+    assert_eq!(stats.password_grants, 1, "one login for all of it");
+    assert_eq!(stats.refresh_grants, 0);
+}

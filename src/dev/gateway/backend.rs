@@ -24,8 +24,10 @@ const MIN_DURATION_SECS: u64 = 900;
 /// Longest session AWS STS grants for a role (12 hours); RGW caps it at the role's own
 /// maximum (1 hour by default), which is what cray-sts asks for.
 const MAX_DURATION_SECS: u64 = 43_200;
-/// Limit for one `AssumeRole` round trip, well under the 30 s a client waits for STS.
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit for connecting and for one `AssumeRole` round trip: botocore's 60 s, as cray-sts
+/// waits. A hung backend therefore meets the gateway's shorter timeout first and gets
+/// Envoy's 504, as on CSM.
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A real STS that mints the credentials the emulated cray-sts returns, the way cray-sts
 /// itself asks Ceph RGW: `AssumeRole` on one fixed role with one service user's keys. With

@@ -77,6 +77,10 @@ pub struct GatewayConfig {
     /// (the backend is asked for at least 15 minutes, its minimum), so short test
     /// lifetimes still make clients refresh.
     pub backend: Option<BackendSts>,
+    /// How long the gateway waits for the STS behind it before it answers 504
+    /// `upstream request timeout`, as Envoy does for a hung cray-sts or RGW; Envoy's
+    /// default route timeout is 15 seconds.
+    pub upstream_timeout: Duration,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Seconds added to the time in every reply's `Date` header (negative: behind), as
@@ -95,6 +99,7 @@ impl Default for GatewayConfig {
             clients: vec![Account::new(DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET, true)],
             endpoint_url: Some("http://127.0.0.1:8080".to_owned()),
             backend: None,
+            upstream_timeout: Duration::from_secs(15),
             tls: None,
             date_offset_seconds: 0,
         }

@@ -22,7 +22,7 @@ pub(crate) type MintFuture<'a> =
 /// `AssumeRole` as cray-sts does against Ceph RGW (`backend::AssumeRoleMinter`);
 /// the request handling is the same for both.
 pub(crate) trait CredentialMinter: Send + Sync {
-    /// Mints one set of credentials. An `Err` becomes cray-sts's plain 500 "Error".
+    /// Mints one set of credentials. An `Err` becomes cray-sts's 500 problem document.
     fn mint(&self) -> MintFuture<'_>;
 }
 

@@ -109,21 +109,53 @@ pub(crate) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply>
     }
 }
 
+/// What cray-sts answers when its backend fails: the exception nobody catches becomes
+/// connexion's problem document for a 500 (Werkzeug's description of one).
+fn backend_failed() -> Reply {
+    let problem = json!({
+        "detail": "The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application.",
+        "status": 500,
+        "title": "Internal Server Error",
+        "type": "about:blank",
+    });
+    Reply {
+        content_type: "application/problem+json".into(),
+        ..Reply::json(500, problem.to_string())
+    }
+}
+
+/// Envoy's answer when the service behind it does not reply within the route's timeout.
+fn upstream_timeout() -> Reply {
+    Reply::text(504, "upstream request timeout")
+}
+
+/// Mints within the gateway's upstream timeout; `Err` is the reply to send instead.
+async fn mint(state: &State) -> Result<Credentials, Reply> {
+    match tokio::time::timeout(state.config.upstream_timeout, state.minter.mint()).await {
+        Ok(Ok(creds)) => Ok(creds),
+        Ok(Err(why)) => {
+            tracing::warn!(error = %why, "dev-gateway: credential backend failed");
+            Err(backend_failed())
+        }
+        Err(_) => {
+            tracing::warn!("dev-gateway: credential backend did not answer in time");
+            Err(upstream_timeout())
+        }
+    }
+}
+
 /// Handles an STS request that no fault replaced: checks the caller, then mints.
 pub(crate) async fn put_token(state: &State, headers: &HeaderMap) -> Reply {
     if let Err(reply) = authorize(state, headers) {
         state.count(|s| s.sts_rejected += 1);
         return reply;
     }
-    match state.minter.mint().await {
+    match mint(state).await {
         Ok(creds) => {
             state.count(|s| s.sts_issued += 1);
             Reply::json(201, credentials_body(&creds, true))
         }
-        Err(why) => {
-            tracing::warn!(error = %why, "dev-gateway: credential backend failed");
-            Reply::json(500, "\"Error\"".to_owned())
-        }
+        Err(reply) => reply,
     }
 }
 
@@ -135,7 +167,7 @@ pub(crate) const MALFORMED_BODY: &str = "<html><body>upstream connect error</bod
 pub(crate) async fn fault_reply(state: &State, fault: &Fault) -> Reply {
     match fault {
         Fault::Malformed => Reply::json(201, MALFORMED_BODY.to_owned()),
-        Fault::Incomplete | Fault::ExpiredCredentials => match state.minter.mint().await {
+        Fault::Incomplete | Fault::ExpiredCredentials => match mint(state).await {
             Ok(mut creds) => {
                 if matches!(fault, Fault::ExpiredCredentials) {
                     creds.expiration = Utc::now() - chrono::Duration::hours(1);
@@ -143,7 +175,7 @@ pub(crate) async fn fault_reply(state: &State, fault: &Fault) -> Reply {
                 let complete = matches!(fault, Fault::ExpiredCredentials);
                 Reply::json(201, credentials_body(&creds, complete))
             }
-            Err(_) => Reply::json(500, "\"Error\"".to_owned()),
+            Err(reply) => reply,
         },
         Fault::Status { .. }
         | Fault::Delay(_)
