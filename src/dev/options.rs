@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::gateway::{
-    Account, BackendSts, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
+    check_lifetime, Account, BackendSts, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
     DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER,
 };
 use crate::secret::Secret;
@@ -267,6 +267,10 @@ impl GatewayOptions {
                 ))
             }
         };
+        let backend = self.backend.to_backend()?;
+        if backend.is_some() {
+            check_lifetime(self.lifetime)?;
+        }
         Ok(GatewayConfig {
             listen: self.listen,
             lifetime: self.lifetime,
@@ -275,7 +279,7 @@ impl GatewayOptions {
             users,
             clients,
             endpoint_url,
-            backend: self.backend.to_backend()?,
+            backend,
             upstream_timeout: GatewayConfig::default().upstream_timeout,
             tls: None,
             date_offset_seconds: 0,

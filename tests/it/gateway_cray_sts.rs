@@ -349,3 +349,146 @@ async fn gateway_failures_are_transient_and_never_cost_a_new_login() {
     assert_eq!(stats.password_grants, 1, "one login for all of it");
     assert_eq!(stats.refresh_grants, 0);
 }
+
+/// A one-shot backend STS: answers the first request with an `AssumeRoleResponse` and
+/// hands back the request's form body.
+async fn one_shot_backend() -> (String, tokio::task::JoinHandle<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        let body = loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the request ended early");
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).into_owned();
+            let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                continue;
+            };
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                break body.to_owned();
+            }
+        };
+        let expiration = (chrono::Utc::now() + chrono::Duration::hours(1))
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let xml = format!(
+            "<AssumeRoleResponse><AssumeRoleResult><Credentials>\
+             <AccessKeyId>KtSRFzmAkoDfgCnBLYt</AccessKeyId>\
+             <SecretAccessKey>secret-of-thirty-nine-characters-abcdef</SecretAccessKey>\
+             <SessionToken>dG9rZW4=</SessionToken>\
+             <Expiration>{expiration}</Expiration>\
+             </Credentials></AssumeRoleResult></AssumeRoleResponse>"
+        );
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xml}",
+            xml.len()
+        );
+        stream.write_all(reply.as_bytes()).await.unwrap();
+        body
+    });
+    (url, task)
+}
+
+#[tokio::test]
+async fn assume_role_asks_for_one_hour_whatever_the_lifetime() {
+    let (url, backend) = one_shot_backend().await;
+    let gw = start(GatewayConfig {
+        backend: Some(s3credsfs::dev::gateway::BackendSts::new(
+            url,
+            "AK",
+            "backend-secret",
+            "arn:aws:iam::1:role/r",
+        )),
+        lifetime: Duration::from_secs(300),
+        ..GatewayConfig::default()
+    })
+    .await;
+    let c = client();
+    let body = sts_body(&gw, &c).await;
+    let form = tokio::time::timeout(WAIT, backend).await.unwrap().unwrap();
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(form.as_bytes())
+        .into_owned()
+        .collect();
+    assert!(
+        pairs.contains(&("Action".into(), "AssumeRole".into())),
+        "{form}"
+    );
+    assert!(
+        pairs.contains(&("DurationSeconds".into(), "3600".into())),
+        "{form}"
+    );
+    assert_eq!(field(&body, "AccessKeyId"), "KtSRFzmAkoDfgCnBLYt");
+}
+
+#[tokio::test]
+async fn a_lifetime_above_an_hour_with_a_backend_is_refused_at_start() {
+    let backend = unreachable_backend();
+    let err = Gateway::start(GatewayConfig {
+        backend: Some(backend.clone()),
+        lifetime: Duration::from_secs(7200),
+        ..GatewayConfig::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(
+        err.to_string()
+            .contains("--lifetime 2h is longer than the one hour"),
+        "{err}"
+    );
+    // One hour is what the backend grants: allowed. Without a backend: demos may go long.
+    let mut config = GatewayConfig {
+        backend: Some(backend.clone()),
+        lifetime: Duration::from_secs(3600),
+        ..GatewayConfig::default()
+    };
+    Gateway::start(config.clone())
+        .await
+        .expect("an hour is fine");
+    config.backend = None;
+    config.lifetime = Duration::from_secs(86_400);
+    Gateway::start(config)
+        .await
+        .expect("no backend, any lifetime");
+
+    // The dev-gateway command says so in one sentence, before it listens.
+    let out = crate::fetch_cli::bin()
+        .args(["dev-gateway", "--listen", "127.0.0.1:0", "--lifetime", "2h"])
+        .args([
+            "--backend-sts",
+            &backend.url,
+            "--role-arn",
+            &backend.role_arn,
+        ])
+        .env("S3CREDSFS_BACKEND_ACCESS_KEY", "AK")
+        .env("S3CREDSFS_BACKEND_SECRET_KEY", "backend-secret")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--lifetime 2h is longer than the one hour a backend STS grants"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("use --lifetime 1h or less with --backend-sts"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backend-secret"), "{stderr}");
+}

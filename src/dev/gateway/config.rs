@@ -74,8 +74,8 @@ pub struct GatewayConfig {
     pub endpoint_url: Option<String>,
     /// Mint real credentials with `AssumeRole` on this STS instead of random ones. The
     /// advertised `Expiration` is then the earlier of the backend's and now + `lifetime`
-    /// (the backend is asked for at least 15 minutes, its minimum), so short test
-    /// lifetimes still make clients refresh.
+    /// (the backend is asked for one hour, as cray-sts asks), so short test lifetimes
+    /// still make clients refresh; a `lifetime` above one hour is refused at start.
     pub backend: Option<BackendSts>,
     /// How long the gateway waits for the STS behind it before it answers 504
     /// `upstream request timeout`, as Envoy does for a hung cray-sts or RGW; Envoy's

@@ -36,7 +36,7 @@ mod server;
 mod state;
 mod sts;
 
-pub use backend::{BackendSts, DEFAULT_BACKEND_REGION};
+pub use backend::{check_lifetime, BackendSts, ASSUME_ROLE_SECONDS, DEFAULT_BACKEND_REGION};
 pub use config::{
     Account, Endpoint, Fault, GatewayConfig, Stats, Times, DEFAULT_CLIENT, DEFAULT_CLIENT_SECRET,
     DEFAULT_PASSWORD, DEFAULT_USER, HEALTHZ_PATH, PUBLIC_CLIENT, REALM, STS_TOKEN_PATH,
