@@ -5,12 +5,13 @@
 //! `Arc<Snapshot>` they keep for as long as they need, so a refresh never changes bytes
 //! under a reader.
 
+pub use crate::clock::{ManualClock, SystemTime, TimeSource};
 use crate::creds::Credentials;
 use crate::error::{Error, Result};
+pub use crate::fetch::Fetch;
 use crate::metrics::{ProfileMetrics, Trigger};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
-pub use clock::{ManualClock, SystemTime, TimeSource};
 use rule::too_short;
 pub use rule::{backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, MAX_BELIEVED_LIFETIME};
 use std::future::Future;
@@ -20,40 +21,6 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tracing::Instrument;
-
-/// Where credentials come from; `Pipeline` in production, a fake in unit tests.
-pub trait Fetch: Send + Sync + 'static {
-    /// Obtains new credentials.
-    fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send;
-
-    /// Obtains new credentials with a new login, not a cached token: after a password or
-    /// role change (`s3credsfs refresh`).
-    fn fetch_with_new_login(&self) -> impl Future<Output = Result<Credentials>> + Send {
-        self.fetch()
-    }
-
-    /// After Keycloak refused the login: whether its secret changed since (a password
-    /// file or command now gives another one, which is used from now on), so that a new
-    /// login may succeed. Never contacts the gateway.
-    fn login_changed(&self) -> impl Future<Output = bool> + Send {
-        std::future::ready(false)
-    }
-}
-
-impl Fetch for crate::sts::Pipeline {
-    fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send {
-        crate::sts::Pipeline::fetch(self)
-    }
-
-    async fn fetch_with_new_login(&self) -> Result<Credentials> {
-        self.forget_login().await;
-        crate::sts::Pipeline::fetch(self).await
-    }
-
-    async fn login_changed(&self) -> bool {
-        self.password_changed().await
-    }
-}
 
 /// How often a profile whose login Keycloak refused looks whether its password file or
 /// command gives another password: local work only, no login is attempted meanwhile.
@@ -541,7 +508,6 @@ impl<F: Fetch> CredentialCache<F> {
     }
 }
 
-mod clock;
 mod rule;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@
 //! the client checks that the peer is the pid the mount's `status` names, running as the
 //! same user, so no other process can answer in the daemon's place.
 
+use crate::accept::{Throttle, WARN_INTERVAL};
 use crate::cache::{CredentialCache, Fetch};
 use crate::untrusted::clean;
 use serde::{Deserialize, Serialize};
@@ -83,7 +84,9 @@ pub type Forget = Arc<dyn Fn(usize) + Send + Sync>;
 /// Answers requests until the runtime stops.
 pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, forget: Forget) {
     let me = nix::unistd::geteuid().as_raw();
-    let (mut last_warned, mut held) = (None, 0u64);
+    // At most one line a minute: another user must not be able to flood the owner's log
+    // (and rotate its history away).
+    let refusals = Throttle::new(WARN_INTERVAL);
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -96,18 +99,12 @@ pub async fn serve<F: Fetch>(listener: UnixListener, profiles: Arc<Served<F>>, f
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == me => {}
             Ok(cred) => {
-                // At most once a minute: another user must not be able to flood the
-                // owner's log (and rotate its history away).
-                held += 1;
-                let due = last_warned
-                    .is_none_or(|t: std::time::Instant| t.elapsed() >= Duration::from_secs(60));
-                if due {
+                if let Some(held_back) = refusals.hit(std::time::Instant::now()) {
                     tracing::warn!(
                         uid = cred.uid(),
-                        refused = held,
+                        refused = held_back + 1,
                         "control socket: refused connections from another user"
                     );
-                    (last_warned, held) = (Some(std::time::Instant::now()), 0);
                 }
                 continue;
             }
@@ -353,6 +350,49 @@ mod tests {
     }
 
     /// The whole channel in this process: a server on a fresh name, the client asking it.
+    /// Another user's connections are hung up on unanswered, and logged at most once a
+    /// minute (`accept::Throttle`): three in a row make one line.
+    #[tokio::test]
+    async fn another_user_is_hung_up_on_and_logged_once_a_minute() {
+        use std::io::{Read, Write};
+        if !crate::test_users::can_switch() {
+            return; // Needs a second user: the root tier runs it.
+        }
+        let log = crate::test_log::Captured::default();
+        let _guard = tracing::subscriber::set_default(log.subscriber(tracing::Level::INFO));
+        let name = new_name().unwrap();
+        let profiles = Arc::new(served());
+        let server = tokio::spawn(serve(bind(&name).unwrap(), profiles, Arc::new(|_| {})));
+        for _ in 0..3 {
+            let name = name.clone();
+            let got = tokio::task::spawn_blocking(move || {
+                crate::test_users::as_user(crate::test_users::NOBODY, || {
+                    let addr = std::os::unix::net::SocketAddr::from_abstract_name(&name)?;
+                    let mut stream = std::os::unix::net::UnixStream::connect_addr(&addr)?;
+                    let _ = stream.write_all(b"refresh\n");
+                    let mut got = Vec::new();
+                    match stream.read_to_end(&mut got) {
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => Ok(got),
+                        other => other.map(|_| got),
+                    }
+                })
+            })
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(got, b"", "hung up on, unanswered");
+        }
+        server.abort();
+        let _ = server.await;
+        let text = log.text();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("refused connections from another user"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{text}");
+        assert!(lines[0].contains("uid=65534 refused=1"), "{text}");
+    }
+
     #[tokio::test]
     async fn a_client_gets_the_daemon_s_answer_over_the_socket() {
         let pid = std::process::id();
@@ -405,7 +445,13 @@ mod tests {
 
         // A daemon that hangs up without answering.
         let listener = bind(&name).unwrap();
-        let silent = tokio::spawn(async move { drop(listener.accept().await.unwrap()) });
+        // It reads the request first, so the client sees the end of the stream (not a
+        // reset for unread data).
+        let silent = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; MAX_REQUEST as usize];
+            let _ = tokio::io::AsyncReadExt::read(&mut stream, &mut request).await;
+        });
         let err = request_refresh(pid, &name, None, timeout)
             .await
             .unwrap_err();

@@ -34,63 +34,80 @@ struct StsReply {
 /// session token at most a few KiB); anything longer is not an STS reply.
 const MAX_FIELD: usize = 16 * 1024;
 
-/// The problem [`parse_sts_reply`] reports for an `EndpointURL` that is JSON `null` or
-/// missing, which cray-sts sends when its configmap has no `ext_endpoint_url`: the
-/// caller turns it into its own sentence (the fix is on the STS, not in our settings).
-pub const NO_ENDPOINT_URL: &str = "its \"EndpointURL\" is null or missing";
+/// What is wrong with an STS reply body, as the phrase that ends "... answered HTTP 200
+/// but": never quoting a value, which may be a secret (the expiration excepted, cut short
+/// and cleaned).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyProblem {
+    #[error("its body is not the expected JSON object")]
+    NotJson,
+    #[error("its JSON has no \"Credentials\" object")]
+    NoCredentials,
+    #[error("its \"Credentials\" object lacks \"{0}\"")]
+    Missing(&'static str),
+    #[error("its \"{0}\" is not a string")]
+    NotString(&'static str),
+    #[error("its \"{0}\" is empty")]
+    Empty(&'static str),
+    #[error("its \"{0}\" is longer than {MAX_FIELD} bytes")]
+    TooLong(&'static str),
+    #[error("its \"{0}\" holds a space, a control character or non-ASCII text")]
+    NotVisible(&'static str),
+    #[error("its \"AccessKeyId\" holds characters other than letters and digits")]
+    AccessKeyId,
+    #[error("its \"EndpointURL\" is not a plain http(s) URL with a host")]
+    EndpointUrl,
+    /// `EndpointURL` JSON `null` or missing, which cray-sts sends when its configmap has
+    /// no `ext_endpoint_url`: the caller gives it its own sentence, since the fix is on
+    /// the STS, not in our settings.
+    #[error("its \"EndpointURL\" is null or missing")]
+    NoEndpointUrl,
+    /// The expiration as given, cleaned and cut short.
+    #[error("its \"Expiration\" ({0:?}) is not an RFC 3339 time")]
+    Expiration(String),
+}
 
-/// Parses and validates a 2xx STS body; the error is a phrase saying what is wrong with it.
+/// Parses and validates a 2xx STS body; the error says what is wrong with it.
 ///
 /// The reply is untrusted: its fields end up in files that SDKs execute
 /// (`credential_process`), so a line break in one of them would be code execution. Every
 /// field is checked for what it may hold and the whole reply refused otherwise.
 /// Expiry is checked separately by the caller, which knows the clock and the URL.
-pub fn parse_sts_reply(body: &[u8]) -> std::result::Result<Credentials, String> {
-    let reply: StsReply = serde_json::from_slice(body)
-        .map_err(|_| "its body is not the expected JSON object".to_string())?;
-    let fields = ZeroizedStrings(
-        reply
-            .credentials
-            .ok_or_else(|| "its JSON has no \"Credentials\" object".to_string())?,
-    );
+pub fn parse_sts_reply(body: &[u8]) -> Result<Credentials, ReplyProblem> {
+    let reply: StsReply = serde_json::from_slice(body).map_err(|_| ReplyProblem::NotJson)?;
+    let fields = ZeroizedStrings(reply.credentials.ok_or(ReplyProblem::NoCredentials)?);
     let fields = &fields.0;
-    let field = |name: &str| -> std::result::Result<String, String> {
+    let field = |name: &'static str| -> Result<String, ReplyProblem> {
         match fields.get(name) {
             Some(serde_json::Value::String(s)) if s.len() > MAX_FIELD => {
-                Err(format!("its \"{name}\" is longer than {MAX_FIELD} bytes"))
+                Err(ReplyProblem::TooLong(name))
             }
             Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-            Some(serde_json::Value::String(_)) => Err(format!("its \"{name}\" is empty")),
-            Some(_) => Err(format!("its \"{name}\" is not a string")),
-            None => Err(format!("its \"Credentials\" object lacks \"{name}\"")),
+            Some(serde_json::Value::String(_)) => Err(ReplyProblem::Empty(name)),
+            Some(_) => Err(ReplyProblem::NotString(name)),
+            None => Err(ReplyProblem::Missing(name)),
         }
     };
-    let visible = |name: &str| -> std::result::Result<String, String> {
+    let visible = |name: &'static str| -> Result<String, ReplyProblem> {
         let value = field(name)?;
         if !is_visible_ascii(&value) {
-            return Err(format!(
-                "its \"{name}\" holds a space, a control character or non-ASCII text"
-            ));
+            return Err(ReplyProblem::NotVisible(name));
         }
         Ok(value)
     };
     let access_key_id = field("AccessKeyId")?;
     if !access_key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err("its \"AccessKeyId\" holds characters other than letters and digits".into());
+        return Err(ReplyProblem::AccessKeyId);
     }
     let secret_access_key = Secret::new(visible("SecretAccessKey")?);
     let session_token = Secret::new(visible("SessionToken")?);
     let endpoint_url = match fields.get("EndpointURL") {
-        None | Some(serde_json::Value::Null) => return Err(NO_ENDPOINT_URL.into()),
+        None | Some(serde_json::Value::Null) => return Err(ReplyProblem::NoEndpointUrl),
         Some(_) => check_endpoint(&field("EndpointURL")?)?,
     };
     let raw_expiration = field("Expiration")?;
-    let expiration = parse_expiration(&raw_expiration).ok_or_else(|| {
-        format!(
-            "its \"Expiration\" ({:?}) is not an RFC 3339 time",
-            clean(&raw_expiration, 40)
-        )
-    })?;
+    let expiration = parse_expiration(&raw_expiration)
+        .ok_or_else(|| ReplyProblem::Expiration(clean(&raw_expiration, 40)))?;
     Ok(Credentials {
         access_key_id,
         secret_access_key,
@@ -117,13 +134,12 @@ impl Drop for ZeroizedStrings {
 /// `EndpointURL` must be a plain `http`/`https` URL with a host and nothing after the
 /// path (no user info, query or fragment), written in visible ASCII. It is returned as
 /// given, since clients compare it textually.
-fn check_endpoint(text: &str) -> std::result::Result<String, String> {
-    const PROBLEM: &str = "its \"EndpointURL\" is not a plain http(s) URL with a host";
+fn check_endpoint(text: &str) -> Result<String, ReplyProblem> {
     // Checked before parsing: a URL parser drops tabs and newlines silently.
     if !is_visible_ascii(text) {
-        return Err(PROBLEM.into());
+        return Err(ReplyProblem::EndpointUrl);
     }
-    let url = url::Url::parse(text).map_err(|_| PROBLEM.to_string())?;
+    let url = url::Url::parse(text).map_err(|_| ReplyProblem::EndpointUrl)?;
     let plain = matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.username().is_empty()
@@ -132,7 +148,7 @@ fn check_endpoint(text: &str) -> std::result::Result<String, String> {
         && url.fragment().is_none()
         && !text.contains(['?', '#']);
     if !plain {
-        return Err(PROBLEM.into());
+        return Err(ReplyProblem::EndpointUrl);
     }
     Ok(text.to_string())
 }
@@ -188,26 +204,27 @@ mod tests {
     #[test]
     fn names_what_is_wrong() {
         assert_eq!(
-            parse_sts_reply(b"<html>").unwrap_err(),
+            parse_sts_reply(b"<html>").unwrap_err().to_string(),
             "its body is not the expected JSON object"
         );
         assert_eq!(
-            parse_sts_reply(b"{}").unwrap_err(),
+            parse_sts_reply(b"{}").unwrap_err().to_string(),
             "its JSON has no \"Credentials\" object"
         );
         let missing = body("2030-01-01T00:00:00Z").replace(r#""SessionToken": "ST""#, r#""X": 1"#);
         assert_eq!(
-            parse_sts_reply(missing.as_bytes()).unwrap_err(),
+            parse_sts_reply(missing.as_bytes()).unwrap_err().to_string(),
             "its \"Credentials\" object lacks \"SessionToken\""
         );
         let empty = body("2030-01-01T00:00:00Z").replace(r#""SK""#, r#""  ""#);
         assert_eq!(
-            parse_sts_reply(empty.as_bytes()).unwrap_err(),
+            parse_sts_reply(empty.as_bytes()).unwrap_err().to_string(),
             "its \"SecretAccessKey\" is empty"
         );
         let bad_time = body("soon");
         assert!(parse_sts_reply(bad_time.as_bytes())
             .unwrap_err()
+            .to_string()
             .contains("is not an RFC 3339 time"));
     }
 
@@ -216,18 +233,18 @@ mod tests {
         let null = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "null");
         assert_eq!(
             parse_sts_reply(null.as_bytes()).unwrap_err(),
-            NO_ENDPOINT_URL
+            ReplyProblem::NoEndpointUrl
         );
         let missing =
             body("2030-01-01T00:00:00Z").replace(r#""EndpointURL": "http://rgw.local:8080","#, "");
         assert_eq!(
             parse_sts_reply(missing.as_bytes()).unwrap_err(),
-            NO_ENDPOINT_URL
+            ReplyProblem::NoEndpointUrl
         );
         let number = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "8080");
         assert_eq!(
             parse_sts_reply(number.as_bytes()).unwrap_err(),
-            "its \"EndpointURL\" is not a string"
+            ReplyProblem::NotString("EndpointURL")
         );
     }
 
@@ -258,7 +275,8 @@ mod tests {
                 "ok\tx".to_string(),
             ] {
                 let problem = parse_sts_reply(with_field(name, &value).as_bytes())
-                    .expect_err(&format!("{name} = {value:?} must be refused"));
+                    .expect_err(&format!("{name} = {value:?} must be refused"))
+                    .to_string();
                 assert!(problem.contains(name), "{problem}");
                 assert!(!problem.contains("pwned"), "{problem}");
             }
@@ -269,7 +287,9 @@ mod tests {
     fn access_key_ids_are_letters_and_digits() {
         for bad in ["AK/1", "AK+1", "AK=", "AK-1", "ÄK"] {
             assert_eq!(
-                parse_sts_reply(with_field("AccessKeyId", bad).as_bytes()).unwrap_err(),
+                parse_sts_reply(with_field("AccessKeyId", bad).as_bytes())
+                    .unwrap_err()
+                    .to_string(),
                 "its \"AccessKeyId\" holds characters other than letters and digits"
             );
         }
@@ -300,7 +320,9 @@ mod tests {
             "javascript:alert(1)",
         ] {
             assert_eq!(
-                parse_sts_reply(with_field("EndpointURL", bad).as_bytes()).unwrap_err(),
+                parse_sts_reply(with_field("EndpointURL", bad).as_bytes())
+                    .unwrap_err()
+                    .to_string(),
                 "its \"EndpointURL\" is not a plain http(s) URL with a host",
                 "{bad:?}"
             );
@@ -312,13 +334,17 @@ mod tests {
         let largest = "A".repeat(MAX_FIELD);
         assert!(parse_sts_reply(with_field("SessionToken", &largest).as_bytes()).is_ok());
         let huge = "A".repeat(MAX_FIELD + 1);
-        let problem = parse_sts_reply(with_field("SessionToken", &huge).as_bytes()).unwrap_err();
+        let problem = parse_sts_reply(with_field("SessionToken", &huge).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert_eq!(problem, "its \"SessionToken\" is longer than 16384 bytes");
-        let problem =
-            parse_sts_reply(with_field("Expiration", &"9".repeat(5000)).as_bytes()).unwrap_err();
+        let problem = parse_sts_reply(with_field("Expiration", &"9".repeat(5000)).as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(problem.len() < 120, "{problem}");
-        let problem =
-            parse_sts_reply(with_field("Expiration", "soon\n\x1b[31m").as_bytes()).unwrap_err();
+        let problem = parse_sts_reply(with_field("Expiration", "soon\n\x1b[31m").as_bytes())
+            .unwrap_err()
+            .to_string();
         assert!(
             !problem.contains('\n') && !problem.contains('\x1b'),
             "{problem}"
@@ -336,7 +362,8 @@ mod tests {
                 format!("{marker}{}", "A".repeat(MAX_FIELD)),
             ] {
                 let problem = parse_sts_reply(with_field(name, &value).as_bytes())
-                    .expect_err(&format!("{name} = {value:?} must be refused"));
+                    .expect_err(&format!("{name} = {value:?} must be refused"))
+                    .to_string();
                 assert!(problem.contains(name), "{problem}");
                 assert!(!problem.contains(marker), "{problem}");
             }

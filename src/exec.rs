@@ -7,44 +7,21 @@
 //! `--container-endpoint` it gets a private container credentials endpoint instead,
 //! served from this process while the command runs, so a long-running command renews by
 //! itself. Secrets go into the command's environment only (readable by its user alone,
-//! unlike its argv). Its exit code is ours; see [`child`] for signals.
+//! unlike its argv). Its exit code is ours; see [`child`] for signals. The command itself
+//! (`commands/exec.rs`, in the command layer) puts these pieces together.
 
-mod child;
-mod mounted;
-mod unloaded;
+pub mod child;
+pub mod mounted;
+pub mod unloaded;
 
 pub use child::{should_forward, FORWARDED};
 pub use mounted::{parse_json, parse_region, MountFiles};
 
-use crate::cache::{CredentialCache, Fetch};
-use crate::config::{
-    load_config_files, load_layers, resolve, CliLayer, ConfigFile, Context, FetchSettings, Setting,
-};
+use crate::config::{CliLayer, ConfigFile, Setting};
 use crate::container::ContainerEndpoint;
 use crate::creds::Credentials;
-use crate::mount::mountpoint::{self, MountState, FSTYPE};
-use crate::mount::MountError;
-use crate::sts::Pipeline;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// `exec`'s own flags, the shared settings, and the command.
-#[derive(clap::Args, Debug)]
-pub struct ExecArgs {
-    /// The mount whose credentials to use when it serves the profile [default: ~/.s3creds]
-    #[arg(long, value_name = "PATH")]
-    pub mountpoint: Option<PathBuf>,
-    /// Give the command a private container credentials endpoint instead of keys, so that
-    /// a long-running command renews its credentials by itself
-    #[arg(long)]
-    pub container_endpoint: bool,
-    #[command(flatten)]
-    pub settings: FetchSettings,
-    /// The command to run, and its arguments (after `--`)
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
-}
 
 /// Every variable `exec` sets or removes. Each is always one or the other, so nothing
 /// of the caller's (a stale `AWS_SESSION_TOKEN`, an `AWS_PROFILE` naming a profile the
@@ -68,7 +45,7 @@ pub const OWNED: [&str; 15] = [
 ];
 
 /// The settings that name an environment variable holding a login secret.
-const SECRET_SOURCES: [Setting; 3] = [
+pub const SECRET_SOURCES: [Setting; 3] = [
     Setting::PasswordEnv,
     Setting::ClientSecretEnv,
     Setting::TokenEnv,
@@ -181,206 +158,14 @@ pub fn child_env(grant: &Grant) -> Vec<(&'static str, Option<OsString>)> {
 }
 
 /// The directory of a mount that serves `profile` (the root serves the default; a named
-/// profile lives in `profiles/NAME`), or `None` for a name that is not a plain file name
-/// (`..` would climb out of `profiles`).
+/// profile lives in `profiles/NAME`), or `None` for a name no profile can have
+/// ([`crate::config::check_name`]: `..` would climb out of `profiles`).
 pub fn profile_dir(mount: &Path, profile: Option<&str>) -> Option<PathBuf> {
     let Some(name) = profile else {
         return Some(mount.to_path_buf());
     };
-    let plain = !name.is_empty()
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    plain.then(|| mount.join("profiles").join(name))
-}
-
-fn warn(text: &str) {
-    eprintln!("s3credsfs: warning: {text}");
-}
-
-/// The mount `exec` looks at (`--mountpoint`, else `~/.s3creds`), if one of ours is
-/// live there; another kind of mount, or a stale one, is reported and passed over.
-fn our_mount(args: &ExecArgs) -> Option<PathBuf> {
-    let mount = match &args.mountpoint {
-        Some(path) => mountpoint::absolute(path).ok()?,
-        None => mountpoint::default_mountpoint().ok()?,
-    };
-    match mountpoint::state(&mount) {
-        MountState::Free => return None,
-        MountState::Live { fstype } if fstype == FSTYPE => {}
-        MountState::Live { fstype } => {
-            let what = match mountpoint::foreign_owner(&fstype) {
-                Some(owner) => format!("the s3credsfs mount of {owner}, not one of yours"),
-                None => format!("a {fstype} mount, not s3credsfs"),
-            };
-            warn(&format!(
-                "{} is {what}; fetching credentials instead",
-                mount.display()
-            ));
-            return None;
-        }
-        MountState::Stale { .. } => {
-            warn(&format!(
-                "{} is a stale mount (its daemon died); fetching credentials instead (run `s3credsfs unmount {}` to clear it)",
-                mount.display(),
-                mount.display()
-            ));
-            return None;
-        }
-    }
-    Some(mount)
-}
-
-/// The mount's files for the profile, if our mount (from [`our_mount`]) serves it and
-/// they are sound; an odd mount is reported and passed over.
-fn from_mount(args: &ExecArgs, mount: &Path) -> Option<(MountFiles, Credentials)> {
-    let mount = mount.to_path_buf();
-    let profile = args.settings.0.layer.get(&Setting::Profile);
-    let dir = match profile {
-        Some(raw) => profile_dir(&mount, Some(raw.value.trim()))?,
-        // A mount of several profiles: the default one's own directory (the root's
-        // `config` holds every profile).
-        None => mounted::default_profile(&mount)
-            .and_then(|name| profile_dir(&mount, Some(&name)))
-            .filter(|dir| dir.is_dir())
-            .or_else(|| profile_dir(&mount, None))?,
-    };
-    // A mount that does not serve this profile is not an error: fetch it.
-    if profile.is_some() && !dir.is_dir() {
-        return None;
-    }
-    match MountFiles::open(&dir) {
-        // A gateway given on the command line or in the environment that is not the
-        // mount's: the mount holds another system's credentials.
-        Ok((files, _))
-            if args
-                .settings
-                .0
-                .layer
-                .get(&Setting::ApiGateway)
-                .is_some_and(|raw| {
-                    raw.value.trim().trim_end_matches('/') != files.gateway.trim_end_matches('/')
-                }) =>
-        {
-            tracing::debug!(mount_gateway = %files.gateway, "the mount serves another gateway; fetching");
-            None
-        }
-        Ok(found) => Some(found),
-        Err(problem) => {
-            warn(&format!(
-                "not using the mount at {} ({problem}); fetching credentials instead",
-                mount.display()
-            ));
-            None
-        }
-    }
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("s3credsfs-io")
-        .enable_all()
-        .build()
-        .map_err(MountError::Runtime)
-}
-
-/// Starts the endpoint over `cache` after a first successful read, so that a failure is
-/// reported before the command runs.
-fn serve<F: Fetch>(
-    runtime: &tokio::runtime::Runtime,
-    cache: CredentialCache<F>,
-    region: String,
-) -> Result<Grant, MountError> {
-    let cache = Arc::new(cache);
-    let snapshot = runtime.block_on(cache.current())?;
-    let endpoint = runtime
-        .block_on(crate::container::start(cache))
-        .map_err(MountError::ContainerEndpoint)?;
-    Ok(Grant::Endpoint {
-        endpoint,
-        endpoint_url: snapshot.creds.endpoint_url.clone(),
-        region,
-    })
-}
-
-/// Runs `s3credsfs exec`; returns only on an error before the command ran, otherwise
-/// exits with the command's code.
-pub fn run(args: ExecArgs) -> Result<(), MountError> {
-    // First, while this is the only thread: every later thread inherits the mask.
-    let forwarder = child::Forwarder::start().map_err(MountError::Signals)?;
-    crate::logging::init_stderr("warn");
-    let runtime = runtime()?;
-    let mount = our_mount(&args);
-    let hidden = {
-        let (cli, ctx) = (&args.settings.0, Context::from_process());
-        let files = load_config_files(cli, &ctx);
-        let mut also = match files {
-            Ok(_) => Vec::new(),
-            Err(_) => unloaded::texts(cli, &ctx)
-                .iter()
-                .flat_map(|text| unloaded::names(text, &SECRET_SOURCES))
-                .collect(),
-        };
-        also.extend(
-            mount
-                .as_deref()
-                .map(mounted::secret_envs)
-                .unwrap_or_default(),
-        );
-        let files = files.unwrap_or_default();
-        secret_sources(cli, &files, &also, |v| std::env::var_os(v))
-    };
-    let mounted = mount.and_then(|mount| from_mount(&args, &mount));
-    let grant = match (mounted, args.container_endpoint) {
-        (Some((files, creds)), false) => Grant::Keys {
-            creds,
-            region: files.region,
-        },
-        (Some((files, _)), true) => {
-            let (region, min_validity) = (files.region.clone(), files.min_validity);
-            let budget = crate::sts::refresh_budget(std::time::Duration::from_secs(30));
-            serve(
-                &runtime,
-                CredentialCache::new(files, min_validity, budget, "the mount"),
-                region,
-            )?
-        }
-        (None, endpoint) => {
-            let ctx = Context::from_process();
-            let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
-            crate::logging::set_stderr_format(settings.log_format);
-            let pipeline = Pipeline::new(&settings)?;
-            if endpoint {
-                let cache = CredentialCache::new(
-                    pipeline,
-                    settings.min_validity,
-                    crate::sts::refresh_budget(settings.timeout),
-                    settings.api_gateway.as_str(),
-                )
-                .with_refresh_ahead(settings.refresh_ahead);
-                serve(&runtime, cache, settings.region)?
-            } else {
-                Grant::Keys {
-                    creds: runtime.block_on(pipeline.fetch())?,
-                    region: settings.region,
-                }
-            }
-        }
-    };
-    let env = child_env(&grant);
-    let (program, rest) = args.command.split_first().expect("clap requires a command");
-    let code = match child::run(&forwarder, program, rest, &env, &hidden) {
-        Ok(code) => code,
-        Err(failure) => {
-            eprintln!("s3credsfs: error: {}", failure.sentence);
-            failure.code
-        }
-    };
-    // The endpoint, if any, ends with us.
-    std::process::exit(code)
+    let valid = crate::config::check_name(name).is_ok();
+    valid.then(|| mount.join("profiles").join(name))
 }
 
 #[cfg(test)]
@@ -497,7 +282,8 @@ mod tests {
             profile_dir(mount, Some("team-a.1_x")).unwrap(),
             Path::new("/m/profiles/team-a.1_x")
         );
-        for bad in ["..", ".", "", "a/b", "../x", "x\n"] {
+        let long = "x".repeat(65);
+        for bad in ["..", ".", "", "a/b", "../x", "x\n", ".hidden", "-x", &long] {
             assert_eq!(profile_dir(mount, Some(bad)), None, "{bad:?}");
         }
     }

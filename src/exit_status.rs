@@ -1,5 +1,5 @@
 //! The exit statuses of every command but `status` (whose statuses are the monitoring
-//! plugin convention, see `mount::status_check`): one list, from which `main` exits, the
+//! plugin convention, see `commands::status`): one list, from which `main` exits, the
 //! man page's EXIT STATUS section is written, and the systemd unit's
 //! `RestartPreventExitStatus=` is checked, so the three cannot drift apart.
 //!

@@ -6,6 +6,7 @@
 //! which hold every profile; `profiles/NAME/` serves profile NAME alone.
 
 use crate::cache::{CredentialCache, Fetch};
+use crate::clock::{SystemTime as SystemClock, TimeSource};
 use crate::container::ContainerEndpoint;
 use crate::error::Error;
 use crate::logging::repeats::Verdict;
@@ -150,6 +151,9 @@ pub struct CredsFs<F: Fetch> {
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
+    /// The mount's one clock: inode lifetimes, `status` times, and the log's once-a-minute
+    /// refusals (tests: the caches' manual clock).
+    time: Arc<dyn TimeSource>,
     user: UserOf<F>,
     /// Renderings still served, so sizes and reads agree per inode.
     renderings: Mutex<Renderings>,
@@ -240,12 +244,25 @@ impl<F: Fetch> CredsFs<F> {
             uid,
             gid,
             mounted_at: SystemTime::now(),
+            time: Arc::new(SystemClock),
             user: Box::new(user),
             renderings: Mutex::new(Renderings::default()),
             status_docs: Mutex::new(StatusDocs::default()),
             reads: AtomicU64::new(0),
             refusals: Mutex::default(),
         }
+    }
+
+    /// The same filesystem reading the time from `time` (tests: a [`crate::clock::ManualClock`],
+    /// the one its caches use); the root's mtime is then its now.
+    pub fn with_time(mut self, time: Arc<dyn TimeSource>) -> Self {
+        self.mounted_at = time.now().into();
+        self.time = time;
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.time.now()
     }
 
     fn attr(&self, ino: u64, size: u64, is_dir: bool, mtime: SystemTime, ttl: Duration) -> Attr {
@@ -336,7 +353,7 @@ impl<F: Fetch> CredsFs<F> {
             Dir::Root => 0,
             Dir::Profile(i) => i,
         };
-        let now = self.profiles[profile].cache.now();
+        let now = self.now();
         let bytes = self.status_json_of(profile, dir == Dir::Root).into_bytes();
         let size = bytes.len() as u64;
         let ino = lock(&self.status_docs).insert(bytes, now.into());
@@ -352,7 +369,7 @@ impl<F: Fetch> CredsFs<F> {
     pub async fn lookup_credentials(&self, slot: Slot) -> Result<Entry, FsError> {
         let sources = self.sources(slot);
         let snapshots = self.current(&sources).await;
-        let now = self.profiles[sources[0]].cache.now();
+        let now = self.now();
         if snapshots.iter().all(|s| s.is_err()) {
             let first = snapshots.into_iter().next().and_then(|s| s.err());
             return Err(self.refuse(sources[0], first.expect("a file shows a profile")));
@@ -388,7 +405,7 @@ impl<F: Fetch> CredsFs<F> {
     /// profile's name, once a minute with a count while the same failure repeats.
     fn refuse(&self, index: usize, error: Error) -> FsError {
         let profile = &self.profiles[index].info.profile;
-        let now = self.profiles[index].cache.now();
+        let now = self.now();
         let message = format!("{profile}\n{error}");
         match lock(&self.refusals).note(&message, now) {
             Verdict::Log { suppressed: 0 } => {
@@ -415,7 +432,7 @@ impl<F: Fetch> CredsFs<F> {
                 Ok(self.attr(ino, bytes.len() as u64, false, mtime, MAX_TTL))
             }
             Ino::Rendering(seq) => {
-                let now = self.profiles[0].cache.now();
+                let now = self.now();
                 let rendering = lock(&self.renderings).get(seq, now).ok_or(FsError::Gone)?;
                 let size = rendering.bytes.as_ref().map_or(0, |b| b.len() as u64);
                 let ttl = ttl_until(now, rendering.expiration);
@@ -459,7 +476,7 @@ impl<F: Fetch> CredsFs<F> {
             }
             Ino::Rendering(seq) => {
                 let rendering = lock(&self.renderings)
-                    .get(seq, self.profiles[0].cache.now())
+                    .get(seq, self.now())
                     .ok_or(FsError::Gone)?;
                 let profile = self.sources(rendering.slot)[0];
                 let bytes = rendering
@@ -537,12 +554,7 @@ impl<F: Fetch> CredsFs<F> {
     fn status_doc(&self, i: usize) -> StatusDoc {
         let served = &self.profiles[i];
         let user = (self.user)(served.cache.fetcher());
-        StatusDoc::new(
-            &served.cache.status(),
-            &served.info,
-            user,
-            served.cache.now(),
-        )
+        StatusDoc::new(&served.cache.status(), &served.info, user, self.now())
     }
 
     /// Profile `i`'s status document as of now; `with_all` (the root's) adds every

@@ -38,10 +38,45 @@ impl<F: Fetch> FuseAdapter<F> {
     }
 }
 
-/// The kernel's errno for `e` (a refusal for want of credentials is logged by `fs`, which
-/// knows the profile).
-fn errno(e: &FsError) -> Errno {
-    Errno::from_i32(e.errno())
+/// How loud a failed request is in the log. Warnings are for what someone must act on, and
+/// a refusal for want of credentials is already one: `fs` logs its sentence, naming the
+/// profile, once a minute. A reader still holding expired credentials is worth a line; the
+/// rest are the ordinary answers of a read-only filesystem without extended attributes
+/// (a name that is not there, a write, `ls -l`'s and `lsattr`'s probes).
+fn level(e: &FsError) -> tracing::Level {
+    match e {
+        FsError::Gone => tracing::Level::INFO,
+        FsError::NotFound
+        | FsError::ReadOnly
+        | FsError::NotADirectory
+        | FsError::IsADirectory
+        | FsError::Credentials(_) => tracing::Level::DEBUG,
+    }
+}
+
+/// Logs request `op` on inode `ino` as failed with `errno`, by name and meaning (as
+/// mountpoint-s3's `fuse_error!` does), and gives the errno to reply with.
+fn failed(op: &'static str, ino: u64, errno: i32, level: tracing::Level) -> Errno {
+    let name = nix::errno::Errno::from_raw(errno);
+    let meaning = std::io::Error::from_raw_os_error(errno);
+    let what = format_args!("{op} failed: {name:?}: {meaning}");
+    match level {
+        tracing::Level::DEBUG => tracing::debug!(op, ino, errno, "{what}"),
+        tracing::Level::INFO => tracing::info!(op, ino, errno, "{what}"),
+        _ => tracing::warn!(op, ino, errno, "{what}"),
+    }
+    Errno::from_i32(errno)
+}
+
+/// The kernel's errno for `e`, logged as request `op` on `ino` failing.
+fn errno(op: &'static str, ino: u64, e: &FsError) -> Errno {
+    failed(op, ino, e.errno(), level(e))
+}
+
+/// A fixed answer of this read-only filesystem (`EROFS`, `ENOSYS`, `ENODATA`, `ENOTTY`),
+/// logged at debug level like the other ordinary failures.
+fn answer(op: &'static str, ino: u64, errno: Errno) -> Errno {
+    failed(op, ino, i32::from(errno), tracing::Level::DEBUG)
 }
 
 fn file_attr(a: &Attr) -> FileAttr {
@@ -93,14 +128,14 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let entry = |reply: ReplyEntry, result: Result<Entry, FsError>| match result {
+        let entry = move |reply: ReplyEntry, result: Result<Entry, FsError>| match result {
             Ok(entry) => reply.entry_with_ttls(
                 &entry.attr.ttl,
                 &entry.ttl,
                 &file_attr(&entry.attr),
                 Generation(0),
             ),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("lookup", parent.0, &e)),
         };
         match self.fs.lookup_local(parent.0, &name.to_string_lossy()) {
             Ok(Lookup::Done(done)) => entry(reply, Ok(done)),
@@ -111,7 +146,7 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
                     entry(reply, fs.lookup_credentials(index).await);
                 });
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("lookup", parent.0, &e)),
         }
     }
 
@@ -123,7 +158,7 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino.0) {
             Ok(attr) => reply.attr(&attr.ttl, &file_attr(&attr)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("getattr", ino.0, &e)),
         }
     }
 
@@ -131,14 +166,14 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         if self.no_open {
             // The kernel never asks again, and serves reads from its page cache: an
             // inode's bytes never change, so that cache is always right.
-            reply.error(Errno::ENOSYS);
+            reply.error(answer("open", ino.0, Errno::ENOSYS));
             return;
         }
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY
             || flags.0 & (libc::O_TRUNC | libc::O_APPEND) != 0;
         match self.fs.open(ino.0, write) {
             Ok(()) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("open", ino.0, &e)),
         }
     }
 
@@ -155,20 +190,20 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     ) {
         match self.fs.read(ino.0, offset, size) {
             Ok(bytes) => reply.data(&bytes),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("read", ino.0, &e)),
         }
     }
 
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         // Nothing to flush; ENOSYS makes the kernel stop sending flush on every close.
-        reply.error(Errno::ENOSYS);
+        reply.error(answer("flush", ino.0, Errno::ENOSYS));
     }
 
     fn release(
@@ -187,8 +222,8 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.getattr(ino.0) {
             Ok(attr) if attr.is_dir => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Ok(_) => reply.error(Errno::ENOTDIR),
-            Err(e) => reply.error(errno(&e)),
+            Ok(_) => reply.error(errno("opendir", ino.0, &FsError::NotADirectory)),
+            Err(e) => reply.error(errno("opendir", ino.0, &e)),
         }
     }
 
@@ -214,14 +249,14 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
                 }
                 reply.ok();
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("readdir", ino.0, &e)),
         }
     }
 
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _offset: u64,
         _data: &[u8],
@@ -230,20 +265,20 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        reply.error(Errno::EROFS);
+        reply.error(errno("write", ino.0, &FsError::ReadOnly));
     }
 
     fn create(
         &self,
         _req: &Request,
-        _parent: INodeNo,
+        parent: INodeNo,
         _name: &OsStr,
         _mode: u32,
         _umask: u32,
         _flags: i32,
         reply: ReplyCreate,
     ) {
-        reply.error(Errno::EROFS);
+        reply.error(errno("create", parent.0, &FsError::ReadOnly));
     }
 
     // The kernel asks for extended attributes on `ls -l` (security.selinux, ACLs) and
@@ -251,8 +286,8 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     // none: "no such attribute" and an empty list, as on a filesystem without xattrs.
     fn getxattr(&self, _req: &Request, ino: INodeNo, _name: &OsStr, _size: u32, reply: ReplyXattr) {
         match self.fs.getattr(ino.0) {
-            Ok(_) => reply.error(Errno::NO_XATTR),
-            Err(e) => reply.error(errno(&e)),
+            Ok(_) => reply.error(answer("getxattr", ino.0, Errno::NO_XATTR)),
+            Err(e) => reply.error(errno("getxattr", ino.0, &e)),
         }
     }
 
@@ -260,25 +295,25 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         match self.fs.getattr(ino.0) {
             Ok(_) if size == 0 => reply.size(0),
             Ok(_) => reply.data(&[]),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(errno("listxattr", ino.0, &e)),
         }
     }
 
     fn setxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _name: &OsStr,
         _value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply.error(Errno::EROFS);
+        reply.error(errno("setxattr", ino.0, &FsError::ReadOnly));
     }
 
-    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(Errno::EROFS);
+    fn removexattr(&self, _req: &Request, ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
+        reply.error(errno("removexattr", ino.0, &FsError::ReadOnly));
     }
 
     /// No file here is a device: "inappropriate ioctl", as for any regular file
@@ -286,7 +321,7 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
     fn ioctl(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _flags: IoctlFlags,
         _cmd: u32,
@@ -294,6 +329,66 @@ impl<F: Fetch> Filesystem for FuseAdapter<F> {
         _out_size: u32,
         reply: ReplyIoctl,
     ) {
-        reply.error(Errno::ENOTTY);
+        reply.error(answer("ioctl", ino.0, Errno::ENOTTY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a reader of expired credentials is above debug level: a refusal for want of
+    /// credentials is `fs`'s warning already, the rest are a read-only filesystem's
+    /// ordinary answers.
+    #[test]
+    fn failures_are_logged_at_the_level_they_deserve() {
+        use tracing::Level;
+        assert_eq!(level(&FsError::Gone), Level::INFO);
+        let refused = FsError::Credentials(crate::error::Error::Config("x".into()));
+        for e in [
+            FsError::NotFound,
+            FsError::ReadOnly,
+            FsError::NotADirectory,
+            FsError::IsADirectory,
+            refused,
+        ] {
+            assert_eq!(level(&e), Level::DEBUG, "{e:?}");
+        }
+    }
+
+    /// Each failure is one line with the request's name, the errno's name and meaning,
+    /// and the errno the kernel gets.
+    #[test]
+    fn a_failure_names_the_request_and_the_errno() {
+        let mut replied = Vec::new();
+        let text = crate::test_log::logged(tracing::Level::DEBUG, || {
+            replied = vec![
+                errno("read", 7, &FsError::Gone),
+                errno("lookup", 1, &FsError::NotFound),
+                answer("ioctl", 9, Errno::ENOTTY),
+            ]
+        });
+        let replied: Vec<i32> = replied.into_iter().map(i32::from).collect();
+        assert_eq!(replied, [libc::EIO, libc::ENOENT, libc::ENOTTY]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, (level, want)) in lines.iter().zip([
+            (
+                "INFO",
+                "read failed: EIO: Input/output error (os error 5) op=\"read\" ino=7 errno=5",
+            ),
+            (
+                "DEBUG",
+                "lookup failed: ENOENT: No such file or directory (os error 2) op=\"lookup\" \
+                 ino=1 errno=2",
+            ),
+            (
+                "DEBUG",
+                "ioctl failed: ENOTTY: Inappropriate ioctl for device (os error 25) \
+                 op=\"ioctl\" ino=9 errno=25",
+            ),
+        ]) {
+            assert!(line.contains(level) && line.ends_with(want), "{line}");
+        }
     }
 }

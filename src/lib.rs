@@ -1,10 +1,13 @@
 //! s3credsfs: always-current temporary S3 credentials from a CSM gateway.
 
 pub(crate) mod accept;
+pub mod app_error;
 pub mod auth;
 pub mod build_info;
 pub mod cache;
 pub mod cli;
+pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod container;
 pub mod control;
@@ -14,6 +17,7 @@ pub mod dev;
 pub mod error;
 pub mod exec;
 pub mod exit_status;
+pub mod fetch;
 pub(crate) mod files;
 pub mod fs;
 pub mod fuse;
@@ -23,6 +27,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod mount;
+pub mod mountpoint;
 pub(crate) mod proxy;
 pub(crate) mod random;
 pub mod render;
@@ -32,6 +37,8 @@ pub mod skew;
 pub mod status;
 pub mod sts;
 pub(crate) mod sync;
+#[cfg(test)]
+pub(crate) mod test_log;
 #[cfg(test)]
 pub(crate) mod test_users;
 pub(crate) mod untrusted;

@@ -213,20 +213,16 @@ pub fn default_log_path(
     home: Option<&OsStr>,
     xdg_state_home: Option<&OsStr>,
     mountpoint: &Path,
-) -> Result<(PathBuf, Option<PathBuf>), String> {
+) -> Result<(PathBuf, Option<PathBuf>), NoDefaultLog> {
     fn absolute(v: Option<&OsStr>) -> Option<&Path> {
         v.map(Path::new).filter(|p| p.is_absolute())
     }
     let home = absolute(home);
-    let (base, must_exist) =
-        match (absolute(xdg_state_home), home) {
-            (Some(state), _) => (state.to_path_buf(), None),
-            (None, Some(home)) => (home.join(".local/state"), Some(home.to_path_buf())),
-            (None, None) => return Err(
-                "neither XDG_STATE_HOME nor HOME is set to an absolute path; pass --log-file FILE"
-                    .into(),
-            ),
-        };
+    let (base, must_exist) = match (absolute(xdg_state_home), home) {
+        (Some(state), _) => (state.to_path_buf(), None),
+        (None, Some(home)) => (home.join(".local/state"), Some(home.to_path_buf())),
+        (None, None) => return Err(NoDefaultLog::NoStateDir),
+    };
     let name = log_name(mountpoint, home);
     Ok((base.join("s3credsfs").join(name), must_exist))
 }
@@ -265,26 +261,36 @@ fn log_name(mountpoint: &Path, home: Option<&Path>) -> String {
     format!("{stem}-{hash}.log")
 }
 
+/// Why a background daemon has no default log file: the warning `mount` prints, after
+/// which the daemon runs without a log.
+#[derive(Debug, thiserror::Error)]
+pub enum NoDefaultLog {
+    /// Neither variable names a directory to keep the log in.
+    #[error("neither XDG_STATE_HOME nor HOME is set to an absolute path; pass --log-file FILE")]
+    NoStateDir,
+    /// HOME names something that is not a directory.
+    #[error("HOME ({}) is not a directory; set HOME or pass --log-file FILE", .0.display())]
+    HomeNotDirectory(PathBuf),
+    /// The log's directory or file failed its checks, or could not be made.
+    #[error(transparent)]
+    File(#[from] crate::error::Error),
+}
+
 /// Opens (creating it and its directories, 0700, and the file 0600) the default log for
-/// a daemon mounted at `mountpoint`, from the real environment. The error is a sentence
-/// for a warning: the daemon then runs without a log.
-pub fn open_default_log(mountpoint: &Path) -> Result<(PathBuf, File), String> {
+/// a daemon mounted at `mountpoint`, from the real environment.
+pub fn open_default_log(mountpoint: &Path) -> Result<(PathBuf, File), NoDefaultLog> {
     let home = std::env::var_os("HOME");
     let state = std::env::var_os("XDG_STATE_HOME");
     let (path, must_exist) = default_log_path(home.as_deref(), state.as_deref(), mountpoint)?;
     if let Some(home) = must_exist {
         if !home.is_dir() {
-            return Err(format!(
-                "HOME ({}) is not a directory; set HOME or pass --log-file FILE",
-                home.display()
-            ));
+            return Err(NoDefaultLog::HomeNotDirectory(home));
         }
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
-    let dir = crate::files::private_dir(dir).map_err(|e| e.to_string())?;
+    let dir = crate::files::private_dir(dir)?;
     let path = dir.join(path.file_name().unwrap_or(OsStr::new("s3creds.log")));
-    let file = crate::files::open_log_with(&path, "remove it or pass --log-file FILE")
-        .map_err(|e| e.to_string())?;
+    let file = crate::files::open_log_with(&path, "remove it or pass --log-file FILE")?;
     Ok((path, file))
 }
 

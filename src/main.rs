@@ -1,52 +1,16 @@
 //! The `s3credsfs` binary: parse, dispatch, turn errors into one line and an exit code.
 
-use s3credsfs::cli::{Cli, Command, FetchArgs, MountCommand};
-use s3credsfs::config::{load_layers, resolve, Context};
-use s3credsfs::error::Result;
-use s3credsfs::mount::MountError;
-use s3credsfs::render::{render, Profile};
-use s3credsfs::sts::Pipeline;
-use std::io::Write;
+use s3credsfs::app_error::AppError;
+use s3credsfs::cli::{Cli, Command};
+use s3credsfs::commands;
 use std::process::ExitCode;
 
+#[cfg(feature = "dev-gateway")]
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("cannot start the async runtime")
-}
-
-fn fetch(args: FetchArgs) -> Result<()> {
-    s3credsfs::logging::init_stderr("warn");
-    let ctx = Context::from_process();
-    let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
-    s3credsfs::logging::set_stderr_format(settings.log_format);
-    let pipeline = Pipeline::new(&settings)?;
-    let creds = runtime().block_on(pipeline.fetch())?;
-    let text = render(
-        args.format,
-        &creds,
-        &Profile::named(&settings.profile, &settings.region),
-    )?;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-    Ok(())
-}
-
-/// `mount`, with `--dev`'s built-in gateway plugged in when it is asked for (and this build
-/// has it).
-fn mount(args: MountCommand) -> std::result::Result<(), MountError> {
-    #[cfg(feature = "dev-gateway")]
-    let local = s3credsfs::dev::local_gateway(&args.dev.options())?;
-    #[cfg(not(feature = "dev-gateway"))]
-    let local = None;
-    s3credsfs::mount::run_mount(args.mount, local)
-}
-
-fn config_check(args: s3credsfs::cli::config_check::ConfigArgs) -> Result<()> {
-    s3credsfs::logging::init_stderr("warn");
-    let ctx = Context::from_process();
-    s3credsfs::cli::config_check::run(args, &ctx, &mut std::io::stdout().lock())
 }
 
 /// Keeps secrets out of core dumps and away from same-user ptrace, before any secret
@@ -61,19 +25,17 @@ fn main() -> ExitCode {
     not_dumpable();
     s3credsfs::logging::install_panic_hook();
     let cli = Cli::parse_args();
-    let result: std::result::Result<(), MountError> = match cli.command {
-        Command::Fetch(args) => fetch(args).map_err(Into::into),
-        Command::Mount(args) => mount(args),
-        Command::Unmount(args) => s3credsfs::mount::run_unmount(args),
+    let result: Result<(), AppError> = match cli.command {
+        Command::Fetch(args) => commands::fetch::run(args).map_err(Into::into),
+        Command::Mount(args) => commands::mount::run(args),
+        Command::Unmount(args) => commands::unmount::run(args),
         // Its exit status is the monitoring verdict, and it prints its own errors.
-        Command::Status(args) => return s3credsfs::mount::run_status(args).into(),
-        Command::Refresh(args) => s3credsfs::mount::refresh::run_refresh(args),
-        Command::Exec(args) => s3credsfs::exec::run(args),
-        Command::Config(args) => config_check(args).map_err(Into::into),
-        Command::Completions(args) => {
-            s3credsfs::cli::extras::run_completions(args).map_err(Into::into)
-        }
-        Command::Man(args) => s3credsfs::cli::extras::run_man(args).map_err(Into::into),
+        Command::Status(args) => return commands::status::run(args).into(),
+        Command::Refresh(args) => commands::refresh::run(args),
+        Command::Exec(args) => commands::exec::run(args),
+        Command::Config(args) => commands::config::run_on_stdout(args).map_err(Into::into),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::man::run(args),
         #[cfg(feature = "dev-gateway")]
         Command::DevGateway(args) => args
             .options()

@@ -1,17 +1,34 @@
 //! Which proxy a gateway request goes through: the environment's variables
 //! (`https_proxy`, `http_proxy`, `all_proxy`, `NO_PROXY`), except that loopback traffic
 //! (the built-in gateway, an ssh tunnel) never leaves this host, password and all.
+//!
+//! Whether a host is proxied, and by the variable for its scheme or `all_proxy`, is decided
+//! by hyper-util's proxy `Matcher`: the code behind reqwest's own `Proxy::http`/`https`/`all`
+//! and `NoProxy` (reqwest 0.12 hands both to it). reqwest's `NoProxy` cannot be used on its
+//! own here: a `Proxy::custom`, which keeps loopback first and the proxy's password in its
+//! URL, ignores it. Ours are only the two `NO_PROXY` forms curl accepts and that matcher
+//! does not ([`curl_entry`]), and the reading of the variables (lower case first, as curl).
 
 use crate::config::is_loopback;
+use hyper_util::client::proxy::matcher::Matcher;
 use std::net::IpAddr;
 
 /// The proxy variables of the environment, read once when the client is built.
-#[derive(Debug, Clone, Default)]
 pub struct ProxyEnv {
     http: Option<url::Url>,
     https: Option<url::Url>,
     all: Option<url::Url>,
-    bypass: Vec<Bypass>,
+    /// Decides, from the same variables and `NO_PROXY`, whether a target is proxied.
+    matcher: Matcher,
+}
+
+impl std::fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The matcher's own Debug leaves out proxy passwords; the URLs here would not.
+        f.debug_struct("ProxyEnv")
+            .field("matcher", &self.matcher)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProxyEnv {
@@ -43,15 +60,26 @@ impl ProxyEnv {
             }
             parsed
         };
+        let (http, https, all) = (read("http_proxy"), read("https_proxy"), read("all_proxy"));
         let no_proxy = lookup("no_proxy").or_else(|| lookup("NO_PROXY"));
+        let bypass: Vec<String> = no_proxy
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(curl_entry)
+            .collect();
+        let text = |url: &Option<url::Url>| url.as_ref().map_or(String::new(), url::Url::to_string);
+        let matcher = Matcher::builder()
+            .http(text(&http))
+            .https(text(&https))
+            .all(text(&all))
+            .no(bypass.join(","))
+            .build();
         ProxyEnv {
-            http: read("http_proxy"),
-            https: read("https_proxy"),
-            all: read("all_proxy"),
-            bypass: no_proxy
-                .as_deref()
-                .map(Bypass::parse_list)
-                .unwrap_or_default(),
+            http,
+            https,
+            all,
+            matcher,
         }
     }
 
@@ -59,9 +87,13 @@ impl ProxyEnv {
     /// gateway, a tunnel) or a host `NO_PROXY` names, else the variable for its scheme,
     /// else `all_proxy`.
     pub fn proxy_for(&self, target: &url::Url) -> Option<url::Url> {
-        if is_loopback(target) || self.bypass.iter().any(|rule| rule.matches(target)) {
+        if is_loopback(target) {
             return None;
         }
+        let uri: hyper::Uri = target.as_str().parse().ok()?;
+        self.matcher.intercept(&uri)?;
+        // The matcher said which variable applies; its URL is taken from ours, which still
+        // holds the proxy's user and password (the matcher keeps them as a header).
         let chosen = match target.scheme() {
             "https" => self.https.as_ref(),
             "http" => self.http.as_ref(),
@@ -88,69 +120,33 @@ fn without_userinfo(url: &url::Url) -> String {
     shown.to_string()
 }
 
-/// One `NO_PROXY` entry, matched as curl does: `*` for every host, an address or
-/// network (`10.0.0.0/8`), or a domain that also covers its subdomains (`.example.com`
-/// and `example.com` alike). A port in an entry is ignored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Bypass {
-    Everything,
-    Network(IpAddr, u8),
-    Domain(String),
-}
-
-impl Bypass {
-    fn parse_list(list: &str) -> Vec<Bypass> {
-        list.split(',').filter_map(Bypass::parse).collect()
+/// One `NO_PROXY` entry in the form the matcher reads, for the two forms curl accepts that
+/// it does not: a port (`hpc.example.com:443`, ignored as curl ignores it) and an IPv6
+/// address in brackets (`[fd00::1]`); and `*.example.com`, which curl reads as
+/// `example.com`. Everything else (`*`, addresses, networks like `10.0.0.0/8`, a domain
+/// that also covers its subdomains) passes through as written.
+fn curl_entry(entry: &str) -> Option<String> {
+    let entry = entry.trim();
+    if entry.is_empty() {
+        return None;
     }
-
-    fn parse(entry: &str) -> Option<Bypass> {
-        let entry = entry.trim();
-        if entry.is_empty() {
-            return None;
-        }
-        if entry == "*" {
-            return Some(Bypass::Everything);
-        }
-        let (address, prefix) = match entry.split_once('/') {
-            Some((a, p)) => (a, p.parse::<u8>().ok()),
-            None => (entry, None),
-        };
-        if let Ok(ip) = address.trim_matches(['[', ']']).parse::<IpAddr>() {
-            let full = if ip.is_ipv4() { 32 } else { 128 };
-            return Some(Bypass::Network(ip, prefix.unwrap_or(full).min(full)));
-        }
-        let host = entry.rsplit_once(':').map_or(entry, |(h, _)| h);
-        let domain = host.trim_start_matches("*.").trim_start_matches('.');
-        Some(Bypass::Domain(domain.to_ascii_lowercase()))
-    }
-
-    fn matches(&self, target: &url::Url) -> bool {
-        match (self, target.host()) {
-            (Bypass::Everything, _) => true,
-            (Bypass::Network(net, bits), Some(url::Host::Ipv4(ip))) => {
-                in_network(IpAddr::V4(ip), *net, *bits)
-            }
-            (Bypass::Network(net, bits), Some(url::Host::Ipv6(ip))) => {
-                in_network(IpAddr::V6(ip), *net, *bits)
-            }
-            (Bypass::Domain(domain), Some(url::Host::Domain(host))) => {
-                let host = host.to_ascii_lowercase();
-                host == *domain || host.ends_with(&format!(".{domain}"))
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Whether `ip` lies in `net`/`bits`.
-fn in_network(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    let (ip, net, width) = match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a) as u128, u32::from(b) as u128, 32),
-        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
-        _ => return false,
+    let address = |text: &str| {
+        let (ip, prefix) = text
+            .split_once('/')
+            .map_or((text, None), |(a, p)| (a, Some(p)));
+        let ip = ip.trim_start_matches('[').trim_end_matches(']');
+        ip.parse::<IpAddr>()
+            .ok()
+            .map(|ip| prefix.map_or(ip.to_string(), |p| format!("{ip}/{p}")))
     };
-    let shift = width - u32::from(bits);
-    shift >= width || (ip >> shift) == (net >> shift)
+    if let Some(ip) = address(entry) {
+        return Some(ip);
+    }
+    let host = entry.rsplit_once(':').map_or(entry, |(host, _)| host);
+    if let Some(ip) = address(host) {
+        return Some(ip);
+    }
+    Some(host.strip_prefix("*.").unwrap_or(host).to_string())
 }
 
 #[cfg(test)]
@@ -254,10 +250,42 @@ mod tests {
         }
         let everything = env(&[("https_proxy", "http://p:1"), ("no_proxy", "*")]);
         assert_eq!(everything.proxy_for(&url("https://gw/t")), None);
-        assert!(in_network(
-            "10.0.0.1".parse().unwrap(),
-            "0.0.0.0".parse().unwrap(),
-            0
-        ));
+        let any_v4 = env(&[("https_proxy", "http://p:1"), ("no_proxy", "0.0.0.0/0")]);
+        assert_eq!(any_v4.proxy_for(&url("https://10.0.0.1/t")), None);
+        assert!(any_v4.proxy_for(&url("https://[fd00::1]/t")).is_some());
+    }
+
+    #[test]
+    fn curl_s_no_proxy_forms_become_the_matcher_s() {
+        for (entry, read) in [
+            ("  ", None),
+            ("*", Some("*")),
+            ("hpc.example.com:443", Some("hpc.example.com")),
+            ("*.example.com", Some("example.com")),
+            (".nmn", Some(".nmn")),
+            ("[fd00::1]", Some("fd00::1")),
+            ("[fd00::1]:443", Some("fd00::1")),
+            ("fd00::1", Some("fd00::1")),
+            ("10.0.0.0/8", Some("10.0.0.0/8")),
+            ("192.168.1.5:80", Some("192.168.1.5")),
+        ] {
+            assert_eq!(curl_entry(entry).as_deref(), read, "{entry:?}");
+        }
+    }
+
+    #[test]
+    fn a_proxy_keeps_its_password_and_debug_output_hides_it() {
+        let proxies = env(&[("https_proxy", "http://user:pa55@proxy:3128")]);
+        let chosen = proxies.proxy_for(&url("https://gw/t")).unwrap();
+        assert_eq!(chosen.password(), Some("pa55"));
+        let shown = format!("{proxies:?}");
+        assert!(
+            shown.starts_with("ProxyEnv { matcher: Matcher { https: "),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("proxy:3128") && !shown.contains("pa55"),
+            "{shown}"
+        );
     }
 }

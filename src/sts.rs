@@ -2,13 +2,17 @@
 //! credentials, with one retry on a fresh token after 401/403.
 
 use crate::auth::Authenticator;
+use crate::clock::{SystemTime, TimeSource};
 use crate::config::Settings;
-use crate::creds::{parse_sts_reply, Credentials, NO_ENDPOINT_URL};
+use crate::creds::{parse_sts_reply, Credentials, ReplyProblem};
 use crate::error::{Error, Result};
+use crate::fetch::Fetch;
 use crate::http::{build_client, exchange};
 use crate::secret::Secret;
 use crate::untrusted::{clean, MAX_QUOTED};
 use chrono::Utc;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What one STS call came to: credentials, or a rejection of the token.
@@ -27,6 +31,8 @@ pub struct StsClient {
     http: reqwest::Client,
     url: String,
     timeout: Duration,
+    /// Judges whether the issued credentials have already expired.
+    time: Arc<dyn TimeSource>,
 }
 
 #[derive(serde::Deserialize)]
@@ -43,14 +49,14 @@ pub fn interpret(
 ) -> Result<StsOutcome> {
     match status {
         200..=299 => {
-            let creds = parse_sts_reply(body).map_err(|problem| match problem.as_str() {
-                NO_ENDPOINT_URL => Error::NoEndpointUrl {
+            let creds = parse_sts_reply(body).map_err(|problem| match problem {
+                ReplyProblem::NoEndpointUrl => Error::NoEndpointUrl {
                     url: url.to_string(),
                 },
                 _ => Error::BadReply {
                     url: url.to_string(),
                     status,
-                    problem,
+                    problem: problem.to_string(),
                 },
             })?;
             if creds.expiration <= now {
@@ -87,12 +93,13 @@ pub fn interpret(
 }
 
 impl StsClient {
-    /// A client for the configured STS URL.
-    pub fn new(http: reqwest::Client, settings: &Settings) -> Self {
+    /// A client for the configured STS URL, reading the time from `time`.
+    pub fn new(http: reqwest::Client, settings: &Settings, time: Arc<dyn TimeSource>) -> Self {
         StsClient {
             http,
             url: settings.sts_url.to_string(),
             timeout: settings.timeout,
+            time,
         }
     }
 
@@ -105,7 +112,7 @@ impl StsClient {
             .bearer_auth(jwt.expose())
             .header(reqwest::header::CONTENT_LENGTH, 0);
         let (status, body) = exchange(&self.url, request, self.timeout).await?;
-        interpret(&self.url, status, &body, Utc::now())
+        interpret(&self.url, status, &body, self.time.now())
     }
 }
 
@@ -128,15 +135,21 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Builds the HTTP client and reads the login secret (may prompt).
+    /// Builds the HTTP client and reads the login secret (may prompt); on the system clock.
     pub fn new(settings: &Settings) -> Result<Self> {
+        Self::with_time(settings, Arc::new(SystemTime))
+    }
+
+    /// The same on `time`: token reuse and the credentials' expiry are judged by it (tests:
+    /// a [`crate::clock::ManualClock`]).
+    pub fn with_time(settings: &Settings, time: Arc<dyn TimeSource>) -> Result<Self> {
         if settings.insecure {
             eprintln!("s3credsfs: warning: --insecure is set: TLS certificates are NOT verified, so anyone on the network path can impersonate the gateway");
         }
         let http = build_client(settings)?;
         Ok(Pipeline {
-            auth: Authenticator::new(settings, http.clone())?,
-            sts: StsClient::new(http, settings),
+            auth: Authenticator::new(settings, http.clone(), time.clone())?,
+            sts: StsClient::new(http, settings, time),
             sts_url: settings.sts_url.to_string(),
         })
     }
@@ -188,6 +201,21 @@ impl Pipeline {
             "obtained S3 credentials"
         );
         creds
+    }
+}
+
+impl Fetch for Pipeline {
+    fn fetch(&self) -> impl Future<Output = Result<Credentials>> + Send {
+        Pipeline::fetch(self)
+    }
+
+    async fn fetch_with_new_login(&self) -> Result<Credentials> {
+        self.forget_login().await;
+        Pipeline::fetch(self).await
+    }
+
+    async fn login_changed(&self) -> bool {
+        self.password_changed().await
     }
 }
 

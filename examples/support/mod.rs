@@ -48,7 +48,7 @@ impl Drop for Daemon {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = s3credsfs::mount::mountpoint::lazy_unmount(&self.path);
+        let _ = s3credsfs::mountpoint::lazy_unmount(&self.path);
     }
 }
 

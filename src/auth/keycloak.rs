@@ -1,6 +1,7 @@
 //! Keycloak's token endpoint: the password, refresh_token and client_credentials grants as
 //! plain form posts, and its replies and errors.
 
+use crate::clock::TimeSource;
 use crate::error::Error;
 use crate::http::exchange;
 use crate::secret::Secret;
@@ -92,13 +93,15 @@ fn after(now: DateTime<Utc>, seconds: f64) -> Option<DateTime<Utc>> {
     )
 }
 
-/// Runs one grant against the token endpoint.
+/// Runs one grant against the token endpoint; the reply's lifetimes count from `time`'s
+/// now when it arrives.
 pub async fn request(
     http: &reqwest::Client,
     url: &str,
     client_id: &str,
     grant: Grant<'_>,
     timeout: Duration,
+    time: &dyn TimeSource,
 ) -> std::result::Result<Issued, GrantError> {
     let mut form: Vec<(&str, &str)> =
         vec![("grant_type", grant.grant_type()), ("client_id", client_id)];
@@ -117,7 +120,7 @@ pub async fn request(
         "requesting a token"
     );
     let (status, body) = exchange(url, http.post(url).form(&form), timeout).await?;
-    parse_reply(url, status, &body, Utc::now())
+    parse_reply(url, status, &body, time.now())
 }
 
 /// Interprets a token endpoint reply; split out so tests can feed it bytes.
@@ -206,6 +209,27 @@ pub fn names_the_client(error: &str, description: &str) -> bool {
     matches!(error, "unauthorized_client" | "invalid_client")
         || description.contains("invalid client")
         || description.contains("client not found")
+}
+
+/// What to do when Keycloak refused a password login for the account itself, not the
+/// password: it says "Account disabled" only when the password was right, and a new
+/// password would not help there nor for the other two. `None` for every other reason.
+pub fn account_fix(description: &str) -> Option<&'static str> {
+    match description.trim().to_ascii_lowercase().as_str() {
+        "account disabled" => Some(
+            "the password is right but the account is disabled in Keycloak; an administrator \
+             must enable it",
+        ),
+        "account temporarily disabled" => Some(
+            "Keycloak locked the account for a while after failed logins; wait and try again, \
+             or have an administrator unlock it",
+        ),
+        "account is not fully set up" => Some(
+            "the account lacks a first name, last name or email, or has a required action \
+             (such as a new password) pending; complete it in Keycloak",
+        ),
+        _ => None,
+    }
 }
 
 /// An error status whose body is not Keycloak's JSON error: the URL most likely points
@@ -399,6 +423,31 @@ mod tests {
             "Invalid user credentials"
         ));
         assert!(!names_the_client("invalid_grant", "Account disabled"));
+    }
+
+    /// Keycloak's texts for an account it will not log in, whatever the password; the
+    /// password's own refusal and the client's are no account problem.
+    #[test]
+    fn account_refusals_are_told_from_password_refusals() {
+        for description in [
+            "Account disabled",
+            "Account temporarily disabled",
+            "Account is not fully set up",
+            " account DISABLED ",
+        ] {
+            assert!(account_fix(description).is_some(), "{description}");
+        }
+        assert!(account_fix("Account disabled")
+            .unwrap()
+            .contains("an administrator must enable it"));
+        for description in [
+            "Invalid user credentials",
+            "Invalid client or Invalid client credentials",
+            "Account disabled for good measure",
+            "",
+        ] {
+            assert_eq!(account_fix(description), None, "{description}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod keycloak;
 mod source;
 
+use crate::clock::TimeSource;
 use crate::config::{AuthConfig, PasswordSource, Settings};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -81,6 +83,8 @@ pub struct Authenticator {
     token_url: String,
     client_id: String,
     timeout: Duration,
+    /// Judges tokens' freshness and dates Keycloak's lifetimes (tests: a manual clock).
+    time: Arc<dyn TimeSource>,
     state: Mutex<State>,
     /// `preferred_username` of the last token, for status output (never blocks).
     user: std::sync::Mutex<Option<String>>,
@@ -175,8 +179,13 @@ fn parse_token_file(text: Secret, path: &Path) -> Result<FileToken> {
 
 impl Authenticator {
     /// Reads the password or client secret now (asking on the terminal if configured), so
-    /// problems show at start, before a background mount detaches.
-    pub fn new(settings: &Settings, http: reqwest::Client) -> Result<Self> {
+    /// problems show at start, before a background mount detaches. Every time it judges
+    /// comes from `time`.
+    pub fn new(
+        settings: &Settings,
+        http: reqwest::Client,
+        time: Arc<dyn TimeSource>,
+    ) -> Result<Self> {
         let method = match &settings.auth {
             AuthConfig::Password { username, password } => Method::Password {
                 username: username.clone(),
@@ -199,6 +208,7 @@ impl Authenticator {
             token_url: settings.token_url.to_string(),
             client_id: settings.client_id.clone(),
             timeout: settings.timeout,
+            time,
             state: Mutex::new(State::default()),
             user: std::sync::Mutex::new(None),
             unstable_logged: false.into(),
@@ -280,7 +290,7 @@ impl Authenticator {
     /// A JWT to send to the STS. `force_new` after the gateway rejected the last one.
     pub async fn token(&self, force_new: bool) -> Result<Secret> {
         let mut state = self.state.lock().await;
-        let now = Utc::now();
+        let now = self.time.now();
         let token = match &self.method {
             Method::TokenEnv { var } => self.env_token(var, now)?,
             Method::TokenFile { path } => self.file_token(&mut state, path, force_new, now).await?,
@@ -435,12 +445,21 @@ impl Authenticator {
                     ),
                 })
             }
-            Err(GrantError::Refused { description, .. }) => Err(Error::AuthRejected {
-                url: self.token_url.clone(),
-                who,
-                description,
-                fix: fix.to_string(),
-            }),
+            // A disabled or unfinished account: the password is not what to fix.
+            Err(GrantError::Refused { description, .. }) => {
+                let (who, fix) = match (&self.method, keycloak::account_fix(&description)) {
+                    (Method::Password { username, .. }, Some(account_fix)) => {
+                        (format!("the account of user {username:?}"), account_fix)
+                    }
+                    _ => (who, fix),
+                };
+                Err(Error::AuthRejected {
+                    url: self.token_url.clone(),
+                    who,
+                    description,
+                    fix: fix.to_string(),
+                })
+            }
             Err(GrantError::Failed(e)) => Err(e),
         }
     }
@@ -451,7 +470,8 @@ impl Authenticator {
         client_id: &str,
         grant: Grant<'_>,
     ) -> std::result::Result<Issued, GrantError> {
-        keycloak::request(&self.http, &self.token_url, client_id, grant, self.timeout).await
+        let (url, timeout) = (&self.token_url, self.timeout);
+        keycloak::request(&self.http, url, client_id, grant, timeout, &*self.time).await
     }
 
     fn keep(&self, state: &mut State, issued: Issued, now: DateTime<Utc>) -> Secret {

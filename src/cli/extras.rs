@@ -3,7 +3,7 @@
 //! the binary beside it (scripts/package runs the built binary to make them).
 
 use super::Cli;
-use crate::error::Error;
+use crate::app_error::AppError;
 use clap::{Args, CommandFactory, ValueEnum};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -85,39 +85,16 @@ pub fn write_man_page(out: &mut dyn Write) -> std::io::Result<()> {
 
 /// Writes s3credsfs.1, s3credsfs-SUBCOMMAND.1 for every visible subcommand and
 /// s3credsfs.toml.5 into `dir`.
-pub fn write_man_pages(dir: &Path) -> Result<(), Error> {
-    let failed = |e: std::io::Error| {
-        Error::Config(format!(
-            "cannot write the manual pages into {} ({e}); give --out an existing directory you can write to",
-            dir.display()
-        ))
+pub fn write_man_pages(dir: &Path) -> Result<(), AppError> {
+    let failed = |source| AppError::ManPages {
+        dir: dir.to_path_buf(),
+        source,
     };
     clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
     let mut top = Vec::new();
     write_man_page(&mut top).map_err(failed)?;
     std::fs::write(dir.join("s3credsfs.1"), top).map_err(failed)?;
     std::fs::write(dir.join("s3credsfs.toml.5"), super::manual::config_page()).map_err(failed)
-}
-
-/// `s3credsfs completions SHELL`: the script on standard output.
-pub fn run_completions(args: CompletionsArgs) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    write_completions(args.shell, &mut out);
-    // A closed pipe (`| head`) is the reader's choice, not an error, as for `fetch`.
-    let _ = out.flush();
-    Ok(())
-}
-
-/// `s3credsfs man [--out DIR]`.
-pub fn run_man(args: ManArgs) -> Result<(), Error> {
-    match args.out {
-        Some(dir) => write_man_pages(&dir),
-        None => {
-            let mut out = std::io::stdout().lock();
-            let _ = write_man_page(&mut out).and_then(|_| out.flush());
-            Ok(())
-        }
-    }
 }
 
 #[cfg(test)]

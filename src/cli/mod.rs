@@ -1,16 +1,23 @@
-//! The command line: subcommands and their own flags. Settings shared by `fetch` and
-//! `mount` come from `config` so flags, variables and config keys stay one list.
+//! The command line: subcommands and their own flags (clap definitions only), and what is
+//! generated from them (completions, manual pages). The commands' bodies are in
+//! `crate::commands`. Settings shared by `fetch` and `mount` come from `config` so flags,
+//! variables and config keys stay one list.
 
-pub mod config_check;
+mod args;
 /// The emulator's flags (the `dev-gateway` feature); the emulator itself is `crate::dev`.
 #[cfg(feature = "dev-gateway")]
 pub mod dev_gateway;
 pub mod extras;
 pub mod manual;
 
+pub use args::{
+    CheckArgs, ConfigAction, ConfigArgs, ExecArgs, FetchArgs, MountArgs, MountpointArgs,
+    RefreshArgs, StatusArgs,
+};
+#[cfg(feature = "dev-gateway")]
+pub use dev_gateway::{BackendArgs, DevArgs, DevGatewayArgs};
+
 use crate::build_info;
-use crate::config::FetchSettings;
-use crate::render::Format;
 use clap::{Parser, Subcommand};
 use std::ffi::OsString;
 
@@ -49,19 +56,19 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  s3credsfs unmount                  # ~/.s3creds\n  s3credsfs unmount /run/user/1000/s3creds"
     )]
-    Unmount(crate::mount::MountpointArgs),
+    Unmount(MountpointArgs),
     /// Show a mount's state: expiry, last refresh, last error, every profile, the log.
     #[command(
         after_help = "Examples:\n  s3credsfs status                   # ~/.s3creds\n  s3credsfs status --json | jq .profiles"
     )]
-    Status(crate::mount::StatusArgs),
+    Status(StatusArgs),
     /// Refresh a mounted profile now, with a new login (after a password or role change).
-    Refresh(crate::mount::refresh::RefreshArgs),
+    Refresh(RefreshArgs),
     /// Run a command with current credentials in its environment (like `aws-vault exec`).
     #[command(after_help = with_settings_note(EXEC_EXAMPLES))]
-    Exec(crate::exec::ExecArgs),
+    Exec(ExecArgs),
     /// Check the configuration: every profile, and with --try each gateway.
-    Config(config_check::ConfigArgs),
+    Config(ConfigArgs),
     /// Print a shell completion script (bash, zsh, fish).
     #[command(
         after_help = "Examples:\n  s3credsfs completions bash > ~/.local/share/bash-completion/completions/s3credsfs\n  s3credsfs completions zsh > ~/.zfunc/_s3credsfs"
@@ -84,7 +91,7 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct MountCommand {
     #[command(flatten)]
-    pub mount: crate::mount::MountArgs,
+    pub mount: MountArgs,
     /// `--dev` and the built-in gateway's flags, last in the help.
     #[cfg(feature = "dev-gateway")]
     #[command(flatten)]
@@ -172,16 +179,6 @@ const EXEC_EXAMPLES: &str = "Examples:
 /// Examples, then where settings come from.
 fn with_settings_note(examples: &str) -> String {
     format!("{examples}\n\n{}", crate::config::SETTINGS_NOTE)
-}
-
-/// `fetch`'s own flags plus the shared settings.
-#[derive(clap::Args, Debug)]
-pub struct FetchArgs {
-    /// Output format
-    #[arg(long, short = 'f', value_enum, default_value_t = Format::Json)]
-    pub format: Format,
-    #[command(flatten)]
-    pub settings: FetchSettings,
 }
 
 #[cfg(test)]

@@ -348,7 +348,7 @@ pub fn parse_config_file(text: &str, path: &Path) -> Result<ConfigFile> {
                             section_name(&dotted)
                         )));
                     }
-                    super::profiles::check_name(&profile).map_err(|why| {
+                    super::names::check_name(&profile).map_err(|why| {
                         Error::Config(format!(
                             "bad profile name in `{section}` of config file {}: {why}",
                             path.display()

@@ -4,6 +4,7 @@
 
 mod keys;
 mod layers;
+mod names;
 mod profiles;
 
 pub use keys::{env_var, unknown_variable, Fallback, Kind, Scope, Setting, Spec};
@@ -11,9 +12,10 @@ pub use layers::{
     merge, parse_config_file, parse_file_layer, read_config_file, CliLayer, ConfigFile,
     FetchSettings, Layer, MountSettings, RawValue, Source, SETTINGS_NOTE,
 };
+pub use names::check_name;
 pub use profiles::{
-    check_name as check_profile_name, load_config_files, load_profiles, read_site_file,
-    top_level_only, user_config_path, Profiles, MAX_PROFILES,
+    load_config_files, load_profiles, read_site_file, top_level_only, user_config_path, Profiles,
+    MAX_PROFILES,
 };
 
 use crate::error::{Error, Result};
@@ -314,7 +316,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
     };
 
     let profile = text(Setting::Profile)?;
-    if let Err(why) = check_profile_name(&profile) {
+    if let Err(why) = check_name(&profile) {
         return Err(given_or_default(layer, Setting::Profile)?.error(Setting::Profile, why));
     }
 

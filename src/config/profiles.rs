@@ -14,25 +14,6 @@ use crate::error::{Error, Result};
 /// The most profiles one configuration may hold; each has a cache and a directory.
 pub const MAX_PROFILES: usize = 32;
 
-/// A profile name is a directory name in the mount and a section name in INI files:
-/// letters, digits, `_`, `.` and `-`, starting with a letter or digit (so never `.` or
-/// `..`), at most 64 characters.
-pub fn check_name(name: &str) -> std::result::Result<(), &'static str> {
-    let first_ok = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !first_ok || !rest_ok || name.len() > 64 {
-        return Err(
-            "use at most 64 letters, digits, `_`, `.` and `-`, starting with a letter or digit",
-        );
-    }
-    Ok(())
-}
-
 /// Every profile's merged layer, and which one is the default.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profiles {

@@ -4,10 +4,10 @@
 
 use super::gateway::{check_lifetime, BackendSts, Gateway, GatewayConfig};
 use super::options::BackendOptions;
+use crate::app_error::{AppError, Result};
 use crate::config::{Context, Layer, Settings};
 use crate::error::Error;
 use crate::mount::local_gateway::{LocalGateway, PreparedGateway};
-use crate::mount::{MountError, Result};
 use std::time::Duration;
 
 /// `mount`'s development options, as plain values (their flags are parsed in `cli`).
@@ -67,10 +67,10 @@ impl LocalGateway for DevGateway {
         layer: &Layer,
         ctx: &Context,
     ) -> Result<(Settings, Box<dyn PreparedGateway>)> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(MountError::DevListen)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(AppError::DevListen)?;
         let url = format!(
             "http://{}",
-            listener.local_addr().map_err(MountError::DevListen)?
+            listener.local_addr().map_err(AppError::DevListen)?
         );
         let settings = super::settings::resolve(layer, ctx, &url)?;
         Ok((
@@ -97,7 +97,7 @@ impl PreparedGateway for DevPlan {
         };
         let gateway = runtime
             .block_on(Gateway::start_on(self.listener, config))
-            .map_err(MountError::DevGateway)?;
+            .map_err(AppError::DevGateway)?;
         tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
         Ok(Box::new(gateway))
     }

@@ -4,7 +4,7 @@
 //! instead.
 
 use crate::cache::Fetch;
-use crate::creds::{parse_sts_reply, Credentials};
+use crate::creds::{parse_sts_reply, Credentials, ReplyProblem};
 use crate::error::{Error, Result};
 use crate::status::StatusDoc;
 use chrono::Utc;
@@ -18,6 +18,73 @@ const MAX_FILE: u64 = 64 * 1024;
 
 // The keys of the `json` file, each expected exactly once.
 use crate::render::JSON_KEYS;
+
+/// Why a running mount's files were not used (the caller says so and fetches instead):
+/// a phrase naming the file, never quoting a value.
+#[derive(Debug, thiserror::Error)]
+pub enum MountedProblem {
+    /// The file could not be read.
+    #[error("cannot read {} ({source})", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is larger than any the mount writes.
+    #[error("{} is larger than {MAX_FILE} bytes", .0.display())]
+    TooLarge(PathBuf),
+    /// The profile directory's `status` is not the daemon's document.
+    #[error("{}/status is not a status document", .0.display())]
+    NotStatus(PathBuf),
+    /// The profile directory's `config` is not UTF-8.
+    #[error("{}/config is not text", .0.display())]
+    ConfigNotText(PathBuf),
+    /// The profile directory's `config` holds no single plain region.
+    #[error("{}/config: {problem}", dir.display())]
+    Region {
+        dir: PathBuf,
+        #[source]
+        problem: RegionProblem,
+    },
+    /// The `json` file is not credentials we would hand out.
+    #[error("{}: {problem}", path.display())]
+    Json {
+        path: PathBuf,
+        #[source]
+        problem: JsonProblem,
+    },
+}
+
+/// What is wrong with a mounted `json` file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonProblem {
+    #[error("it is not JSON")]
+    NotJson,
+    #[error("it is not a JSON object")]
+    NotObject,
+    #[error("its keys are not exactly those of credential_process JSON")]
+    Keys,
+    #[error("its \"Version\" is not 1")]
+    Version,
+    #[error("it cannot be re-encoded")]
+    NotEncodable,
+    /// A field fails the checks an STS reply's would.
+    #[error(transparent)]
+    Field(#[from] ReplyProblem),
+    /// The credentials' expiration (RFC 3339) is past.
+    #[error("its credentials expired at {0}")]
+    Expired(String),
+}
+
+/// What is wrong with a mounted `config` file's region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RegionProblem {
+    #[error("it has no `region = ` line")]
+    Missing,
+    #[error("it has more than one `region = ` line")]
+    Repeated,
+    #[error("its region is not 1 to 64 letters, digits, `_`, `.` or `-`")]
+    Invalid,
+}
 
 /// One profile's files in a running mount; reading `json` again gives its current
 /// credentials, so it can feed a [`crate::cache::CredentialCache`].
@@ -54,16 +121,16 @@ pub fn secret_envs(mount: &Path) -> Vec<String> {
         .collect()
 }
 
-fn read_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+fn read_file(path: &Path) -> std::result::Result<Zeroizing<Vec<u8>>, MountedProblem> {
     let mut bytes = Zeroizing::new(Vec::new());
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes))
-        .map_err(|e| format!("cannot read {} ({e})", path.display()))?;
+        .map_err(|source| MountedProblem::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if bytes.len() as u64 > MAX_FILE {
-        return Err(format!(
-            "{} is larger than {MAX_FILE} bytes",
-            path.display()
-        ));
+        return Err(MountedProblem::TooLarge(path.to_path_buf()));
     }
     Ok(bytes)
 }
@@ -81,65 +148,65 @@ fn zeroize_strings(value: &mut serde_json::Value) {
 
 /// Parses the `json` file: an object with exactly [`JSON_KEYS`], `Version` 1, and fields
 /// that pass the same checks as an STS reply. The problem never quotes a value.
-pub fn parse_json(bytes: &[u8]) -> std::result::Result<Credentials, String> {
+pub fn parse_json(bytes: &[u8]) -> std::result::Result<Credentials, JsonProblem> {
     let mut value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|_| "it is not JSON".to_string())?;
+        serde_json::from_slice(bytes).map_err(|_| JsonProblem::NotJson)?;
     let checked = (|| {
-        let map = value.as_object_mut().ok_or("it is not a JSON object")?;
+        let map = value.as_object_mut().ok_or(JsonProblem::NotObject)?;
         if map.len() != JSON_KEYS.len() || !JSON_KEYS.iter().all(|k| map.contains_key(*k)) {
-            return Err("its keys are not exactly those of credential_process JSON".to_string());
+            return Err(JsonProblem::Keys);
         }
         if map.remove("Version") != Some(serde_json::json!(1)) {
-            return Err("its \"Version\" is not 1".to_string());
+            return Err(JsonProblem::Version);
         }
         let mut reply = serde_json::json!({ "Credentials": std::mem::take(map) });
         let mut body = Zeroizing::new(Vec::new());
         let written = serde_json::to_writer(&mut *body, &reply);
         zeroize_strings(&mut reply);
-        written.map_err(|_| "it cannot be re-encoded".to_string())?;
-        parse_sts_reply(&body)
+        written.map_err(|_| JsonProblem::NotEncodable)?;
+        Ok(parse_sts_reply(&body)?)
     })();
     zeroize_strings(&mut value);
     let creds = checked?;
     if creds.expiration <= Utc::now() {
-        return Err(format!(
-            "its credentials expired at {}",
-            creds.expiration_rfc3339()
-        ));
+        return Err(JsonProblem::Expired(creds.expiration_rfc3339()));
     }
     Ok(creds)
 }
 
 /// The region of a mounted `config` file: its one `region = VALUE` line, holding 1 to 64
 /// letters, digits, `_`, `.` or `-` (what the settings accept).
-pub fn parse_region(text: &str) -> std::result::Result<String, String> {
+pub fn parse_region(text: &str) -> std::result::Result<String, RegionProblem> {
     let mut found = text.lines().filter_map(|l| l.strip_prefix("region = "));
     let region = match (found.next(), found.next()) {
         (Some(region), None) => region,
-        (None, _) => return Err("it has no `region = ` line".into()),
-        (Some(_), Some(_)) => return Err("it has more than one `region = ` line".into()),
+        (None, _) => return Err(RegionProblem::Missing),
+        (Some(_), Some(_)) => return Err(RegionProblem::Repeated),
     };
     let valid = (1..=64).contains(&region.len())
         && region
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !valid {
-        return Err("its region is not 1 to 64 letters, digits, `_`, `.` or `-`".into());
+        return Err(RegionProblem::Invalid);
     }
     Ok(region.to_string())
 }
 
 impl MountFiles {
     /// Checks the profile's files in `dir` (its `status`, `config` and `json`) and returns
-    /// them with the credentials they hold now; the problem is a phrase naming the file.
-    pub fn open(dir: &Path) -> std::result::Result<(MountFiles, Credentials), String> {
+    /// them with the credentials they hold now.
+    pub fn open(dir: &Path) -> std::result::Result<(MountFiles, Credentials), MountedProblem> {
         let status = read_file(&dir.join("status"))?;
         let status: StatusDoc = serde_json::from_slice(&status)
-            .map_err(|_| format!("{}/status is not a status document", dir.display()))?;
+            .map_err(|_| MountedProblem::NotStatus(dir.to_path_buf()))?;
         let config = read_file(&dir.join("config"))?;
         let config = std::str::from_utf8(&config)
-            .map_err(|_| format!("{}/config is not text", dir.display()))?;
-        let region = parse_region(config).map_err(|p| format!("{}/config: {p}", dir.display()))?;
+            .map_err(|_| MountedProblem::ConfigNotText(dir.to_path_buf()))?;
+        let region = parse_region(config).map_err(|problem| MountedProblem::Region {
+            dir: dir.to_path_buf(),
+            problem,
+        })?;
         let files = MountFiles {
             dir: dir.to_path_buf(),
             region,
@@ -151,9 +218,9 @@ impl MountFiles {
     }
 
     /// The credentials the mount serves now.
-    fn read(&self) -> std::result::Result<Credentials, String> {
+    fn read(&self) -> std::result::Result<Credentials, MountedProblem> {
         let path = self.dir.join("json");
-        parse_json(&read_file(&path)?).map_err(|p| format!("{}: {p}", path.display()))
+        parse_json(&read_file(&path)?).map_err(|problem| MountedProblem::Json { path, problem })
     }
 }
 
@@ -248,7 +315,7 @@ mod tests {
             ),
         ];
         for (bytes, expected) in cases {
-            let problem = parse_json(&bytes).expect_err(expected);
+            let problem = parse_json(&bytes).expect_err(expected).to_string();
             assert!(problem.contains(expected), "{expected}: {problem}");
             assert!(!problem.contains("MARK"), "{problem}");
         }
@@ -266,7 +333,7 @@ mod tests {
             ("region = a\x1b[2J\n", "is not 1 to 64"),
             (&format!("region = {}\n", "a".repeat(65)), "is not 1 to 64"),
         ] {
-            let problem = parse_region(bad).expect_err(bad);
+            let problem = parse_region(bad).expect_err(bad).to_string();
             assert!(problem.contains(expected), "{bad:?}: {problem}");
         }
     }

@@ -136,7 +136,7 @@ fn harness_with(
         control_socket: None,
         secret_env: None,
     };
-    let fs = CredsFs::new(cache, info, container, |_| Some("dev".into()));
+    let fs = CredsFs::new(cache, info, container, |_| Some("dev".into())).with_time(clock.clone());
     Harness { fs, clock, runtime }
 }
 
@@ -256,6 +256,33 @@ fn an_inode_keeps_its_generation_across_a_refresh() {
     assert!(
         whole.contains("aws_secret_access_key = secret-0\n"),
         "{whole}"
+    );
+}
+
+/// The filesystem judges inodes and dates its root on its own clock, not on a profile's
+/// cache's: here the two differ, and the filesystem's decides.
+#[test]
+fn the_filesystem_judges_its_inodes_on_its_own_clock() {
+    let Harness { fs, clock, runtime } = harness(chrono::Duration::hours(1), false);
+    let start = clock.now();
+    let own = Arc::new(ManualClock::new(start, 0.0));
+    let h = Harness {
+        fs: fs.with_time(own.clone()),
+        clock,
+        runtime,
+    };
+    assert_eq!(
+        h.fs.getattr(ROOT_INO).unwrap().mtime,
+        SystemTime::from(start)
+    );
+    let json = h.ino("json");
+    own.advance(Duration::from_secs(3600) - Duration::from_millis(500));
+    assert_eq!(h.fs.getattr(json).unwrap().ttl, Duration::from_millis(500));
+    own.advance(Duration::from_millis(500));
+    assert_eq!(h.fs.getattr(json).unwrap_err().errno(), libc::EIO);
+    assert!(
+        h.fs.profiles[0].cache.peek().is_some(),
+        "the caches' clock did not move"
     );
 }
 
@@ -472,27 +499,7 @@ mod profiles;
 
 /// What `body` logs at info level and above, as the daemon's log would show it.
 fn logged(body: impl FnOnce()) -> String {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            lock(&self.0).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::with_default(subscriber, body);
-    let bytes = lock(&buffer.0).clone();
-    String::from_utf8(bytes).unwrap()
+    crate::test_log::logged(tracing::Level::INFO, body)
 }
 
 /// A reader retrying every second against a failing profile logs its refusal once a

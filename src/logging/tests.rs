@@ -98,7 +98,7 @@ fn default_paths_follow_xdg_and_distrust_the_environment() {
         PathBuf::from("/home/u/.local/state/s3credsfs/s3creds.log")
     );
     for (home, state) in [(None, None), (Some("home/u"), Some("")), (Some(""), None)] {
-        let err = path(home, state).unwrap_err();
+        let err = path(home, state).unwrap_err().to_string();
         assert!(err.contains("pass --log-file FILE"), "{err}");
     }
 }

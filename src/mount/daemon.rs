@@ -1,7 +1,7 @@
 //! Background mode: fork before any thread exists, let the child mount and fetch, and
 //! have the parent wait (at most 30 s) for the child's one-line verdict on a pipe.
 
-use super::error::{MountError, Result};
+use crate::app_error::{AppError, Result};
 use crate::exit_status::ExitStatus;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
@@ -26,7 +26,7 @@ impl Notifier {
 
     /// Tells the parent why the daemon could not start, and the exit status that
     /// says so, which the parent exits with.
-    pub fn failed(mut self, error: &MountError) {
+    pub fn failed(mut self, error: &AppError) {
         let _ = writeln!(self.pipe, "ERR {} {error}", error.exit_status().code());
     }
 }
@@ -49,9 +49,9 @@ fn threads_in_process() -> usize {
 pub fn fork() -> Result<Side> {
     debug_assert_eq!(threads_in_process(), 1, "fork with threads running");
     let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| MountError::Pipe(e.into()))?;
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| AppError::Pipe(e.into()))?;
     // SAFETY: single-threaded here, so the child may run arbitrary code.
-    match unsafe { nix::unistd::fork() }.map_err(|e| MountError::Fork(e.into()))? {
+    match unsafe { nix::unistd::fork() }.map_err(|e| AppError::Fork(e.into()))? {
         ForkResult::Child => {
             drop(read_end);
             // Detach from the terminal's session so its signals do not reach us.
@@ -87,11 +87,11 @@ pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<St
             Ok(0) => {
                 // The child is ours; it did not answer in time.
                 let _ = kill(child, Signal::SIGTERM);
-                return Err(MountError::NoVerdict(timeout));
+                return Err(AppError::NoVerdict(timeout));
             }
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(MountError::Verdict(e.into())),
+            Err(e) => return Err(AppError::Verdict(e.into())),
         }
         let mut buf = [0u8; 4096];
         match file.read(&mut buf) {
@@ -103,7 +103,7 @@ pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<St
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(MountError::Verdict(e)),
+            Err(e) => return Err(AppError::Verdict(e)),
         }
     }
     let text = String::from_utf8_lossy(&text);
@@ -116,18 +116,18 @@ pub fn wait_for_child(pipe: OwnedFd, child: Pid, timeout: Duration) -> Result<St
         let _ = nix::sys::wait::waitpid(child, None);
         return Err(relayed(rest));
     }
-    Err(MountError::DaemonVanished)
+    Err(AppError::DaemonVanished)
 }
 
 /// The daemon's `ERR` line after its prefix: the exit status's number, a space, the
 /// sentence. A line without a known number keeps its whole text and a plain failure.
-fn relayed(rest: &str) -> MountError {
+fn relayed(rest: &str) -> AppError {
     let parsed = rest.split_once(' ').and_then(|(code, message)| {
         let status = code.parse().ok().and_then(ExitStatus::from_code)?;
         Some((status, message))
     });
     let (status, message) = parsed.unwrap_or((ExitStatus::Failure, rest));
-    MountError::Daemon {
+    AppError::Daemon {
         message: message.to_string(),
         status,
     }
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn the_daemons_exit_status_crosses_the_pipe() {
-        let error = MountError::from(crate::error::Error::Config("bad setting; fix it".into()));
+        let error = AppError::from(crate::error::Error::Config("bad setting; fix it".into()));
         let mut line = Vec::new();
         writeln!(line, "ERR {} {error}", error.exit_status().code()).unwrap();
         let line = String::from_utf8(line).unwrap();

@@ -1,6 +1,6 @@
 //! The fetch before mounting: every profile at once.
 
-use super::{MountError, Result};
+use crate::app_error::{AppError, Result};
 use crate::cache::CredentialCache;
 use crate::error::Error;
 use crate::exit_status::ExitStatus;
@@ -75,10 +75,10 @@ pub(super) fn first_fetch(
 /// A failed start's error, with a refused login's exit status when a restart could
 /// otherwise cure it: every start logs in again, and a supervisor restarting the mount
 /// for a gateway outage or FUSE would send the refused password each time.
-pub(super) fn with_refusal(error: MountError, refused: Refused) -> MountError {
+pub(super) fn with_refusal(error: AppError, refused: Refused) -> AppError {
     match refused {
         Some((name, refusal)) if error.exit_status().restart_helps() => {
-            MountError::AlsoRefused(Box::new((error, name, refusal)))
+            AppError::AlsoRefused(Box::new((error, name, refusal)))
         }
         _ => error,
     }
@@ -99,7 +99,7 @@ mod tests {
             fix: "check the password".into(),
         };
         let refused = || Some(("tds".to_string(), refusal.clone()));
-        let fuse = || MountError::Mount {
+        let fuse = || AppError::Mount {
             path: "/m".into(),
             source: std::io::Error::from_raw_os_error(libc::ENODEV),
         };
@@ -113,7 +113,7 @@ mod tests {
             "{wrapped}"
         );
         assert_eq!(with_refusal(fuse(), None).exit_status(), ExitStatus::Fuse);
-        let config = MountError::from(Error::Config("bad".into()));
+        let config = AppError::from(Error::Config("bad".into()));
         let kept = with_refusal(config, refused());
         assert_eq!(
             (kept.exit_status(), kept.to_string()),

@@ -2,7 +2,7 @@
 //! one: `mount --dev`'s built-in emulator, which the command layer plugs in. `mount` only
 //! knows these two steps, never the emulator, so a production build has none of it.
 
-use super::error::Result;
+use crate::app_error::Result;
 use crate::config::{Context, Layer, Settings};
 
 /// A gateway to serve in the daemon, replacing the configured gateway and login.

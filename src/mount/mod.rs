@@ -1,217 +1,66 @@
-//! The `mount`, `unmount` and `status` commands: the mount's whole lifecycle.
+//! A mount's whole life once its settings are valid, as a [`Job`] the `mount` command
+//! builds (`commands/mount.rs`, which also checks the mountpoint, reads the login secret
+//! and forks the daemon):
 //!
-//! parse → validate → check the mountpoint → read the login secret (may prompt) → fork
-//! (background) → first fetch (unless `--lazy`) → mount → signal handlers → report ready
-//! (to the parent, or to systemd's `NOTIFY_SOCKET` in the foreground) → serve → unmount
-//! on SIGTERM/SIGINT/SIGHUP.
+//! first fetch (unless `--lazy`) → mount → signal handlers → report ready (to the parent,
+//! or to systemd's `NOTIFY_SOCKET` in the foreground) → serve → unmount on
+//! SIGTERM/SIGINT/SIGHUP.
 
 pub mod daemon;
-pub mod error;
 mod first_fetch;
 pub mod local_gateway;
 pub mod metrics_file;
-pub mod mountpoint;
 pub mod notify;
-pub mod refresh;
 mod signals;
-pub mod status_check;
 
+use crate::app_error::{AppError, Result};
 use crate::cache::CredentialCache;
-use crate::config::{load_profiles, Context, MountSettings, Settings};
-use crate::error::Error;
+use crate::config::Settings;
 use crate::fs::CredsFs;
 use crate::fuse::FuseAdapter;
-use crate::status::{MountInfo, StatusDoc};
+use crate::mountpoint;
+use crate::status::MountInfo;
 use crate::sts::Pipeline;
-use daemon::{Notifier, Side};
-pub use error::{MountError, Result};
-use local_gateway::{LocalGateway, PreparedGateway};
-use mountpoint::{MountState, FSTYPE};
-use nix::unistd::Pid;
-pub use status_check::{run_status, StatusArgs};
-use std::path::{Path, PathBuf};
+use daemon::Notifier;
+use local_gateway::PreparedGateway;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// `mount`'s own flags plus the shared settings.
-#[derive(clap::Args, Debug)]
-pub struct MountArgs {
-    /// Where to mount [default: ~/.s3creds, created with mode 0700]
-    pub mountpoint: Option<PathBuf>,
-    /// Stay attached and log to stderr (for systemd and tests)
-    #[arg(long, help_heading = "Mount")]
-    pub foreground: bool,
-    /// Mount without fetching; credentials come on the first read
-    #[arg(long, help_heading = "Mount")]
-    pub lazy: bool,
-    /// Also serve the container credentials endpoint on a random loopback port (see the
-    /// `container-env` file)
-    #[arg(long, help_heading = "Mount")]
-    pub container_endpoint: bool,
-    #[command(flatten)]
-    pub settings: MountSettings,
-}
-
-/// `unmount`'s and `status`'s arguments.
-#[derive(clap::Args, Debug)]
-pub struct MountpointArgs {
-    /// The mountpoint [default: ~/.s3creds]
-    pub mountpoint: Option<PathBuf>,
-}
-
-/// The mountpoint as given (or the default), relative to the current directory but with
-/// no link resolved: what `mount` checks, link by link.
-fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
-    let path = match given {
-        Some(p) => p.clone(),
-        None => mountpoint::default_mountpoint()?,
-    };
-    if path.is_absolute() {
-        Ok(path)
-    } else {
-        Ok(std::env::current_dir().map_err(MountError::Cwd)?.join(path))
-    }
-}
-
-pub(crate) fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
-    mountpoint::absolute(&given_mountpoint(given)?)
-}
-
-/// Runs `s3credsfs mount`, against `local` instead of the configured gateway if given
-/// (`mount --dev`'s built-in one, plugged in by the command layer).
-pub fn run_mount(args: MountArgs, local: Option<Box<dyn LocalGateway>>) -> Result<()> {
-    // First, while this is the only thread; only a foreground mount is systemd's main
-    // process.
-    let sd = notify::SdNotify::take_from_env()
-        .filter(|_| args.foreground)
-        .map(Arc::new);
-    let ctx = Context::from_process();
-    let mountpoint = mountpoint_of(&args.mountpoint)?;
-    let profiles = load_profiles(&args.settings.0, &ctx)?;
-    let (settings, dev) = match local {
-        Some(local) => {
-            let (settings, prepared) = local.settings(profiles.layer(None)?, &ctx)?;
-            (settings, Some(prepared))
-        }
-        None => (crate::config::resolve(profiles.layer(None)?, &ctx)?, None),
-    };
-    // A local gateway serves its one profile.
-    let others = match dev {
-        Some(_) => Vec::new(),
-        None => profiles.resolve_all(&ctx)?.split_off(1),
-    };
-    let log = settings
-        .log_file
-        .as_deref()
-        .map(|path| crate::files::open_log(path).map(|file| (path.to_path_buf(), file)))
-        .transpose()?;
-    // A background daemon without --log-file logs to the default file, or (say why once
-    // mounted) nowhere.
-    let (log, no_log) = match log {
-        None if !args.foreground => match crate::logging::open_default_log(&mountpoint) {
-            Ok(log) => (Some(log), None),
-            Err(why) => (None, Some(why)),
-        },
-        log => (log, None),
-    };
-    if let Some(path) = &settings.metrics_file {
-        metrics_file::MetricsFile::check(path)?;
-    }
-    let checked = mountpoint::prepare(&given_mountpoint(&args.mountpoint)?)?;
-    let claim = mountpoint::claim(&checked)?;
-    // The checked path from here on: mounted on, shown, and written into the files.
-    let mountpoint = checked.path;
-    // Built before the fork: a login may prompt for its password.
-    let mut pipelines = vec![Pipeline::new(&settings)?];
-    for other in &others {
-        pipelines.push(Pipeline::new(other)?);
-    }
-    let job = Job {
-        settings,
-        others,
-        mountpoint,
-        lazy: args.lazy,
-        container_endpoint: args.container_endpoint,
-        dev,
-        pipelines,
-        log_file: log
-            .as_ref()
-            .filter(|_| !args.foreground)
-            .map(|(path, _)| path.clone()),
-        sd,
-        config_files: profiles.config_files().to_vec(),
-        refused: None,
-        _claim: claim,
-    };
-    if args.foreground {
-        crate::logging::init_stderr("info");
-        crate::logging::set_stderr_format(job.settings.log_format);
-        return job.serve(None, None);
-    }
-    match daemon::fork()? {
-        Side::Parent { pipe, child } => {
-            let detail = daemon::wait_for_child(pipe, child, daemon::READY_TIMEOUT)?;
-            println!(
-                "s3credsfs: mounted at {} ({detail})",
-                job.mountpoint.display()
-            );
-            if let Some(why) = no_log {
-                eprintln!("s3credsfs: warning: the daemon keeps no log: {why}");
-            }
-            Ok(())
-        }
-        Side::Child(notifier) => {
-            // Hold no directory busy (every path we use later is absolute).
-            let _ = std::env::set_current_dir("/");
-            if let Some((path, file)) = &log {
-                let file = file.try_clone().map_err(MountError::LogFile)?;
-                let limit = crate::logging::LOG_LIMIT;
-                let log = crate::logging::RotatingLog::new(path.clone(), file, limit, true);
-                crate::logging::init_log(log, job.settings.log_format);
-            }
-            // Errors were already sent to the parent, which prints them.
-            let log = log.as_ref().map(|(_, file)| file);
-            let code = match job.serve(Some(notifier), log) {
-                Ok(()) => 0,
-                Err(e) => i32::from(e.exit_status().code()),
-            };
-            std::process::exit(code);
-        }
-    }
-}
 
 /// Everything a daemon needs once the configuration is valid.
-struct Job {
+pub struct Job {
     /// The default profile's settings (and the mount's own: log file, container).
-    settings: Settings,
+    pub settings: Settings,
     /// The other profiles' settings.
-    others: Vec<Settings>,
-    mountpoint: PathBuf,
-    lazy: bool,
-    container_endpoint: bool,
-    /// The local gateway to start first (`--dev`).
-    dev: Option<Box<dyn PreparedGateway>>,
+    pub others: Vec<Settings>,
+    /// The checked mountpoint: mounted on, shown, and written into the files.
+    pub mountpoint: PathBuf,
+    /// Mount without a first fetch (`--lazy`).
+    pub lazy: bool,
+    /// Also serve the container credentials endpoint (`--container-endpoint`).
+    pub container_endpoint: bool,
+    /// The built-in gateway to start first (`--dev`).
+    pub dev: Option<Box<dyn PreparedGateway>>,
     /// One per profile, the default first; built before the fork (a login may have
     /// prompted); taken by `start`.
-    pipelines: Vec<Pipeline>,
+    pub pipelines: Vec<Pipeline>,
     /// The background daemon's log file, shown by `status`.
-    log_file: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
     /// systemd's notification socket (foreground only).
-    sd: Option<Arc<notify::SdNotify>>,
+    pub sd: Option<Arc<notify::SdNotify>>,
     /// The config files read, for the start line.
-    config_files: Vec<PathBuf>,
-    /// A profile whose first login was refused: a failed start exits as refused.
-    refused: first_fetch::Refused,
+    pub config_files: Vec<PathBuf>,
     /// Held until exit: no other `mount` can take the same directory meanwhile.
-    _claim: mountpoint::Claim,
+    pub claim: mountpoint::Claim,
 }
 
 impl Job {
     /// Fetches, mounts, reports readiness, then serves until unmounted.
-    fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
+    pub fn serve(mut self, notifier: Option<Notifier>, log: Option<&std::fs::File>) -> Result<()> {
         self.log_start();
         let mut notifier = notifier;
-        match self.start() {
+        // A profile whose first login was refused: a failed start exits as refused.
+        let mut refused = None;
+        match self.start(&mut refused) {
             Ok((session, detail)) => {
                 match notifier.take() {
                     Some(n) => {
@@ -240,10 +89,10 @@ impl Job {
                     sd.stopping("unmounted");
                 }
                 tracing::info!(mountpoint = %self.mountpoint.display(), "unmounted; exiting");
-                result.map_err(MountError::Session)
+                result.map_err(AppError::Session)
             }
             Err(error) => {
-                let error = first_fetch::with_refusal(error, self.refused.take());
+                let error = first_fetch::with_refusal(error, refused);
                 tracing::error!(error = %error, "could not start");
                 if let Some(sd) = &self.sd {
                     sd.status(&format!("could not start: {error}"));
@@ -281,7 +130,7 @@ impl Job {
         );
     }
 
-    fn start(&mut self) -> Result<(Running, String)> {
+    fn start(&mut self, refused: &mut first_fetch::Refused) -> Result<(Running, String)> {
         // Before any descriptor is opened; see container.rs for why it matters.
         crate::limits::raise_nofile_or_warn();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -289,12 +138,12 @@ impl Job {
             .thread_name("s3credsfs-io")
             .enable_all()
             .build()
-            .map_err(MountError::Runtime)?;
+            .map_err(AppError::Runtime)?;
         // Before mounting: a mount that `refresh` could not reach is a failed start.
-        let control_name = crate::control::new_name().map_err(MountError::Control)?;
+        let control_name = crate::control::new_name().map_err(AppError::Control)?;
         let control = {
             let _entered = runtime.enter();
-            crate::control::bind(&control_name).map_err(MountError::Control)?
+            crate::control::bind(&control_name).map_err(AppError::Control)?
         };
         let gateway = self
             .dev
@@ -336,8 +185,8 @@ impl Job {
             "credentials are fetched on first read".to_string()
         } else {
             let names: Vec<&str> = all.iter().map(|s| s.profile.as_str()).collect();
-            let (detail, refused) = first_fetch::first_fetch(&runtime, &caches, &names)?;
-            self.refused = refused;
+            let (detail, first_refused) = first_fetch::first_fetch(&runtime, &caches, &names)?;
+            *refused = first_refused;
             detail
         };
         // From now on every profile is kept current whether or not it is read.
@@ -347,7 +196,7 @@ impl Job {
         let container = if self.container_endpoint {
             let endpoint = runtime
                 .block_on(crate::container::start(cache.clone()))
-                .map_err(MountError::ContainerEndpoint)?;
+                .map_err(AppError::ContainerEndpoint)?;
             tracing::info!(url = %endpoint.url, "container credentials endpoint started");
             Some(endpoint)
         } else {
@@ -394,7 +243,7 @@ impl Job {
         let adapter = FuseAdapter::new(fs, runtime.handle().clone());
         let mut session =
             fuser::Session::new(adapter, &self.mountpoint, &config).map_err(|source| {
-                MountError::Mount {
+                AppError::Mount {
                     path: self.mountpoint.clone(),
                     source,
                 }
@@ -482,117 +331,4 @@ pub fn fuse_config() -> fuser::Config {
     // More than one thread, so a slow refresh does not stall `status` or `ls`.
     config.n_threads = Some(4);
     config
-}
-
-fn require_our_mount(path: &Path) -> crate::error::Result<()> {
-    match mountpoint::state(path) {
-        MountState::Live { fstype } if fstype == FSTYPE => Ok(()),
-        MountState::Live { fstype } => match mountpoint::foreign_owner(&fstype) {
-            Some(owner) => Err(Error::Config(format!(
-                "{} is the s3credsfs mount of {owner}, not one of yours; leaving it alone (run this as that user)",
-                path.display()
-            ))),
-            None => Err(Error::Config(format!(
-                "{} is a {fstype} mount, not s3credsfs; leaving it alone",
-                path.display()
-            ))),
-        },
-        MountState::Stale { .. } => Err(Error::Config(format!(
-            "{} is a stale mount (its daemon died); run `s3credsfs unmount {}` or mount again",
-            path.display(),
-            path.display()
-        ))),
-        MountState::Free => Err(Error::Config(format!(
-            "nothing is mounted at {}; start it with `s3credsfs mount {}`",
-            path.display(),
-            path.display()
-        ))),
-    }
-}
-
-/// The largest status file read; ours is well under 2 KiB.
-const MAX_STATUS: u64 = 64 * 1024;
-
-fn read_status(path: &Path) -> crate::error::Result<String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path.join("status"))
-        .and_then(|f| f.take(MAX_STATUS).read_to_string(&mut text))
-        .map_err(|e| Error::Config(format!("cannot read {}/status ({e})", path.display())))?;
-    Ok(text)
-}
-
-/// The pid a status file names, if it is a live s3credsfs process of this user: the file
-/// is only as trustworthy as the mount, and `kill` with 0 or -1 would signal a whole
-/// process group or every process we may signal.
-fn our_daemon(pid: u32) -> Option<Pid> {
-    let pid = libc::pid_t::try_from(pid).ok().filter(|p| *p > 0)?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let real_uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .parse::<u32>()
-        .ok()?;
-    let me = nix::unistd::getuid().as_raw();
-    (comm.trim_end() == "s3credsfs" && real_uid == me).then_some(Pid::from_raw(pid))
-}
-
-/// Runs `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
-pub fn run_unmount(args: MountpointArgs) -> Result<()> {
-    let path = mountpoint_of(&args.mountpoint)?;
-    if let MountState::Stale { .. } = mountpoint::state(&path) {
-        mountpoint::lazy_unmount(&path)?;
-        println!("s3credsfs: cleared the stale mount at {}", path.display());
-        return Ok(());
-    }
-    require_our_mount(&path)?;
-    let pid = read_status(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str::<StatusDoc>(&text).ok())
-        .and_then(|doc| our_daemon(doc.pid));
-    if let Some(pid) = pid {
-        // Our own daemon, checked by `our_daemon`.
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && mountpoint::state(&path) != MountState::Free {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    if mountpoint::state(&path) != MountState::Free {
-        mountpoint::lazy_unmount(&path)?;
-    }
-    println!("s3credsfs: unmounted {}", path.display());
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_our_own_daemons_are_signalled() {
-        // 0 and u32::MAX (-1 as a pid_t) would signal a group or everything.
-        assert_eq!(our_daemon(0), None);
-        assert_eq!(our_daemon(u32::MAX), None);
-        assert_eq!(our_daemon(i32::MAX as u32 + 1), None);
-        // A live process of ours that is not s3credsfs: this test binary.
-        assert_eq!(our_daemon(std::process::id()), None);
-        // A process of ours named s3credsfs (the kernel names it after the path run).
-        let dir = tempfile::tempdir().unwrap();
-        let named = dir.path().join("s3credsfs");
-        std::os::unix::fs::symlink("/bin/sleep", &named).unwrap();
-        let mut child = std::process::Command::new(&named).arg("5").spawn().unwrap();
-        // The kernel renames the child when its exec completes, which may be just after
-        // `spawn` returns.
-        let found = (0..100).find_map(|_| {
-            std::thread::sleep(Duration::from_millis(10));
-            our_daemon(child.id())
-        });
-        let _ = child.kill();
-        let _ = child.wait();
-        assert_eq!(found, Some(Pid::from_raw(child.id() as libc::pid_t)));
-    }
 }

@@ -5,6 +5,11 @@
 //! The protocol is one datagram per message on the `AF_UNIX` socket that `NOTIFY_SOCKET`
 //! names (a path, or `@name` in the abstract namespace). Nothing here can stop the mount:
 //! a socket that is missing, not a socket, or never read only earns a warning.
+//!
+//! Not the `sd-notify` crate (0.5): it reads `NOTIFY_SOCKET` at every send, so the variable
+//! would have to stay in the environment that fusermount3 and a `--password-command`
+//! inherit; its send has no timeout, so a socket nobody reads would hold the mount (and
+//! its unmount) for good; and it connects `@name` as a file path, not the abstract name.
 
 use crate::untrusted::clean;
 use std::ffi::{OsStr, OsString};

@@ -2,7 +2,9 @@
 //! and SIGHUP (a closed terminal) each unmount, falling back to a lazy detach when the
 //! mount is busy, so the kernel never keeps a mount whose daemon is gone.
 
-use super::{mountpoint, notify, MountError, Result};
+use super::notify;
+use crate::app_error::{AppError, Result};
+use crate::mountpoint;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ pub(super) struct Signals {
 impl Signals {
     pub(super) fn new() -> Result<Self> {
         use tokio::signal::unix::{signal, SignalKind};
-        let register = |kind| signal(kind).map_err(MountError::Signals);
+        let register = |kind| signal(kind).map_err(AppError::Signals);
         Ok(Signals {
             term: register(SignalKind::terminate())?,
             int: register(SignalKind::interrupt())?,

@@ -13,7 +13,7 @@ use s3credsfs::creds::Credentials;
 use s3credsfs::error::{Error, Result};
 use s3credsfs::fs::CredsFs;
 use s3credsfs::fuse::FuseAdapter;
-use s3credsfs::mount::mountpoint;
+use s3credsfs::mountpoint;
 use s3credsfs::secret::Secret;
 use s3credsfs::status::MountInfo;
 use std::io::Read;
@@ -82,7 +82,7 @@ impl InProcess {
                 Duration::from_secs(5),
                 "https://gw",
             )
-            .with_time(clock),
+            .with_time(clock.clone()),
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("creds");
@@ -101,7 +101,7 @@ impl InProcess {
             secret_env: None,
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None));
+        let fs = Arc::new(CredsFs::new(cache, info, None, |_: &Fake| None).with_time(clock));
         let adapter = FuseAdapter::shared(fs.clone(), runtime.handle().clone());
         let config = s3credsfs::mount::fuse_config();
         let session = fuser::Session::new(adapter, &path, &config)

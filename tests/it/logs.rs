@@ -223,6 +223,24 @@ fn a_log_directory_another_user_could_swap_is_not_used() {
     assert_eq!(status["log_file"], serde_json::Value::Null);
 }
 
+/// `getxattr(2)` of `name` on `path`: the errno it fails with, `None` if it succeeds.
+fn getxattr(path: &Path, name: &str) -> Option<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let c_name = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 64];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    (n < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
 /// What the kernel asks on `ls -l` and an SDK's stat (extended attributes) and on
 /// `lsattr` (an ioctl) is answered as by any filesystem without them, and logs no
 /// warning: a warning in the log is for something someone must act on.
@@ -244,18 +262,13 @@ fn the_kernels_ordinary_requests_log_no_warning() {
         let c_path = CString::new(path.as_os_str().as_bytes()).unwrap();
         for name in ["security.selinux", "system.posix_acl_access", "user.x"] {
             let c_name = CString::new(name).unwrap();
-            let mut buf = [0u8; 64];
-            // SAFETY: valid C strings and a buffer of the length given.
-            let n = unsafe {
-                libc::getxattr(
-                    c_path.as_ptr(),
-                    c_name.as_ptr(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                )
-            };
-            assert_eq!((n, errno()), (-1, Some(libc::ENODATA)), "{path:?} {name}");
-            // SAFETY: as above, with an empty value.
+            assert_eq!(
+                getxattr(&path, name),
+                Some(libc::ENODATA),
+                "{path:?} {name}"
+            );
+            let buf = [0u8; 64];
+            // SAFETY: valid C strings and an empty value.
             let n = unsafe {
                 libc::setxattr(c_path.as_ptr(), c_name.as_ptr(), buf.as_ptr().cast(), 0, 0)
             };
@@ -280,6 +293,27 @@ fn the_kernels_ordinary_requests_log_no_warning() {
         !log.contains("WARN") && !log.contains("Not Implemented"),
         "{log}"
     );
+}
+
+/// Every failed request is in the log with its name and errno, as mountpoint-s3 logs
+/// them; a read-only filesystem's ordinary answers at debug level, never as a warning.
+#[test]
+fn failed_requests_are_logged_by_name_and_errno() {
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start_with_env(&gw, &[], &[("S3CREDSFS_LOG", "debug")]);
+    let missing = std::fs::metadata(m.file("nope")).unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    assert_eq!(getxattr(&m.file("json"), "user.x"), Some(libc::ENODATA));
+    let log = m.log();
+    for want in [
+        "lookup failed: ENOENT: No such file or directory",
+        "getxattr failed: ENODATA: No data available",
+    ] {
+        let line = log.lines().find(|l| l.contains(want));
+        let line = line.unwrap_or_else(|| panic!("no {want:?} in {log}"));
+        assert!(line.contains("DEBUG") && line.contains("errno="), "{line}");
+    }
+    assert!(!log.contains("WARN"), "{log}");
 }
 
 /// The first line of a mount's log says what runs: version, build, the config file, the

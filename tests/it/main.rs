@@ -6,9 +6,11 @@
 //! - `fuse-tests`: real FUSE mounts on temporary directories (needs `/dev/fuse`, root or
 //!   fusermount3);
 //! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
-//!   against a signature-checking S3 (moto), installed by `scripts/venv`.
+//!   against a signature-checking S3 (moto), installed by `scripts/venv`;
+//! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), started
+//!   once per test process.
 //!
-//! `scripts/test` turns both on. Without its feature a gated test is not compiled; with
+//! `scripts/test` turns these on. Without its feature a gated test is not compiled; with
 //! it, a missing tool fails with the way to install it.
 
 mod common;
@@ -86,3 +88,6 @@ mod man_pages;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+
+#[cfg(feature = "keycloak-tests")]
+mod keycloak;

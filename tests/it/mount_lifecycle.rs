@@ -7,7 +7,7 @@ use common::mount::*;
 use common::{text, wait_for};
 use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
 use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Output, Stdio};

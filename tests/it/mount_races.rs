@@ -6,7 +6,7 @@ use crate::common;
 use common::mount::*;
 use common::{wait_for, StopOnDrop};
 use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;

@@ -42,6 +42,21 @@ async fn password_login_reuses_the_token() {
     assert_eq!(pipeline.user().as_deref(), Some("dev"));
 }
 
+/// The pipeline judges the issued credentials on its injected clock: one two hours ahead
+/// of the gateway's sees the gateway's one-hour credentials as already expired.
+#[tokio::test]
+async fn the_pipeline_judges_expiry_on_its_injected_clock() {
+    use s3credsfs::clock::ManualClock;
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(2);
+    let clock = std::sync::Arc::new(ManualClock::new(ahead, 0.0));
+    let pipeline = Pipeline::with_time(&password_settings(&gw, dir.path()), clock).unwrap();
+    let err = pipeline.fetch().await.unwrap_err();
+    assert!(matches!(err, Error::Expired { .. }), "{err}");
+    assert_eq!(gw.stats().sts_issued, 1, "the gateway did issue them");
+}
+
 #[tokio::test]
 async fn password_command_works() {
     let gw = gateway(|_| {}).await;

@@ -8,7 +8,7 @@ use crate::common;
 use common::mount::*;
 use common::wait_for;
 use s3credsfs::dev::gateway::DEFAULT_PASSWORD;
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -3,6 +3,7 @@
 
 use super::super::*;
 use super::jwt;
+use crate::clock::{ManualClock, SystemTime};
 use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
 use crate::dev::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use std::os::unix::fs::PermissionsExt;
@@ -11,8 +12,17 @@ async fn gateway() -> Gateway {
     Gateway::start(GatewayConfig::default()).await.unwrap()
 }
 
-/// An authenticator configured as if by these flags, against `gw`.
+/// An authenticator configured as if by these flags, against `gw`, on the system clock.
 fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
+    authenticator_at(gw, flags, Arc::new(SystemTime))
+}
+
+/// The same on `time`.
+fn authenticator_at(
+    gw: &Gateway,
+    flags: &[(&str, &str)],
+    time: Arc<dyn TimeSource>,
+) -> Authenticator {
     let mut layer = Layer::new();
     let base = gw.base_url();
     for (name, value) in [("api-gateway", base.as_str())].iter().chain(flags) {
@@ -22,7 +32,12 @@ fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
         layer.insert(key, RawValue { value, source });
     }
     let settings = resolve(&layer, &Context::default()).unwrap();
-    Authenticator::new(&settings, crate::http::build_client(&settings).unwrap()).unwrap()
+    Authenticator::new(
+        &settings,
+        crate::http::build_client(&settings).unwrap(),
+        time,
+    )
+    .unwrap()
 }
 
 fn private_file(dir: &Path, name: &str, text: &str) -> String {
@@ -61,6 +76,56 @@ async fn a_password_login_is_reused_and_refreshed_only_when_forced() {
     assert_eq!(user_of(&auth.token(true).await.unwrap()), "dev");
     assert_eq!(grants(&gw), (1, 1, 0));
     assert_eq!(gw.stats().token_failures, 0);
+}
+
+/// `s3credsfs refresh` makes the next token a new login: no cached token, and no refresh
+/// token either (a changed password or new roles need the password grant).
+#[tokio::test]
+async fn a_forgotten_login_is_made_anew_with_the_password() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let auth = authenticator(&gw, &[("username", "dev"), ("password-file", &pw)]);
+    auth.token(false).await.unwrap();
+    auth.forget().await;
+    auth.token(false).await.unwrap();
+    assert_eq!(grants(&gw), (2, 0, 0));
+    auth.forget().await;
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (3, 0, 0), "not through the refresh token");
+}
+
+/// A refusal names what to fix: the client id only when Keycloak names the client of a
+/// password login; the password, or a service account's client and secret, otherwise.
+#[tokio::test]
+async fn a_refused_login_names_what_keycloak_refused() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let good = private_file(dir.path(), "good", DEFAULT_PASSWORD);
+    let bad = private_file(dir.path(), "bad", "wrong-password");
+    let refusal = |flags: Vec<(&str, &str)>| {
+        let auth = authenticator(&gw, &flags);
+        async move { auth.token(false).await.unwrap_err().to_string() }
+    };
+    let url = gw.token_url();
+    let client = refusal(vec![
+        ("username", "dev"),
+        ("password-file", &good),
+        ("client-id", "shasta-typo"),
+    ])
+    .await;
+    let want = format!("Keycloak at {url} rejected client id \"shasta-typo\": ");
+    assert!(client.starts_with(&want), "{client}");
+    let password = refusal(vec![("username", "dev"), ("password-file", &bad)]).await;
+    let want = format!("Keycloak at {url} rejected the password for user \"dev\": ");
+    assert!(password.starts_with(&want), "{password}");
+    let secret = refusal(vec![
+        ("client-id", "admin-client"),
+        ("client-secret-file", &bad),
+    ])
+    .await;
+    let want = format!("Keycloak at {url} rejected client \"admin-client\" and its secret: ");
+    assert!(secret.starts_with(&want), "{secret}");
 }
 
 #[tokio::test]
@@ -108,6 +173,80 @@ async fn a_raw_token_file_is_sent_as_it_is_until_its_last_15_seconds() {
     assert_eq!(gw.stats().token_requests, 0);
 }
 
+/// The token file's limit on the injected clock, to the nanosecond: a token is sent while
+/// more than half the margin (15 s) is left, and not at exactly 15 s.
+#[tokio::test]
+async fn a_raw_token_file_is_refused_at_exactly_15_seconds_before_its_expiry() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let exp = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let token = jwt(serde_json::json!({"exp": exp.timestamp()}));
+    let path = private_file(dir.path(), "token", &token);
+    let limit = exp - chrono::Duration::seconds(15);
+    let clock = Arc::new(ManualClock::new(
+        limit - chrono::Duration::nanoseconds(1),
+        0.0,
+    ));
+    let auth = authenticator_at(&gw, &[("token-file", &path)], clock.clone());
+    assert_eq!(auth.token(false).await.unwrap().expose(), token);
+    clock.advance(Duration::from_nanos(1));
+    let err = auth.token(false).await.err().unwrap().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "the token in {path} expired at {}",
+            format_time(exp)
+        )),
+        "{err}"
+    );
+    assert_eq!(gw.stats().token_requests, 0);
+}
+
+/// A refresh token is used while more than 30 s of it is left on the injected clock, and
+/// at exactly 30 s the login is made again with the password instead.
+#[tokio::test]
+async fn a_refresh_token_is_given_up_at_exactly_30_seconds_before_its_expiry() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    // The gateway checks its tokens on the real clock: start there, so they stay valid.
+    let clock = Arc::new(ManualClock::new(Utc::now(), 0.0));
+    let flags = [("username", "dev"), ("password-file", pw.as_str())];
+    let auth = authenticator_at(&gw, &flags, clock.clone());
+    auth.token(false).await.unwrap();
+    assert_eq!(grants(&gw), (1, 0, 0));
+    // The gateway's refresh tokens live 30 minutes, counted from the reply on our clock.
+    let usable_for = Duration::from_secs(1800 - 30);
+    clock.advance(usable_for - Duration::from_nanos(1));
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
+    // That refresh gave a new refresh token, as long-lived, from the clock's now.
+    clock.advance(usable_for);
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
+}
+
+/// An access token is reused until its margin before expiry, judged on the injected
+/// clock: 30 s before the gateway's 5-minute token ends, the next call logs in anew.
+#[tokio::test]
+async fn a_cached_access_token_is_reused_until_its_margin_on_the_injected_clock() {
+    let gw = gateway().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    // The JWT's `exp` counts from the gateway's real clock: start 10 s before it, so
+    // `expires_in` (300 s from our clock) is the earlier limit and the one judged.
+    let start = Utc::now() - chrono::Duration::seconds(10);
+    let clock = Arc::new(ManualClock::new(start, 0.0));
+    let flags = [("username", "dev"), ("password-file", pw.as_str())];
+    let auth = authenticator_at(&gw, &flags, clock.clone());
+    let first = auth.token(false).await.unwrap();
+    clock.advance(Duration::from_secs(300 - 30) - Duration::from_nanos(1));
+    assert!(auth.token(false).await.unwrap() == first);
+    assert_eq!(grants(&gw), (1, 0, 0), "reused until the margin");
+    clock.advance(Duration::from_nanos(1));
+    auth.token(false).await.unwrap();
+    assert_eq!(grants(&gw), (1, 1, 0), "at the margin: refreshed");
+}
+
 #[tokio::test]
 async fn an_expired_cray_login_is_refreshed_once_and_reused_until_the_file_changes() {
     let gw = gateway().await;
@@ -121,7 +260,7 @@ async fn an_expired_cray_login_is_refreshed_once_and_reused_until_the_file_chang
         };
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let timeout = Duration::from_secs(10);
-        let issued = keycloak::request(&http, token_url, "shasta", grant, timeout)
+        let issued = keycloak::request(&http, token_url, "shasta", grant, timeout, &SystemTime)
             .await
             .unwrap();
         let saved = serde_json::json!({
@@ -253,18 +392,13 @@ async fn a_password_command_that_never_gives_the_same_password_twice_is_no_chang
     );
     let auth = authenticator(&gw, &[("username", "dev"), ("password-command", &command)]);
     assert!(auth.token(false).await.unwrap_err().is_login_refused());
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let guard = tracing::subscriber::set_default(subscriber);
+    let log = crate::test_log::Captured::default();
+    let guard = tracing::subscriber::set_default(log.subscriber(tracing::Level::INFO));
     for look in 0..3 {
         assert!(!auth.reload_password().await, "look {look}");
     }
     drop(guard);
-    let text = String::from_utf8(lock(&log.0).clone()).unwrap();
+    let text = log.text();
     assert_eq!(
         text.matches("gave two different passwords in a row")
             .count(),
@@ -277,18 +411,4 @@ async fn a_password_command_that_never_gives_the_same_password_twice_is_no_chang
         "a password given twice is a change"
     );
     assert_eq!(user_of(&auth.token(false).await.unwrap()), "dev");
-}
-
-/// A log kept in memory, for the test above.
-#[derive(Clone, Default)]
-struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }

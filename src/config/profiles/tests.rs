@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::check_name;
 use crate::config::parse_config_file;
 use crate::config::CliLayer;
 use std::path::Path;

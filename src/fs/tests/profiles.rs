@@ -77,7 +77,8 @@ impl Multi {
                 (cache, info)
             })
             .collect();
-        let fs = CredsFs::with_profiles(profiles, None, |f: &Named| Some(f.name.into()));
+        let fs = CredsFs::with_profiles(profiles, None, |f: &Named| Some(f.name.into()))
+            .with_time(clock.clone());
         Multi { fs, clock, runtime }
     }
 

@@ -5,6 +5,8 @@
 pub mod child;
 pub mod clients;
 pub mod gw;
+#[cfg(feature = "keycloak-tests")]
+pub mod keycloak;
 pub mod mount;
 pub mod namespace;
 pub mod s3;

@@ -3,7 +3,7 @@
 
 use crate::common::{poll_until, wait_for, StopOnDrop};
 use s3credsfs::dev::gateway::{Gateway, GatewayConfig, Stats};
-use s3credsfs::mount::mountpoint::{self, MountState};
+use s3credsfs::mountpoint::{self, MountState};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

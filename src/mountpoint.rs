@@ -1,11 +1,12 @@
 //! Mountpoints: finding what is mounted where, telling a live mount from a stale one,
 //! checking what a user other than root needs to mount, and unmounting (lazily when busy or
-//! stale).
+//! stale). A module of its own, below `mount` and `exec`, so that both (and the commands)
+//! look at mountpoints the same way without importing each other.
 
 pub mod fusermount;
 
-use super::error::MountError;
-use crate::error::{Error, Result};
+use crate::app_error::{AppError, Result};
+use crate::error::Error;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -14,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub const FSTYPE: &str = "s3credsfs";
 
 /// The default mountpoint: `~/.s3creds`.
-pub fn default_mountpoint() -> Result<PathBuf> {
+pub fn default_mountpoint() -> crate::error::Result<PathBuf> {
     std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(|home| PathBuf::from(home).join(".s3creds"))
@@ -112,11 +113,11 @@ pub fn foreign_owner(fstype: &str) -> Option<&str> {
 
 /// Resolves a mountpoint path to an absolute one without touching a stale mount (which
 /// `canonicalize` would fail on).
-pub fn absolute(path: &Path) -> super::Result<PathBuf> {
+pub fn absolute(path: &Path) -> Result<PathBuf> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
-        std::env::current_dir().map_err(MountError::Cwd)?.join(path)
+        std::env::current_dir().map_err(AppError::Cwd)?.join(path)
     };
     let parent = path
         .parent()
@@ -152,7 +153,7 @@ fn is_root() -> bool {
 }
 
 /// Detaches whatever is mounted at `path`, even if busy or stale.
-pub fn lazy_unmount(path: &Path) -> super::Result<()> {
+pub fn lazy_unmount(path: &Path) -> Result<()> {
     if path.as_os_str().as_bytes().contains(&0) {
         return Err(Error::Config(format!("{} contains a NUL byte", path.display())).into());
     }
@@ -163,15 +164,13 @@ pub fn lazy_unmount(path: &Path) -> super::Result<()> {
     if !is_root() {
         // The kernel lets only root unmount; the setuid helper unmounts a user's own mounts.
         let helper = fusermount::find()?;
-        return fusermount::lazy_unmount(&helper, path).map_err(|source| {
-            MountError::HelperUnmount {
-                path: path.to_path_buf(),
-                helper,
-                source,
-            }
+        return fusermount::lazy_unmount(&helper, path).map_err(|source| AppError::HelperUnmount {
+            path: path.to_path_buf(),
+            helper,
+            source,
         });
     }
-    Err(MountError::Unmount {
+    Err(AppError::Unmount {
         path: path.to_path_buf(),
         source: os_error,
     })
@@ -208,7 +207,7 @@ pub struct Checked {
 ///
 /// `given` is the absolute path as the user gave it, with no link resolved yet: the
 /// checks must see every link on it.
-pub fn prepare(given: &Path) -> super::Result<Checked> {
+pub fn prepare(given: &Path) -> Result<Checked> {
     if !is_root() {
         fusermount::check_unprivileged()?;
     }
@@ -223,19 +222,11 @@ pub fn prepare(given: &Path) -> super::Result<Checked> {
     };
     match state(path) {
         MountState::Live { fstype } => {
-            let hint = if fstype == FSTYPE {
-                format!(
-                    "run `s3credsfs unmount {}` first, or choose another directory",
-                    path.display()
-                )
-            } else {
-                "choose another directory".to_string()
-            };
-            return Err(Error::Config(format!(
-                "{} is already mounted ({fstype}); {hint}",
-                path.display()
-            ))
-            .into());
+            return Err(AppError::AlreadyMounted {
+                path: path.clone(),
+                ours: fstype == FSTYPE,
+                fstype,
+            });
         }
         MountState::Stale { fstype } => {
             tracing::info!(path = %path.display(), fstype, "clearing a stale mount left by a daemon that died");
@@ -247,11 +238,11 @@ pub fn prepare(given: &Path) -> super::Result<Checked> {
         }
         MountState::Free => {}
     }
-    check(given).map_err(MountError::from)
+    check(given).map_err(AppError::from)
 }
 
 /// The checks of [`prepare`] on a path where nothing is mounted.
-fn check(path: &Path) -> Result<Checked> {
+fn check(path: &Path) -> crate::error::Result<Checked> {
     let found = crate::safe_path::resolve_dir(path, OWN_DIRECTORY)?;
     let mode = found.stat.st_mode & 0o7777;
     if mode & 0o022 != 0 {
@@ -282,29 +273,20 @@ pub struct Claim {
 /// whatever its name may lead to now.
 pub fn claim(checked: &Checked) -> Result<Claim> {
     use nix::fcntl::{Flock, FlockArg, OFlag};
-    let shown = checked.path.display();
     let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let dir = nix::fcntl::openat(&checked.dir, ".", flags, nix::sys::stat::Mode::empty())
         .map(std::fs::File::from)
-        .map_err(|e| {
-            Error::Config(format!(
-                "cannot use {shown} as a mountpoint ({})",
-                std::io::Error::from(e)
-            ))
+        .map_err(|e| AppError::MountpointUnusable {
+            path: checked.path.clone(),
+            source: e.into(),
         })?;
     let Ok(dir) = Flock::lock(dir, FlockArg::LockExclusiveNonblock) else {
-        return Err(Error::Config(format!(
-            "another s3credsfs is mounting on {shown} right now; wait for it, \
-             or stop it with `s3credsfs unmount {shown}`"
-        )));
+        return Err(AppError::MountpointClaimed(checked.path.clone()));
     };
     let mounted = nix::sys::statfs::fstatfs(&*dir)
         .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC);
     if mounted {
-        return Err(Error::Config(format!(
-            "{shown} was mounted by another s3credsfs a moment ago; \
-             run `s3credsfs unmount {shown}` first, or choose another directory"
-        )));
+        return Err(AppError::MountedMeanwhile(checked.path.clone()));
     }
     Ok(Claim { _locked_dir: dir })
 }
@@ -370,7 +352,7 @@ mod tests {
                 "{err}"
             );
             assert_eq!(path.exists(), existed, "nothing made");
-            check(path).map_err(MountError::from)
+            check(path).map_err(AppError::from)
         };
         prepare(&target).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;

@@ -5,7 +5,8 @@
 //! is mode 0600 (many containers and CI machines) no user but root can mount FUSE at all;
 //! fuser then fails with a bare EACCES. These checks name the missing piece instead.
 
-use crate::error::{Error, Result};
+use crate::app_error::{AppError, Result};
+use crate::error::Error;
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -34,21 +35,22 @@ fn check_device(device: &Path) -> Result<()> {
         Ok(()) => return Ok(()),
         Err(errno) => std::io::Error::from(errno),
     };
-    let uid = nix::unistd::getuid();
-    let name = device.display();
-    Err(Error::Config(match std::fs::metadata(device) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
-            "{name} does not exist, so FUSE cannot be used; load the fuse module (`modprobe fuse`) or, in a container, pass the device in (`--device /dev/fuse`)"
-        ),
-        Ok(meta) if error.raw_os_error() == Some(libc::EACCES) => format!(
-            "{name} (mode {:04o}, owner uid {}) is not open to uid {uid}, and fusermount3 opens it as the calling user too, so this user cannot mount FUSE filesystems; ask an administrator to `chmod 0666 {name}` (the usual mode) or mount as root",
-            meta.permissions().mode() & 0o7777,
-            meta.uid()
-        ),
-        _ => format!(
-            "{name} is not usable by uid {uid} ({error}); ask an administrator to make it readable and writable for you (`chmod 0666 {name}` is the usual mode) or mount as root"
-        ),
-    }))
+    let uid = nix::unistd::getuid().as_raw();
+    let device = device.to_path_buf();
+    Err(match std::fs::metadata(&device) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => AppError::NoFuseDevice(device),
+        Ok(meta) if error.raw_os_error() == Some(libc::EACCES) => AppError::FuseDeviceClosed {
+            device,
+            mode: meta.permissions().mode() & 0o7777,
+            owner: meta.uid(),
+            uid,
+        },
+        _ => AppError::FuseDeviceUnusable {
+            device,
+            uid,
+            source: error,
+        },
+    })
 }
 
 /// Finds the helper where fuser does: `$FUSERMOUNT_PATH` when set, else `fusermount3`
@@ -75,7 +77,8 @@ fn find_in(
             Err(Error::Config(format!(
                 "{PATH_VAR} names {}, which is not an executable file; point it at the setuid fusermount3 or unset it",
                 explicit.display()
-            )))
+            ))
+            .into())
         };
     }
     let in_path: Vec<PathBuf> = path
@@ -93,9 +96,7 @@ fn find_in(
             }
         }
     }
-    Err(Error::Config(
-        "a user other than root mounts through the setuid fusermount3 and none was found in PATH, /sbin or /bin; install the fuse3 package (or mount as root)".into(),
-    ))
+    Err(AppError::NoFusermount)
 }
 
 /// Detaches `path` (even busy or stale) through `helper`, which lets a user unmount their

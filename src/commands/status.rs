@@ -3,42 +3,16 @@
 //! monitoring plugin convention ([`Health`]): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN, so
 //! `status` in a script or a Nagios/Icinga check says the same thing.
 
-use super::mountpoint::{self, MountState};
-use super::{mountpoint_of, read_status, require_our_mount, MountpointArgs};
+use super::mountpoint_of;
+use super::our_mount::{read_status, require_our_mount};
+use crate::app_error::AppError;
+use crate::cli::StatusArgs;
 use crate::exit_status::Health;
+use crate::mountpoint::{self, MountState};
 use crate::status::StatusDoc;
 use crate::untrusted::{clean, MAX_QUOTED};
 use chrono::{DateTime, Utc};
 use std::path::Path;
-
-/// `status`'s arguments.
-#[derive(clap::Args, Debug)]
-#[command(after_help = STATUS_HELP)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub target: MountpointArgs,
-    /// Print the status file's JSON instead of the summary (the fields are listed in the
-    /// README)
-    #[arg(long, conflicts_with = "check")]
-    pub json: bool,
-    /// Print one line for monitoring (Nagios/Icinga plugin convention) and exit 0 OK,
-    /// 1 WARNING, 2 CRITICAL or 3 UNKNOWN
-    #[arg(long)]
-    pub check: bool,
-    /// Judge only this profile (with --json, print only its document)
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-}
-
-const STATUS_HELP: &str = "\
-Exit status, in every form: 0 OK (fresh), 1 WARNING (expiring soon, or a profile's refresh
-fails while its credentials are still valid), 2 CRITICAL (a profile has no valid
-credentials, or the daemon is gone), 3 UNKNOWN (nothing of yours mounted there).
-
-Examples:
-  s3credsfs status                          # ~/.s3creds
-  s3credsfs status --json | jq .profiles
-  s3credsfs status --check --profile tds    # a monitoring check: one line, exit 0-3";
 
 /// What `status --check` prints before its verdict.
 const SERVICE: &str = "S3CREDSFS";
@@ -143,7 +117,7 @@ fn unjudged(path: &Path) -> Health {
 }
 
 /// Runs `s3credsfs status`; returns the exit status (the verdict).
-pub fn run_status(args: StatusArgs) -> Health {
+pub fn run(args: StatusArgs) -> Health {
     let fail = |health: Health, sentence: String| {
         if args.check {
             println!(
@@ -166,9 +140,12 @@ pub fn run_status(args: StatusArgs) -> Health {
     };
     let doc: StatusDoc = match serde_json::from_str(&text) {
         Ok(doc) => doc,
-        Err(e) => {
-            let sentence = format!("{}/status is not the expected JSON ({e})", path.display());
-            return fail(Health::Unknown, sentence);
+        Err(source) => {
+            let error = AppError::StatusNotJson {
+                path: path.clone(),
+                source,
+            };
+            return fail(Health::Unknown, error.to_string());
         }
     };
     let all = profiles_of(&doc);

@@ -1,13 +1,15 @@
-//! The cache's clocks: the system's, and one tests move by hand.
+//! The one clock along the credential path (login, STS, cache, filesystem): the system's,
+//! and one tests move by hand. A leaf, so every layer can take it injected.
 
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// Where the cache reads the time and its jitter: the system clock and the OS random
-/// source in production, a [`ManualClock`] and a fixed jitter in tests, so refresh
-/// timing, backoff and expiry are tested by moving the clock instead of waiting.
+/// Where the credential path reads the time and its jitter: the system clock and the OS
+/// random source in production, a [`ManualClock`] and a fixed jitter in tests, so token
+/// reuse, refresh timing, backoff and expiry are tested by moving the clock instead of
+/// waiting.
 pub trait TimeSource: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
@@ -28,8 +30,8 @@ impl TimeSource for SystemTime {
     }
 }
 
-/// A clock that moves only when told to, with a fixed jitter; for tests of the cache and
-/// of the filesystem above it.
+/// A clock that moves only when told to, with a fixed jitter; for tests of the login, the
+/// cache and the filesystem above them.
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<DateTime<Utc>>,

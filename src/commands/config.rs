@@ -1,42 +1,12 @@
 //! `s3credsfs config check [--try]`: validates the configuration and every profile, and
 //! with `--try` logs in and calls the STS for each, saying per profile what works.
 
+use crate::cli::{ConfigAction, ConfigArgs};
 use crate::config::AuthConfig;
-use crate::config::{load_profiles, Context, FetchSettings, PasswordSource};
+use crate::config::{load_profiles, Context, PasswordSource};
 use crate::error::{Error, Result};
 use crate::sts::Pipeline;
 use std::io::Write;
-
-/// `config`'s actions.
-#[derive(clap::Args, Debug)]
-pub struct ConfigArgs {
-    #[command(subcommand)]
-    pub action: ConfigAction,
-}
-
-/// What to do with the configuration.
-#[derive(clap::Subcommand, Debug)]
-pub enum ConfigAction {
-    /// Validate the configuration and every profile; with --try, also log in and get
-    /// credentials for each (nothing is kept)
-    #[command(
-        after_help = "Examples:\n  s3credsfs config check                 # settings, files, logins of every profile\n  s3credsfs config check --try           # and whether each gateway issues credentials"
-    )]
-    Check(CheckArgs),
-}
-
-/// `config check`'s flags plus the shared settings.
-#[derive(clap::Args, Debug)]
-pub struct CheckArgs {
-    /// Also log in and call the STS for each profile
-    #[arg(long = "try")]
-    pub try_it: bool,
-    /// Print one JSON document (its fields are listed in the README) instead of lines
-    #[arg(long)]
-    pub json: bool,
-    #[command(flatten)]
-    pub settings: FetchSettings,
-}
 
 /// `config check --json`'s document. Its fields are stable: scripts and monitoring read
 /// them (the README lists them).
@@ -96,6 +66,13 @@ impl Verdict {
             (None, None) => format!("ok: {described}"),
         }
     }
+}
+
+/// Runs `s3credsfs config` in this process: its environment, its standard output.
+pub fn run_on_stdout(args: ConfigArgs) -> Result<()> {
+    crate::logging::init_stderr("warn");
+    let ctx = Context::from_process();
+    run(args, &ctx, &mut std::io::stdout().lock())
 }
 
 /// Runs `config check`, writing one line per profile (or the JSON document) to `out`;

@@ -1,0 +1,37 @@
+//! `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
+
+use super::mountpoint_of;
+use super::our_mount::{our_daemon, read_status, require_our_mount};
+use crate::app_error::Result;
+use crate::cli::MountpointArgs;
+use crate::mountpoint::{self, MountState};
+use crate::status::StatusDoc;
+use std::time::{Duration, Instant};
+
+/// Runs `s3credsfs unmount`.
+pub fn run(args: MountpointArgs) -> Result<()> {
+    let path = mountpoint_of(&args.mountpoint)?;
+    if let MountState::Stale { .. } = mountpoint::state(&path) {
+        mountpoint::lazy_unmount(&path)?;
+        println!("s3credsfs: cleared the stale mount at {}", path.display());
+        return Ok(());
+    }
+    require_our_mount(&path)?;
+    let pid = read_status(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str::<StatusDoc>(&text).ok())
+        .and_then(|doc| our_daemon(doc.pid));
+    if let Some(pid) = pid {
+        // Our own daemon, checked by `our_daemon`.
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && mountpoint::state(&path) != MountState::Free {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if mountpoint::state(&path) != MountState::Free {
+        mountpoint::lazy_unmount(&path)?;
+    }
+    println!("s3credsfs: unmounted {}", path.display());
+    Ok(())
+}
