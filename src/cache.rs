@@ -14,6 +14,7 @@ use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use rule::too_short;
 pub use rule::{backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, MAX_BELIEVED_LIFETIME};
+pub use snapshot::Snapshot;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -31,29 +32,6 @@ pub const KEEPER_NAP: Duration = Duration::from_secs(60);
 
 /// The shortest: a keeper never spins.
 const KEEPER_MIN_NAP: Duration = Duration::from_secs(1);
-
-/// One set of credentials as handed to readers, with the moment it stops being served
-/// without a refresh.
-#[derive(Debug)]
-pub struct Snapshot {
-    /// Increases by one per successful refresh; lets renderers cache per snapshot.
-    pub generation: u64,
-    pub creds: Credentials,
-    /// When the credentials were fetched: the files' mtime.
-    pub fetched_at: DateTime<Utc>,
-    /// From this moment a read refreshes first.
-    pub refresh_at: DateTime<Utc>,
-    /// From this moment a read is served at once and starts one background refresh, so
-    /// that in steady state no reader waits for the gateway (`--refresh-ahead`).
-    pub refresh_ahead_at: DateTime<Utc>,
-}
-
-impl Snapshot {
-    /// True while the credentials have not expired.
-    pub fn valid_at(&self, now: DateTime<Utc>) -> bool {
-        now < self.creds.expiration
-    }
-}
 
 /// Polls a future, turning a panic inside it into `Err` so the caller can record a
 /// failed refresh. The panic's message is dropped: it may quote a secret.
@@ -509,5 +487,6 @@ impl<F: Fetch> CredentialCache<F> {
 }
 
 mod rule;
+mod snapshot;
 #[cfg(test)]
 mod tests;

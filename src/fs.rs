@@ -15,16 +15,18 @@ use crate::status::{MountInfo, StatusDoc};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use inodes::{decode, Input, Renderings, StatusDocs};
-use rendering::failure_input;
+use rendering::{current, failure_input, render_slot, Served};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 mod inodes;
+mod layout;
 mod rendering;
 pub use inodes::{
     profile_dir_ino, Dir, Ino, Slot, KEPT_GENERATIONS, KEPT_STATUS, PROFILES_INO, ROOT_INO,
 };
+pub use layout::{FileKind, CONTAINER_ENV, FILES, PROFILES_DIR};
 
 /// The `d_ino` listing shows for `status`; each lookup gets an inode of its own instead.
 const UNRENDERED_INO: u64 = 0x80;
@@ -33,34 +35,6 @@ const UNRENDERED_INO: u64 = 0x80;
 fn unrendered_ino(file: usize) -> u64 {
     UNRENDERED_INO + 1 + file as u64
 }
-
-/// The directory holding one directory per profile.
-pub const PROFILES_DIR: &str = "profiles";
-
-/// What a file serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    /// A rendering of the current credentials.
-    Creds(Format),
-    /// The status JSON (never triggers a fetch).
-    Status,
-    /// `export` lines for the container credentials endpoint (`--container-endpoint`).
-    ContainerEnv,
-}
-
-/// The files of the root and of every profile's directory, in `ls` order.
-pub const FILES: [(&str, FileKind); 7] = [
-    ("credentials", FileKind::Creds(Format::Credentials)),
-    ("config", FileKind::Creds(Format::Config)),
-    ("env", FileKind::Creds(Format::Env)),
-    ("json", FileKind::Creds(Format::Json)),
-    ("s3cfg", FileKind::Creds(Format::S3cfg)),
-    ("rclone.conf", FileKind::Creds(Format::Rclone)),
-    ("status", FileKind::Status),
-];
-
-/// The extra file the root of a mount with `--container-endpoint` has.
-pub const CONTAINER_ENV: &str = "container-env";
 
 /// Why a request fails, with the errno the kernel gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,14 +107,6 @@ fn ttl_until(now: DateTime<Utc>, until: DateTime<Utc>) -> Duration {
 
 /// Reports who the fetcher is logged in as.
 type UserOf<F> = Box<dyn Fn(&F) -> Option<String> + Send + Sync>;
-
-/// One profile the mount serves.
-struct Served<F: Fetch> {
-    cache: Arc<CredentialCache<F>>,
-    /// Its name and region, and the `credential_process` of its `config` section.
-    profile: Profile,
-    info: MountInfo,
-}
 
 /// The filesystem over every profile's credential cache.
 pub struct CredsFs<F: Fetch> {
@@ -368,7 +334,7 @@ impl<F: Fetch> CredsFs<F> {
     /// answer. A file of several profiles waits for all of them, each on its own cache.
     pub async fn lookup_credentials(&self, slot: Slot) -> Result<Entry, FsError> {
         let sources = self.sources(slot);
-        let snapshots = self.current(&sources).await;
+        let snapshots = current(&self.profiles, &sources).await;
         let now = self.now();
         if snapshots.iter().all(|s| s.is_err()) {
             let first = snapshots.into_iter().next().and_then(|s| s.err());
@@ -382,7 +348,15 @@ impl<F: Fetch> CredsFs<F> {
             })
             .collect();
         let (ino, rendering) = lock(&self.renderings).get_or_render(slot, &inputs, now, || {
-            self.render_slot(slot, &sources, &snapshots)
+            let kind = self.files(slot.dir)[slot.file].1;
+            render_slot(
+                &self.profiles,
+                self.container.as_ref(),
+                slot,
+                kind,
+                &sources,
+                &snapshots,
+            )
         });
         let bytes = rendering
             .bytes

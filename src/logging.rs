@@ -23,6 +23,11 @@ use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 /// The variable that sets the log filter.
 pub const LOG_ENV: &str = "S3CREDSFS_LOG";
 
+/// The variable of the `log-format` setting, read here before the configuration is (so
+/// that what reading it logs comes out in that format); config's `log-format` setting
+/// maps to the same name, which a test in `config` checks.
+pub const LOG_FORMAT_ENV: &str = "S3CREDSFS_LOG_FORMAT";
+
 /// Turns `S3CREDSFS_LOG` (a level, or full tracing directives) into a filter.
 pub fn filter(value: Option<&str>, default_level: &str) -> EnvFilter {
     let value = value.map(str::trim).filter(|v| !v.is_empty());
@@ -98,7 +103,7 @@ fn stderr_ansi() -> bool {
 /// (else text) until [`set_stderr_format`] applies the configuration's.
 pub fn init_stderr(default_level: &str) {
     let value = std::env::var(LOG_ENV).ok();
-    let format = std::env::var(crate::config::Setting::LogFormat.env_var())
+    let format = std::env::var(LOG_FORMAT_ENV)
         .ok()
         .and_then(|v| LogFormat::parse(&v))
         .unwrap_or_default();

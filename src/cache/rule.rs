@@ -1,7 +1,7 @@
 //! The staleness rule and the refresh schedule: pure functions of times and settings, so
 //! tests drive them with any clock.
 
-use super::Snapshot;
+use super::snapshot::Snapshot;
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 

@@ -132,3 +132,47 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub settings: FetchSettings,
 }
+
+/// The shells a completion script can be written for (those a CSM node or a laptop runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+const COMPLETIONS_HELP: &str = "\
+Where the script goes (the RPM and the tarball install these already):
+  bash: /usr/share/bash-completion/completions/s3credsfs
+        (one user: ~/.local/share/bash-completion/completions/s3credsfs)
+  zsh:  /usr/share/zsh/site-functions/_s3credsfs (or any directory on $fpath, as _s3credsfs)
+  fish: /usr/share/fish/vendor_completions.d/s3credsfs.fish
+        (one user: ~/.config/fish/completions/s3credsfs.fish)
+Example: s3credsfs completions bash > ~/.local/share/bash-completion/completions/s3credsfs";
+
+/// `completions`' one argument.
+#[derive(clap::Args, Debug)]
+#[command(after_help = COMPLETIONS_HELP)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+const MAN_HELP: &str = "\
+Without --out, prints the top-level page (s3credsfs.1), which lists the subcommands:
+  s3credsfs man | gzip > /usr/share/man/man1/s3credsfs.1.gz
+With --out, writes it, one page per subcommand (s3credsfs-mount.1, s3credsfs-fetch.1 ...)
+and the config file's page (s3credsfs.toml.5, which belongs in man5) into DIR, as the RPM
+and the tarball ship them:
+  s3credsfs man --out /usr/local/share/man/man1 && mv /usr/local/share/man/man1/*.5 /usr/local/share/man/man5/";
+
+/// `man`'s flags.
+#[derive(clap::Args, Debug)]
+#[command(after_help = MAN_HELP)]
+pub struct ManArgs {
+    /// Write s3credsfs.1, one page per subcommand and s3credsfs.toml.5 into this directory
+    /// instead of printing s3credsfs.1
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}

@@ -1,7 +1,8 @@
 //! `s3credsfs completions SHELL`: the script on standard output.
 
 use crate::app_error::Result;
-use crate::cli::extras::{write_completions, CompletionsArgs};
+use crate::cli::extras::write_completions;
+use crate::cli::CompletionsArgs;
 use std::io::Write;
 
 /// Runs `s3credsfs completions`.

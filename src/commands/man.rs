@@ -2,7 +2,8 @@
 //! written into a directory.
 
 use crate::app_error::Result;
-use crate::cli::extras::{write_man_page, write_man_pages, ManArgs};
+use crate::cli::extras::{write_man_page, write_man_pages};
+use crate::cli::ManArgs;
 use std::io::Write;
 
 /// Runs `s3credsfs man`.

@@ -152,7 +152,7 @@ impl Setting {
         use Fallback::{Derived, IfPresent, Nothing, Unset};
         use Setting::*;
         match self {
-            ApiGateway => value("api-gateway", "URL", "Base URL of the CSM API gateway", Fallback::Value(super::DEFAULT_GATEWAY)),
+            ApiGateway => value("api-gateway", "URL", "Base URL of the CSM API gateway", Fallback::Value(super::defaults::DEFAULT_GATEWAY)),
             TokenUrl => value("token-url", "URL", "Keycloak token endpoint", Derived("{gateway}/keycloak/realms/{realm}/protocol/openid-connect/token")),
             StsUrl => value("sts-url", "URL", "STS endpoint", Derived("{gateway}/apis/sts/token")),
             Realm => value("realm", "REALM", "Keycloak realm", Fallback::Value("shasta")),
@@ -165,7 +165,7 @@ impl Setting {
             ClientSecretEnv => value("client-secret-env", "VAR", "Use the client_credentials grant with the secret in this variable", Unset),
             TokenEnv => value("token-env", "VAR", "Use the JWT in this environment variable (like $TOKEN in the CSM docs)", Unset),
             TokenFile => value("token-file", "FILE", "Use the JWT, or the `cray` CLI's saved login JSON, in this file (re-read on every use)", Unset),
-            CaFile => value("ca-file", "PEM", "Trust this CA bundle in addition to the system roots", IfPresent(super::PLATFORM_CA)),
+            CaFile => value("ca-file", "PEM", "Trust this CA bundle in addition to the system roots", IfPresent(super::defaults::PLATFORM_CA)),
             Insecure => switch("insecure", "Do not verify TLS certificates (prints a warning on every start)"),
             AllowHttp => switch("allow-http", "Allow plain http to hosts other than loopback"),
             Timeout => value("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m", Fallback::Value("30s")),

@@ -5,10 +5,12 @@
 //! level, then the defaults. A file without tables is one profile, named by the `profile`
 //! setting (`default`), so configurations from before profiles keep working.
 
+use super::keys::Setting;
 use super::layers::{
     merge, read_config_file, split_flags, CliLayer, ConfigFile, Layer, RawValue, Source,
 };
-use super::{resolve, Context, Setting, Settings};
+use super::resolve::resolve;
+use super::settings::{Context, Settings};
 use crate::error::{Error, Result};
 
 /// The most profiles one configuration may hold; each has a cache and a directory.
@@ -231,7 +233,7 @@ impl Profiles {
             .collect();
         ctx.our_variables
             .iter()
-            .filter_map(|var| super::unknown_variable(var, &named))
+            .filter_map(|var| super::keys::unknown_variable(var, &named))
             .collect()
     }
 

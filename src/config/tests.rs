@@ -1,5 +1,6 @@
 use super::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 fn layer(pairs: &[(Setting, &str)]) -> Layer {
     pairs
@@ -453,4 +454,11 @@ fn log_format_is_text_json_or_an_error() {
         err,
         "bad value \"xml\" for --log-format: expected text or json"
     );
+}
+
+/// The logger reads `log-format`'s variable before the configuration exists, under its
+/// own name for it: the two must stay one variable.
+#[test]
+fn the_logger_reads_log_formats_own_variable() {
+    assert_eq!(Setting::LogFormat.env_var(), crate::logging::LOG_FORMAT_ENV);
 }

@@ -304,3 +304,58 @@ fn every_file_of_src_is_in_the_map() {
     assert!(missing.is_empty(), "not in the map: {missing:?}");
     assert!(!map.stdout.contains("no layer"), "{}", map.stdout);
 }
+
+/// The picture of the layers in docs/contributing.md is the script's table: each layer's
+/// modules appear in the picture in the table's order, and every leaf is named.
+#[test]
+fn the_contributing_doc_draws_the_layers_the_script_checks() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let layers = run(root, &["--layers"]);
+    assert_eq!(layers.code, 0, "{}", layers.stdout);
+    let doc = std::fs::read_to_string(root.join("docs/contributing.md")).unwrap();
+    let start = doc
+        .find("## The layers")
+        .expect("docs/contributing.md: ## The layers");
+    let picture = &doc[start..];
+    let picture = &picture[..picture.find("\n```\n").expect("the picture's block ends")];
+    let table: Vec<(String, Vec<String>)> = layers
+        .stdout
+        .lines()
+        .map(|line| {
+            let (name, modules) = line.split_once(": ").expect("NAME: MODULES");
+            let modules = modules.split(", ").map(str::to_string).collect();
+            (name.to_string(), modules)
+        })
+        .collect();
+    let drawn = |module: &str| {
+        [format!(" {module}/"), format!(" {module}.rs")]
+            .iter()
+            .filter_map(|form| picture.find(form.as_str()))
+            .min()
+    };
+    let mut last = 0;
+    for (layer, modules) in &table {
+        if layer == "main" || layer == "leaves" {
+            continue;
+        }
+        let at = modules
+            .iter()
+            .filter_map(|m| drawn(m))
+            .min()
+            .unwrap_or_else(|| panic!("layer {layer} ({modules:?}) is not in the picture"));
+        assert!(
+            at >= last,
+            "layer {layer} is drawn above the layer before it"
+        );
+        last = at;
+    }
+    let leaves = &table.last().expect("a leaves layer").1;
+    let drawn_leaves = &picture[picture.find(" leaves ").expect("the leaves line")..];
+    for leaf in leaves.iter().filter(|l| !l.starts_with("test_")) {
+        assert!(
+            drawn_leaves.contains(&format!(" {leaf},"))
+                || drawn_leaves.contains(&format!(" {leaf} ")),
+            "leaf {leaf} is not named in the picture"
+        );
+    }
+}

@@ -122,6 +122,20 @@ fn the_word_splitter_keeps_quotes_operators_and_comments_apart() {
     assert_eq!(args, [vec!["fetch", "-f", "env"], vec!["status"]]);
 }
 
+/// The blocks the fuse tier runs as written (`runs::marked`): each marker names exactly
+/// one block, and no block carries a marker that no test runs (a typo would leave a block
+/// untested without a word).
+const RUN_MARKERS: [&str; 2] = ["demo", "admin"];
+
+#[test]
+fn every_marked_block_is_one_the_tests_run() {
+    let mut found: Vec<String> = blocks().into_iter().filter_map(|b| b.marker).collect();
+    found.sort();
+    let mut expected: Vec<String> = RUN_MARKERS.iter().map(|m| m.to_string()).collect();
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
 /// The blocks that run for real, as the docs show them.
 #[cfg(feature = "fuse-tests")]
 mod runs {
@@ -183,7 +197,7 @@ mod runs {
             .find(|b| b.text.contains("mount --dev &&"))
             .expect("the first of the two commands")
             .text;
-        let script = format!("{first}{}", marked("demo")).replace("cargo run -q --", "s3credsfs");
+        let script = format!("{first}{}", marked(RUN_MARKERS[0]));
         let home = tempfile::tempdir().unwrap();
         let mount = BackgroundMount::new(&home.path().join(".s3creds"));
         let out = run(&script, home.path(), &mount);
@@ -221,7 +235,7 @@ mod runs {
                 .any(|b| b.text.trim() == "kill \"$prod\" \"$tds\""),
             "no block stops the gateways"
         );
-        let mut script = marked("admin");
+        let mut script = marked(RUN_MARKERS[1]);
         let mut servers = Vec::new();
         for (line, args) in invocations(&gateways) {
             let written = args
