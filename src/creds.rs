@@ -57,6 +57,11 @@ pub enum ReplyProblem {
     AccessKeyId,
     #[error("its \"EndpointURL\" is not a plain http(s) URL with a host")]
     EndpointUrl,
+    /// `EndpointURL` JSON `null` or missing, which cray-sts sends when its configmap has
+    /// no `ext_endpoint_url`: the caller gives it its own sentence, since the fix is on
+    /// the STS, not in our settings.
+    #[error("its \"EndpointURL\" is null or missing")]
+    NoEndpointUrl,
     /// The expiration as given, cleaned and cut short.
     #[error("its \"Expiration\" ({0:?}) is not an RFC 3339 time")]
     Expiration(String),
@@ -96,7 +101,10 @@ pub fn parse_sts_reply(body: &[u8]) -> Result<Credentials, ReplyProblem> {
     }
     let secret_access_key = Secret::new(visible("SecretAccessKey")?);
     let session_token = Secret::new(visible("SessionToken")?);
-    let endpoint_url = check_endpoint(&field("EndpointURL")?)?;
+    let endpoint_url = match fields.get("EndpointURL") {
+        None | Some(serde_json::Value::Null) => return Err(ReplyProblem::NoEndpointUrl),
+        Some(_) => check_endpoint(&field("EndpointURL")?)?,
+    };
     let raw_expiration = field("Expiration")?;
     let expiration = parse_expiration(&raw_expiration)
         .ok_or_else(|| ReplyProblem::Expiration(clean(&raw_expiration, 40)))?;
@@ -218,6 +226,26 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is not an RFC 3339 time"));
+    }
+
+    #[test]
+    fn a_null_or_missing_endpoint_is_named_as_such() {
+        let null = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "null");
+        assert_eq!(
+            parse_sts_reply(null.as_bytes()).unwrap_err(),
+            ReplyProblem::NoEndpointUrl
+        );
+        let missing =
+            body("2030-01-01T00:00:00Z").replace(r#""EndpointURL": "http://rgw.local:8080","#, "");
+        assert_eq!(
+            parse_sts_reply(missing.as_bytes()).unwrap_err(),
+            ReplyProblem::NoEndpointUrl
+        );
+        let number = body("2030-01-01T00:00:00Z").replace(r#""http://rgw.local:8080""#, "8080");
+        assert_eq!(
+            parse_sts_reply(number.as_bytes()).unwrap_err(),
+            ReplyProblem::NotString("EndpointURL")
+        );
     }
 
     /// A reply whose one field is replaced by `value` (a JSON string literal body).

@@ -142,7 +142,9 @@ pub enum Error {
     Token(String),
 
     /// The gateway refused a fresh token too: an authorization problem, not a stale token.
-    #[error("the STS at {url} refused a freshly issued token (HTTP {status}); the account needs the `admin` role of the `shasta` client in Keycloak")]
+    /// A 403 is OPA's policy (the account lacks the role); a 401 is Istio's JWT check
+    /// refusing the token itself, which no role fixes.
+    #[error("the STS at {url} refused a freshly issued token (HTTP {status}); {}", sts_refusal_fix(*status))]
     StsForbidden { url: String, status: u16 },
 
     /// An HTTP error status we do not handle specially.
@@ -174,6 +176,12 @@ pub enum Error {
         problem: String,
     },
 
+    /// Credentials without an S3 endpoint (`"EndpointURL": null` or none), as cray-sts
+    /// sends when its configmap has no `ext_endpoint_url`; only the STS's operators can
+    /// fix it for this version, which has no setting of its own for the endpoint.
+    #[error("{url} sent credentials without an S3 endpoint (its \"EndpointURL\" is null or missing, as cray-sts sends when the ext_endpoint_url of its configmap sts-rados-config is not set), and this version of s3credsfs needs one: ask the system's administrators to set ext_endpoint_url")]
+    NoEndpointUrl { url: String },
+
     /// A value that would break a line of an INI file (and could plant a key such as
     /// `credential_process`); only reachable if validation upstream missed it.
     #[error("refused to write `{key}` into the {format} file: its value holds a line break or control character that could inject settings; the gateway's reply is suspect, check --api-gateway")]
@@ -189,6 +197,14 @@ pub enum Error {
     /// Credentials whose expiration already passed; we never hand these out.
     #[error("the STS at {url} returned credentials that expired at {expiration}; check this host's clock and the gateway's (`date -u` on both)")]
     Expired { url: String, expiration: String },
+}
+
+/// What to do about a fresh token the STS's gateway refused, by who refused it.
+fn sts_refusal_fix(status: u16) -> &'static str {
+    match status {
+        401 => "the gateway's JWT check did not accept it: check that this host's clock is right and that the token comes from the Keycloak the gateway trusts (--api-gateway, or --token-url)",
+        _ => "the gateway's policy refused it: the account needs the `admin` role of the `shasta` client in Keycloak",
+    }
 }
 
 impl Error {
@@ -218,6 +234,7 @@ impl Error {
             | Error::HttpStatus { .. }
             | Error::TooLarge { .. }
             | Error::BadReply { .. }
+            | Error::NoEndpointUrl { .. }
             | Error::Unrenderable { .. }
             | Error::Expired { .. } => ExitStatus::Gateway,
         }

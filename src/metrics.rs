@@ -81,6 +81,7 @@ pub fn cause_of(error: &Error) -> &'static str {
         Error::Redirected { .. } => "redirected",
         Error::TooLarge { .. } => "too_large",
         Error::BadReply { .. } => "bad_reply",
+        Error::NoEndpointUrl { .. } => "no_endpoint_url",
         Error::Unrenderable { .. } => "unrenderable",
         Error::Internal(_) => "internal",
         Error::Expired { .. } => "expired",

@@ -4,7 +4,7 @@
 use crate::auth::Authenticator;
 use crate::clock::{SystemTime, TimeSource};
 use crate::config::Settings;
-use crate::creds::{parse_sts_reply, Credentials};
+use crate::creds::{parse_sts_reply, Credentials, ReplyProblem};
 use crate::error::{Error, Result};
 use crate::fetch::Fetch;
 use crate::http::{build_client, exchange};
@@ -49,10 +49,15 @@ pub fn interpret(
 ) -> Result<StsOutcome> {
     match status {
         200..=299 => {
-            let creds = parse_sts_reply(body).map_err(|problem| Error::BadReply {
-                url: url.to_string(),
-                status,
-                problem: problem.to_string(),
+            let creds = parse_sts_reply(body).map_err(|problem| match problem {
+                ReplyProblem::NoEndpointUrl => Error::NoEndpointUrl {
+                    url: url.to_string(),
+                },
+                _ => Error::BadReply {
+                    url: url.to_string(),
+                    status,
+                    problem: problem.to_string(),
+                },
             })?;
             if creds.expiration <= now {
                 return Err(Error::Expired {

@@ -45,8 +45,9 @@ pub struct DevGatewayArgs {
     #[arg(long = "client", value_name = "NAME:SECRET", value_parser = NamedSecret::parse)]
     pub clients: Vec<NamedSecret>,
 
-    /// S3 endpoint URL reported with the credentials (EndpointURL). With a backend STS,
-    /// use --backend-s3-endpoint instead.
+    /// S3 endpoint URL reported with the credentials (EndpointURL); `null` sends JSON
+    /// null, as cray-sts does when none is configured. With a backend STS, use
+    /// --backend-s3-endpoint instead.
     #[arg(
         long,
         value_name = "URL",
@@ -306,6 +307,8 @@ mod tests {
             .to_config()
             .unwrap_err();
         assert!(err.contains("--endpoint-url"), "{err}");
+        let none = parse(&["--endpoint-url", "null"]).options().to_config();
+        assert_eq!(none.unwrap().endpoint_url, None, "null sends JSON null");
     }
 
     const BACKEND: &[&str] = &[

@@ -2,7 +2,7 @@
 //! whole tool working without a Cray system. Plugged into `mount` as its
 //! [`LocalGateway`](crate::mount::local_gateway::LocalGateway) by the command layer.
 
-use super::gateway::{BackendSts, Gateway, GatewayConfig};
+use super::gateway::{check_lifetime, BackendSts, Gateway, GatewayConfig};
 use super::options::BackendOptions;
 use crate::app_error::{AppError, Result};
 use crate::config::{Context, Layer, Settings};
@@ -36,6 +36,9 @@ pub fn local_gateway(options: &MountOptions) -> Result<Option<Box<dyn LocalGatew
             .into());
         }
         return Ok(None);
+    }
+    if let (Some(_), Some(lifetime)) = (&backend, options.lifetime) {
+        check_lifetime(lifetime).map_err(Error::Config)?;
     }
     Ok(Some(Box::new(DevGateway {
         backend,
@@ -97,5 +100,44 @@ impl PreparedGateway for DevPlan {
             .map_err(AppError::DevGateway)?;
         tracing::info!(url = %gateway.base_url(), "built-in gateway (development only) started");
         Ok(Box::new(gateway))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_backend(lifetime: Option<Duration>) -> MountOptions {
+        MountOptions {
+            dev: true,
+            lifetime,
+            token_lifetime: None,
+            backend: BackendOptions {
+                sts: Some("http://127.0.0.1:1".into()),
+                access_key: Some("AK".into()),
+                secret_key: Some(crate::secret::Secret::new("SK")),
+                role_arn: Some("arn:aws:iam::1:role/r".into()),
+                ..BackendOptions::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_lifetime_above_an_hour_with_a_backend_is_refused_before_mounting() {
+        let err = local_gateway(&with_backend(Some(Duration::from_secs(7200))))
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("--lifetime 2h is longer than the one hour a backend STS grants"),
+            "{err}"
+        );
+        assert!(local_gateway(&with_backend(Some(Duration::from_secs(3600)))).is_ok());
+        assert!(local_gateway(&with_backend(None)).is_ok());
+        let no_backend = MountOptions {
+            backend: BackendOptions::default(),
+            ..with_backend(Some(Duration::from_secs(86_400)))
+        };
+        assert!(local_gateway(&no_backend).is_ok());
     }
 }

@@ -8,10 +8,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::gateway::{
-    Account, BackendSts, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
+    check_lifetime, Account, BackendSts, GatewayConfig, DEFAULT_BACKEND_REGION, DEFAULT_CLIENT,
     DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, DEFAULT_USER,
 };
 use crate::secret::Secret;
+
+/// The `--endpoint-url` value that sends `"EndpointURL": null`, cray-sts's reply when its
+/// configmap has no `ext_endpoint_url`, so clients' handling of it can be tried.
+pub const NO_ENDPOINT_URL: &str = "null";
 
 /// A `NAME:SECRET` value as given. Kept whole until [`GatewayOptions::to_config`] checks
 /// it, so that a malformed one is refused with a sentence naming the flag, never (as a
@@ -57,7 +61,8 @@ pub struct GatewayOptions {
     pub non_admin_users: Vec<NamedSecret>,
     /// `--client`: confidential clients with the admin role.
     pub clients: Vec<NamedSecret>,
-    /// `--endpoint-url`: the S3 endpoint reported with random credentials.
+    /// `--endpoint-url`: the S3 endpoint reported with random credentials; `null` for
+    /// none (JSON null, as from a cray-sts whose configmap has no `ext_endpoint_url`).
     pub endpoint_url: String,
     /// Where real credentials come from, if anywhere.
     pub backend: BackendOptions,
@@ -253,11 +258,18 @@ impl GatewayOptions {
                 }
             }
         }
-        if url::Url::parse(&self.endpoint_url).is_err() {
-            return Err(format!(
-                "--endpoint-url expects an absolute URL such as http://127.0.0.1:8080, not {:?}.",
-                self.endpoint_url
-            ));
+        let endpoint_url = match self.endpoint_url.as_str() {
+            NO_ENDPOINT_URL => None,
+            url if url::Url::parse(url).is_ok() => Some(url.to_owned()),
+            other => {
+                return Err(format!(
+                    "--endpoint-url expects an absolute URL such as http://127.0.0.1:8080 (or \"null\" for none), not {other:?}."
+                ))
+            }
+        };
+        let backend = self.backend.to_backend()?;
+        if backend.is_some() {
+            check_lifetime(self.lifetime)?;
         }
         Ok(GatewayConfig {
             listen: self.listen,
@@ -266,8 +278,9 @@ impl GatewayOptions {
             refresh_lifetime: self.refresh_lifetime,
             users,
             clients,
-            endpoint_url: self.endpoint_url.clone(),
-            backend: self.backend.to_backend()?,
+            endpoint_url,
+            backend,
+            upstream_timeout: GatewayConfig::default().upstream_timeout,
             tls: None,
             date_offset_seconds: 0,
         })

@@ -96,7 +96,7 @@ fn tamper(s: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusing_backend_is_cray_sts_plain_500() {
+async fn a_refusing_backend_is_cray_sts_problem_500() {
     let s3 = tokio::task::spawn_blocking(S3Server::start).await.unwrap();
     let mut backend: BackendSts = s3.backend();
     backend.secret_key = tamper(backend.secret_key.expose()).into();
@@ -114,8 +114,15 @@ async fn a_refusing_backend_is_cray_sts_plain_500() {
         .send()
         .await
         .unwrap();
+    // cray-sts does not catch the backend's refusal: connexion's problem document.
     assert_eq!(reply.status(), 500);
-    assert_eq!(reply.text().await.unwrap(), "\"Error\"");
+    assert_eq!(reply.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = reply.json().await.unwrap();
+    assert_eq!(problem["status"], 500);
+    assert_eq!(problem["title"], "Internal Server Error");
+    assert_eq!(problem["type"], "about:blank");
+    assert!(problem["detail"].is_string());
+    assert_eq!(problem.as_object().unwrap().len(), 4);
     assert_eq!(gw.stats().sts_issued, 0);
 }
 

@@ -10,8 +10,8 @@ use aws_sigv4::sign::v4;
 use chrono::{DateTime, Utc};
 use zeroize::Zeroize;
 
-use super::state::random_uuid;
-use super::sts::{CredentialMinter, MintFuture};
+use super::mint::{CredentialMinter, MintFuture};
+use super::random::random_uuid;
 use crate::creds::Credentials;
 use crate::secret::Secret;
 
@@ -19,13 +19,27 @@ use crate::secret::Secret;
 /// and this is what AWS SDKs fall back to.
 pub const DEFAULT_BACKEND_REGION: &str = "us-east-1";
 
-/// Shortest session AWS STS (and RGW) grant: 15 minutes.
-const MIN_DURATION_SECS: u64 = 900;
-/// Longest session AWS STS grants for a role (12 hours); RGW caps it at the role's own
-/// maximum (1 hour by default), which is what cray-sts asks for.
-const MAX_DURATION_SECS: u64 = 43_200;
-/// Limit for one `AssumeRole` round trip, well under the 30 s a client waits for STS.
-const BACKEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// `DurationSeconds` of every `AssumeRole`: one hour, what cray-sts asks RGW for (and
+/// the default maximum of an RGW role, above which RGW refuses with 400
+/// `InvalidArgument` rather than capping).
+pub const ASSUME_ROLE_SECONDS: u64 = 3600;
+
+/// Refuses a `--lifetime` the backend cannot honour: the credentials it mints live one
+/// hour, so a longer advertised lifetime would hand out credentials that expire early.
+/// Without a backend, random credentials may live as long as a demo wants.
+pub fn check_lifetime(lifetime: Duration) -> Result<(), String> {
+    if lifetime.as_secs() > ASSUME_ROLE_SECONDS {
+        return Err(format!(
+            "--lifetime {} is longer than the one hour a backend STS grants (cray-sts asks RGW for {ASSUME_ROLE_SECONDS} seconds, and RGW refuses more); use --lifetime 1h or less with --backend-sts.",
+            humantime::format_duration(lifetime)
+        ));
+    }
+    Ok(())
+}
+/// Limit for connecting and for one `AssumeRole` round trip: botocore's 60 s, as cray-sts
+/// waits. A hung backend therefore meets the gateway's shorter timeout first and gets
+/// Envoy's 504, as on CSM.
+const BACKEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A real STS that mints the credentials the emulated cray-sts returns, the way cray-sts
 /// itself asks Ceph RGW: `AssumeRole` on one fixed role with one service user's keys. With
@@ -71,10 +85,10 @@ impl BackendSts {
 
 /// Mints by calling `AssumeRole` on a [`BackendSts`].
 ///
-/// It asks for `max(lifetime, 15 min)` (at most 12 h), because real STSs refuse shorter
-/// sessions, but advertises `Expiration = min(backend's expiration, now + lifetime)`: tests
-/// use short lifetimes to watch clients refresh, and the credentials stay valid at least
-/// as long as advertised.
+/// It asks for one hour ([`ASSUME_ROLE_SECONDS`]), as cray-sts does, but advertises
+/// `Expiration = min(backend's expiration, now + lifetime)`: tests use short lifetimes to
+/// watch clients refresh, and the credentials stay valid at least as long as advertised
+/// (a lifetime above the hour is refused when the minter is made).
 pub(crate) struct AssumeRoleMinter {
     backend: BackendSts,
     /// The parsed, normalised STS URL (with a path), signed and sent exactly as is.
@@ -87,6 +101,7 @@ impl AssumeRoleMinter {
     /// Checks the URL and prepares the HTTP client (rustls, no proxy: the backend is a
     /// local test S3 or a lab RGW, reached directly).
     pub fn new(backend: BackendSts, lifetime: Duration) -> Result<AssumeRoleMinter, String> {
+        check_lifetime(lifetime)?;
         let url = url::Url::parse(&backend.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
@@ -112,21 +127,13 @@ impl AssumeRoleMinter {
         })
     }
 
-    /// `DurationSeconds` to ask for: the lifetime, raised to STS's minimum and capped at
-    /// its maximum.
-    fn duration_secs(&self) -> u64 {
-        self.lifetime
-            .as_secs()
-            .clamp(MIN_DURATION_SECS, MAX_DURATION_SECS)
-    }
-
     async fn assume_role(&self) -> Result<Credentials, String> {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("Action", "AssumeRole")
             .append_pair("Version", "2011-06-15")
             .append_pair("RoleArn", &self.backend.role_arn)
             .append_pair("RoleSessionName", &random_uuid())
-            .append_pair("DurationSeconds", &self.duration_secs().to_string())
+            .append_pair("DurationSeconds", &ASSUME_ROLE_SECONDS.to_string())
             .finish();
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
         let signed = self.sign(&body, content_type)?;
@@ -364,14 +371,18 @@ mod tests {
     }
 
     #[test]
-    fn duration_is_clamped_to_what_sts_accepts() {
+    fn lifetimes_above_the_hour_asked_for_are_refused() {
         let backend = BackendSts::new("http://127.0.0.1:1", "AK", "SK", "arn:aws:iam::1:role/r");
-        let minter =
-            |secs| AssumeRoleMinter::new(backend.clone(), Duration::from_secs(secs)).unwrap();
-        assert_eq!(minter(60).duration_secs(), 900);
-        assert_eq!(minter(3600).duration_secs(), 3600);
-        assert_eq!(minter(86_400).duration_secs(), 43_200);
-        assert_eq!(minter(60).url, "http://127.0.0.1:1/");
+        let minter = |secs| AssumeRoleMinter::new(backend.clone(), Duration::from_secs(secs));
+        assert!(minter(60).is_ok());
+        assert!(minter(3600).is_ok());
+        let err = minter(3601).err().unwrap();
+        assert!(
+            err.starts_with("--lifetime 1h 1s is longer than the one hour")
+                && err.contains("--backend-sts"),
+            "{err}"
+        );
+        assert_eq!(minter(60).unwrap().url, "http://127.0.0.1:1/");
         assert!(AssumeRoleMinter::new(
             BackendSts::new("ftp://x", "AK", "SK", "r"),
             Duration::from_secs(60)

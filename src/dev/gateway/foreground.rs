@@ -4,7 +4,8 @@
 
 use std::io::Write;
 
-use super::{Account, Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use super::config::{Account, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use super::instance::Gateway;
 
 /// The banner printed on start: what this is, where it listens, whom it accepts.
 fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
@@ -52,7 +53,11 @@ fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
         }
         None => {
             out.push_str("credentials: random (they open nothing; see --backend-sts)\n");
-            out.push_str(&format!("endpoint-url: {}\n", config.endpoint_url));
+            let shown = config
+                .endpoint_url
+                .as_deref()
+                .unwrap_or("null (none configured)");
+            out.push_str(&format!("endpoint-url: {shown}\n"));
         }
     }
     out.push_str("Serving until interrupted (Ctrl-C or SIGTERM).\n");

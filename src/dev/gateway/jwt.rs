@@ -56,7 +56,7 @@ impl Signer {
     /// A signer with a fresh random 32-byte key.
     pub fn generate() -> Signer {
         let mut secret = [0u8; 32];
-        super::state::fill_random(&mut secret);
+        super::random::fill_random(&mut secret);
         let signer = Signer::from_secret(&secret);
         secret.zeroize();
         signer

@@ -8,10 +8,11 @@ use base64::Engine;
 use hyper::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{json, Map, Value};
 
+use super::config::{Account, PUBLIC_CLIENT, REALM};
 use super::jwt::unix_secs;
-use super::server::Reply;
-use super::state::{random_uuid, stable_uuid, State};
-use super::{Account, PUBLIC_CLIENT, REALM};
+use super::random::{random_uuid, stable_uuid};
+use super::reply::Reply;
+use super::state::State;
 
 /// Keycloak's OAuth error body.
 fn oauth_error(status: u16, error: &str, description: &str) -> Reply {

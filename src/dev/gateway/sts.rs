@@ -1,75 +1,39 @@
 //! The emulated `PUT /apis/sts/token`: the Istio JWT check and OPA role check in front,
 //! then cray-sts minting temporary S3 credentials.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use hyper::header::{HeaderMap, AUTHORIZATION};
 use serde_json::{json, Value};
 
+use super::config::{Fault, REALM, STS_TOKEN_PATH};
 use super::jwt;
-use super::server::Reply;
-use super::state::{random_base64, random_string, State};
-// What the emulator mints is the type the client parses a reply into: one type, whose
-// secrets are redacted in `Debug` and zeroed on drop on both sides.
+use super::reply::Reply;
+use super::state::State;
 use crate::creds::Credentials;
-use crate::secret::Secret;
 
-/// A boxed future, so that [`CredentialMinter`] stays object-safe.
-pub(crate) type MintFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Credentials, String>> + Send + 'a>>;
-
-/// Where credentials come from once a caller is authorised. The emulator makes up random
-/// ones ([`RandomMinter`]) or, with a configured backend, asks a real STS with
-/// `AssumeRole` as cray-sts does against Ceph RGW ([`super::backend::AssumeRoleMinter`]);
-/// the request handling is the same for both.
-pub(crate) trait CredentialMinter: Send + Sync {
-    /// Mints one set of credentials. An `Err` becomes cray-sts's plain 500 "Error".
-    fn mint(&self) -> MintFuture<'_>;
-}
-
-/// Random credentials of the right shape, valid for the configured lifetime.
-pub(crate) struct RandomMinter {
-    pub endpoint_url: String,
-    pub lifetime: Duration,
-}
-
-const UPPER_ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-impl RandomMinter {
-    fn make(&self) -> Credentials {
-        let lifetime = chrono::Duration::from_std(self.lifetime)
-            .unwrap_or_else(|_| chrono::Duration::days(3650));
-        Credentials {
-            access_key_id: random_string(UPPER_ALNUM, 20),
-            secret_access_key: Secret::new(random_string(ALNUM, 40)),
-            session_token: Secret::new(random_base64(192)),
-            endpoint_url: self.endpoint_url.clone(),
-            expiration: Utc::now() + lifetime,
-        }
-    }
-}
-
-impl CredentialMinter for RandomMinter {
-    fn mint(&self) -> MintFuture<'_> {
-        let creds = self.make();
-        Box::pin(async move { Ok(creds) })
-    }
-}
-
-/// `Expiration` exactly as cray-sts writes it: `2019-10-14T15:15:43.480741+00:00`.
+/// `Expiration` exactly as cray-sts writes it, with Python's `isoformat()`:
+/// `2019-10-14T15:15:43.480741+00:00`, and `2019-10-14T15:15:43+00:00` (no fraction at
+/// all) when the microseconds are 0, so clients meet both forms here as on CSM.
 pub(crate) fn format_expiration(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    if t.timestamp_subsec_micros() == 0 {
+        t.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+    } else {
+        t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+    }
 }
 
-/// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body.
+/// The 201 body; `with_session_token: false` gives the `Incomplete` fault's body. An
+/// empty `endpoint_url` (none configured) is sent as JSON `null`, as cray-sts does.
 pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> String {
+    let endpoint = match c.endpoint_url.as_str() {
+        "" => Value::Null,
+        url => Value::String(url.to_owned()),
+    };
     let mut creds = json!({
         "AccessKeyId": c.access_key_id,
-        "EndpointURL": c.endpoint_url,
+        "EndpointURL": endpoint,
         "Expiration": format_expiration(c.expiration),
         "SecretAccessKey": c.secret_access_key.expose(),
     });
@@ -79,33 +43,40 @@ pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> Str
     json!({ "Credentials": creds }).to_string()
 }
 
-fn rbac_denied() -> Reply {
-    Reply::text(403, "RBAC: access denied")
+/// OPA's refusal (Cray-HPE/cray-opa): 403, a plain `Unauthorized Request`, and the header
+/// its ext-authz filter adds.
+fn opa_denied() -> Reply {
+    Reply::text(403, "Unauthorized Request").with_header("x-ext-auth-allow", "no".to_owned())
 }
 
+/// Istio's refusal of a JWT it could not verify.
 fn jwt_rejected(message: &str) -> Reply {
     Reply::text(401, message).with_header(
         "www-authenticate",
-        format!(
-            "Bearer realm=\"{}\", error=\"invalid_token\"",
-            super::STS_TOKEN_PATH
-        ),
+        format!("Bearer realm=\"{STS_TOKEN_PATH}\", error=\"invalid_token\""),
     )
 }
 
-/// The gateway's checks, in Envoy's order (time, issuer, signature) and then OPA's
-/// (audience `shasta`, client role `admin`). `Err` holds the rejection to send.
-fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(rbac_denied());
+/// The gateway's checks in front of cray-sts, for every path under `/apis/sts/`. First
+/// Istio's JWT check, in Envoy's order (time, issuer, signature): a request without a
+/// bearer token passes it, one with a bad token gets 401. Then OPA's policy, which
+/// splits `Authorization` on one space into exactly `Bearer` and a token and wants
+/// audience `shasta` and client role `admin`: anything else gets its 403. `Err` holds
+/// the rejection to send.
+pub(crate) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
+    let value = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let istio_token = value
+        .trim()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    let Some(token) = istio_token else {
+        return Err(opa_denied());
     };
-    let Some((scheme, token)) = value.trim().split_once(' ') else {
-        return Err(rbac_denied());
-    };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(rbac_denied());
-    }
-    let decoded = jwt::decode(token.trim()).map_err(|_| jwt_rejected("Jwt verification fails"))?;
+    let decoded = jwt::decode(token).map_err(|_| jwt_rejected("Jwt verification fails"))?;
     if decoded.is_expired(SystemTime::now()) {
         return Err(jwt_rejected("Jwt is expired"));
     }
@@ -115,22 +86,61 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
     if !state.signer.check_signature(&decoded) {
         return Err(jwt_rejected("Jwt verification fails"));
     }
+    let parts: Vec<&str> = value.split(' ').collect();
+    if parts.len() != 2 || parts[0] != "Bearer" {
+        return Err(opa_denied());
+    }
     let claims = &decoded.claims;
     let audience_ok = match claims.get("aud") {
-        Some(Value::String(a)) => a == super::REALM,
-        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(super::REALM)),
+        Some(Value::String(a)) => a == REALM,
+        Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(REALM)),
         _ => false,
     };
     let admin = claims
         .get("resource_access")
-        .and_then(|r| r.get(super::REALM))
+        .and_then(|r| r.get(REALM))
         .and_then(|c| c.get("roles"))
         .and_then(Value::as_array)
         .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some("admin")));
     if audience_ok && admin {
         Ok(())
     } else {
-        Err(rbac_denied())
+        Err(opa_denied())
+    }
+}
+
+/// What cray-sts answers when its backend fails: the exception nobody catches becomes
+/// connexion's problem document for a 500 (Werkzeug's description of one).
+fn backend_failed() -> Reply {
+    let problem = json!({
+        "detail": "The server encountered an internal error and was unable to complete your request. Either the server is overloaded or there is an error in the application.",
+        "status": 500,
+        "title": "Internal Server Error",
+        "type": "about:blank",
+    });
+    Reply {
+        content_type: "application/problem+json".into(),
+        ..Reply::json(500, problem.to_string())
+    }
+}
+
+/// Envoy's answer when the service behind it does not reply within the route's timeout.
+fn upstream_timeout() -> Reply {
+    Reply::text(504, "upstream request timeout")
+}
+
+/// Mints within the gateway's upstream timeout; `Err` is the reply to send instead.
+async fn mint(state: &State) -> Result<Credentials, Reply> {
+    match tokio::time::timeout(state.config.upstream_timeout, state.minter.mint()).await {
+        Ok(Ok(creds)) => Ok(creds),
+        Ok(Err(why)) => {
+            tracing::warn!(error = %why, "dev-gateway: credential backend failed");
+            Err(backend_failed())
+        }
+        Err(_) => {
+            tracing::warn!("dev-gateway: credential backend did not answer in time");
+            Err(upstream_timeout())
+        }
     }
 }
 
@@ -140,15 +150,12 @@ pub(crate) async fn put_token(state: &State, headers: &HeaderMap) -> Reply {
         state.count(|s| s.sts_rejected += 1);
         return reply;
     }
-    match state.minter.mint().await {
+    match mint(state).await {
         Ok(creds) => {
             state.count(|s| s.sts_issued += 1);
             Reply::json(201, credentials_body(&creds, true))
         }
-        Err(why) => {
-            tracing::warn!(error = %why, "dev-gateway: credential backend failed");
-            Reply::json(500, "\"Error\"".to_owned())
-        }
+        Err(reply) => reply,
     }
 }
 
@@ -157,11 +164,10 @@ pub(crate) const MALFORMED_BODY: &str = "<html><body>upstream connect error</bod
 
 /// The reply for an STS fault that replaces the normal one (everything but `Delay` and
 /// `CloseConnection`, which the server handles).
-pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
-    use super::Fault;
+pub(crate) async fn fault_reply(state: &State, fault: &Fault) -> Reply {
     match fault {
         Fault::Malformed => Reply::json(201, MALFORMED_BODY.to_owned()),
-        Fault::Incomplete | Fault::ExpiredCredentials => match state.minter.mint().await {
+        Fault::Incomplete | Fault::ExpiredCredentials => match mint(state).await {
             Ok(mut creds) => {
                 if matches!(fault, Fault::ExpiredCredentials) {
                     creds.expiration = Utc::now() - chrono::Duration::hours(1);
@@ -169,7 +175,7 @@ pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
                 let complete = matches!(fault, Fault::ExpiredCredentials);
                 Reply::json(201, credentials_body(&creds, complete))
             }
-            Err(_) => Reply::json(500, "\"Error\"".to_owned()),
+            Err(reply) => reply,
         },
         Fault::Status { .. }
         | Fault::Delay(_)
@@ -185,6 +191,7 @@ pub(crate) async fn fault_reply(state: &State, fault: &super::Fault) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dev::gateway::mint::RandomMinter;
     use chrono::TimeZone;
 
     #[test]
@@ -192,22 +199,22 @@ mod tests {
         let t = Utc.with_ymd_and_hms(2019, 10, 14, 15, 15, 43).unwrap()
             + chrono::Duration::microseconds(480_741);
         assert_eq!(format_expiration(t), "2019-10-14T15:15:43.480741+00:00");
+        let whole = Utc.with_ymd_and_hms(2019, 10, 14, 15, 15, 43).unwrap();
+        assert_eq!(format_expiration(whole), "2019-10-14T15:15:43+00:00");
+        // Below a microsecond, isoformat() has nothing to show either.
+        let nanos = whole + chrono::Duration::nanoseconds(999);
+        assert_eq!(format_expiration(nanos), "2019-10-14T15:15:43+00:00");
+        let one = whole + chrono::Duration::microseconds(1);
+        assert_eq!(format_expiration(one), "2019-10-14T15:15:43.000001+00:00");
     }
 
     #[test]
-    fn minted_shapes() {
+    fn incomplete_body_lacks_only_the_session_token() {
         let minter = RandomMinter {
             endpoint_url: "http://rgw.local:8080".into(),
-            lifetime: Duration::from_secs(3600),
+            lifetime: std::time::Duration::from_secs(3600),
         };
         let c = minter.make();
-        assert_eq!(c.access_key_id.len(), 20);
-        assert!(c
-            .access_key_id
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
-        assert_eq!(c.secret_access_key.expose().len(), 40);
-        assert_eq!(c.session_token.expose().len(), 256);
         let body: Value = serde_json::from_str(&credentials_body(&c, false)).unwrap();
         assert!(body["Credentials"].get("SessionToken").is_none());
         assert_eq!(body["Credentials"]["EndpointURL"], "http://rgw.local:8080");
