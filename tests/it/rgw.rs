@@ -258,7 +258,7 @@ fn rust_sdk_on_rgw() {
     sdk_on_rgw(Sdk::Rust, "rust-sdk");
 }
 
-/// What the mount advertises; RGW is asked for its minimum, 900 s, so every key served
+/// What the mount advertises; RGW is asked for an hour, as cray-sts asks, so every key served
 /// stays valid at RGW long after the mount replaced it.
 const LIFETIME: &str = "6s";
 /// The mount renews once less than this is left: every 3 s.
@@ -382,8 +382,8 @@ fn server_clock(endpoint: &str) -> chrono::DateTime<chrono::Utc> {
 #[test]
 fn rgw_refuses_credentials_past_their_real_expiry() {
     let python = on_path("python3").expect("python3 on PATH");
-    // A lifetime of RGW's shortest session: what the mount advertises is RGW's own expiry.
-    let t = OnRgw::start_with(&["--lifetime", "15m"], &[]);
+    // The hour cray-sts asks RGW for: what the mount advertises is RGW's own expiry.
+    let t = OnRgw::start_with(&["--lifetime", "1h"], &[]);
     let env = &t.env;
     let served: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
     let expiration =
@@ -415,6 +415,14 @@ fn rgw_refuses_credentials_past_their_real_expiry() {
         cmd
     };
     let ahead = &t.rgw.ahead_endpoint;
+    // Its clients run as far ahead: RGW refuses a request signed 15 minutes off its clock.
+    let boto3_ahead = |bucket: &str| {
+        let mut cmd = boto3(ahead, bucket);
+        cmd.env("LD_PRELOAD", &t.rgw.faketime_lib)
+            .env("FAKETIME", format!("+{AHEAD_SECONDS}s"))
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        cmd
+    };
     // While the clock ahead is still before the expiry, the RGW there takes the keys.
     let skew = server_clock(ahead) - chrono::Utc::now();
     assert!(
@@ -425,7 +433,7 @@ fn rgw_refuses_credentials_past_their_real_expiry() {
         server_clock(ahead) < expiration,
         "the test started too late: the clock ahead is past {expiration} already"
     );
-    env.run(&mut boto3(ahead, "expiry-before")).ok();
+    env.run(&mut boto3_ahead("expiry-before")).ok();
     // Once that clock is past the expiry (the same RGW, the same keys), it refuses them
     // with 403 AccessDenied, not AWS's ExpiredToken.
     wait_for(
@@ -433,7 +441,7 @@ fn rgw_refuses_credentials_past_their_real_expiry() {
         Duration::from_secs(60),
         || server_clock(ahead) > expiration + chrono::Duration::seconds(1),
     );
-    let ran = env.run(&mut boto3(ahead, "expiry-after"));
+    let ran = env.run(&mut boto3_ahead("expiry-after"));
     assert_eq!(
         (ran.status.code(), ran.stdout.trim()),
         (Some(3), "AccessDenied"),

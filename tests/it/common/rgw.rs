@@ -17,9 +17,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// How far the second radosgw's clock runs ahead (`S3CREDSFS_RGW_AHEAD`): credentials
-/// from RGW's shortest session, 900 s, are past their expiry there once they are 20 s
-/// old, and a request signed now is still within RGW's 15 minutes of clock skew.
-pub const AHEAD_SECONDS: i64 = 880;
+/// from cray-sts's one-hour session are past their expiry there once they are 30 s old.
+/// RGW refuses requests more than 15 minutes off its clock, so its clients run as far
+/// ahead (libfaketime, `Rgw::faketime_lib`).
+pub const AHEAD_SECONDS: i64 = 3570;
 
 /// How long `scripts/rgw up` may take: a cold start is 15-20 s on a loaded machine; the
 /// first run also installs the Debian packages (about 70 MB).
@@ -37,8 +38,11 @@ pub struct Rgw {
     pub role_arn: String,
     /// A second radosgw on the same cluster whose clock runs [`AHEAD_SECONDS`] ahead
     /// (libfaketime): the honest way to see what RGW does with credentials past their
-    /// real expiry without waiting RGW's minimum session of 15 minutes.
+    /// real expiry without waiting the hour cray-sts's credentials live.
     pub ahead_endpoint: String,
+    /// The libfaketime that runs it ahead, for its clients (RGW refuses a request signed
+    /// more than 15 minutes off its own clock).
+    pub faketime_lib: String,
 }
 
 /// The one RGW of this test process, started on first use. Panics with the script's own
@@ -166,6 +170,7 @@ fn read_env_file(path: &Path) -> Result<Rgw, String> {
         secret_key: value("S3CREDSFS_BACKEND_SECRET_KEY")?,
         role_arn: value("RGW_ROLE_ARN")?,
         ahead_endpoint: value("RGW_AHEAD_ENDPOINT")?,
+        faketime_lib: value("RGW_FAKETIME_LIB")?,
     })
 }
 
