@@ -359,3 +359,13 @@ fn the_contributing_doc_draws_the_layers_the_script_checks() {
         );
     }
 }
+
+/// The real tree keeps the layering: no cycle between files, no import upwards. This is
+/// the check CI runs (`scripts/imports` in `.ci/run`), here too so that plain `cargo test`
+/// fails the moment a cycle comes back.
+#[test]
+fn the_real_tree_has_no_cycle_and_no_upward_import() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let check = run(root, &[]);
+    assert_eq!(check.code, 0, "scripts/imports:\n{}", check.stdout);
+}
