@@ -18,6 +18,9 @@ pub struct ProxyEnv {
     http: Option<url::Url>,
     https: Option<url::Url>,
     all: Option<url::Url>,
+    /// `NO_PROXY` holds `*`: curl then proxies no host, addresses included, where the
+    /// matcher reads `*` as a domain pattern and still proxies a gateway named by its IP.
+    bypass_everything: bool,
     /// Decides, from the same variables and `NO_PROXY`, whether a target is proxied.
     matcher: Matcher,
 }
@@ -68,6 +71,7 @@ impl ProxyEnv {
             .split(',')
             .filter_map(curl_entry)
             .collect();
+        let bypass_everything = bypass.iter().any(|entry| entry == "*");
         let text = |url: &Option<url::Url>| url.as_ref().map_or(String::new(), url::Url::to_string);
         let matcher = Matcher::builder()
             .http(text(&http))
@@ -79,6 +83,7 @@ impl ProxyEnv {
             http,
             https,
             all,
+            bypass_everything,
             matcher,
         }
     }
@@ -87,7 +92,7 @@ impl ProxyEnv {
     /// gateway, a tunnel) or a host `NO_PROXY` names, else the variable for its scheme,
     /// else `all_proxy`.
     pub fn proxy_for(&self, target: &url::Url) -> Option<url::Url> {
-        if is_loopback(target) {
+        if is_loopback(target) || self.bypass_everything {
             return None;
         }
         let uri: hyper::Uri = target.as_str().parse().ok()?;
@@ -253,6 +258,22 @@ mod tests {
         let any_v4 = env(&[("https_proxy", "http://p:1"), ("no_proxy", "0.0.0.0/0")]);
         assert_eq!(any_v4.proxy_for(&url("https://10.0.0.1/t")), None);
         assert!(any_v4.proxy_for(&url("https://[fd00::1]/t")).is_some());
+    }
+
+    /// curl's `*` bypasses every host, addresses included: a gateway reached by its IP
+    /// (`https://10.252.1.1`) must not send the password and the JWT to the proxy.
+    #[test]
+    fn no_proxy_star_covers_gateways_named_by_address() {
+        let everything = env(&[("https_proxy", "http://p:1"), ("NO_PROXY", " * ")]);
+        for target in [
+            "https://10.252.1.1/t",
+            "https://[fd00::1]:8443/t",
+            "https://gw/t",
+        ] {
+            assert_eq!(everything.proxy_for(&url(target)), None, "{target}");
+        }
+        let listed = env(&[("https_proxy", "http://p:1"), ("no_proxy", ".nmn,*")]);
+        assert_eq!(listed.proxy_for(&url("https://10.252.1.1/t")), None);
     }
 
     #[test]
