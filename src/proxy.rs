@@ -64,7 +64,10 @@ impl ProxyEnv {
             parsed
         };
         let (http, https, all) = (read("http_proxy"), read("https_proxy"), read("all_proxy"));
-        let no_proxy = lookup("no_proxy").or_else(|| lookup("NO_PROXY"));
+        // An empty variable counts as unset, as curl reads it (and as `read` does above).
+        let no_proxy = ["no_proxy", "NO_PROXY"]
+            .into_iter()
+            .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()));
         let bypass: Vec<String> = no_proxy
             .as_deref()
             .unwrap_or_default()
@@ -274,6 +277,21 @@ mod tests {
         }
         let listed = env(&[("https_proxy", "http://p:1"), ("no_proxy", ".nmn,*")]);
         assert_eq!(listed.proxy_for(&url("https://10.252.1.1/t")), None);
+    }
+
+    /// curl reads an empty variable as unset: an empty `no_proxy` leaves `NO_PROXY` in
+    /// force, as an empty `http_proxy` leaves `HTTP_PROXY`.
+    #[test]
+    fn an_empty_lower_case_no_proxy_leaves_the_upper_case_one() {
+        for empty in ["", "  "] {
+            let proxies = env(&[
+                ("https_proxy", "http://p:1"),
+                ("no_proxy", empty),
+                ("NO_PROXY", ".nmn"),
+            ]);
+            let gateway = url("https://api-gw-service.nmn/t");
+            assert_eq!(proxies.proxy_for(&gateway), None, "{empty:?}");
+        }
     }
 
     #[test]
