@@ -98,7 +98,7 @@ impl ProxyEnv {
         if is_loopback(target) || self.bypass_everything {
             return None;
         }
-        let uri: hyper::Uri = target.as_str().parse().ok()?;
+        let uri: hyper::Uri = without_trailing_dot(target).as_str().parse().ok()?;
         self.matcher.intercept(&uri)?;
         // The matcher said which variable applies; its URL is taken from ours, which still
         // holds the proxy's user and password (the matcher keeps them as a header).
@@ -120,6 +120,18 @@ impl ProxyEnv {
     }
 }
 
+/// `target` with its host's trailing dot removed (`gw.nmn.` is `gw.nmn`), as curl reads
+/// a host against `NO_PROXY`; the matcher would not match it.
+fn without_trailing_dot(target: &url::Url) -> url::Url {
+    let mut asked = target.clone();
+    if let Some(url::Host::Domain(host)) = target.host() {
+        if let Some(bare) = host.strip_suffix('.').filter(|bare| !bare.is_empty()) {
+            let _ = asked.set_host(Some(bare));
+        }
+    }
+    asked
+}
+
 /// A URL safe to log: user name and password removed.
 fn without_userinfo(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -131,7 +143,7 @@ fn without_userinfo(url: &url::Url) -> String {
 /// One `NO_PROXY` entry in the form the matcher reads, for the two forms curl accepts that
 /// it does not: a port (`hpc.example.com:443`, ignored as curl ignores it) and an IPv6
 /// address in brackets (`[fd00::1]`); and `*.example.com`, which curl reads as
-/// `example.com`. Everything else (`*`, addresses, networks like `10.0.0.0/8`, a domain
+/// `example.com`; a trailing dot is dropped, as curl drops it. Everything else (`*`, addresses, networks like `10.0.0.0/8`, a domain
 /// that also covers its subdomains) passes through as written.
 fn curl_entry(entry: &str) -> Option<String> {
     let entry = entry.trim();
@@ -154,7 +166,13 @@ fn curl_entry(entry: &str) -> Option<String> {
     if let Some(ip) = address(host) {
         return Some(ip);
     }
-    Some(host.strip_prefix("*.").unwrap_or(host).to_string())
+    let domain = host.strip_prefix("*.").unwrap_or(host);
+    // curl ignores a trailing dot in an entry as in a host.
+    let domain = domain
+        .strip_suffix('.')
+        .filter(|d| !d.is_empty())
+        .unwrap_or(domain);
+    Some(domain.to_string())
 }
 
 #[cfg(test)]
@@ -294,6 +312,24 @@ mod tests {
         }
     }
 
+    /// curl ignores a trailing dot, in the host and in the entry: `gw.nmn.` is `gw.nmn`,
+    /// and must not take the login to the proxy because it is spelled fully qualified.
+    #[test]
+    fn a_trailing_dot_is_ignored_as_curl_ignores_it() {
+        let proxies = env(&[
+            ("https_proxy", "http://p:1"),
+            ("NO_PROXY", ".nmn,hpc.example.com."),
+        ]);
+        for direct in [
+            "https://api-gw-service.nmn./t",
+            "https://hpc.example.com/t",
+            "https://gw.hpc.example.com./t",
+        ] {
+            assert_eq!(proxies.proxy_for(&url(direct)), None, "{direct}");
+        }
+        assert!(proxies.proxy_for(&url("https://nmn.evil./t")).is_some());
+    }
+
     #[test]
     fn curl_s_no_proxy_forms_become_the_matcher_s() {
         for (entry, read) in [
@@ -301,6 +337,8 @@ mod tests {
             ("*", Some("*")),
             ("hpc.example.com:443", Some("hpc.example.com")),
             ("*.example.com", Some("example.com")),
+            ("hpc.example.com.", Some("hpc.example.com")),
+            (".", Some(".")),
             (".nmn", Some(".nmn")),
             ("[fd00::1]", Some("fd00::1")),
             ("[fd00::1]:443", Some("fd00::1")),
