@@ -143,8 +143,9 @@ fn without_userinfo(url: &url::Url) -> String {
 /// One `NO_PROXY` entry in the form the matcher reads, for the two forms curl accepts that
 /// it does not: a port (`hpc.example.com:443`, ignored as curl ignores it) and an IPv6
 /// address in brackets (`[fd00::1]`); and `*.example.com`, which curl reads as
-/// `example.com`; a trailing dot is dropped, as curl drops it. Everything else (`*`, addresses, networks like `10.0.0.0/8`, a domain
-/// that also covers its subdomains) passes through as written.
+/// `example.com`; a trailing dot is dropped, as curl drops it. Everything else (`*`,
+/// addresses, networks like `10.0.0.0/8`, a domain that also covers its subdomains)
+/// passes through as written.
 fn curl_entry(entry: &str) -> Option<String> {
     let entry = entry.trim();
     if entry.is_empty() {
