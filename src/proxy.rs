@@ -6,8 +6,10 @@
 //! by hyper-util's proxy `Matcher`: the code behind reqwest's own `Proxy::http`/`https`/`all`
 //! and `NoProxy` (reqwest 0.12 hands both to it). reqwest's `NoProxy` cannot be used on its
 //! own here: a `Proxy::custom`, which keeps loopback first and the proxy's password in its
-//! URL, ignores it. Ours are only the two `NO_PROXY` forms curl accepts and that matcher
-//! does not ([`curl_entry`]), and the reading of the variables (lower case first, as curl).
+//! URL, ignores it. Ours are where the matcher reads `NO_PROXY` otherwise than curl, always
+//! towards proxying (which would hand the proxy the login): the forms of [`curl_entry`],
+//! `*` covering addresses too, a host's trailing dot, and the reading of the variables
+//! (lower case first, an empty one as unset, as curl).
 
 use crate::config::is_loopback;
 use hyper_util::client::proxy::matcher::Matcher;
