@@ -6,8 +6,10 @@
 //! by hyper-util's proxy `Matcher`: the code behind reqwest's own `Proxy::http`/`https`/`all`
 //! and `NoProxy` (reqwest 0.12 hands both to it). reqwest's `NoProxy` cannot be used on its
 //! own here: a `Proxy::custom`, which keeps loopback first and the proxy's password in its
-//! URL, ignores it. Ours are only the two `NO_PROXY` forms curl accepts and that matcher
-//! does not ([`curl_entry`]), and the reading of the variables (lower case first, as curl).
+//! URL, ignores it. Ours are where the matcher reads `NO_PROXY` otherwise than curl, always
+//! towards proxying (which would hand the proxy the login): the forms of [`curl_entry`],
+//! `*` covering addresses too, a host's trailing dot, and the reading of the variables
+//! (lower case first, an empty one as unset, as curl).
 
 use crate::config::is_loopback;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -18,6 +20,9 @@ pub struct ProxyEnv {
     http: Option<url::Url>,
     https: Option<url::Url>,
     all: Option<url::Url>,
+    /// `NO_PROXY` holds `*`: curl then proxies no host, addresses included, where the
+    /// matcher reads `*` as a domain pattern and still proxies a gateway named by its IP.
+    bypass_everything: bool,
     /// Decides, from the same variables and `NO_PROXY`, whether a target is proxied.
     matcher: Matcher,
 }
@@ -61,13 +66,17 @@ impl ProxyEnv {
             parsed
         };
         let (http, https, all) = (read("http_proxy"), read("https_proxy"), read("all_proxy"));
-        let no_proxy = lookup("no_proxy").or_else(|| lookup("NO_PROXY"));
+        // An empty variable counts as unset, as curl reads it (and as `read` does above).
+        let no_proxy = ["no_proxy", "NO_PROXY"]
+            .into_iter()
+            .find_map(|name| lookup(name).filter(|v| !v.trim().is_empty()));
         let bypass: Vec<String> = no_proxy
             .as_deref()
             .unwrap_or_default()
             .split(',')
             .filter_map(curl_entry)
             .collect();
+        let bypass_everything = bypass.iter().any(|entry| entry == "*");
         let text = |url: &Option<url::Url>| url.as_ref().map_or(String::new(), url::Url::to_string);
         let matcher = Matcher::builder()
             .http(text(&http))
@@ -79,6 +88,7 @@ impl ProxyEnv {
             http,
             https,
             all,
+            bypass_everything,
             matcher,
         }
     }
@@ -87,10 +97,10 @@ impl ProxyEnv {
     /// gateway, a tunnel) or a host `NO_PROXY` names, else the variable for its scheme,
     /// else `all_proxy`.
     pub fn proxy_for(&self, target: &url::Url) -> Option<url::Url> {
-        if is_loopback(target) {
+        if is_loopback(target) || self.bypass_everything {
             return None;
         }
-        let uri: hyper::Uri = target.as_str().parse().ok()?;
+        let uri: hyper::Uri = without_trailing_dot(target).as_str().parse().ok()?;
         self.matcher.intercept(&uri)?;
         // The matcher said which variable applies; its URL is taken from ours, which still
         // holds the proxy's user and password (the matcher keeps them as a header).
@@ -112,6 +122,18 @@ impl ProxyEnv {
     }
 }
 
+/// `target` with its host's trailing dot removed (`gw.nmn.` is `gw.nmn`), as curl reads
+/// a host against `NO_PROXY`; the matcher would not match it.
+fn without_trailing_dot(target: &url::Url) -> url::Url {
+    let mut asked = target.clone();
+    if let Some(url::Host::Domain(host)) = target.host() {
+        if let Some(bare) = host.strip_suffix('.').filter(|bare| !bare.is_empty()) {
+            let _ = asked.set_host(Some(bare));
+        }
+    }
+    asked
+}
+
 /// A URL safe to log: user name and password removed.
 fn without_userinfo(url: &url::Url) -> String {
     let mut shown = url.clone();
@@ -123,8 +145,9 @@ fn without_userinfo(url: &url::Url) -> String {
 /// One `NO_PROXY` entry in the form the matcher reads, for the two forms curl accepts that
 /// it does not: a port (`hpc.example.com:443`, ignored as curl ignores it) and an IPv6
 /// address in brackets (`[fd00::1]`); and `*.example.com`, which curl reads as
-/// `example.com`. Everything else (`*`, addresses, networks like `10.0.0.0/8`, a domain
-/// that also covers its subdomains) passes through as written.
+/// `example.com`; a trailing dot is dropped, as curl drops it. Everything else (`*`,
+/// addresses, networks like `10.0.0.0/8`, a domain that also covers its subdomains)
+/// passes through as written.
 fn curl_entry(entry: &str) -> Option<String> {
     let entry = entry.trim();
     if entry.is_empty() {
@@ -146,7 +169,13 @@ fn curl_entry(entry: &str) -> Option<String> {
     if let Some(ip) = address(host) {
         return Some(ip);
     }
-    Some(host.strip_prefix("*.").unwrap_or(host).to_string())
+    let domain = host.strip_prefix("*.").unwrap_or(host);
+    // curl ignores a trailing dot in an entry as in a host.
+    let domain = domain
+        .strip_suffix('.')
+        .filter(|d| !d.is_empty())
+        .unwrap_or(domain);
+    Some(domain.to_string())
 }
 
 #[cfg(test)]
@@ -255,6 +284,55 @@ mod tests {
         assert!(any_v4.proxy_for(&url("https://[fd00::1]/t")).is_some());
     }
 
+    /// curl's `*` bypasses every host, addresses included: a gateway reached by its IP
+    /// (`https://10.252.1.1`) must not send the password and the JWT to the proxy.
+    #[test]
+    fn no_proxy_star_covers_gateways_named_by_address() {
+        let everything = env(&[("https_proxy", "http://p:1"), ("NO_PROXY", " * ")]);
+        for target in [
+            "https://10.252.1.1/t",
+            "https://[fd00::1]:8443/t",
+            "https://gw/t",
+        ] {
+            assert_eq!(everything.proxy_for(&url(target)), None, "{target}");
+        }
+        let listed = env(&[("https_proxy", "http://p:1"), ("no_proxy", ".nmn,*")]);
+        assert_eq!(listed.proxy_for(&url("https://10.252.1.1/t")), None);
+    }
+
+    /// curl reads an empty variable as unset: an empty `no_proxy` leaves `NO_PROXY` in
+    /// force, as an empty `http_proxy` leaves `HTTP_PROXY`.
+    #[test]
+    fn an_empty_lower_case_no_proxy_leaves_the_upper_case_one() {
+        for empty in ["", "  "] {
+            let proxies = env(&[
+                ("https_proxy", "http://p:1"),
+                ("no_proxy", empty),
+                ("NO_PROXY", ".nmn"),
+            ]);
+            let gateway = url("https://api-gw-service.nmn/t");
+            assert_eq!(proxies.proxy_for(&gateway), None, "{empty:?}");
+        }
+    }
+
+    /// curl ignores a trailing dot, in the host and in the entry: `gw.nmn.` is `gw.nmn`,
+    /// and must not take the login to the proxy because it is spelled fully qualified.
+    #[test]
+    fn a_trailing_dot_is_ignored_as_curl_ignores_it() {
+        let proxies = env(&[
+            ("https_proxy", "http://p:1"),
+            ("NO_PROXY", ".nmn,hpc.example.com."),
+        ]);
+        for direct in [
+            "https://api-gw-service.nmn./t",
+            "https://hpc.example.com/t",
+            "https://gw.hpc.example.com./t",
+        ] {
+            assert_eq!(proxies.proxy_for(&url(direct)), None, "{direct}");
+        }
+        assert!(proxies.proxy_for(&url("https://nmn.evil./t")).is_some());
+    }
+
     #[test]
     fn curl_s_no_proxy_forms_become_the_matcher_s() {
         for (entry, read) in [
@@ -262,6 +340,8 @@ mod tests {
             ("*", Some("*")),
             ("hpc.example.com:443", Some("hpc.example.com")),
             ("*.example.com", Some("example.com")),
+            ("hpc.example.com.", Some("hpc.example.com")),
+            (".", Some(".")),
             (".nmn", Some(".nmn")),
             ("[fd00::1]", Some("fd00::1")),
             ("[fd00::1]:443", Some("fd00::1")),
