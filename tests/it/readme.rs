@@ -482,3 +482,73 @@ fn the_path_check_finds_stale_paths() {
     let exists: Vec<bool> = named.iter().map(|p| markdown::path_exists(p)).collect();
     assert_eq!(exists, [true, true, false, false]);
 }
+
+/// The "Tested against" table names the versions the repository pins, so a bump of a pin
+/// without the table (or the reverse) fails here. Versions found on the machine (RGW,
+/// rclone, curl, FUSE, Go, Node, Java) have no pin to hold them to.
+#[test]
+fn the_tested_against_table_matches_the_pins() {
+    let read = |path: &str| std::fs::read_to_string(markdown::root().join(path)).unwrap();
+    let (doc, table) = section("Tested against");
+    let version_of = |server_or_client: &str| -> String {
+        let row = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {server_or_client} |")))
+            .unwrap_or_else(|| panic!("{doc}: no row for {server_or_client}"));
+        row.split('|').nth(2).unwrap().trim().to_owned()
+    };
+    let keycloak = read("scripts/keycloak");
+    let keycloak = keycloak
+        .lines()
+        .find_map(|l| l.strip_prefix("version="))
+        .expect("scripts/keycloak sets version=");
+    let venv = read("scripts/venv");
+    let python_pin = |package: &str| -> String {
+        let start = venv.find(&format!("{package}==")).expect(package) + package.len() + 2;
+        venv[start..]
+            .split([' ', '\'', ')'])
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let lock: serde_json::Value =
+        serde_json::from_str(&read("tests/sdk/js/package-lock.json")).unwrap();
+    let js = lock["packages"]["node_modules/@aws-sdk/client-s3"]["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cargo_lock = read("tests/sdk/rust/Cargo.lock");
+    let crate_pin = |name: &str| -> String {
+        let at = cargo_lock
+            .find(&format!("name = \"{name}\"\nversion = \""))
+            .expect(name);
+        cargo_lock[at..].split('"').nth(3).unwrap().to_owned()
+    };
+    let expected = [
+        ("Keycloak", vec![keycloak.to_owned()]),
+        (
+            "moto (S3 and STS emulator)",
+            vec![python_pin("moto[server]")],
+        ),
+        (
+            "AWS CLI",
+            vec![python_pin("awscli"), python_pin("botocore")],
+        ),
+        ("boto3", vec![python_pin("boto3")]),
+        ("s3cmd", vec![python_pin("s3cmd")]),
+        ("JavaScript SDK v3 (`@aws-sdk/client-s3`)", vec![js]),
+        (
+            "Rust SDK (`aws-config`, `aws-sdk-s3`)",
+            vec![crate_pin("aws-config"), crate_pin("aws-sdk-s3")],
+        ),
+    ];
+    for (row, pins) in expected {
+        let written = version_of(row);
+        for pin in pins {
+            assert!(
+                written.contains(&pin),
+                "{doc}: {row} says {written}, the pin is {pin}"
+            );
+        }
+    }
+}
