@@ -109,7 +109,7 @@ async fn endpoint_url_is_null_when_none_is_configured_and_the_product_says_so() 
         "without an S3 endpoint",
         "\"EndpointURL\" is null or missing",
         "ext_endpoint_url",
-        "this version of s3credsfs needs one",
+        "set s3-endpoint (--s3-endpoint",
     ] {
         assert!(stderr.contains(expected), "{expected:?} in {stderr}");
     }
