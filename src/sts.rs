@@ -309,14 +309,14 @@ mod tests {
 
     #[test]
     fn the_s3_endpoint_setting_replaces_the_sts_endpoint_or_its_absence() {
-        let cmn = Some("https://rgw-vip.cmn.example.com");
-        match interpret("u", 200, GOOD.as_bytes(), now(), cmn).unwrap() {
-            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn.unwrap()),
+        let cmn = "https://rgw-vip.cmn.example.com";
+        match interpret("u", 200, GOOD.as_bytes(), now(), Some(cmn)).unwrap() {
+            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn),
             other => panic!("{other:?}"),
         }
         let null = GOOD.replace(r#""http://rgw""#, "null");
-        match interpret("u", 200, null.as_bytes(), now(), cmn).unwrap() {
-            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn.unwrap()),
+        match interpret("u", 200, null.as_bytes(), now(), Some(cmn)).unwrap() {
+            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn),
             other => panic!("{other:?}"),
         }
         let err = interpret(
