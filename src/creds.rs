@@ -74,6 +74,17 @@ pub enum ReplyProblem {
 /// field is checked for what it may hold and the whole reply refused otherwise.
 /// Expiry is checked separately by the caller, which knows the clock and the URL.
 pub fn parse_sts_reply(body: &[u8]) -> Result<Credentials, ReplyProblem> {
+    parse_sts_reply_for(body, None)
+}
+
+/// The same, for a user whose `s3-endpoint` (already checked with [`is_plain_endpoint`])
+/// replaces the STS's `EndpointURL`: the STS's value is then not used, so a null, missing
+/// or odd one does not stop the credentials (cray-sts hands out the node network's
+/// endpoint, which a host on the customer network cannot reach).
+pub fn parse_sts_reply_for(
+    body: &[u8],
+    s3_endpoint: Option<&str>,
+) -> Result<Credentials, ReplyProblem> {
     let reply: StsReply = serde_json::from_slice(body).map_err(|_| ReplyProblem::NotJson)?;
     let fields = ZeroizedStrings(reply.credentials.ok_or(ReplyProblem::NoCredentials)?);
     let fields = &fields.0;
@@ -101,9 +112,10 @@ pub fn parse_sts_reply(body: &[u8]) -> Result<Credentials, ReplyProblem> {
     }
     let secret_access_key = Secret::new(visible("SecretAccessKey")?);
     let session_token = Secret::new(visible("SessionToken")?);
-    let endpoint_url = match fields.get("EndpointURL") {
-        None | Some(serde_json::Value::Null) => return Err(ReplyProblem::NoEndpointUrl),
-        Some(_) => check_endpoint(&field("EndpointURL")?)?,
+    let endpoint_url = match (s3_endpoint, fields.get("EndpointURL")) {
+        (Some(ours), _) => ours.to_string(),
+        (None, None | Some(serde_json::Value::Null)) => return Err(ReplyProblem::NoEndpointUrl),
+        (None, Some(_)) => check_endpoint(&field("EndpointURL")?)?,
     };
     let raw_expiration = field("Expiration")?;
     let expiration = parse_expiration(&raw_expiration)
@@ -135,22 +147,30 @@ impl Drop for ZeroizedStrings {
 /// path (no user info, query or fragment), written in visible ASCII. It is returned as
 /// given, since clients compare it textually.
 fn check_endpoint(text: &str) -> Result<String, ReplyProblem> {
-    // Checked before parsing: a URL parser drops tabs and newlines silently.
-    if !is_visible_ascii(text) {
+    if !is_plain_endpoint(text) {
         return Err(ReplyProblem::EndpointUrl);
     }
-    let url = url::Url::parse(text).map_err(|_| ReplyProblem::EndpointUrl)?;
-    let plain = matches!(url.scheme(), "http" | "https")
+    Ok(text.to_string())
+}
+
+/// Whether `text` may stand as an S3 endpoint in the files: the rule for the STS's
+/// `EndpointURL`, shared with the `s3-endpoint` setting so both end up the same in every
+/// file and format.
+pub fn is_plain_endpoint(text: &str) -> bool {
+    // Checked before parsing: a URL parser drops tabs and newlines silently.
+    if !is_visible_ascii(text) {
+        return false;
+    }
+    let Ok(url) = url::Url::parse(text) else {
+        return false;
+    };
+    matches!(url.scheme(), "http" | "https")
         && url.host_str().is_some_and(|h| !h.is_empty())
         && url.username().is_empty()
         && url.password().is_none()
         && url.query().is_none()
         && url.fragment().is_none()
-        && !text.contains(['?', '#']);
-    if !plain {
-        return Err(ReplyProblem::EndpointUrl);
-    }
-    Ok(text.to_string())
+        && !text.contains(['?', '#'])
 }
 
 /// Accepts RFC 3339 with or without fraction, with `Z` or an offset, and (leniently)
@@ -246,6 +266,59 @@ mod tests {
             parse_sts_reply(number.as_bytes()).unwrap_err(),
             ReplyProblem::NotString("EndpointURL")
         );
+    }
+
+    #[test]
+    fn the_users_s3_endpoint_wins_over_the_sts_value() {
+        let cmn = "https://rgw-vip.cmn.example.com";
+        let given = body("2030-01-01T00:00:00Z");
+        let null = given.replace(r#""http://rgw.local:8080""#, "null");
+        let missing = given.replace(r#""EndpointURL": "http://rgw.local:8080","#, "");
+        for reply in [&given, &null, &missing] {
+            let creds = parse_sts_reply_for(reply.as_bytes(), Some(cmn)).unwrap();
+            assert_eq!(creds.endpoint_url, cmn, "{reply}");
+            assert_eq!(creds.access_key_id, "AK");
+        }
+        assert_eq!(
+            parse_sts_reply_for(given.as_bytes(), None)
+                .unwrap()
+                .endpoint_url,
+            "http://rgw.local:8080"
+        );
+        // The rest of the reply is still checked.
+        let bad = given.replace(r#""AK""#, r#""A/K""#);
+        assert_eq!(
+            parse_sts_reply_for(bad.as_bytes(), Some(cmn)).unwrap_err(),
+            ReplyProblem::AccessKeyId
+        );
+    }
+
+    #[test]
+    fn plain_endpoints_are_http_urls_with_a_host_and_nothing_after_the_path() {
+        for good in [
+            "https://rgw-vip.cmn.example.com",
+            "http://rgw-vip.nmn",
+            "https://s3.example.com:8443/base/path",
+            "http://[::1]:9000",
+        ] {
+            assert!(is_plain_endpoint(good), "{good}");
+        }
+        for bad in [
+            "ftp://x",
+            "https://u:p@x",
+            "https://u@x",
+            "https://x/?q",
+            "https://x/?",
+            "https://x/#f",
+            "https://",
+            "x.example.com",
+            "https://x\n.example.com",
+            "https://x\t",
+            " https://x",
+            "",
+        ] {
+            assert!(!is_plain_endpoint(bad), "{bad:?}");
+        }
     }
 
     /// A reply whose one field is replaced by `value` (a JSON string literal body).

@@ -177,9 +177,9 @@ pub enum Error {
     },
 
     /// Credentials without an S3 endpoint (`"EndpointURL": null` or none), as cray-sts
-    /// sends when its configmap has no `ext_endpoint_url`; only the STS's operators can
-    /// fix it for this version, which has no setting of its own for the endpoint.
-    #[error("{url} sent credentials without an S3 endpoint (its \"EndpointURL\" is null or missing, as cray-sts sends when the ext_endpoint_url of its configmap sts-rados-config is not set), and this version of s3credsfs needs one: ask the system's administrators to set ext_endpoint_url")]
+    /// sends when its configmap has no `ext_endpoint_url`, and no `s3-endpoint` set: the
+    /// user can name the endpoint, or the STS's operators can configure one.
+    #[error("{url} sent credentials without an S3 endpoint (its \"EndpointURL\" is null or missing, as cray-sts sends when the ext_endpoint_url of its configmap sts-rados-config is not set): set s3-endpoint (--s3-endpoint, S3CREDSFS_S3_ENDPOINT or the config key) to this system's S3 endpoint, such as https://rgw-vip.cmn.SYSTEM.DOMAIN, or ask the system's administrators to set ext_endpoint_url")]
     NoEndpointUrl { url: String },
 
     /// A value that would break a line of an INI file (and could plant a key such as

@@ -4,7 +4,7 @@
 use crate::auth::Authenticator;
 use crate::clock::{SystemTime, TimeSource};
 use crate::config::Settings;
-use crate::creds::{parse_sts_reply, Credentials, ReplyProblem};
+use crate::creds::{parse_sts_reply_for, Credentials, ReplyProblem};
 use crate::error::{Error, Result};
 use crate::fetch::Fetch;
 use crate::http::{build_client, exchange};
@@ -33,6 +33,9 @@ pub struct StsClient {
     timeout: Duration,
     /// Judges whether the issued credentials have already expired.
     time: Arc<dyn TimeSource>,
+    /// The user's `s3-endpoint`, which replaces the STS's `EndpointURL` here, where the
+    /// credentials come out of the STS step, so every file and format gets it.
+    s3_endpoint: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -40,25 +43,28 @@ struct Problem {
     detail: Option<String>,
 }
 
-/// Judges an STS reply; split out so tests can feed it bytes.
+/// Judges an STS reply; split out so tests can feed it bytes. `s3_endpoint`, the user's
+/// setting, replaces the reply's `EndpointURL`.
 pub fn interpret(
     url: &str,
     status: u16,
     body: &[u8],
     now: chrono::DateTime<Utc>,
+    s3_endpoint: Option<&str>,
 ) -> Result<StsOutcome> {
     match status {
         200..=299 => {
-            let creds = parse_sts_reply(body).map_err(|problem| match problem {
-                ReplyProblem::NoEndpointUrl => Error::NoEndpointUrl {
-                    url: url.to_string(),
-                },
-                _ => Error::BadReply {
-                    url: url.to_string(),
-                    status,
-                    problem: problem.to_string(),
-                },
-            })?;
+            let creds =
+                parse_sts_reply_for(body, s3_endpoint).map_err(|problem| match problem {
+                    ReplyProblem::NoEndpointUrl => Error::NoEndpointUrl {
+                        url: url.to_string(),
+                    },
+                    _ => Error::BadReply {
+                        url: url.to_string(),
+                        status,
+                        problem: problem.to_string(),
+                    },
+                })?;
             if creds.expiration <= now {
                 return Err(Error::Expired {
                     url: url.to_string(),
@@ -100,6 +106,7 @@ impl StsClient {
             url: settings.sts_url.to_string(),
             timeout: settings.timeout,
             time,
+            s3_endpoint: settings.s3_endpoint.clone(),
         }
     }
 
@@ -112,7 +119,13 @@ impl StsClient {
             .bearer_auth(jwt.expose())
             .header(reqwest::header::CONTENT_LENGTH, 0);
         let (status, body) = exchange(&self.url, request, self.timeout).await?;
-        interpret(&self.url, status, &body, self.time.now())
+        interpret(
+            &self.url,
+            status,
+            &body,
+            self.time.now(),
+            self.s3_endpoint.as_deref(),
+        )
     }
 }
 
@@ -243,7 +256,7 @@ mod tests {
     fn accepts_200_and_201() {
         for status in [200, 201] {
             assert!(matches!(
-                interpret("u", status, GOOD.as_bytes(), now()),
+                interpret("u", status, GOOD.as_bytes(), now(), None),
                 Ok(StsOutcome::Issued(_))
             ));
         }
@@ -252,7 +265,14 @@ mod tests {
     #[test]
     fn refuses_expired_credentials() {
         let later = chrono::DateTime::from_timestamp(1_900_000_000, 0).unwrap();
-        let err = interpret("https://gw/apis/sts/token", 201, GOOD.as_bytes(), later).unwrap_err();
+        let err = interpret(
+            "https://gw/apis/sts/token",
+            201,
+            GOOD.as_bytes(),
+            later,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "the STS at https://gw/apis/sts/token returned credentials that expired at 2027-01-15T08:00:00Z; \
@@ -263,7 +283,7 @@ mod tests {
     #[test]
     fn server_errors_carry_problem_detail() {
         let body = br#"{"detail": "The server encountered an internal error", "status": 500, "title": "Internal Server Error", "type": "about:blank"}"#;
-        let err = interpret("https://gw/t", 500, body, now())
+        let err = interpret("https://gw/t", 500, body, now(), None)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -271,7 +291,7 @@ mod tests {
             "https://gw/t answered HTTP 500 (The server encountered an internal error); the STS or its Ceph \
              backend is failing; retry later or check the cray-sts service"
         );
-        let err = interpret("https://gw/t", 500, b"\"Error\"", now())
+        let err = interpret("https://gw/t", 500, b"\"Error\"", now(), None)
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("https://gw/t answered HTTP 500; "), "{err}");
@@ -279,11 +299,36 @@ mod tests {
 
     #[test]
     fn rejections_are_retryable_outcomes() {
-        match interpret("u", 401, b"Jwt is expired", now()).unwrap() {
+        match interpret("u", 401, b"Jwt is expired", now(), None).unwrap() {
             StsOutcome::Rejected { status, reason } => {
                 assert_eq!((status, reason.as_str()), (401, "Jwt is expired"))
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_s3_endpoint_setting_replaces_the_sts_endpoint_or_its_absence() {
+        let cmn = "https://rgw-vip.cmn.example.com";
+        match interpret("u", 200, GOOD.as_bytes(), now(), Some(cmn)).unwrap() {
+            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn),
+            other => panic!("{other:?}"),
+        }
+        let null = GOOD.replace(r#""http://rgw""#, "null");
+        match interpret("u", 200, null.as_bytes(), now(), Some(cmn)).unwrap() {
+            StsOutcome::Issued(creds) => assert_eq!(creds.endpoint_url, cmn),
+            other => panic!("{other:?}"),
+        }
+        let err = interpret(
+            "https://gw/apis/sts/token",
+            200,
+            null.as_bytes(),
+            now(),
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("set s3-endpoint"), "{err}");
+        assert!(err.contains("ext_endpoint_url"), "{err}");
     }
 }

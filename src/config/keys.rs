@@ -102,6 +102,7 @@ settings! {
     Timeout,
     Profile,
     Region,
+    S3Endpoint,
     /// `mount` only.
     MinValidity,
     /// `mount` only.
@@ -171,6 +172,7 @@ impl Setting {
             Timeout => value("timeout", "DURATION", "Time limit for one gateway request, e.g. 30s or 2m", Fallback::Value("30s")),
             Profile => value("profile", "NAME", "The profile to use, one of the config file's [profiles.NAME] tables (a mount serves them all, this one at its root); without tables, the name written into the files", Fallback::Value("default")),
             Region => value("region", "REGION", "Region written for the S3 clients that need one (config, env, container-env, s3cfg, rclone)", Fallback::Value("us-east-1")),
+            S3Endpoint => value("s3-endpoint", "URL", "S3 endpoint written into every file instead of the one the STS hands out, e.g. https://rgw-vip.cmn.SYSTEM.DOMAIN from the customer network", Nothing),
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
             RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
@@ -183,9 +185,8 @@ impl Setting {
     pub const fn heading(self) -> &'static str {
         use Setting::*;
         match self {
-            ApiGateway | TokenUrl | StsUrl | Realm | ClientId | Timeout | Profile | Region => {
-                HEADING_GATEWAY
-            }
+            ApiGateway | TokenUrl | StsUrl | Realm | ClientId | Timeout | Profile | Region
+            | S3Endpoint => HEADING_GATEWAY,
             Username | PasswordEnv | PasswordFile | PasswordCommand | ClientSecretFile
             | ClientSecretEnv | TokenEnv | TokenFile => "Login (exactly one way)",
             CaFile | Insecure | AllowHttp => "TLS",

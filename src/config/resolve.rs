@@ -157,6 +157,22 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         ));
     }
 
+    let s3_endpoint = get(Setting::S3Endpoint)
+        .map(|raw| {
+            let value = raw.value.trim();
+            if crate::creds::is_plain_endpoint(value) {
+                Ok(value.to_string())
+            } else {
+                Err(raw.error(
+                    Setting::S3Endpoint,
+                    "use an http:// or https:// URL with a host and nothing after the path \
+                     (no user, password, query or fragment), such as \
+                     https://rgw-vip.cmn.SYSTEM.DOMAIN",
+                ))
+            }
+        })
+        .transpose()?;
+
     let ca_file = match (get(Setting::CaFile), Setting::CaFile.spec().fallback) {
         (Some(raw), _) => Some(PathBuf::from(nonempty(raw, Setting::CaFile)?)),
         (None, Fallback::IfPresent(_)) => ctx.platform_ca.clone().filter(|p| p.exists()),
@@ -189,6 +205,7 @@ pub fn resolve(layer: &Layer, ctx: &Context) -> Result<Settings> {
         timeout,
         profile,
         region,
+        s3_endpoint,
         min_validity,
         refresh_ahead,
         log_file,

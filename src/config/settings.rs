@@ -88,6 +88,10 @@ pub struct Settings {
     /// Written into the files for SDKs that refuse to sign without a region (the JS v3
     /// and Rust SDKs); Ceph RGW accepts any, and `us-east-1` is what it expects by default.
     pub region: String,
+    /// The S3 endpoint written into every file instead of the STS's `EndpointURL` (a
+    /// host on the customer network cannot reach the node network's one the STS hands
+    /// out); checked like `EndpointURL` and kept as given, since clients compare it as text.
+    pub s3_endpoint: Option<String>,
     pub min_validity: Duration,
     /// How long before `min_validity` a background refresh starts, so readers in steady
     /// state never wait for the gateway.

@@ -462,3 +462,50 @@ fn log_format_is_text_json_or_an_error() {
 fn the_logger_reads_log_formats_own_variable() {
     assert_eq!(Setting::LogFormat.env_var(), crate::logging::LOG_FORMAT_ENV);
 }
+
+#[test]
+fn s3_endpoint_is_unset_by_default_and_checked_like_the_sts_endpoint_url() {
+    assert_eq!(
+        resolve(&layer(&password_user()), &ctx())
+            .unwrap()
+            .s3_endpoint,
+        None
+    );
+    let resolved = |url: &'static str| {
+        let mut pairs = password_user();
+        pairs.push((Setting::S3Endpoint, url));
+        resolve(&layer(&pairs), &ctx())
+    };
+    for good in [
+        "https://rgw-vip.cmn.example.com",
+        // Only written into the files, never fetched by us: plain http is the STS's norm.
+        "http://rgw-vip.nmn",
+        "https://s3.example.com:8443/base",
+    ] {
+        assert_eq!(resolved(good).unwrap().s3_endpoint.as_deref(), Some(good));
+    }
+    for bad in [
+        "ftp://x",
+        "https://u:p@x",
+        "https://u@x",
+        "https://x/?q",
+        "https://x/#f",
+        "rgw-vip.cmn.example.com",
+        "https://x\n.example.com",
+        "",
+    ] {
+        let err = resolved(bad).unwrap_err();
+        assert_eq!(err.exit_status(), crate::exit_status::ExitStatus::Config);
+        let err = err.to_string();
+        assert!(err.contains("for --s3-endpoint: "), "{bad:?}: {err}");
+        assert!(
+            err.ends_with(
+                "use an http:// or https:// URL with a host and nothing after the path (no user, \
+                 password, query or fragment), such as https://rgw-vip.cmn.SYSTEM.DOMAIN"
+            ),
+            "{bad:?}: {err}"
+        );
+        assert!(!err.contains("u:p"), "a password is never quoted: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}

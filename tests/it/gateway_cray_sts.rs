@@ -109,7 +109,7 @@ async fn endpoint_url_is_null_when_none_is_configured_and_the_product_says_so() 
         "without an S3 endpoint",
         "\"EndpointURL\" is null or missing",
         "ext_endpoint_url",
-        "this version of s3credsfs needs one",
+        "set s3-endpoint (--s3-endpoint",
     ] {
         assert!(stderr.contains(expected), "{expected:?} in {stderr}");
     }
@@ -491,4 +491,104 @@ async fn a_lifetime_above_an_hour_with_a_backend_is_refused_at_start() {
         "{stderr}"
     );
     assert!(!stderr.contains("backend-secret"), "{stderr}");
+}
+
+/// The CMN endpoint a user on the customer network sets with `s3-endpoint`.
+const CMN: &str = "https://rgw-vip.cmn.example.com";
+
+#[tokio::test]
+async fn s3_endpoint_wins_over_the_node_networks_endpoint_in_every_format() {
+    let gw = start(GatewayConfig {
+        endpoint_url: Some("http://rgw-vip.nmn".into()),
+        ..GatewayConfig::default()
+    })
+    .await;
+    for format in s3credsfs::render::Format::ALL {
+        let name = format.name();
+        let out = crate::fetch_cli::fetch(&gw, &["-f", name, "--s3-endpoint", CMN])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        let written = String::from_utf8_lossy(&out.stdout);
+        assert!(!written.contains("nmn"), "{name}: {written}");
+        // The credentials file holds keys only; every other format names the endpoint.
+        if name != "credentials" {
+            assert!(
+                written.contains("rgw-vip.cmn.example.com"),
+                "{name}: {written}"
+            );
+        }
+    }
+    // The full URL where a format takes one, from the variable as from the flag.
+    let out = crate::fetch_cli::fetch(&gw, &["-f", "env"])
+        .env("S3CREDSFS_S3_ENDPOINT", CMN)
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("AWS_ENDPOINT_URL='{CMN}'")));
+    let out = crate::fetch_cli::fetch(&gw, &["-f", "json", "--s3-endpoint", CMN])
+        .output()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["EndpointURL"], CMN);
+    // Without the setting the STS's endpoint stays.
+    let out = crate::fetch_cli::fetch(&gw, &["-f", "json"])
+        .output()
+        .await
+        .unwrap();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["EndpointURL"], "http://rgw-vip.nmn");
+}
+
+#[tokio::test]
+async fn a_null_endpoint_url_is_served_with_s3_endpoint() {
+    let gw = start(GatewayConfig {
+        endpoint_url: None,
+        ..GatewayConfig::default()
+    })
+    .await;
+    let out = crate::fetch_cli::fetch(&gw, &["-f", "config", "--s3-endpoint", CMN])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        written.contains(&format!("endpoint_url = {CMN}\n")),
+        "{written}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_s3_endpoint_is_refused_with_one_sentence() {
+    let gw = start_default().await;
+    for bad in [
+        "ftp://x",
+        "https://u:p@x",
+        "https://x/?q",
+        "https://x/#f",
+        "x",
+    ] {
+        let out = crate::fetch_cli::fetch(&gw, &["--s3-endpoint", bad])
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(78), "{bad}: the config exit status");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("--s3-endpoint"), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("with a host and nothing after the path"),
+            "{bad}: {stderr}"
+        );
+        assert!(!stderr.contains("u:p"), "the password is hidden: {stderr}");
+    }
 }

@@ -279,6 +279,46 @@ mod mounted {
         );
     }
 
+    /// A profile's `s3-endpoint` reaches that profile's files in the mount (and the
+    /// root's combined ones), while the other profile keeps its STS's endpoint.
+    #[test]
+    fn a_profiles_s3_endpoint_is_in_its_env_and_config_files() {
+        let nmn = |c: &mut s3credsfs::dev::gateway::GatewayConfig| {
+            c.endpoint_url = Some("http://rgw-vip.nmn".into())
+        };
+        let (prod, tds) = (TestGateway::start(nmn), TestGateway::start(nmn));
+        let cmn = "https://rgw-vip.cmn.example.com";
+        let config = format!(
+            "{}s3-endpoint = \"{cmn}\"\n",
+            two_profiles(&prod.gw.base_url(), &tds.gw.base_url())
+        );
+        let m = Mounted::start_configured(&config, &[]);
+        let env = m.read("profiles/tds/env").unwrap();
+        assert!(env.contains(&format!("AWS_ENDPOINT_URL='{cmn}'")), "{env}");
+        assert!(!env.contains("nmn"), "{env}");
+        let tds_config = m.read("profiles/tds/config").unwrap();
+        assert!(
+            tds_config.contains(&format!("endpoint_url = {cmn}\n")),
+            "{tds_config}"
+        );
+        assert!(!tds_config.contains("nmn"), "{tds_config}");
+        let prod_env = m.read("profiles/prod/env").unwrap();
+        assert!(
+            prod_env.contains("AWS_ENDPOINT_URL='http://rgw-vip.nmn'"),
+            "{prod_env}"
+        );
+        // The root's config holds every profile, each with its own endpoint.
+        let all = m.read("config").unwrap();
+        let tds_section = all
+            .split("[profile tds]")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{all}"));
+        assert!(
+            tds_section.contains(&format!("endpoint_url = {cmn}\n")),
+            "{all}"
+        );
+    }
+
     #[test]
     fn one_mount_serves_every_profile() {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));

@@ -363,3 +363,35 @@ fn a_login_from_a_higher_layer_replaces_the_files() {
         "{err}"
     );
 }
+
+#[test]
+fn s3_endpoint_is_set_per_profile() {
+    let text = format!(
+        "{TWO}\n[profiles.cmn]\napi-gateway = \"https://cmn.example\"\n\
+         s3-endpoint = \"https://rgw-vip.cmn.example.com\"\n"
+    );
+    let all = profiles(Layer::new(), &text)
+        .unwrap()
+        .resolve_all(&Context::default())
+        .unwrap();
+    let endpoint = |name: &str| {
+        let s = all.iter().find(|s| s.profile == name).unwrap();
+        s.s3_endpoint.clone()
+    };
+    assert_eq!(
+        endpoint("cmn").as_deref(),
+        Some("https://rgw-vip.cmn.example.com")
+    );
+    assert_eq!(endpoint("prod"), None);
+    assert_eq!(endpoint("tds"), None);
+    let e = profiles(
+        Layer::new(),
+        "username = \"u\"\npassword-env = \"P\"\n[profiles.a]\ns3-endpoint = \"ftp://x\"\n",
+    )
+    .unwrap()
+    .resolve_all(&Context::default())
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("s3-endpoint"), "{e}");
+    assert!(e.contains("with a host and nothing after the path"), "{e}");
+}
