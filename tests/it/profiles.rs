@@ -110,6 +110,38 @@ mod mounted {
     use crate::common::mount::*;
     use s3credsfs::dev::gateway::{Endpoint, Fault, Times};
 
+    /// `s3credsfs mount --config CONFIG` in the background on a new directory, run to its
+    /// verdict: the default password in `PW`, and `env`. The guard unmounts on drop, before
+    /// the directory goes (destructure in this order).
+    fn mount_in_background(
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        BackgroundMount,
+        std::process::Output,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::common::private_file(dir.path(), "config.toml", config);
+        let path = dir.path().join("creds");
+        let guard = BackgroundMount::new(&path);
+        let out = guard
+            .bin()
+            .arg("mount")
+            .arg(&path)
+            .arg("--config")
+            .arg(&config)
+            .args(["--timeout", "5s", "--log-file"])
+            .arg(dir.path().join("daemon.log"))
+            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (dir, path, guard, out)
+    }
+
     #[test]
     fn the_first_read_after_mount_returns_holds_every_healthy_profile() {
         let (prod, tds, broken) = (
@@ -125,30 +157,12 @@ mod mounted {
         );
         let refused = crate::common::status_fault(403, "text/plain", "role missing");
         broken.gw.inject(Endpoint::Sts, refused, Times::Always);
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::common::private_file(
-            dir.path(),
-            "config.toml",
-            &format!(
-                "{}\n[profiles.broken]\napi-gateway = \"{}\"\n",
-                two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),
-                broken.gw.base_url()
-            ),
+        let config = format!(
+            "{}\n[profiles.broken]\napi-gateway = \"{}\"\n",
+            two_profiles(&prod.gw.base_url(), &tds.gw.base_url()),
+            broken.gw.base_url()
         );
-        let path = dir.path().join("creds");
-        let guard = BackgroundMount::new(&path);
-        let out = guard
-            .bin()
-            .arg("mount")
-            .arg(&path)
-            .arg("--config")
-            .arg(&config)
-            .args(["--timeout", "5s", "--log-file"])
-            .arg(dir.path().join("daemon.log"))
-            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        let (_dir, path, guard, out) = mount_in_background(&config, &[]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -241,30 +255,12 @@ mod mounted {
         let (prod, tds) = (TestGateway::start(|_| {}), TestGateway::start(|_| {}));
         let down = crate::common::status_fault(503, "text/plain", "down");
         prod.gw.inject(Endpoint::Sts, down, Times::Always);
-        let dir = tempfile::tempdir().unwrap();
-        let config = crate::common::private_file(
-            dir.path(),
-            "config.toml",
-            &format!(
-                "{}password-env = \"WRONG\"\n",
-                two_profiles(&prod.gw.base_url(), &tds.gw.base_url())
-            ),
+        let config = format!(
+            "{}password-env = \"WRONG\"\n",
+            two_profiles(&prod.gw.base_url(), &tds.gw.base_url())
         );
-        let path = dir.path().join("creds");
-        let guard = BackgroundMount::new(&path);
-        let out = guard
-            .bin()
-            .arg("mount")
-            .arg(&path)
-            .arg("--config")
-            .arg(&config)
-            .args(["--timeout", "5s", "--log-file"])
-            .arg(dir.path().join("daemon.log"))
-            .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
-            .env("WRONG", "not-the-password")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        let (_dir, _path, _guard, out) =
+            mount_in_background(&config, &[("WRONG", "not-the-password")]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(77), "{stderr}");
         assert!(
