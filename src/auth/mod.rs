@@ -2,7 +2,10 @@
 //! shortly before its own expiry, refreshing it, and re-reading token files.
 
 pub mod keycloak;
+mod password;
+pub mod refusals;
 mod source;
+mod turns;
 
 use crate::clock::TimeSource;
 use crate::config::{AuthConfig, PasswordSource, Settings};
@@ -12,6 +15,7 @@ use crate::sync::lock;
 use crate::untrusted::clean;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
+use refusals::RefusalMemory;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -91,6 +95,9 @@ pub struct Authenticator {
     /// The password source gave two passwords in a row and that was logged: said once,
     /// not at every look, until it gives one password again.
     unstable_logged: std::sync::atomic::AtomicBool,
+    /// Passwords Keycloak refused, across runs ([`refusals`]); `None`: within this
+    /// process only.
+    refusals: Option<RefusalMemory>,
 }
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
@@ -212,7 +219,14 @@ impl Authenticator {
             state: Mutex::new(State::default()),
             user: std::sync::Mutex::new(None),
             unstable_logged: false.into(),
+            refusals: None,
         })
+    }
+
+    /// Keeps refused passwords in `memory`, so that another run does not send them again
+    /// (the commands do; tests that log in with wrong passwords on purpose need not).
+    pub fn remember_refusals(&mut self, memory: RefusalMemory) {
+        self.refusals = Some(memory);
     }
 
     /// The user (or service account) of the last token, for status output.
@@ -231,6 +245,10 @@ impl Authenticator {
         *state = State::default();
         drop(state);
         self.reload_password().await;
+        // Asked for by the user (`s3credsfs refresh`): a refused password may go again.
+        if let (Method::Password { username, .. }, Some(memory)) = (&self.method, &self.refusals) {
+            memory.forget(&self.token_url, username);
+        }
     }
 
     /// Reads the password again from its file or command; true when it differs from the
@@ -422,7 +440,13 @@ impl Authenticator {
             ),
             _ => unreachable!("grant_token is only used by password and client-credentials logins"),
         };
-        match self.request(&self.client_id, grant).await {
+        let outcome = match grant {
+            Grant::Password { username, password } => {
+                self.password_grant(username, password, &who, fix).await
+            }
+            grant => self.request(&self.client_id, grant).await,
+        };
+        match outcome {
             Ok(issued) => Ok(self.keep(state, issued, now)),
             // A password is never checked against a client Keycloak does not know.
             Err(GrantError::Refused {

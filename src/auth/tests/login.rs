@@ -8,17 +8,17 @@ use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
 use crate::dev::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use std::os::unix::fs::PermissionsExt;
 
-async fn gateway() -> Gateway {
+pub(super) async fn gateway() -> Gateway {
     Gateway::start(GatewayConfig::default()).await.unwrap()
 }
 
 /// An authenticator configured as if by these flags, against `gw`, on the system clock.
-fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
+pub(super) fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
     authenticator_at(gw, flags, Arc::new(SystemTime))
 }
 
 /// The same on `time`.
-fn authenticator_at(
+pub(super) fn authenticator_at(
     gw: &Gateway,
     flags: &[(&str, &str)],
     time: Arc<dyn TimeSource>,
@@ -40,7 +40,7 @@ fn authenticator_at(
     .unwrap()
 }
 
-fn private_file(dir: &Path, name: &str, text: &str) -> String {
+pub(super) fn private_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
