@@ -15,10 +15,10 @@ use std::process::Output;
 /// login ("Invalid user credentials"; its log says `user_temporarily_disabled`) while
 /// another for the same user is in flight, even with the right password and no failure
 /// counted, so the tests take turns.
-static ONE_LOGIN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_LOGIN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// `s3credsfs fetch` against Keycloak with `args`, the variables in `env` set.
-async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = bin();
     cmd.args(["fetch", "--api-gateway", kc.url(), "--timeout", "30s"])
         .args(args);
@@ -29,14 +29,14 @@ async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// A password login as `user` with `password`, and `extra` flags.
-async fn login(kc: &Keycloak, user: &str, password: &str, extra: &[&str]) -> Output {
+pub(crate) async fn login(kc: &Keycloak, user: &str, password: &str, extra: &[&str]) -> Output {
     let mut args = vec!["--username", user, "--password-env", "PW"];
     args.extend_from_slice(extra);
     fetch(kc, &args, &[("PW", password)]).await
 }
 
 /// The one line the command failed with; no credentials printed, no secret in it.
-fn failure(out: &Output, secrets: &[&str]) -> String {
+pub(crate) fn failure(out: &Output, secrets: &[&str]) -> String {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "expected a failure: {stderr}");
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
@@ -48,14 +48,14 @@ fn failure(out: &Output, secrets: &[&str]) -> String {
 }
 
 /// The sentence of a login that got its token: the STS step (Keycloak has no STS) failed.
-fn past_the_token_step(kc: &Keycloak) -> String {
+pub(crate) fn past_the_token_step(kc: &Keycloak) -> String {
     format!(
         "s3credsfs: error: {}/apis/sts/token answered HTTP 404; check --sts-url and --api-gateway",
         kc.url()
     )
 }
 
-fn token_url_of(kc: &Keycloak) -> String {
+pub(crate) fn token_url_of(kc: &Keycloak) -> String {
     kc.token_url().to_string()
 }
 

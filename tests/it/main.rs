@@ -96,3 +96,5 @@ mod packaging;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
+#[cfg(feature = "keycloak-tests")]
+mod keycloak_lockout;

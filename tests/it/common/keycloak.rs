@@ -115,6 +115,68 @@ impl Keycloak {
     pub fn token_url(&self) -> &str {
         self.get("TOKEN_URL")
     }
+
+    /// A token of Keycloak's own administrator (realm `master`, client `admin-cli`), for
+    /// the admin REST API.
+    pub async fn admin_token(&self) -> String {
+        let url = format!(
+            "{}/keycloak/realms/master/protocol/openid-connect/token",
+            self.url()
+        );
+        let reply = reqwest::Client::new()
+            .post(url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", self.get("SERVER_ADMIN_USER")),
+                ("password", self.get("SERVER_ADMIN_PASSWORD")),
+            ])
+            .send()
+            .await
+            .expect("the server administrator's login");
+        assert_eq!(
+            reply.status(),
+            200,
+            "Keycloak refused its own administrator"
+        );
+        let json: serde_json::Value = reply.json().await.expect("a token reply");
+        json["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// `GET` of the realm's admin REST API at `path` (after `/admin/realms/shasta`).
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}/keycloak/admin/realms/shasta{path}", self.url());
+        let reply = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(self.admin_token().await)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(reply.status(), 200, "GET {url}");
+        reply.json().await.expect("JSON from the admin API")
+    }
+
+    /// The id Keycloak gave `user`.
+    pub async fn user_id(&self, user: &str) -> String {
+        let found = self
+            .admin_get(&format!("/users?exact=true&username={user}"))
+            .await;
+        found[0]["id"]
+            .as_str()
+            .expect("the user exists")
+            .to_string()
+    }
+
+    /// Keycloak's brute-force record of `user` (attack detection): `numFailures`,
+    /// `disabled` (locked now), `numTemporaryLockouts`, ...
+    pub async fn brute_force(&self, user: &str) -> serde_json::Value {
+        let id = self.user_id(user).await;
+        self.admin_get(&format!("/attack-detection/brute-force/users/{id}"))
+            .await
+    }
 }
 
 impl Drop for Keycloak {
