@@ -72,9 +72,20 @@ impl CachedToken {
     }
 }
 
+/// Until when a refresh token is worth sending: [`TOKEN_MARGIN`] before its expiry, or a
+/// quarter of its life when that is shorter (a realm or client with refresh tokens of
+/// under two minutes would otherwise never have one used).
+fn refresh_usable_until(
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    expires_at.map(|at| at - std::cmp::min(TOKEN_MARGIN, (at - now) / 4))
+}
+
 #[derive(Default)]
 struct State {
     access: Option<CachedToken>,
+    /// The refresh token and until when it is worth sending ([`refresh_usable_until`]).
     refresh: Option<(Secret, Option<DateTime<Utc>>)>,
     /// For token files: the file's access token that `access` was refreshed from.
     refreshed_from: Option<Secret>,
@@ -393,7 +404,9 @@ impl Authenticator {
             Ok(issued) => {
                 tracing::info!(file = %path.display(), "refreshed the token file's expired token in memory");
                 let cached = CachedToken::from_issued(&issued, now);
-                state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+                state.refresh = issued
+                    .refresh_token
+                    .map(|t| (t, refresh_usable_until(issued.refresh_expires_at, now)));
                 state.access = Some(cached.clone());
                 state.refreshed_from = Some(file.access);
                 Ok(cached.jwt)
@@ -408,9 +421,10 @@ impl Authenticator {
 
     /// Password or client-credentials: refresh when we can, else a full grant.
     async fn grant_token(&self, state: &mut State, now: DateTime<Utc>) -> Result<Secret> {
-        let refresh = state.refresh.take().filter(|(_, expires)| {
-            expires.is_none_or(|t| t.checked_sub_signed(TOKEN_MARGIN) > Some(now))
-        });
+        let refresh = state
+            .refresh
+            .take()
+            .filter(|(_, expires)| expires.is_none_or(|until| until > now));
         if let Some((refresh_token, _)) = refresh {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,
@@ -501,7 +515,9 @@ impl Authenticator {
     fn keep(&self, state: &mut State, issued: Issued, now: DateTime<Utc>) -> Secret {
         tracing::debug!(expires_at = %format_time(issued.expires_at), "obtained a token");
         let cached = CachedToken::from_issued(&issued, now);
-        state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+        state.refresh = issued
+            .refresh_token
+            .map(|t| (t, refresh_usable_until(issued.refresh_expires_at, now)));
         state.access = Some(cached.clone());
         cached.jwt
     }

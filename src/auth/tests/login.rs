@@ -225,6 +225,32 @@ async fn a_refresh_token_is_given_up_at_exactly_30_seconds_before_its_expiry() {
     assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
 }
 
+/// A refresh token of under two minutes (Keycloak's client session idle set short) is
+/// used until a quarter of its life before its end, not given up at once by the 30 s
+/// margin.
+#[tokio::test]
+async fn a_short_refresh_token_is_used_until_a_quarter_of_its_life_before_its_end() {
+    let gw = Gateway::start(GatewayConfig {
+        refresh_lifetime: Duration::from_secs(20),
+        ..GatewayConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let clock = Arc::new(ManualClock::new(Utc::now(), 0.0));
+    let flags = [("username", "dev"), ("password-file", pw.as_str())];
+    let auth = authenticator_at(&gw, &flags, clock.clone());
+    auth.token(false).await.unwrap();
+    let usable_for = Duration::from_secs(20 - 5);
+    clock.advance(usable_for - Duration::from_nanos(1));
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
+    clock.advance(usable_for);
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
+}
+
 /// An access token is reused until its margin before expiry, judged on the injected
 /// clock: 30 s before the gateway's 5-minute token ends, the next call logs in anew.
 #[tokio::test]

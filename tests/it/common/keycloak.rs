@@ -170,6 +170,33 @@ impl Keycloak {
             .to_string()
     }
 
+    /// How many events of `kind` Keycloak recorded for `user` (the realm keeps them):
+    /// `LOGIN` is a password grant, `REFRESH_TOKEN` a refresh grant.
+    pub async fn events(&self, user: &str, kind: &str) -> usize {
+        let id = self.user_id(user).await;
+        let found = self
+            .admin_get(&format!("/events?user={id}&type={kind}&max=10000"))
+            .await;
+        found.as_array().map_or(0, Vec::len)
+    }
+
+    /// Ends every session of `user` through the admin REST API, as an administrator
+    /// does (`POST /admin/realms/shasta/users/{id}/logout`).
+    pub async fn log_out_everywhere(&self, user: &str) {
+        let id = self.user_id(user).await;
+        let url = format!(
+            "{}/keycloak/admin/realms/shasta/users/{id}/logout",
+            self.url()
+        );
+        let reply = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(self.admin_token().await)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert_eq!(reply.status(), 204, "POST {url}");
+    }
+
     /// Keycloak's brute-force record of `user` (attack detection): `numFailures`,
     /// `disabled` (locked now), `numTemporaryLockouts`, ...
     pub async fn brute_force(&self, user: &str) -> serde_json::Value {

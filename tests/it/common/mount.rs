@@ -98,6 +98,12 @@ impl Mounted {
         Self::spawn(&args, env, None)
     }
 
+    /// Mounts with exactly `args` (the login included) and `env`, and waits until it
+    /// serves: for a gateway whose accounts are not the built-in ones (a real Keycloak).
+    pub fn start_with_args(args: &[String], env: &[(&str, &str)]) -> Mounted {
+        Self::spawn(args, env, None)
+    }
+
     /// Mounts with the config file `config` (written mode 0600 in the mount's temporary
     /// directory) and `extra` arguments, no login flags: the file says it all.
     pub fn start_configured(config: &str, extra: &[&str]) -> Mounted {
