@@ -11,11 +11,7 @@ use crate::common::text;
 use crate::fetch_cli::bin;
 use std::process::Output;
 
-/// Held by every test that logs in: Keycloak 26.7 with brute-force detection refuses a
-/// login ("Invalid user credentials"; its log says `user_temporarily_disabled`) while
-/// another for the same user is in flight, even with the right password and no failure
-/// counted, so the tests take turns.
-static ONE_LOGIN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::keycloak::ONE_LOGIN_AT_A_TIME;
 
 /// `s3credsfs fetch` against Keycloak with `args`, the variables in `env` set.
 async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
