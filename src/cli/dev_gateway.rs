@@ -410,4 +410,33 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("dev-gateway").chain(both));
         assert!(cli.is_err(), "--endpoint-url conflicts with --backend-sts");
     }
+
+    #[test]
+    fn keycloak_replaces_the_emulated_accounts() {
+        let config = parse(&["--keycloak", "http://127.0.0.1:8080/keycloak/"])
+            .options()
+            .to_config()
+            .unwrap();
+        assert_eq!(
+            config.keycloak.as_deref(),
+            Some("http://127.0.0.1:8080/keycloak")
+        );
+        for accounts in [
+            ["--user", "a:b"],
+            ["--non-admin-user", "a:b"],
+            ["--client", "a:b"],
+        ] {
+            let argv = [&["--keycloak", "http://k"][..], &accounts[..]].concat();
+            let refused = Cli::try_parse_from(std::iter::once("dev-gateway").chain(argv));
+            assert!(refused.is_err(), "{accounts:?} goes with --keycloak");
+        }
+        let err = parse(&["--keycloak", "keycloak:8080"])
+            .options()
+            .to_config()
+            .unwrap_err();
+        assert!(
+            err.starts_with("--keycloak expects Keycloak's absolute http(s) URL"),
+            "{err}"
+        );
+    }
 }

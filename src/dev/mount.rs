@@ -162,4 +162,26 @@ mod tests {
         };
         assert!(local_gateway(&no_backend).is_ok());
     }
+
+    #[test]
+    fn keycloak_needs_dev_and_its_own_token_lifetimes() {
+        let keycloak = |dev, token_lifetime| MountOptions {
+            dev,
+            lifetime: None,
+            token_lifetime,
+            backend: BackendOptions::default(),
+            keycloak: Some("http://127.0.0.1:8080/keycloak".into()),
+        };
+        assert!(local_gateway(&keycloak(true, None)).unwrap().is_some());
+        let err = local_gateway(&keycloak(false, None)).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("--keycloak configures the built-in gateway; add --dev"),
+            "{err}"
+        );
+        let err = local_gateway(&keycloak(true, Some(Duration::from_secs(30))))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("drop it"), "{err}");
+    }
 }

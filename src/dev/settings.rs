@@ -113,4 +113,21 @@ mod tests {
             }
         );
     }
+
+    #[test]
+    fn fronting_keycloak_replaces_only_the_urls() {
+        let configured = flags(&[
+            (Setting::Username, "alice"),
+            (Setting::PasswordEnv, "PW"),
+            (Setting::ApiGateway, "https://elsewhere.example"),
+        ]);
+        let s = resolve_fronting(&configured, &Context::default(), "http://127.0.0.1:9").unwrap();
+        assert_eq!(s.api_gateway.as_str(), "http://127.0.0.1:9/");
+        assert!(
+            matches!(&s.auth, AuthConfig::Password { username, password: PasswordSource::Env(var) }
+                if username == "alice" && var == "PW"),
+            "{:?}",
+            s.auth
+        );
+    }
 }

@@ -358,3 +358,29 @@ async fn token_request(
     });
     Ok(reply)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::refused_keycloak_path;
+
+    #[test]
+    fn paths_that_would_leave_keycloak_or_fetch_a_request_uri_are_refused() {
+        for path in [
+            "/keycloak/../apis/sts/token",
+            "/keycloak/realms/%2e%2e/x",
+            "/keycloak/realms/%2E./x",
+            "/keycloak/./realms",
+            "/keycloak/realms/shasta/..",
+        ] {
+            assert!(refused_keycloak_path(path, ""), "{path}");
+        }
+        let auth = "/keycloak/realms/shasta/protocol/openid-connect/auth";
+        assert!(refused_keycloak_path(auth, "request_uri=http://x"));
+        assert!(!refused_keycloak_path(auth, "client_id=shasta"));
+        assert!(!refused_keycloak_path(
+            "/keycloak/realms/shasta/.well-known/openid-configuration",
+            ""
+        ));
+        assert!(!refused_keycloak_path("/keycloak/realms/a..b/x", ""));
+    }
+}

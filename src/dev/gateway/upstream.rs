@@ -325,6 +325,67 @@ mod tests {
         assert!(jwks_uri_of(b"<html>", ISSUER, &base()).is_err());
     }
 
+    /// A one-route HTTP server on loopback that answers every request with `body` (as
+    /// JSON) and counts them; a stand-in for Keycloak's key set endpoint.
+    async fn serve_jwks(body: Vec<u8>) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/keycloak", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            }
+        });
+        (base, count)
+    }
+
+    #[tokio::test]
+    async fn a_rotated_key_is_fetched_once_and_a_made_up_kid_costs_one_fetch() {
+        use super::super::jwks::test_keys::{jwks_of, key_a, key_b};
+        use super::super::jwt::decode;
+        use std::sync::atomic::Ordering;
+        let (a, b) = (key_a(), key_b());
+        // Keycloak now publishes A and B; the gateway still holds A only.
+        let (base, fetches) = serve_jwks(jwks_of(&[&a, &b])).await;
+        let held = Jwks::parse(&jwks_of(&[&a])).unwrap();
+        let upstream = KeycloakUpstream::with_keys(&base, held);
+        let token = |k: &super::super::jwks::test_keys::TestKey, kid: &str| {
+            let header = serde_json::json!({"alg": "RS256", "kid": kid});
+            decode(
+                &k.sign_with_header(&header, &serde_json::json!({})),
+                "RS256",
+            )
+            .unwrap()
+        };
+        assert!(upstream.check_signature(&token(&b, b.kid)).await);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+        // B is held now: no fetch. A made-up kid within the interval: no fetch either.
+        assert!(upstream.check_signature(&token(&b, b.kid)).await);
+        assert!(!upstream.check_signature(&token(&b, "made-up")).await);
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_oversize_key_set_is_not_read_past_its_limit() {
+        let (base, _) = serve_jwks(vec![b' '; MAX_JWKS_BYTES + 1]).await;
+        let client = client().unwrap();
+        let err = get(&client, &format!("{base}/certs"), MAX_JWKS_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(err, "its reply is larger than 64 KiB");
+    }
+
     #[test]
     fn unknown_kids_refetch_at_most_once_per_interval() {
         let a = super::super::jwks::test_keys::key_a();
