@@ -7,7 +7,8 @@
 //!   fusermount3);
 //! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
 //!   against a signature-checking S3 (moto), installed by `scripts/venv`;
-//! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), started
+//! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), directly and
+//!   through the built-in gateway in front of it (`dev-gateway --keycloak`), started
 //!   once per test process;
 //! - `rgw-tests` (implies `fuse-tests`): every client through a mount against a real Ceph
 //!   RGW, which `scripts/rgw up` starts once per test process (and installs when missing).
@@ -96,3 +97,5 @@ mod packaging;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
+#[cfg(feature = "keycloak-tests")]
+mod keycloak_gateway;
