@@ -52,6 +52,15 @@ impl Sdk {
         }
     }
 
+    /// A short lower-case name, for bucket names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sdk::Js => "js",
+            Sdk::Go => "go",
+            Sdk::Rust => "rust",
+        }
+    }
+
     /// Whether the SDK signs with the config file's `credential_process` rather than the
     /// keys the credentials file has for the same profile (botocore's order is the
     /// other way round).
