@@ -90,6 +90,8 @@ mod man_pages;
 
 #[cfg(feature = "rgw-tests")]
 mod rgw;
+#[cfg(feature = "rgw-tests")]
+mod rgw_commands;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
