@@ -78,13 +78,9 @@ mod clients_aws;
 #[cfg(feature = "s3-tests")]
 mod clients_refresh;
 #[cfg(feature = "s3-tests")]
-mod clients_scripts;
-#[cfg(feature = "s3-tests")]
 mod clients_sdk;
 #[cfg(feature = "s3-tests")]
 mod clients_tools;
-#[cfg(feature = "s3-tests")]
-mod exec_clients;
 #[cfg(feature = "s3-tests")]
 mod man_pages;
 
