@@ -74,13 +74,9 @@ mod systemd;
 #[cfg(feature = "s3-tests")]
 mod backend_sts;
 #[cfg(feature = "s3-tests")]
-mod clients_aws;
-#[cfg(feature = "s3-tests")]
 mod clients_refresh;
 #[cfg(feature = "s3-tests")]
 mod clients_sdk;
-#[cfg(feature = "s3-tests")]
-mod clients_tools;
 #[cfg(feature = "s3-tests")]
 mod man_pages;
 
