@@ -74,16 +74,14 @@ mod systemd;
 #[cfg(feature = "s3-tests")]
 mod backend_sts;
 #[cfg(feature = "s3-tests")]
-mod clients_refresh;
-#[cfg(feature = "s3-tests")]
-mod clients_sdk;
-#[cfg(feature = "s3-tests")]
 mod man_pages;
 
 #[cfg(feature = "rgw-tests")]
 mod rgw;
 #[cfg(feature = "rgw-tests")]
 mod rgw_commands;
+#[cfg(feature = "rgw-tests")]
+mod rgw_sdk;
 
 #[cfg(feature = "package-tests")]
 mod packaging;

@@ -1,5 +1,5 @@
 //! The AWS SDK probes (tests/sdk/, built by scripts/sdk-probes): where they are and what
-//! they report, for every tier that drives them (against moto and against RGW).
+//! they report, for the `rgw-tests` tier that drives them.
 
 use super::clients::Ran;
 use std::path::PathBuf;
