@@ -2,12 +2,12 @@
 //! 16.2, the release CSM 1.4 runs): `s3credsfs dev-gateway --backend-sts` calls RGW's
 //! `AssumeRole` as cray-sts does (the service user's keys, one role with `s3:*`,
 //! `DurationSeconds` 3600), a real FUSE mount serves what it hands out, and the AWS CLI,
-//! boto3, s3cmd, rclone, curl `--aws-sigv4` and the JavaScript, Go and Rust SDK probes
-//! each create a bucket, put, list and get with nothing but what the mount serves. Each
-//! is then refused by RGW (`SignatureDoesNotMatch`) once the secret it reads is altered
-//! by one character, so no client can pass without the served credentials doing the work.
-//! The SDKs' other ways and their renewals are in `rgw_sdk`, `fetch`, `exec` and profiles
-//! in `rgw_commands`.
+//! boto3, s3cmd, rclone and curl `--aws-sigv4` each create a bucket, put, list and get
+//! with nothing but what the mount serves. Each is then refused by RGW
+//! (`SignatureDoesNotMatch`) once the secret it reads is altered by one character, so no
+//! client can pass without the served credentials doing the work. The JavaScript, Go and
+//! Rust SDK probes do the same, every way, in `rgw_sdk`; `fetch` and `exec` are in
+//! `rgw_commands`.
 
 use crate::common;
 
