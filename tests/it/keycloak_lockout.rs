@@ -5,11 +5,19 @@
 //! password, must all get their token. As in `keycloak`, `--api-gateway` names Keycloak
 //! itself, so a login that worked ends at the STS step (Keycloak has no STS).
 
-use crate::common::keycloak::Keycloak;
+use crate::common::keycloak::{Keycloak, ONE_LOGIN_AT_A_TIME};
 use crate::common::text;
 use crate::fetch_cli::bin;
-use crate::keycloak::{failure, fetch, login, past_the_token_step, ONE_LOGIN_AT_A_TIME};
+use crate::keycloak::{failure, fetch, login};
 use std::process::Output;
+
+/// The sentence of a login that got its token: the STS step (Keycloak has no STS) failed.
+fn past_the_token_step(kc: &Keycloak) -> String {
+    format!(
+        "s3credsfs: error: {}/apis/sts/token answered HTTP 404; check --sts-url and --api-gateway",
+        kc.url()
+    )
+}
 
 /// Runs `s3credsfs mount --foreground` once with `args` and `env`, as a supervisor's
 /// `ExecStart=` would, with `home` as its `HOME` (where it remembers refusals).

@@ -1,17 +1,18 @@
 //! The JavaScript v3, Go v2 and Rust AWS SDKs, each as a small program a user would write
 //! (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount serves:
 //! no region, keys or endpoint from the test (but Go's endpoint, which its Debian
-//! version cannot read from anywhere). Against a real S3 that checks signatures (moto),
-//! with credentials the built-in gateway mints there by `AssumeRole`. Every way is also
-//! shown to fail once the secret the SDK receives is altered by one character, and a
-//! long-running program of each SDK renews its keys by itself through `credential_process`
-//! and the container endpoint. Each round trip reads back from moto what it wrote there,
-//! so the calls went to the mount's endpoint (the Python clients' loopback guard does not
-//! apply to these programs).
+//! version cannot read from anywhere). Against the real Ceph RGW of the `rgw-tests` tier,
+//! with credentials `dev-gateway --backend-sts` mints there by `AssumeRole`, as cray-sts
+//! does. Every way is also shown to fail once the secret the SDK receives is altered by
+//! one character, and a long-running program of each SDK renews its keys by itself
+//! through `credential_process` and the container endpoint. Each round trip reads back
+//! from RGW what it wrote there, so the calls went to the mount's endpoint (the Python
+//! clients' loopback guard does not apply to these programs).
 
 use crate::common;
 
 use common::clients::*;
+use common::rgw::OnRgw;
 use common::sdk::{report, Sdk};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -20,15 +21,15 @@ use std::process::Command;
 use std::time::Duration;
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
-/// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
+/// by the caller), with the settings a run of `sdk` needs: `bucket`, no AWS file of the
 /// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
 /// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
 /// mount's `json`.
-fn probe_in(t: &MountedS3, sdk: Sdk, script: &str, env_file: &Path) -> Command {
+fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) -> Command {
     let nowhere = t.env.home().join("no-such-file");
     let mut cmd = t.env.bash(script, env_file);
     cmd.args(sdk.probe())
-        .env("S3_BUCKET", t.bucket())
+        .env("S3_BUCKET", bucket)
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_CONFIG_FILE", &nowhere);
     if sdk == Sdk::Go {
@@ -53,9 +54,9 @@ export AWS_SECRET_ACCESS_KEY="${s%?}$t" && exec "$@""#;
 const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
 
-/// One round trip (put, list, get) that must succeed, every call signed with the access
-/// key the mount serves.
-fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
+/// One round trip (put, list, get, after creating the bucket when `cmd` is told to) that
+/// must succeed with `calls` calls, every one signed with the access key the mount serves.
+fn round_trip(t: &OnRgw, sdk: Sdk, key: &str, calls: u64, cmd: &mut Command) {
     let ran = t.env.run(
         cmd.env("S3_KEY", key)
             .env("S3_BODY", unique_content(key))
@@ -64,7 +65,7 @@ fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
     let ran = ran.ok();
     let served = t.mount.access_key();
     let report = report(&ran);
-    assert_eq!(report.calls, 3, "{sdk:?}: {}", ran.stdout);
+    assert_eq!(report.calls, calls, "{sdk:?}: {}", ran.stdout);
     assert!(
         report.keys.len() >= 3 && report.keys.iter().all(|k| *k == served),
         "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
@@ -73,7 +74,7 @@ fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
 }
 
 /// A round trip that S3 must refuse for a bad signature.
-fn refused(t: &MountedS3, key: &str, cmd: &mut Command) {
+fn refused(t: &OnRgw, key: &str, cmd: &mut Command) {
     let ran = t.env.run(
         cmd.env("S3_KEY", key)
             .env("S3_BODY", unique_content(key))
@@ -114,23 +115,26 @@ fn serve_json(body: String) -> String {
 
 /// The four ways for `sdk`, each refused once the secret it receives is altered.
 fn every_way(sdk: Sdk) {
-    let t = MountedS3::start(|_| {}, &["--container-endpoint"]);
+    let t = OnRgw::start_with(&[], &["--container-endpoint"]);
+    let bucket = format!("{}-ways", sdk.name());
     let env = &t.env;
     let (credentials, config) = (t.file("credentials"), t.file("config"));
     let nowhere = env.home().join("no-such-file");
     let files = |credentials: &Path, config: &Path| {
-        let mut cmd = probe_in(&t, sdk, PLAIN, &nowhere);
+        let mut cmd = probe_in(&t, sdk, &bucket, PLAIN, &nowhere);
         cmd.env("AWS_SHARED_CREDENTIALS_FILE", credentials)
             .env("AWS_CONFIG_FILE", config);
         cmd
     };
 
-    // 1. AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE into the mount.
+    // 1. AWS_SHARED_CREDENTIALS_FILE and AWS_CONFIG_FILE into the mount; the SDK creates
+    //    the bucket first.
     round_trip(
         &t,
         sdk,
         "sdk-files/object",
-        &mut files(&credentials, &config),
+        4,
+        files(&credentials, &config).env("S3_CREATE_BUCKET", "1"),
     );
     let bad_credentials = env.write(
         "credentials-tampered",
@@ -142,6 +146,7 @@ fn every_way(sdk: Sdk) {
             &t,
             sdk,
             "sdk-files-process/object",
+            3,
             &mut files(&bad_credentials, &config),
         );
     } else {
@@ -153,7 +158,13 @@ fn every_way(sdk: Sdk) {
     }
 
     // 2. AWS_CONFIG_FILE alone: credential_process = cat MNT/json.
-    round_trip(&t, sdk, "sdk-process/object", &mut files(&nowhere, &config));
+    round_trip(
+        &t,
+        sdk,
+        "sdk-process/object",
+        3,
+        &mut files(&nowhere, &config),
+    );
     let bad_config = t.config_with_tampered_process();
     refused(
         &t,
@@ -176,7 +187,8 @@ fn every_way(sdk: Sdk) {
         &t,
         sdk,
         "sdk-container/object",
-        &mut probe_in(&t, sdk, SOURCED, &container_env),
+        3,
+        &mut probe_in(&t, sdk, &bucket, SOURCED, &container_env),
     );
     let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
     let reply = serde_json::json!({
@@ -185,7 +197,7 @@ fn every_way(sdk: Sdk) {
         "Token": json["SessionToken"],
         "Expiration": json["Expiration"],
     });
-    let mut tampered = probe_in(&t, sdk, SOURCED_OTHER_ENDPOINT, &container_env);
+    let mut tampered = probe_in(&t, sdk, &bucket, SOURCED_OTHER_ENDPOINT, &container_env);
     tampered.env("TAMPERED_URI", serve_json(reply.to_string()));
     refused(&t, "sdk-container/tampered", &mut tampered);
 
@@ -195,31 +207,33 @@ fn every_way(sdk: Sdk) {
         &t,
         sdk,
         "sdk-env/object",
-        &mut probe_in(&t, sdk, SOURCED, &env_file),
+        3,
+        &mut probe_in(&t, sdk, &bucket, SOURCED, &env_file),
     );
     refused(
         &t,
         "sdk-env/tampered",
-        &mut probe_in(&t, sdk, SOURCED_TAMPERED, &env_file),
+        &mut probe_in(&t, sdk, &bucket, SOURCED_TAMPERED, &env_file),
     );
 }
 
 #[test]
-fn javascript_v3_sdk_every_way() {
+fn javascript_v3_sdk_every_way_on_rgw() {
     every_way(Sdk::Js);
 }
 
 #[test]
-fn go_v2_sdk_every_way() {
+fn go_v2_sdk_every_way_on_rgw() {
     every_way(Sdk::Go);
 }
 
 #[test]
-fn rust_sdk_every_way() {
+fn rust_sdk_every_way_on_rgw() {
     every_way(Sdk::Rust);
 }
 
-/// Credentials live this long; the mount renews them when under half remains.
+/// What the mount advertises (RGW's keys live the hour cray-sts asks for); the mount
+/// renews them when under half remains.
 const LIFETIME: Duration = Duration::from_secs(6);
 
 /// A long-running probe stops once its calls were signed with [`LONG_RUNNING_KEYS`]
@@ -243,7 +257,9 @@ fn renewed_by_itself(sdk: Sdk, way: &str, ran: &Ran) {
         report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
         "{what} stopped before {LIFETIMES} lifetimes"
     );
-    for key in &distinct[..distinct.len() - 1] {
+    // Every key between the first (picked up at whatever point of its life the program
+    // started) and the newest signed several calls: renewed near its end.
+    for key in &distinct[1..distinct.len() - 1] {
         let uses = report.keys.iter().filter(|k| *k == key).count();
         assert!(
             uses >= 4,
@@ -282,12 +298,14 @@ fn kept_its_first_key(sdk: Sdk, way: &str, ran: &Ran) {
 /// both files (AWS_SHARED_CREDENTIALS_FILE=MNT/credentials too), where only an SDK that
 /// prefers the config's `credential_process` renews.
 fn renews_by_itself(sdk: Sdk) {
-    let t = MountedS3::start(
-        |c| c.lifetime = LIFETIME,
+    let lifetime = format!("{}s", LIFETIME.as_secs());
+    let t = OnRgw::start_with(
+        &["--lifetime", &lifetime],
         &["--container-endpoint", "--min-validity", "3s"],
     );
+    let bucket = t.bucket(&format!("{}-renewal", sdk.name()));
     let long_running = |script: &str, file: &Path, prefix: &str, give_up: Duration| {
-        let mut cmd = probe_in(&t, sdk, script, file);
+        let mut cmd = probe_in(&t, sdk, &bucket, script, file);
         cmd.arg("long-running")
             .env("S3_KEY", prefix)
             .env("WANTED_KEYS", LONG_RUNNING_KEYS.to_string())
@@ -323,16 +341,16 @@ fn renews_by_itself(sdk: Sdk) {
 }
 
 #[test]
-fn a_long_running_javascript_v3_sdk_program_renews_by_itself() {
+fn a_long_running_javascript_v3_sdk_program_renews_by_itself_on_rgw() {
     renews_by_itself(Sdk::Js);
 }
 
 #[test]
-fn a_long_running_go_v2_sdk_program_renews_by_itself() {
+fn a_long_running_go_v2_sdk_program_renews_by_itself_on_rgw() {
     renews_by_itself(Sdk::Go);
 }
 
 #[test]
-fn a_long_running_rust_sdk_program_renews_by_itself() {
+fn a_long_running_rust_sdk_program_renews_by_itself_on_rgw() {
     renews_by_itself(Sdk::Rust);
 }
