@@ -10,7 +10,9 @@
 //!   left on moto, for what only AWS's own STS does (`backend_sts`);
 //! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), directly and
 //!   through the built-in gateway in front of it (`dev-gateway --keycloak`), started
-//!   once per test process;
+//!   once per test process; its brute-force lockout and concurrent logins
+//!   (`keycloak_lockout`), and, with `fuse-tests` too, real mounts whose session is
+//!   refreshed, revoked and left idle (`keycloak_sessions`);
 //! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
 //!   the JavaScript, Go and Rust SDKs), every way of taking credentials and every renewal,
 //!   through a mount or `fetch`/`exec`, against a real Ceph RGW, which `scripts/rgw up`
@@ -99,3 +101,5 @@ mod keycloak;
 mod keycloak_gateway;
 #[cfg(feature = "keycloak-tests")]
 mod keycloak_lockout;
+#[cfg(all(feature = "keycloak-tests", feature = "fuse-tests"))]
+mod keycloak_sessions;
