@@ -76,10 +76,38 @@ impl Keycloak {
         }
     }
 
+    /// A Keycloak of the caller's own (run directory `tests-PID-NAME`), for a test that
+    /// restarts it: the shared one serves every other test meanwhile. Stopped when dropped.
+    pub async fn own(name: &str) -> Keycloak {
+        let name = format!("tests-{}-{name}", std::process::id());
+        tokio::task::spawn_blocking(move || Keycloak::up_in(&name))
+            .await
+            .expect("starting Keycloak")
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// `scripts/keycloak restart`: stopped and started again on the same port with the
+    /// same data (realm, sessions, events) and passwords; panics if it does not answer.
+    pub async fn restart(&self) {
+        let dir = self.dir.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            run_script(&dir, "restart", &[("KEYCLOAK_TEST_WAIT", "300")])
+        })
+        .await
+        .expect("restarting Keycloak");
+        assert!(
+            out.status.success(),
+            "scripts/keycloak restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn up() -> Result<Keycloak, String> {
-        let dir = repo()
-            .join("target/keycloak")
-            .join(format!("tests-{}", std::process::id()));
+        Keycloak::up_in(&format!("tests-{}", std::process::id()))
+    }
+
+    fn up_in(name: &str) -> Result<Keycloak, String> {
+        let dir = repo().join("target/keycloak").join(name);
         // A fresh machine's first start also builds the server (about a minute more).
         let out = run_script(&dir, "up", &[("KEYCLOAK_TEST_WAIT", "300")]);
         if !out.status.success() {
