@@ -224,3 +224,67 @@ async fn a_mount_rides_out_a_keycloak_restart() {
         started.elapsed()
     );
 }
+
+/// A mount whose default profile works (admin-client's client credentials) and whose
+/// other profile has a wrong password stays up; that profile's password is sent once
+/// (and tried once more, as a refusal a concurrent login gets) and then never again while
+/// the mount runs: it only looks every 30 s whether its source gives another password.
+/// Keycloak's brute-force record stays below the threshold, and the right password still
+/// works afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mounts_profile_with_a_wrong_password_left_running_never_locks_the_account() {
+    let kc = Keycloak::shared();
+    let user = kc.get("LEFTRUNNING_USER");
+    let threshold = kc.admin_get("").await["failureFactor"]
+        .as_u64()
+        .expect("failureFactor");
+    let gw = KeycloakGateway::start(&kc, &[]);
+    let config = format!(
+        "api-gateway = \"{}\"\ndefault-profile = \"good\"\n\n\
+         [profiles.good]\nclient-id = \"{}\"\nclient-secret-env = \"CS\"\n\n\
+         [profiles.typo]\nusername = \"{user}\"\npassword-env = \"KCPW\"\n",
+        gw.api,
+        kc.get("CLIENT_ID")
+    );
+    let wrong = "not-the-password";
+    let env = [
+        ("CS", kc.get("CLIENT_SECRET")),
+        ("KCPW", wrong),
+        ("S3CREDSFS_LOG", "info"),
+    ];
+    let mounted = Mounted::start_configured_with_env(&config, &[], &env);
+    let started = Instant::now();
+    // Left running through two of its looks at the password, watched all along.
+    let left_running = 2 * s3credsfs::cache::REFUSED_RECHECK + Duration::from_secs(5);
+    while started.elapsed() < left_running {
+        let record = kc.brute_force(user).await;
+        assert_eq!(record["disabled"], false, "locked: {record}");
+        let failures = record["numFailures"].as_u64().unwrap_or(u64::MAX);
+        assert!(failures <= 2 && failures < threshold, "{record}");
+        assert!(
+            read_valid(&mounted.file("json")).is_ok(),
+            "{}",
+            mounted.log()
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let record = kc.brute_force(user).await;
+    assert_eq!(record["numFailures"], 2, "{record}");
+    let log = mounted.log();
+    assert!(!log.contains(wrong));
+    assert_eq!(
+        log.matches("Keycloak refused the login; not trying again")
+            .count(),
+        1,
+        "{log}"
+    );
+    // The account still works, through the gateway, with the right password.
+    let password = kc.get("LEFTRUNNING_PASSWORD");
+    let args = ["--username", user, "--password-env", "PW"];
+    let out = crate::keycloak_gateway::fetch_through(&gw, &args, &[("PW", password)]).await;
+    crate::keycloak_gateway::fetched_credentials(&out, &[password]);
+    eprintln!(
+        "keycloak-tests: left running: {record} after {:.0?}",
+        started.elapsed()
+    );
+}
