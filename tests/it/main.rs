@@ -93,6 +93,8 @@ mod rgw;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+#[cfg(feature = "package-tests")]
+mod zypper;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
