@@ -299,8 +299,10 @@ fn scripts_package_builds_the_repository_which_zypper_refuses_unsigned() {
     assert_eq!(walk(&dir, ".rpm"), vec![rpm.clone()]);
     let signature = dir.join("repodata/repomd.xml.asc");
     if signature.exists() {
-        // Built with --sign: the RPM is signed too, by the key published beside it.
-        let published = succeed(Command::new("gpg").args([
+        // Built with --sign: the RPM is signed too, by the key published beside it (read
+        // in a keyring of the test's own, not the user's ~/.gnupg).
+        let keyring = Keyring::new();
+        let published = succeed(keyring.command("gpg").args([
             "--batch",
             "--with-colons",
             "--show-keys",
