@@ -92,6 +92,8 @@ mod rgw_sdk;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+#[cfg(feature = "package-tests")]
+mod zypper;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
