@@ -9,6 +9,8 @@
 //!   against a signature-checking S3 (moto), installed by `scripts/venv`;
 //! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), started
 //!   once per test process;
+//! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
+//!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
 //! - `rgw-tests` (implies `fuse-tests`): every client through a mount against a real Ceph
 //!   RGW, which `scripts/rgw up` starts once per test process (and installs when missing).
 //!
@@ -93,6 +95,9 @@ mod rgw;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+
+#[cfg(feature = "ansible-tests")]
+mod ansible;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
