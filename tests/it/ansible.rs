@@ -387,22 +387,46 @@ fn a_dry_run_with_another_gateway_shows_exactly_that_line_and_changes_nothing() 
 }
 
 #[test]
-fn a_setting_the_product_refuses_stops_the_play_with_its_sentence() {
+fn a_setting_the_product_refuses_stops_the_play_with_its_sentence_and_never_stays() {
     let scratch = Scratch::new();
+    let site = scratch.path("/etc/s3credsfs/config.toml");
     // A quote and a newline in a value stay inside it: the product sees one bad timeout,
     // not a smuggled key.
     let mut bad = scratch.vars();
     bad["s3credsfs_profiles"]["tds.cmn"]["timeout"] = json!("soon\"\nbogus = \"x");
-    let play = scratch.play(&bad, &[]);
-    assert!(!play.ok, "{}", play.output);
-    assert!(
-        play.output.contains(
-            r#"for key `timeout` in config file /etc/s3credsfs/config.toml: expected a duration"#
-        ),
-        "{}",
-        play.output
+    let refused = |play: Play, outcome: &str| {
+        assert!(!play.ok, "{}", play.output);
+        let sentence = play
+            .output
+            .lines()
+            .find(|l| l.contains("s3credsfs refuses the site-wide configuration"))
+            .unwrap_or_else(|| panic!("no sentence in\n{}", play.output));
+        assert!(
+            sentence.contains(
+                "for key `timeout` in config file /etc/s3credsfs/config.toml: expected a duration"
+            ),
+            "{sentence}"
+        );
+        assert!(!sentence.contains("unknown key"), "{sentence}");
+        assert!(sentence.contains(outcome), "{sentence}");
+    };
+    // With no file before, none is left.
+    refused(
+        scratch.play(&bad, &[]),
+        "no file is left, as there was none before",
     );
-    assert!(!play.output.contains("unknown key"), "{}", play.output);
+    assert!(!site.exists(), "the refused file stayed");
+    // With a good one before, it is back, and no backup is left beside it.
+    scratch.play(&scratch.vars(), &[]).succeeded();
+    let good = std::fs::read(&site).unwrap();
+    refused(scratch.play(&bad, &[]), "the file before it is back");
+    assert_eq!(std::fs::read(&site).unwrap(), good);
+    assert_eq!(owner_and_mode(&site), (0o644, 0, 0));
+    let names: Vec<_> = std::fs::read_dir(scratch.path("/etc/s3credsfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["config.toml"]);
 
     // A variable of the wrong type is stopped before anything is done, naming it.
     let mut wrong = scratch.vars();
