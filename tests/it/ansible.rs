@@ -378,11 +378,22 @@ fn a_dry_run_with_another_gateway_shows_exactly_that_line_and_changes_nothing() 
     );
     assert_eq!(std::fs::read(&site).unwrap(), before, "a dry run wrote");
 
-    // Turning the unit off takes the link away again, and systemd agrees.
-    let mut off = scratch.vars();
+    // The same change for real, with the unit turned off: the file has the new gateway
+    // and no backup beside it, the link is gone, and systemd agrees.
+    let mut off = moved.clone();
     off["s3credsfs_user_unit_enabled"] = json!(false);
     let disabled = scratch.play(&off, &[]).succeeded();
-    assert_eq!(disabled.recap("changed"), 1, "{}", disabled.output);
+    assert_eq!(disabled.recap("changed"), 2, "{}", disabled.output);
+    let written = std::fs::read_to_string(&site).unwrap();
+    assert!(
+        written.contains("\napi-gateway = \"https://api.cmn.prod.example.com\"\n"),
+        "{written}"
+    );
+    let names: Vec<_> = std::fs::read_dir(scratch.path("/etc/s3credsfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["config.toml"]);
     assert_eq!(global_unit_state(&scratch), "disabled");
 }
 
