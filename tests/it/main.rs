@@ -11,6 +11,8 @@
 //! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), directly and
 //!   through the built-in gateway in front of it (`dev-gateway --keycloak`), started
 //!   once per test process;
+//! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
+//!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
 //! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
 //!   the JavaScript, Go and Rust SDKs), every way of taking credentials and every renewal,
 //!   through a mount or `fetch`/`exec`, against a real Ceph RGW, which `scripts/rgw up`
@@ -94,6 +96,9 @@ mod rgw_sdk;
 mod packaging;
 #[cfg(feature = "package-tests")]
 mod zypper;
+
+#[cfg(feature = "ansible-tests")]
+mod ansible;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
