@@ -230,7 +230,7 @@ pub fn outage(nodes: usize, capacity: u32, minutes: u64, seed: u64) -> Vec<Targe
     fleet.run_for = Duration::from_secs_f64(back + 2400.0);
     let run = simulate(&fleet);
     println!("## Outage: the gateway down for {minutes} minutes ({down:.0}–{back:.0} s)\n");
-    load_table(&run, down - 300.0, back + 900.0, 60.0, Some(back));
+    load_table(&run, down - 600.0, back + 900.0, 300.0, Some(back));
     let scenario = format!("{minutes}-minute outage");
     let mut found = vec![none_expired(&scenario, &run)];
     let c3 = 3 * capacity;

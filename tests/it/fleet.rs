@@ -38,7 +38,11 @@ fn assert_held(targets: Vec<Target>, skipped: &[&str]) {
         .collect();
     assert!(!judged.is_empty());
     for t in judged {
-        assert!(t.pass, "{}: {} (measured {})", t.scenario, t.target, t.measured);
+        assert!(
+            t.pass,
+            "{}: {} (measured {})",
+            t.scenario, t.target, t.measured
+        );
     }
 }
 
