@@ -280,7 +280,7 @@ impl Node {
             bump(&mut log.refused, s);
             return Err(refused("keycloak"));
         }
-        if !tokens.access_stale_at.is_some_and(|stale| now < stale) {
+        if tokens.access_stale_at.is_none_or(|stale| now >= stale) {
             let fleet = &self.fleet;
             let refresh = tokens
                 .refresh_expires
