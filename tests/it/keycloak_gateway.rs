@@ -178,6 +178,38 @@ async fn keycloak_replies_pass_through_the_gateway_unchanged() {
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body, direct.json::<serde_json::Value>().await.unwrap());
     assert_eq!(body["error_description"], "Invalid user credentials");
+    // A login and a logout through it: Keycloak's 204 comes back bare.
+    let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
+    let login = [
+        ("grant_type", "password"),
+        ("client_id", "shasta"),
+        ("username", kc.get("ADMIN_USER")),
+        ("password", kc.get("ADMIN_PASSWORD")),
+    ];
+    let granted = http.post(gw.token_url()).form(&login).send().await.unwrap();
+    assert_eq!(granted.status(), 200);
+    let granted: serde_json::Value = granted.json().await.unwrap();
+    let logout = [
+        ("client_id", "shasta"),
+        ("refresh_token", granted["refresh_token"].as_str().unwrap()),
+    ];
+    let logout_url = gw.token_url().replace("/token", "/logout");
+    let ended = http.post(&logout_url).form(&logout).send().await.unwrap();
+    assert_eq!(ended.status(), 204);
+    assert!(ended.headers().get("content-type").is_none());
+    // The session is over: its refresh token is refused, through the gateway too.
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "shasta"),
+        ("refresh_token", granted["refresh_token"].as_str().unwrap()),
+    ];
+    let refused = http
+        .post(gw.token_url())
+        .form(&refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
 }
 
 #[tokio::test]
