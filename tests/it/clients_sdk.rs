@@ -1,7 +1,8 @@
 //! The JavaScript v3, Go v2 and Rust AWS SDKs, each as a small program a user would write
 //! (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount serves:
-//! no region, keys or endpoint from the test (but Go's endpoint, which its Debian
-//! version cannot read from anywhere). Against a real S3 that checks signatures (moto),
+//! no region, keys or endpoint from the test (the endpoint from the config's
+//! `endpoint_url` or the sourced `AWS_ENDPOINT_URL`; the Go probe also reports where each
+//! call went). Against a real S3 that checks signatures (moto),
 //! with credentials the built-in gateway mints there by `AssumeRole`. Every way is also
 //! shown to fail once the secret the SDK receives is altered by one character, and a
 //! long-running program of each SDK renews its keys by itself through `credential_process`
@@ -21,9 +22,7 @@ use std::time::Duration;
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: the bucket, no AWS file of the
-/// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
-/// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
-/// mount's `json`.
+/// host or `HOME` (and no region or endpoint: the mount's files give them).
 fn probe_in(t: &MountedS3, sdk: Sdk, script: &str, env_file: &Path) -> Command {
     let nowhere = t.env.home().join("no-such-file");
     let mut cmd = t.env.bash(script, env_file);
@@ -31,13 +30,6 @@ fn probe_in(t: &MountedS3, sdk: Sdk, script: &str, env_file: &Path) -> Command {
         .env("S3_BUCKET", t.bucket())
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_CONFIG_FILE", &nowhere);
-    if sdk == Sdk::Go {
-        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
-        cmd.env(
-            "S3_ENDPOINT",
-            json["EndpointURL"].as_str().expect("EndpointURL"),
-        );
-    }
     cmd
 }
 
@@ -54,7 +46,7 @@ const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
 
 /// One round trip (put, list, get) that must succeed, every call signed with the access
-/// key the mount serves.
+/// key the mount serves and (where the probe reports it) sent to the endpoint it serves.
 fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
     let ran = t.env.run(
         cmd.env("S3_KEY", key)
@@ -70,6 +62,8 @@ fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
         "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
         report.keys
     );
+    let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    report.assert_sent_to(sdk, json["EndpointURL"].as_str().expect("EndpointURL"));
 }
 
 /// A round trip that S3 must refuse for a bad signature.

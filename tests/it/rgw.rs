@@ -195,8 +195,7 @@ fn curl_aws_sigv4_on_rgw() {
 
 /// The probe of `sdk`, its keys from the mounted `config`'s `credential_process` (or from
 /// `config`, a tampered copy) and nothing else: no credentials file, no region or keys
-/// in the environment, the endpoint from the config (for Go, whose Debian version reads
-/// no endpoint setting, from the mount's `json`).
+/// in the environment, the endpoint from the config's `endpoint_url`.
 fn probe(t: &OnRgw, sdk: Sdk, config: &Path, bucket: &str) -> Command {
     let [program, args @ ..] = &sdk.probe()[..] else {
         unreachable!("a probe has a program")
@@ -213,9 +212,6 @@ fn probe(t: &OnRgw, sdk: Sdk, config: &Path, bucket: &str) -> Command {
         .env("S3_CREATE_BUCKET", "1")
         .env("S3_KEY", "object")
         .env("S3_BODY", unique_content(bucket));
-    if sdk == Sdk::Go {
-        cmd.env("S3_ENDPOINT", &t.rgw.endpoint);
-    }
     cmd
 }
 
@@ -236,6 +232,7 @@ fn sdk_on_rgw(sdk: Sdk, bucket: &str) {
         report.keys,
         served["AccessKeyId"]
     );
+    report.assert_sent_to(sdk, &t.rgw.endpoint);
     let bad = config_with_tampered_process(&t.env, &t.mount);
     let tampered_bucket = format!("{bucket}-tampered");
     let ran = t.env.run(&mut probe(&t, sdk, &bad, &tampered_bucket));
