@@ -44,6 +44,32 @@ enum Method {
     },
 }
 
+/// When an access token obtained at `now` and expiring at `expires_at` stops being sent:
+/// 30 s (at most a quarter of its life) before it expires, so that it cannot
+/// expire on its way. Public, with [`refresh_token_usable`], so the fleet simulation
+/// counts Keycloak grants by the rules the login follows.
+pub fn token_stale_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+    let margin = std::cmp::min(TOKEN_MARGIN, (expires_at - now) / 4);
+    expires_at - margin
+}
+
+/// Until when a refresh token obtained at `now` and expiring at `expires_at` (unknown:
+/// `None`) is worth a refresh grant: by the access token's rule ([`token_stale_at`]),
+/// 30 s, at most a quarter of its life, before its end; a realm or client with refresh
+/// tokens of under two minutes would otherwise never have one used.
+pub fn refresh_usable_until(
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    expires_at.map(|at| token_stale_at(now, at))
+}
+
+/// Whether a refresh token usable until `usable_until` ([`refresh_usable_until`]) is
+/// still worth a refresh grant at `now`, rather than a new login.
+pub fn refresh_token_usable(usable_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    usable_until.is_none_or(|until| now < until)
+}
+
 /// A JWT and the moment it stops being worth sending.
 #[derive(Clone)]
 struct CachedToken {
@@ -59,27 +85,15 @@ impl CachedToken {
             .map_or(issued.expires_at, |exp| {
                 std::cmp::min(exp, issued.expires_at)
             });
-        let lifetime = expires_at - now;
-        let margin = std::cmp::min(TOKEN_MARGIN, lifetime / 4);
         CachedToken {
             jwt: issued.access_token.clone(),
-            stale_at: Some(expires_at - margin),
+            stale_at: Some(token_stale_at(now, expires_at)),
         }
     }
 
     fn usable(&self, now: DateTime<Utc>) -> bool {
         self.stale_at.is_none_or(|t| now < t)
     }
-}
-
-/// Until when a refresh token is worth sending: [`TOKEN_MARGIN`] before its expiry, or a
-/// quarter of its life when that is shorter (a realm or client with refresh tokens of
-/// under two minutes would otherwise never have one used).
-fn refresh_usable_until(
-    expires_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    expires_at.map(|at| at - std::cmp::min(TOKEN_MARGIN, (at - now) / 4))
 }
 
 #[derive(Default)]
@@ -406,7 +420,7 @@ impl Authenticator {
                 let cached = CachedToken::from_issued(&issued, now);
                 state.refresh = issued
                     .refresh_token
-                    .map(|t| (t, refresh_usable_until(issued.refresh_expires_at, now)));
+                    .map(|t| (t, refresh_usable_until(now, issued.refresh_expires_at)));
                 state.access = Some(cached.clone());
                 state.refreshed_from = Some(file.access);
                 Ok(cached.jwt)
@@ -424,7 +438,7 @@ impl Authenticator {
         let refresh = state
             .refresh
             .take()
-            .filter(|(_, expires)| expires.is_none_or(|until| until > now));
+            .filter(|(_, until)| refresh_token_usable(*until, now));
         if let Some((refresh_token, _)) = refresh {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,
@@ -517,7 +531,7 @@ impl Authenticator {
         let cached = CachedToken::from_issued(&issued, now);
         state.refresh = issued
             .refresh_token
-            .map(|t| (t, refresh_usable_until(issued.refresh_expires_at, now)));
+            .map(|t| (t, refresh_usable_until(now, issued.refresh_expires_at)));
         state.access = Some(cached.clone());
         cached.jwt
     }

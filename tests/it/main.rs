@@ -13,6 +13,8 @@
 //!   once per test process; its brute-force lockout and concurrent logins
 //!   (`keycloak_lockout`), and, with `fuse-tests` too, real mounts whose session is
 //!   refreshed, revoked and left idle (`keycloak_sessions`);
+//! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
+//!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
 //! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
 //!   the JavaScript, Go and Rust SDKs), every way of taking credentials and every renewal,
 //!   through a mount or `fetch`/`exec`, against a real Ceph RGW, which `scripts/rgw up`
@@ -35,6 +37,7 @@ mod exec;
 mod exec_secrets;
 mod fetch_cli;
 mod fetch_warnings;
+mod fleet;
 mod gateway_cray_sts;
 mod gateway_keycloak;
 mod gateway_sts;
@@ -94,6 +97,11 @@ mod rgw_sdk;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+#[cfg(feature = "package-tests")]
+mod zypper;
+
+#[cfg(feature = "ansible-tests")]
+mod ansible;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;

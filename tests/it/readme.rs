@@ -524,6 +524,14 @@ fn the_tested_against_table_matches_the_pins() {
             .expect(name);
         cargo_lock[at..].split('"').nth(3).unwrap().to_owned()
     };
+    let go_mod = read("tests/sdk/go/go.mod");
+    let go_pin = |module: &str| -> String {
+        let line = go_mod
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("github.com/aws/{module} v")))
+            .expect(module);
+        line.split_whitespace().next().unwrap().to_owned()
+    };
     let expected = [
         ("Keycloak", vec![keycloak.to_owned()]),
         (
@@ -537,6 +545,13 @@ fn the_tested_against_table_matches_the_pins() {
         ("boto3", vec![python_pin("boto3")]),
         ("s3cmd", vec![python_pin("s3cmd")]),
         ("JavaScript SDK v3 (`@aws-sdk/client-s3`)", vec![js]),
+        (
+            "Go SDK v2 (`config`, `service/s3`)",
+            vec![
+                go_pin("aws-sdk-go-v2/config"),
+                go_pin("aws-sdk-go-v2/service/s3"),
+            ],
+        ),
         (
             "Rust SDK (`aws-config`, `aws-sdk-s3`)",
             vec![crate_pin("aws-config"), crate_pin("aws-sdk-s3")],

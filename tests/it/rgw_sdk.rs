@@ -1,7 +1,8 @@
 //! The JavaScript v3, Go v2 and Rust AWS SDKs, each as a small program a user would write
 //! (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount serves:
-//! no region, keys or endpoint from the test (but Go's endpoint, which its Debian
-//! version cannot read from anywhere). Against the real Ceph RGW of the `rgw-tests` tier,
+//! no region, keys or endpoint from the test (the endpoint from the config's
+//! `endpoint_url` or the sourced `AWS_ENDPOINT_URL`; the Go probe also reports where each
+//! call went). Against the real Ceph RGW of the `rgw-tests` tier,
 //! with credentials `dev-gateway --backend-sts` mints there by `AssumeRole`, as cray-sts
 //! does. Every way is also shown to fail once the secret the SDK receives is altered by
 //! one character, and a long-running program of each SDK renews its keys by itself
@@ -22,9 +23,7 @@ use std::time::Duration;
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: `bucket`, no AWS file of the
-/// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
-/// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
-/// mount's `json`.
+/// host or `HOME` (and no region or endpoint: the mount's files give them).
 fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) -> Command {
     let nowhere = t.env.home().join("no-such-file");
     let mut cmd = t.env.bash(script, env_file);
@@ -32,13 +31,6 @@ fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) ->
         .env("S3_BUCKET", bucket)
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_CONFIG_FILE", &nowhere);
-    if sdk == Sdk::Go {
-        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
-        cmd.env(
-            "S3_ENDPOINT",
-            json["EndpointURL"].as_str().expect("EndpointURL"),
-        );
-    }
     cmd
 }
 
@@ -55,7 +47,8 @@ const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
 
 /// One round trip (put, list, get, after creating the bucket when `cmd` is told to) that
-/// must succeed with `calls` calls, every one signed with the access key the mount serves.
+/// must succeed with `calls` calls, every one signed with the access key the mount serves
+/// and (where the probe reports it) sent to the endpoint it serves.
 fn round_trip(t: &OnRgw, sdk: Sdk, key: &str, calls: u64, cmd: &mut Command) {
     let ran = t.env.run(
         cmd.env("S3_KEY", key)
@@ -71,6 +64,8 @@ fn round_trip(t: &OnRgw, sdk: Sdk, key: &str, calls: u64, cmd: &mut Command) {
         "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
         report.keys
     );
+    let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    report.assert_sent_to(sdk, json["EndpointURL"].as_str().expect("EndpointURL"));
 }
 
 /// A round trip that S3 must refuse for a bad signature.
