@@ -3,8 +3,14 @@
 
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::Duration;
+
+/// A wait a [`TimeSource`] hands out: owns everything it needs, so it can be awaited
+/// while the caller holds locks of its own.
+pub type Wait = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where the credential path reads the time and its jitter: the system clock and the OS
 /// random source in production, a [`ManualClock`] and a fixed jitter in tests, so token
@@ -15,6 +21,12 @@ pub trait TimeSource: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
     /// A number in [0, 1) that spreads refreshes and retries over a fleet.
     fn jitter(&self) -> f64;
+    /// Waits `for_` on this clock: the real time on the system's, and no time at all on a
+    /// manual one, which moves itself forward instead, so a test of a retry's wait runs at
+    /// once and still sees the time it would have waited.
+    fn sleep(&self, for_: Duration) -> Wait {
+        Box::pin(tokio::time::sleep(for_))
+    }
 }
 
 /// The production time source.
@@ -60,5 +72,9 @@ impl TimeSource for ManualClock {
     }
     fn jitter(&self) -> f64 {
         self.jitter
+    }
+    fn sleep(&self, for_: Duration) -> Wait {
+        self.advance(for_);
+        Box::pin(std::future::ready(()))
     }
 }

@@ -167,6 +167,16 @@ impl Pipeline {
         })
     }
 
+    /// Keeps refused passwords across runs in the user's state directory (see
+    /// [`crate::auth::refusals`]), so that a restarted command does not send one again:
+    /// what every command that logs in does. Without `HOME` or `XDG_STATE_HOME`, nothing.
+    pub fn remembering_refusals(mut self) -> Self {
+        if let Some(memory) = crate::auth::refusals::RefusalMemory::from_env() {
+            self.auth.remember_refusals(memory);
+        }
+        self
+    }
+
     /// The user behind the current token, for status output.
     pub fn user(&self) -> Option<String> {
         self.auth.user()

@@ -8,7 +8,7 @@
 //! login's token reuse rules).
 
 use chrono::{DateTime, Utc};
-use s3credsfs::auth::{refresh_token_usable, token_stale_at};
+use s3credsfs::auth::{refresh_token_usable, refresh_usable_until, token_stale_at};
 use s3credsfs::cache::{CredentialCache, Fetch, TimeSource};
 use s3credsfs::creds::Credentials;
 use s3credsfs::error::{Error, Result};
@@ -243,7 +243,7 @@ fn bump(series: &mut Vec<u32>, s: usize) {
 #[derive(Default)]
 struct Tokens {
     access_stale_at: Option<DateTime<Utc>>,
-    refresh_expires: Option<DateTime<Utc>>,
+    refresh_usable_until: Option<DateTime<Utc>>,
     session_ends: Option<DateTime<Utc>>,
 }
 
@@ -283,8 +283,8 @@ impl Node {
         if tokens.access_stale_at.is_none_or(|stale| now >= stale) {
             let fleet = &self.fleet;
             let refresh = tokens
-                .refresh_expires
-                .filter(|&expires| refresh_token_usable(Some(expires), now));
+                .refresh_usable_until
+                .filter(|&until| refresh_token_usable(Some(until), now));
             if refresh.is_some() {
                 bump(&mut log.refresh_grants, s);
             } else {
@@ -292,8 +292,8 @@ impl Node {
                 tokens.session_ends = Some(now + chrono(fleet.sso_max));
             }
             let session_ends = tokens.session_ends.expect("set at the login");
-            tokens.refresh_expires =
-                Some(std::cmp::min(now + chrono(fleet.sso_idle), session_ends));
+            let refresh_expires = std::cmp::min(now + chrono(fleet.sso_idle), session_ends);
+            tokens.refresh_usable_until = refresh_usable_until(now, Some(refresh_expires));
             tokens.access_stale_at = Some(token_stale_at(now, now + chrono(fleet.access_token)));
         }
         let served = log.accepted.get(s).copied().unwrap_or(0);

@@ -2,7 +2,10 @@
 //! shortly before its own expiry, refreshing it, and re-reading token files.
 
 pub mod keycloak;
+mod password;
+pub mod refusals;
 mod source;
+mod turns;
 
 use crate::clock::TimeSource;
 use crate::config::{AuthConfig, PasswordSource, Settings};
@@ -12,6 +15,7 @@ use crate::sync::lock;
 use crate::untrusted::clean;
 use chrono::{DateTime, Utc};
 use keycloak::{Grant, GrantError, Issued};
+use refusals::RefusalMemory;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -49,10 +53,21 @@ pub fn token_stale_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime
     expires_at - margin
 }
 
-/// Whether a refresh token expiring at `expires` (unknown: `None`) is still worth a
-/// refresh grant at `now`, rather than a new login.
-pub fn refresh_token_usable(expires: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    expires.is_none_or(|t| t.checked_sub_signed(TOKEN_MARGIN) > Some(now))
+/// Until when a refresh token obtained at `now` and expiring at `expires_at` (unknown:
+/// `None`) is worth a refresh grant: by the access token's rule ([`token_stale_at`]),
+/// 30 s, at most a quarter of its life, before its end; a realm or client with refresh
+/// tokens of under two minutes would otherwise never have one used.
+pub fn refresh_usable_until(
+    now: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Option<DateTime<Utc>> {
+    expires_at.map(|at| token_stale_at(now, at))
+}
+
+/// Whether a refresh token usable until `usable_until` ([`refresh_usable_until`]) is
+/// still worth a refresh grant at `now`, rather than a new login.
+pub fn refresh_token_usable(usable_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    usable_until.is_none_or(|until| now < until)
 }
 
 /// A JWT and the moment it stops being worth sending.
@@ -84,6 +99,7 @@ impl CachedToken {
 #[derive(Default)]
 struct State {
     access: Option<CachedToken>,
+    /// The refresh token and until when it is worth sending ([`refresh_usable_until`]).
     refresh: Option<(Secret, Option<DateTime<Utc>>)>,
     /// For token files: the file's access token that `access` was refreshed from.
     refreshed_from: Option<Secret>,
@@ -104,6 +120,9 @@ pub struct Authenticator {
     /// The password source gave two passwords in a row and that was logged: said once,
     /// not at every look, until it gives one password again.
     unstable_logged: std::sync::atomic::AtomicBool,
+    /// Passwords Keycloak refused, across runs ([`refusals`]); `None`: within this
+    /// process only.
+    refusals: Option<RefusalMemory>,
 }
 
 /// The claims of a JWT, without verifying it (the gateway verifies; we only read times
@@ -225,7 +244,14 @@ impl Authenticator {
             state: Mutex::new(State::default()),
             user: std::sync::Mutex::new(None),
             unstable_logged: false.into(),
+            refusals: None,
         })
+    }
+
+    /// Keeps refused passwords in `memory`, so that another run does not send them again
+    /// (the commands do; tests that log in with wrong passwords on purpose need not).
+    pub fn remember_refusals(&mut self, memory: RefusalMemory) {
+        self.refusals = Some(memory);
     }
 
     /// The user (or service account) of the last token, for status output.
@@ -244,6 +270,10 @@ impl Authenticator {
         *state = State::default();
         drop(state);
         self.reload_password().await;
+        // Asked for by the user (`s3credsfs refresh`): a refused password may go again.
+        if let (Method::Password { username, .. }, Some(memory)) = (&self.method, &self.refusals) {
+            memory.forget(&self.token_url, username);
+        }
     }
 
     /// Reads the password again from its file or command; true when it differs from the
@@ -388,7 +418,9 @@ impl Authenticator {
             Ok(issued) => {
                 tracing::info!(file = %path.display(), "refreshed the token file's expired token in memory");
                 let cached = CachedToken::from_issued(&issued, now);
-                state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+                state.refresh = issued
+                    .refresh_token
+                    .map(|t| (t, refresh_usable_until(now, issued.refresh_expires_at)));
                 state.access = Some(cached.clone());
                 state.refreshed_from = Some(file.access);
                 Ok(cached.jwt)
@@ -406,7 +438,7 @@ impl Authenticator {
         let refresh = state
             .refresh
             .take()
-            .filter(|(_, expires)| refresh_token_usable(*expires, now));
+            .filter(|(_, until)| refresh_token_usable(*until, now));
         if let Some((refresh_token, _)) = refresh {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,
@@ -436,7 +468,13 @@ impl Authenticator {
             ),
             _ => unreachable!("grant_token is only used by password and client-credentials logins"),
         };
-        match self.request(&self.client_id, grant).await {
+        let outcome = match grant {
+            Grant::Password { username, password } => {
+                self.password_grant(username, password, &who, fix).await
+            }
+            grant => self.request(&self.client_id, grant).await,
+        };
+        match outcome {
             Ok(issued) => Ok(self.keep(state, issued, now)),
             // A password is never checked against a client Keycloak does not know.
             Err(GrantError::Refused {
@@ -491,7 +529,9 @@ impl Authenticator {
     fn keep(&self, state: &mut State, issued: Issued, now: DateTime<Utc>) -> Secret {
         tracing::debug!(expires_at = %format_time(issued.expires_at), "obtained a token");
         let cached = CachedToken::from_issued(&issued, now);
-        state.refresh = issued.refresh_token.map(|t| (t, issued.refresh_expires_at));
+        state.refresh = issued
+            .refresh_token
+            .map(|t| (t, refresh_usable_until(now, issued.refresh_expires_at)));
         state.access = Some(cached.clone());
         cached.jwt
     }

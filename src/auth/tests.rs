@@ -2,6 +2,7 @@
 //! `Authenticator` against the built-in gateway.
 
 mod login;
+mod password;
 
 use super::*;
 use base64::Engine;

@@ -236,7 +236,7 @@ fn check_one(
         return Ok(verdict);
     }
     verdict.note = None;
-    let pipeline = Pipeline::new(&settings)?;
+    let pipeline = Pipeline::new(&settings)?.remembering_refusals();
     if try_it {
         let creds = runtime.block_on(pipeline.fetch())?;
         verdict.expiration = Some(creds.expiration_rfc3339());

@@ -173,7 +173,7 @@ pub fn run(args: ExecArgs) -> Result<(), AppError> {
             let ctx = Context::from_process();
             let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
             crate::logging::set_stderr_format(settings.log_format);
-            let pipeline = Pipeline::new(&settings)?;
+            let pipeline = Pipeline::new(&settings)?.remembering_refusals();
             if endpoint {
                 let cache = CredentialCache::new(
                     pipeline,

@@ -14,7 +14,7 @@ pub fn run(args: FetchArgs) -> Result<()> {
     let ctx = Context::from_process();
     let settings = resolve(&load_layers(&args.settings.0, &ctx)?, &ctx)?;
     crate::logging::set_stderr_format(settings.log_format);
-    let pipeline = Pipeline::new(&settings)?;
+    let pipeline = Pipeline::new(&settings)?.remembering_refusals();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

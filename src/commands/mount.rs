@@ -68,9 +68,9 @@ fn serve(args: crate::cli::MountArgs, local: Option<Box<dyn LocalGateway>>) -> R
     // The checked path from here on: mounted on, shown, and written into the files.
     let mountpoint = checked.path;
     // Built before the fork: a login may prompt for its password.
-    let mut pipelines = vec![Pipeline::new(&settings)?];
+    let mut pipelines = vec![Pipeline::new(&settings)?.remembering_refusals()];
     for other in &others {
-        pipelines.push(Pipeline::new(other)?);
+        pipelines.push(Pipeline::new(other)?.remembering_refusals());
     }
     let job = Job {
         settings,

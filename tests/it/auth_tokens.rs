@@ -12,11 +12,13 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn a_refresh_token_about_to_expire_is_not_tried() {
-    // Access tokens stale after 1.5 s; refresh tokens live 20 s, inside the 30 s margin
-    // before their end in which one is no longer worth sending.
+    // Access tokens of 8 s are stale after 6 s (a quarter of their life before their end);
+    // refresh tokens of 7 s are then 1 s from their end, inside the last quarter of their
+    // life (under two minutes, that is the margin rather than 30 s) in which one is no
+    // longer worth sending.
     let gw = gateway(|c| {
-        c.token_lifetime = Duration::from_secs(2);
-        c.refresh_lifetime = Duration::from_secs(20);
+        c.token_lifetime = Duration::from_secs(8);
+        c.refresh_lifetime = Duration::from_secs(7);
     })
     .await;
     let dir = tempfile::tempdir().unwrap();

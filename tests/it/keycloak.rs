@@ -15,7 +15,7 @@ use crate::common::keycloak::{KeycloakGateway, ONE_LOGIN_AT_A_TIME};
 use crate::keycloak_gateway::{fetch_through, fetched_credentials, OPA_REFUSAL};
 
 /// `s3credsfs fetch` against Keycloak with `args`, the variables in `env` set.
-async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub(crate) async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = bin();
     cmd.args(["fetch", "--api-gateway", kc.url(), "--timeout", "30s"])
         .args(args);
@@ -26,14 +26,14 @@ async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 /// A password login as `user` with `password`, and `extra` flags.
-async fn login(kc: &Keycloak, user: &str, password: &str, extra: &[&str]) -> Output {
+pub(crate) async fn login(kc: &Keycloak, user: &str, password: &str, extra: &[&str]) -> Output {
     let mut args = vec!["--username", user, "--password-env", "PW"];
     args.extend_from_slice(extra);
     fetch(kc, &args, &[("PW", password)]).await
 }
 
 /// The one line the command failed with; no credentials printed, no secret in it.
-fn failure(out: &Output, secrets: &[&str]) -> String {
+pub(crate) fn failure(out: &Output, secrets: &[&str]) -> String {
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "expected a failure: {stderr}");
     assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));

@@ -10,7 +10,9 @@
 //!   left on moto, for what only AWS's own STS does (`backend_sts`);
 //! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), directly and
 //!   through the built-in gateway in front of it (`dev-gateway --keycloak`), started
-//!   once per test process;
+//!   once per test process; its brute-force lockout and concurrent logins
+//!   (`keycloak_lockout`), and, with `fuse-tests` too, real mounts whose session is
+//!   refreshed, revoked and left idle (`keycloak_sessions`);
 //! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
 //!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
 //! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
@@ -105,3 +107,7 @@ mod ansible;
 mod keycloak;
 #[cfg(feature = "keycloak-tests")]
 mod keycloak_gateway;
+#[cfg(feature = "keycloak-tests")]
+mod keycloak_lockout;
+#[cfg(all(feature = "keycloak-tests", feature = "fuse-tests"))]
+mod keycloak_sessions;

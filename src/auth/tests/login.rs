@@ -8,17 +8,17 @@ use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
 use crate::dev::gateway::{Gateway, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
 use std::os::unix::fs::PermissionsExt;
 
-async fn gateway() -> Gateway {
+pub(super) async fn gateway() -> Gateway {
     Gateway::start(GatewayConfig::default()).await.unwrap()
 }
 
 /// An authenticator configured as if by these flags, against `gw`, on the system clock.
-fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
+pub(super) fn authenticator(gw: &Gateway, flags: &[(&str, &str)]) -> Authenticator {
     authenticator_at(gw, flags, Arc::new(SystemTime))
 }
 
 /// The same on `time`.
-fn authenticator_at(
+pub(super) fn authenticator_at(
     gw: &Gateway,
     flags: &[(&str, &str)],
     time: Arc<dyn TimeSource>,
@@ -40,7 +40,7 @@ fn authenticator_at(
     .unwrap()
 }
 
-fn private_file(dir: &Path, name: &str, text: &str) -> String {
+pub(super) fn private_file(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -220,6 +220,32 @@ async fn a_refresh_token_is_given_up_at_exactly_30_seconds_before_its_expiry() {
     auth.token(true).await.unwrap();
     assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
     // That refresh gave a new refresh token, as long-lived, from the clock's now.
+    clock.advance(usable_for);
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
+}
+
+/// A refresh token of under two minutes (Keycloak's client session idle set short) is
+/// used until a quarter of its life before its end, not given up at once by the 30 s
+/// margin.
+#[tokio::test]
+async fn a_short_refresh_token_is_used_until_a_quarter_of_its_life_before_its_end() {
+    let gw = Gateway::start(GatewayConfig {
+        refresh_lifetime: Duration::from_secs(20),
+        ..GatewayConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let clock = Arc::new(ManualClock::new(Utc::now(), 0.0));
+    let flags = [("username", "dev"), ("password-file", pw.as_str())];
+    let auth = authenticator_at(&gw, &flags, clock.clone());
+    auth.token(false).await.unwrap();
+    let usable_for = Duration::from_secs(20 - 5);
+    clock.advance(usable_for - Duration::from_nanos(1));
+    auth.token(true).await.unwrap();
+    assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
     clock.advance(usable_for);
     auth.token(true).await.unwrap();
     assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");

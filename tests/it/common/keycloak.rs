@@ -76,10 +76,38 @@ impl Keycloak {
         }
     }
 
+    /// A Keycloak of the caller's own (run directory `tests-PID-NAME`), for a test that
+    /// restarts it: the shared one serves every other test meanwhile. Stopped when dropped.
+    pub async fn own(name: &str) -> Keycloak {
+        let name = format!("tests-{}-{name}", std::process::id());
+        tokio::task::spawn_blocking(move || Keycloak::up_in(&name))
+            .await
+            .expect("starting Keycloak")
+            .unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// `scripts/keycloak restart`: stopped and started again on the same port with the
+    /// same data (realm, sessions, events) and passwords; panics if it does not answer.
+    pub async fn restart(&self) {
+        let dir = self.dir.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            run_script(&dir, "restart", &[("KEYCLOAK_TEST_WAIT", "300")])
+        })
+        .await
+        .expect("restarting Keycloak");
+        assert!(
+            out.status.success(),
+            "scripts/keycloak restart: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn up() -> Result<Keycloak, String> {
-        let dir = repo()
-            .join("target/keycloak")
-            .join(format!("tests-{}", std::process::id()));
+        Keycloak::up_in(&format!("tests-{}", std::process::id()))
+    }
+
+    fn up_in(name: &str) -> Result<Keycloak, String> {
+        let dir = repo().join("target/keycloak").join(name);
         // A fresh machine's first start also builds the server (about a minute more).
         let out = run_script(&dir, "up", &[("KEYCLOAK_TEST_WAIT", "300")]);
         if !out.status.success() {
@@ -125,6 +153,95 @@ impl Keycloak {
     /// The realm's token endpoint, as CSM's gateway serves it.
     pub fn token_url(&self) -> &str {
         self.get("TOKEN_URL")
+    }
+
+    /// A token of Keycloak's own administrator (realm `master`, client `admin-cli`), for
+    /// the admin REST API.
+    pub async fn admin_token(&self) -> String {
+        let url = format!(
+            "{}/keycloak/realms/master/protocol/openid-connect/token",
+            self.url()
+        );
+        let reply = reqwest::Client::new()
+            .post(url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "admin-cli"),
+                ("username", self.get("SERVER_ADMIN_USER")),
+                ("password", self.get("SERVER_ADMIN_PASSWORD")),
+            ])
+            .send()
+            .await
+            .expect("the server administrator's login");
+        assert_eq!(
+            reply.status(),
+            200,
+            "Keycloak refused its own administrator"
+        );
+        let json: serde_json::Value = reply.json().await.expect("a token reply");
+        json["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_string()
+    }
+
+    /// `GET` of the realm's admin REST API at `path` (after `/admin/realms/shasta`).
+    pub async fn admin_get(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}/keycloak/admin/realms/shasta{path}", self.url());
+        let reply = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(self.admin_token().await)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert_eq!(reply.status(), 200, "GET {url}");
+        reply.json().await.expect("JSON from the admin API")
+    }
+
+    /// The id Keycloak gave `user`.
+    pub async fn user_id(&self, user: &str) -> String {
+        let found = self
+            .admin_get(&format!("/users?exact=true&username={user}"))
+            .await;
+        found[0]["id"]
+            .as_str()
+            .expect("the user exists")
+            .to_string()
+    }
+
+    /// How many events of `kind` Keycloak recorded for `user` (the realm keeps them):
+    /// `LOGIN` is a password grant, `REFRESH_TOKEN` a refresh grant.
+    pub async fn events(&self, user: &str, kind: &str) -> usize {
+        let id = self.user_id(user).await;
+        let found = self
+            .admin_get(&format!("/events?user={id}&type={kind}&max=10000"))
+            .await;
+        found.as_array().map_or(0, Vec::len)
+    }
+
+    /// Ends every session of `user` through the admin REST API, as an administrator
+    /// does (`POST /admin/realms/shasta/users/{id}/logout`).
+    pub async fn log_out_everywhere(&self, user: &str) {
+        let id = self.user_id(user).await;
+        let url = format!(
+            "{}/keycloak/admin/realms/shasta/users/{id}/logout",
+            self.url()
+        );
+        let reply = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(self.admin_token().await)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert_eq!(reply.status(), 204, "POST {url}");
+    }
+
+    /// Keycloak's brute-force record of `user` (attack detection): `numFailures`,
+    /// `disabled` (locked now), `numTemporaryLockouts`, ...
+    pub async fn brute_force(&self, user: &str) -> serde_json::Value {
+        let id = self.user_id(user).await;
+        self.admin_get(&format!("/attack-detection/brute-force/users/{id}"))
+            .await
     }
 }
 

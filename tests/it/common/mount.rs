@@ -98,6 +98,23 @@ impl Mounted {
         Self::spawn(&args, env, None)
     }
 
+    /// Mounts with exactly `args` (the login included) and `env`, and waits until it
+    /// serves: for a gateway whose accounts are not the built-in ones (a real Keycloak).
+    pub fn start_with_args(args: &[String], env: &[(&str, &str)]) -> Mounted {
+        Self::spawn(args, env, None)
+    }
+
+    /// [`Mounted::start_configured`] with variables `env` for the daemon (not `PW`, which
+    /// holds the built-in gateway's password).
+    pub fn start_configured_with_env(
+        config: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Mounted {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Self::spawn(&args, env, Some(config))
+    }
+
     /// Mounts with the config file `config` (written mode 0600 in the mount's temporary
     /// directory) and `extra` arguments, no login flags: the file says it all.
     pub fn start_configured(config: &str, extra: &[&str]) -> Mounted {

@@ -1,0 +1,179 @@
+//! Passwords Keycloak refused, remembered across runs, so that a mount a supervisor keeps
+//! restarting (systemd with `Restart=always`, a container's restart policy), or `fetch`
+//! and `exec` run again and again by a script, does not send a refused password each time:
+//! every refusal counts toward Keycloak's brute-force lockout, and five of them (CSM sets
+//! its own number) lock the account for everyone. Within one process the cache already
+//! never sends a refused password again; this is the same rule across processes.
+//!
+//! What is kept is a keyed hash (HMAC-SHA256) of the token URL, the user and the refused
+//! password, and when it was refused, under `$XDG_STATE_HOME/s3credsfs/refused/` (else
+//! `~/.local/state/...`), each file 0600 in a directory 0700. The key is random, made
+//! once, and lies beside it: whoever can read it is the user or root, who can read the
+//! password's own source too. A password that was refused longer ago than [`REMEMBERED`]
+//! is sent again (Keycloak forgets a failure after 12 hours, its `maxDeltaTimeSeconds`
+//! default), as is any other password.
+
+use crate::files::{private_dir, read_checked, replace_file, Kind};
+use chrono::{DateTime, Utc};
+use ring::hmac;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// How long a refused password is not sent again.
+pub const REMEMBERED: chrono::Duration = chrono::Duration::hours(12);
+
+/// The directory of the records, and whether it may be created.
+#[derive(Debug, Clone)]
+pub struct RefusalMemory {
+    dir: PathBuf,
+}
+
+/// A refusal found in the memory: when, and the file that holds it (to be named in the
+/// sentence, for whoever knows the password is right after all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remembered {
+    pub at: DateTime<Utc>,
+    pub file: PathBuf,
+}
+
+const KEY_LEN: usize = 32;
+
+impl RefusalMemory {
+    /// The memory in `dir` (tests: a temporary directory).
+    pub fn in_dir(dir: PathBuf) -> Self {
+        RefusalMemory { dir }
+    }
+
+    /// The memory of the real environment: `$XDG_STATE_HOME` when absolute, else
+    /// `$HOME/.local/state` when `HOME` is an existing directory; none otherwise (the
+    /// process then remembers only within itself, as before).
+    pub fn from_env() -> Option<Self> {
+        let absolute = |name| {
+            std::env::var_os(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+        };
+        let base = match absolute("XDG_STATE_HOME") {
+            Some(state) => state,
+            None => absolute("HOME")
+                .filter(|home| home.is_dir())?
+                .join(".local/state"),
+        };
+        Some(Self::in_dir(base.join("s3credsfs/refused")))
+    }
+
+    /// When Keycloak at `url` refused this very `password` of `user`, if within
+    /// [`REMEMBERED`] of `now`. Nothing is created; an unreadable memory remembers nothing.
+    pub fn refused(
+        &self,
+        url: &str,
+        user: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Option<Remembered> {
+        let file = self.dir.join(self.record_name(url, user, false)?);
+        let bytes = read_checked(&file, "refusal record", "remove it", Kind::Secret).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (at, tag) = text.trim().split_once(' ')?;
+        let at = DateTime::from_timestamp(at.parse().ok()?, 0)?;
+        let tag = hex_decode(tag)?;
+        let key = self.key(false)?;
+        hmac::verify(&key, &password_message(url, user, password), &tag).ok()?;
+        (now < at + REMEMBERED && at <= now).then_some(Remembered { at, file })
+    }
+
+    /// Remembers that Keycloak at `url` refused `password` of `user` at `now` (replacing
+    /// any other password of theirs remembered there). A failure is logged, not returned:
+    /// the login's own error is what the user must see.
+    pub fn remember(&self, url: &str, user: &str, password: &str, now: DateTime<Utc>) {
+        let written = (|| {
+            private_dir(&self.dir).ok()?;
+            let name = self.record_name(url, user, true)?;
+            let key = self.key(true)?;
+            let tag = hmac::sign(&key, &password_message(url, user, password));
+            let line = format!("{} {}\n", now.timestamp(), hex(tag.as_ref()));
+            let what = "refusal record";
+            replace_file(&self.dir.join(name), line.as_bytes(), 0o600, what, "").ok()
+        })();
+        if written.is_none() {
+            tracing::warn!(
+                dir = %self.dir.display(),
+                "cannot remember the refused password there; a restarted mount would send it again"
+            );
+        }
+    }
+
+    /// Forgets any refused password of `user` at `url`: after a login that worked, or
+    /// when the user asks for a new login (`s3credsfs refresh`).
+    pub fn forget(&self, url: &str, user: &str) {
+        if let Some(name) = self.record_name(url, user, false) {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
+    }
+
+    /// The record's file name: a hash of the URL and the user (no name in the clear).
+    fn record_name(&self, url: &str, user: &str, create_key: bool) -> Option<String> {
+        let key = self.key(create_key)?;
+        let mut message = b"user\0".to_vec();
+        message.extend_from_slice(url.as_bytes());
+        message.push(0);
+        message.extend_from_slice(user.to_lowercase().as_bytes());
+        Some(hex(&hmac::sign(&key, &message).as_ref()[..16]))
+    }
+
+    /// The memory's key, made (once, by whichever process comes first) when `create`.
+    fn key(&self, create: bool) -> Option<hmac::Key> {
+        let path = self.dir.join("key");
+        if create {
+            make_key(&path);
+        }
+        let bytes = read_checked(&path, "refusal key", "remove it", Kind::Secret).ok()?;
+        (bytes.len() == KEY_LEN).then(|| hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+    }
+}
+
+/// Writes a new random key at `path` unless one is there; never through a link.
+fn make_key(path: &Path) {
+    let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+    if crate::random::fill(&mut key[..]).is_err() {
+        return;
+    }
+    let created = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path);
+    if let Ok(mut file) = created {
+        if file.write_all(&key[..]).is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn password_message(url: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut message = b"password\0".to_vec();
+    for part in [url, &user.to_lowercase(), password] {
+        message.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        message.extend_from_slice(part.as_bytes());
+    }
+    message
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+const URL: &str = "https://gw.example/keycloak/realms/shasta/protocol/openid-connect/token";
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+}
+
+#[test]
+fn a_refused_password_is_remembered_for_twelve_hours_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    assert_eq!(
+        memory.refused(URL, "vers", "wrong", at(0)),
+        None,
+        "nothing yet"
+    );
+    memory.remember(URL, "vers", "wrong", at(0));
+    let found = memory
+        .refused(URL, "vers", "wrong", at(1))
+        .expect("remembered");
+    assert_eq!(found.at, at(0));
+    // Keycloak compares user names without case.
+    assert!(memory.refused(URL, "VERS", "wrong", at(1)).is_some());
+    // Another password, user or Keycloak: not this refusal.
+    assert_eq!(memory.refused(URL, "vers", "wrong2", at(1)), None);
+    assert_eq!(memory.refused(URL, "norole", "wrong", at(1)), None);
+    assert_eq!(
+        memory.refused("https://other/token", "vers", "wrong", at(1)),
+        None
+    );
+    // One second before twelve hours: still; exactly then: no more.
+    let limit = REMEMBERED.num_seconds();
+    assert!(memory
+        .refused(URL, "vers", "wrong", at(limit - 1))
+        .is_some());
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(limit)), None);
+    // A refusal dated in the future (a clock set back) is not believed.
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(-1)), None);
+}
+
+#[test]
+fn the_records_hold_no_password_and_no_user_name_and_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "hunter2-secret", at(0));
+    let refused = dir.path().join("refused");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&refused), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&refused).unwrap() {
+        let path = entry.unwrap().path();
+        files += 1;
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in ["hunter2-secret", "vers", "gw.example"] {
+            assert!(!text.contains(secret), "{secret} in {}", path.display());
+            assert!(!path.to_string_lossy().contains(secret));
+        }
+    }
+    assert_eq!(files, 2, "the key and one record");
+}
+
+#[test]
+fn a_new_refused_password_replaces_the_old_and_forget_clears_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "first", at(0));
+    memory.remember(URL, "vers", "second", at(5));
+    assert_eq!(memory.refused(URL, "vers", "first", at(6)), None);
+    assert_eq!(
+        memory.refused(URL, "vers", "second", at(6)).unwrap().at,
+        at(5)
+    );
+    memory.forget(URL, "vers");
+    assert_eq!(memory.refused(URL, "vers", "second", at(6)), None);
+}
+
+#[test]
+fn a_record_someone_else_could_have_written_is_not_believed() {
+    // A record open to others might have been planted: it would stop a good password.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    let found = memory.refused(URL, "vers", "wrong", at(1)).unwrap();
+    std::fs::set_permissions(&found.file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+}
+
+#[test]
+fn an_unwritable_memory_remembers_nothing_and_does_not_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let memory = RefusalMemory::in_dir(blocker.join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+}
