@@ -54,8 +54,9 @@ const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
 
 /// One round trip (put, list, get) that must succeed, every call signed with the access
-/// key the mount serves.
-fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
+/// key the mount serves; for Java, through the credentials provider `java_provider` (the
+/// SDK's names for what its default chain settled on: the way under test, not another).
+fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, java_provider: &str, cmd: &mut Command) {
     let ran = t.env.run(
         cmd.env("S3_KEY", key)
             .env("S3_BODY", unique_content(key))
@@ -65,6 +66,14 @@ fn round_trip(t: &MountedS3, sdk: Sdk, key: &str, cmd: &mut Command) {
     let served = t.mount.access_key();
     let report = report(&ran);
     assert_eq!(report.calls, 3, "{sdk:?}: {}", ran.stdout);
+    if sdk == Sdk::Java {
+        assert_eq!(
+            report.provider.as_deref(),
+            Some(java_provider),
+            "{key}: {}",
+            ran.stdout
+        );
+    }
     assert!(
         report.keys.len() >= 3 && report.keys.iter().all(|k| *k == served),
         "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
@@ -112,6 +121,10 @@ fn serve_json(body: String) -> String {
     url
 }
 
+/// What the Java SDK names its `ProfileCredentialsProvider` running a profile's
+/// `credential_process`, which it prefers to the profile's keys.
+const PROFILE_PROCESS: &str = "CREDENTIALS_PROFILE_PROCESS,CREDENTIALS_PROCESS";
+
 /// The four ways for `sdk`, each refused once the secret it receives is altered.
 fn every_way(sdk: Sdk) {
     let t = MountedS3::start(|_| {}, &["--container-endpoint"]);
@@ -130,6 +143,7 @@ fn every_way(sdk: Sdk) {
         &t,
         sdk,
         "sdk-files/object",
+        PROFILE_PROCESS,
         &mut files(&credentials, &config),
     );
     let bad_credentials = env.write(
@@ -142,6 +156,7 @@ fn every_way(sdk: Sdk) {
             &t,
             sdk,
             "sdk-files-process/object",
+            PROFILE_PROCESS,
             &mut files(&bad_credentials, &config),
         );
     } else {
@@ -153,7 +168,13 @@ fn every_way(sdk: Sdk) {
     }
 
     // 2. AWS_CONFIG_FILE alone: credential_process = cat MNT/json.
-    round_trip(&t, sdk, "sdk-process/object", &mut files(&nowhere, &config));
+    round_trip(
+        &t,
+        sdk,
+        "sdk-process/object",
+        PROFILE_PROCESS,
+        &mut files(&nowhere, &config),
+    );
     let bad_config = t.config_with_tampered_process();
     refused(
         &t,
@@ -176,6 +197,7 @@ fn every_way(sdk: Sdk) {
         &t,
         sdk,
         "sdk-container/object",
+        "CREDENTIALS_HTTP",
         &mut probe_in(&t, sdk, SOURCED, &container_env),
     );
     let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
@@ -195,6 +217,7 @@ fn every_way(sdk: Sdk) {
         &t,
         sdk,
         "sdk-env/object",
+        "CREDENTIALS_ENV_VARS",
         &mut probe_in(&t, sdk, SOURCED, &env_file),
     );
     refused(
@@ -217,6 +240,11 @@ fn go_v2_sdk_every_way() {
 #[test]
 fn rust_sdk_every_way() {
     every_way(Sdk::Rust);
+}
+
+#[test]
+fn java_v2_sdk_every_way() {
+    every_way(Sdk::Java);
 }
 
 /// Credentials live this long; the mount renews them when under half remains.
@@ -243,7 +271,10 @@ fn renewed_by_itself(sdk: Sdk, way: &str, ran: &Ran) {
         report.seconds >= (LIFETIME * LIFETIMES).as_secs_f64(),
         "{what} stopped before {LIFETIMES} lifetimes"
     );
-    for key in &distinct[..distinct.len() - 1] {
+    // A JVM (three start at once here) may take most of what is left of the key the
+    // mount holds when it starts: Java's first key may have had only a call or two left.
+    let first_steady = usize::from(sdk == Sdk::Java);
+    for key in &distinct[first_steady..distinct.len() - 1] {
         let uses = report.keys.iter().filter(|k| *k == key).count();
         assert!(
             uses >= 4,
@@ -335,4 +366,9 @@ fn a_long_running_go_v2_sdk_program_renews_by_itself() {
 #[test]
 fn a_long_running_rust_sdk_program_renews_by_itself() {
     renews_by_itself(Sdk::Rust);
+}
+
+#[test]
+fn a_long_running_java_v2_sdk_program_renews_by_itself() {
+    renews_by_itself(Sdk::Java);
 }
