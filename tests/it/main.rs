@@ -76,6 +76,8 @@ mod backend_sts;
 #[cfg(feature = "s3-tests")]
 mod clients_aws;
 #[cfg(feature = "s3-tests")]
+mod clients_hadoop;
+#[cfg(feature = "s3-tests")]
 mod clients_refresh;
 #[cfg(feature = "s3-tests")]
 mod clients_scripts;
