@@ -1,5 +1,6 @@
-//! The JavaScript v3, Go v2 and Rust AWS SDKs, each as a small program a user would write
-//! (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount serves:
+//! The JavaScript v3, Go v2, Rust and Java v2 AWS SDKs, each as a small program a user
+//! would write (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount
+//! serves:
 //! no region, keys or endpoint from the test (but Go's endpoint, which its Debian
 //! version cannot read from anywhere). Against a real S3 that checks signatures (moto),
 //! with credentials the built-in gateway mints there by `AssumeRole`. Every way is also
