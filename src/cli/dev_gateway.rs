@@ -60,6 +60,18 @@ pub struct DevGatewayArgs {
     /// subcommand enum holds these options inline).
     #[command(flatten)]
     pub backend: Box<BackendArgs>,
+
+    /// Front a real Keycloak at this URL (with its relative path, such as
+    /// http://127.0.0.1:8080/keycloak) instead of the emulated one: /keycloak/... is
+    /// forwarded to it, and STS takes only its realm's RS256 tokens (checked against its
+    /// key set), with audience shasta and the shasta client's admin role, as Istio and OPA
+    /// check them on CSM. Accounts and token lifetimes are then Keycloak's.
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with_all = ["users", "non_admin_users", "clients"]
+    )]
+    pub keycloak: Option<String>,
 }
 
 impl DevGatewayArgs {
@@ -75,6 +87,7 @@ impl DevGatewayArgs {
             clients: self.clients.clone(),
             endpoint_url: self.endpoint_url.clone(),
             backend: self.backend.options(),
+            keycloak: self.keycloak.clone(),
         }
     }
 }
@@ -96,6 +109,11 @@ pub struct DevArgs {
     /// With --dev: mint credentials by AssumeRole on a real S3 STS
     #[command(flatten)]
     pub backend: Box<BackendArgs>,
+    /// With --dev: front the real Keycloak at this URL (such as
+    /// http://127.0.0.1:8080/keycloak) and log in with the configured login, not the
+    /// built-in user; STS checks its tokens as Istio and OPA do on CSM
+    #[arg(long, value_name = "URL", requires = "dev")]
+    pub keycloak: Option<String>,
 }
 
 impl DevArgs {
@@ -106,6 +124,7 @@ impl DevArgs {
             lifetime: self.lifetime,
             token_lifetime: self.token_lifetime,
             backend: self.backend.options(),
+            keycloak: self.keycloak.clone(),
         }
     }
 }
@@ -390,5 +409,34 @@ mod tests {
         both.extend(["--endpoint-url", "http://x:1"]);
         let cli = Cli::try_parse_from(std::iter::once("dev-gateway").chain(both));
         assert!(cli.is_err(), "--endpoint-url conflicts with --backend-sts");
+    }
+
+    #[test]
+    fn keycloak_replaces_the_emulated_accounts() {
+        let config = parse(&["--keycloak", "http://127.0.0.1:8080/keycloak/"])
+            .options()
+            .to_config()
+            .unwrap();
+        assert_eq!(
+            config.keycloak.as_deref(),
+            Some("http://127.0.0.1:8080/keycloak")
+        );
+        for accounts in [
+            ["--user", "a:b"],
+            ["--non-admin-user", "a:b"],
+            ["--client", "a:b"],
+        ] {
+            let argv = [&["--keycloak", "http://k"][..], &accounts[..]].concat();
+            let refused = Cli::try_parse_from(std::iter::once("dev-gateway").chain(argv));
+            assert!(refused.is_err(), "{accounts:?} goes with --keycloak");
+        }
+        let err = parse(&["--keycloak", "keycloak:8080"])
+            .options()
+            .to_config()
+            .unwrap_err();
+        assert!(
+            err.starts_with("--keycloak expects Keycloak's absolute http(s) URL"),
+            "{err}"
+        );
     }
 }

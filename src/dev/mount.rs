@@ -3,7 +3,7 @@
 //! [`LocalGateway`](crate::mount::local_gateway::LocalGateway) by the command layer.
 
 use super::gateway::{check_lifetime, BackendSts, Gateway, GatewayConfig};
-use super::options::BackendOptions;
+use super::options::{check_keycloak, BackendOptions};
 use crate::app_error::{AppError, Result};
 use crate::config::{Context, Layer, Settings};
 use crate::error::Error;
@@ -21,12 +21,27 @@ pub struct MountOptions {
     pub token_lifetime: Option<Duration>,
     /// The AssumeRole backend it mints credentials with, if any.
     pub backend: BackendOptions,
+    /// `--keycloak`: the real Keycloak it fronts; the login is then the configured one.
+    pub keycloak: Option<String>,
 }
 
 /// The built-in gateway `mount` is to serve: `Some` with `--dev`, `None` without, and
-/// backend options without `--dev` refused (they would silently do nothing).
+/// backend or Keycloak options without `--dev` refused (they would silently do nothing).
 pub fn local_gateway(options: &MountOptions) -> Result<Option<Box<dyn LocalGateway>>> {
     let backend = options.backend.to_backend().map_err(Error::Config)?;
+    let keycloak = check_keycloak(options.keycloak.as_deref()).map_err(Error::Config)?;
+    if keycloak.is_some() && !options.dev {
+        return Err(
+            Error::Config("--keycloak configures the built-in gateway; add --dev".into()).into(),
+        );
+    }
+    if keycloak.is_some() && options.token_lifetime.is_some() {
+        return Err(Error::Config(
+            "--token-lifetime sets the built-in Keycloak's tokens; with --keycloak the real Keycloak's realm decides, so drop it"
+                .into(),
+        )
+        .into());
+    }
     if !options.dev {
         if backend.is_some() {
             return Err(Error::Config(
@@ -44,6 +59,7 @@ pub fn local_gateway(options: &MountOptions) -> Result<Option<Box<dyn LocalGatew
         backend,
         lifetime: options.lifetime,
         token_lifetime: options.token_lifetime,
+        keycloak,
     })))
 }
 
@@ -52,6 +68,7 @@ struct DevGateway {
     backend: Option<BackendSts>,
     lifetime: Option<Duration>,
     token_lifetime: Option<Duration>,
+    keycloak: Option<String>,
 }
 
 /// The gateway a `--dev` daemon starts: its port is bound before the fork, so the
@@ -72,7 +89,10 @@ impl LocalGateway for DevGateway {
             "http://{}",
             listener.local_addr().map_err(AppError::DevListen)?
         );
-        let settings = super::settings::resolve(layer, ctx, &url)?;
+        let settings = match self.keycloak {
+            Some(_) => super::settings::resolve_fronting(layer, ctx, &url)?,
+            None => super::settings::resolve(layer, ctx, &url)?,
+        };
         Ok((
             settings,
             Box::new(DevPlan {
@@ -93,6 +113,7 @@ impl PreparedGateway for DevPlan {
                 .gateway
                 .token_lifetime
                 .unwrap_or(defaults.token_lifetime),
+            keycloak: self.gateway.keycloak,
             ..defaults
         };
         let gateway = runtime
@@ -119,6 +140,7 @@ mod tests {
                 role_arn: Some("arn:aws:iam::1:role/r".into()),
                 ..BackendOptions::default()
             },
+            keycloak: None,
         }
     }
 
@@ -139,5 +161,27 @@ mod tests {
             ..with_backend(Some(Duration::from_secs(86_400)))
         };
         assert!(local_gateway(&no_backend).is_ok());
+    }
+
+    #[test]
+    fn keycloak_needs_dev_and_its_own_token_lifetimes() {
+        let keycloak = |dev, token_lifetime| MountOptions {
+            dev,
+            lifetime: None,
+            token_lifetime,
+            backend: BackendOptions::default(),
+            keycloak: Some("http://127.0.0.1:8080/keycloak".into()),
+        };
+        assert!(local_gateway(&keycloak(true, None)).unwrap().is_some());
+        let err = local_gateway(&keycloak(false, None)).err().unwrap();
+        assert!(
+            err.to_string()
+                .contains("--keycloak configures the built-in gateway; add --dev"),
+            "{err}"
+        );
+        let err = local_gateway(&keycloak(true, Some(Duration::from_secs(30))))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("drop it"), "{err}");
     }
 }

@@ -66,6 +66,8 @@ pub struct GatewayOptions {
     pub endpoint_url: String,
     /// Where real credentials come from, if anywhere.
     pub backend: BackendOptions,
+    /// `--keycloak`: a real Keycloak to front instead of the emulated one.
+    pub keycloak: Option<String>,
 }
 
 /// Options that make the emulated STS mint real credentials with `AssumeRole` on an S3
@@ -191,6 +193,22 @@ fn join_and(items: &[String]) -> String {
     }
 }
 
+/// Checks `--keycloak`'s value: an absolute http(s) URL, Keycloak's base with its
+/// relative path (such as `http://127.0.0.1:8080/keycloak`).
+pub fn check_keycloak(url: Option<&str>) -> Result<Option<String>, String> {
+    match url {
+        None => Ok(None),
+        Some(url) => match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none() => {
+                Ok(Some(url.trim_end_matches('/').to_owned()))
+            }
+            _ => Err(format!(
+                "--keycloak expects Keycloak's absolute http(s) URL with its relative path, such as http://127.0.0.1:8080/keycloak, not {url:?}."
+            )),
+        },
+    }
+}
+
 /// Refuses anything but an absolute http(s) URL with a host.
 fn check_url(flag: &str, value: &str) -> Result<(), String> {
     match url::Url::parse(value) {
@@ -281,6 +299,7 @@ impl GatewayOptions {
             endpoint_url,
             backend,
             upstream_timeout: GatewayConfig::default().upstream_timeout,
+            keycloak: check_keycloak(self.keycloak.as_deref())?,
             tls: None,
             date_offset_seconds: 0,
         })

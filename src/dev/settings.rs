@@ -41,6 +41,27 @@ pub fn layer(configured: &Layer, gateway_url: &str) -> Layer {
     layer
 }
 
+/// The URL settings the built-in gateway replaces when it fronts a real Keycloak
+/// (`--keycloak`): the login stays the configured one, since the accounts are Keycloak's.
+const REPLACED_FRONTING: [Setting; 3] = [Setting::ApiGateway, Setting::TokenUrl, Setting::StsUrl];
+
+/// Settings for `mount --dev --keycloak`: the configured settings with the gateway at
+/// `gateway_url`, and the configured login (user and password, client and secret, or
+/// token file) sent through it to the real Keycloak.
+pub fn resolve_fronting(configured: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
+    let mut layer = configured.clone();
+    layer.retain(|key, _| !REPLACED_FRONTING.contains(key));
+    let source = Source::Flag("--dev".into());
+    layer.insert(
+        Setting::ApiGateway,
+        RawValue {
+            value: gateway_url.into(),
+            source,
+        },
+    );
+    crate::config::resolve(&layer, ctx)
+}
+
 /// Settings for `mount --dev`: [`layer`] resolved, logging in as the default user with
 /// its public password.
 pub fn resolve(configured: &Layer, ctx: &Context, gateway_url: &str) -> Result<Settings> {
@@ -90,6 +111,23 @@ mod tests {
                 username: DEFAULT_USER.into(),
                 password: PasswordSource::Given(DEFAULT_PASSWORD.into()),
             }
+        );
+    }
+
+    #[test]
+    fn fronting_keycloak_replaces_only_the_urls() {
+        let configured = flags(&[
+            (Setting::Username, "alice"),
+            (Setting::PasswordEnv, "PW"),
+            (Setting::ApiGateway, "https://elsewhere.example"),
+        ]);
+        let s = resolve_fronting(&configured, &Context::default(), "http://127.0.0.1:9").unwrap();
+        assert_eq!(s.api_gateway.as_str(), "http://127.0.0.1:9/");
+        assert!(
+            matches!(&s.auth, AuthConfig::Password { username, password: PasswordSource::Env(var) }
+                if username == "alice" && var == "PW"),
+            "{:?}",
+            s.auth
         );
     }
 }

@@ -426,3 +426,25 @@ async fn https_with_a_private_ca() {
     let stats = gw.stats();
     assert_eq!((stats.password_grants, stats.sts_issued), (1, 1));
 }
+
+/// The backend flags of `dev-gateway` (none of them reaches a backend here).
+#[test]
+fn backend_flags_are_all_or_nothing() {
+    let out = common::mount::bin()
+        .args(["dev-gateway", "--listen", "127.0.0.1:0"])
+        .args(["--backend-sts", "http://127.0.0.1:9", "--role-arn", "arn"])
+        .env("S3CREDSFS_BACKEND_SECRET_KEY", "top-secret-value")
+        .env_remove("S3CREDSFS_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "no banner: it never started");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("needs --backend-access-key (or S3CREDSFS_BACKEND_ACCESS_KEY) as well"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("top-secret-value"), "{stderr}");
+}

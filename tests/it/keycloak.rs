@@ -1,21 +1,18 @@
 //! The product's own logins against a real Keycloak (`scripts/keycloak`, realm
-//! `tests/keycloak/shasta-realm.json`), with no emulator: `--api-gateway` names Keycloak
-//! itself, so `s3credsfs fetch` sends its grants to Keycloak's real
-//! `/keycloak/realms/shasta/protocol/openid-connect/token`. The STS `PUT` that follows a
-//! granted token finds no STS there (404): that sentence, naming the STS URL, is how a test
-//! sees the token step pass. Each refusal must be the product's sentence for Keycloak's
-//! real reply, on one line, with nothing on stdout.
+//! `tests/keycloak/shasta-realm.json`). Refusals go to Keycloak itself: `--api-gateway`
+//! names Keycloak, so `s3credsfs fetch` sends its grants to Keycloak's real
+//! `/keycloak/realms/shasta/protocol/openid-connect/token`, and each refusal must be the
+//! product's sentence for Keycloak's real reply, on one line, with nothing on stdout.
+//! Logins that Keycloak grants go all the way through the built-in gateway in front of it
+//! (`dev-gateway --keycloak`), whose Istio/OPA checks take the real token to STS.
 
 use crate::common::keycloak::{run_script, Keycloak};
 use crate::common::text;
 use crate::fetch_cli::bin;
 use std::process::Output;
 
-/// Held by every test that logs in: Keycloak 26.7 with brute-force detection refuses a
-/// login ("Invalid user credentials"; its log says `user_temporarily_disabled`) while
-/// another for the same user is in flight, even with the right password and no failure
-/// counted, so the tests take turns.
-static ONE_LOGIN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::common::keycloak::{KeycloakGateway, ONE_LOGIN_AT_A_TIME};
+use crate::keycloak_gateway::{fetch_through, fetched_credentials, OPA_REFUSAL};
 
 /// `s3credsfs fetch` against Keycloak with `args`, the variables in `env` set.
 async fn fetch(kc: &Keycloak, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -47,40 +44,40 @@ fn failure(out: &Output, secrets: &[&str]) -> String {
     stderr.trim_end().to_string()
 }
 
-/// The sentence of a login that got its token: the STS step (Keycloak has no STS) failed.
-fn past_the_token_step(kc: &Keycloak) -> String {
-    format!(
-        "s3credsfs: error: {}/apis/sts/token answered HTTP 404; check --sts-url and --api-gateway",
-        kc.url()
-    )
-}
-
 fn token_url_of(kc: &Keycloak) -> String {
     kc.token_url().to_string()
 }
 
 #[tokio::test]
-async fn a_correct_password_gets_past_the_token_step() {
+async fn a_correct_password_gets_credentials_through_the_gateway() {
     let kc = Keycloak::shared();
+    let gw = KeycloakGateway::start(&kc, &[]);
     let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
     let password = kc.get("ADMIN_PASSWORD");
-    let out = login(&kc, kc.get("ADMIN_USER"), password, &[]).await;
-    assert_eq!(failure(&out, &[password]), past_the_token_step(&kc));
+    let args = ["--username", kc.get("ADMIN_USER"), "--password-env", "PW"];
+    let out = fetch_through(&gw, &args, &[("PW", password)]).await;
+    fetched_credentials(&out, &[password]);
 }
 
 #[tokio::test]
-async fn a_user_without_admin_still_gets_a_token() {
-    // Keycloak issues it; refusing it is OPA's part (section 2: dev-gateway --keycloak).
+async fn a_user_without_admin_gets_a_token_but_opas_refusal() {
+    // Keycloak issues the token; the gateway's OPA check refuses it, with its sentence.
     let kc = Keycloak::shared();
+    let gw = KeycloakGateway::start(&kc, &[]);
     let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
     let password = kc.get("NOROLE_PASSWORD");
-    let out = login(&kc, kc.get("NOROLE_USER"), password, &[]).await;
-    assert_eq!(failure(&out, &[password]), past_the_token_step(&kc));
+    let args = ["--username", kc.get("NOROLE_USER"), "--password-env", "PW"];
+    let out = fetch_through(&gw, &args, &[("PW", password)]).await;
+    assert_eq!(
+        failure(&out, &[password]),
+        OPA_REFUSAL.replace("{sts}", &format!("{}/apis/sts/token", gw.api))
+    );
 }
 
 #[tokio::test]
-async fn client_credentials_get_past_the_token_step() {
+async fn client_credentials_get_credentials_through_the_gateway() {
     let kc = Keycloak::shared();
+    let gw = KeycloakGateway::start(&kc, &[]);
     let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
     let secret = kc.get("CLIENT_SECRET");
     let args = [
@@ -89,8 +86,8 @@ async fn client_credentials_get_past_the_token_step() {
         "--client-secret-env",
         "CS",
     ];
-    let out = fetch(&kc, &args, &[("CS", secret)]).await;
-    assert_eq!(failure(&out, &[secret]), past_the_token_step(&kc));
+    let out = fetch_through(&gw, &args, &[("CS", secret)]).await;
+    fetched_credentials(&out, &[secret]);
 }
 
 #[tokio::test]
@@ -227,14 +224,16 @@ fn unix_now() -> f64 {
 
 #[tokio::test]
 async fn a_cray_login_keycloak_issued_is_accepted() {
+    // Got from Keycloak directly, not through the gateway: the same issuer, accepted.
     let kc = Keycloak::shared();
+    let gw = KeycloakGateway::start(&kc, &[]);
     let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
     let reply = keycloak_login(&kc).await;
     let dir = tempfile::tempdir().unwrap();
     let file = cray_login_file(dir.path(), &reply, unix_now() + 60.0);
-    let out = fetch(&kc, &["--token-file", &file], &[]).await;
+    let out = fetch_through(&gw, &["--token-file", &file], &[]).await;
     let access = reply["access_token"].as_str().unwrap();
-    assert_eq!(failure(&out, &[access]), past_the_token_step(&kc));
+    fetched_credentials(&out, &[access]);
 }
 
 #[tokio::test]
@@ -242,24 +241,23 @@ async fn an_expired_cray_login_is_refreshed_by_keycloak() {
     // The file says its token expired: the product must use the refresh token with
     // Keycloak's real refresh grant (client `shasta`, from the file) to get past it.
     let kc = Keycloak::shared();
+    let gw = KeycloakGateway::start(&kc, &[]);
     let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
     let reply = keycloak_login(&kc).await;
     let dir = tempfile::tempdir().unwrap();
     let file = cray_login_file(dir.path(), &reply, unix_now() - 10.0);
-    let out = fetch(&kc, &["--token-file", &file], &[("S3CREDSFS_LOG", "info")]).await;
+    let env = [("S3CREDSFS_LOG", "info")];
+    let out = fetch_through(&gw, &["--token-file", &file], &env).await;
     let stderr = text(&out.stderr);
-    assert!(!out.status.success());
     assert!(
         stderr.contains("refreshed the token file's expired token in memory"),
         "{stderr}"
     );
-    assert!(
-        stderr.trim_end().ends_with(&past_the_token_step(&kc)),
-        "{stderr}"
-    );
-    for secret in ["access_token", "refresh_token"] {
-        assert!(!stderr.contains(reply[secret].as_str().unwrap()));
-    }
+    let secrets: Vec<&str> = ["access_token", "refresh_token"]
+        .iter()
+        .map(|name| reply[*name].as_str().unwrap())
+        .collect();
+    fetched_credentials(&out, &secrets);
 }
 
 #[tokio::test]

@@ -5,12 +5,21 @@
 //!   hostile replies and files, property tests; nothing but Rust is needed;
 //! - `fuse-tests`: real FUSE mounts on temporary directories (needs `/dev/fuse`, root or
 //!   fusermount3);
-//! - `s3-tests` (implies `fuse-tests`): real clients (AWS CLI, boto3, s3cmd, rclone, curl)
-//!   against a signature-checking S3 (moto), installed by `scripts/venv`;
-//! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), started
+//! - `s3-tests` (implies `fuse-tests`): what needs the tools `scripts/venv` installs but no
+//!   real S3 (boto3 refused by the container endpoint, man, promtool), and the one test
+//!   left on moto, for what only AWS's own STS does (`backend_sts`);
+//! - `keycloak-tests`: the logins against a real Keycloak (`scripts/keycloak`), directly and
+//!   through the built-in gateway in front of it (`dev-gateway --keycloak`), started
 //!   once per test process;
-//! - `rgw-tests` (implies `fuse-tests`): every client through a mount against a real Ceph
-//!   RGW, which `scripts/rgw up` starts once per test process (and installs when missing).
+//! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
+//!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
+//! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
+//!   the JavaScript, Go and Rust SDKs), every way of taking credentials and every renewal,
+//!   through a mount or `fetch`/`exec`, against a real Ceph RGW, which `scripts/rgw up`
+//!   starts once per test process (and installs when missing).
+//!
+//! docs/contributing.md's "What runs where" table says which tests run on which server,
+//! and why.
 //!
 //! `scripts/test` turns these on. Without its feature a gated test is not compiled; with
 //! it, a missing tool fails with the way to install it.
@@ -74,27 +83,26 @@ mod systemd;
 #[cfg(feature = "s3-tests")]
 mod backend_sts;
 #[cfg(feature = "s3-tests")]
-mod clients_aws;
-#[cfg(feature = "s3-tests")]
-mod clients_hadoop;
-#[cfg(feature = "s3-tests")]
-mod clients_refresh;
-#[cfg(feature = "s3-tests")]
-mod clients_scripts;
-#[cfg(feature = "s3-tests")]
-mod clients_sdk;
-#[cfg(feature = "s3-tests")]
-mod clients_tools;
-#[cfg(feature = "s3-tests")]
-mod exec_clients;
-#[cfg(feature = "s3-tests")]
 mod man_pages;
 
 #[cfg(feature = "rgw-tests")]
 mod rgw;
+#[cfg(feature = "rgw-tests")]
+mod rgw_commands;
+#[cfg(feature = "rgw-tests")]
+mod rgw_hadoop;
+#[cfg(feature = "rgw-tests")]
+mod rgw_sdk;
 
 #[cfg(feature = "package-tests")]
 mod packaging;
+#[cfg(feature = "package-tests")]
+mod zypper;
+
+#[cfg(feature = "ansible-tests")]
+mod ansible;
 
 #[cfg(feature = "keycloak-tests")]
 mod keycloak;
+#[cfg(feature = "keycloak-tests")]
+mod keycloak_gateway;

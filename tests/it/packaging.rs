@@ -17,7 +17,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const GLIBC_FLOOR: (u32, u32) = (2, 17);
 
 /// target/package/, beside target/debug/ where the test binary's own build lives.
-fn package_dir() -> PathBuf {
+pub(crate) fn package_dir() -> PathBuf {
     let exe = Path::new(env!("CARGO_BIN_EXE_s3credsfs"));
     let dir = exe
         .parent()
@@ -33,7 +33,7 @@ fn package_dir() -> PathBuf {
     dir
 }
 
-fn rpm_file() -> PathBuf {
+pub(crate) fn rpm_file() -> PathBuf {
     package_dir().join(format!("s3credsfs-{VERSION}-1.x86_64.rpm"))
 }
 

@@ -467,13 +467,13 @@ fn every_path_the_docs_name_exists() {
 /// was, when the tests moved under `tests/it/`).
 #[test]
 fn the_path_check_finds_stale_paths() {
-    let text = "`tests/it/clients_*.rs`, `scripts/venv` and `tests/clients_*.rs`; \
+    let text = "`tests/it/rgw_*.rs`, `scripts/venv` and `tests/clients_*.rs`; \
                 `a b` `tests/it/no_such.rs`\n```sh\n`docs/gone.md`\n```\n";
     let named = markdown::named_paths(text);
     assert_eq!(
         named,
         [
-            "tests/it/clients_*.rs",
+            "tests/it/rgw_*.rs",
             "scripts/venv",
             "tests/clients_*.rs",
             "tests/it/no_such.rs"

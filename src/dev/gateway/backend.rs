@@ -216,7 +216,7 @@ impl CredentialMinter for AssumeRoleMinter {
 }
 
 /// A transport error with its causes ("error sending request: connection refused").
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut current = err.source();
     while let Some(cause) = current {

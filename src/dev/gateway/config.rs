@@ -81,6 +81,11 @@ pub struct GatewayConfig {
     /// `upstream request timeout`, as Envoy does for a hung cray-sts or RGW; Envoy's
     /// default route timeout is 15 seconds.
     pub upstream_timeout: Duration,
+    /// A real Keycloak to front instead of the emulated one (its base URL, such as
+    /// `http://127.0.0.1:8080/keycloak`): `/keycloak/...` is forwarded to it, and the
+    /// checks in front of STS verify its RS256 tokens against its realm's key set.
+    /// Accounts (`users`, `clients`) and token lifetimes are then Keycloak's own.
+    pub keycloak: Option<String>,
     /// Serve HTTPS with this configuration instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Seconds added to the time in every reply's `Date` header (negative: behind), as
@@ -100,6 +105,7 @@ impl Default for GatewayConfig {
             endpoint_url: Some("http://127.0.0.1:8080".to_owned()),
             backend: None,
             upstream_timeout: Duration::from_secs(15),
+            keycloak: None,
             tls: None,
             date_offset_seconds: 0,
         }

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use super::config::{Account, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD};
+use super::config::{Account, GatewayConfig, DEFAULT_CLIENT_SECRET, DEFAULT_PASSWORD, REALM};
 use super::instance::Gateway;
 
 /// The banner printed on start: what this is, where it listens, whom it accepts.
@@ -22,7 +22,20 @@ fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
     out.push_str(&format!("api-gateway: {}\n", gateway.base_url()));
     out.push_str(&format!("token-url: {}\n", gateway.token_url()));
     out.push_str(&format!("sts-url: {}\n", gateway.sts_url()));
-    for u in &config.users {
+    if let Some(keycloak) = &config.keycloak {
+        out.push_str(&format!(
+            "keycloak: {keycloak} (forwarded from /keycloak/)\n"
+        ));
+        out.push_str(&format!(
+            "issuer: {keycloak}/realms/{REALM} (RS256 tokens checked against its key set; audience {REALM} and the {REALM} client's admin role required)\n"
+        ));
+        out.push_str(&format!(
+            "lifetimes: credentials {}, tokens as Keycloak's realm sets them\n",
+            humantime::format_duration(config.lifetime)
+        ));
+    }
+    let emulated = config.keycloak.is_none();
+    for u in config.users.iter().filter(|_| emulated) {
         let role = if u.admin { "admin" } else { "no admin role" };
         out.push_str(&format!(
             "user: {}{} [{role}]\n",
@@ -30,19 +43,21 @@ fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
             secret_hint(u, "password", DEFAULT_PASSWORD)
         ));
     }
-    for c in &config.clients {
+    for c in config.clients.iter().filter(|_| emulated) {
         out.push_str(&format!(
             "client: {}{} [admin]\n",
             c.name,
             secret_hint(c, "secret", DEFAULT_CLIENT_SECRET)
         ));
     }
-    out.push_str(&format!(
-        "lifetimes: credentials {}, access token {}, refresh token {}\n",
-        humantime::format_duration(config.lifetime),
-        humantime::format_duration(config.token_lifetime),
-        humantime::format_duration(config.refresh_lifetime),
-    ));
+    if emulated {
+        out.push_str(&format!(
+            "lifetimes: credentials {}, access token {}, refresh token {}\n",
+            humantime::format_duration(config.lifetime),
+            humantime::format_duration(config.token_lifetime),
+            humantime::format_duration(config.refresh_lifetime),
+        ));
+    }
     match &config.backend {
         Some(b) => {
             out.push_str(&format!(
@@ -69,7 +84,13 @@ fn banner(gateway: &Gateway, config: &GatewayConfig) -> String {
 pub async fn run_dev_gateway(config: GatewayConfig) -> Result<(), String> {
     let gateway = Gateway::start(config.clone())
         .await
-        .map_err(|e| format!("Cannot listen on {}: {e}.", config.listen))?;
+        .map_err(|e| match e.kind() {
+            // A backend or Keycloak it cannot use: the sentence says which and why.
+            std::io::ErrorKind::InvalidInput => {
+                format!("{}.", e.to_string().trim_end_matches('.'))
+            }
+            _ => format!("Cannot listen on {}: {e}.", config.listen),
+        })?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(banner(&gateway, &config).as_bytes())

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::config::{Endpoint, Fault, GatewayConfig, Stats, Times, REALM, STS_TOKEN_PATH};
-use super::{server, state};
+use super::{server, state, upstream};
 
 /// A running emulated gateway. Dropping it (or [`Gateway::shutdown`]) stops serving.
 pub struct Gateway {
@@ -24,7 +24,7 @@ impl Gateway {
     /// URL is unusable is an `InvalidInput` error.
     pub async fn start(config: GatewayConfig) -> std::io::Result<Gateway> {
         let listener = TcpListener::bind(config.listen).await?;
-        Self::serve(listener, config)
+        Self::serve(listener, config).await
     }
 
     /// Serves on a listener bound earlier (`mount --dev` binds before it forks, so the
@@ -34,15 +34,25 @@ impl Gateway {
         config: GatewayConfig,
     ) -> std::io::Result<Gateway> {
         listener.set_nonblocking(true)?;
-        Self::serve(TcpListener::from_std(listener)?, config)
+        Self::serve(TcpListener::from_std(listener)?, config).await
     }
 
-    fn serve(listener: TcpListener, config: GatewayConfig) -> std::io::Result<Gateway> {
+    /// With `config.keycloak`, first reads that Keycloak's realm configuration and keys:
+    /// one it cannot read is an `InvalidInput` error whose text is a plain sentence.
+    async fn serve(listener: TcpListener, config: GatewayConfig) -> std::io::Result<Gateway> {
+        let invalid = |why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
         let addr = listener.local_addr()?;
         let base_url = base_url_for(addr, config.tls.is_some());
         let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        let state = state::State::new(config, &base_url)
-            .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
+        let keycloak = match &config.keycloak {
+            Some(url) => Some(
+                upstream::KeycloakUpstream::connect(url)
+                    .await
+                    .map_err(invalid)?,
+            ),
+            None => None,
+        };
+        let state = state::State::new(config, &base_url, keycloak).map_err(invalid)?;
         let state = Arc::new(state);
         let task = tokio::spawn(server::accept_loop(listener, state.clone(), tls));
         Ok(Gateway {

@@ -1,9 +1,8 @@
-//! HS256 JSON Web Tokens: just enough of JWS for the emulated Keycloak to issue tokens and
-//! for the emulated Istio check in front of STS to verify them.
+//! JSON Web Tokens as the gateway reads them: HS256 for the emulated Keycloak, which both
+//! issues and verifies with a per-instance HMAC key, and the decoding that the RS256 check
+//! of a real Keycloak's tokens (`jwks`) shares with it.
 //!
-//! The real gateway uses RS256 with a JWKS; a per-instance HMAC key is enough here because
-//! the same process both issues and verifies. Verification compares MACs in constant time
-//! (`ring::hmac::verify`).
+//! Verification compares MACs in constant time (`ring::hmac::verify`).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -17,7 +16,7 @@ use zeroize::Zeroize;
 /// real components return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JwtError {
-    /// Not three base64url sections, not JSON objects, or an algorithm other than HS256.
+    /// Not three base64url sections, not JSON objects, or another algorithm than expected.
     Malformed,
     /// Well formed, but the MAC does not match this gateway's key.
     BadSignature,
@@ -28,7 +27,9 @@ pub(crate) enum JwtError {
 /// A decoded but not yet trusted token: the parts needed to check it in any order
 /// (Envoy checks the time constraints before the signature; Keycloak does not care).
 pub(crate) struct Decoded {
-    /// The claims object (untrusted until [`Signer::check_signature`] succeeds).
+    /// The header object (`alg`, `kid`), untrusted.
+    pub header: Map<String, Value>,
+    /// The claims object (untrusted until the signature is checked).
     pub claims: Map<String, Value>,
     signing_input: String,
     signature: Vec<u8>,
@@ -43,7 +44,29 @@ impl Decoded {
             None => false,
         }
     }
+
+    /// True when the token carries an `nbf` that is still after `now` (Envoy's "Jwt not
+    /// yet valid"). Keycloak sets none by default; a token without it is valid at once.
+    pub fn is_premature(&self, now: SystemTime) -> bool {
+        match self.claims.get("nbf").and_then(Value::as_f64) {
+            Some(nbf) => now_secs_f64(now) < nbf,
+            None => false,
+        }
+    }
+
+    /// The bytes the signature covers: `base64url(header).base64url(claims)`.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
 }
+
+/// The algorithm of this gateway's own tokens.
+pub(crate) const HS256: &str = "HS256";
 
 /// Signs and verifies tokens with one random HMAC-SHA256 key that lives as long as the
 /// gateway instance, so tokens from another instance (or forged ones) never verify.
@@ -95,7 +118,7 @@ impl Signer {
 
     /// Full check in the usual order: shape, signature, then expiry. Returns the claims.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Map<String, Value>, JwtError> {
-        let decoded = decode(token)?;
+        let decoded = decode(token, HS256)?;
         if !self.check_signature(&decoded) {
             return Err(JwtError::BadSignature);
         }
@@ -106,9 +129,10 @@ impl Signer {
     }
 }
 
-/// Splits and decodes a compact JWS without trusting it. Only HS256 is accepted, so a token
-/// claiming `alg: none` is malformed rather than unsigned.
-pub(crate) fn decode(token: &str) -> Result<Decoded, JwtError> {
+/// Splits and decodes a compact JWS without trusting it. Only the algorithm `alg` is
+/// accepted, so a token claiming `alg: none` (or HS256 where RS256 is expected, the
+/// public key used as an HMAC secret) is malformed rather than unsigned.
+pub(crate) fn decode(token: &str, alg: &str) -> Result<Decoded, JwtError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -116,12 +140,13 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, JwtError> {
         return Err(JwtError::Malformed);
     };
     let header = crate::jwt::part(h).ok_or(JwtError::Malformed)?;
-    if header.get("alg").and_then(Value::as_str) != Some("HS256") {
+    if header.get("alg").and_then(Value::as_str) != Some(alg) {
         return Err(JwtError::Malformed);
     }
     let claims = crate::jwt::part(p).ok_or(JwtError::Malformed)?;
     let signature = URL_SAFE_NO_PAD.decode(s).map_err(|_| JwtError::Malformed)?;
     Ok(Decoded {
+        header,
         claims,
         signing_input: format!("{h}.{p}"),
         signature,
@@ -229,7 +254,7 @@ mod tests {
         assert!(signer.verify(&token, now).is_ok());
         let after = UNIX_EPOCH + Duration::from_secs(exp);
         assert_eq!(signer.verify(&token, after), Err(JwtError::Expired));
-        assert!(decode(&token).unwrap().is_expired(after));
-        assert!(!decode(&token).unwrap().is_expired(now));
+        assert!(decode(&token, HS256).unwrap().is_expired(after));
+        assert!(!decode(&token, HS256).unwrap().is_expired(now));
     }
 }

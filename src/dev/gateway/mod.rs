@@ -18,15 +18,19 @@
 //! a backend STS mints them: then they open whatever its role allows).
 
 //!
+//! In front of a real Keycloak (`GatewayConfig::keycloak`), it forwards `/keycloak/...`
+//! there and checks that Keycloak's RS256 tokens against its realm's key set instead.
+//!
 //! Its files depend on each other one way: `instance` starts `server`, which dispatches to
-//! the `keycloak` and `sts` handlers; they use `state`, which uses `backend`, `mint` and
-//! `jwt`; below them are the leaves `config`, `reply` and `random`. This file only declares
-//! and re-exports.
+//! the `keycloak` and `sts` handlers; they use `state`, which uses `backend`, `mint`,
+//! `upstream` (the real Keycloak), `jwks` and `jwt`; below them are the leaves `config`,
+//! `reply` and `random`. This file only declares and re-exports.
 
 mod backend;
 mod config;
 mod foreground;
 mod instance;
+mod jwks;
 mod jwt;
 mod keycloak;
 mod mint;
@@ -35,6 +39,7 @@ mod reply;
 mod server;
 mod state;
 mod sts;
+mod upstream;
 
 pub use backend::{check_lifetime, BackendSts, ASSUME_ROLE_SECONDS, DEFAULT_BACKEND_REGION};
 pub use config::{

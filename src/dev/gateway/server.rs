@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CACHE_CONTROL, PRAGMA};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -229,7 +229,7 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Reply, DropConne
         }
         state.count(|s| s.healthz_requests += 1);
         // OPA has no rule that lets the health check through without an admin JWT.
-        if let Err(refusal) = sts::authorize(state, req.headers()) {
+        if let Err(refusal) = sts::authorize(state, req.headers()).await {
             state.count(|s| s.sts_rejected += 1);
             return Ok(refusal);
         }
@@ -242,7 +242,57 @@ async fn route(state: &State, req: Request<Incoming>) -> Result<Reply, DropConne
         let realm = realm.to_owned();
         return token_request(state, &realm, req).await;
     }
+    if state.keycloak.is_some() && path.starts_with("/keycloak/") {
+        let (parts, incoming) = req.into_parts();
+        return Ok(match Limited::new(incoming, MAX_BODY).collect().await {
+            Ok(collected) => forward(state, &parts, collected.to_bytes()).await,
+            Err(_) => Reply::text(413, "Payload Too Large"),
+        });
+    }
     Ok(Reply::text(404, ""))
+}
+
+/// True for a path Istio routes to Keycloak but that must not reach it: one with a `.`
+/// or `..` segment (plain or percent-encoded, which URL parsing would resolve to leave
+/// `/keycloak`), or, as OPA refuses, an OpenID Connect request with `request_uri=`.
+fn refused_keycloak_path(path: &str, query: &str) -> bool {
+    let dot_segment = path.split('/').any(|segment| {
+        let plain = segment.to_ascii_lowercase().replace("%2e", ".");
+        plain == "." || plain == ".."
+    });
+    dot_segment || (path.contains("/protocol/openid-connect/") && query.contains("request_uri="))
+}
+
+/// Forwards a `/keycloak/...` request (its body read, at most [`MAX_BODY`]) to the real
+/// Keycloak (`--keycloak`).
+async fn forward(state: &State, parts: &hyper::http::request::Parts, body: Bytes) -> Reply {
+    let Some(upstream) = &state.keycloak else {
+        return Reply::text(404, "");
+    };
+    let path = parts.uri.path();
+    let query = parts.uri.query().unwrap_or("");
+    if refused_keycloak_path(path, query) {
+        return sts::opa_denied();
+    }
+    for (name, value) in url::form_urlencoded::parse(&body) {
+        if matches!(&*name, "password" | "client_secret" | "refresh_token") {
+            state.remember_secret(&value);
+        }
+    }
+    let rest = path.strip_prefix("/keycloak").unwrap_or(path);
+    let rest = match query {
+        "" => rest.to_owned(),
+        q => format!("{rest}?{q}"),
+    };
+    upstream
+        .forward(
+            &parts.method,
+            &rest,
+            &parts.headers,
+            body,
+            state.config.upstream_timeout,
+        )
+        .await
 }
 
 async fn token_request(
@@ -268,7 +318,7 @@ async fn token_request(
         }
         Some(other) => return Ok(status_fault(&other, 200).unwrap_or_else(|| Reply::text(500, ""))),
     }
-    let (headers, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
@@ -285,7 +335,21 @@ async fn token_request(
             state.remember_secret(&value);
         }
     }
-    let (reply, outcome) = keycloak::token(state, realm, &headers.headers, &bytes, expired_access);
+    let (reply, outcome) = if state.keycloak.is_some() {
+        let grant = url::form_urlencoded::parse(&bytes)
+            .find(|(name, _)| name == "grant_type")
+            .map(|(_, value)| value.into_owned());
+        let reply = forward(state, &parts, bytes).await;
+        let outcome = match (reply.status, grant.as_deref()) {
+            (200, Some("password")) => Outcome::Password,
+            (200, Some("refresh_token")) => Outcome::Refresh,
+            (200, Some("client_credentials")) => Outcome::ClientCredentials,
+            _ => Outcome::Failed,
+        };
+        (reply, outcome)
+    } else {
+        keycloak::token(state, realm, &parts.headers, &bytes, expired_access)
+    };
     state.count(|s| match outcome {
         Outcome::Password => s.password_grants += 1,
         Outcome::Refresh => s.refresh_grants += 1,
@@ -293,4 +357,30 @@ async fn token_request(
         Outcome::Failed => s.token_failures += 1,
     });
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_keycloak_path;
+
+    #[test]
+    fn paths_that_would_leave_keycloak_or_fetch_a_request_uri_are_refused() {
+        for path in [
+            "/keycloak/../apis/sts/token",
+            "/keycloak/realms/%2e%2e/x",
+            "/keycloak/realms/%2E./x",
+            "/keycloak/./realms",
+            "/keycloak/realms/shasta/..",
+        ] {
+            assert!(refused_keycloak_path(path, ""), "{path}");
+        }
+        let auth = "/keycloak/realms/shasta/protocol/openid-connect/auth";
+        assert!(refused_keycloak_path(auth, "request_uri=http://x"));
+        assert!(!refused_keycloak_path(auth, "client_id=shasta"));
+        assert!(!refused_keycloak_path(
+            "/keycloak/realms/shasta/.well-known/openid-configuration",
+            ""
+        ));
+        assert!(!refused_keycloak_path("/keycloak/realms/a..b/x", ""));
+    }
 }

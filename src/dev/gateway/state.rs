@@ -11,6 +11,7 @@ use super::config::{Endpoint, Fault, GatewayConfig, Stats, Times, REALM};
 use super::jwt::{self, Signer};
 use super::mint::{CredentialMinter, RandomMinter};
 use super::random::random_uuid;
+use super::upstream::KeycloakUpstream;
 
 /// A Keycloak user session, created by a password grant and kept alive by refreshes.
 /// Refresh tokens name it (`sid`); a token whose session is gone is "not active".
@@ -46,6 +47,9 @@ pub(crate) struct State {
     /// `iss` of every token issued, and the only issuer the STS check accepts.
     pub issuer: String,
     pub signer: Signer,
+    /// The real Keycloak fronted (`--keycloak`), whose tokens are verified instead of
+    /// this gateway's own.
+    pub keycloak: Option<KeycloakUpstream>,
     pub minter: Box<dyn CredentialMinter>,
     stats: Mutex<Stats>,
     /// Every secret received or issued, for tests that prove none leaks.
@@ -55,8 +59,13 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// `Err` (a plain sentence) when the configured backend STS cannot be used.
-    pub fn new(config: GatewayConfig, base_url: &str) -> Result<State, String> {
+    /// `Err` (a plain sentence) when the configured backend STS cannot be used. With
+    /// `keycloak`, its realm's issuer is the one accepted.
+    pub fn new(
+        config: GatewayConfig,
+        base_url: &str,
+        keycloak: Option<KeycloakUpstream>,
+    ) -> Result<State, String> {
         let minter: Box<dyn CredentialMinter> = match &config.backend {
             Some(backend) => Box::new(AssumeRoleMinter::new(backend.clone(), config.lifetime)?),
             None => Box::new(RandomMinter {
@@ -65,8 +74,12 @@ impl State {
             }),
         };
         Ok(State {
-            issuer: format!("{base_url}/keycloak/realms/{}", REALM),
+            issuer: match &keycloak {
+                Some(upstream) => upstream.issuer().to_owned(),
+                None => format!("{base_url}/keycloak/realms/{}", REALM),
+            },
             signer: Signer::generate(),
+            keycloak,
             minter,
             config,
             stats: Mutex::new(Stats::default()),
@@ -74,6 +87,24 @@ impl State {
             faults: Mutex::new(FaultQueues::default()),
             sessions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The algorithm tokens presented to STS must be signed with: RS256 from a real
+    /// Keycloak, else this gateway's own HS256.
+    pub fn token_algorithm(&self) -> &'static str {
+        match self.keycloak {
+            Some(_) => super::jwks::RS256,
+            None => jwt::HS256,
+        }
+    }
+
+    /// True when a decoded token was signed by the realm: by a real Keycloak's key
+    /// (fetching its key set again for an unknown `kid`), else by this gateway's key.
+    pub async fn check_signature(&self, decoded: &jwt::Decoded) -> bool {
+        match &self.keycloak {
+            Some(upstream) => upstream.check_signature(decoded).await,
+            None => self.signer.check_signature(decoded),
+        }
     }
 
     pub fn stats(&self) -> Stats {

@@ -45,7 +45,7 @@ pub(crate) fn credentials_body(c: &Credentials, with_session_token: bool) -> Str
 
 /// OPA's refusal (Cray-HPE/cray-opa): 403, a plain `Unauthorized Request`, and the header
 /// its ext-authz filter adds.
-fn opa_denied() -> Reply {
+pub(crate) fn opa_denied() -> Reply {
     Reply::text(403, "Unauthorized Request").with_header("x-ext-auth-allow", "no".to_owned())
 }
 
@@ -57,13 +57,26 @@ fn jwt_rejected(message: &str) -> Reply {
     )
 }
 
-/// The gateway's checks in front of cray-sts, for every path under `/apis/sts/`. First
-/// Istio's JWT check, in Envoy's order (time, issuer, signature): a request without a
-/// bearer token passes it, one with a bad token gets 401. Then OPA's policy, which
-/// splits `Authorization` on one space into exactly `Bearer` and a token and wants
-/// audience `shasta` and client role `admin`: anything else gets its 403. `Err` holds
-/// the rejection to send.
-pub(crate) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
+/// The gateway's checks in front of cray-sts, for every path under `/apis/sts/`, on the
+/// system clock; see [`authorize_at`].
+pub(crate) async fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply> {
+    authorize_at(state, headers, SystemTime::now()).await
+}
+
+/// The gateway's checks in front of cray-sts at the time `now`. First Istio's JWT check,
+/// in Envoy's order (algorithm, time, issuer, signature): a request without a bearer
+/// token passes it, one with a bad token gets 401. The token must be signed as the realm
+/// signs: HS256 by this gateway's own key, or RS256 by a key of the real Keycloak's set
+/// (`--keycloak`). Then OPA's policy, which splits `Authorization` on one space into
+/// exactly `Bearer` and a token and, as `io.jwt.decode_verify` with `"aud": "shasta"`
+/// reads it, wants audience `shasta` (a string, or a list holding it; `azp` alone is not
+/// enough) and client role `admin`: anything else gets its 403. `Err` holds the
+/// rejection to send.
+pub(crate) async fn authorize_at(
+    state: &State,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Result<(), Reply> {
     let value = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -76,14 +89,18 @@ pub(crate) fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Reply>
     let Some(token) = istio_token else {
         return Err(opa_denied());
     };
-    let decoded = jwt::decode(token).map_err(|_| jwt_rejected("Jwt verification fails"))?;
-    if decoded.is_expired(SystemTime::now()) {
+    let decoded = jwt::decode(token, state.token_algorithm())
+        .map_err(|_| jwt_rejected("Jwt verification fails"))?;
+    if decoded.is_expired(now) {
         return Err(jwt_rejected("Jwt is expired"));
+    }
+    if decoded.is_premature(now) {
+        return Err(jwt_rejected("Jwt not yet valid"));
     }
     if decoded.claims.get("iss").and_then(Value::as_str) != Some(state.issuer.as_str()) {
         return Err(jwt_rejected("Jwt issuer is not configured"));
     }
-    if !state.signer.check_signature(&decoded) {
+    if !state.check_signature(&decoded).await {
         return Err(jwt_rejected("Jwt verification fails"));
     }
     let parts: Vec<&str> = value.split(' ').collect();
@@ -146,7 +163,7 @@ async fn mint(state: &State) -> Result<Credentials, Reply> {
 
 /// Handles an STS request that no fault replaced: checks the caller, then mints.
 pub(crate) async fn put_token(state: &State, headers: &HeaderMap) -> Reply {
-    if let Err(reply) = authorize(state, headers) {
+    if let Err(reply) = authorize(state, headers).await {
         state.count(|s| s.sts_rejected += 1);
         return reply;
     }
@@ -187,6 +204,10 @@ pub(crate) async fn fault_reply(state: &State, fault: &Fault) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sts_keycloak_tests.rs"]
+mod keycloak_tests;
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Running the S3 client tools (`aws`, boto3, s3cmd, rclone, curl) as a user with
-//! nothing configured would, against [`S3Server`]: a clean environment, tampering helpers
-//! and a whole moto + gateway + mount stack ([`MountedS3`]).
+//! nothing configured would: a clean environment, tampering helpers, the round trips and
+//! the long-running program's report, for the `rgw-tests` tier (whose stack is
+//! [`super::rgw::OnRgw`]).
 
 use super::s3::*;
 use super::{wait_for, StopOnDrop};
@@ -288,60 +289,6 @@ pub fn aws_round_trip(env: &ClientEnv, bucket: &str, key: &str, aws: impl Fn() -
 pub fn aws_refused(env: &ClientEnv, bucket: &str, error: &str, aws: impl Fn() -> Command) {
     env.run(aws().args(["s3", "ls", &format!("s3://{bucket}/")]))
         .refused(error);
-}
-
-/// A whole stack for client tests: moto, the built-in gateway minting real credentials
-/// from it by `AssumeRole`, a mount of that gateway, and a clean client environment.
-/// Drops in that order: unmount, stop the gateway, kill moto, remove `HOME`.
-pub struct MountedS3 {
-    pub mount: super::mount::Mounted,
-    pub gw: super::mount::TestGateway,
-    pub s3: S3Server,
-    pub env: ClientEnv,
-}
-
-impl MountedS3 {
-    /// Starts everything; `tweak` adjusts the gateway, `mount_args` are extra `mount` flags.
-    pub fn start(
-        tweak: impl FnOnce(&mut s3credsfs::dev::gateway::GatewayConfig),
-        mount_args: &[&str],
-    ) -> MountedS3 {
-        let s3 = S3Server::start();
-        let gw = super::mount::TestGateway::start(|c| {
-            c.backend = Some(s3.backend());
-            tweak(c);
-        });
-        let mount = super::mount::Mounted::start(&gw, mount_args);
-        MountedS3 {
-            mount,
-            gw,
-            s3,
-            env: ClientEnv::new(),
-        }
-    }
-
-    /// The bucket that exists.
-    pub fn bucket(&self) -> &str {
-        &self.s3.bucket
-    }
-
-    /// A file in the mount.
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.mount.file(name)
-    }
-
-    /// A mounted file's content, for tampered copies.
-    pub fn read(&self, name: &str) -> String {
-        self.mount
-            .read(name)
-            .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
-    }
-
-    /// A copy of the mounted `config` whose `credential_process` reads a copy of `json`
-    /// with its secret altered: see [`config_with_tampered_process`].
-    pub fn config_with_tampered_process(&self) -> PathBuf {
-        config_with_tampered_process(&self.env, &self.mount)
-    }
 }
 
 /// How many different access keys the long-running boto3 process must sign with before

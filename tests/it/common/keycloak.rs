@@ -8,6 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
+/// Held by every test that logs in: Keycloak 26.7 with brute-force detection refuses a
+/// login ("Invalid user credentials"; its log says `user_temporarily_disabled`) while
+/// another for the same user is in flight, even with the right password and no failure
+/// counted, so the tests (of every file) take turns.
+pub static ONE_LOGIN_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One running Keycloak: its run directory and what `scripts/keycloak up` wrote to its env
 /// file (URLs, users, passwords, the client secret). Dropping it runs `down`.
 pub struct Keycloak {
@@ -126,5 +132,49 @@ impl Drop for Keycloak {
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+    }
+}
+
+/// `s3credsfs dev-gateway --keycloak`: the built-in gateway in front of a real Keycloak,
+/// doing Istio's and OPA's checks on its tokens; stopped (killed) when dropped.
+pub struct KeycloakGateway {
+    /// Its `api-gateway:` URL, what `--api-gateway` takes.
+    pub api: String,
+    _child: super::child::StopOnDrop,
+}
+
+impl KeycloakGateway {
+    /// Starts the binary on a free loopback port in front of `kc`, with `extra`
+    /// arguments (such as `--backend-sts`), and waits (bounded) for its banner.
+    pub fn start(kc: &Keycloak, extra: &[&str]) -> KeycloakGateway {
+        Self::start_with_env(kc, extra, &[])
+    }
+
+    /// [`KeycloakGateway::start`] with variables `env` set (a backend's keys).
+    pub fn start_with_env(kc: &Keycloak, extra: &[&str], env: &[(&str, &str)]) -> KeycloakGateway {
+        let mut child = super::child::StopOnDrop::kill(
+            std::process::Command::new(env!("CARGO_BIN_EXE_s3credsfs"))
+                .args(["dev-gateway", "--listen", "127.0.0.1:0", "--keycloak"])
+                .arg(format!("{}/keycloak", kc.url()))
+                .args(extra)
+                .envs(env.iter().copied())
+                .env_remove("S3CREDSFS_LOG")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("run s3credsfs dev-gateway --keycloak"),
+        );
+        let banner = super::s3::Banner::new(&mut child);
+        let api = banner.value("api-gateway: ", std::time::Duration::from_secs(60));
+        KeycloakGateway { api, _child: child }
+    }
+
+    /// The realm's token URL through the gateway: CSM's URL on this gateway.
+    pub fn token_url(&self) -> String {
+        format!(
+            "{}/keycloak/realms/shasta/protocol/openid-connect/token",
+            self.api
+        )
     }
 }

@@ -13,6 +13,8 @@ pub mod rgw;
 pub mod s3;
 pub mod sdk;
 pub mod wait;
+#[cfg(feature = "package-tests")]
+pub mod zypper;
 
 pub use child::StopOnDrop;
 pub use wait::{poll_until, wait_for, wait_for_async};

@@ -105,6 +105,13 @@ impl Mounted {
         Self::spawn(&args, &[], Some(config))
     }
 
+    /// Mounts with exactly `args` (no login flags added; `$PW` is the built-in gateway's
+    /// password, so give another variable) and waits until it serves.
+    pub fn start_args(args: &[&str], env: &[(&str, &str)]) -> Mounted {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        Self::spawn(&args, env, None)
+    }
+
     fn spawn(args: &[String], env: &[(&str, &str)], config: Option<&str>) -> Mounted {
         let mut mounted = Self::launch(args, env, config);
         mounted.wait_until_serving();

@@ -5,9 +5,10 @@
 //! daemons' pids in that directory; the next run stops them first.
 //!
 //! [`OnRgw`] is the stack a test uses: `s3credsfs dev-gateway --backend-sts` on that RGW,
-//! a mount of that gateway, and a clean client environment.
+//! a mount of that gateway, and a clean client environment. A test that counts the
+//! gateway's work (or has no mount) runs the in-process gateway on [`Rgw::backend`].
 
-use super::clients::{tamper_ini, ClientEnv};
+use super::clients::{config_with_tampered_process, tamper_ini, ClientEnv};
 use super::mount::{bin, Mounted};
 use super::s3::Banner;
 use super::{poll_until, StopOnDrop};
@@ -44,6 +45,49 @@ pub struct Rgw {
     /// more than 15 minutes off its own clock).
     pub faketime_lib: String,
 }
+
+impl Rgw {
+    /// This RGW as the in-process gateway's backend (`TestGateway`), for tests that count
+    /// its grants or drive `s3credsfs fetch` and `exec` without a mount.
+    pub fn backend(&self) -> s3credsfs::dev::gateway::BackendSts {
+        s3credsfs::dev::gateway::BackendSts::new(
+            &self.endpoint,
+            &self.access_key,
+            &self.secret_key,
+            &self.role_arn,
+        )
+    }
+}
+
+/// `aws "$@"`, and when it fails, the `<Code>` of the S3 error it received. AWS CLI 1.x
+/// cannot show RGW 16.2's errors itself: their `<Message>` is empty, and its S3 error
+/// hook crashes on that with "argument of type 'NoneType' is not iterable". The code is
+/// taken from `--debug`'s copy of the reply; nothing else of that log is printed.
+pub const AWS_ERROR_CODE: &str = r#"log=$(aws --debug "$@" 2>&1 >/dev/null) && exit 0
+grep -o '<Code>[A-Za-z]*</Code>' <<<"$log" | sort -u
+exit 1"#;
+
+/// What [`AWS_ERROR_CODE`] prints for a request signed with an altered secret.
+pub const AWS_BAD_SIGNATURE: &str = "<Code>SignatureDoesNotMatch</Code>";
+
+/// Creates `bucket` with boto3 signing with the credentials `credentials` and `config`
+/// give it (RGW has no bucket until a client makes one).
+pub fn create_bucket(env: &ClientEnv, credentials: &Path, config: &Path, bucket: &str) {
+    let python = super::s3::on_path("python3").expect("python3 on PATH");
+    env.run(
+        env.command(python)
+            .args(["-c", CREATE_BUCKET])
+            .env("AWS_SHARED_CREDENTIALS_FILE", credentials)
+            .env("AWS_CONFIG_FILE", config)
+            .env("S3_BUCKET", bucket),
+    )
+    .ok();
+}
+
+const CREATE_BUCKET: &str = r#"
+import os, boto3
+boto3.Session().client("s3").create_bucket(Bucket=os.environ["S3_BUCKET"])
+"#;
 
 /// The one RGW of this test process, started on first use. Panics with the script's own
 /// sentence (a missing package, a busy port, a daemon that died, and its log) when it
@@ -183,7 +227,9 @@ pub struct DevGateway {
 
 impl DevGateway {
     /// Starts the binary on a free loopback port with RGW as its backend (the service
-    /// user's keys in the environment, as the flag's help advises) and waits for its banner.
+    /// user's keys in the environment, as the flag's help advises) and waits for its
+    /// banner, which must name RGW as where it mints and as the endpoint it hands out,
+    /// and never show the service user's secret.
     pub fn start(rgw: &Rgw, extra: &[&str]) -> DevGateway {
         let mut child = StopOnDrop::kill(
             bin()
@@ -199,7 +245,16 @@ impl DevGateway {
                 .spawn()
                 .expect("run s3credsfs dev-gateway"),
         );
-        let api = Banner::new(&mut child).value("api-gateway: ", Duration::from_secs(30));
+        let banner = Banner::new(&mut child);
+        let deadline = Duration::from_secs(30);
+        let api = banner.value("api-gateway: ", deadline);
+        let minted_by = banner.value("credentials: ", deadline);
+        assert!(
+            minted_by.starts_with(&format!("minted by AssumeRole at {} ", rgw.endpoint))
+                && !minted_by.contains(&rgw.secret_key),
+            "{minted_by}"
+        );
+        assert_eq!(banner.value("endpoint-url: ", deadline), rgw.endpoint);
         DevGateway { api, _child: child }
     }
 }
@@ -249,6 +304,23 @@ impl OnRgw {
         self.mount
             .read(name)
             .unwrap_or_else(|e| panic!("read {name} from the mount: {e}"))
+    }
+
+    /// Creates `bucket` with the mounted credentials and returns its name.
+    pub fn bucket(&self, bucket: &str) -> String {
+        create_bucket(
+            &self.env,
+            &self.file("credentials"),
+            &self.file("config"),
+            bucket,
+        );
+        bucket.to_owned()
+    }
+
+    /// A copy of the mounted `config` whose `credential_process` reads a copy of `json`
+    /// with its secret altered: see [`config_with_tampered_process`].
+    pub fn config_with_tampered_process(&self) -> PathBuf {
+        config_with_tampered_process(&self.env, &self.mount)
     }
 
     /// A copy of the mounted file `name` with the value of its `key = ` line altered.

@@ -1,8 +1,10 @@
-//! A real, signature-checking S3 + STS for tests: moto in server mode (started by
+//! AWS's S3 + STS as moto plays them, signature-checking: moto in server mode (started by
 //! `tests/s3/moto_server.py`, which fixes moto's check of query strings holding a `/`),
 //! prepared by `tests/s3/moto_setup.py` (a user that may assume one `s3:*` role, a bucket,
-//! then authentication switched on). With it, credentials minted through the built-in
-//! gateway can be proven to work with real clients, and tampered ones proven to fail.
+//! then authentication switched on). Only `backend_sts` uses it, for what RGW does not do
+//! (AWS's key shapes and error codes, IAM); every client test runs on a real RGW
+//! (`super::rgw`). The helpers below it (`on_path`, `clean_aws_env`, [`Banner`]) serve
+//! both tiers.
 //!
 //! What moto checks once authentication is on: every request must carry a SigV4
 //! signature that it recomputes from the secret key of a known access key
@@ -10,10 +12,6 @@
 //! (`InvalidToken` for a wrong one, `InvalidAccessKeyId` without), and IAM policy must
 //! allow the action (`AccessDenied`). It does not check expiry: tests that care about
 //! refresh assert that the access key changed.
-//!
-//! The client tools (`aws`, boto3, s3cmd, rclone, curl) run through [`ClientEnv`]: an
-//! empty environment but `PATH`, a temporary `HOME`, and a guard that keeps every Python
-//! client from connecting anywhere but loopback (see `tests/s3/loopback_only`).
 //!
 //! Needs `moto_server` and a `python3` with boto3 next to it on `PATH`: `scripts/test`
 //! installs both into `target/test-venv` and puts its `bin` first on `PATH`.

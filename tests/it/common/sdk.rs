@@ -1,5 +1,5 @@
 //! The AWS SDK probes (tests/sdk/, built by scripts/sdk-probes): where they are and what
-//! they report, for every tier that drives them (against moto and against RGW).
+//! they report, for the `rgw-tests` tier that drives them.
 
 use super::clients::Ran;
 use std::path::PathBuf;
@@ -58,6 +58,16 @@ impl Sdk {
             vec!["node".to_owned(), file]
         } else {
             vec![file]
+        }
+    }
+
+    /// A short lower-case name, for bucket names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sdk::Js => "js",
+            Sdk::Go => "go",
+            Sdk::Rust => "rust",
+            Sdk::Java => "java",
         }
     }
 

@@ -1,7 +1,7 @@
 // A program written as a user of the JavaScript v3 AWS SDK would write it: `new
 // S3Client({})` with nothing passed in but path-style addressing (region, credentials
 // and endpoint come from the environment and the files it names), then S3 calls.
-// Driven by tests/it/clients_sdk.rs; the same modes and output as tests/sdk/rust:
+// Driven by tests/it/rgw_sdk.rs; the same modes and output as tests/sdk/rust:
 //
 // `round-trip`: creates S3_BUCKET first when S3_CREATE_BUCKET is 1, puts S3_BODY under
 // S3_KEY in S3_BUCKET, lists the bucket and finds it, reads it back. `long-running`:

@@ -1,6 +1,6 @@
 //! A program written as a user of the Rust AWS SDK would write it: `aws_config::load`
 //! with nothing passed in (region, credentials and endpoint come from the environment and
-//! the files it names), then S3 calls. Driven by tests/it/clients_sdk.rs.
+//! the files it names), then S3 calls. Driven by tests/it/rgw_sdk.rs.
 //!
 //! `round-trip`: creates `S3_BUCKET` first when `S3_CREATE_BUCKET` is 1, puts `S3_BODY`
 //! under `S3_KEY` in `S3_BUCKET`, lists the bucket and finds it, reads it back.
