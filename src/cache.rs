@@ -13,7 +13,9 @@ use crate::metrics::{ProfileMetrics, Trigger};
 use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use rule::too_short;
-pub use rule::{backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, MAX_BELIEVED_LIFETIME};
+pub use rule::{
+    backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, BACKOFF_MAX, MAX_BELIEVED_LIFETIME,
+};
 pub use snapshot::Snapshot;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -418,6 +420,7 @@ impl<F: Fetch> CredentialCache<F> {
                         refresh_at,
                         creds.expiration,
                         self.refresh_ahead,
+                        self.time.jitter(),
                     ),
                     fetched_at: now,
                     creds,

@@ -40,6 +40,21 @@ enum Method {
     },
 }
 
+/// When an access token obtained at `now` and expiring at `expires_at` stops being sent:
+/// 30 s (at most a quarter of its life) before it expires, so that it cannot
+/// expire on its way. Public, with [`refresh_token_usable`], so the fleet simulation
+/// counts Keycloak grants by the rules the login follows.
+pub fn token_stale_at(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> DateTime<Utc> {
+    let margin = std::cmp::min(TOKEN_MARGIN, (expires_at - now) / 4);
+    expires_at - margin
+}
+
+/// Whether a refresh token expiring at `expires` (unknown: `None`) is still worth a
+/// refresh grant at `now`, rather than a new login.
+pub fn refresh_token_usable(expires: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires.is_none_or(|t| t.checked_sub_signed(TOKEN_MARGIN) > Some(now))
+}
+
 /// A JWT and the moment it stops being worth sending.
 #[derive(Clone)]
 struct CachedToken {
@@ -55,11 +70,9 @@ impl CachedToken {
             .map_or(issued.expires_at, |exp| {
                 std::cmp::min(exp, issued.expires_at)
             });
-        let lifetime = expires_at - now;
-        let margin = std::cmp::min(TOKEN_MARGIN, lifetime / 4);
         CachedToken {
             jwt: issued.access_token.clone(),
-            stale_at: Some(expires_at - margin),
+            stale_at: Some(token_stale_at(now, expires_at)),
         }
     }
 
@@ -390,9 +403,10 @@ impl Authenticator {
 
     /// Password or client-credentials: refresh when we can, else a full grant.
     async fn grant_token(&self, state: &mut State, now: DateTime<Utc>) -> Result<Secret> {
-        let refresh = state.refresh.take().filter(|(_, expires)| {
-            expires.is_none_or(|t| t.checked_sub_signed(TOKEN_MARGIN) > Some(now))
-        });
+        let refresh = state
+            .refresh
+            .take()
+            .filter(|(_, expires)| refresh_token_usable(*expires, now));
         if let Some((refresh_token, _)) = refresh {
             let grant = Grant::Refresh {
                 refresh_token: &refresh_token,

@@ -77,21 +77,30 @@ pub fn refresh_at(
         .map_or(fetched, |t| std::cmp::max(t, fetched))
 }
 
-/// When a read starts a background refresh of credentials due at `refresh_at`:
-/// `refresh_ahead` earlier, but never before half their life has passed, so short-lived
-/// credentials are not refreshed on every read.
+/// When a read (or the keeper) starts a background refresh of credentials due at
+/// `refresh_at`: at a random moment of the refresh-ahead window, which opens
+/// `refresh_ahead` earlier but never before half their life has passed (so short-lived
+/// credentials are not refreshed on every read), and closes at `refresh_at`. Jitter 1 is
+/// the window's opening, 0 its close. The spread keeps a fleet that fetched at one moment
+/// (a whole system booted at once) from refreshing in one wave every interval after:
+/// without it the window's opening, half-life for the default settings, has no jitter
+/// at all and the boot storm's wave comes back every half hour for good.
 pub fn refresh_ahead_at(
     fetched: DateTime<Utc>,
     refresh_at: DateTime<Utc>,
     expiration: DateTime<Utc>,
     refresh_ahead: Duration,
+    jitter_unit: f64,
 ) -> DateTime<Utc> {
     let half_life = fetched + (std::cmp::max(expiration, fetched) - fetched) / 2;
     let ahead = chrono::Duration::from_std(refresh_ahead).unwrap_or(chrono::Duration::MAX);
     let early = refresh_at
         .checked_sub_signed(ahead)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
-    std::cmp::min(std::cmp::max(early, half_life), refresh_at)
+    let opens = std::cmp::min(std::cmp::max(early, half_life), refresh_at);
+    let window_ms = (refresh_at - opens).num_milliseconds() as f64;
+    let later = (1.0 - jitter_unit.clamp(0.0, 1.0)) * window_ms;
+    opens + chrono::Duration::milliseconds(later as i64)
 }
 
 /// Whether credentials living `lifetime` can never keep `min_validity` in hand: they are
@@ -100,10 +109,14 @@ pub(super) fn too_short(lifetime: chrono::Duration, min_validity: Duration) -> b
     lifetime <= chrono::Duration::from_std(min_validity).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The longest wait between two attempts of a failing refresh: see [`backoff_delay`].
+pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
 /// Delay before the next attempt after `failures` consecutive failures: 1 s doubling to
-/// 5 min, scaled by a random factor in [0.5, 1] so many nodes do not retry in step.
+/// [`BACKOFF_MAX`], scaled by a random factor in [0.5, 1] so many nodes do not retry in
+/// step.
 pub fn backoff_delay(failures: u32, jitter_unit: f64) -> Duration {
     let base = Duration::from_secs(1) * 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    let capped = std::cmp::min(base, Duration::from_secs(300));
+    let capped = std::cmp::min(base, BACKOFF_MAX);
     capped.mul_f64(0.5 + 0.5 * jitter_unit.clamp(0.0, 1.0))
 }

@@ -63,30 +63,57 @@ fn refresh_ahead_never_cuts_below_half_the_lifetime() {
     let ten_minutes = Duration::from_secs(600);
     // An hour's credentials due at 40 min: the window opens at 30 min.
     assert_eq!(
-        refresh_ahead_at(t(0), t(2400), t(3600), ten_minutes),
+        refresh_ahead_at(t(0), t(2400), t(3600), ten_minutes, 1.0),
         t(1800)
     );
     // A window wider than the first half of the life starts at half-life.
     assert_eq!(
-        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(3000)),
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(3000), 1.0),
         t(1800)
     );
     assert_eq!(
-        refresh_ahead_at(t(0), t(2400), t(3600), Duration::ZERO),
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::ZERO, 1.0),
         t(2400)
     );
     // Due at half-life already (short-lived credentials): no earlier window.
-    assert_eq!(refresh_ahead_at(t(0), t(300), t(600), ten_minutes), t(300));
+    assert_eq!(
+        refresh_ahead_at(t(0), t(300), t(600), ten_minutes, 1.0),
+        t(300)
+    );
     // A small window: exactly refresh-ahead early.
     assert_eq!(
-        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(60)),
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::from_secs(60), 1.0),
         t(2340)
     );
     // Never after the refresh time, even for odd inputs.
-    assert_eq!(refresh_ahead_at(t(0), t(10), t(4), ten_minutes), t(2));
+    assert_eq!(refresh_ahead_at(t(0), t(10), t(4), ten_minutes, 1.0), t(2));
     assert_eq!(
-        refresh_ahead_at(t(0), t(2400), t(3600), Duration::MAX),
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::MAX, 1.0),
         t(1800)
+    );
+}
+
+/// The refresh-ahead moment is spread over the whole window, from its opening (jitter 1)
+/// to the refresh time (jitter 0): a fleet that fetched at one moment must not refresh in
+/// one wave every interval after (`scripts/fleet`, the scenario after a boot storm).
+#[test]
+fn refresh_ahead_is_spread_over_its_window_by_jitter() {
+    let ten_minutes = Duration::from_secs(600);
+    let ahead = |jitter| refresh_ahead_at(t(0), t(2400), t(3600), ten_minutes, jitter);
+    assert_eq!(ahead(1.0), t(1800), "the window's opening");
+    assert_eq!(ahead(0.5), t(2100), "its middle");
+    assert_eq!(ahead(0.0), t(2400), "the refresh time, never later");
+    assert_eq!(ahead(-3.0), t(2400), "jitter is clamped");
+    assert_eq!(ahead(7.0), t(1800), "jitter is clamped");
+    // Credentials due at half-life: no window to spread over.
+    assert_eq!(
+        refresh_ahead_at(t(0), t(300), t(600), ten_minutes, 0.3),
+        t(300)
+    );
+    // Refresh-ahead off: the refresh time, whatever the jitter.
+    assert_eq!(
+        refresh_ahead_at(t(0), t(2400), t(3600), Duration::ZERO, 0.7),
+        t(2400)
     );
 }
 
@@ -110,13 +137,25 @@ fn refresh_time_keeps_min_validity_with_jitter() {
     assert_eq!(refresh_at(t(0), t(1200), twenty, 0.5), t(600));
 }
 
+/// A minute at most, not five: a fleet whose credentials expired during a long outage
+/// must all get new ones within 1.3 × N/C of the gateway's return (`scripts/fleet`,
+/// BENCHMARKS.md); with five minutes the last nodes waited up to five minutes after it.
 #[test]
-fn backoff_doubles_to_five_minutes() {
+fn backoff_doubles_to_a_minute() {
     let secs = |n| backoff_delay(n, 1.0).as_secs();
     assert_eq!(
-        [secs(1), secs(2), secs(3), secs(9), secs(10), secs(1000)],
-        [1, 2, 4, 256, 300, 300]
+        [
+            secs(1),
+            secs(2),
+            secs(3),
+            secs(6),
+            secs(7),
+            secs(9),
+            secs(1000)
+        ],
+        [1, 2, 4, 32, 60, 60, 60]
     );
+    assert_eq!(BACKOFF_MAX, Duration::from_secs(60));
     assert_eq!(
         backoff_delay(3, 0.0),
         Duration::from_secs(2),

@@ -178,6 +178,38 @@ async fn keycloak_replies_pass_through_the_gateway_unchanged() {
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body, direct.json::<serde_json::Value>().await.unwrap());
     assert_eq!(body["error_description"], "Invalid user credentials");
+    // A login and a logout through it: Keycloak's 204 comes back bare.
+    let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
+    let login = [
+        ("grant_type", "password"),
+        ("client_id", "shasta"),
+        ("username", kc.get("ADMIN_USER")),
+        ("password", kc.get("ADMIN_PASSWORD")),
+    ];
+    let granted = http.post(gw.token_url()).form(&login).send().await.unwrap();
+    assert_eq!(granted.status(), 200);
+    let granted: serde_json::Value = granted.json().await.unwrap();
+    let logout = [
+        ("client_id", "shasta"),
+        ("refresh_token", granted["refresh_token"].as_str().unwrap()),
+    ];
+    let logout_url = gw.token_url().replace("/token", "/logout");
+    let ended = http.post(&logout_url).form(&logout).send().await.unwrap();
+    assert_eq!(ended.status(), 204);
+    assert!(ended.headers().get("content-type").is_none());
+    // The session is over: its refresh token is refused, through the gateway too.
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "shasta"),
+        ("refresh_token", granted["refresh_token"].as_str().unwrap()),
+    ];
+    let refused = http
+        .post(gw.token_url())
+        .form(&refresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
 }
 
 #[tokio::test]
@@ -225,4 +257,61 @@ async fn a_mount_with_dev_keycloak_serves_credentials() {
         serde_json::from_str(&mount.read("json").expect("read json")).expect("JSON");
     assert!(json["AccessKeyId"].as_str().is_some_and(|k| !k.is_empty()));
     assert!(!mount.log().contains(kc.get("ADMIN_PASSWORD")));
+}
+
+/// `scripts/demo-csm`, the whole real chain (Keycloak, the gateway, RGW, a mount, the AWS
+/// CLI), on this process's Keycloak: it must succeed, show every hop, and leave nothing
+/// running or mounted.
+#[cfg(feature = "rgw-tests")]
+#[tokio::test]
+async fn the_csm_demo_runs_the_whole_chain_and_stops_everything() {
+    let kc = Keycloak::shared();
+    let _turn = ONE_LOGIN_AT_A_TIME.lock().await;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(repo.join("scripts/demo-csm"))
+        .env("S3CREDSFS_BIN", env!("CARGO_BIN_EXE_s3credsfs"))
+        .env("DEMO_CSM_KEYCLOAK_DIR", kc.dir())
+        .env_remove("S3CREDSFS_LOG")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(600), out)
+        .await
+        .expect("scripts/demo-csm ends within 10 minutes")
+        .expect("run scripts/demo-csm");
+    let stdout = text(&out.stdout);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    for hop in [
+        "make_bucket: demo-csm-",
+        "hello through Keycloak, the gateway and RGW",
+        "token request forwarded to Keycloak realm=\"shasta\" grant=\"password\" status=200",
+        "JWT verified (signature, issuer, expiry) and OPA allowed it",
+        "alg=\"RS256\"",
+        "AssumeRole at http://127.0.0.1:",
+        "/credentials: aws_access_key_id = ",
+    ] {
+        assert!(stdout.contains(hop), "no {hop:?} in:\n{stdout}");
+    }
+    for secret in [kc.get("ADMIN_PASSWORD"), kc.get("CLIENT_SECRET")] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // Its scratch directory (named in the mount's path) and everything in it are gone.
+    let mounted = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("  mounted at "))
+        .and_then(|l| l.split(':').next())
+        .expect("the mount's path");
+    let scratch = std::path::Path::new(mounted).parent().unwrap();
+    assert!(!scratch.exists(), "{} is left behind", scratch.display());
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!table.contains(mounted), "{mounted} is still mounted");
+    let scratch = scratch.to_string_lossy().into_owned();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(
+            !cmdline.contains(&scratch),
+            "still running from the demo: {cmdline}"
+        );
+    }
 }

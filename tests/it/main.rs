@@ -35,6 +35,7 @@ mod exec;
 mod exec_secrets;
 mod fetch_cli;
 mod fetch_warnings;
+mod fleet;
 mod gateway_cray_sts;
 mod gateway_keycloak;
 mod gateway_sts;

@@ -531,6 +531,14 @@ fn the_tested_against_table_matches_the_pins() {
         let start = pom.find(&open).expect(name) + open.len();
         pom[start..].split('<').next().unwrap().trim().to_owned()
     };
+    let go_mod = read("tests/sdk/go/go.mod");
+    let go_pin = |module: &str| -> String {
+        let line = go_mod
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("github.com/aws/{module} v")))
+            .expect(module);
+        line.split_whitespace().next().unwrap().to_owned()
+    };
     let expected = [
         ("Keycloak", vec![keycloak.to_owned()]),
         (
@@ -544,6 +552,13 @@ fn the_tested_against_table_matches_the_pins() {
         ("boto3", vec![python_pin("boto3")]),
         ("s3cmd", vec![python_pin("s3cmd")]),
         ("JavaScript SDK v3 (`@aws-sdk/client-s3`)", vec![js]),
+        (
+            "Go SDK v2 (`config`, `service/s3`)",
+            vec![
+                go_pin("aws-sdk-go-v2/config"),
+                go_pin("aws-sdk-go-v2/service/s3"),
+            ],
+        ),
         (
             "Rust SDK (`aws-config`, `aws-sdk-s3`)",
             vec![crate_pin("aws-config"), crate_pin("aws-sdk-s3")],

@@ -26,7 +26,7 @@ fn a_read_in_the_window_does_not_wait_for_a_slow_gateway() {
     let first = m.access_key();
     let before = gw.stats().sts_requests;
     // The next STS call takes a minute: a reader waiting for it would still be waiting.
-    // The refresh ahead (the keeper's, at the window's start) is that call.
+    // The refresh ahead (the keeper's, at a random moment of the window) is that call.
     gw.gw.inject(
         Endpoint::Sts,
         Fault::Delay(Duration::from_secs(60)),

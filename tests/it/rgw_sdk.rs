@@ -1,7 +1,9 @@
 //! The JavaScript v3, Go v2, Rust and Java v2 AWS SDKs, each as a small program a user
 //! would write (tests/sdk/, built by scripts/sdk-probes), with nothing but what the mount
-//! serves: no region, keys or endpoint from the test (but Go's endpoint, which its Debian
-//! version cannot read from anywhere, and Java's checksum setting RGW 16.2 needs). Against the real Ceph RGW of the `rgw-tests` tier,
+//! serves: no region, keys or endpoint from the test (the endpoint from the config's
+//! `endpoint_url` or the sourced `AWS_ENDPOINT_URL`; the Go probe also reports where each
+//! call went; only Java's checksum setting, which RGW 16.2 needs, comes from the test).
+//! Against the real Ceph RGW of the `rgw-tests` tier,
 //! with credentials `dev-gateway --backend-sts` mints there by `AssumeRole`, as cray-sts
 //! does. Every way is also shown to fail once the secret the SDK receives is altered by
 //! one character, and a long-running program of each SDK renews its keys by itself
@@ -22,9 +24,7 @@ use std::time::Duration;
 
 /// `bash -c SCRIPT ENV_FILE PROBE...` in `t`'s client environment (the mode is appended
 /// by the caller), with the settings a run of `sdk` needs: `bucket`, no AWS file of the
-/// host or `HOME` (and no region: the mount's files give it), and for Go (whose Debian
-/// version reads neither `endpoint_url` nor `AWS_ENDPOINT_URL`) the endpoint from the
-/// mount's `json`.
+/// host or `HOME` (and no region or endpoint: the mount's files give them).
 fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) -> Command {
     let nowhere = t.env.home().join("no-such-file");
     let mut cmd = t.env.bash(script, env_file);
@@ -32,13 +32,6 @@ fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) ->
         .env("S3_BUCKET", bucket)
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_CONFIG_FILE", &nowhere);
-    if sdk == Sdk::Go {
-        let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
-        cmd.env(
-            "S3_ENDPOINT",
-            json["EndpointURL"].as_str().expect("EndpointURL"),
-        );
-    }
     if sdk == Sdk::Java {
         // See java_v2_sdk_on_rgw_needs_checksums_when_required (and docs/clients.md).
         cmd.env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
@@ -59,9 +52,10 @@ const SOURCED_OTHER_ENDPOINT: &str = r#"source "$0" &&
 export AWS_CONTAINER_CREDENTIALS_FULL_URI="$TAMPERED_URI" && exec "$@""#;
 
 /// One round trip (put, list, get, after creating the bucket when `cmd` is told to) that
-/// must succeed with `calls` calls, every one signed with the access key the mount serves;
-/// for Java, through the credentials provider `java_provider` (the SDK's names for what
-/// its default chain settled on: the way under test, not another).
+/// must succeed with `calls` calls, every one signed with the access key the mount serves
+/// and (where the probe reports it) sent to the endpoint it serves; for Java, through the
+/// credentials provider `java_provider` (the SDK's names for what its default chain
+/// settled on: the way under test, not another).
 fn round_trip(t: &OnRgw, sdk: Sdk, way: (&str, &str), calls: u64, cmd: &mut Command) {
     let (key, java_provider) = way;
     let ran = t.env.run(
@@ -86,6 +80,8 @@ fn round_trip(t: &OnRgw, sdk: Sdk, way: (&str, &str), calls: u64, cmd: &mut Comm
         "{sdk:?} ({key}) signed with {:?}, the mount serves {served}",
         report.keys
     );
+    let json: serde_json::Value = serde_json::from_str(&t.read("json")).expect("json");
+    report.assert_sent_to(sdk, json["EndpointURL"].as_str().expect("EndpointURL"));
 }
 
 /// A round trip that S3 must refuse for a bad signature.

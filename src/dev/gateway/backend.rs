@@ -169,6 +169,13 @@ impl AssumeRoleMinter {
             Err(describe_error(status.as_u16(), &text))
         };
         text.zeroize();
+        if let Ok(creds) = &result {
+            tracing::info!(
+                access_key = %creds.access_key_id,
+                expiration = %creds.expiration.to_rfc3339(),
+                "dev-gateway: AssumeRole at {at} minted credentials"
+            );
+        }
         result.map_err(|why| format!("AssumeRole at {at}: {why}"))
     }
 

@@ -286,8 +286,8 @@ mod tests {
         let (a, b) = (key_a(), key_b());
         let jwks = Jwks::parse(&jwks_of(&[&a])).unwrap();
         assert_eq!(check(&jwks, &b.sign(&json!({}))), KeyCheck::UnknownKid);
-        // Key B's signature claiming to be under a kid the set lacks stays unknown, never
-        // verified by key A.
+        // Without a kid, each key of the set is tried: key A's token verifies, key B's
+        // does not (B is not in the set). A kid that is not a string matches no key.
         let no_kid = |k: &TestKey| k.sign_with_header(&json!({"alg": RS256}), &json!({}));
         assert_eq!(check(&jwks, &no_kid(&a)), KeyCheck::Verified);
         assert_eq!(check(&jwks, &no_kid(&b)), KeyCheck::BadSignature);

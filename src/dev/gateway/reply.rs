@@ -124,7 +124,9 @@ impl Reply {
         let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&self.content_type) {
+        // Empty: none (a reply forwarded from Keycloak without one, such as a 204).
+        let content_type = Some(self.content_type.as_str()).filter(|t| !t.is_empty());
+        if let Some(v) = content_type.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert(CONTENT_TYPE, v);
         }
         for (name, value) in self.headers {

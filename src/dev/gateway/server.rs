@@ -340,6 +340,12 @@ async fn token_request(
             .find(|(name, _)| name == "grant_type")
             .map(|(_, value)| value.into_owned());
         let reply = forward(state, &parts, bytes).await;
+        tracing::info!(
+            realm,
+            grant = grant.as_deref().unwrap_or("-"),
+            status = reply.status,
+            "dev-gateway: token request forwarded to Keycloak"
+        );
         let outcome = match (reply.status, grant.as_deref()) {
             (200, Some("password")) => Outcome::Password,
             (200, Some("refresh_token")) => Outcome::Refresh,

@@ -120,6 +120,16 @@ pub(crate) async fn authorize_at(
         .and_then(Value::as_array)
         .is_some_and(|roles| roles.iter().any(|r| r.as_str() == Some("admin")));
     if audience_ok && admin {
+        // One line per accepted token, naming who and with which key (never the token):
+        // what `scripts/demo-csm` shows as the "JWT checked" hop.
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("-").to_owned();
+        tracing::info!(
+            alg = state.token_algorithm(),
+            kid = %text(decoded.header.get("kid")),
+            user = %text(claims.get("preferred_username")),
+            client = %text(claims.get("azp")),
+            "dev-gateway: JWT verified (signature, issuer, expiry) and OPA allowed it (audience shasta, role admin)"
+        );
         Ok(())
     } else {
         Err(opa_denied())

@@ -112,6 +112,11 @@ impl Keycloak {
             .unwrap_or_else(|| panic!("scripts/keycloak wrote no KEYCLOAK_TEST_{name}"))
     }
 
+    /// Its run directory (`KEYCLOAK_TEST_DIR` of `scripts/keycloak`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// What `--api-gateway` takes for s3credsfs to use Keycloak's own token URL.
     pub fn url(&self) -> &str {
         self.get("URL")

@@ -79,13 +79,32 @@ impl Sdk {
     }
 }
 
-/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`, and from the Java
-/// probe `"provider": P`, the credentials provider its default chain settled on.
+/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`; from the Go probe
+/// `"endpoints": [...]` too (where each call was sent), and from the Java probe
+/// `"provider": P`, the credentials provider its default chain settled on.
 pub struct Report {
     pub calls: u64,
     pub keys: Vec<String>,
+    pub endpoints: Option<Vec<String>>,
     pub seconds: f64,
     pub provider: Option<String>,
+}
+
+impl Report {
+    /// Panics unless every call the probe reported went to `endpoint` (scheme://host:port,
+    /// as the mount serves it): the SDK found the endpoint in what the mount served, since
+    /// nothing else named it. Probes that do not report endpoints pass (their round trip
+    /// reading back what they wrote shows it less directly).
+    pub fn assert_sent_to(&self, sdk: Sdk, endpoint: &str) {
+        let Some(endpoints) = &self.endpoints else {
+            return;
+        };
+        let endpoint = endpoint.trim_end_matches('/');
+        assert!(
+            !endpoints.is_empty() && endpoints.iter().all(|e| e == endpoint),
+            "{sdk:?} sent its calls to {endpoints:?}, the mount serves {endpoint}"
+        );
+    }
 }
 
 /// The report `ran` printed; panics with all it printed when there is none.
@@ -104,6 +123,13 @@ pub fn report(ran: &Ran) -> Report {
             .iter()
             .map(|k| k.as_str().expect("a key").to_owned())
             .collect(),
+        endpoints: value.get("endpoints").map(|e| {
+            e.as_array()
+                .expect("endpoints")
+                .iter()
+                .map(|e| e.as_str().expect("an endpoint").to_owned())
+                .collect()
+        }),
         seconds: value["seconds"].as_f64().expect("seconds"),
         provider: value["provider"].as_str().map(str::to_owned),
     }

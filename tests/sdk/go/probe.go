@@ -1,19 +1,20 @@
 // A program written as a user of the Go v2 AWS SDK would write it:
-// config.LoadDefaultConfig with nothing passed in (region and credentials come from the
-// environment and the files it names), then S3 calls. Driven by
+// config.LoadDefaultConfig with nothing passed in but path-style addressing (region,
+// credentials and endpoint come from the environment and the files it names: the config's
+// `endpoint_url` or AWS_ENDPOINT_URL), then S3 calls. Driven by
 // tests/it/rgw_sdk.rs; the same modes and output as tests/sdk/rust:
 //
 // `round-trip`: creates S3_BUCKET first when S3_CREATE_BUCKET is 1, puts S3_BODY under
 // S3_KEY in S3_BUCKET, lists the bucket and finds it, reads it back. `long-running`:
 // puts and gets objects under S3_KEY/ until the calls have been signed with WANTED_KEYS
 // different access keys and MIN_SECONDS have passed, or GIVE_UP_SECONDS pass.
-// Either prints {"calls": N, "keys": [...], "seconds": S} (keys: the access key that
-// signed each call, read from its Authorization header). An S3 error prints its code and
-// exits 3; any other failure exits 1.
+// Either prints {"calls": N, "keys": [...], "endpoints": [...], "seconds": S} (keys: the
+// access key that signed each call, read from its Authorization header; endpoints: the
+// scheme://host[:port] each call was sent to). An S3 error prints its code and exits 3;
+// any other failure exits 1.
 //
-// Debian's SDK (config 1.17, s3 1.29) reads neither `endpoint_url` nor
-// AWS_ENDPOINT_URL, so the endpoint must be passed in code: here from S3_ENDPOINT, which
-// the test takes from the mount's `json` file (its EndpointURL).
+// Built with the modules pinned in go.mod (aws-sdk-go-v2 config v1.21.0 and service/s3
+// v1.42.0, of 2023-11-01, were the first to read `endpoint_url` and AWS_ENDPOINT_URL).
 package main
 
 import (
@@ -66,24 +67,24 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	var keys []string
+	var keys, endpoints []string
 	// At the end of the finalize step, after signing: the request here is the one sent.
 	signedWith := middleware.FinalizeMiddlewareFunc("SignedWith", func(
 		ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler,
 	) (middleware.FinalizeOutput, middleware.Metadata, error) {
-		key := "unsigned"
+		key, endpoint := "unsigned", "unknown"
 		if req, ok := in.Request.(*smithyhttp.Request); ok {
 			if m := credential.FindStringSubmatch(req.Header.Get("Authorization")); m != nil {
 				key = m[1]
 			}
+			endpoint = req.URL.Scheme + "://" + req.URL.Host
 		}
 		keys = append(keys, key)
+		endpoints = append(endpoints, endpoint)
 		return next.HandleFinalize(ctx, in)
 	})
-	endpoint := env("S3_ENDPOINT")
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = true
-		o.EndpointResolver = s3.EndpointResolverFromURL(endpoint)
 		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
 			return stack.Finalize.Add(signedWith, middleware.After)
 		})
@@ -168,7 +169,8 @@ func main() {
 		fail(fmt.Errorf("unknown mode %q: round-trip or long-running", mode))
 	}
 	report, _ := json.Marshal(map[string]interface{}{
-		"calls": calls, "keys": keys, "seconds": time.Since(start).Seconds(),
+		"calls": calls, "keys": keys, "endpoints": endpoints,
+		"seconds": time.Since(start).Seconds(),
 	})
 	fmt.Println(string(report))
 }
