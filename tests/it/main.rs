@@ -93,6 +93,8 @@ mod rgw;
 #[cfg(feature = "rgw-tests")]
 mod rgw_commands;
 #[cfg(feature = "rgw-tests")]
+mod rgw_hadoop;
+#[cfg(feature = "rgw-tests")]
 mod rgw_sdk;
 
 #[cfg(feature = "package-tests")]

@@ -485,7 +485,8 @@ fn the_path_check_finds_stale_paths() {
 
 /// The "Tested against" table names the versions the repository pins, so a bump of a pin
 /// without the table (or the reverse) fails here. Versions found on the machine (RGW,
-/// rclone, curl, FUSE, Go, Node, Java) have no pin to hold them to.
+/// rclone, curl, FUSE, Go, Node, Java, Maven) have no pin to hold them to; the Java
+/// and Hadoop probes' pins are properties of their pom.xml.
 #[test]
 fn the_tested_against_table_matches_the_pins() {
     let read = |path: &str| std::fs::read_to_string(markdown::root().join(path)).unwrap();
@@ -524,6 +525,12 @@ fn the_tested_against_table_matches_the_pins() {
             .expect(name);
         cargo_lock[at..].split('"').nth(3).unwrap().to_owned()
     };
+    let pom_property = |pom: &str, name: &str| -> String {
+        let pom = read(pom);
+        let open = format!("<{name}>");
+        let start = pom.find(&open).expect(name) + open.len();
+        pom[start..].split('<').next().unwrap().trim().to_owned()
+    };
     let go_mod = read("tests/sdk/go/go.mod");
     let go_pin = |module: &str| -> String {
         let line = go_mod
@@ -555,6 +562,14 @@ fn the_tested_against_table_matches_the_pins() {
         (
             "Rust SDK (`aws-config`, `aws-sdk-s3`)",
             vec![crate_pin("aws-config"), crate_pin("aws-sdk-s3")],
+        ),
+        (
+            "Java SDK v2 (`software.amazon.awssdk:s3`)",
+            vec![pom_property("tests/sdk/java/pom.xml", "aws.sdk.version")],
+        ),
+        (
+            "Hadoop S3A (`hadoop-aws`)",
+            vec![pom_property("tests/sdk/hadoop/pom.xml", "hadoop.version")],
         ),
     ];
     for (row, pins) in expected {

@@ -4,12 +4,13 @@
 use super::clients::Ran;
 use std::path::PathBuf;
 
-/// The three SDKs.
+/// The four SDKs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sdk {
     Js,
     Go,
     Rust,
+    Java,
 }
 
 /// Where scripts/sdk-probes puts the probes: `sdk-probes` in the target directory that
@@ -31,21 +32,29 @@ impl Sdk {
             Sdk::Js => "js/probe.js",
             Sdk::Go => "go-probe",
             Sdk::Rust => "rust-probe",
+            Sdk::Java => "java-probe",
         });
         assert!(
             file.exists(),
             "{} is missing: run scripts/sdk-probes (scripts/test runs it), which builds the \
-             JavaScript, Go and Rust SDK probes",
+             JavaScript, Go, Rust and Java SDK probes",
             file.display()
         );
         let file = file.display().to_string();
-        if self == Sdk::Js {
+        let runtime = match self {
+            Sdk::Js => Some("node"),
+            Sdk::Java => Some("java"),
+            Sdk::Go | Sdk::Rust => None,
+        };
+        if let Some(runtime) = runtime {
             let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .any(|dir| dir.join("node").is_file());
+                .any(|dir| dir.join(runtime).is_file());
             assert!(
                 found,
-                "node is not on PATH: run scripts/venv as root, which installs it from Debian"
+                "{runtime} is not on PATH: run scripts/venv as root, which installs it from Debian"
             );
+        }
+        if self == Sdk::Js {
             vec!["node".to_owned(), file]
         } else {
             vec![file]
@@ -58,6 +67,7 @@ impl Sdk {
             Sdk::Js => "js",
             Sdk::Go => "go",
             Sdk::Rust => "rust",
+            Sdk::Java => "java",
         }
     }
 
@@ -65,17 +75,19 @@ impl Sdk {
     /// keys the credentials file has for the same profile (botocore's order is the
     /// other way round).
     pub fn prefers_credential_process(self) -> bool {
-        self == Sdk::Rust
+        matches!(self, Sdk::Rust | Sdk::Java)
     }
 }
 
-/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`, and from the Go
-/// probe `"endpoints": [...]` too (where each call was sent).
+/// What a probe printed: `{"calls": N, "keys": [...], "seconds": S}`; from the Go probe
+/// `"endpoints": [...]` too (where each call was sent), and from the Java probe
+/// `"provider": P`, the credentials provider its default chain settled on.
 pub struct Report {
     pub calls: u64,
     pub keys: Vec<String>,
     pub endpoints: Option<Vec<String>>,
     pub seconds: f64,
+    pub provider: Option<String>,
 }
 
 impl Report {
@@ -119,5 +131,6 @@ pub fn report(ran: &Ran) -> Report {
                 .collect()
         }),
         seconds: value["seconds"].as_f64().expect("seconds"),
+        provider: value["provider"].as_str().map(str::to_owned),
     }
 }
