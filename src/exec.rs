@@ -20,6 +20,7 @@ pub use mounted::{parse_json, parse_region, MountFiles};
 use crate::config::{CliLayer, ConfigFile, Setting};
 use crate::container::ContainerEndpoint;
 use crate::creds::Credentials;
+use crate::render::CHECKSUM_SETTING;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -157,6 +158,19 @@ pub fn child_env(grant: &Grant) -> Vec<(&'static str, Option<OsString>)> {
         .collect()
 }
 
+/// Settings the command gets only when its environment has none of its own: what the
+/// mount's `config` and `env` files carry for RGW ([`CHECKSUM_SETTING`]), left to the user
+/// to override (for a newer RGW), unlike the [`OWNED`] variables.
+pub fn default_env(
+    var: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(&'static str, Option<OsString>)> {
+    let (_, name, value) = CHECKSUM_SETTING;
+    match var(name) {
+        Some(_) => Vec::new(),
+        None => vec![(name, Some(OsString::from(value)))],
+    }
+}
+
 /// The directory of a mount that serves `profile` (the root serves the default; a named
 /// profile lives in `profiles/NAME`), or `None` for a name no profile can have
 /// ([`crate::config::check_name`]: `..` would climb out of `profiles`).
@@ -286,5 +300,20 @@ mod tests {
         for bad in ["..", ".", "", "a/b", "../x", "x\n", ".hidden", "-x", &long] {
             assert_eq!(profile_dir(mount, Some(bad)), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_checksum_default_yields_to_the_users_own_setting() {
+        assert_eq!(
+            default_env(|_| None),
+            [(
+                "AWS_REQUEST_CHECKSUM_CALCULATION",
+                Some(OsString::from("when_required"))
+            )]
+        );
+        let own = |name: &str| {
+            (name == "AWS_REQUEST_CHECKSUM_CALCULATION").then(|| OsString::from("when_supported"))
+        };
+        assert!(default_env(own).is_empty());
     }
 }

@@ -8,6 +8,18 @@ use crate::error::Error;
 use crate::untrusted::is_line_breaking;
 use std::fmt::Write;
 
+/// Checksums only when an operation requires them, in every file that configures an SDK.
+/// Since early 2025 the AWS SDKs (Java 2.30, boto3 1.36, Go, JavaScript, Rust, the AWS
+/// CLI) send each upload's checksum in an aws-chunked trailer by default, which Ceph RGW
+/// before 19 (Squid), and so every RGW that CSM ships, refuses with
+/// `XAmzContentSHA256Mismatch` however right the keys are. SDKs older than the setting
+/// ignore it. (config file key, environment variable, value.)
+pub const CHECKSUM_SETTING: (&str, &str, &str) = (
+    "request_checksum_calculation",
+    "AWS_REQUEST_CHECKSUM_CALCULATION",
+    "when_required",
+);
+
 /// The file formats people feed to their S3 tools (clap lists them in `--help`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -196,6 +208,7 @@ fn render_config(creds: &Credentials, profile: &Profile) -> Result<String, &'sta
     }
     ini_pair(&mut out, "endpoint_url", &creds.endpoint_url)?;
     ini_pair(&mut out, "region", &profile.region)?;
+    ini_pair(&mut out, CHECKSUM_SETTING.0, CHECKSUM_SETTING.2)?;
     if let Some(command) = &profile.credential_process {
         ini_pair(&mut out, "credential_process", command)?;
     }
@@ -219,6 +232,7 @@ fn render_env(creds: &Credentials, profile: &Profile) -> Result<String, &'static
         ("AWS_ENDPOINT_URL", creds.endpoint_url.as_str()),
         ("AWS_REGION", profile.region.as_str()),
         ("AWS_DEFAULT_REGION", profile.region.as_str()),
+        (CHECKSUM_SETTING.1, CHECKSUM_SETTING.2),
     ];
     for (name, value) in pairs {
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
@@ -258,6 +272,7 @@ pub fn render_container_env(
         ("AWS_ENDPOINT_URL", endpoint_url),
         ("AWS_REGION", region),
         ("AWS_DEFAULT_REGION", region),
+        (CHECKSUM_SETTING.1, CHECKSUM_SETTING.2),
     ];
     for (name, value) in pairs {
         let _ = writeln!(out, "export {name}={}", shell_quote(value));
@@ -369,7 +384,7 @@ mod tests {
             )
             .unwrap(),
             "# AWS config from s3credsfs\n[default]\nendpoint_url = http://rgw.local:8080\n\
-             region = us-east-1\n"
+             region = us-east-1\nrequest_checksum_calculation = when_required\n"
         );
         let profile = Profile {
             name: "cray".into(),
@@ -380,6 +395,7 @@ mod tests {
             render(Format::Config, &creds(), &profile).unwrap(),
             "# AWS config from s3credsfs\n[profile cray]\nendpoint_url = http://rgw.local:8080\n\
              region = zg-1\n\
+             request_checksum_calculation = when_required\n\
              credential_process = cat /home/u/.s3creds/json\n"
         );
     }
@@ -395,7 +411,8 @@ mod tests {
              export AWS_CREDENTIAL_EXPIRATION='2026-11-30T05:00:00Z'\n\
              export AWS_ENDPOINT_URL='http://rgw.local:8080'\n\
              export AWS_REGION='zg-1'\n\
-             export AWS_DEFAULT_REGION='zg-1'\n"
+             export AWS_DEFAULT_REGION='zg-1'\n\
+             export AWS_REQUEST_CHECKSUM_CALCULATION='when_required'\n"
         );
     }
 
@@ -557,7 +574,8 @@ mod tests {
              export AWS_CONTAINER_AUTHORIZATION_TOKEN='abc123'\n\
              export AWS_ENDPOINT_URL='http://rgw.local:8080'\n\
              export AWS_REGION='zg-1'\n\
-             export AWS_DEFAULT_REGION='zg-1'\n"
+             export AWS_DEFAULT_REGION='zg-1'\n\
+             export AWS_REQUEST_CHECKSUM_CALCULATION='when_required'\n"
         );
     }
 

@@ -9,8 +9,8 @@ use crate::cli::ExecArgs;
 use crate::config::{load_config_files, load_layers, resolve, Context, Setting};
 use crate::creds::Credentials;
 use crate::exec::{
-    child, child_env, mounted, profile_dir, secret_sources, unloaded, Grant, MountFiles,
-    SECRET_SOURCES,
+    child, child_env, default_env, mounted, profile_dir, secret_sources, unloaded, Grant,
+    MountFiles, SECRET_SOURCES,
 };
 use crate::mountpoint::{self, MountState, FSTYPE};
 use crate::sts::Pipeline;
@@ -191,7 +191,8 @@ pub fn run(args: ExecArgs) -> Result<(), AppError> {
             }
         }
     };
-    let env = child_env(&grant);
+    let mut env = child_env(&grant);
+    env.extend(default_env(|name| std::env::var_os(name)));
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let code = match child::run(&forwarder, program, rest, &env, &hidden) {
         Ok(code) => code,

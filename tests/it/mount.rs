@@ -102,7 +102,8 @@ fn every_file_has_its_format_mode_and_exact_size() {
         .unwrap()
         .contains(&format!("[default]\naws_access_key_id = {key}\n")));
     assert!(m.read("config").unwrap().ends_with(&format!(
-        "region = us-east-1\ncredential_process = cat {}/json\n",
+        "region = us-east-1\nrequest_checksum_calculation = when_required\n\
+         credential_process = cat {}/json\n",
         m.path.display()
     )));
     assert!(m

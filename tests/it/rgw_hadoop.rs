@@ -51,9 +51,10 @@ fn core_site(t: &OnRgw) -> PathBuf {
 }
 
 /// The probe writing, listing and reading `key` in `bucket` with `config` as
-/// `AWS_CONFIG_FILE` and nothing else: no credentials file, no keys in the environment;
-/// and the SDK's checksums only when required, which RGW 16.2 needs of the SDK modules
-/// 2.30 and later (see rgw_sdk.rs's java_v2_sdk_on_rgw_needs_checksums_when_required).
+/// `AWS_CONFIG_FILE` and nothing else: no credentials file, no keys in the environment
+/// (the config's `request_checksum_calculation`, which RGW 16.2 needs of the SDK modules
+/// 2.30 and later, comes from the mount: see rgw_sdk.rs's
+/// java_v2_sdk_on_rgw_needs_the_mounts_checksum_setting).
 fn s3a(t: &OnRgw, config: &Path, bucket: &str, key: &str) -> Command {
     let mut cmd = t.env.command(probe());
     cmd.arg(core_site(t))
@@ -62,7 +63,6 @@ fn s3a(t: &OnRgw, config: &Path, bucket: &str, key: &str) -> Command {
             "AWS_SHARED_CREDENTIALS_FILE",
             t.env.home().join("no-such-file"),
         )
-        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
         .env("S3_BUCKET", bucket)
         .env("S3_KEY", key)
         .env("S3_BODY", unique_content(key));

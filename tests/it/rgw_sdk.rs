@@ -32,10 +32,6 @@ fn probe_in(t: &OnRgw, sdk: Sdk, bucket: &str, script: &str, env_file: &Path) ->
         .env("S3_BUCKET", bucket)
         .env("AWS_SHARED_CREDENTIALS_FILE", &nowhere)
         .env("AWS_CONFIG_FILE", &nowhere);
-    if sdk == Sdk::Java {
-        // See java_v2_sdk_on_rgw_needs_checksums_when_required (and docs/clients.md).
-        cmd.env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required");
-    }
     cmd
 }
 
@@ -254,17 +250,29 @@ fn java_v2_sdk_every_way_on_rgw() {
 
 /// The Java SDK v2 (2.30 and later) sends an upload's checksum in an aws-chunked trailer
 /// by default, which RGW 16.2 refuses (XAmzContentSHA256Mismatch) with the mount's right
-/// keys; `AWS_REQUEST_CHECKSUM_CALCULATION=when_required` (or the config's
-/// `request_checksum_calculation`), as docs/clients.md says, is what makes it work. When
-/// this starts failing the SDK or RGW changed, and that advice can go.
+/// keys. The mount's `config` (like its `env` and `container-env`) says
+/// `request_checksum_calculation = when_required`, which is all the ways above need; this
+/// shows that line is what makes them work: without it RGW refuses the same keys. When
+/// this starts failing the SDK or RGW changed, and the setting can go.
 #[test]
-fn java_v2_sdk_on_rgw_needs_checksums_when_required() {
+fn java_v2_sdk_on_rgw_needs_the_mounts_checksum_setting() {
     let t = OnRgw::start();
     let bucket = t.bucket("java-checksums");
-    let mut cmd = probe_in(&t, Sdk::Java, &bucket, PLAIN, &t.file("config"));
+    let served = t.read("config");
+    assert!(
+        served.contains("\nrequest_checksum_calculation = when_required\n"),
+        "{served}"
+    );
+    let without: String = served
+        .lines()
+        .filter(|line| !line.starts_with("request_checksum_calculation"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let config = t.env.home().join("config-without-checksum-setting");
+    std::fs::write(&config, without).expect("write the config copy");
+    let mut cmd = probe_in(&t, Sdk::Java, &bucket, PLAIN, &config);
     let ran = t.env.run(
-        cmd.env_remove("AWS_REQUEST_CHECKSUM_CALCULATION")
-            .env("AWS_CONFIG_FILE", t.file("config"))
+        cmd.env("AWS_CONFIG_FILE", &config)
             .env("S3_KEY", "object")
             .env("S3_BODY", unique_content("java-checksums"))
             .arg("round-trip"),

@@ -181,8 +181,8 @@ fn the_root_credentials_config_and_rclone_hold_every_profile() {
         ["[default]", "[profile prod]", "[profile tds]"],
         "{config}"
     );
-    assert!(config.contains("endpoint_url = http://rgw-tds:8080\nregion = tds-region\ncredential_process = cat /m/profiles/tds/json\n"), "{config}");
-    assert!(config.contains("[profile prod]\nendpoint_url = http://rgw-prod:8080\nregion = prod-region\ncredential_process = cat /m/json\n"), "{config}");
+    assert!(config.contains("endpoint_url = http://rgw-tds:8080\nregion = tds-region\nrequest_checksum_calculation = when_required\ncredential_process = cat /m/profiles/tds/json\n"), "{config}");
+    assert!(config.contains("[profile prod]\nendpoint_url = http://rgw-prod:8080\nregion = prod-region\nrequest_checksum_calculation = when_required\ncredential_process = cat /m/json\n"), "{config}");
 
     let rclone = m.read("rclone.conf").unwrap();
     let sections: Vec<&str> = rclone.lines().filter(|l| l.starts_with('[')).collect();
