@@ -14,7 +14,8 @@ use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use rule::too_short;
 pub use rule::{
-    backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, BACKOFF_MAX, MAX_BELIEVED_LIFETIME,
+    backoff_delay, plan, refresh_ahead_at, refresh_at, retry_delay, Plan, BACKOFF_MAX,
+    MAX_BELIEVED_LIFETIME, OVERLOAD_DELAY, OVERLOAD_SPREAD,
 };
 pub use snapshot::Snapshot;
 use std::future::Future;
@@ -438,7 +439,7 @@ impl<F: Fetch> CredentialCache<F> {
                 inner.refused = error.is_login_refused();
                 let delay = match inner.refused {
                     true => REFUSED_RECHECK,
-                    false => backoff_delay(inner.failures, self.time.jitter()),
+                    false => retry_delay(inner.failures, error.is_overload(), self.time.jitter()),
                 };
                 inner.backoff_until =
                     Some(now + chrono::Duration::from_std(delay).unwrap_or_default());
