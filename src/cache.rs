@@ -154,8 +154,9 @@ impl<F: Fetch> CredentialCache<F> {
         self
     }
 
-    /// The same cache refreshing in the background once less than `min_validity +
-    /// refresh_ahead` remains (see [`refresh_ahead_at`]); without it, only on demand.
+    /// The same cache refreshing in the background at a random moment of the window that
+    /// opens `refresh_ahead` before the refresh time (see [`refresh_ahead_at`]); without
+    /// it, only on demand.
     pub fn with_refresh_ahead(mut self, refresh_ahead: Duration) -> Self {
         self.refresh_ahead = refresh_ahead;
         self
