@@ -14,7 +14,8 @@ use crate::sync::lock;
 use chrono::{DateTime, Utc};
 use rule::too_short;
 pub use rule::{
-    backoff_delay, plan, refresh_ahead_at, refresh_at, Plan, BACKOFF_MAX, MAX_BELIEVED_LIFETIME,
+    backoff_delay, plan, refresh_ahead_at, refresh_at, retry_delay, Plan, BACKOFF_MAX,
+    MAX_BELIEVED_LIFETIME, OVERLOAD_DELAY, OVERLOAD_SPREAD,
 };
 pub use snapshot::Snapshot;
 use std::future::Future;
@@ -153,8 +154,9 @@ impl<F: Fetch> CredentialCache<F> {
         self
     }
 
-    /// The same cache refreshing in the background once less than `min_validity +
-    /// refresh_ahead` remains (see [`refresh_ahead_at`]); without it, only on demand.
+    /// The same cache refreshing in the background at a random moment of the window that
+    /// opens `refresh_ahead` before the refresh time (see [`refresh_ahead_at`]); without
+    /// it, only on demand.
     pub fn with_refresh_ahead(mut self, refresh_ahead: Duration) -> Self {
         self.refresh_ahead = refresh_ahead;
         self
@@ -438,7 +440,7 @@ impl<F: Fetch> CredentialCache<F> {
                 inner.refused = error.is_login_refused();
                 let delay = match inner.refused {
                     true => REFUSED_RECHECK,
-                    false => backoff_delay(inner.failures, self.time.jitter()),
+                    false => retry_delay(inner.failures, error.is_overload(), self.time.jitter()),
                 };
                 inner.backoff_until =
                     Some(now + chrono::Duration::from_std(delay).unwrap_or_default());

@@ -240,6 +240,33 @@ impl Error {
         }
     }
 
+    /// The gateway was out of reach, too slow or briefly unable to answer (HTTP 429, 502,
+    /// 503, 504): the same request may well work later, unlike a refused login or a wrong
+    /// setting. A mount started by systemd keeps retrying these instead of exiting, so a
+    /// fleet booting against a busy gateway is not restarted into a storm.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } | Error::Timeout { .. } | Error::RefreshTooSlow { .. } => {
+                true
+            }
+            Error::HttpStatus { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+
+    /// The gateway said it is overloaded (HTTP 429 or 503, as Envoy or cray-sts answer
+    /// beyond their capacity): a retry at once would only add to the load, so the backoff
+    /// starts further up (see `cache::backoff_delay`).
+    pub fn is_overload(&self) -> bool {
+        matches!(
+            self,
+            Error::HttpStatus {
+                status: 429 | 503,
+                ..
+            }
+        )
+    }
+
     /// Keycloak refused the password or client secret: retrying the same one cannot
     /// succeed, and each retry counts toward Keycloak's brute-force lockout, so a mount
     /// waits for `s3credsfs refresh` or a changed password instead. (A refresh token

@@ -2,7 +2,7 @@
 //! Keycloak, in virtual time. Prints one table per scenario and every target of issue 23
 //! with pass/fail; exits 1 when a target fails.
 //!
-//! Usage: fleet [--nodes 10000] [--capacity 50] [--boot restart|lazy] [--seed N]
+//! Usage: fleet [--nodes 10000] [--capacity 50] [--boot unit|restart|lazy] [--seed N]
 //!              [--scenario boot|steady|reboot|outage10|outage70|keycloak]...
 
 mod report;
@@ -25,7 +25,7 @@ fn options() -> Result<Options, String> {
     let mut o = Options {
         nodes: 10_000,
         capacity: 50,
-        boot: Boot::Restart,
+        boot: Boot::Unit,
         seed: 23,
         scenarios: Vec::new(),
     };
@@ -51,9 +51,10 @@ fn options() -> Result<Options, String> {
             "--seed" => o.seed = value.parse().map_err(|_| number("a number"))?,
             "--boot" => {
                 o.boot = match value.as_str() {
+                    "unit" => Boot::Unit,
                     "restart" => Boot::Restart,
                     "lazy" => Boot::Lazy,
-                    _ => return Err(number("restart or lazy")),
+                    _ => return Err(number("unit, restart or lazy")),
                 }
             }
             "--scenario" if SCENARIOS.contains(&value.as_str()) || value == "keycloak" => {

@@ -20,8 +20,12 @@ use tokio::time::Instant;
 /// How a node's mount comes up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Boot {
-    /// `s3credsfs mount` under the shipped unit: a failed first fetch ends the daemon, and
-    /// systemd starts it again after `RestartSec=10s` (a new process: no token, no backoff).
+    /// `s3credsfs mount --foreground` under the shipped unit: a first fetch that failed
+    /// for a transient cause (here the gateway's 503) leaves the mount up, and its keeper
+    /// retries on the cache's backoff.
+    Unit,
+    /// The unit as it was before: a failed first fetch ended the daemon, and systemd
+    /// started it again after `RestartSec=10s` (a new process: no token, no backoff).
     Restart,
     /// `s3credsfs mount --lazy`, read at once: a failed first read leaves the mount up, and
     /// its keeper retries on the cache's backoff.
@@ -65,7 +69,7 @@ impl Fleet {
             mount_window: Duration::from_secs(60),
             run_for: Duration::from_secs(3600),
             outage: None,
-            boot: Boot::Restart,
+            boot: Boot::Unit,
             read_every: Duration::from_secs(300),
             lifetime: Duration::from_secs(3600),
             access_token: Duration::from_secs(300),
@@ -433,6 +437,8 @@ impl NodeRun {
             let first = cache.current().await;
             match (first, self.fleet.boot) {
                 (Err(_), Boot::Restart) => tokio::time::sleep(self.fleet.restart_after).await,
+                // The first fetch is no read: the keeper carries on from its failure.
+                (Err(e), Boot::Unit) if e.is_transient() => break cache,
                 (first, _) => {
                     self.count(first);
                     break cache;

@@ -120,3 +120,30 @@ pub fn backoff_delay(failures: u32, jitter_unit: f64) -> Duration {
     let capped = std::cmp::min(base, BACKOFF_MAX);
     capped.mul_f64(0.5 + 0.5 * jitter_unit.clamp(0.0, 1.0))
 }
+
+/// The wait after the gateway said it is overloaded (HTTP 429 or 503), give or take
+/// [`OVERLOAD_SPREAD`]: a minute from the first such answer, without the doubling from
+/// 1 s. A fleet booting together against a gateway that serves C calls a second must not
+/// come back within seconds: those refused would offer several times C (BENCHMARKS.md,
+/// the fleet's boot storm). Not longer: once the gateway keeps up, every node waiting
+/// gets its turn within one such wait, so the last one is served soon after the gateway
+/// has caught up. An unreachable or slow gateway, or a 502/504, keeps the doubling from
+/// 1 s, which brings a node back quickly after a blip.
+pub const OVERLOAD_DELAY: Duration = Duration::from_secs(60);
+
+/// How far [`OVERLOAD_DELAY`] is moved either way at random, so nodes refused in the same
+/// second come back spread over 20 s.
+pub const OVERLOAD_SPREAD: Duration = Duration::from_secs(10);
+
+/// Delay before the next attempt after `failures` consecutive failures, the last of which
+/// was the gateway saying it is overloaded when `overloaded`: [`OVERLOAD_DELAY`] ±
+/// [`OVERLOAD_SPREAD`], else [`backoff_delay`].
+pub fn retry_delay(failures: u32, overloaded: bool, jitter_unit: f64) -> Duration {
+    match overloaded {
+        true => {
+            OVERLOAD_DELAY - OVERLOAD_SPREAD
+                + (OVERLOAD_SPREAD * 2).mul_f64(jitter_unit.clamp(0.0, 1.0))
+        }
+        false => backoff_delay(failures, jitter_unit),
+    }
+}

@@ -622,4 +622,5 @@ async fn the_time_sources_jitter_moves_refreshes_and_scales_backoff() {
 
 mod keeper;
 mod metrics;
+mod overload;
 mod refused;

@@ -174,7 +174,7 @@ impl Setting {
             Region => value("region", "REGION", "Region written for the S3 clients that need one (config, env, container-env, s3cfg, rclone)", Fallback::Value("us-east-1")),
             S3Endpoint => value("s3-endpoint", "URL", "S3 endpoint written into every file instead of the one the STS hands out, e.g. https://rgw-vip.cmn.SYSTEM.DOMAIN from the customer network", Nothing),
             MinValidity => mount_only(value("min-validity", "DURATION", "Refresh before serving when less than this validity remains", Fallback::Value("20m"))),
-            RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, once less than min-validity plus this remains (never before half their life; 0 turns it off)", Fallback::Value("10m"))),
+            RefreshAhead => mount_only(value("refresh-ahead", "DURATION", "Refresh in the background, serving the current credentials meanwhile, at a random moment of the window that opens this long before the refresh at min-validity (never before half their life), so a system's nodes do not refresh at once; 0 turns it off", Fallback::Value("10m"))),
             LogFile => mount_only(value("log-file", "FILE", "Where the background daemon writes its log", Nothing)),
             MetricsFile => mount_only(value("metrics-file", "FILE", "Keep Prometheus metrics in this file (for node_exporter's textfile collector; name it *.prom), replaced whole on every change and every 15s", Nothing)),
             LogFormat => value("log-format", "FORMAT", "Log lines as text, or as json (one JSON object per line, for journald and log shippers)", Fallback::Value("text")),

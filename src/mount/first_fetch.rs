@@ -16,10 +16,17 @@ pub(super) type Refused = Option<(String, Error)>;
 /// or a profile's definite failure. The default profile failing fails the mount; another
 /// failing is shown in its files and `status`, and said in the detail. Returns the detail
 /// and the first other profile whose login was refused, for [`with_refusal`].
+///
+/// With `keep_trying` (a mount systemd started), a default profile that failed for a
+/// transient cause (see [`Error::is_transient`]) does not fail the mount: it mounts
+/// without credentials, says why in the detail, and its keeper retries on the cache's
+/// backoff. Exiting instead would have systemd restart it every 10 s with no backoff and
+/// no jitter: a whole system booting against a busy gateway would hammer it in step.
 pub(super) fn first_fetch(
     runtime: &tokio::runtime::Runtime,
     caches: &[Arc<CredentialCache<Pipeline>>],
     names: &[&str],
+    keep_trying: bool,
 ) -> Result<(String, Refused)> {
     let outcomes =
         runtime.block_on(async {
@@ -50,6 +57,13 @@ pub(super) fn first_fetch(
         .map(|(name, e)| (name.to_string(), e.clone()));
     let default = match default {
         Ok(default) => default,
+        Err(error) if keep_trying && refused.is_none() && error.is_transient() => {
+            tracing::warn!(
+                error = %error,
+                "no credentials yet; the mount serves EIO and retries on a backoff"
+            );
+            return Ok((no_credentials_yet(&error), None));
+        }
         Err(error) => return Err(with_refusal(error.into(), refused)),
     };
     let failed: Vec<&str> = others
@@ -70,6 +84,11 @@ pub(super) fn first_fetch(
         ));
     }
     Ok((detail, refused))
+}
+
+/// What a mount that came up without credentials says (to systemd's `STATUS=`).
+pub(super) fn no_credentials_yet(error: &Error) -> String {
+    format!("no credentials yet ({error}); retrying on a backoff, see `s3credsfs status`")
 }
 
 /// A failed start's error, with a refused login's exit status when a restart could

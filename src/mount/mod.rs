@@ -185,8 +185,18 @@ impl Job {
             "credentials are fetched on first read".to_string()
         } else {
             let names: Vec<&str> = all.iter().map(|s| s.profile.as_str()).collect();
-            let (detail, first_refused) = first_fetch::first_fetch(&runtime, &caches, &names)?;
+            // Under systemd a busy gateway does not end the daemon (see first_fetch).
+            let keep_trying = self.sd.is_some();
+            let (detail, first_refused) =
+                first_fetch::first_fetch(&runtime, &caches, &names, keep_trying)?;
             *refused = first_refused;
+            if let (Some(sd), None) = (&self.sd, cache.peek()) {
+                runtime.spawn(say_when_served(
+                    cache.clone(),
+                    sd.clone(),
+                    self.mountpoint.clone(),
+                ));
+            }
             detail
         };
         // From now on every profile is kept current whether or not it is read.
@@ -271,6 +281,30 @@ impl Job {
         ))
     }
 }
+
+/// For a mount that came up without credentials under systemd: once its keeper gets
+/// them, `systemctl status` says so instead of the start's failure. Looks at the cache
+/// (no gateway request) every [`SERVED_CHECK`].
+async fn say_when_served(
+    cache: Arc<CredentialCache<Pipeline>>,
+    sd: Arc<notify::SdNotify>,
+    mountpoint: PathBuf,
+) {
+    loop {
+        tokio::time::sleep(SERVED_CHECK).await;
+        if let Some(snapshot) = cache.peek() {
+            sd.status(&format!(
+                "mounted at {}; credentials valid until {}",
+                mountpoint.display(),
+                snapshot.creds.expiration_rfc3339()
+            ));
+            return;
+        }
+    }
+}
+
+/// How often [`say_when_served`] looks.
+const SERVED_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// After a forced refresh of profile `i`: the kernel forgets the names that may show it
 /// (the root's, and its own directory's), so the next open gets the new credentials at

@@ -114,9 +114,11 @@ fn cycle(
     );
     assert!(m.log().contains(expected), "{name}: the log says why");
     gw.gw.clear_faults();
+    // After a 503 the next attempt comes only after the overload wait.
+    let overload = s3credsfs::cache::OVERLOAD_DELAY + s3credsfs::cache::OVERLOAD_SPREAD;
     wait_for(
         &format!("{name}: recovery"),
-        Duration::from_secs(30),
+        Duration::from_secs(30) + overload,
         || read_checked(m).is_ok() && m.status()["last_error"].is_null(),
     );
 }

@@ -82,6 +82,8 @@ mod refresh_ahead;
 mod refresh_cmd;
 #[cfg(feature = "fuse-tests")]
 mod systemd;
+#[cfg(feature = "fuse-tests")]
+mod systemd_boot;
 
 #[cfg(feature = "s3-tests")]
 mod backend_sts;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 /// Waits for a datagram holding `field` (a line of its own), failing after 30 s or when
 /// the daemon exits; returns that datagram.
-fn wait_for_message(socket: &UnixDatagram, daemon: &mut Mounted, field: &str) -> String {
+pub(crate) fn wait_for_message(socket: &UnixDatagram, daemon: &mut Mounted, field: &str) -> String {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
