@@ -161,7 +161,8 @@ impl Play {
     }
 }
 
-/// The venv's program (scripts/test puts scripts/ansible-tools' bin first on PATH).
+/// The venv's program (scripts/test puts scripts/ansible-tools' bin last on PATH, so its
+/// python3 shadows no other tier's).
 fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|path| {
         std::env::split_paths(&path)
@@ -170,7 +171,7 @@ fn tool(name: &str) -> PathBuf {
             .find(|p| p.is_file())
     });
     found.unwrap_or_else(|| {
-        panic!("{name} of ansible-core's venv is not on PATH: run scripts/ansible-tools and put the directory it prints first on PATH (scripts/test does)")
+        panic!("{name} of ansible-core's venv is not on PATH: run scripts/ansible-tools and put the directory it prints on PATH (scripts/test does)")
     })
 }
 
