@@ -80,7 +80,9 @@ impl RefusalMemory {
         let tag = hex_decode(tag)?;
         let key = self.key(false)?;
         hmac::verify(&key, &password_message(url, user, password), &tag).ok()?;
-        (now < at + REMEMBERED && at <= now).then_some(Remembered { at, file })
+        // The date is not under the tag: a damaged record may hold the end of time.
+        let until = at.checked_add_signed(REMEMBERED)?;
+        (at <= now && now < until).then_some(Remembered { at, file })
     }
 
     /// Remembers that Keycloak at `url` refused `password` of `user` at `now` (replacing

@@ -98,3 +98,22 @@ fn an_unwritable_memory_remembers_nothing_and_does_not_fail() {
     memory.remember(URL, "vers", "wrong", at(0));
     assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
 }
+
+#[test]
+fn a_record_dated_at_the_end_of_time_is_not_believed_and_does_not_panic() {
+    // The record's date is not under the tag: a damaged file (or the user's own edit)
+    // may hold any number, and adding twelve hours to the largest would overflow.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    let found = memory.refused(URL, "vers", "wrong", at(1)).unwrap();
+    let text = std::fs::read_to_string(&found.file).unwrap();
+    let (_, tag) = text.trim().split_once(' ').unwrap();
+    let last = DateTime::<Utc>::MAX_UTC.timestamp();
+    std::fs::write(&found.file, format!("{last} {tag}\n")).unwrap();
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+    assert_eq!(
+        memory.refused(URL, "vers", "wrong", DateTime::<Utc>::MAX_UTC),
+        None
+    );
+}
