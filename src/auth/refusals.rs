@@ -135,22 +135,33 @@ impl RefusalMemory {
     }
 }
 
-/// Writes a new random key at `path` unless one is there; never through a link.
+/// Writes a new random key at `path` unless one is there; never through a link. The key
+/// is written whole under a name of its own first and then linked to `path`, which fails
+/// if another process's key got there first: a process starting at the same moment never
+/// sees a key not yet written (it would go without a memory), and one killed halfway
+/// leaves no empty key behind (which would turn the memory off for good).
 fn make_key(path: &Path) {
-    let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
-    if crate::random::fill(&mut key[..]).is_err() {
+    if path.symlink_metadata().is_ok() {
         return;
     }
+    let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+    let mut suffix = [0u8; 8];
+    if crate::random::fill(&mut key[..]).is_err() || crate::random::fill(&mut suffix).is_err() {
+        return;
+    }
+    let temp = path.with_file_name(format!(".key.{}.tmp", hex(&suffix)));
     let created = std::fs::File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path);
+        .open(&temp);
     if let Ok(mut file) = created {
-        if file.write_all(&key[..]).is_err() {
-            let _ = std::fs::remove_file(path);
+        if file.write_all(&key[..]).is_ok() && file.sync_all().is_ok() {
+            // Fails (EEXIST) when another process's key is there: that one is used.
+            let _ = std::fs::hard_link(&temp, path);
         }
+        let _ = std::fs::remove_file(&temp);
     }
 }
 

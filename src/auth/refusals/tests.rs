@@ -117,3 +117,33 @@ fn a_record_dated_at_the_end_of_time_is_not_believed_and_does_not_panic() {
         None
     );
 }
+
+#[test]
+fn processes_making_the_key_at_once_all_use_the_one_key() {
+    // Each thread stands for a process starting at the same time with a fresh memory: a
+    // key seen before its maker wrote it (empty) would leave that process without a
+    // memory, and one replaced by another's would make the first's records never match.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = dir.path().join("refused");
+        std::fs::create_dir(&refused).unwrap();
+        let users: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
+        let barrier = std::sync::Barrier::new(users.len());
+        std::thread::scope(|scope| {
+            for user in &users {
+                let (memory, barrier) = (RefusalMemory::in_dir(refused.clone()), &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    memory.remember(URL, user, "wrong", at(0));
+                });
+            }
+        });
+        let memory = RefusalMemory::in_dir(refused.clone());
+        for user in &users {
+            assert!(
+                memory.refused(URL, user, "wrong", at(1)).is_some(),
+                "round {round}: {user}'s refusal was lost"
+            );
+        }
+    }
+}
