@@ -147,3 +147,42 @@ fn processes_making_the_key_at_once_all_use_the_one_key() {
         }
     }
 }
+
+#[test]
+fn a_key_others_can_read_is_not_used() {
+    // With the key, whoever reads the records can try passwords against them offline.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    assert!(memory.refused(URL, "vers", "wrong", at(1)).is_some());
+    let key = dir.path().join("refused/key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+}
+
+#[test]
+fn a_record_or_key_another_user_owns_is_not_believed() {
+    // Another user who could write the directory (or a copy of ours) would otherwise stop
+    // a right password with a record, or pick the key that records are checked with.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let other = Some(nix::unistd::Uid::from_raw(4242));
+    for planted in ["record", "key"] {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+        memory.remember(URL, "vers", "wrong", at(0));
+        let found = memory.refused(URL, "vers", "wrong", at(1)).unwrap();
+        let file = match planted {
+            "record" => found.file,
+            _ => dir.path().join("refused/key"),
+        };
+        nix::unistd::chown(&file, other, None).unwrap();
+        assert_eq!(
+            memory.refused(URL, "vers", "wrong", at(1)),
+            None,
+            "{planted} of user 4242 believed"
+        );
+    }
+}
