@@ -106,7 +106,8 @@ fn remembered(url: &str, who: &str, fix: &str, found: &Remembered) -> Error {
             super::format_time(until)
         ),
         fix: format!(
-            "{fix}; if the password is right after all, remove {}",
+            "{fix}; if the password is right after all (Keycloak refuses a right one too \
+             while the account is locked), remove {}",
             found.file.display()
         ),
     }

@@ -74,7 +74,10 @@ async fn a_wrong_password_is_sent_twice_then_remembered_across_runs_until_a_logi
         let text = again.to_string();
         assert!(text.contains("Invalid user credentials at 2027-01-15T08:00:02Z, so it is not sent again until 2027-01-15T20:00:02Z"), "{text}");
         assert!(
-            text.contains("if the password is right after all, remove "),
+            text.contains(
+                "if the password is right after all (Keycloak refuses a right one too while \
+                 the account is locked), remove "
+            ),
             "{text}"
         );
         assert!(!text.contains("wrong-password"), "{text}");
