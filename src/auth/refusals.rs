@@ -49,11 +49,14 @@ impl RefusalMemory {
     /// `$HOME/.local/state` when `HOME` is an existing directory; none otherwise (the
     /// process then remembers only within itself, as before).
     pub fn from_env() -> Option<Self> {
-        let absolute = |name| {
-            std::env::var_os(name)
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-        };
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// [`Self::from_env`] with the variables from `var`. A relative path is ignored (as
+    /// the XDG spec says): it would name a directory under wherever the process was
+    /// started, which may be another user's.
+    fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<Self> {
+        let absolute = |name| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
         let base = match absolute("XDG_STATE_HOME") {
             Some(state) => state,
             None => absolute("HOME")
@@ -150,14 +153,18 @@ fn make_key(path: &Path) {
         return;
     }
     let temp = path.with_file_name(format!(".key.{}.tmp", hex(&suffix)));
+    // `create_new` (O_EXCL) neither follows a link nor opens what is there.
     let created = std::fs::File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
         .open(&temp);
     if let Ok(mut file) = created {
-        if file.write_all(&key[..]).is_ok() && file.sync_all().is_ok() {
+        if file
+            .write_all(&key[..])
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {
             // Fails (EEXIST) when another process's key is there: that one is used.
             let _ = std::fs::hard_link(&temp, path);
         }

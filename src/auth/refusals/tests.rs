@@ -186,3 +186,59 @@ fn a_record_or_key_another_user_owns_is_not_believed() {
         );
     }
 }
+
+#[test]
+fn a_damaged_record_is_not_believed_and_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    let file = memory.refused(URL, "vers", "wrong", at(1)).unwrap().file;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (date, tag) = text.trim().split_once(' ').unwrap();
+    for damaged in [
+        format!("{date} {}", &tag[1..]),
+        format!("{date} é{}", &tag[2..]),
+        format!("{date} zz{}", &tag[2..]),
+        format!("{date}"),
+        format!("soon {tag}"),
+    ] {
+        std::fs::write(&file, &damaged).unwrap();
+        assert_eq!(
+            memory.refused(URL, "vers", "wrong", at(1)),
+            None,
+            "{damaged}"
+        );
+    }
+}
+
+#[test]
+fn the_memory_is_under_an_absolute_state_dir_or_an_existing_home_only() {
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().as_os_str().to_owned();
+    let file = home.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let dir_of = |vars: &[(&str, &std::ffi::OsStr)]| {
+        RefusalMemory::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_os_string())
+        })
+        .map(|memory| memory.dir)
+    };
+    let state = std::ffi::OsStr::new("/var/state");
+    assert_eq!(
+        dir_of(&[("XDG_STATE_HOME", state), ("HOME", &home_path)]),
+        Some(PathBuf::from("/var/state/s3credsfs/refused"))
+    );
+    // A relative XDG_STATE_HOME would be under wherever the process was started.
+    let relative = std::ffi::OsStr::new("state");
+    assert_eq!(
+        dir_of(&[("XDG_STATE_HOME", relative), ("HOME", &home_path)]),
+        Some(home.path().join(".local/state/s3credsfs/refused"))
+    );
+    assert_eq!(dir_of(&[("HOME", relative)]), None, "relative HOME");
+    assert_eq!(dir_of(&[("HOME", file.as_os_str())]), None, "HOME a file");
+    let gone = home.path().join("gone");
+    assert_eq!(dir_of(&[("HOME", gone.as_os_str())]), None, "HOME missing");
+    assert_eq!(dir_of(&[]), None, "nothing set");
+}
