@@ -107,7 +107,8 @@ fn remembered(url: &str, who: &str, fix: &str, found: &Remembered) -> Error {
         ),
         fix: format!(
             "{fix}; if the password is right after all (Keycloak refuses a right one too \
-             while the account is locked), remove {}",
+             while the account is locked), remove {} (for a running mount, `s3credsfs \
+             refresh` does that and logs in again)",
             found.file.display()
         ),
     }
