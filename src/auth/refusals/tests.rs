@@ -199,7 +199,7 @@ fn a_damaged_record_is_not_believed_and_does_not_panic() {
         format!("{date} {}", &tag[1..]),
         format!("{date} é{}", &tag[2..]),
         format!("{date} zz{}", &tag[2..]),
-        format!("{date}"),
+        date.to_string(),
         format!("soon {tag}"),
     ] {
         std::fs::write(&file, &damaged).unwrap();
