@@ -106,7 +106,9 @@ fn remembered(url: &str, who: &str, fix: &str, found: &Remembered) -> Error {
             super::format_time(until)
         ),
         fix: format!(
-            "{fix}; if the password is right after all, remove {}",
+            "{fix}; if the password is right after all (Keycloak refuses a right one too \
+             while the account is locked), remove {} (for a running mount, `s3credsfs \
+             refresh` does that and logs in again)",
             found.file.display()
         ),
     }

@@ -49,11 +49,14 @@ impl RefusalMemory {
     /// `$HOME/.local/state` when `HOME` is an existing directory; none otherwise (the
     /// process then remembers only within itself, as before).
     pub fn from_env() -> Option<Self> {
-        let absolute = |name| {
-            std::env::var_os(name)
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-        };
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// [`Self::from_env`] with the variables from `var`. A relative path is ignored (as
+    /// the XDG spec says): it would name a directory under wherever the process was
+    /// started, which may be another user's.
+    fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<Self> {
+        let absolute = |name| var(name).map(PathBuf::from).filter(|p| p.is_absolute());
         let base = match absolute("XDG_STATE_HOME") {
             Some(state) => state,
             None => absolute("HOME")
@@ -80,7 +83,9 @@ impl RefusalMemory {
         let tag = hex_decode(tag)?;
         let key = self.key(false)?;
         hmac::verify(&key, &password_message(url, user, password), &tag).ok()?;
-        (now < at + REMEMBERED && at <= now).then_some(Remembered { at, file })
+        // The date is not under the tag: a damaged record may hold the end of time.
+        let until = at.checked_add_signed(REMEMBERED)?;
+        (at <= now && now < until).then_some(Remembered { at, file })
     }
 
     /// Remembers that Keycloak at `url` refused `password` of `user` at `now` (replacing
@@ -133,22 +138,37 @@ impl RefusalMemory {
     }
 }
 
-/// Writes a new random key at `path` unless one is there; never through a link.
+/// Writes a new random key at `path` unless one is there; never through a link. The key
+/// is written whole under a name of its own first and then linked to `path`, which fails
+/// if another process's key got there first: a process starting at the same moment never
+/// sees a key not yet written (it would go without a memory), and one killed halfway
+/// leaves no empty key behind (which would turn the memory off for good).
 fn make_key(path: &Path) {
-    let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
-    if crate::random::fill(&mut key[..]).is_err() {
+    if path.symlink_metadata().is_ok() {
         return;
     }
+    let mut key = zeroize::Zeroizing::new([0u8; KEY_LEN]);
+    let mut suffix = [0u8; 8];
+    if crate::random::fill(&mut key[..]).is_err() || crate::random::fill(&mut suffix).is_err() {
+        return;
+    }
+    let temp = path.with_file_name(format!(".key.{}.tmp", hex(&suffix)));
+    // `create_new` (O_EXCL) neither follows a link nor opens what is there.
     let created = std::fs::File::options()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path);
+        .open(&temp);
     if let Ok(mut file) = created {
-        if file.write_all(&key[..]).is_err() {
-            let _ = std::fs::remove_file(path);
+        if file
+            .write_all(&key[..])
+            .and_then(|()| file.sync_all())
+            .is_ok()
+        {
+            // Fails (EEXIST) when another process's key is there: that one is used.
+            let _ = std::fs::hard_link(&temp, path);
         }
+        let _ = std::fs::remove_file(&temp);
     }
 }
 

@@ -482,3 +482,41 @@ async fn version_says_the_build_the_commit_and_the_target() {
         line
     );
 }
+
+#[tokio::test]
+async fn a_refused_password_is_not_sent_again_by_the_next_run_until_its_record_is_removed() {
+    // What a script running `fetch` again and again, or a restarted mount, does: the
+    // memory lies under XDG_STATE_HOME, and the sentence names the way out.
+    let gw = gateway(|_| {}).await;
+    let state = tempfile::tempdir().unwrap();
+    let run = || async {
+        fetch(&gw, &[])
+            .env("PW", "wrong-pw-456")
+            .env("XDG_STATE_HOME", state.path())
+            .output()
+            .await
+            .unwrap()
+    };
+    let first = run().await;
+    assert_failed_with(&first, "Invalid user credentials");
+    assert_eq!(gw.stats().token_requests, 1);
+    let second = run().await;
+    assert_eq!(second.status.code(), Some(77), "a refused login");
+    let stderr = text(&second.stderr);
+    assert!(stderr.contains("so it is not sent again until"), "{stderr}");
+    assert!(!stderr.contains("wrong-pw-456"), "{stderr}");
+    assert_eq!(gw.stats().token_requests, 1, "sent again");
+    let records = state.path().join("s3credsfs/refused");
+    let named = std::fs::read_dir(&records)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| stderr.contains(&format!("remove {}", path.display())))
+        .expect("the sentence names the record");
+    std::fs::remove_file(named).unwrap();
+    assert_failed_with(&run().await, "Invalid user credentials");
+    assert_eq!(
+        gw.stats().token_requests,
+        2,
+        "not sent after the record was removed"
+    );
+}

@@ -118,8 +118,8 @@ proptest! {
                 let expected_lines = match format {
                     Format::Json => 8,
                     Format::Credentials => 5,
-                    Format::Config => 4,
-                    Format::Env => 8,
+                    Format::Config => 5,
+                    Format::Env => 9,
                     Format::S3cfg => 12,
                     Format::Rclone => 9,
                 };

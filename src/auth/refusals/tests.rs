@@ -98,3 +98,147 @@ fn an_unwritable_memory_remembers_nothing_and_does_not_fail() {
     memory.remember(URL, "vers", "wrong", at(0));
     assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
 }
+
+#[test]
+fn a_record_dated_at_the_end_of_time_is_not_believed_and_does_not_panic() {
+    // The record's date is not under the tag: a damaged file (or the user's own edit)
+    // may hold any number, and adding twelve hours to the largest would overflow.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    let found = memory.refused(URL, "vers", "wrong", at(1)).unwrap();
+    let text = std::fs::read_to_string(&found.file).unwrap();
+    let (_, tag) = text.trim().split_once(' ').unwrap();
+    let last = DateTime::<Utc>::MAX_UTC.timestamp();
+    std::fs::write(&found.file, format!("{last} {tag}\n")).unwrap();
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+    assert_eq!(
+        memory.refused(URL, "vers", "wrong", DateTime::<Utc>::MAX_UTC),
+        None
+    );
+}
+
+#[test]
+fn processes_making_the_key_at_once_all_use_the_one_key() {
+    // Each thread stands for a process starting at the same time with a fresh memory: a
+    // key seen before its maker wrote it (empty) would leave that process without a
+    // memory, and one replaced by another's would make the first's records never match.
+    for round in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = dir.path().join("refused");
+        std::fs::create_dir(&refused).unwrap();
+        let users: Vec<String> = (0..8).map(|i| format!("user{i}")).collect();
+        let barrier = std::sync::Barrier::new(users.len());
+        std::thread::scope(|scope| {
+            for user in &users {
+                let (memory, barrier) = (RefusalMemory::in_dir(refused.clone()), &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    memory.remember(URL, user, "wrong", at(0));
+                });
+            }
+        });
+        let memory = RefusalMemory::in_dir(refused.clone());
+        for user in &users {
+            assert!(
+                memory.refused(URL, user, "wrong", at(1)).is_some(),
+                "round {round}: {user}'s refusal was lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_key_others_can_read_is_not_used() {
+    // With the key, whoever reads the records can try passwords against them offline.
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    assert!(memory.refused(URL, "vers", "wrong", at(1)).is_some());
+    let key = dir.path().join("refused/key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+}
+
+#[test]
+fn a_record_or_key_another_user_owns_is_not_believed() {
+    // Another user who could write the directory (or a copy of ours) would otherwise stop
+    // a right password with a record, or pick the key that records are checked with.
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let other = Some(nix::unistd::Uid::from_raw(4242));
+    for planted in ["record", "key"] {
+        let dir = tempfile::tempdir().unwrap();
+        let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+        memory.remember(URL, "vers", "wrong", at(0));
+        let found = memory.refused(URL, "vers", "wrong", at(1)).unwrap();
+        let file = match planted {
+            "record" => found.file,
+            _ => dir.path().join("refused/key"),
+        };
+        nix::unistd::chown(&file, other, None).unwrap();
+        assert_eq!(
+            memory.refused(URL, "vers", "wrong", at(1)),
+            None,
+            "{planted} of user 4242 believed"
+        );
+    }
+}
+
+#[test]
+fn a_damaged_record_is_not_believed_and_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    memory.remember(URL, "vers", "wrong", at(0));
+    let file = memory.refused(URL, "vers", "wrong", at(1)).unwrap().file;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (date, tag) = text.trim().split_once(' ').unwrap();
+    for damaged in [
+        format!("{date} {}", &tag[1..]),
+        format!("{date} é{}", &tag[2..]),
+        format!("{date} zz{}", &tag[2..]),
+        date.to_string(),
+        format!("soon {tag}"),
+    ] {
+        std::fs::write(&file, &damaged).unwrap();
+        assert_eq!(
+            memory.refused(URL, "vers", "wrong", at(1)),
+            None,
+            "{damaged}"
+        );
+    }
+}
+
+#[test]
+fn the_memory_is_under_an_absolute_state_dir_or_an_existing_home_only() {
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().as_os_str().to_owned();
+    let file = home.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let dir_of = |vars: &[(&str, &std::ffi::OsStr)]| {
+        RefusalMemory::from_vars(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_os_string())
+        })
+        .map(|memory| memory.dir)
+    };
+    let state = std::ffi::OsStr::new("/var/state");
+    assert_eq!(
+        dir_of(&[("XDG_STATE_HOME", state), ("HOME", &home_path)]),
+        Some(PathBuf::from("/var/state/s3credsfs/refused"))
+    );
+    // A relative XDG_STATE_HOME would be under wherever the process was started.
+    let relative = std::ffi::OsStr::new("state");
+    assert_eq!(
+        dir_of(&[("XDG_STATE_HOME", relative), ("HOME", &home_path)]),
+        Some(home.path().join(".local/state/s3credsfs/refused"))
+    );
+    assert_eq!(dir_of(&[("HOME", relative)]), None, "relative HOME");
+    assert_eq!(dir_of(&[("HOME", file.as_os_str())]), None, "HOME a file");
+    let gone = home.path().join("gone");
+    assert_eq!(dir_of(&[("HOME", gone.as_os_str())]), None, "HOME missing");
+    assert_eq!(dir_of(&[]), None, "nothing set");
+}

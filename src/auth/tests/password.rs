@@ -74,7 +74,10 @@ async fn a_wrong_password_is_sent_twice_then_remembered_across_runs_until_a_logi
         let text = again.to_string();
         assert!(text.contains("Invalid user credentials at 2027-01-15T08:00:02Z, so it is not sent again until 2027-01-15T20:00:02Z"), "{text}");
         assert!(
-            text.contains("if the password is right after all, remove "),
+            text.contains(
+                "if the password is right after all (Keycloak refuses a right one too while \
+                 the account is locked), remove "
+            ),
             "{text}"
         );
         assert!(!text.contains("wrong-password"), "{text}");
@@ -153,4 +156,36 @@ async fn two_logins_of_one_user_take_turns() {
         started.elapsed()
     );
     assert_eq!(gw.stats().password_grants, 2);
+}
+
+#[tokio::test]
+async fn another_invalid_grant_is_neither_tried_again_nor_remembered() {
+    // "Account disabled" is not a wrong password: no failure counts, and it ends only when
+    // an administrator acts, so a second try or a remembered refusal would help nobody.
+    let gw = gateway().await;
+    gw.inject(
+        Endpoint::Token,
+        Fault::Status {
+            status: 400,
+            content_type: "application/json".into(),
+            body: r#"{"error":"invalid_grant","error_description":"Account disabled"}"#.into(),
+        },
+        Times::Always,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let memory = RefusalMemory::in_dir(dir.path().join("refused"));
+    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
+    let clock = Arc::new(ManualClock::new(start(), 0.0));
+    let mut auth = authenticator_at(
+        &gw,
+        &[("username", "dev"), ("password-file", &pw)],
+        clock.clone(),
+    );
+    auth.remember_refusals(memory.clone());
+    let error = auth.token(false).await.unwrap_err();
+    assert!(error.to_string().contains("Account disabled"), "{error}");
+    assert_eq!(gw.stats().token_requests, 1, "tried again");
+    assert_eq!(clock.now(), start(), "waited");
+    let url = auth.token_url.clone();
+    assert_eq!(memory.refused(&url, "dev", DEFAULT_PASSWORD, start()), None);
 }
