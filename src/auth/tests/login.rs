@@ -201,28 +201,33 @@ async fn a_raw_token_file_is_refused_at_exactly_15_seconds_before_its_expiry() {
     assert_eq!(gw.stats().token_requests, 0);
 }
 
-/// A refresh token is used while more than 30 s of it is left on the injected clock, and
-/// at exactly 30 s the login is made again with the password instead.
-#[tokio::test]
-async fn a_refresh_token_is_given_up_at_exactly_30_seconds_before_its_expiry() {
-    let gw = gateway().await;
+/// Logs in through `gw` on an injected clock, then asks for a refresh 1 ns before
+/// `usable_for` has passed (a refresh grant) and again `usable_for` after that refresh (a
+/// password login: the new refresh token is given up as the first was).
+async fn assert_refresh_token_used_for(gw: &Gateway, usable_for: Duration) {
     let dir = tempfile::tempdir().unwrap();
     let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
     // The gateway checks its tokens on the real clock: start there, so they stay valid.
     let clock = Arc::new(ManualClock::new(Utc::now(), 0.0));
     let flags = [("username", "dev"), ("password-file", pw.as_str())];
-    let auth = authenticator_at(&gw, &flags, clock.clone());
+    let auth = authenticator_at(gw, &flags, clock.clone());
     auth.token(false).await.unwrap();
-    assert_eq!(grants(&gw), (1, 0, 0));
-    // The gateway's refresh tokens live 30 minutes, counted from the reply on our clock.
-    let usable_for = Duration::from_secs(1800 - 30);
+    assert_eq!(grants(gw), (1, 0, 0));
     clock.advance(usable_for - Duration::from_nanos(1));
     auth.token(true).await.unwrap();
-    assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
+    assert_eq!(grants(gw), (1, 1, 0), "1 ns before the limit: refreshed");
     // That refresh gave a new refresh token, as long-lived, from the clock's now.
     clock.advance(usable_for);
     auth.token(true).await.unwrap();
-    assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
+    assert_eq!(grants(gw), (2, 1, 0), "at the limit: a password login");
+}
+
+/// A refresh token is used while more than 30 s of it is left on the injected clock, and
+/// at exactly 30 s the login is made again with the password instead.
+#[tokio::test]
+async fn a_refresh_token_is_given_up_at_exactly_30_seconds_before_its_expiry() {
+    // The gateway's refresh tokens live 30 minutes, counted from the reply on our clock.
+    assert_refresh_token_used_for(&gateway().await, Duration::from_secs(1800 - 30)).await;
 }
 
 /// A refresh token of under two minutes (Keycloak's client session idle set short) is
@@ -236,19 +241,7 @@ async fn a_short_refresh_token_is_used_until_a_quarter_of_its_life_before_its_en
     })
     .await
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let pw = private_file(dir.path(), "pw", DEFAULT_PASSWORD);
-    let clock = Arc::new(ManualClock::new(Utc::now(), 0.0));
-    let flags = [("username", "dev"), ("password-file", pw.as_str())];
-    let auth = authenticator_at(&gw, &flags, clock.clone());
-    auth.token(false).await.unwrap();
-    let usable_for = Duration::from_secs(20 - 5);
-    clock.advance(usable_for - Duration::from_nanos(1));
-    auth.token(true).await.unwrap();
-    assert_eq!(grants(&gw), (1, 1, 0), "1 ns before the limit: refreshed");
-    clock.advance(usable_for);
-    auth.token(true).await.unwrap();
-    assert_eq!(grants(&gw), (2, 1, 0), "at the limit: a password login");
+    assert_refresh_token_used_for(&gw, Duration::from_secs(20 - 5)).await;
 }
 
 /// An access token is reused until its margin before expiry, judged on the injected
