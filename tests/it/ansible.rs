@@ -7,6 +7,7 @@
 //! binary chrooted in it, where the file is /etc/s3credsfs/config.toml.
 
 use crate::common::text;
+use crate::packaging::package_dir;
 use serde_json::{json, Value};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,19 +17,6 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const LAYER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/ansible");
 /// Where the CSM platform CA lives; the scratch root gets the host's bundle there.
 const PLATFORM_CA: &str = "/etc/pki/trust/anchors/platform-ca-certs.crt";
-
-/// target/package/, where scripts/package left the tarball and the portable binary.
-fn package_dir() -> PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_s3credsfs"));
-    let dir = exe.parent().and_then(Path::parent).unwrap().join("package");
-    assert!(
-        dir.join("SHA256SUMS").is_file(),
-        "no packages in {}: run scripts/package first (or the tests with \
-         S3CREDSFS_PACKAGE=1 scripts/test, which does)",
-        dir.display()
-    );
-    dir
-}
 
 fn tarball() -> PathBuf {
     package_dir().join(format!("s3credsfs-{VERSION}-x86_64-linux.tar.gz"))

@@ -13,7 +13,7 @@
 //!   once per test process; its brute-force lockout and concurrent logins
 //!   (`keycloak_lockout`), and, with `fuse-tests` too, real mounts whose session is
 //!   refreshed, revoked and left idle (`keycloak_sessions`);
-//! - `ansible-tests`: contrib/ansible's role and playbook by ansible-core and ansible-lint
+//! - `ansible-tests` (implies `package-tests`): contrib/ansible's role and playbook by ansible-core and ansible-lint
 //!   (scripts/ansible-tools) on scripts/package's tarball, against scratch image roots;
 //! - `rgw-tests` (implies `fuse-tests`): every client (AWS CLI, boto3, s3cmd, rclone, curl,
 //!   the JavaScript, Go and Rust SDKs), every way of taking credentials and every renewal,
