@@ -187,40 +187,69 @@ pub async fn request_refresh(
     name: &str,
     profile: Option<&str>,
     timeout: Duration,
-) -> Result<Reply, String> {
-    let addr =
-        std::os::unix::net::SocketAddr::from_abstract_name(name).map_err(|e| e.to_string())?;
-    let stream = std::os::unix::net::UnixStream::connect_addr(&addr).map_err(|e| {
-        format!("cannot reach the daemon (pid {pid}) on its control socket ({e}); it may predate `refresh`: remount")
-    })?;
-    stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let stream = UnixStream::from_std(stream).map_err(|e| e.to_string())?;
-    let cred = stream.peer_cred().map_err(|e| e.to_string())?;
+) -> Result<Reply, AskProblem> {
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    let stream = std::os::unix::net::UnixStream::connect_addr(&addr)
+        .map_err(|source| AskProblem::Unreachable { pid, source })?;
+    stream.set_nonblocking(true)?;
+    let stream = UnixStream::from_std(stream)?;
+    let cred = stream.peer_cred()?;
     let me = nix::unistd::geteuid().as_raw();
     if cred.pid() != Some(pid as i32) || cred.uid() != me {
-        return Err(format!(
-            "the control socket of pid {pid} is held by another process (pid {:?}, uid {}); not asking it",
-            cred.pid(),
-            cred.uid()
-        ));
+        return Err(AskProblem::Impostor {
+            pid,
+            holder: cred.pid(),
+            uid: cred.uid(),
+        });
     }
     let (read, mut write) = stream.into_split();
     let request = format!("refresh {}\n", profile.unwrap_or_default());
-    write
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
+    write.write_all(request.as_bytes()).await?;
     let mut line = String::new();
     let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REPLY));
     match tokio::time::timeout(timeout, reader.read_line(&mut line)).await {
-        Ok(Ok(n)) if n > 0 => serde_json::from_str(line.trim_end())
-            .map_err(|_| "the daemon's answer is not the expected JSON".to_string()),
-        Ok(_) => Err("the daemon closed the control socket without answering".into()),
-        Err(_) => Err(format!(
-            "the daemon did not answer within {}",
-            humantime::format_duration(timeout)
-        )),
+        Ok(Ok(n)) if n > 0 => {
+            serde_json::from_str(line.trim_end()).map_err(|_| AskProblem::NotJson)
+        }
+        Ok(_) => Err(AskProblem::Closed),
+        Err(_) => Err(AskProblem::Silent(timeout)),
     }
+}
+
+/// Why `request_refresh` got no answer; each sentence says what `s3credsfs refresh` prints.
+#[derive(Debug, thiserror::Error)]
+pub enum AskProblem {
+    /// Nothing listens on the name: the daemon is gone, or older than `refresh`.
+    #[error("cannot reach the daemon (pid {pid}) on its control socket ({source}); it may predate `refresh`: remount")]
+    Unreachable {
+        /// The daemon's pid, from its status.
+        pid: u32,
+        /// Why connecting failed.
+        source: io::Error,
+    },
+    /// Another process answers on the name; it is not asked (the request would be wasted
+    /// and its answer could be a lie).
+    #[error("the control socket of pid {pid} is held by another process (pid {holder:?}, uid {uid}); not asking it")]
+    Impostor {
+        /// The daemon's pid, from its status.
+        pid: u32,
+        /// The pid that holds the socket, if the kernel knows it.
+        holder: Option<i32>,
+        /// The uid that holds the socket.
+        uid: u32,
+    },
+    /// The socket failed while talking.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The answer came but does not parse.
+    #[error("the daemon's answer is not the expected JSON")]
+    NotJson,
+    /// The daemon hung up first.
+    #[error("the daemon closed the control socket without answering")]
+    Closed,
+    /// The daemon kept the connection open but said nothing in time.
+    #[error("the daemon did not answer within {}", humantime::format_duration(*.0))]
+    Silent(Duration),
 }
 
 #[cfg(test)]
@@ -323,7 +352,8 @@ mod tests {
         });
         let err = request_refresh(pid, &name, None, Duration::from_secs(5))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("the control socket of pid 4194999 is held by another process"),
             "{err}"
@@ -454,7 +484,8 @@ mod tests {
         });
         let err = request_refresh(pid, &name, None, timeout)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "the daemon closed the control socket without answering"

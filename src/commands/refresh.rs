@@ -47,7 +47,7 @@ pub fn run(args: RefreshArgs) -> Result<()> {
             args.profile.as_deref(),
             ANSWER_TIMEOUT,
         ))
-        .map_err(AppError::Refresh)?;
+        .map_err(|problem| AppError::Refresh(problem.to_string()))?;
     let profile = crate::untrusted::clean(&reply.profile, 64);
     match (reply.expiration, reply.error) {
         (Some(expiration), None) => {
