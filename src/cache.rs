@@ -231,29 +231,31 @@ impl<F: Fetch> CredentialCache<F> {
     /// at once cause one refresh. In the refresh-ahead window the reader is served at once
     /// and one background refresh starts (on the current tokio runtime).
     pub async fn current(self: &Arc<Self>) -> Result<Arc<Snapshot>> {
-        match self.decide() {
-            Ok((snapshot, start_refresh)) => {
-                if start_refresh {
-                    self.refresh_in_background();
-                }
-                return Ok(snapshot);
-            }
-            Err(Plan::FailFast) => return Err(self.last_error()),
-            Err(_) => {}
+        if let Some(answer) = self.answer_without_refresh() {
+            return answer;
         }
         let _flight = self.refresh_lock.lock().await;
         // Whoever held the lock before us may have refreshed, or failed and backed off.
+        if let Some(answer) = self.answer_without_refresh() {
+            return answer;
+        }
+        self.refresh(Trigger::Read).await
+    }
+
+    /// The answer a read gets when the rule says not to refresh in its way: credentials
+    /// fit to serve (starting the background refresh in the refresh-ahead window), or the
+    /// last error while backing off. `None` when this reader must refresh.
+    fn answer_without_refresh(self: &Arc<Self>) -> Option<Result<Arc<Snapshot>>> {
         match self.decide() {
             Ok((snapshot, start_refresh)) => {
                 if start_refresh {
                     self.refresh_in_background();
                 }
-                return Ok(snapshot);
+                Some(Ok(snapshot))
             }
-            Err(Plan::FailFast) => return Err(self.last_error()),
-            Err(_) => {}
+            Err(Plan::FailFast) => Some(Err(self.last_error())),
+            Err(_) => None,
         }
-        self.refresh(Trigger::Read).await
     }
 
     /// When the keeper should next refresh, whether or not anyone reads: the snapshot's
