@@ -93,17 +93,21 @@ impl RefusalMemory {
     /// the login's own error is what the user must see.
     pub fn remember(&self, url: &str, user: &str, password: &str, now: DateTime<Utc>) {
         let written = (|| {
-            private_dir(&self.dir).ok()?;
-            let name = self.record_name(url, user, true)?;
-            let key = self.key(true)?;
+            private_dir(&self.dir).map_err(|e| e.to_string())?;
+            let key = self.checked_key(true)?;
+            let name = self
+                .record_name(url, user, true)
+                .ok_or("its key went away")?;
             let tag = hmac::sign(&key, &password_message(url, user, password));
             let line = format!("{} {}\n", now.timestamp(), hex(tag.as_ref()));
             let what = "refusal record";
-            replace_file(&self.dir.join(name), line.as_bytes(), 0o600, what, "").ok()
+            replace_file(&self.dir.join(name), line.as_bytes(), 0o600, what, "")
+                .map_err(|e| e.to_string())
         })();
-        if written.is_none() {
+        if let Err(cause) = written {
             tracing::warn!(
                 dir = %self.dir.display(),
+                error = %cause,
                 "cannot remember the refused password there; a restarted mount would send it again"
             );
         }
@@ -129,12 +133,24 @@ impl RefusalMemory {
 
     /// The memory's key, made (once, by whichever process comes first) when `create`.
     fn key(&self, create: bool) -> Option<hmac::Key> {
+        self.checked_key(create).ok()
+    }
+
+    /// [`Self::key`], with the sentence saying why there is none.
+    fn checked_key(&self, create: bool) -> Result<hmac::Key, String> {
         let path = self.dir.join("key");
         if create {
             make_key(&path);
         }
-        let bytes = read_checked(&path, "refusal key", "remove it", Kind::Secret).ok()?;
-        (bytes.len() == KEY_LEN).then(|| hmac::Key::new(hmac::HMAC_SHA256, &bytes))
+        let bytes = read_checked(&path, "refusal key", "remove it", Kind::Secret)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() != KEY_LEN {
+            return Err(format!(
+                "the refusal key {} is not {KEY_LEN} bytes long; remove it",
+                path.display()
+            ));
+        }
+        Ok(hmac::Key::new(hmac::HMAC_SHA256, &bytes))
     }
 }
 

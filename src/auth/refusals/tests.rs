@@ -242,3 +242,37 @@ fn the_memory_is_under_an_absolute_state_dir_or_an_existing_home_only() {
     assert_eq!(dir_of(&[("HOME", gone.as_os_str())]), None, "HOME missing");
     assert_eq!(dir_of(&[]), None, "nothing set");
 }
+
+/// The warning for a memory that cannot be written says why (the administrator's fix
+/// depends on it): here a key of the wrong length, and a directory that is a file.
+#[test]
+fn a_memory_that_cannot_be_written_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = dir.path().join("refused");
+    let memory = RefusalMemory::in_dir(refused.clone());
+    std::fs::create_dir(&refused).unwrap();
+    std::fs::set_permissions(&refused, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(refused.join("key"), b"short").unwrap();
+    std::fs::set_permissions(refused.join("key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = crate::test_log::logged(tracing::Level::WARN, || {
+        memory.remember(URL, "vers", "wrong", at(0));
+    });
+    assert!(
+        text.contains("cannot remember the refused password"),
+        "{text}"
+    );
+    assert!(text.contains("is not 32 bytes long; remove it"), "{text}");
+    assert!(!text.contains("wrong"), "no password in the log: {text}");
+    assert_eq!(memory.refused(URL, "vers", "wrong", at(1)), None);
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let text = crate::test_log::logged(tracing::Level::WARN, || {
+        RefusalMemory::in_dir(file.clone()).remember(URL, "vers", "wrong", at(0));
+    });
+    assert!(
+        text.contains("cannot remember the refused password"),
+        "{text}"
+    );
+    assert!(text.contains("error="), "the cause is logged: {text}");
+}
