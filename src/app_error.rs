@@ -191,7 +191,13 @@ impl AppError {
             AppError::Pipeline(e) => e.exit_status(),
             AppError::Daemon { status, .. } => *status,
             AppError::AlsoRefused(both) => both.2.exit_status(),
-            AppError::Mount { .. } => ExitStatus::Fuse,
+            // FUSE itself is missing or closed to the user: what the table promises 72 for
+            // (and the unit restarts on it, so an administrator's fix is picked up).
+            AppError::Mount { .. }
+            | AppError::NoFuseDevice(_)
+            | AppError::FuseDeviceClosed { .. }
+            | AppError::FuseDeviceUnusable { .. }
+            | AppError::NoFusermount => ExitStatus::Fuse,
             // The mountpoint is wrong, or not what the command needs: as a setting would be.
             AppError::LogFile(_)
             | AppError::NothingMounted(_)
@@ -204,10 +210,6 @@ impl AppError {
             | AppError::MountpointUnusable { .. }
             | AppError::MountpointClaimed(_)
             | AppError::MountedMeanwhile(_)
-            | AppError::NoFuseDevice(_)
-            | AppError::FuseDeviceClosed { .. }
-            | AppError::FuseDeviceUnusable { .. }
-            | AppError::NoFusermount
             | AppError::ManPages { .. } => ExitStatus::Config,
             AppError::Refresh(_) | AppError::DaemonVanished | AppError::NoVerdict(_) => {
                 ExitStatus::Failure
@@ -286,6 +288,23 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::ENODEV),
         };
         assert_eq!(mount.exit_status(), ExitStatus::Fuse);
+        for unavailable in [
+            AppError::NoFuseDevice("/dev/fuse".into()),
+            AppError::NoFusermount,
+            AppError::FuseDeviceClosed {
+                device: "/dev/fuse".into(),
+                mode: 0o600,
+                owner: 0,
+                uid: 1000,
+            },
+            AppError::FuseDeviceUnusable {
+                device: "/dev/fuse".into(),
+                uid: 1000,
+                source: io::Error::from_raw_os_error(libc::ENXIO),
+            },
+        ] {
+            assert_eq!(unavailable.exit_status(), ExitStatus::Fuse, "{unavailable}");
+        }
         assert_eq!(
             AppError::Fork(io::Error::from_raw_os_error(libc::EAGAIN)).exit_status(),
             ExitStatus::System

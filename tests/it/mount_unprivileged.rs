@@ -128,14 +128,20 @@ fn the_user_unmounts_and_clears_stale_mounts_without_root() {
     assert_eq!(m.mount_line(), None);
 }
 
+/// docs/troubleshooting.md's exit statuses: FUSE is unavailable (72), a setting is wrong (78).
+const FUSE_UNAVAILABLE: i32 = 72;
+const WRONG_SETTING: i32 = 78;
+
 /// Runs `mount --foreground` as nobody and expects it to fail before mounting or fetching.
-fn mount_fails(m: &UserMount, gw: &TestGateway, env: &[(&str, &str)]) -> String {
+/// `status` is the exit status it must end with.
+fn mount_fails(m: &UserMount, gw: &TestGateway, env: &[(&str, &str)], status: i32) -> String {
     let mut cmd = m.command(&["mount", m.path.to_str().unwrap(), "--foreground"]);
     cmd.args(login_args(gw)).envs(env.iter().copied());
     let out = m.output(cmd);
     let stderr = text(&out.stderr);
     assert!(!out.status.success(), "the mount should fail:\n{stderr}");
     assert_eq!(m.mount_line(), None, "nothing may stay mounted:\n{stderr}");
+    assert_eq!(out.status.code(), Some(status), "{stderr}");
     assert_eq!(
         gw.stats().token_requests,
         0,
@@ -150,7 +156,7 @@ fn a_dev_fuse_closed_to_the_user_is_named() {
     let gw = TestGateway::start(|_| {});
     // Root-only 0600, as on this machine: fusermount3 could not open it either.
     let m = UserMount::new(FuseNamespace::new((0, 0), false));
-    let stderr = mount_fails(&m, &gw, &[]);
+    let stderr = mount_fails(&m, &gw, &[], FUSE_UNAVAILABLE);
     assert!(
         stderr.contains(
             "/dev/fuse (mode 0600, owner uid 0) is not open to uid 65534, and fusermount3 opens it as the calling user too, so this user cannot mount FUSE filesystems; ask an administrator to `chmod 0666 /dev/fuse` (the usual mode) or mount as root"
@@ -164,7 +170,7 @@ fn a_missing_fusermount3_is_named() {
     require_fusermount3();
     let gw = TestGateway::start(|_| {});
     let m = UserMount::new(FuseNamespace::new(NOBODY, true));
-    let stderr = mount_fails(&m, &gw, &[]);
+    let stderr = mount_fails(&m, &gw, &[], FUSE_UNAVAILABLE);
     assert!(
         stderr.contains(
             "a user other than root mounts through the setuid fusermount3 and none was found in PATH, /sbin or /bin; install the fuse3 package (or mount as root)"
@@ -172,7 +178,13 @@ fn a_missing_fusermount3_is_named() {
         "{stderr}"
     );
     let missing = Path::new("/nonexistent/fusermount3");
-    let stderr = mount_fails(&m, &gw, &[("FUSERMOUNT_PATH", missing.to_str().unwrap())]);
+    // A setting that names no helper is a wrong setting.
+    let stderr = mount_fails(
+        &m,
+        &gw,
+        &[("FUSERMOUNT_PATH", missing.to_str().unwrap())],
+        WRONG_SETTING,
+    );
     assert!(
         stderr.contains(
             "FUSERMOUNT_PATH names /nonexistent/fusermount3, which is not an executable file; point it at the setuid fusermount3 or unset it"
