@@ -370,7 +370,14 @@ async fn delay_and_close_connection_faults() {
 
 #[tokio::test]
 async fn wait_for_and_shutdown() {
-    let gw = start_default().await;
+    // An address of its own on the loopback network: once shut down, its port cannot be
+    // taken by another test's gateway (they listen on 127.0.0.1), so a refused connection
+    // proves the listener closed.
+    let gw = start(GatewayConfig {
+        listen: "127.0.0.73:0".parse().unwrap(),
+        ..GatewayConfig::default()
+    })
+    .await;
     let url = format!("{}/apis/sts/healthz", gw.base_url());
     let token = access_token(&gw, &client()).await;
     let background = tokio::spawn(async move {
@@ -390,7 +397,14 @@ async fn wait_for_and_shutdown() {
     );
 
     let addr = gw.addr();
+    // A connection accepted before the shutdown is closed by it, not left open.
+    let mut open = tokio::net::TcpStream::connect(addr).await.unwrap();
     gw.shutdown().await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, tokio::io::AsyncReadExt::read(&mut open, &mut byte))
+        .await
+        .expect("the connection is closed, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
