@@ -18,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 /// `s3credsfs exec` logging in to `gw`, in the tests' clean environment; `args` go
 /// between the settings and the command (flags, then `--` and the command).
 fn exec(gw: &TestGateway, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    let mut cmd = Command::new(crate::common::exe());
     cmd.env_clear()
         .envs(common::clean_env())
         .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    let mut cmd = Command::new(crate::common::exe());
     cmd.env_clear()
         .envs(common::clean_env())
         .stdin(Stdio::null());

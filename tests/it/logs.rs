@@ -200,6 +200,7 @@ fn a_home_that_does_not_exist_is_not_created_for_the_log() {
 /// a mountpoint is, and refused; the mount goes on without a log and says why.
 #[test]
 fn a_log_directory_another_user_could_swap_is_not_used() {
+    common::require_root("it gives a directory to another user");
     let home = tempfile::tempdir().unwrap();
     let theirs = home.path().join("theirs");
     std::fs::create_dir(&theirs).unwrap();

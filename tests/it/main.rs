@@ -24,7 +24,9 @@
 //! and why.
 //!
 //! `scripts/test` turns these on. Without its feature a gated test is not compiled; with
-//! it, a missing tool fails with the way to install it.
+//! it, a missing tool fails with the way to install it. Run as root, it then runs the
+//! permission-sensitive tests once more as uid 65534 (`scripts/it-as-user`, whose list
+//! names them; a test whose setup needs root calls `common::require_root`).
 
 mod common;
 

@@ -400,6 +400,7 @@ fn lazy_mounts_fetch_on_first_read() {
 
 #[test]
 fn only_the_mounting_user_can_use_the_mount() {
+    common::require_root("it reads the mount as another user, uid 65534");
     use std::os::unix::process::CommandExt;
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &[]);

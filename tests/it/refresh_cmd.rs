@@ -104,6 +104,7 @@ fn refresh_names_a_profile_and_refuses_an_unknown_one() {
 /// up on, unserved.
 #[test]
 fn another_user_cannot_ask_for_a_refresh() {
+    common::require_root("it connects as another user, uid 65534");
     let gw = TestGateway::start(|_| {});
     let m = Mounted::start(&gw, &[]);
     let name = m.status()["control_socket"].as_str().unwrap().to_string();
@@ -203,6 +204,7 @@ fn a_refresh_during_a_waiting_lookup_does_not_wedge_the_mount() {
 /// then failed.)
 #[test]
 fn names_taken_in_advance_do_not_stop_refresh() {
+    common::require_root("the squatter is another user, uid 65534");
     let pid_max: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
         .unwrap()
         .trim()

@@ -36,6 +36,25 @@ pub fn clean_env() -> Vec<(&'static str, std::ffi::OsString)> {
     ]
 }
 
+/// The `s3credsfs` binary under test: cargo's build, or the copy named by
+/// `S3CREDSFS_TEST_BIN`, which `scripts/it-as-user` sets because the ordinary user it runs
+/// the tests as may not be able to enter the build directory (a checkout under `/root`).
+pub fn exe() -> PathBuf {
+    std::env::var_os("S3CREDSFS_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_s3credsfs")))
+}
+
+/// Fails the test, naming `why`, unless it runs as root: a test whose setup needs root
+/// (another user's file, a mount namespace) must fail as an ordinary user, not pass having
+/// proved nothing. `scripts/it-as-user` leaves these out by name.
+pub fn require_root(why: &str) {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root ({why}); run it as root, or leave it out of scripts/it-as-user's list"
+    );
+}
+
 /// Starts a gateway with the default accounts and the given tweaks.
 pub async fn gateway(tweak: impl FnOnce(&mut GatewayConfig)) -> Gateway {
     let mut config = GatewayConfig::default();

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// or config file (under `HOME` or `XDG_CONFIG_HOME`) never reach it. `HOME` names a
 /// directory that does not exist; a test that needs one sets its own temporary `HOME`.
 pub fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3credsfs"));
+    let mut cmd = Command::new(crate::common::exe());
     cmd.env_clear()
         .envs(crate::common::clean_env())
         .env("S3CREDSFS_LOG", "debug");

@@ -54,6 +54,7 @@ impl FuseNamespace {
     /// every `fusermount3`/`fusermount` where fuser and s3credsfs look is replaced by an
     /// empty, non-executable file, as if the fuse3 package were not installed.
     pub fn new(device_owner: (u32, u32), hide_helpers: bool) -> FuseNamespace {
+        crate::common::require_root("it makes a mount namespace with a /dev/fuse of its own");
         let dir = tempfile::tempdir().unwrap();
         let private = dir.path().to_path_buf();
         let helpers = if hide_helpers { helper_paths() } else { vec![] };

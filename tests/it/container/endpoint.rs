@@ -75,8 +75,14 @@ pub fn set_nofile(pid: u32, soft: u64, hard: u64) {
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
 }
 
+/// The daemon makes itself undumpable, so its `/proc/PID/fd` is root's even to its user.
+fn require_root_for_fds() {
+    crate::common::require_root("it reads the daemon's /proc/PID/fd, which only root may");
+}
+
 /// The descriptor numbers a process holds.
 pub fn fds(pid: u32) -> Vec<u64> {
+    require_root_for_fds();
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -86,6 +92,7 @@ pub fn fds(pid: u32) -> Vec<u64> {
 /// How many connections to the loopback `port` process `pid` holds open (accepted, not
 /// merely queued): its socket descriptors matched with the kernel's TCP table.
 pub fn held_connections(pid: u32, port: u16) -> usize {
+    require_root_for_fds();
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
