@@ -120,15 +120,27 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// usual 128 takes 200 sockets to fill, this takes over a thousand.
 const LISTEN_BACKLOG: u32 = 1024;
 
+/// How long the kernel keeps a connection that has sent nothing before handing it to
+/// accept (`TCP_DEFER_ACCEPT`, whole seconds). An SDK sends its request as soon as it has
+/// connected, so its connection reaches the endpoint with the request waiting, which
+/// eviction passes over; a connection that says nothing costs the endpoint no slot and
+/// no descriptor for this long. Without it a client that is slow to send after
+/// connecting (a loaded machine) held a slot while still silent, and a neighbour's stream
+/// of new connections, each of which evicts the oldest silent one, closed it within
+/// milliseconds. A silent connection reaches accept after this, and is closed
+/// `FIRST_REQUEST_TIMEOUT` later.
+pub const DEFER_ACCEPT: Duration = Duration::from_secs(1);
+
 /// Descriptors left to everything but the endpoint's connections. A mounted daemon
 /// holds about 15 (measured: stdio and the log, the FUSE device, the runtime's epoll,
 /// event and signal descriptors, the listener, a pooled connection to the gateway); a
 /// refresh adds a connection or two and DNS files. 64 leaves room to spare.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
-/// How long a new connection may take to send its first request's headers. An SDK sends
-/// its request as soon as it has connected; a connection that says nothing is most
-/// likely holding a slot for a neighbour.
+/// How long a new connection may take to send its first request's headers, from accept
+/// (for one that said nothing, [`DEFER_ACCEPT`] after it connected). An SDK sends its
+/// request as soon as it has connected; a connection that says nothing is most likely
+/// holding a slot for a neighbour.
 pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a client may take to send a later request's headers; also how long a
@@ -255,11 +267,32 @@ struct Shared<F: Fetch> {
     registry: Registry,
 }
 
+/// Listens on a random loopback port, with connections that have sent nothing held back
+/// in the kernel for [`DEFER_ACCEPT`].
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    let seconds = DEFER_ACCEPT.as_secs() as libc::c_int;
+    // SAFETY: TCP_DEFER_ACCEPT reads one int, from `seconds`, which lives for the call;
+    // the descriptor is the socket's own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Starts serving on a random loopback port; runs until the runtime ends.
 pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<ContainerEndpoint> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
-    let listener = socket.listen(LISTEN_BACKLOG)?;
+    let listener = listen()?;
     let endpoint = ContainerEndpoint {
         url: format!("http://{}{PATH}", listener.local_addr()?),
         token: random_token()?,

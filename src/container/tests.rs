@@ -105,11 +105,11 @@ async fn held(registry: &Registry, what: &str, done: impl Fn(usize) -> bool) {
     }
 }
 
-/// Every connection, however it ended, leaves the registry: otherwise it grows with
-/// each one a local user opens, and eviction picks dead entries (whose slots are
-/// already free) instead of the live connections holding the slots.
-#[tokio::test]
-async fn closed_connections_leave_the_registry() {
+/// An endpoint with `cap` slots, whose token is `right`, accepting on `listener`.
+fn serve_on(
+    listener: tokio::net::TcpListener,
+    cap: usize,
+) -> (Arc<Shared<Valid>>, tokio::task::JoinHandle<()>) {
     let cache = CredentialCache::new(
         Valid,
         Duration::from_secs(1),
@@ -122,14 +122,23 @@ async fn closed_connections_leave_the_registry() {
         wrong_token: Throttle::new(WARN_INTERVAL),
         registry: Registry::default(),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let cap = 4;
     let server = tokio::spawn(accept_loop(
         Acceptor::new(listener, "test endpoint"),
         Arc::new(Semaphore::new(cap)),
         shared.clone(),
     ));
+    (shared, server)
+}
+
+/// Every connection, however it ended, leaves the registry: otherwise it grows with
+/// each one a local user opens, and eviction picks dead entries (whose slots are
+/// already free) instead of the live connections holding the slots.
+#[tokio::test]
+async fn closed_connections_leave_the_registry() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cap = 4;
+    let (shared, server) = serve_on(listener, cap);
     // More connections than slots, in rounds: silent, refused, and kept alive after
     // presenting the token; the client closes each.
     for round in 0..3 {
@@ -159,5 +168,138 @@ async fn closed_connections_leave_the_registry() {
         )
         .await;
     }
+    server.abort();
+}
+
+/// A connection that has sent nothing stays in the kernel for `DEFER_ACCEPT`: it holds
+/// no slot and no descriptor of the endpoint, and a client that asks is served past it.
+#[tokio::test]
+async fn connections_that_have_sent_nothing_wait_in_the_kernel() {
+    let listener = listen().unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shared, server) = serve_on(listener, 4);
+    let mut silent = Vec::new();
+    for _ in 0..8 {
+        silent.push(TcpStream::connect(addr).await.unwrap());
+    }
+    // Well within DEFER_ACCEPT (a loaded machine only makes accept later).
+    tokio::time::sleep(DEFER_ACCEPT / 4).await;
+    assert_eq!(
+        shared.registry.table().1.len(),
+        0,
+        "a silent one was accepted"
+    );
+    let mut asking = TcpStream::connect(addr).await.unwrap();
+    let answer = ask(&mut asking, "Authorization: right\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // Then the silent ones reach accept after all, and take the other slots.
+    held(&shared.registry, "the silent ones accepted", |n| n == 4).await;
+    server.abort();
+}
+
+/// A neighbour's flood: one thread per socket, each connecting, sending the start of a
+/// request it never finishes (so the kernel hands the connection over at once and it
+/// takes a slot), and connecting again as soon as the endpoint closes it.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(addr: std::net::SocketAddr, sockets: usize) -> Flood {
+        use std::io::{Read, Write};
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..sockets)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+                            continue;
+                        };
+                        let _ = stream.write_all(b"GET /credentials HTTP/1.1\r\n");
+                        // Short reads, so the thread notices `stop` while it is held.
+                        let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+                        while !stop.load(Ordering::Relaxed) {
+                            match stream.read(&mut buf) {
+                                Ok(0) => break,
+                                Ok(_) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Flood { stop, threads }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Connects, waits `pause` (a client descheduled on a loaded machine), then asks with the
+/// right token; the status line of the answer, or what went wrong.
+fn slow_owner_asks(addr: std::net::SocketAddr, pause: Duration) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    std::thread::sleep(pause);
+    let request = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: right\r\n\r\n");
+    if let Err(e) = stream.write_all(request.as_bytes()) {
+        return format!("write: {e}");
+    }
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.contains(&b'\n') {
+        match stream.read(&mut buf) {
+            Ok(0) => return format!("closed after {:?}", String::from_utf8_lossy(&answer)),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => return format!("read: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Under a flood every newcomer evicts the oldest connection that has not presented the
+/// token. A client that connected but has not sent its request yet used to be such a
+/// connection, closed after `cap - 1` of the neighbour's reconnects (milliseconds); now
+/// its connection reaches the endpoint only with its request, which eviction passes over.
+#[tokio::test]
+async fn a_flood_cannot_evict_a_client_that_is_slow_to_send_its_request() {
+    let listener = listen().unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cap = 16;
+    let (shared, server) = serve_on(listener, cap);
+    let flood = Flood::start(addr, cap);
+    for attempt in 0..5 {
+        held(&shared.registry, "the flood to hold every slot", |n| {
+            n == cap
+        })
+        .await;
+        let answer =
+            tokio::task::spawn_blocking(move || slow_owner_asks(addr, Duration::from_millis(200)))
+                .await
+                .unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "attempt {attempt}: {answer}"
+        );
+    }
+    drop(flood);
     server.abort();
 }
