@@ -303,3 +303,37 @@ async fn a_flood_cannot_evict_a_client_that_is_slow_to_send_its_request() {
     drop(flood);
     server.abort();
 }
+
+/// At the cap, a newcomer takes the slot of the oldest connection that has not presented
+/// the token, at once: that connection is closed well before its first-request timeout
+/// would have closed it, and the younger one stays.
+#[tokio::test]
+async fn a_newcomer_at_the_cap_evicts_the_oldest_silent_connection_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = listen().unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shared, server) = serve_on(listener, 2);
+    let started = Instant::now();
+    let mut oldest = TcpStream::connect(addr).await.unwrap();
+    oldest.write_all(b"GET /credentials").await.unwrap();
+    held(&shared.registry, "the oldest admitted", |n| n == 1).await;
+    let mut younger = TcpStream::connect(addr).await.unwrap();
+    younger.write_all(b"GET /credentials").await.unwrap();
+    held(&shared.registry, "both admitted", |n| n == 2).await;
+    let mut newcomer = TcpStream::connect(addr).await.unwrap();
+    let answer = ask(&mut newcomer, "Authorization: right\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut buf = [0u8; 64];
+    let end = oldest.read(&mut buf).await;
+    assert!(matches!(end, Ok(0) | Err(_)), "the oldest is open: {end:?}");
+    assert!(
+        started.elapsed() < FIRST_REQUEST_TIMEOUT,
+        "closed after {:?}: by its timeout, not evicted",
+        started.elapsed()
+    );
+    assert!(
+        matches!(younger.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the younger one is still open"
+    );
+    server.abort();
+}
