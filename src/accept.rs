@@ -59,12 +59,18 @@ impl Acceptor {
                         );
                     }
                     let pause = self.backoff;
-                    self.backoff = (pause * 2).min(ACCEPT_BACKOFF_MAX);
+                    self.backoff = next_pause(pause);
                     tokio::time::sleep(pause).await;
                 }
             }
         }
     }
+}
+
+/// The pause after `pause` when accept() fails again: twice as long, at most
+/// [`ACCEPT_BACKOFF_MAX`].
+fn next_pause(pause: Duration) -> Duration {
+    (pause * 2).min(ACCEPT_BACKOFF_MAX)
 }
 
 /// Lets one log line through per interval and counts the events held back in between,
@@ -105,6 +111,19 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Failed accepts pause 0.1, 0.2, 0.4, 0.8 s, then 1 s each: never shorter (which
+    /// would spin the accept loop while the descriptor table is full), never longer.
+    #[test]
+    fn accept_pauses_double_up_to_the_maximum() {
+        let mut pause = ACCEPT_BACKOFF_MIN;
+        let mut pauses = Vec::new();
+        for _ in 0..6 {
+            pauses.push(pause.as_millis());
+            pause = next_pause(pause);
+        }
+        assert_eq!(pauses, [100, 200, 400, 800, 1000, 1000]);
+    }
 
     #[test]
     fn the_throttle_lets_one_line_a_minute_through_and_counts_the_rest() {

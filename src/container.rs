@@ -120,15 +120,27 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// usual 128 takes 200 sockets to fill, this takes over a thousand.
 const LISTEN_BACKLOG: u32 = 1024;
 
+/// How long the kernel keeps a connection that has sent nothing before handing it to
+/// accept (`TCP_DEFER_ACCEPT`, whole seconds). An SDK sends its request as soon as it has
+/// connected, so its connection reaches the endpoint with the request waiting, which
+/// eviction passes over; a connection that says nothing costs the endpoint no slot and
+/// no descriptor for this long. Without it a client that is slow to send after
+/// connecting (a loaded machine) held a slot while still silent, and a neighbour's stream
+/// of new connections, each of which evicts the oldest silent one, closed it within
+/// milliseconds. A silent connection reaches accept after this, and is closed
+/// `FIRST_REQUEST_TIMEOUT` later.
+pub const DEFER_ACCEPT: Duration = Duration::from_secs(1);
+
 /// Descriptors left to everything but the endpoint's connections. A mounted daemon
 /// holds about 15 (measured: stdio and the log, the FUSE device, the runtime's epoll,
 /// event and signal descriptors, the listener, a pooled connection to the gateway); a
 /// refresh adds a connection or two and DNS files. 64 leaves room to spare.
 const RESERVED_DESCRIPTORS: u64 = 64;
 
-/// How long a new connection may take to send its first request's headers. An SDK sends
-/// its request as soon as it has connected; a connection that says nothing is most
-/// likely holding a slot for a neighbour.
+/// How long a new connection may take to send its first request's headers, from accept
+/// (for one that said nothing, [`DEFER_ACCEPT`] after it connected). An SDK sends its
+/// request as soon as it has connected; a connection that says nothing is most likely
+/// holding a slot for a neighbour.
 pub const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long a client may take to send a later request's headers; also how long a
@@ -255,11 +267,32 @@ struct Shared<F: Fetch> {
     registry: Registry,
 }
 
+/// Listens on a random loopback port, with connections that have sent nothing held back
+/// in the kernel for [`DEFER_ACCEPT`].
+fn listen() -> std::io::Result<tokio::net::TcpListener> {
+    let socket = TcpSocket::new_v4()?;
+    let seconds = DEFER_ACCEPT.as_secs() as libc::c_int;
+    // SAFETY: TCP_DEFER_ACCEPT reads one int, from `seconds`, which lives for the call;
+    // the descriptor is the socket's own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Starts serving on a random loopback port; runs until the runtime ends.
 pub async fn start<F: Fetch>(cache: Arc<CredentialCache<F>>) -> std::io::Result<ContainerEndpoint> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind((std::net::Ipv4Addr::LOCALHOST, 0).into())?;
-    let listener = socket.listen(LISTEN_BACKLOG)?;
+    let listener = listen()?;
     let endpoint = ContainerEndpoint {
         url: format!("http://{}{PATH}", listener.local_addr()?),
         token: random_token()?,
@@ -392,168 +425,4 @@ async fn serve<F: Fetch>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_random() {
-        let (a, b) = (random_token().unwrap(), random_token().unwrap());
-        assert_eq!(a.expose().len(), 64);
-        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, b);
-    }
-
-    #[test]
-    fn the_cap_leaves_the_reserve_free() {
-        assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
-        assert_eq!(connection_cap(1 << 20), MAX_CONNECTIONS);
-        assert_eq!(connection_cap(128), 32);
-        assert_eq!(connection_cap(0), 1);
-        for soft in [68, 100, 128, 192, 256, 1024] {
-            let cap = connection_cap(soft) as u64;
-            assert!(cap + 2 + RESERVED_DESCRIPTORS <= soft, "{soft}: {cap}");
-        }
-    }
-
-    #[test]
-    fn eviction_takes_the_oldest_connection_that_has_not_presented_the_token() {
-        use tokio::sync::oneshot::error::TryRecvError;
-        let registry = Registry::default();
-        let mut live: Vec<_> = (0..4).map(|_| registry.admit(-1)).collect();
-        registry.authenticate(live[0].0);
-        assert_eq!(registry.evict_oldest_unauthenticated(), Some(live[1].0));
-        // The evicted connection is told to stop; the others are not.
-        assert_eq!(live[1].1.try_recv(), Err(TryRecvError::Closed));
-        assert_eq!(live[2].1.try_recv(), Err(TryRecvError::Empty));
-        registry.leave(live[2].0);
-        assert_eq!(registry.evict_oldest_unauthenticated(), Some(live[3].0));
-        // Only the connection that presented the token is left, and it stays.
-        assert_eq!(registry.evict_oldest_unauthenticated(), None);
-        assert_eq!(live[0].1.try_recv(), Err(TryRecvError::Empty));
-    }
-
-    /// Under a flood each newcomer evicts one connection; the owner's SDK has sent its
-    /// request as soon as it connected, so while an idle connection remains, one with
-    /// bytes waiting is not the one evicted, however old.
-    #[test]
-    fn eviction_passes_over_a_connection_whose_request_is_waiting() {
-        use std::io::Write;
-        use std::os::unix::net::UnixStream;
-        let pairs: Vec<_> = (0..3).map(|_| UnixStream::pair().unwrap()).collect();
-        let registry = Registry::default();
-        let ids: Vec<u64> = pairs
-            .iter()
-            .map(|(served, _)| registry.admit(served.as_raw_fd()).0)
-            .collect();
-        // The oldest connection's client has sent its request; the others say nothing.
-        (&pairs[0].1).write_all(b"GET /").unwrap();
-        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[1]));
-        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[2]));
-        // With no idle connection left, the oldest unauthenticated one goes after all.
-        assert_eq!(registry.evict_oldest_unauthenticated(), Some(ids[0]));
-        assert_eq!(registry.evict_oldest_unauthenticated(), None);
-    }
-    /// Credentials that stay valid for the whole test.
-    struct Valid;
-
-    impl Fetch for Valid {
-        async fn fetch(&self) -> crate::error::Result<crate::creds::Credentials> {
-            Ok(crate::creds::Credentials {
-                access_key_id: "AKID".into(),
-                secret_access_key: Secret::new("SECRET"),
-                session_token: Secret::new("TOKEN"),
-                expiration: chrono::DateTime::from_timestamp(4_000_000_000, 0).unwrap(),
-                endpoint_url: "http://rgw:8080".into(),
-            })
-        }
-    }
-
-    /// Sends one request on `stream` and returns the status line of the answer.
-    async fn ask(stream: &mut TcpStream, authorization: &str) -> String {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let request = format!("GET {PATH} HTTP/1.1\r\nHost: x\r\n{authorization}\r\n");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 4096];
-        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(n > 0, "closed before an answer");
-            answer.extend_from_slice(&buf[..n]);
-        }
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        answer.lines().next().unwrap_or_default().to_string()
-    }
-
-    /// Waits (at most 10 s) until the number of registered connections passes `done`.
-    async fn held(registry: &Registry, what: &str, done: impl Fn(usize) -> bool) {
-        let start = Instant::now();
-        loop {
-            let n = registry.table().1.len();
-            if done(n) {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "{what}: {n} held"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    /// Every connection, however it ended, leaves the registry: otherwise it grows with
-    /// each one a local user opens, and eviction picks dead entries (whose slots are
-    /// already free) instead of the live connections holding the slots.
-    #[tokio::test]
-    async fn closed_connections_leave_the_registry() {
-        let cache = CredentialCache::new(
-            Valid,
-            Duration::from_secs(1),
-            Duration::from_secs(5),
-            "test",
-        );
-        let shared = Arc::new(Shared {
-            cache: Arc::new(cache),
-            token: Secret::new("right"),
-            wrong_token: Throttle::new(WARN_INTERVAL),
-            registry: Registry::default(),
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let cap = 4;
-        let server = tokio::spawn(accept_loop(
-            Acceptor::new(listener, "test endpoint"),
-            Arc::new(Semaphore::new(cap)),
-            shared.clone(),
-        ));
-        // More connections than slots, in rounds: silent, refused, and kept alive after
-        // presenting the token; the client closes each.
-        for round in 0..3 {
-            let mut open = Vec::new();
-            for kind in 0..cap {
-                let mut stream = TcpStream::connect(addr).await.unwrap();
-                match kind {
-                    0 => {}
-                    1 => assert!(ask(&mut stream, "Authorization: wrong\r\n")
-                        .await
-                        .starts_with("HTTP/1.1 403")),
-                    _ => assert!(ask(&mut stream, "Authorization: right\r\n")
-                        .await
-                        .starts_with("HTTP/1.1 200")),
-                }
-                open.push(stream);
-            }
-            held(&shared.registry, "every connection admitted", |n| {
-                n >= cap - 1
-            })
-            .await;
-            drop(open);
-            held(
-                &shared.registry,
-                &format!("round {round}: closed ones gone"),
-                |n| n == 0,
-            )
-            .await;
-        }
-        server.abort();
-    }
-}
+mod tests;

@@ -110,6 +110,17 @@ mod tests {
         assert!(!format!("{wrapped:?}").contains("hunter2"));
     }
 
+    /// `SecretBytes` (a rendered credentials file) shows its length only, and reads back
+    /// whole; emptiness is told without exposing the value.
+    #[test]
+    fn rendered_bytes_never_show_and_emptiness_is_told() {
+        let bytes = SecretBytes::new("aws_secret_access_key = SECRET\n".to_string());
+        assert_eq!(format!("{bytes:?}"), "<31 redacted bytes>");
+        assert_eq!(&*bytes, b"aws_secret_access_key = SECRET\n");
+        assert!(Secret::new("").is_empty());
+        assert!(!Secret::new("x").is_empty());
+    }
+
     #[test]
     fn comparison_takes_the_whole_value() {
         let secret = Secret::new("dev-password");

@@ -108,8 +108,8 @@ boto3.Session().client("s3").list_buckets()
 // ---- A neighbour cannot break the mount through the endpoint ----
 
 use s3credsfs::container::{
-    ACCEPT_BACKOFF_MAX, CONNECTION_DEADLINE, FIRST_REQUEST_TIMEOUT, HEADER_READ_TIMEOUT,
-    MAX_CONNECTIONS,
+    ACCEPT_BACKOFF_MAX, CONNECTION_DEADLINE, DEFER_ACCEPT, FIRST_REQUEST_TIMEOUT,
+    HEADER_READ_TIMEOUT, MAX_CONNECTIONS,
 };
 use std::io::Write;
 use std::net::TcpStream;
@@ -137,8 +137,15 @@ fn a_flood_of_idle_connections_does_not_starve_refreshes() {
     let (addr, pid) = (endpoint_addr(&m), m.child.id());
     // A tight limit that 1000 held connections would exhaust.
     set_nofile(pid, 256, 256);
+    // Each sends a byte of a request it never finishes, so the kernel hands it to the
+    // daemon at once rather than after DEFER_ACCEPT.
     let flood: Vec<TcpStream> = (0..1000)
-        .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}")))
+        .map(|i| {
+            let mut stream =
+                TcpStream::connect(addr).unwrap_or_else(|e| panic!("connection {i}: {e}"));
+            stream.write_all(b"G").unwrap();
+            stream
+        })
         .collect();
     wait_for(
         "the daemon to take every queued connection or run out of descriptors",
@@ -210,9 +217,11 @@ fn silent_slow_and_idle_connections_are_closed() {
     )
     .unwrap();
 
-    // A first request gets FIRST_REQUEST_TIMEOUT; later ones HEADER_READ_TIMEOUT. The
-    // margins leave a loaded machine room while staying below what the next timeout
-    // would give (HEADER_READ_TIMEOUT for a first request, CONNECTION_DEADLINE after).
+    // A first request gets FIRST_REQUEST_TIMEOUT (counted from accept, which for the
+    // silent connection comes DEFER_ACCEPT after it connected); later ones
+    // HEADER_READ_TIMEOUT. The margins leave a loaded machine room while staying below
+    // what the next timeout would give (HEADER_READ_TIMEOUT for a first request,
+    // CONNECTION_DEADLINE after).
     // (Checked when the tests are compiled, against the product's timeouts.)
     const FIRST_MARGIN: Duration = Duration::from_millis(2500);
     const LATER_MARGIN: Duration = Duration::from_secs(6);
@@ -224,7 +233,12 @@ fn silent_slow_and_idle_connections_are_closed() {
     );
     // Each is closed by its own timeout: not before it, and before the next one.
     for (what, stream, timeout, margin) in [
-        ("silent", &silent, FIRST_REQUEST_TIMEOUT, FIRST_MARGIN),
+        (
+            "silent",
+            &silent,
+            DEFER_ACCEPT + FIRST_REQUEST_TIMEOUT,
+            FIRST_MARGIN,
+        ),
         ("slow", &slow, FIRST_REQUEST_TIMEOUT, FIRST_MARGIN),
         ("idle", &idle, HEADER_READ_TIMEOUT, LATER_MARGIN),
     ] {
@@ -506,10 +520,14 @@ fn the_kernel_queues_hundreds_of_connections_for_the_endpoint() {
     // Every accept() fails, so whatever connects stays in the kernel's queue.
     let hard = starve_accept(pid);
     // A full queue would drop the SYN and leave connect() waiting for a retransmission.
+    // Each sends a byte, which puts it in the accept queue at once (a silent one would
+    // wait DEFER_ACCEPT in the kernel's queue of half-open connections).
     let queued: Vec<TcpStream> = (0..600)
         .map(|i| {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(500))
-                .unwrap_or_else(|e| panic!("connection {i} was not queued ({e})"))
+            let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("connection {i} was not queued ({e})"));
+            stream.write_all(b"G").unwrap();
+            stream
         })
         .collect();
     set_nofile(pid, hard, hard);

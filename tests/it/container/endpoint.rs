@@ -216,8 +216,10 @@ pub fn read_response(stream: &mut TcpStream) -> Option<String> {
     Some(head + &String::from_utf8(body).unwrap())
 }
 
-/// A neighbour holding `sockets` idle connections to the endpoint, each reopened as soon
-/// as the server closes it, as fast as it can, until dropped or `limit` has passed.
+/// A neighbour holding `sockets` connections to the endpoint that never finish a request
+/// (each sends its first line, so the kernel hands it over at once instead of holding it
+/// for `DEFER_ACCEPT`), each reopened as soon as the server closes it, as fast as it can,
+/// until dropped or `limit` has passed.
 pub struct Flood {
     stop: Arc<AtomicBool>,
     connects: Arc<AtomicU64>,
@@ -240,6 +242,7 @@ impl Flood {
                             continue;
                         };
                         connects.fetch_add(1, Ordering::Relaxed);
+                        let _ = stream.write_all(b"GET /credentials HTTP/1.1\r\n");
                         // Short reads, so the thread notices `stop` while the socket idles.
                         let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
                         while !stop.load(Ordering::Relaxed) {
