@@ -16,8 +16,12 @@ pub const FSTYPE: &str = "s3credsfs";
 
 /// The default mountpoint: `~/.s3creds`.
 pub fn default_mountpoint() -> crate::error::Result<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
+    default_mountpoint_in(std::env::var_os("HOME"))
+}
+
+/// [`default_mountpoint`] for a given `HOME`, which may be unset or empty.
+fn default_mountpoint_in(home: Option<std::ffi::OsString>) -> crate::error::Result<PathBuf> {
+    home.filter(|h| !h.is_empty())
         .map(|home| PathBuf::from(home).join(".s3creds"))
         .ok_or_else(|| Error::Config("HOME is not set, so there is no default mountpoint; give one, e.g. `s3credsfs mount /path/to/dir`".into()))
 }
@@ -332,10 +336,28 @@ mod tests {
         assert_eq!(foreign_owner("fuse.sshfs"), None);
     }
 
+    /// Runs `f` as an ordinary user, with a directory of that user's: as
+    /// [`crate::test_users::NOBODY`] on a thread of its own when the tests run as root
+    /// (so `is_root()` is false there), else as the user running them.
+    fn as_ordinary_user(f: impl FnOnce(&Path) + Send) {
+        use crate::test_users::*;
+        if !can_switch() {
+            return f(tempfile::tempdir().unwrap().path());
+        }
+        let dir = dir_of(NOBODY);
+        as_user(NOBODY, || f(dir.path()));
+    }
+
     #[test]
     fn prepare_creates_a_private_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("a/b");
+        if nix::unistd::geteuid().is_root() {
+            prepares_a_private_directory_in(tempfile::tempdir().unwrap().path());
+        }
+        as_ordinary_user(prepares_a_private_directory_in);
+    }
+
+    fn prepares_a_private_directory_in(dir: &Path) {
+        let target = dir.join("a/b");
         // A user who cannot mount (no access to /dev/fuse, no fusermount3; scripts/test
         // runs these tests as one) is stopped first, before anything is made; the rest
         // is then checked on what prepare makes after that check.
@@ -357,14 +379,14 @@ mod tests {
         prepare(&target).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        let file = dir.path().join("file");
+        let file = dir.join("file");
         std::fs::write(&file, "x").unwrap();
         assert!(prepare(&file)
             .unwrap_err()
             .to_string()
             .contains("is not a directory"));
         assert_eq!(state(&target), MountState::Free);
-        let dotted = dir.path().join("a/../a/b");
+        let dotted = dir.join("a/../a/b");
         assert_eq!(absolute(&dotted).unwrap(), target.canonicalize().unwrap());
         // The checked path is the one `status` and `unmount` compute from the same name.
         let checked = prepare(&dotted).unwrap();
@@ -411,15 +433,22 @@ mod tests {
 
     #[test]
     fn a_failed_unmount_says_where_and_keeps_the_system_error() {
-        let dir = tempfile::tempdir().unwrap();
+        // A user goes through fusermount3, whose failure is its own text; root's advice
+        // (`umount -l`) would not work for them.
+        as_ordinary_user(|dir| {
+            let error = lazy_unmount(dir).unwrap_err().to_string();
+            assert!(!error.contains("umount -l"), "{error}");
+            assert!(
+                error.starts_with(&format!("cannot unmount {}", dir.display()))
+                    || error.contains("fusermount3"),
+                "{error}"
+            );
+        });
         // The real user, not `is_root()`, which this test covers too.
         if !nix::unistd::geteuid().is_root() {
-            // A user goes through fusermount3, whose failure is its own text; root's
-            // advice (`umount -l`) would not work for them.
-            let error = lazy_unmount(dir.path()).unwrap_err().to_string();
-            assert!(!error.contains("umount -l"), "{error}");
             return;
         }
+        let dir = tempfile::tempdir().unwrap();
         let error = lazy_unmount(dir.path()).unwrap_err();
         let shown = dir.path().display();
         assert_eq!(
@@ -433,5 +462,49 @@ mod tests {
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .expect("the system error is the source");
         assert_eq!(source.raw_os_error(), Some(libc::EINVAL), "not a mount");
+    }
+
+    #[test]
+    fn the_default_mountpoint_is_s3creds_in_home() {
+        assert_eq!(
+            default_mountpoint_in(Some("/home/u".into())).unwrap(),
+            Path::new("/home/u/.s3creds")
+        );
+        for home in [None, Some("".into())] {
+            let error = default_mountpoint_in(home).unwrap_err().to_string();
+            assert!(
+                error.starts_with("HOME is not set, so there is no default mountpoint"),
+                "{error}"
+            );
+        }
+        // `default_mountpoint` is that, for this process's HOME.
+        assert_eq!(
+            default_mountpoint().ok(),
+            default_mountpoint_in(std::env::var_os("HOME")).ok()
+        );
+    }
+
+    /// One claim at a time: a second `mount` of the same directory is refused while the
+    /// first holds it, and the lock is not handed to the helpers a mount runs.
+    #[test]
+    fn a_claimed_directory_is_refused_to_a_second_claim_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().canonicalize().unwrap().join("m");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let checked = check(&target).unwrap();
+        let first = claim(&checked).unwrap();
+        let flags = nix::fcntl::fcntl(&*first._locked_dir, nix::fcntl::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "close-on-exec");
+        let error = claim(&checked).unwrap_err().to_string();
+        assert_eq!(
+            error,
+            format!(
+                "another s3credsfs is mounting on {0} right now; wait for it, or stop it with `s3credsfs unmount {0}`",
+                target.display()
+            )
+        );
+        drop(first);
+        claim(&checked).expect("free again once the first claim is gone");
     }
 }

@@ -162,6 +162,72 @@ mod tests {
         assert_eq!(find_in(None, None, &[fallback]).unwrap(), helper);
     }
 
+    /// A device the user cannot open for reading and writing, as `/dev/fuse` is on
+    /// machines that keep it root's with mode 0600: named with its mode, owner and the
+    /// user's id.
+    #[test]
+    fn a_device_closed_to_the_user_is_named() {
+        use crate::test_users::*;
+        let dir = tempfile::tempdir().unwrap();
+        let device = dir.path().join("fuse");
+        std::fs::write(&device, "").unwrap();
+        // Readable but not writable: a check of existence or of reading alone passes it.
+        std::fs::set_permissions(&device, std::fs::Permissions::from_mode(0o0400)).unwrap();
+        let check = || check_device(&device).map_err(|e| e.to_string());
+        let (error, uid) = if can_switch() {
+            std::os::unix::fs::chown(dir.path(), Some(NOBODY), None).unwrap();
+            std::os::unix::fs::chown(&device, Some(NOBODY), None).unwrap();
+            (as_user(NOBODY, check), NOBODY)
+        } else {
+            (check(), nix::unistd::getuid().as_raw())
+        };
+        let owner = std::fs::metadata(&device).unwrap().uid();
+        assert_eq!(owner, uid, "the user's own file");
+        let shown = device.display();
+        assert_eq!(
+            error.unwrap_err(),
+            format!(
+                "{shown} (mode 0400, owner uid {owner}) is not open to uid {uid}, and fusermount3 opens it as the calling user too, so this user cannot mount FUSE filesystems; ask an administrator to `chmod 0666 {shown}` (the usual mode) or mount as root"
+            )
+        );
+    }
+
+    /// A device path that fails for another reason than being missing (here a component
+    /// that is a file) is reported with the system's error, not as a missing module.
+    #[test]
+    fn a_device_that_cannot_be_reached_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let device = file.join("fuse");
+        let error = check_device(&device).unwrap_err().to_string();
+        let uid = nix::unistd::getuid().as_raw();
+        assert!(
+            error.starts_with(&format!(
+                "{} is not usable by uid {uid} ({})",
+                device.display(),
+                std::io::Error::from_raw_os_error(libc::ENOTDIR)
+            )),
+            "{error}"
+        );
+    }
+
+    /// `find` looks where fuser does with this process's environment: what it gives is
+    /// an executable file, or it says there is none.
+    #[test]
+    fn the_helper_found_is_an_executable_file() {
+        match find() {
+            Ok(helper) => assert!(is_executable_file(&helper), "{}", helper.display()),
+            Err(error) => {
+                let error = error.to_string();
+                assert!(
+                    error.contains("fusermount3") || error.contains(PATH_VAR),
+                    "{error}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_missing_device_is_named() {
         let dir = tempfile::tempdir().unwrap();

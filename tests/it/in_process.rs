@@ -397,3 +397,73 @@ fn expired_credentials_give_eio_and_status_says_why() {
             .is_ok_and(|(_, text)| text.contains("AccessKeyId"))
     });
 }
+
+/// What `stat` shows beyond size and mtime, as the adapter fills it in: one link per
+/// file and two per directory (what `find` and `ls -l` count), blocks of 512 bytes that
+/// cover the size (what `du` adds up), 4 KiB I/O blocks, and all three times the fetch time.
+#[test]
+fn stat_shows_links_blocks_and_times_as_a_disk_filesystem_would() {
+    use std::os::unix::fs::MetadataExt;
+    let m = InProcess::start();
+    let root = std::fs::metadata(&m.path).unwrap();
+    assert!(root.is_dir());
+    assert_eq!(root.nlink(), 2, "a directory: itself and its entry");
+    let meta = std::fs::metadata(m.file("credentials")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.nlink(), 1);
+    assert!(meta.size() > 0);
+    assert_eq!(meta.blocks(), meta.size().div_ceil(512), "{meta:?}");
+    assert_eq!(meta.blksize(), 4096);
+    assert_eq!((meta.atime(), meta.ctime()), (meta.mtime(), meta.mtime()));
+}
+
+/// Closing a file of the mount succeeds: `cat` and others report a failed `close(2)`
+/// as an error of the file they read.
+#[test]
+fn closing_a_file_after_reading_it_succeeds() {
+    let m = InProcess::start();
+    for name in ["credentials", "json", "status", "credentials"] {
+        let mut file = std::fs::File::open(m.file(name)).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        assert!(!text.is_empty(), "{name}");
+        assert_eq!(nix::unistd::close(file), Ok(()), "{name}");
+    }
+    let cat = std::process::Command::new("cat")
+        .arg(m.file("json"))
+        .output()
+        .unwrap();
+    assert!(
+        cat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+}
+
+/// Listing the mount names every file and the profiles directory, with their types,
+/// and never fetches; a name that is not there is ENOENT.
+#[test]
+fn listing_names_every_file_without_fetching_and_a_missing_name_is_enoent() {
+    let m = InProcess::start();
+    let mut listed: Vec<(String, bool)> = std::fs::read_dir(&m.path)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, e.file_type().unwrap().is_dir())
+        })
+        .collect();
+    listed.sort();
+    let mut expected: Vec<(String, bool)> = s3credsfs::fs::FILES
+        .iter()
+        .map(|(name, _)| (name.to_string(), false))
+        .collect();
+    expected.push(("profiles".into(), true));
+    expected.sort();
+    assert_eq!(listed, expected);
+    assert_eq!(m.calls(), 0, "listing fetched nothing");
+    let missing = std::fs::metadata(m.file("no-such-file")).unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+    let missing = std::fs::File::open(m.file("no-such-file")).unwrap_err();
+    assert_eq!(missing.raw_os_error(), Some(libc::ENOENT));
+}
