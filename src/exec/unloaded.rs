@@ -102,6 +102,12 @@ mod tests {
         let mut found = names(valid, &KEYS);
         found.sort();
         assert_eq!(found, ["INLINE", "TOKEN_A", "TOP"]);
+        // Arrays too: an array of tables, and a table inside an array.
+        let arrays = "[[extra]]\npassword-env = \"IN_ARRAY\"\n\
+                      [profiles.c]\nlist = [1, { token-env = \"IN_LIST\" }]\n";
+        let mut found = names(arrays, &KEYS);
+        found.sort();
+        assert_eq!(found, ["IN_ARRAY", "IN_LIST"]);
     }
 
     #[test]
