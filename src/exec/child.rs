@@ -253,6 +253,122 @@ mod tests {
         assert_eq!(failure.code, 127);
         assert!(!failure.sentence.contains('\x1b'), "{}", failure.sentence);
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert_eq!(spawn_failure(OsStr::new("x"), &denied).code, 126);
+        let failure = spawn_failure(OsStr::new("x"), &denied);
+        assert_eq!(failure.code, 126);
+        assert!(
+            failure.sentence.contains("not executable"),
+            "{}",
+            failure.sentence
+        );
+        let other = std::io::Error::from(std::io::ErrorKind::InvalidData);
+        let failure = spawn_failure(OsStr::new("x"), &other);
+        assert_eq!(failure.code, 126);
+        assert!(
+            failure.sentence.contains("check that it is a program"),
+            "{}",
+            failure.sentence
+        );
+    }
+
+    /// A forwarder whose signal thread is not started: `run` records the command in it, and
+    /// the test process's own signals are left alone.
+    fn idle_forwarder() -> Forwarder {
+        Forwarder {
+            target: Arc::new(Mutex::new(Target::Before)),
+        }
+    }
+
+    fn sh(script: &str) -> Result<i32, SpawnFailure> {
+        let args = [OsString::from("-c"), OsString::from(script)];
+        run(&idle_forwarder(), OsStr::new("sh"), &args, &[], &[])
+    }
+
+    #[test]
+    fn the_commands_end_becomes_our_exit_code_as_in_a_shell() {
+        assert_eq!(sh("exit 0").unwrap(), 0);
+        assert_eq!(sh("exit 3").unwrap(), 3);
+        // Killed by signal N: 128 + N.
+        assert_eq!(sh("kill -TERM $$").unwrap(), 128 + libc::SIGTERM);
+        assert_eq!(sh("kill -KILL $$").unwrap(), 128 + libc::SIGKILL);
+    }
+
+    /// Kills and reaps a process a test started, even when the test fails.
+    struct Reaped(std::process::Child);
+
+    impl Drop for Reaped {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[test]
+    fn a_command_in_a_process_group_of_its_own_is_told_apart() {
+        use std::os::unix::process::CommandExt;
+        let start = |own_group: bool| {
+            let mut command = std::process::Command::new("sleep");
+            command.arg("60");
+            if own_group {
+                command.process_group(0);
+            }
+            let child = Reaped(command.spawn().unwrap());
+            let pid = Pid::from_raw(child.0.id() as libc::pid_t);
+            (child, pid)
+        };
+        let (_ours, in_ours) = start(false);
+        let (_apart, in_its_own) = start(true);
+        assert!(in_our_group(in_ours));
+        assert!(!in_our_group(in_its_own));
+    }
+
+    #[test]
+    fn next_signal_names_the_signal_its_code_and_its_sender() {
+        let (sent, received) = std::sync::mpsc::channel();
+        // A thread of its own, which blocks SIGUSR1 and sends it to itself alone: no other
+        // thread of the test process can take it, and a hang fails the test, not the run.
+        std::thread::spawn(move || {
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGUSR1);
+            set.thread_block().unwrap();
+            // SAFETY: signalling this very thread, which blocks the signal.
+            let raised = unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+            assert_eq!(raised, 0);
+            let _ = sent.send(next_signal(&set));
+        });
+        let got = received
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("next_signal returns the pending signal");
+        let (signo, code, sender) = got;
+        assert_eq!(signo, libc::SIGUSR1);
+        assert!(code <= 0, "a process sent it, not the kernel: {code}");
+        assert_eq!(sender, std::process::id() as i32);
+    }
+
+    /// Restores a signal's action when a test that changed it ends.
+    struct Restore(Signal, nix::sys::signal::SigAction);
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: putting back the action that was there before.
+            let _ = unsafe { nix::sys::signal::sigaction(self.0, &self.1) };
+        }
+    }
+
+    #[test]
+    fn an_ignored_signal_is_not_taken_so_the_command_inherits_it_ignored() {
+        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+        // SIGUSR2: nothing else in the unit tests uses it.
+        let signal = Signal::SIGUSR2;
+        let set_to = |handler| {
+            let action = SigAction::new(handler, SaFlags::empty(), SigSet::empty());
+            // SAFETY: SIG_IGN and SIG_DFL run no code of ours.
+            unsafe { sigaction(signal, &action) }.unwrap()
+        };
+        let _restore = Restore(signal, set_to(SigHandler::SigIgn));
+        assert!(ignored(signal));
+        assert!(!forwarded_set().contains(signal));
+        set_to(SigHandler::SigDfl);
+        assert!(!ignored(signal));
+        assert!(forwarded_set().contains(signal));
     }
 }

@@ -321,6 +321,136 @@ mod tests {
         }
     }
 
+    fn status(profile: &str, secret_env: Option<&str>) -> StatusDoc {
+        StatusDoc {
+            state: "valid".into(),
+            expiration: None,
+            seconds_remaining: None,
+            last_refresh: None,
+            refresh_count: 1,
+            last_error: None,
+            gateway: "https://api.example/".into(),
+            auth: "password".into(),
+            user: None,
+            profile: profile.into(),
+            mountpoint: "/m".into(),
+            pid: 1,
+            min_validity_seconds: 0,
+            container_endpoint: None,
+            log_file: None,
+            control_socket: None,
+            secret_env: secret_env.map(Into::into),
+            clock_warning: None,
+            profiles: None,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    #[test]
+    fn a_mounted_file_is_read_up_to_its_cap_and_refused_one_byte_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_cap = dir.path().join("at-cap");
+        std::fs::write(&at_cap, vec![b'x'; MAX_FILE as usize]).unwrap();
+        assert_eq!(read_file(&at_cap).unwrap().len() as u64, MAX_FILE);
+        assert_eq!(MAX_FILE, 65_536);
+        let over = dir.path().join("over");
+        std::fs::write(&over, vec![b'x'; MAX_FILE as usize + 1]).unwrap();
+        assert!(matches!(read_file(&over), Err(MountedProblem::TooLarge(p)) if p == over));
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"ab").unwrap();
+        assert_eq!(read_file(&small).unwrap().as_slice(), b"ab");
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            read_file(&missing),
+            Err(MountedProblem::Unreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn the_root_status_names_the_default_profile_and_every_secret_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(default_profile(dir.path()), None, "no status");
+        assert!(secret_envs(dir.path()).is_empty());
+        let mut root = status("team", Some("PW_ROOT"));
+        root.profiles = Some(vec![
+            status("team", Some("PW_TEAM")),
+            status("other", None),
+            status("third", Some("PW_THIRD")),
+        ]);
+        write(dir.path(), "status", &serde_json::to_vec(&root).unwrap());
+        assert_eq!(default_profile(dir.path()).as_deref(), Some("team"));
+        assert_eq!(secret_envs(dir.path()), ["PW_ROOT", "PW_TEAM", "PW_THIRD"]);
+        write(dir.path(), "status", b"not a status");
+        assert_eq!(default_profile(dir.path()), None);
+        assert!(secret_envs(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_profile_directory_gives_its_region_margin_gateway_and_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = status("default", None);
+        doc.min_validity_seconds = 600;
+        write(dir.path(), "status", &serde_json::to_vec(&doc).unwrap());
+        write(dir.path(), "config", b"[default]\nregion = eu-2\n");
+        write(dir.path(), "json", &json(|_| {}));
+        let (files, creds) = MountFiles::open(dir.path()).unwrap();
+        assert_eq!(files.region, "eu-2");
+        assert_eq!(files.min_validity, Duration::from_secs(600));
+        assert_eq!(files.gateway, "https://api.example/");
+        assert_eq!(creds.access_key_id, "AKIDEXAMPLE");
+        // Read again as a credential source: what the `json` file holds now.
+        write(
+            dir.path(),
+            "json",
+            &json(|m| {
+                m.insert("AccessKeyId".into(), "AKIDNEWER".into());
+            }),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let fetched = runtime.block_on(files.fetch()).unwrap();
+        assert_eq!(fetched.access_key_id, "AKIDNEWER");
+        write(dir.path(), "json", b"{}");
+        let problem = runtime.block_on(files.fetch()).unwrap_err().to_string();
+        assert!(
+            problem.contains("the mounted credentials are unusable"),
+            "{problem}"
+        );
+        // A margin of 0 would refresh never: at least a second.
+        doc.min_validity_seconds = 0;
+        write(dir.path(), "status", &serde_json::to_vec(&doc).unwrap());
+        write(dir.path(), "json", &json(|_| {}));
+        let (files, _) = MountFiles::open(dir.path()).unwrap();
+        assert_eq!(files.min_validity, Duration::from_secs(1));
+        write(dir.path(), "status", b"{}");
+        assert!(matches!(
+            MountFiles::open(dir.path()),
+            Err(MountedProblem::NotStatus(_))
+        ));
+    }
+
+    #[test]
+    fn every_string_of_a_parsed_value_is_zeroed_at_every_depth() {
+        let mut value = serde_json::json!({
+            "top": "secret",
+            "list": ["in a list", 1, {"deep": "in an object in a list"}],
+            "object": {"inner": "in an object"},
+        });
+        zeroize_strings(&mut value);
+        assert_eq!(
+            value,
+            serde_json::json!({
+                "top": "",
+                "list": ["", 1, {"deep": ""}],
+                "object": {"inner": ""},
+            })
+        );
+    }
+
     #[test]
     fn the_region_is_one_plain_line() {
         let config = "# AWS config\n[default]\nendpoint_url = http://x\nregion = eu-west-1\n";

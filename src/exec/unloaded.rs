@@ -102,6 +102,38 @@ mod tests {
         let mut found = names(valid, &KEYS);
         found.sort();
         assert_eq!(found, ["INLINE", "TOKEN_A", "TOP"]);
+        // Arrays too: an array of tables, and a table inside an array.
+        let arrays = "[[extra]]\npassword-env = \"IN_ARRAY\"\n\
+                      [profiles.c]\nlist = [1, { token-env = \"IN_LIST\" }]\n";
+        let mut found = names(arrays, &KEYS);
+        found.sort();
+        assert_eq!(found, ["IN_ARRAY", "IN_LIST"]);
+    }
+
+    #[test]
+    fn the_texts_are_those_of_the_config_files_this_run_would_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("s3credsfs").join("config.toml");
+        std::fs::create_dir(default.parent().unwrap()).unwrap();
+        std::fs::write(&default, "password-env = \"DEFAULT\"\n").unwrap();
+        let given = dir.path().join("given.toml");
+        std::fs::write(&given, "password-env = \"GIVEN\"\n").unwrap();
+        let ctx = Context {
+            xdg_config_home: Some(dir.path().to_path_buf()),
+            ..Context::default()
+        };
+        let with = |config_file: Option<&Path>| CliLayer {
+            config_file: config_file.map(Path::to_path_buf),
+            ..CliLayer::default()
+        };
+        assert_eq!(texts(&with(None), &ctx), ["password-env = \"DEFAULT\"\n"]);
+        assert_eq!(
+            texts(&with(Some(&given)), &ctx),
+            ["password-env = \"GIVEN\"\n"]
+        );
+        // `--config /dev/null` means no file; a file the checks refuse is not read.
+        assert!(texts(&with(Some(Path::new("/dev/null"))), &ctx).is_empty());
+        assert!(texts(&with(Some(dir.path())), &ctx).is_empty());
     }
 
     #[test]

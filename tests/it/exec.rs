@@ -230,6 +230,40 @@ while :; do sleep 0.05; done"#;
     );
 }
 
+/// A signal that comes while exec is still logging in ends it as it would have ended it
+/// without forwarding (there is no command to pass it to), with the shell's 128 + N.
+#[test]
+fn a_signal_before_the_command_starts_ends_exec_with_the_shells_code() {
+    // A gateway that takes the connection and never answers: exec waits in its login.
+    let gateway = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    gateway.set_nonblocking(true).unwrap();
+    let base = format!("http://{}", gateway.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let started = dir.path().join("started");
+    let child = Command::new(env!("CARGO_BIN_EXE_s3credsfs"))
+        .env_clear()
+        .envs(common::clean_env())
+        .env("PW", s3credsfs::dev::gateway::DEFAULT_PASSWORD)
+        .arg("exec")
+        .args(common::mount::login_args_for(&base))
+        .args(["--", "touch"])
+        .arg(&started)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let _held = wait_for("exec to connect to the gateway", DEADLINE, || {
+        gateway.accept()
+    });
+    // SAFETY: signalling the exec process this test started (not yet reaped).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let ran = finish(child);
+    assert_eq!(ran.code, Some(128 + libc::SIGTERM), "{}", ran.stderr);
+    assert!(!started.exists(), "the command ran");
+}
+
 /// A terminal's ^C reaches the whole foreground process group, the command included: exec
 /// must not pass it on a second time. Run on a real pseudo-terminal whose foreground group
 /// is exec's (exec leads a session with it as controlling terminal).
