@@ -39,23 +39,38 @@ struct Ran {
 }
 
 /// Waits (at most [`DEADLINE`]) for `child` to end and collects its output.
+/// Should exec end while its command lives on holding the output pipes, the command is
+/// killed and the test fails, rather than waiting for ever or leaving it running.
 fn finish(mut child: Child) -> Ran {
     let mut pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = std::thread::spawn(move || {
+    let inodes = [pipe_inode(&pipes.0), pipe_inode(&pipes.1)];
+    let (sender, output) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let (mut stdout, mut stderr) = (String::new(), String::new());
         let _ = pipes.0.read_to_string(&mut stdout);
         let _ = pipes.1.read_to_string(&mut stderr);
-        (stdout, stderr)
+        let _ = sender.send((stdout, stderr));
     });
     let mut child = StopOnDrop::kill(child);
     let status = wait_for("exec to end", DEADLINE, || child.try_wait().unwrap());
-    let (stdout, stderr) = out.join().unwrap();
+    let (stdout, stderr) = output.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+        let killed = common::child::kill_pipe_holders(&inodes);
+        panic!("exec ended ({status}) but processes it started still held its output; killed {killed:?}")
+    });
     assert_eq!(status.signal(), None, "exec itself was killed: {stderr}");
     Ran {
         code: status.code(),
         stdout,
         stderr,
     }
+}
+
+fn pipe_inode(pipe: &impl std::os::fd::AsRawFd) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let fd = pipe.as_raw_fd();
+    std::fs::metadata(format!("/proc/self/fd/{fd}"))
+        .unwrap()
+        .ino()
 }
 
 fn run(cmd: &mut Command) -> Ran {

@@ -70,3 +70,39 @@ fn stopped_children_are_gone_and_reaped_even_when_the_test_panics() {
         assert!(!exists(pid), "process {pid} outlived its guard");
     }
 }
+
+/// A process left holding a child's output pipe (a shell's background job outliving the
+/// shell) is found by the pipe and killed, so a reader of that pipe reaches its end.
+#[test]
+fn the_holders_of_a_childs_pipe_are_found_and_killed() {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let mut shell = Command::new("sh")
+        .args(["-c", "sleep 600 & echo $!"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = shell.stdout.take().unwrap();
+    let inode = std::fs::metadata(format!("/proc/self/fd/{}", pipe.as_raw_fd()))
+        .unwrap()
+        .ino();
+    assert!(shell.wait().unwrap().success());
+    let mut first = [0u8; 32];
+    let n = pipe.read(&mut first).unwrap();
+    let sleeper: i32 = std::str::from_utf8(&first[..n])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let killed = crate::common::child::kill_pipe_holders(&[inode]);
+    assert_eq!(killed, vec![sleeper]);
+    let mut rest = Vec::new();
+    pipe.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // The sleeper, orphaned to init (or a subreaper), is gone: no process is left behind.
+    wait_for("the sleeper to end", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+            .map_or(true, |stat| stat.contains(") Z "))
+    });
+}

@@ -64,3 +64,41 @@ impl Drop for StopOnDrop {
         self.stop();
     }
 }
+
+/// Kills every other process that holds an end of one of the pipes whose inodes are
+/// given: what a test reading a child's output uses when the child has ended but
+/// something it started (a command left running) still holds the pipe, so the test
+/// neither waits forever nor leaves that process behind.
+pub fn kill_pipe_holders(pipe_inodes: &[u64]) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let wanted: Vec<String> = pipe_inodes.iter().map(|i| format!("pipe:[{i}]")).collect();
+    let mut killed = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return killed;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|target| wanted.iter().any(|w| target.as_os_str() == w.as_str()))
+        });
+        if holds {
+            // SAFETY: kill(2) with a pid read from /proc and a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed.push(pid);
+        }
+    }
+    killed
+}
