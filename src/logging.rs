@@ -286,7 +286,17 @@ pub enum NoDefaultLog {
 pub fn open_default_log(mountpoint: &Path) -> Result<(PathBuf, File), NoDefaultLog> {
     let home = std::env::var_os("HOME");
     let state = std::env::var_os("XDG_STATE_HOME");
-    let (path, must_exist) = default_log_path(home.as_deref(), state.as_deref(), mountpoint)?;
+    open_default_log_in(home.as_deref(), state.as_deref(), mountpoint)
+}
+
+/// [`open_default_log`] with the two variables given, so tests need not change the
+/// process's environment.
+fn open_default_log_in(
+    home: Option<&OsStr>,
+    xdg_state_home: Option<&OsStr>,
+    mountpoint: &Path,
+) -> Result<(PathBuf, File), NoDefaultLog> {
+    let (path, must_exist) = default_log_path(home, xdg_state_home, mountpoint)?;
     if let Some(home) = must_exist {
         if !home.is_dir() {
             return Err(NoDefaultLog::HomeNotDirectory(home));

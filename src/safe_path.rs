@@ -408,4 +408,119 @@ mod tests {
             Path::new("/")
         );
     }
+
+    /// Changes the owner of `path` itself, a link included.
+    fn lchown(path: &Path, uid: u32) {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            None,
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    }
+
+    /// Another user's directory or link on the way is refused, since they could swap what
+    /// it leads to; root's and the caller's own are passed through. As root, "root's" and
+    /// "the caller's" are one user, so the ordinary user's half runs on a thread that is
+    /// [`crate::test_users::NOBODY`].
+    #[test]
+    fn only_roots_and_the_callers_directories_and_links_are_passed_through() {
+        use crate::test_users::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("real/sub")).unwrap();
+        symlink(base.join("real"), base.join("link")).unwrap();
+        if !can_switch() {
+            // An ordinary user already: root's `/` and the user's own link pass.
+            let found = resolve_dir(&base.join("link/sub"), "FIX").unwrap();
+            assert_eq!(found.path, base.join("real/sub"));
+            return;
+        }
+        // As root: another user's directory, and another user's link, are refused.
+        let theirs = base.join("theirs");
+        std::fs::create_dir_all(theirs.join("sub")).unwrap();
+        chmod(&theirs, 0o755);
+        lchown(&theirs, OTHER);
+        assert_eq!(
+            refused(&theirs.join("sub")),
+            format!(
+                "{} lies under {}, which belongs to user id {OTHER}, who could swap what is in it; FIX",
+                theirs.join("sub").display(),
+                theirs.display()
+            )
+        );
+        assert_eq!(
+            resolve_dir(&base.join("link/sub"), "FIX").unwrap().path,
+            base.join("real/sub")
+        );
+        lchown(&base.join("link"), OTHER);
+        let through = base.join("link/sub");
+        assert_eq!(
+            refused(&through),
+            format!(
+                "{} goes through the symbolic link {}, which belongs to user id {OTHER}, who could re-point it; FIX",
+                through.display(),
+                base.join("link").display()
+            )
+        );
+        // As an ordinary user, in a home of its own: root's directory and link and its own
+        // link are passed through; another user's directory and link are not.
+        let home_dir = dir_of(NOBODY);
+        let home = home_dir.path().canonicalize().unwrap();
+        let roots = home.join("roots");
+        std::fs::create_dir(&roots).unwrap();
+        chmod(&roots, 0o755);
+        let mine = roots.join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        lchown(&mine, NOBODY);
+        let theirs = home.join("theirs");
+        std::fs::create_dir_all(theirs.join("mine")).unwrap();
+        lchown(&theirs.join("mine"), NOBODY);
+        chmod(&theirs, 0o755);
+        lchown(&theirs, OTHER);
+        for (name, owner) in [
+            ("root-link", 0),
+            ("own-link", NOBODY),
+            ("their-link", OTHER),
+        ] {
+            symlink(&roots, home.join(name)).unwrap();
+            lchown(&home.join(name), owner);
+        }
+        let at = home.clone();
+        let found = as_user(NOBODY, move || {
+            [
+                "roots/mine",
+                "root-link/mine",
+                "own-link/mine",
+                "their-link/mine",
+                "theirs/mine",
+            ]
+            .map(|p| {
+                resolve_dir(&at.join(p), "FIX")
+                    .map(|r| r.path)
+                    .map_err(|e| e.to_string())
+            })
+        });
+        let [direct, root_link, own_link, their_link, in_theirs] = found;
+        assert_eq!(direct.unwrap(), mine);
+        assert_eq!(root_link.unwrap(), mine, "root's link is trusted");
+        assert_eq!(own_link.unwrap(), mine, "the user's own link is trusted");
+        let err = their_link.unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "their-link, which belongs to user id {OTHER}, who could re-point it"
+            )),
+            "{err}"
+        );
+        let err = in_theirs.unwrap_err();
+        assert!(
+            err.contains(&format!(
+                "lies under {}, which belongs to user id {OTHER},",
+                theirs.display()
+            )),
+            "{err}"
+        );
+    }
 }

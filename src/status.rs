@@ -285,6 +285,65 @@ mod tests {
         assert!(screen.contains("(expired 5s ago)"), "{screen}");
     }
 
+    /// At the second they expire, credentials are no longer valid: shown as expired.
+    #[test]
+    fn credentials_expiring_now_are_shown_expired() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let at = |seconds: i64| StatusDoc {
+            expiration: Some(rfc3339(now + chrono::Duration::seconds(seconds))),
+            ..StatusDoc::new(
+                &CacheStatus {
+                    state: State::Fresh,
+                    expiration: None,
+                    last_refresh: None,
+                    refresh_count: 0,
+                    last_error: None,
+                },
+                &MountInfo::for_test("default"),
+                None,
+                now,
+            )
+        };
+        assert_eq!(
+            at(0).expiry_at(now),
+            "2027-01-15T08:00:00Z (expired 0s ago)"
+        );
+        assert_eq!(at(1).expiry_at(now), "2027-01-15T08:00:01Z (in 1s)");
+    }
+
+    /// A long last error (a gateway's page quoted in it, say) is shown up to five
+    /// quotes' length, then cut, so one field cannot fill the screen.
+    #[test]
+    fn long_texts_are_shown_up_to_a_limit() {
+        let info = MountInfo::for_test("default");
+        let doc = |error: String| StatusDoc {
+            last_error: Some(error),
+            ..StatusDoc::new(
+                &CacheStatus {
+                    state: State::Error,
+                    expiration: None,
+                    last_refresh: None,
+                    refresh_count: 0,
+                    last_error: None,
+                },
+                &info,
+                None,
+                DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            )
+        };
+        let whole = "e".repeat(MAX_QUOTED * 5);
+        let screen = doc(whole.clone()).to_human();
+        assert!(
+            screen.contains(&format!("last error:   {whole}\n")),
+            "{screen}"
+        );
+        let screen = doc("e".repeat(MAX_QUOTED * 5 + 1)).to_human();
+        assert!(
+            screen.contains(&format!("last error:   {whole}…\n")),
+            "{screen}"
+        );
+    }
+
     #[test]
     fn long_expired_credentials_say_how_long_ago() {
         let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();

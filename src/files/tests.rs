@@ -80,10 +80,7 @@ fn only_regular_files_of_ours_or_roots() {
     let dir = tempfile::tempdir().unwrap();
     let err = read(dir.path(), Kind::Steering).unwrap_err();
     assert!(err.contains("is not a regular file"), "{err}");
-    let fifo = dir.path().join("fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let err = read(&fifo, Kind::Secret).unwrap_err();
-    assert!(err.contains("is not a regular file"), "{err}");
+    // A FIFO: `a_fifo_at_a_read_path_fails_at_once` (bounded, should the open block).
     // A symlink is followed, and the file it names is what is judged.
     let target = file(dir.path(), "target", 0o644);
     let link = dir.path().join("link");
@@ -466,4 +463,63 @@ fn the_site_file_lies_only_under_roots_directories() {
         )),
         "{err}"
     );
+}
+
+/// A FIFO with no writer, planted where a secret or config is read: refused at once, not
+/// waited on (which would hang the command before the type check).
+#[test]
+fn a_fifo_at_a_read_path_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("password");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let (done, outcome) = std::sync::mpsc::channel();
+    let at = fifo.clone();
+    let reader = std::thread::spawn(move || {
+        let _ = done.send(read(&at, Kind::Secret));
+    });
+    let result = outcome.recv_timeout(std::time::Duration::from_secs(10));
+    if result.is_err() {
+        // Release the stuck open, so the test ends instead of hanging too.
+        let _writer = File::options().write(true).open(&fifo);
+    }
+    reader.join().unwrap();
+    let err = result
+        .expect("opening a FIFO with no writer hung")
+        .unwrap_err();
+    assert!(err.contains("is not a regular file"), "{err}");
+}
+
+/// A name the system cannot look up (longer than a file name may be) is refused with
+/// the system's reason before anything is written, not taken for a free name.
+#[test]
+fn a_name_that_cannot_be_inspected_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = dir.path().join("m".repeat(300));
+    let err = check_replaceable(&long, "metrics file", "fix it")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "cannot inspect the metrics file {} (",
+            long.display()
+        )) && err.ends_with("); fix it"),
+        "{err}"
+    );
+}
+
+/// Only a log or log directory open to group or others is changed: one already private
+/// keeps its mode whole (a setgid directory, say, which a site may use to keep a group).
+#[test]
+fn a_private_log_and_directory_are_left_as_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::set_permissions(&logs, std::fs::Permissions::from_mode(0o2700)).unwrap();
+    private_dir(&logs).unwrap();
+    let mode = std::fs::metadata(&logs).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o2700);
+    let log = file(&logs, "m.log", 0o2600);
+    open_log(&log).unwrap();
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o2600);
 }

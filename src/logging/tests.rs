@@ -265,3 +265,36 @@ fn log_formats_are_text_and_json() {
     assert_eq!(LogFormat::parse("yaml"), None);
     assert_eq!(LogFormat::default(), LogFormat::Text);
 }
+
+/// The default log is made under HOME, private, and opened; a HOME that is no directory
+/// is said to be one, and nothing is created for it.
+#[test]
+fn the_default_log_is_made_private_under_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().canonicalize().unwrap();
+    let (path, _file) =
+        open_default_log_in(Some(home.as_os_str()), None, &home.join(".s3creds")).unwrap();
+    assert_eq!(path, home.join(".local/state/s3credsfs/s3creds.log"));
+    for (p, private) in [
+        (&path, 0o600),
+        (&home.join(".local/state/s3credsfs"), 0o700),
+    ] {
+        let mode = std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, private, "{}", p.display());
+    }
+    let not_a_dir = home.join("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let err = open_default_log_in(Some(not_a_dir.as_os_str()), None, Path::new("/m"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "HOME ({}) is not a directory; set HOME or pass --log-file FILE",
+            not_a_dir.display()
+        )
+    );
+    let missing = home.join("missing");
+    assert!(open_default_log_in(Some(missing.as_os_str()), None, Path::new("/m")).is_err());
+    assert!(!missing.exists(), "a missing HOME is not created");
+}

@@ -197,6 +197,15 @@ pub async fn fetch_error(settings: &Settings) -> String {
         .to_string()
 }
 
+/// A random address in 127.0.0.0/8 outside 127.0.0.x (Linux answers all of 127/8 on
+/// the loopback interface).
+fn own_loopback() -> std::net::Ipv4Addr {
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    let [a, b, c, ..] = random.to_le_bytes();
+    std::net::Ipv4Addr::new(127, 1 + a % 254, b, 1 + c % 254)
+}
+
 /// A TCP listener that records every connection and the first bytes sent on it, then
 /// answers 502: stands for a host that must never be contacted (a redirect target, a
 /// proxy).
@@ -206,10 +215,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Listens on a random loopback port, on a thread of its own.
+    /// Listens on a random port of a loopback address of its own, on a thread of its
+    /// own. Not 127.0.0.1: tests that bind a port there and close it, to have one that
+    /// refuses (`pipeline::an_unreachable_gateway`), then dial it, and a listener given
+    /// that port number in between would record their connection as ours (a flake seen
+    /// under load, when such a dial waits longest); nothing dials a random 127.x.y.z.
     pub fn start() -> Recorder {
         use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = std::net::TcpListener::bind((own_loopback(), 0)).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let record = seen.clone();
