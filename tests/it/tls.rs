@@ -84,10 +84,13 @@ async fn certificate_names_reach_errors_cleaned() {
 #[tokio::test]
 async fn refreshes_reuse_one_connection_and_one_handshake() {
     let (ca_pem, server) = test_tls();
-    // One-second access tokens, so the refreshes log in again too.
+    // Four-second access tokens, so the refreshes log in again too. Not shorter: the
+    // token's `exp` is in whole seconds, so it may end up to 1 s before the client's
+    // reckoning (stale at three quarters of its life); with one-second tokens an STS call
+    // was refused for an expired token under load, and the test failed once.
     let gw = gateway(|c| {
         c.tls = Some(server);
-        c.token_lifetime = Duration::from_secs(1);
+        c.token_lifetime = Duration::from_secs(4);
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
@@ -103,10 +106,10 @@ async fn refreshes_reuse_one_connection_and_one_handshake() {
         ],
     ))
     .unwrap();
-    // Fetch until the token has been renewed twice (it is stale after 0.75 s).
+    // Fetch until the token has been renewed twice (it is stale after 3 s).
     fetch_until(
         "the third token request",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         &pipeline,
         &gw,
         |s| s.token_requests >= 3,
