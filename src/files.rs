@@ -271,6 +271,13 @@ pub fn private_dir(dir: &Path) -> Result<std::path::PathBuf> {
     let fix = "set XDG_STATE_HOME to a directory of your own, or pass --log-file FILE";
     let found = crate::safe_path::resolve_dir(dir, fix)?;
     let shown = found.path.display();
+    // Root's `/` is "of ours" to root, and making it 0700 would shut every other user out
+    // of the whole system (a mutant that lost the log's directory did that once).
+    if found.path == Path::new("/") {
+        return Err(Error::Config(format!(
+            "the root directory / cannot be a private log directory; {fix}"
+        )));
+    }
     if found.stat.st_mode & 0o077 != 0 {
         std::fs::set_permissions(&found.path, std::fs::Permissions::from_mode(0o700)).map_err(
             |e| Error::Config(format!("cannot make the directory {shown} private ({e})")),

@@ -302,7 +302,10 @@ fn open_default_log_in(
             return Err(NoDefaultLog::HomeNotDirectory(home));
         }
     }
-    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .ok_or(NoDefaultLog::NoStateDir)?;
     let dir = crate::files::private_dir(dir)?;
     let path = dir.join(path.file_name().unwrap_or(OsStr::new("s3creds.log")));
     let file = crate::files::open_log_with(&path, "remove it or pass --log-file FILE")?;

@@ -523,3 +523,25 @@ fn a_private_log_and_directory_are_left_as_they_are() {
     let mode = std::fs::metadata(&log).unwrap().permissions().mode();
     assert_eq!(mode & 0o7777, 0o2600);
 }
+
+/// `/` is never made a private log directory: as root it counts as "ours", and 0700 on it
+/// would lock every other user out of the system. Its mode is left as it was.
+#[test]
+fn the_root_directory_is_never_made_private() {
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata("/").unwrap().mode();
+    let answer = private_dir(Path::new("/"));
+    let after = std::fs::metadata("/").unwrap().mode();
+    if after != before {
+        // Without the guard, as root: put the machine back before failing.
+        std::fs::set_permissions("/", std::fs::Permissions::from_mode(before & 0o7777)).unwrap();
+    }
+    assert_eq!(after, before, "/ was made private");
+    let refused = answer.unwrap_err().to_string();
+    if nix::unistd::geteuid().is_root() {
+        assert!(
+            refused.starts_with("the root directory / cannot be a private log directory"),
+            "{refused}"
+        );
+    }
+}
