@@ -215,15 +215,7 @@ pub fn prepare(given: &Path) -> Result<Checked> {
     if !is_root() {
         fusermount::check_unprivileged()?;
     }
-    // Its parent resolved first, trusting no other user's link or directory: a stale
-    // mount is looked for, and detached, only where no one else can re-point the name.
-    let path = &match (given.parent(), given.file_name()) {
-        (Some(parent), Some(name)) => {
-            crate::safe_path::resolve_parent(parent, given, OWN_DIRECTORY)?.join(name)
-        }
-        // `/`, or a name ending in `..`: walked whole the same way.
-        _ => crate::safe_path::resolve_parent(given, given, OWN_DIRECTORY)?,
-    };
+    let path = &inspected_path(given)?;
     match state(path) {
         MountState::Live { fstype } => {
             return Err(AppError::AlreadyMounted {
@@ -243,6 +235,24 @@ pub fn prepare(given: &Path) -> Result<Checked> {
         MountState::Free => {}
     }
     check(given).map_err(AppError::from)
+}
+
+/// Where [`prepare`] looks for a mount, and detaches a stale one: `given` with its parent
+/// resolved, trusting no other user's link or directory, so no one else can re-point the
+/// name. A symbolic link as the last name is walked too, by the same rule: another user's
+/// link (in `/tmp`, say) is refused here, before `statfs` and `umount2` would follow it to
+/// whatever stale mount it names.
+fn inspected_path(given: &Path) -> Result<PathBuf> {
+    let is_link = given
+        .symlink_metadata()
+        .is_ok_and(|meta| meta.file_type().is_symlink());
+    Ok(match (given.parent(), given.file_name()) {
+        (Some(parent), Some(name)) if !is_link => {
+            crate::safe_path::resolve_parent(parent, given, OWN_DIRECTORY)?.join(name)
+        }
+        // `/`, a name ending in `..`, or a link: walked whole the same way.
+        _ => crate::safe_path::resolve_parent(given, given, OWN_DIRECTORY)?,
+    })
 }
 
 /// The checks of [`prepare`] on a path where nothing is mounted.
@@ -306,6 +316,31 @@ mod tests {
 97 22 0:52 / /root/.s3creds ro,nosuid,nodev,noexec,noatime - fuse s3credsfs ro,user_id=0,group_id=0
 96 22 0:51 / /tmp/with\\040space rw,relatime shared:61 - fuse.sshfs host: rw
 ";
+
+    /// A link at the mountpoint's name is followed before a mount is looked for there only
+    /// when it is the caller's or root's; a plain name is its resolved parent and the name.
+    #[test]
+    fn a_link_at_the_mountpoint_is_walked_only_if_it_is_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let target = base.join("target");
+        std::fs::create_dir(&target).unwrap();
+        let plain = base.join("plain");
+        assert_eq!(inspected_path(&plain).unwrap(), plain);
+        let ours = base.join("ours");
+        std::os::unix::fs::symlink(&target, &ours).unwrap();
+        assert_eq!(inspected_path(&ours).unwrap(), target);
+        if nix::unistd::geteuid().is_root() {
+            // Another user's link: refused before anything follows it.
+            let theirs = base.join("theirs");
+            std::os::unix::fs::symlink(&target, &theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).unwrap();
+            let refused = inspected_path(&theirs).unwrap_err().to_string();
+            assert!(refused.contains(&theirs.display().to_string()), "{refused}");
+            assert!(refused.ends_with(OWN_DIRECTORY), "{refused}");
+        }
+    }
 
     #[test]
     fn finds_mounts_in_mountinfo() {
