@@ -339,6 +339,13 @@ mod tests {
             let refused = inspected_path(&theirs).unwrap_err().to_string();
             assert!(refused.contains(&theirs.display().to_string()), "{refused}");
             assert!(refused.ends_with(OWN_DIRECTORY), "{refused}");
+            // A real directory at the name is not judged here, whoever owns it: what is
+            // mounted there is looked at first (another user's mount gets its own
+            // sentence), and `check` judges the directory after.
+            let their_dir = base.join("their-dir");
+            std::fs::create_dir(&their_dir).unwrap();
+            std::os::unix::fs::lchown(&their_dir, Some(65534), Some(65534)).unwrap();
+            assert_eq!(inspected_path(&their_dir).unwrap(), their_dir);
         }
     }
 
