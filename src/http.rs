@@ -330,6 +330,96 @@ mod tests {
         assert_ne!(other, error);
     }
 
+    /// Settings as these flags give them, against a gateway that is never reached (the
+    /// login is a variable's token, never read here).
+    fn settings_with(flags: &[(&str, &str)]) -> Settings {
+        use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
+        let mut layer = Layer::new();
+        let base = [
+            ("api-gateway", "http://127.0.0.1:9"),
+            ("token-env", "S3CREDSFS_UNSET"),
+        ];
+        for (name, value) in base.iter().chain(flags) {
+            let key = Setting::from_name(name).unwrap();
+            let source = Source::Flag(key.flag());
+            let value = value.to_string();
+            layer.insert(key, RawValue { value, source });
+        }
+        resolve(&layer, &Context::default()).unwrap()
+    }
+
+    /// Every request carries a secret, so a redirect is not followed: the 302 itself is
+    /// the answer, and the place it names is never asked.
+    #[tokio::test]
+    async fn the_client_follows_no_redirect() {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let stream = stream.unwrap();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                seen.lock().unwrap().push(line.trim_end().to_string());
+                let mut header = String::new();
+                while reader.read_line(&mut header).unwrap_or(0) > 2 {
+                    header.clear();
+                }
+                let reply = if line.contains("/moved") {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 302 Found\r\nLocation: /moved\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                };
+                let mut out = stream;
+                let _ = out.write_all(reply.as_bytes());
+            }
+        });
+        let client = build_client(&settings_with(&[])).unwrap();
+        let reply = client
+            .post(format!("http://{addr}/token"))
+            .body("password=secret")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 302);
+        assert_eq!(*asked.lock().unwrap(), ["POST /token HTTP/1.1"]);
+    }
+
+    /// `--ca-file` must hold a PEM certificate: a real CA is taken, anything else gets the
+    /// sentence that names the file and the fix.
+    #[test]
+    fn a_ca_file_must_hold_a_pem_certificate() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            path
+        };
+        let key = rcgen::KeyPair::generate().unwrap();
+        let ca = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let good = write("ca.pem", &ca.pem());
+        assert!(build_client(&settings_with(&[("ca-file", good.to_str().unwrap())])).is_ok());
+        let bad = write("not.pem", "not a certificate\n");
+        let refused = build_client(&settings_with(&[("ca-file", bad.to_str().unwrap())]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            refused,
+            format!(
+                "{} holds no PEM certificate; give --ca-file a PEM CA bundle",
+                bad.display()
+            )
+        );
+    }
+
     /// A server on loopback that answers one request with `len` bytes of body, declared
     /// in `Content-Length` or sent chunked without one; returns its URL.
     fn serve_body(len: usize, chunked: bool) -> String {
