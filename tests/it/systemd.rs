@@ -242,17 +242,7 @@ fn a_refused_password_exits_with_a_status_the_unit_does_not_restart() {
     let gw = TestGateway::start(|_| {});
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
-    let out = bin()
-        .arg("mount")
-        .arg(&path)
-        .arg("--foreground")
-        .args(login_args(&gw))
-        .env("PW", "wrong-password")
-        .env("HOME", dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    force_unmount(&path);
+    let out = mount_with_a_wrong_password(&gw, dir.path(), &path, None);
     assert_eq!(
         out.status.code(),
         Some(i32::from(ExitStatus::LoginRefused.code()))
@@ -263,4 +253,28 @@ fn a_refused_password_exits_with_a_status_the_unit_does_not_restart() {
     assert!(!stderr.contains("wrong-password"), "{stderr}");
     assert_eq!(gw.stats().token_requests, 1, "one login, no retry");
     assert_eq!(mountpoint::state(&path), MountState::Free);
+}
+
+/// `mount --foreground` on `path` with a password the gateway refuses, HOME at `home`
+/// and, for a unit-started mount, `NOTIFY_SOCKET` at `notify`; nothing is left mounted.
+pub fn mount_with_a_wrong_password(
+    gw: &TestGateway,
+    home: &Path,
+    path: &Path,
+    notify: Option<&Path>,
+) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.arg("mount")
+        .arg(path)
+        .arg("--foreground")
+        .args(login_args(gw))
+        .env("PW", "wrong-password")
+        .env("HOME", home)
+        .stdin(Stdio::null());
+    if let Some(socket) = notify {
+        cmd.env("NOTIFY_SOCKET", socket);
+    }
+    let out = cmd.output().unwrap();
+    force_unmount(path);
+    out
 }

@@ -5,7 +5,7 @@
 //! gateway serves. What a restart cannot cure (a refused password) still ends it.
 
 use crate::common;
-use crate::systemd::wait_for_message;
+use crate::systemd::{mount_with_a_wrong_password, wait_for_message};
 
 use common::mount::*;
 use common::{status_fault, wait_for};
@@ -14,7 +14,6 @@ use s3credsfs::dev::gateway::{Endpoint, Times};
 use s3credsfs::exit_status::ExitStatus;
 use s3credsfs::mountpoint::{self, MountState};
 use std::os::unix::net::UnixDatagram;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -105,18 +104,7 @@ fn a_unit_started_mount_still_exits_on_a_refused_password() {
     let socket_path = dir.path().join("notify.sock");
     let _socket = UnixDatagram::bind(&socket_path).unwrap();
     let path = dir.path().join("creds");
-    let out = bin()
-        .arg("mount")
-        .arg(&path)
-        .arg("--foreground")
-        .args(login_args(&gw))
-        .env("PW", "wrong-password")
-        .env("HOME", dir.path())
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    force_unmount(&path);
+    let out = mount_with_a_wrong_password(&gw, dir.path(), &path, Some(&socket_path));
     assert_eq!(
         out.status.code(),
         Some(i32::from(ExitStatus::LoginRefused.code()))
