@@ -270,6 +270,29 @@ mod tests {
     }
 
     #[test]
+    fn already_mounted_names_unmount_only_for_our_own_mount() {
+        let ours = AppError::AlreadyMounted {
+            path: "/home/u/.s3creds".into(),
+            fstype: "fuse.s3credsfs".into(),
+            ours: true,
+        };
+        assert_eq!(
+            ours.to_string(),
+            "/home/u/.s3creds is already mounted (fuse.s3credsfs); run \
+             `s3credsfs unmount /home/u/.s3creds` first, or choose another directory"
+        );
+        let other = AppError::AlreadyMounted {
+            path: "/mnt".into(),
+            fstype: "nfs".into(),
+            ours: false,
+        };
+        assert_eq!(
+            other.to_string(),
+            "/mnt is already mounted (nfs); choose another directory"
+        );
+    }
+
+    #[test]
     fn each_error_exits_with_its_class() {
         let refused = crate::error::Error::AuthRejected {
             url: "u".into(),

@@ -284,6 +284,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_cause_shows_the_wrapped_error_itself() {
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused here");
+        let expected_debug = format!("{inner:?}");
+        let cause = Cause::new(inner);
+        assert_eq!(cause.to_string(), "refused here");
+        assert_eq!(format!("{cause:?}"), expected_debug);
+    }
+
+    #[test]
+    fn a_refused_fresh_token_names_who_refused_it_and_the_fix() {
+        let refused = |status| {
+            Error::StsForbidden {
+                url: "https://api-gw/apis/sts/token".into(),
+                status,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            refused(401),
+            "the STS at https://api-gw/apis/sts/token refused a freshly issued token (HTTP 401); \
+             the gateway's JWT check did not accept it: check that this host's clock is right \
+             and that the token comes from the Keycloak the gateway trusts (--api-gateway, or \
+             --token-url)"
+        );
+        assert_eq!(
+            refused(403),
+            "the STS at https://api-gw/apis/sts/token refused a freshly issued token (HTTP 403); \
+             the gateway's policy refused it: the account needs the `admin` role of the \
+             `shasta` client in Keycloak"
+        );
+    }
+
+    #[test]
     fn only_configuration_errors_are_einval() {
         assert_eq!(Error::Config("bad flag".into()).errno(), libc::EINVAL);
         assert_eq!(

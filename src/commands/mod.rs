@@ -35,3 +35,40 @@ fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
 fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::absolute(&given_mountpoint(given)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_given_mountpoint_is_made_absolute_without_resolving_links() {
+        let cwd = std::env::current_dir().unwrap();
+        let absolute = PathBuf::from("/run/user/1000/creds");
+        assert_eq!(given_mountpoint(&Some(absolute.clone())).unwrap(), absolute);
+        let relative = PathBuf::from("some/creds");
+        assert_eq!(
+            given_mountpoint(&Some(relative.clone())).unwrap(),
+            cwd.join(&relative)
+        );
+        assert_eq!(
+            given_mountpoint(&None).unwrap(),
+            mountpoint::default_mountpoint().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_command_works_on_the_mountpoint_with_its_parent_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        // The parent (a link here) is resolved; the last name is kept as given.
+        let got = mountpoint_of(&Some(link.join("creds"))).unwrap();
+        assert_eq!(got, real.canonicalize().unwrap().join("creds"));
+        assert_eq!(
+            mountpoint_of(&None).unwrap(),
+            mountpoint::absolute(&mountpoint::default_mountpoint().unwrap()).unwrap()
+        );
+    }
+}
