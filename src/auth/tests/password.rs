@@ -183,7 +183,14 @@ async fn another_invalid_grant_is_neither_tried_again_nor_remembered() {
     );
     auth.remember_refusals(memory.clone());
     let error = auth.token(false).await.unwrap_err();
-    assert!(error.to_string().contains("Account disabled"), "{error}");
+    // The account, not the password, is named, with the account's fix.
+    assert!(
+        error.to_string().contains(
+            "rejected the account of user \"dev\": Account disabled; the password is right \
+             but the account is disabled in Keycloak"
+        ),
+        "{error}"
+    );
     assert_eq!(gw.stats().token_requests, 1, "tried again");
     assert_eq!(clock.now(), start(), "waited");
     let url = auth.token_url.clone();

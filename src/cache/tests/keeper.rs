@@ -76,3 +76,52 @@ async fn the_keeper_ends_with_its_cache() {
     nap(KEEPER_NAP.as_secs() + 1).await;
     assert!(keeper.is_finished());
 }
+
+/// The cache's clock, counting how often it is read: each look of the keeper reads it.
+struct CountedClock {
+    clock: Arc<ManualClock>,
+    reads: AtomicUsize,
+}
+
+impl TimeSource for CountedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.clock.now()
+    }
+    fn jitter(&self) -> f64 {
+        self.clock.jitter()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_keeper_looks_at_most_once_a_minute() {
+    // With fresh credentials due in half an hour, the keeper sleeps until then (looking
+    // at least every KEEPER_NAP for a clock that jumped), not every KEEPER_MIN_NAP: a
+    // daemon on every node of a system must not wake each second for nothing.
+    let built = build(
+        chrono::Duration::hours(1),
+        Duration::from_secs(1200),
+        Duration::from_secs(5),
+        1.0,
+    );
+    let counted = Arc::new(CountedClock {
+        clock: built.fetcher().clock.clone(),
+        reads: AtomicUsize::new(0),
+    });
+    let cache = Arc::new(
+        built
+            .with_time(counted.clone())
+            .with_refresh_ahead(Duration::from_secs(600)),
+    );
+    cache.current().await.unwrap();
+    let keeper = spawn_keeper(&cache);
+    let before = counted.reads.load(Ordering::SeqCst);
+    nap(600).await;
+    let looks = counted.reads.load(Ordering::SeqCst) - before;
+    assert!(
+        (1..=2 * (600 / KEEPER_NAP.as_secs() as usize + 1)).contains(&looks),
+        "{looks} clock reads in 10 idle minutes"
+    );
+    assert_eq!(calls(&cache), 1);
+    keeper.abort();
+}
