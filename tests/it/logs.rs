@@ -170,6 +170,22 @@ fn the_foreground_logs_to_stderr_and_creates_no_log_file() {
     let m = Mounted::start(&gw, &[]);
     assert_eq!(m.status()["log_file"], serde_json::Value::Null);
     assert!(m.log().contains("obtained S3 credentials"), "{}", m.log());
+    // The one line for a person at the terminal: where, until when, and how to stop.
+    let shown = m.path.display();
+    let said = m
+        .log()
+        .lines()
+        .find(|l| l.starts_with("s3credsfs: mounted at "))
+        .map(str::to_string);
+    assert!(
+        said.as_deref().is_some_and(|l| l.starts_with(&format!(
+            "s3credsfs: mounted at {shown} (credentials valid until "
+        )) && l.ends_with(&format!(
+            "); stop with Ctrl-C or `s3credsfs unmount {shown}`"
+        ))),
+        "{}",
+        m.log()
+    );
     // HOME is the mountpoint's parent (see Mounted::start).
     let home = m.path.parent().unwrap();
     assert!(!home.join(".local").exists());
