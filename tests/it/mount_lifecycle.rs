@@ -230,6 +230,25 @@ fn unmount_clears_a_stale_mount() {
 }
 
 #[test]
+fn unmount_clears_a_stale_mount_named_through_a_link() {
+    // mountinfo lists the mountpoint, not the link: only statfs through the link (ENOTCONN)
+    // tells that a stale mount is there.
+    let gw = TestGateway::start(|_| {});
+    let mut m = Mounted::start(&gw, &[]);
+    m.signal(libc::SIGKILL);
+    m.wait_exit();
+    let link = m.path.with_file_name("creds-link");
+    std::os::unix::fs::symlink(&m.path, &link).unwrap();
+    let out = bin().arg("unmount").arg(&link).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("s3credsfs: cleared the stale mount at {}", link.display())
+    );
+    assert_eq!(mountpoint::state(&m.path), MountState::Free);
+}
+
+#[test]
 fn dev_mode_is_a_one_command_demo_with_a_log_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("creds");
