@@ -307,6 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn a_mount_of_several_profiles_is_judged_by_every_profile_it_lists() {
+        let mut root = doc("default", State::Fresh, 3000, None);
+        let listed = |d: &StatusDoc| -> Vec<String> {
+            profiles_of(d).iter().map(|p| p.profile.clone()).collect()
+        };
+        // One profile: the document itself.
+        assert_eq!(listed(&root), ["default"]);
+        // An empty list (a hostile or truncated document) still judges the root.
+        root.profiles = Some(vec![]);
+        assert_eq!(listed(&root), ["default"]);
+        root.profiles = Some(vec![
+            doc("default", State::Fresh, 3000, None),
+            doc("tds", State::Error, -60, Some("refused")),
+        ]);
+        assert_eq!(listed(&root), ["default", "tds"]);
+    }
+
+    #[test]
     fn a_hostile_document_stays_on_one_line() {
         let mut evil = doc("a'=\nb", State::Fresh, 3000, Some("x\ny\x1b[2J"));
         evil.profile = "a'=\nb".into();
