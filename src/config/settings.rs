@@ -160,3 +160,38 @@ impl Context {
         Some(base.join("s3credsfs").join("config.toml"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_secret_read_from_the_environment_names_its_variable() {
+        let password = |source| AuthConfig::Password {
+            username: "vers".into(),
+            password: source,
+        };
+        let client = |secret| AuthConfig::ClientCredentials { secret };
+        let named = [
+            (password(PasswordSource::Env("VERS_PW".into())), "VERS_PW"),
+            (
+                client(SecretSource::Env("ADMIN_SECRET".into())),
+                "ADMIN_SECRET",
+            ),
+            (AuthConfig::TokenEnv { var: "JWT".into() }, "JWT"),
+        ];
+        for (auth, var) in &named {
+            assert_eq!(auth.secret_env(), Some(*var), "{auth:?}");
+        }
+        for auth in [
+            password(PasswordSource::File("/home/vers/.pw".into())),
+            password(PasswordSource::Command("pass show vers".into())),
+            client(SecretSource::File("/etc/secret".into())),
+            AuthConfig::TokenFile {
+                path: "/home/vers/.token".into(),
+            },
+        ] {
+            assert_eq!(auth.secret_env(), None, "{auth:?}");
+        }
+    }
+}
