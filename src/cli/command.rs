@@ -215,6 +215,24 @@ mod tests {
         assert!(!asks_for_emulator(&args, missing));
     }
 
+    #[test]
+    fn a_commands_help_ends_with_its_examples_then_where_settings_come_from() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        for name in ["fetch", "mount", "exec"] {
+            let command = cli.find_subcommand_mut(name).unwrap();
+            let after = command.get_after_help().unwrap().to_string();
+            assert!(
+                after.starts_with(&format!("Examples:\n  s3credsfs {name} ")),
+                "{after}"
+            );
+            assert!(
+                after.ends_with(&format!("\n\n{}", crate::config::SETTINGS_NOTE)),
+                "{after}"
+            );
+        }
+    }
+
     /// With the emulator built in (every test build), its flags parse, the help shows
     /// `--dev`, and nothing is explained away.
     #[test]
