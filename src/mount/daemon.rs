@@ -155,6 +155,99 @@ pub fn detach_stdio(log: Option<&std::fs::File>) {
 mod tests {
     use super::*;
 
+    /// A readiness pipe: the child's [`Notifier`] and the parent's end.
+    fn pipe() -> (Notifier, OwnedFd) {
+        let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let pipe = std::fs::File::from(write_end);
+        (Notifier { pipe }, read_end)
+    }
+
+    /// A process of ours standing in for the daemon.
+    fn child(program: &str, args: &[&str]) -> (std::process::Child, Pid) {
+        let child = std::process::Command::new(program)
+            .args(args)
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        (child, pid)
+    }
+
+    #[test]
+    fn the_parent_gets_the_detail_of_the_ready_line() {
+        let (notifier, read_end) = pipe();
+        let (mut daemon, pid) = child("sleep", &["30"]);
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            notifier.ready("credentials valid until 2026-12-06T05:00:00Z");
+        });
+        let verdict = wait_for_child(read_end, pid, Duration::from_secs(10));
+        writer.join().unwrap();
+        assert_eq!(
+            verdict.unwrap(),
+            "credentials valid until 2026-12-06T05:00:00Z"
+        );
+        // Ready: the daemon runs on, untouched.
+        assert!(daemon.try_wait().unwrap().is_none());
+        daemon.kill().unwrap();
+        daemon.wait().unwrap();
+    }
+
+    #[test]
+    fn the_parent_relays_the_failure_and_reaps_the_daemon() {
+        let (notifier, read_end) = pipe();
+        let (mut daemon, pid) = child("true", &[]);
+        let error = AppError::from(crate::error::Error::Config("bad setting; fix it".into()));
+        notifier.failed(&error);
+        let relayed = wait_for_child(read_end, pid, Duration::from_secs(10)).unwrap_err();
+        assert_eq!(relayed.to_string(), "bad setting; fix it");
+        assert_eq!(relayed.exit_status(), ExitStatus::Config);
+        // Reaped by wait_for_child: nothing is left for anyone else to wait for.
+        let gone = daemon.try_wait().unwrap_err();
+        assert_eq!(gone.raw_os_error(), Some(libc::ECHILD), "{gone}");
+    }
+
+    #[test]
+    fn a_daemon_that_closes_the_pipe_without_a_word_has_vanished() {
+        let (notifier, read_end) = pipe();
+        let (mut daemon, pid) = child("true", &[]);
+        drop(notifier);
+        let error = wait_for_child(read_end, pid, Duration::from_secs(10)).unwrap_err();
+        assert!(matches!(error, AppError::DaemonVanished), "{error}");
+        daemon.wait().unwrap();
+    }
+
+    #[test]
+    fn a_silent_daemon_is_stopped_when_the_wait_is_over() {
+        use std::os::unix::process::ExitStatusExt;
+        let (notifier, read_end) = pipe();
+        let (mut daemon, pid) = child("sleep", &["30"]);
+        let timeout = Duration::from_millis(300);
+        let started = Instant::now();
+        let error = wait_for_child(read_end, pid, timeout).unwrap_err();
+        let waited = started.elapsed();
+        assert!(
+            matches!(error, AppError::NoVerdict(t) if t == timeout),
+            "{error}"
+        );
+        assert!(waited >= timeout, "gave up after {waited:?}");
+        assert!(waited < timeout * 10, "gave up only after {waited:?}");
+        // Told to stop (SIGTERM), not left running.
+        assert_eq!(daemon.wait().unwrap().signal(), Some(libc::SIGTERM));
+        drop(notifier);
+    }
+
+    #[test]
+    fn the_thread_count_sees_every_thread() {
+        // `fork` asserts a single thread with it (in debug builds): this test's thread
+        // and the one it starts are two at least.
+        let (stop, parked) = std::sync::mpsc::channel::<()>();
+        let extra = std::thread::spawn(move || parked.recv());
+        let counted = threads_in_process();
+        assert!(counted >= 2, "{counted} threads");
+        stop.send(()).unwrap();
+        extra.join().unwrap().unwrap();
+    }
+
     #[test]
     fn the_daemons_exit_status_crosses_the_pipe() {
         let error = AppError::from(crate::error::Error::Config("bad setting; fix it".into()));
