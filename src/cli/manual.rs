@@ -373,6 +373,31 @@ mod tests {
         assert!(page.contains("Top level only"));
     }
 
+    /// KEYS groups the keys as `--help` does, and marks the ones only `mount` reads.
+    #[test]
+    fn each_key_stands_under_its_heading_and_says_whether_only_mount_uses_it() {
+        let page = config_page();
+        for &key in Setting::ALL {
+            let start = page
+                .find(&format!(".TP\n\\fB{}\\fR = ", roff(key.name())))
+                .unwrap_or_else(|| panic!("{key} in {page}"));
+            let heading = page[..start]
+                .rfind("\n.SS \"")
+                .map(|at| &page[at + 6..])
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("no heading before {key}"));
+            assert_eq!(heading, roff(key.heading()), "{key}");
+            let item = &page[start + 4..];
+            let end = ["\n.TP\n", "\n.SS ", "\n.SH "]
+                .iter()
+                .filter_map(|next| item.find(next))
+                .min()
+                .unwrap_or(item.len());
+            let mount_only = item[..end].contains("Used by mount only.");
+            assert_eq!(mount_only, key.spec().scope == Scope::Mount, "{key}");
+        }
+    }
+
     /// The examples are valid configurations, as shipped in the page.
     #[test]
     fn every_example_resolves() {
