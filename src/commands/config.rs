@@ -312,6 +312,81 @@ mod tests {
         assert!(text.contains("gives a password but no user"), "{text}");
     }
 
+    /// Without --try nothing logs in: each profile's line says what would be used, and
+    /// which password source is left alone until --try.
+    #[test]
+    fn each_profile_gets_a_line_saying_what_it_would_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("s3credsfs/config.toml");
+        std::fs::create_dir(config.parent().unwrap()).unwrap();
+        std::fs::write(
+            &config,
+            "default-profile = \"vers\"\napi-gateway = \"https://gw.example\"\n\
+             region = \"r1\"\n\
+             [profiles.vers]\nusername = \"vers\"\npassword-command = \"pass show vers\"\n\
+             [profiles.ask]\nusername = \"ann\"\n\
+             [profiles.tds]\napi-gateway = \"https://tds.example/\"\ntoken-env = \"T\"\n\
+             region = \"r2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let missing_site = dir.path().join("site.toml");
+        let ctx = Context {
+            xdg_config_home: Some(dir.path().to_path_buf()),
+            site_config: Some(missing_site.clone()),
+            stdin_is_terminal: true,
+            ..Context::default()
+        };
+        let check = |extra: &[&str]| {
+            let cli = Cli::parse_from(["x", "check"].iter().chain(extra));
+            let mut out = Vec::new();
+            let result = run(cli.config, &ctx, &mut out);
+            (result, String::from_utf8(out).unwrap())
+        };
+        let (result, text) = check(&[]);
+        assert!(
+            result.is_ok(),
+            "{:?} {text}",
+            result.err().map(|e| e.to_string())
+        );
+        let expected = [
+            format!("config file: {}", config.display()),
+            format!(
+                "site config file: none ({} does not exist)",
+                missing_site.display()
+            ),
+            "profile ask: ok: gateway https://gw.example, password login as ann, region r1 \
+             (its password is asked only with --try)"
+                .to_string(),
+            "profile tds: ok: gateway https://tds.example, token-env login, region r2".to_string(),
+            "profile vers (default): ok: gateway https://gw.example, password login as \
+             vers, region r1 (its password command is run only with --try)"
+                .to_string(),
+        ];
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("  ")).collect();
+        assert_eq!(lines, expected, "{text}");
+        // The JSON document says the same: every profile fine.
+        let (result, json) = check(&["--json"]);
+        assert!(result.is_ok(), "{json}");
+        let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(report["ok"], true, "{json}");
+        assert_eq!(
+            report["site_config_file"],
+            serde_json::Value::Null,
+            "{json}"
+        );
+        // Without a config file where the default would be, the check says so.
+        std::fs::remove_file(&config).unwrap();
+        let (_, text) = check(&["--api-gateway", "https://gw.example", "--token-env", "T"]);
+        assert!(
+            text.starts_with(&format!(
+                "config file: none ({} does not exist)\n",
+                config.display()
+            )),
+            "{text}"
+        );
+    }
+
     /// A password in a URL is shown by neither the check's error nor its sources, in
     /// every spelling the URL parser reads as one.
     #[test]
