@@ -465,7 +465,7 @@ async fn completions_are_printed_for_each_shell() {
         let script = text(&out.stdout);
         assert!(script.contains(mark), "{shell}: {script}");
         assert!(
-            script.contains("mount") && script.contains("--profile"),
+            script.contains("mount") && script.contains("profile"),
             "{shell}"
         );
     }
