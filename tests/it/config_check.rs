@@ -93,6 +93,33 @@ async fn every_profile_gets_a_line_and_a_bad_one_fails_the_check() {
 }
 
 #[tokio::test]
+async fn with_try_a_password_command_is_run_and_the_login_tried() {
+    // Without --try the command is left alone (the unit tests show the note); with it, the
+    // line is the login's result like any other's.
+    let gw = gateway(|_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = private_file(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "api-gateway = \"{}\"\nusername = \"dev\"\npassword-command = \"printenv PW\"\n",
+            gw.base_url()
+        ),
+    );
+    let (out, stdout, stderr) = check(&file, &["--try", "--timeout", "5s"]).await;
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("profile default (default): "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains(": works: gateway ") && line.contains("; credentials valid until "),
+        "{line}"
+    );
+    assert_eq!(gw.stats().password_grants, 1, "{stdout}");
+}
+
+#[tokio::test]
 async fn with_try_each_gateway_is_asked_and_a_failing_one_is_named() {
     let (prod, tds) = (gateway(|_| {}).await, gateway(|_| {}).await);
     tds.inject(
