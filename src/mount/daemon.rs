@@ -162,14 +162,24 @@ mod tests {
         (Notifier { pipe }, read_end)
     }
 
-    /// A process of ours standing in for the daemon.
-    fn child(program: &str, args: &[&str]) -> (std::process::Child, Pid) {
+    /// A process of ours standing in for the daemon, killed and reaped when the test
+    /// ends, even if it fails.
+    struct Daemon(std::process::Child);
+
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn child(program: &str, args: &[&str]) -> (Daemon, Pid) {
         let child = std::process::Command::new(program)
             .args(args)
             .spawn()
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32);
-        (child, pid)
+        (Daemon(child), pid)
     }
 
     #[test]
@@ -187,9 +197,7 @@ mod tests {
             "credentials valid until 2026-12-06T05:00:00Z"
         );
         // Ready: the daemon runs on, untouched.
-        assert!(daemon.try_wait().unwrap().is_none());
-        daemon.kill().unwrap();
-        daemon.wait().unwrap();
+        assert!(daemon.0.try_wait().unwrap().is_none());
     }
 
     #[test]
@@ -202,7 +210,7 @@ mod tests {
         assert_eq!(relayed.to_string(), "bad setting; fix it");
         assert_eq!(relayed.exit_status(), ExitStatus::Config);
         // Reaped by wait_for_child: nothing is left for anyone else to wait for.
-        let gone = daemon.try_wait().unwrap_err();
+        let gone = daemon.0.try_wait().unwrap_err();
         assert_eq!(gone.raw_os_error(), Some(libc::ECHILD), "{gone}");
     }
 
@@ -213,7 +221,7 @@ mod tests {
         drop(notifier);
         let error = wait_for_child(read_end, pid, Duration::from_secs(10)).unwrap_err();
         assert!(matches!(error, AppError::DaemonVanished), "{error}");
-        daemon.wait().unwrap();
+        daemon.0.wait().unwrap();
     }
 
     #[test]
@@ -232,7 +240,7 @@ mod tests {
         assert!(waited >= timeout, "gave up after {waited:?}");
         assert!(waited < timeout * 10, "gave up only after {waited:?}");
         // Told to stop (SIGTERM), not left running.
-        assert_eq!(daemon.wait().unwrap().signal(), Some(libc::SIGTERM));
+        assert_eq!(daemon.0.wait().unwrap().signal(), Some(libc::SIGTERM));
         drop(notifier);
     }
 
