@@ -237,8 +237,10 @@ fn unmount_clears_a_stale_mount_named_through_a_link() {
     let mut m = Mounted::start(&gw, &[]);
     m.signal(libc::SIGKILL);
     m.wait_exit();
+    // A relative link, as `ln -s creds creds-link` makes; as a user, fusermount3 must be
+    // given the mount's own path.
     let link = m.path.with_file_name("creds-link");
-    std::os::unix::fs::symlink(&m.path, &link).unwrap();
+    std::os::unix::fs::symlink(m.path.file_name().unwrap(), &link).unwrap();
     let out = bin().arg("unmount").arg(&link).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
