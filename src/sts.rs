@@ -246,6 +246,38 @@ impl Fetch for Pipeline {
 mod tests {
     use super::*;
 
+    /// After a refusal the cache logs in again only when the password file changed: the
+    /// pipeline says so once per change, and not for the password already in use.
+    #[tokio::test]
+    async fn a_changed_password_file_is_noticed_once() {
+        use crate::config::{resolve, Context, Layer, RawValue, Setting, Source};
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        let write = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        write("first");
+        let mut layer = Layer::new();
+        for (name, value) in [
+            ("api-gateway", "https://gw.example"),
+            ("username", "vers"),
+            ("password-file", file.to_str().unwrap()),
+        ] {
+            let key = Setting::from_name(name).unwrap();
+            let source = Source::Flag(key.flag());
+            let value = value.to_string();
+            layer.insert(key, RawValue { value, source });
+        }
+        let settings = resolve(&layer, &Context::default()).unwrap();
+        let pipeline = Pipeline::new(&settings).unwrap();
+        assert!(!Fetch::login_changed(&pipeline).await, "nothing changed");
+        write("second");
+        assert!(Fetch::login_changed(&pipeline).await, "the file changed");
+        assert!(!pipeline.password_changed().await, "already in use");
+    }
+
     fn now() -> chrono::DateTime<Utc> {
         chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()
     }
