@@ -31,7 +31,8 @@ fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// The mountpoint a command works on, absolute: the one `mount` used for the same name.
+/// The mountpoint a command works on, absolute and with links followed: the one `mount`
+/// mounted on for the same name.
 fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::absolute(&given_mountpoint(given)?)
 }
@@ -63,7 +64,8 @@ mod tests {
         std::fs::create_dir(&real).unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        // The parent (a link here) is resolved; the last name is kept as given.
+        // The parent (a link here) is resolved; the last name, no link, is kept as given
+        // (links at the last name: `mountpoint::absolute`'s own test).
         let got = mountpoint_of(&Some(link.join("creds"))).unwrap();
         assert_eq!(got, real.canonicalize().unwrap().join("creds"));
         assert_eq!(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 pub fn run(args: MountpointArgs) -> Result<()> {
     let path = mountpoint_of(&args.mountpoint)?;
     if let MountState::Stale { .. } = mountpoint::state(&path) {
-        mountpoint::lazy_unmount(&through_links(&path))?;
+        mountpoint::lazy_unmount(&path)?;
         println!("s3credsfs: cleared the stale mount at {}", path.display());
         return Ok(());
     }
@@ -34,23 +34,4 @@ pub fn run(args: MountpointArgs) -> Result<()> {
     }
     println!("s3credsfs: unmounted {}", path.display());
     Ok(())
-}
-
-/// `path` with the symbolic links at its last name followed (at most 40, as the kernel
-/// does): a stale mount named through a link is detached by its own path, since
-/// fusermount3, which unmounts for a user, looks the path it is given up in the mount
-/// table (`umount2`, for root, follows the link itself). `canonicalize` cannot be used: it
-/// fails inside the stale mount.
-fn through_links(path: &std::path::Path) -> std::path::PathBuf {
-    let mut path = path.to_path_buf();
-    for _ in 0..40 {
-        let Ok(target) = std::fs::read_link(&path) else {
-            break;
-        };
-        path = match path.parent() {
-            Some(parent) => parent.join(target),
-            None => target,
-        };
-    }
-    mountpoint::absolute(&path).unwrap_or(path)
 }

@@ -245,7 +245,37 @@ fn unmount_clears_a_stale_mount_named_through_a_link() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout).trim(),
-        format!("s3credsfs: cleared the stale mount at {}", link.display())
+        format!("s3credsfs: cleared the stale mount at {}", m.path.display())
+    );
+    assert_eq!(mountpoint::state(&m.path), MountState::Free);
+}
+
+#[test]
+fn status_refresh_and_unmount_find_a_live_mount_through_a_link() {
+    // mountinfo lists the mountpoint, not the link, and fusermount3 (which unmounts for a
+    // user) looks up the path it is given there: each command must follow the link.
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let link = m.path.with_file_name("creds-link");
+    std::os::unix::fs::symlink(m.path.file_name().unwrap(), &link).unwrap();
+    let status = bin()
+        .args(["status", "--check"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", text(&status.stdout));
+    assert!(
+        text(&status.stdout).starts_with("S3CREDSFS OK - "),
+        "{}",
+        text(&status.stdout)
+    );
+    let refresh = bin().arg("refresh").arg(&link).output().unwrap();
+    assert!(refresh.status.success(), "{}", text(&refresh.stderr));
+    let out = bin().arg("unmount").arg(&link).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("s3credsfs: unmounted {}", m.path.display())
     );
     assert_eq!(mountpoint::state(&m.path), MountState::Free);
 }
