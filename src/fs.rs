@@ -264,13 +264,11 @@ impl<F: Fetch> CredsFs<F> {
         }
     }
 
-    /// The profiles a file shows: all of them for the root's multi-profile files, else
-    /// its directory's one.
+    /// The profiles a file shows: all of them for the root's multi-profile files (just
+    /// the first when there is one), else its directory's one.
     fn sources(&self, slot: Slot) -> Vec<usize> {
         match (slot.dir, self.files(slot.dir)[slot.file].1) {
-            (Dir::Root, FileKind::Creds(Format::Credentials | Format::Config | Format::Rclone))
-                if self.profiles.len() > 1 =>
-            {
+            (Dir::Root, FileKind::Creds(Format::Credentials | Format::Config | Format::Rclone)) => {
                 (0..self.profiles.len()).collect()
             }
             (Dir::Root, _) => vec![0],
