@@ -274,6 +274,26 @@ fn errors_never_quote_a_password_in_a_url() {
 }
 
 #[test]
+fn a_redacted_url_keeps_its_scheme_slashes_and_host() {
+    // What the user can recognise stays: the scheme with the slashes after it, and the
+    // host; only what lies between them is hidden.
+    for (value, shown) in [
+        (
+            "https://admin:hunter2@gw.example",
+            r#""https://<redacted>@gw.example""#,
+        ),
+        ("https:/admin:hunter2@gw", r#""https:/<redacted>@gw""#),
+        ("https:admin:hunter2@gw", r#""https:<redacted>@gw""#),
+        (r"https:\admin:pw@gw", r#""https:\\<redacted>@gw""#),
+        ("ftp://hunter2@gw/x", r#""ftp://<redacted>@gw/x""#),
+        ("gw.example@x", r#""gw.example@x""#),
+    ] {
+        let value = raw(value, Source::Flag("--api-gateway".into()));
+        assert_eq!(value.shown(), shown);
+    }
+}
+
+#[test]
 fn logins_clash_across_ways_and_between_sources_of_one_secret() {
     use Setting::*;
     for (a, b, clash) in [
