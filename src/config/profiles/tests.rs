@@ -395,3 +395,21 @@ fn s3_endpoint_is_set_per_profile() {
     assert!(e.contains("s3-endpoint"), "{e}");
     assert!(e.contains("with a host and nothing after the path"), "{e}");
 }
+
+/// The files named in the log's first line: the ones read, in order; an empty path (no
+/// file: `--config /dev/null`, or a missing default file) is none.
+#[test]
+fn the_config_files_read_are_kept_in_order_and_an_empty_path_is_none() {
+    let nothing = || parse_config_file("", Path::new("")).unwrap();
+    let site = parse_config_file("", Path::new("/etc/s3credsfs/config.toml")).unwrap();
+    let p = Profiles::from_files(Layer::new(), vec![file(""), nothing(), site]).unwrap();
+    assert_eq!(
+        p.config_files(),
+        [
+            std::path::PathBuf::from(PATH),
+            "/etc/s3credsfs/config.toml".into()
+        ]
+    );
+    let p = Profiles::from_files(Layer::new(), vec![nothing()]).unwrap();
+    assert_eq!(p.config_files(), [] as [std::path::PathBuf; 0]);
+}
