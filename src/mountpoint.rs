@@ -4,6 +4,9 @@
 //! look at mountpoints the same way without importing each other.
 
 pub mod fusermount;
+mod named;
+
+pub use named::named;
 
 use crate::app_error::{AppError, Result};
 use crate::error::Error;
@@ -114,45 +117,6 @@ pub fn foreign_owner(fstype: &str) -> Option<&str> {
     let (kind, owner) = fstype.split_once(OF)?;
     kind.starts_with("fuse").then_some(owner)
 }
-
-/// The path `mount` mounted on for the name `path`, found without touching a stale mount
-/// (which `canonicalize` fails on): absolute, its parent resolved, and the symbolic links
-/// at its last name followed (at most 40, as the kernel does). mountinfo lists a mount by
-/// its own path, and fusermount3, which unmounts for a user, looks up the path it is given
-/// there, so `status`, `refresh` and `unmount` must name the mount as `mount` did when
-/// they are given a link to it. No trust rule: these only look (and root's `umount2`
-/// followed the same links anyway); only `mount` creates anything.
-pub fn absolute(path: &Path) -> Result<PathBuf> {
-    let mut path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().map_err(AppError::Cwd)?.join(path)
-    };
-    let mut followed = 0;
-    loop {
-        let parent = path
-            .parent()
-            .map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf()));
-        let (parent, name) = match (parent, path.file_name()) {
-            (Some(parent), Some(name)) => (parent.clone(), parent.join(name)),
-            // `/`, or a name ending in `..`.
-            _ => return Ok(path),
-        };
-        match std::fs::read_link(&name) {
-            // A relative target is relative to the link's directory; `join` keeps an
-            // absolute one as it is.
-            Ok(target) if followed < MAX_LINKS => {
-                path = parent.join(target);
-                followed += 1;
-            }
-            // Not a link; or a loop of links, left for `statfs` to fail on (ELOOP).
-            _ => return Ok(name),
-        }
-    }
-}
-
-/// How many symbolic links [`absolute`] follows, as Linux's path walk (`MAXSYMLINKS`).
-const MAX_LINKS: usize = 40;
 
 /// Inspects `path`.
 pub fn state(path: &Path) -> MountState {
@@ -451,52 +415,10 @@ mod tests {
             .contains("is not a directory"));
         assert_eq!(state(&target), MountState::Free);
         let dotted = dir.join("a/../a/b");
-        assert_eq!(absolute(&dotted).unwrap(), target.canonicalize().unwrap());
+        assert_eq!(named(&dotted).unwrap(), target.canonicalize().unwrap());
         // The checked path is the one `status` and `unmount` compute from the same name.
         let checked = prepare(&dotted).unwrap();
-        assert_eq!(checked.path, absolute(&dotted).unwrap());
-    }
-
-    #[test]
-    fn a_command_names_the_mount_a_link_leads_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = dir.path().canonicalize().unwrap();
-        let real = base.join("creds");
-        std::fs::create_dir(&real).unwrap();
-        let symlink = |target: &str, at: &str| {
-            std::os::unix::fs::symlink(target, base.join(at)).unwrap();
-        };
-        // Relative (as `ln -s creds link` makes), absolute, and through a linked directory
-        // to a link in it, whose relative target is read in the directory it leads to.
-        symlink("creds", "link");
-        symlink(real.to_str().unwrap(), "absolute");
-        std::fs::create_dir(base.join("sub")).unwrap();
-        symlink("../creds", "sub/up");
-        symlink("sub", "via");
-        for name in ["link", "absolute", "via/up", "creds"] {
-            assert_eq!(absolute(&base.join(name)).unwrap(), real, "{name}");
-        }
-        // A link to a mountpoint that is not there yet names it all the same.
-        symlink("later", "dangling");
-        assert_eq!(
-            absolute(&base.join("dangling")).unwrap(),
-            base.join("later")
-        );
-        // At most 40 links, as the kernel follows: 40 in a chain lead to the directory; at
-        // 41 (or in a loop) the walk stops at a link, where `statfs` will fail.
-        let chain = |count: usize, prefix: &str| {
-            for i in 1..count {
-                symlink(&format!("{prefix}{}", i + 1), &format!("{prefix}{i}"));
-            }
-            symlink("creds", &format!("{prefix}{count}"));
-            absolute(&base.join(format!("{prefix}1"))).unwrap()
-        };
-        assert_eq!(chain(40, "a"), real);
-        assert_eq!(chain(41, "b"), base.join("b41"));
-        symlink("loop2", "loop1");
-        symlink("loop1", "loop2");
-        let stopped = absolute(&base.join("loop1")).unwrap();
-        assert!(stopped == base.join("loop1") || stopped == base.join("loop2"));
+        assert_eq!(checked.path, named(&dotted).unwrap());
     }
 
     #[test]

@@ -24,9 +24,16 @@ fn warn(text: &str) {
 /// The mount `exec` looks at (`--mountpoint`, else `~/.s3creds`), if one of ours is
 /// live there; another kind of mount, or a stale one, is reported and passed over.
 fn our_mount(args: &ExecArgs) -> Option<PathBuf> {
-    let mount = match &args.mountpoint {
-        Some(path) => mountpoint::absolute(path).ok()?,
+    let given = match &args.mountpoint {
+        Some(path) => path.clone(),
         None => mountpoint::default_mountpoint().ok()?,
+    };
+    let mount = match mountpoint::named(&given) {
+        Ok(mount) => mount,
+        Err(why) => {
+            warn(&format!("{why}; fetching credentials instead"));
+            return None;
+        }
     };
     match mountpoint::state(&mount) {
         MountState::Free => return None,

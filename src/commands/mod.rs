@@ -31,10 +31,10 @@ fn given_mountpoint(given: &Option<PathBuf>) -> Result<PathBuf> {
     }
 }
 
-/// The mountpoint a command works on, absolute and with links followed: the one `mount`
-/// mounted on for the same name.
+/// The mountpoint a command works on, absolute and with links followed (see
+/// [`mountpoint::named`]): the one `mount` mounted on for the same name.
 fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
-    mountpoint::absolute(&given_mountpoint(given)?)
+    mountpoint::named(&given_mountpoint(given)?)
 }
 
 #[cfg(test)]
@@ -65,12 +65,12 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         // The parent (a link here) is resolved; the last name, no link, is kept as given
-        // (links at the last name: `mountpoint::absolute`'s own test).
+        // (links at the last name: `mountpoint::named`'s own tests).
         let got = mountpoint_of(&Some(link.join("creds"))).unwrap();
         assert_eq!(got, real.canonicalize().unwrap().join("creds"));
         assert_eq!(
             mountpoint_of(&None).unwrap(),
-            mountpoint::absolute(&mountpoint::default_mountpoint().unwrap()).unwrap()
+            mountpoint::named(&mountpoint::default_mountpoint().unwrap()).unwrap()
         );
     }
 }

@@ -3,7 +3,7 @@
 //! foreground, or forks a daemon and waits for its verdict. The mount itself (fetch,
 //! mount, serve, unmount on a signal) is `crate::mount`'s [`Job`].
 
-use super::{given_mountpoint, mountpoint_of};
+use super::given_mountpoint;
 use crate::app_error::{AppError, Result};
 use crate::cli::MountCommand;
 use crate::config::{load_profiles, Context};
@@ -32,7 +32,6 @@ fn serve(args: crate::cli::MountArgs, local: Option<Box<dyn LocalGateway>>) -> R
         .filter(|_| args.foreground)
         .map(Arc::new);
     let ctx = Context::from_process();
-    let mountpoint = mountpoint_of(&args.mountpoint)?;
     let profiles = load_profiles(&args.settings.0, &ctx)?;
     let (settings, dev) = match local {
         Some(local) => {
@@ -51,15 +50,6 @@ fn serve(args: crate::cli::MountArgs, local: Option<Box<dyn LocalGateway>>) -> R
         .as_deref()
         .map(|path| crate::files::open_log(path).map(|file| (path.to_path_buf(), file)))
         .transpose()?;
-    // A background daemon without --log-file logs to the default file, or (say why once
-    // mounted) nowhere.
-    let (log, no_log) = match log {
-        None if !args.foreground => match crate::logging::open_default_log(&mountpoint) {
-            Ok(log) => (Some(log), None),
-            Err(why) => (None, Some(why)),
-        },
-        log => (log, None),
-    };
     if let Some(path) = &settings.metrics_file {
         metrics_file::MetricsFile::check(path)?;
     }
@@ -67,6 +57,15 @@ fn serve(args: crate::cli::MountArgs, local: Option<Box<dyn LocalGateway>>) -> R
     let claim = mountpoint::claim(&checked)?;
     // The checked path from here on: mounted on, shown, and written into the files.
     let mountpoint = checked.path;
+    // A background daemon without --log-file logs to the default file (named after the
+    // mountpoint it mounts on), or (say why once mounted) nowhere.
+    let (log, no_log) = match log {
+        None if !args.foreground => match crate::logging::open_default_log(&mountpoint) {
+            Ok(log) => (Some(log), None),
+            Err(why) => (None, Some(why)),
+        },
+        log => (log, None),
+    };
     // Built before the fork: a login may prompt for its password.
     let mut pipelines = vec![Pipeline::new(&settings)?.remembering_refusals()];
     for other in &others {

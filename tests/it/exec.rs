@@ -455,6 +455,16 @@ mod from_a_mount {
         assert_eq!(env["AWS_REGION"], "eu-mnt-1");
         assert_eq!(gw.stats().sts_issued, issued, "the gateway was asked");
 
+        // Named through a link of the user's own (`ln -s creds creds-link`): the same mount.
+        let link = m.path.with_file_name("creds-link");
+        std::os::unix::fs::symlink(m.path.file_name().unwrap(), &link).unwrap();
+        let through = ["--mountpoint", link.to_str().unwrap(), "--", "env"];
+        let ran = run(&mut exec(&gw, &through));
+        assert_eq!(ran.code, Some(0), "{}", ran.stderr);
+        assert!(ran.stderr.is_empty(), "{}", ran.stderr);
+        assert_eq!(parse_env(&ran.stdout)["AWS_ACCESS_KEY_ID"], m.access_key());
+        assert_eq!(gw.stats().sts_issued, issued, "the gateway was asked");
+
         // The endpoint serves the mount's credentials too.
         let dir = tempfile::tempdir().unwrap();
         let (child, env) = endpoint_command(&mut exec(&gw, &["--mountpoint", at]), dir.path());

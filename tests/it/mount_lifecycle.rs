@@ -280,6 +280,66 @@ fn status_refresh_and_unmount_find_a_live_mount_through_a_link() {
     assert_eq!(mountpoint::state(&m.path), MountState::Free);
 }
 
+/// Another user's link could be re-pointed at any of the caller's mounts between two
+/// commands (`ln -s /root/.s3creds /tmp/jobcreds` for a root script's `unmount
+/// /tmp/jobcreds`): no command follows it, and the mount is left alone.
+#[test]
+fn another_users_link_to_a_mount_is_not_followed() {
+    common::require_root("gives a link to another user");
+    let gw = TestGateway::start(|_| {});
+    let m = Mounted::start(&gw, &[]);
+    let link = m.path.with_file_name("their-link");
+    std::os::unix::fs::symlink(&m.path, &link).unwrap();
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        &link,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    let refusal = format!(
+        "s3credsfs: error: {} is a symbolic link of user id 65534, who could re-point it at another mount; name the mountpoint itself",
+        link.display()
+    );
+    let issued = gw.stats().sts_issued;
+    // A setting's exit status; `status` exits with its UNKNOWN verdict, as always.
+    for (command, code) in [("unmount", 78), ("refresh", 78), ("status", 3)] {
+        let out = bin().arg(command).arg(&link).output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{command}");
+        assert_eq!(text(&out.stderr).trim(), refusal, "{command}");
+    }
+    let check = bin()
+        .args(["status", "--check"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(3));
+    assert!(text(&check.stdout).contains("is a symbolic link of user id 65534"));
+    // `exec` warns and fetches its own credentials instead of the mount's.
+    let out = bin()
+        .args(["exec", "--mountpoint"])
+        .arg(&link)
+        .args(login_args(&gw))
+        .args(["--", "printenv", "AWS_ACCESS_KEY_ID"])
+        .env("PW", DEFAULT_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is a symbolic link of user id 65534")
+            && text(&out.stderr).contains("; fetching credentials instead"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_ne!(text(&out.stdout).trim(), m.access_key());
+    assert_eq!(gw.stats().sts_issued, issued + 1);
+    assert!(matches!(
+        mountpoint::state(&m.path),
+        MountState::Live { .. }
+    ));
+}
+
 #[test]
 fn dev_mode_is_a_one_command_demo_with_a_log_file() {
     let dir = tempfile::tempdir().unwrap();
