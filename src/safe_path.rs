@@ -1,5 +1,6 @@
 //! Resolving a directory path so that no other local user can redirect it: the mountpoint
-//! and the default log directory.
+//! and the default log directory; and, by the same rules, the mount a command names
+//! (`look_up`).
 //!
 //! The path is walked one component at a time from `/`, each opened with
 //! `openat(O_PATH | O_NOFOLLOW)` relative to the descriptor of the directory before it and
@@ -19,17 +20,22 @@
 //! mounts on `.`) reaches the directory the checks were made on; no other user can swap a
 //! component in between.
 
+mod look_up;
+mod steps;
+
+pub use look_up::look_up;
+use steps::{
+    components, foreign_fuse, kind, open_step, root_step, untrusted_dir, walked, MAX_LINKS,
+};
+
 use crate::error::{Error, Result};
 use nix::errno::Errno;
-use nix::fcntl::{openat, readlinkat, OFlag};
+use nix::fcntl::readlinkat;
 use nix::sys::stat::{fstat, mkdirat, FileStat, Mode, SFlag};
 use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::path::{Component, Path, PathBuf};
-
-/// Links followed in one walk before giving up, as the kernel's own limit.
-const MAX_LINKS: usize = 40;
+use std::path::{Path, PathBuf};
 
 /// A directory found by [`resolve_dir`].
 #[derive(Debug)]
@@ -40,76 +46,6 @@ pub struct Resolved {
     pub dir: OwnedFd,
     /// What `fstat` said of it.
     pub stat: FileStat,
-}
-
-fn open_step(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
-    openat(
-        dir,
-        name,
-        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
-
-fn kind(stat: &FileStat) -> SFlag {
-    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
-}
-
-/// Mode bits: group or others may write.
-const WRITABLE_BY_OTHERS: u32 = 0o022;
-
-/// Why a directory that is not the last one of the path could be changed by another user,
-/// if it could.
-fn untrusted_dir(stat: &FileStat, me: u32) -> Option<String> {
-    let mode = stat.st_mode & 0o7777;
-    if stat.st_uid != 0 && stat.st_uid != me {
-        Some(format!(
-            "belongs to user id {}, who could swap what is in it",
-            stat.st_uid
-        ))
-    } else if mode & WRITABLE_BY_OTHERS != 0 && mode & libc::S_ISVTX == 0 {
-        Some(format!(
-            "can be written by group or others (mode {mode:04o}) without the sticky bit, so they could swap what is in it"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Who mounted the FUSE filesystem `fd` lies on, when that is a user other than root and
-/// `me`: such a filesystem's server reports whatever owner and mode it likes (with
-/// `allow_other`, which `user_allow_other` lets any user ask for, to everyone) and can
-/// answer a lookup differently at any moment, so nothing it says is believed. The mount's
-/// `user_id` is set from the mounting user's real uid by the kernel or `fusermount3`.
-fn foreign_fuse(fd: &OwnedFd, me: u32) -> Option<String> {
-    use std::os::fd::AsRawFd;
-    let fs = nix::sys::statfs::fstatfs(fd).ok()?;
-    if fs.filesystem_type() != nix::sys::statfs::FUSE_SUPER_MAGIC {
-        return None;
-    }
-    let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()));
-    let mount_id = fdinfo.ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| Some(l.strip_prefix("mnt_id:")?.trim().to_string()))
-    });
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let owner = mount_id.and_then(|id| {
-        let line = mountinfo
-            .lines()
-            .find(|l| l.split(' ').next() == Some(id.as_str()))?;
-        let (_, fields) = line.split_once(" - ")?;
-        let options = fields.split(' ').nth(2)?;
-        options
-            .split(',')
-            .find_map(|o| o.strip_prefix("user_id=")?.parse::<u32>().ok())
-    });
-    match owner {
-        Some(uid) if uid == 0 || uid == me => None,
-        Some(uid) => Some(format!(
-            "lies on a FUSE filesystem that user id {uid} mounted, whose server can claim any owner"
-        )),
-        None => Some("lies on a FUSE filesystem whose owner cannot be told".into()),
-    }
 }
 
 /// Resolves the absolute `path` to a directory of the caller's own that no other user can
@@ -135,23 +71,7 @@ fn resolve(path: &Path, child: &Path, fix: &str, own: bool) -> Result<Resolved> 
         return Err(refuse(format!("{shown} is not an absolute path")));
     }
     let me = nix::unistd::geteuid().as_raw();
-    let root: OwnedFd = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
-            .open("/")
-            .map_err(|e| refuse(format!("cannot open / ({e})")))?
-            .into()
-    };
-    let root_stat = fstat(&root).map_err(|e| refuse(format!("cannot inspect / ({e})")))?;
-    // The directories walked so far: `/` first, then each by its name.
-    let mut stack: Vec<(OwnedFd, OsString, FileStat)> = vec![(root, OsString::new(), root_stat)];
-    let walked = |stack: &[(OwnedFd, OsString, FileStat)]| -> PathBuf {
-        let mut p = PathBuf::from("/");
-        p.extend(stack[1..].iter().map(|(_, name, _)| name));
-        p
-    };
+    let mut stack = vec![root_step().map_err(refuse)?];
     let mut queue: VecDeque<OsString> = components(path);
     let mut links = 0;
     while let Some(name) = queue.pop_front() {
@@ -269,17 +189,6 @@ fn resolve(path: &Path, child: &Path, fix: &str, own: bool) -> Result<Resolved> 
         )));
     }
     Ok(Resolved { path, dir, stat })
-}
-
-/// `path`'s parts to walk, in order: names and `..` (`/` and `.` say nothing more).
-fn components(path: &Path) -> VecDeque<OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => Some(name.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect()
 }
 
 #[cfg(test)]

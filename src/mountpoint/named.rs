@@ -2,90 +2,27 @@
 //! (or `~/.s3creds`) and must find the mount `mount` made there, by its own path.
 
 use crate::app_error::{AppError, Result};
-use crate::error::Error;
-use std::collections::VecDeque;
-use std::ffi::OsString;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Component, Path, PathBuf};
-
-/// Links followed in one walk before giving up, as the kernel's own limit (`MAXSYMLINKS`).
-const MAX_LINKS: usize = 40;
+use std::path::{Path, PathBuf};
 
 /// The path of the mount that `path` names: absolute, with `.`, `..` and every symbolic
 /// link on it resolved, as the kernel walks it. mountinfo lists a mount by its own path,
 /// and fusermount3 (which unmounts for a user) looks the path it is given up there, so a
 /// mount named through a link (`ln -s creds creds-link`) is found only this way.
 ///
-/// A link is followed only if it is root's or the caller's, as `mount`'s own checks
-/// require: another user's link could be re-pointed at any mount of the caller's (or, for
-/// root, at a stale mount of anything) between two commands, and `unmount` would stop it,
-/// `refresh` log it in again, `exec` hand its credentials to a command.
-///
-/// Nothing on the path is opened or stat'ed but links (`readlink` first, which a stale
-/// mount does not fail: every other access to it fails with ENOTCONN), and nothing is
-/// created. A name that does not exist, or cannot be read, is kept as it is: nothing is
-/// mounted there, which the commands go on to say.
+/// The walk ([`crate::safe_path::look_up`]) keeps `mount`'s rules: only root's and the
+/// caller's links are followed, and only through directories no other user can change,
+/// judged by descriptor so that nothing can be swapped between a check and its use.
+/// Otherwise another user could point the name at another mount of the caller's (or, for
+/// root, at a stale mount of anything), and `unmount` would stop it, `refresh` log it in
+/// again, `exec` hand its credentials to a command. Nothing is created, and the mount
+/// itself is never inspected (a stale one fails every access with ENOTCONN).
 pub fn named(path: &Path) -> Result<PathBuf> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
         std::env::current_dir().map_err(AppError::Cwd)?.join(path)
     };
-    let me = nix::unistd::geteuid().as_raw();
-    let shown = path.display();
-    let refuse = |why: String| -> AppError { Error::Config(why).into() };
-    let mut found = PathBuf::from("/");
-    let mut queue = parts(&path);
-    let mut links = 0;
-    while let Some(name) = queue.pop_front() {
-        if name == ".." {
-            found.pop();
-            continue;
-        }
-        let here = found.join(&name);
-        let Ok(target) = std::fs::read_link(&here) else {
-            found = here;
-            continue;
-        };
-        let owner = std::fs::symlink_metadata(&here)
-            .map_err(|e| refuse(format!("cannot inspect the link {} ({e})", here.display())))?
-            .uid();
-        if owner != 0 && owner != me {
-            let what = if here == path {
-                format!("{shown} is a symbolic link")
-            } else {
-                format!("{shown} goes through the symbolic link {}", here.display())
-            };
-            return Err(refuse(format!(
-                "{what} of user id {owner}, who could re-point it at another mount; name the mountpoint itself"
-            )));
-        }
-        links += 1;
-        if links > MAX_LINKS {
-            return Err(refuse(format!(
-                "{shown} goes through more than {MAX_LINKS} symbolic links; name the mountpoint itself"
-            )));
-        }
-        // A relative target is read in the link's directory, which `found` still is.
-        if target.is_absolute() {
-            found = PathBuf::from("/");
-        }
-        for (i, part) in parts(&target).into_iter().enumerate() {
-            queue.insert(i, part);
-        }
-    }
-    Ok(found)
-}
-
-/// `path`'s parts to walk, in order: names and `..` (`/` and `.` say nothing more).
-fn parts(path: &Path) -> VecDeque<OsString> {
-    path.components()
-        .filter_map(|c| match c {
-            Component::Normal(name) => Some(name.to_os_string()),
-            Component::ParentDir => Some(OsString::from("..")),
-            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
-        })
-        .collect()
+    Ok(crate::safe_path::look_up(&path)?)
 }
 
 #[cfg(test)]
@@ -171,8 +108,10 @@ mod tests {
         let (_dir, base) = setup();
         let link = base.join("theirs");
         symlink("creds", &link).unwrap();
-        // Root's own link is followed like the caller's.
         assert_eq!(named(&link).unwrap(), base.join("creds"));
+        // Root's links are followed for every user (`/proc/self` is root's).
+        let me = PathBuf::from(format!("/proc/{}", std::process::id()));
+        assert_eq!(named(Path::new("/proc/self")).unwrap(), me);
         if !nix::unistd::geteuid().is_root() {
             // Only root can give a link to another user (the other half: as root).
             return;
@@ -202,6 +141,60 @@ mod tests {
                 under.display(),
                 link.display()
             )
+        );
+    }
+
+    /// Past a directory others may change (not root's or the caller's, or writable by
+    /// others without the sticky bit), whose entries they could swap to lead to another
+    /// mount, no link is followed: the rest is kept as given, where no mount of the
+    /// caller's can be (`mount` refuses such a directory).
+    #[test]
+    fn past_a_directory_others_could_change_no_link_is_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_dir, base) = setup();
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        symlink("../creds", open.join("link")).unwrap();
+        let chmod =
+            |mode| std::fs::set_permissions(&open, std::fs::Permissions::from_mode(mode)).unwrap();
+        let link = open.join("link");
+        chmod(0o777);
+        assert_eq!(named(&link).unwrap(), link);
+        assert_eq!(named(&open.join("a/../link")).unwrap(), link);
+        // Reached through a link of the caller's own, the directory is judged the same.
+        symlink("open", base.join("to-open")).unwrap();
+        assert_eq!(named(&base.join("to-open/link")).unwrap(), link);
+        // The sticky bit (as on /tmp) lets others change only their own entries.
+        chmod(0o1777);
+        assert_eq!(named(&link).unwrap(), base.join("creds"));
+        chmod(0o700);
+        assert_eq!(named(&link).unwrap(), base.join("creds"));
+        if !nix::unistd::geteuid().is_root() {
+            // Only root can give a directory to another user (the other half: as root).
+            return;
+        }
+        std::os::unix::fs::chown(&open, Some(65534), None).unwrap();
+        assert_eq!(named(&link).unwrap(), link);
+    }
+
+    /// Where the walk cannot go on, the rest is kept as given (nothing of the caller's is
+    /// mounted there): a file on the way, a name that does not exist.
+    #[test]
+    fn what_cannot_be_walked_is_kept_as_given() {
+        let (_dir, base) = setup();
+        std::fs::write(base.join("file"), "").unwrap();
+        assert_eq!(
+            named(&base.join("file/x/../y")).unwrap(),
+            base.join("file/y")
+        );
+        assert_eq!(
+            named(&base.join("none/a/../b")).unwrap(),
+            base.join("none/b")
+        );
+        symlink("none/deeper", base.join("dangling-deep")).unwrap();
+        assert_eq!(
+            named(&base.join("dangling-deep")).unwrap(),
+            base.join("none/deeper")
         );
     }
 }
