@@ -71,6 +71,10 @@ mod tests {
         let here = std::env::current_dir().unwrap().canonicalize().unwrap();
         assert_eq!(named(Path::new("x")).unwrap(), here.join("x"));
         assert_eq!(named(Path::new("/")).unwrap(), Path::new("/"));
+        // `..` at `/` stays there, as the kernel's does.
+        assert_eq!(named(Path::new("/..")).unwrap(), Path::new("/"));
+        let above = PathBuf::from(format!("/../..{}", base.display()));
+        assert_eq!(named(&above).unwrap(), base);
     }
 
     #[test]
@@ -190,6 +194,13 @@ mod tests {
         assert_eq!(
             named(&base.join("none/a/../b")).unwrap(),
             base.join("none/b")
+        );
+        // A walk that stops at a file follows nothing after it, even back up through `..`
+        // (the kernel fails the path with ENOTDIR).
+        symlink("creds", base.join("link")).unwrap();
+        assert_eq!(
+            named(&base.join("file/../link")).unwrap(),
+            base.join("link")
         );
         symlink("none/deeper", base.join("dangling-deep")).unwrap();
         assert_eq!(
