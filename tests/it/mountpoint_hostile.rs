@@ -11,7 +11,8 @@ use crate::common;
 
 use common::mount::*;
 use common::namespace::*;
-use common::{poll_until, wait_for, StopOnDrop};
+use common::{poll_until, text, wait_for, StopOnDrop};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -259,11 +260,22 @@ fn a_trusted_link_resolves_and_every_command_agrees_on_the_path() {
 
 /// A FUSE filesystem the neighbour mounted (with `allow_other`, which `user_allow_other`
 /// in /etc/fuse.conf lets any user ask for) whose server claims that its root is root's
-/// and that its `x` is the victim's private directory; it could answer a lookup of `x`
-/// differently at any moment.
-struct Liar;
+/// and that its `x` is the victim's private directory, and that its `l` is a link of
+/// root's to `link`; it could answer a lookup of `x` differently at any moment.
+struct Liar {
+    link: PathBuf,
+}
 
 impl Liar {
+    fn link_attr() -> fuser::FileAttr {
+        fuser::FileAttr {
+            kind: fuser::FileType::Symlink,
+            perm: 0o777,
+            nlink: 1,
+            ..Liar::attr(3, 0, 0o777)
+        }
+    }
+
     fn attr(ino: u64, uid: u32, perm: u16) -> fuser::FileAttr {
         let now = std::time::SystemTime::now();
         fuser::FileAttr {
@@ -297,6 +309,8 @@ impl fuser::Filesystem for Liar {
         if parent.0 == 1 && name == "x" {
             let attr = Liar::attr(2, NOBODY.0, 0o700);
             reply.entry(&Duration::ZERO, &attr, fuser::Generation(0));
+        } else if parent.0 == 1 && name == "l" {
+            reply.entry(&Duration::ZERO, &Liar::link_attr(), fuser::Generation(0));
         } else {
             reply.error(fuser::Errno::ENOENT);
         }
@@ -312,7 +326,15 @@ impl fuser::Filesystem for Liar {
         match ino.0 {
             1 => reply.attr(&Duration::ZERO, &Liar::attr(1, 0, 0o755)),
             2 => reply.attr(&Duration::ZERO, &Liar::attr(2, NOBODY.0, 0o700)),
+            3 => reply.attr(&Duration::ZERO, &Liar::link_attr()),
             _ => reply.error(fuser::Errno::ENOENT),
+        }
+    }
+
+    fn readlink(&self, _req: &fuser::Request, ino: fuser::INodeNo, reply: fuser::ReplyData) {
+        match ino.0 {
+            3 => reply.data(self.link.as_os_str().as_bytes()),
+            _ => reply.error(fuser::Errno::EINVAL),
         }
     }
 }
@@ -321,9 +343,10 @@ impl fuser::Filesystem for Liar {
 /// theirs, `allow_other`), serving it until the returned session is dropped.
 fn mount_liar(s: &Scene, at: &Path, owner: (u32, u32)) -> fuser::BackgroundSession {
     let dev = mount_fuse(s, at, owner);
+    let link = s.m.path.clone();
     s.m.ns.run(None, move || {
         let session = fuser::Session::from_fd(
-            Liar,
+            Liar { link },
             dev.into(),
             fuser::SessionACL::All,
             fuser::Config::default(),
@@ -411,6 +434,42 @@ fn a_fuse_filesystem_another_user_mounted_is_not_believed() {
     drop(session);
     assert!(!stderr.contains("lies on a FUSE filesystem"), "{stderr}");
     assert!(stderr.contains("a moment ago"), "{stderr}");
+}
+
+/// A command's path through the neighbour's FUSE filesystem follows nothing there: its
+/// server claims `l` is root's link to the victim's mount (which `status` would then
+/// report on, and `unmount` stop); the walk stops at the filesystem and keeps the name.
+#[test]
+fn a_commands_path_through_the_neighbours_fuse_filesystem_follows_nothing() {
+    let gw = TestGateway::start(|_| {});
+    let mut s = Scene::new();
+    s.m.start(&gw);
+    let theirs = s.shared.join("fs");
+    let made = theirs.clone();
+    s.as_user(OTHER_USER, move || std::fs::create_dir(&made).unwrap());
+    let session = mount_liar(&s, &theirs, OTHER_USER);
+    let lie = theirs.join("l");
+    let told = lie.clone();
+    let seen = s.as_user(NOBODY, move || std::fs::read_link(&told));
+    assert_eq!(seen.unwrap(), s.m.path, "the lie is told");
+    let status = |path: &Path| {
+        s.m.output(s.m.command(&["status", "--check", path.to_str().unwrap()]))
+    };
+    let through = status(&lie);
+    let own = status(&s.m.path);
+    let c = std::ffi::CString::new(theirs.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path; root detaches the liar's mount in the namespace.
+    s.m.ns.run(None, move || unsafe {
+        libc::umount2(c.as_ptr(), libc::MNT_DETACH)
+    });
+    drop(session);
+    assert!(own.status.success(), "{}", text(&own.stdout));
+    assert_eq!(through.status.code(), Some(3), "{}", text(&through.stdout));
+    assert!(
+        text(&through.stdout).contains(&format!("nothing is mounted at {}", lie.display())),
+        "{}",
+        text(&through.stdout)
+    );
 }
 
 /// Root asked to mount through a link the neighbour owns is refused before it touches
