@@ -6,7 +6,7 @@
 pub mod fusermount;
 mod named;
 
-pub use named::named;
+pub use named::{looked_up, named, LookedUp};
 
 use crate::app_error::{AppError, Result};
 use crate::error::Error;
@@ -147,7 +147,9 @@ pub fn lazy_unmount(path: &Path) -> Result<()> {
     if path.as_os_str().as_bytes().contains(&0) {
         return Err(Error::Config(format!("{} contains a NUL byte", path.display())).into());
     }
-    let os_error = match nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH) {
+    // A link at the last name is not followed (the name was resolved before).
+    let flags = nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW;
+    let os_error = match nix::mount::umount2(path, flags) {
         Ok(()) => return Ok(()),
         Err(errno) => std::io::Error::from(errno),
     };

@@ -23,7 +23,7 @@
 mod look_up;
 mod steps;
 
-pub use look_up::look_up;
+pub use look_up::{look_up, LookedUp};
 use steps::{
     components, foreign_fuse, kind, open_step, root_step, untrusted_dir, walked, MAX_LINKS,
 };

@@ -37,6 +37,12 @@ fn mountpoint_of(given: &Option<PathBuf>) -> Result<PathBuf> {
     mountpoint::named(&given_mountpoint(given)?)
 }
 
+/// [`mountpoint_of`], saying also whether another user could change what the path names
+/// (`unmount` detaches only what no one else can re-point).
+fn looked_up_mountpoint(given: &Option<PathBuf>) -> Result<mountpoint::LookedUp> {
+    mountpoint::looked_up(&given_mountpoint(given)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,18 +1,32 @@
 //! `s3credsfs unmount`: stops the daemon (which unmounts), or clears a stale mount.
 
-use super::mountpoint_of;
+use super::looked_up_mountpoint;
 use super::our_mount::{our_daemon, read_status, require_our_mount};
 use crate::app_error::Result;
 use crate::cli::MountpointArgs;
+use crate::error::Error;
 use crate::mountpoint::{self, MountState};
 use crate::status::StatusDoc;
 use std::time::{Duration, Instant};
 
 /// Runs `s3credsfs unmount`.
 pub fn run(args: MountpointArgs) -> Result<()> {
-    let path = mountpoint_of(&args.mountpoint)?;
+    let found = looked_up_mountpoint(&args.mountpoint)?;
+    let path = found.path;
+    // What is detached by its path: only where no other user could re-point the path at
+    // another mount between the look and the detach.
+    let detach = |path: &std::path::Path| -> Result<()> {
+        if !found.trusted {
+            return Err(Error::Config(format!(
+                "{} lies under a directory another user can change, who could re-point it at another mount before it is detached; `s3credsfs mount` never mounts there, so nothing was unmounted",
+                path.display()
+            ))
+            .into());
+        }
+        mountpoint::lazy_unmount(path)
+    };
     if let MountState::Stale { .. } = mountpoint::state(&path) {
-        mountpoint::lazy_unmount(&path)?;
+        detach(&path)?;
         println!("s3credsfs: cleared the stale mount at {}", path.display());
         return Ok(());
     }
@@ -30,7 +44,7 @@ pub fn run(args: MountpointArgs) -> Result<()> {
         }
     }
     if mountpoint::state(&path) != MountState::Free {
-        mountpoint::lazy_unmount(&path)?;
+        detach(&path)?;
     }
     println!("s3credsfs: unmounted {}", path.display());
     Ok(())

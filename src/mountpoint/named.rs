@@ -2,6 +2,7 @@
 //! (or `~/.s3creds`) and must find the mount `mount` made there, by its own path.
 
 use crate::app_error::{AppError, Result};
+pub use crate::safe_path::LookedUp;
 use std::path::{Path, PathBuf};
 
 /// The path of the mount that `path` names: absolute, with `.`, `..` and every symbolic
@@ -17,6 +18,12 @@ use std::path::{Path, PathBuf};
 /// again, `exec` hand its credentials to a command. Nothing is created, and the mount
 /// itself is never inspected (a stale one fails every access with ENOTCONN).
 pub fn named(path: &Path) -> Result<PathBuf> {
+    Ok(looked_up(path)?.path)
+}
+
+/// [`named`], saying also whether another user could change what the path names (see
+/// [`LookedUp`]): `unmount` acts on a path only if no one could.
+pub fn looked_up(path: &Path) -> Result<LookedUp> {
     let path = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -164,6 +171,12 @@ mod tests {
         let link = open.join("link");
         chmod(0o777);
         assert_eq!(named(&link).unwrap(), link);
+        // Nor may `unmount` detach anything by that path.
+        assert!(!looked_up(&link).unwrap().trusted);
+        assert!(
+            looked_up(&open).unwrap().trusted,
+            "the directory itself is not past it"
+        );
         assert_eq!(named(&open.join("a/../link")).unwrap(), link);
         // Reached through a link of the caller's own, the directory is judged the same.
         symlink("open", base.join("to-open")).unwrap();
@@ -171,6 +184,7 @@ mod tests {
         // The sticky bit (as on /tmp) lets others change only their own entries.
         chmod(0o1777);
         assert_eq!(named(&link).unwrap(), base.join("creds"));
+        assert!(looked_up(&link).unwrap().trusted);
         chmod(0o700);
         assert_eq!(named(&link).unwrap(), base.join("creds"));
         if !nix::unistd::geteuid().is_root() {
@@ -178,7 +192,13 @@ mod tests {
             return;
         }
         std::os::unix::fs::chown(&open, Some(65534), None).unwrap();
-        assert_eq!(named(&link).unwrap(), link);
+        assert_eq!(
+            looked_up(&link).unwrap(),
+            LookedUp {
+                path: link.clone(),
+                trusted: false
+            }
+        );
     }
 
     /// Where the walk cannot go on, the rest is kept as given (nothing of the caller's is
@@ -192,8 +212,11 @@ mod tests {
             base.join("file/y")
         );
         assert_eq!(
-            named(&base.join("none/a/../b")).unwrap(),
-            base.join("none/b")
+            looked_up(&base.join("none/a/../b")).unwrap(),
+            LookedUp {
+                path: base.join("none/b"),
+                trusted: true
+            }
         );
         // A walk that stops at a file follows nothing after it, even back up through `..`
         // (the kernel fails the path with ENOTDIR).

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 ///
 /// Unlike `resolve_dir` it creates nothing, and never inspects the last component unless
 /// it is a link: that may be a stale mount, which fails every `stat` with ENOTCONN.
-pub fn look_up(path: &Path) -> Result<PathBuf> {
+pub fn look_up(path: &Path) -> Result<LookedUp> {
     let shown = path.display();
     let refuse = |why: String| Error::Config(why);
     if !path.is_absolute() {
@@ -49,10 +49,10 @@ pub fn look_up(path: &Path) -> Result<PathBuf> {
         let (top, _, top_stat) = stack.last().expect("/ stays on the stack");
         let here = walked(&stack).join(&name);
         if untrusted_dir(top_stat, me).is_some() {
-            return Ok(kept_as_given(here, queue));
+            return Ok(LookedUp::untrusted(kept_as_given(here, queue)));
         }
         let Ok(fd) = open_step(top, &name) else {
-            return Ok(kept_as_given(here, queue));
+            return Ok(LookedUp::trusted(kept_as_given(here, queue)));
         };
         if let Ok(target) = readlinkat(&fd, "") {
             let owner = fstat(&fd)
@@ -91,18 +91,45 @@ pub fn look_up(path: &Path) -> Result<PathBuf> {
         }
         if queue.is_empty() {
             // What the commands look at: not inspected (see above).
-            return Ok(here);
+            return Ok(LookedUp::trusted(here));
         }
         let stat = match fstat(&fd) {
             Ok(stat) if kind(&stat) == SFlag::S_IFDIR => stat,
-            _ => return Ok(kept_as_given(here, queue)),
+            _ => return Ok(LookedUp::trusted(kept_as_given(here, queue))),
         };
         if foreign_fuse(&fd, me).is_some() {
-            return Ok(kept_as_given(here, queue));
+            return Ok(LookedUp::untrusted(kept_as_given(here, queue)));
         }
         stack.push((fd, name, stat));
     }
-    Ok(walked(&stack))
+    Ok(LookedUp::trusted(walked(&stack)))
+}
+
+/// What [`look_up`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookedUp {
+    /// The path, resolved as far as the walk went.
+    pub path: PathBuf,
+    /// Whether only root and the caller can change what the path names: false past a
+    /// directory another user can change, whose entries they could swap for a link to
+    /// any mount between a look and an unmount by this path.
+    pub trusted: bool,
+}
+
+impl LookedUp {
+    fn trusted(path: PathBuf) -> Self {
+        LookedUp {
+            path,
+            trusted: true,
+        }
+    }
+
+    fn untrusted(path: PathBuf) -> Self {
+        LookedUp {
+            path,
+            trusted: false,
+        }
+    }
 }
 
 /// `here` with the parts not walked added as given, `..` taking one off.

@@ -496,6 +496,16 @@ fn a_stale_mount_behind_the_neighbours_link_is_left_alone() {
     });
     assert_eq!(stale, Some(libc::ENOTCONN));
     let stderr = s.refused(&gw, None, &link);
+    // Nor does root's `unmount`, by the link or by the mount's own path: the neighbour
+    // could re-point either between the look and the detach.
+    let unmounts: Vec<_> = [&link, &dead]
+        .into_iter()
+        .map(|path| {
+            let mut cmd = bin();
+            cmd.arg("unmount").arg(path);
+            s.m.ns.run(None, move || cmd.output().unwrap())
+        })
+        .collect();
     let still = s.m.ns.mount_line(&dead);
     let c = std::ffi::CString::new(dead.to_str().unwrap()).unwrap();
     // SAFETY: a valid path; root detaches the dead mount in the namespace.
@@ -514,4 +524,14 @@ fn a_stale_mount_behind_the_neighbours_link_is_left_alone() {
             nest.display()
         )
     );
+    for (out, path) in unmounts.iter().zip([&link, &dead]) {
+        assert_eq!(out.status.code(), Some(78), "{}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "s3credsfs: error: {} lies under a directory another user can change, who could re-point it at another mount before it is detached; `s3credsfs mount` never mounts there, so nothing was unmounted\n",
+                path.display()
+            )
+        );
+    }
 }
