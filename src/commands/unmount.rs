@@ -16,9 +16,9 @@ pub fn run(args: MountpointArgs) -> Result<()> {
     // What is detached by its path: only where no other user could re-point the path at
     // another mount between the look and the detach.
     let detach = |path: &std::path::Path| -> Result<()> {
-        if !found.trusted {
+        if let Some(why) = &found.untrusted {
             return Err(Error::Config(format!(
-                "{} lies under a directory another user can change, who could re-point it at another mount before it is detached; `s3credsfs mount` never mounts there, so nothing was unmounted",
+                "not unmounting {}: {why}, and so could re-point the name at another mount before it is detached; a mount there is not one s3credsfs made for you (its owner can run `s3credsfs unmount` on it, root `umount -l` on its own path)",
                 path.display()
             ))
             .into());

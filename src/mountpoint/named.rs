@@ -172,9 +172,16 @@ mod tests {
         chmod(0o777);
         assert_eq!(named(&link).unwrap(), link);
         // Nor may `unmount` detach anything by that path.
-        assert!(!looked_up(&link).unwrap().trusted);
+        let why = looked_up(&link).unwrap().untrusted.unwrap();
+        assert_eq!(
+            why,
+            format!(
+                "{} can be written by group or others (mode 0777) without the sticky bit, so they could swap what is in it",
+                open.display()
+            )
+        );
         assert!(
-            looked_up(&open).unwrap().trusted,
+            looked_up(&open).unwrap().untrusted.is_none(),
             "the directory itself is not past it"
         );
         assert_eq!(named(&open.join("a/../link")).unwrap(), link);
@@ -184,7 +191,7 @@ mod tests {
         // The sticky bit (as on /tmp) lets others change only their own entries.
         chmod(0o1777);
         assert_eq!(named(&link).unwrap(), base.join("creds"));
-        assert!(looked_up(&link).unwrap().trusted);
+        assert_eq!(looked_up(&link).unwrap().untrusted, None);
         chmod(0o700);
         assert_eq!(named(&link).unwrap(), base.join("creds"));
         if !nix::unistd::geteuid().is_root() {
@@ -196,7 +203,10 @@ mod tests {
             looked_up(&link).unwrap(),
             LookedUp {
                 path: link.clone(),
-                trusted: false
+                untrusted: Some(format!(
+                    "{} belongs to user id 65534, who could swap what is in it",
+                    open.display()
+                ))
             }
         );
     }
@@ -215,7 +225,7 @@ mod tests {
             looked_up(&base.join("none/a/../b")).unwrap(),
             LookedUp {
                 path: base.join("none/b"),
-                trusted: true
+                untrusted: None
             }
         );
         // A walk that stops at a file follows nothing after it, even back up through `..`

@@ -48,8 +48,9 @@ pub fn look_up(path: &Path) -> Result<LookedUp> {
         }
         let (top, _, top_stat) = stack.last().expect("/ stays on the stack");
         let here = walked(&stack).join(&name);
-        if untrusted_dir(top_stat, me).is_some() {
-            return Ok(LookedUp::untrusted(kept_as_given(here, queue)));
+        if let Some(why) = untrusted_dir(top_stat, me) {
+            let why = format!("{} {why}", walked(&stack).display());
+            return Ok(LookedUp::untrusted(kept_as_given(here, queue), why));
         }
         let Ok(fd) = open_step(top, &name) else {
             return Ok(LookedUp::trusted(kept_as_given(here, queue)));
@@ -97,8 +98,9 @@ pub fn look_up(path: &Path) -> Result<LookedUp> {
             Ok(stat) if kind(&stat) == SFlag::S_IFDIR => stat,
             _ => return Ok(LookedUp::trusted(kept_as_given(here, queue))),
         };
-        if foreign_fuse(&fd, me).is_some() {
-            return Ok(LookedUp::untrusted(kept_as_given(here, queue)));
+        if let Some(why) = foreign_fuse(&fd, me) {
+            let why = format!("{} {why}", here.display());
+            return Ok(LookedUp::untrusted(kept_as_given(here, queue), why));
         }
         stack.push((fd, name, stat));
     }
@@ -110,24 +112,25 @@ pub fn look_up(path: &Path) -> Result<LookedUp> {
 pub struct LookedUp {
     /// The path, resolved as far as the walk went.
     pub path: PathBuf,
-    /// Whether only root and the caller can change what the path names: false past a
-    /// directory another user can change, whose entries they could swap for a link to
-    /// any mount between a look and an unmount by this path.
-    pub trusted: bool,
+    /// Why another user could change what the path names, if they could: past a
+    /// directory they can change ("/home/alice belongs to user id 1000, who could swap
+    /// what is in it"), whose entries they could swap for a link to any mount between a
+    /// look and an unmount by this path.
+    pub untrusted: Option<String>,
 }
 
 impl LookedUp {
     fn trusted(path: PathBuf) -> Self {
         LookedUp {
             path,
-            trusted: true,
+            untrusted: None,
         }
     }
 
-    fn untrusted(path: PathBuf) -> Self {
+    fn untrusted(path: PathBuf, why: String) -> Self {
         LookedUp {
             path,
-            trusted: false,
+            untrusted: Some(why),
         }
     }
 }

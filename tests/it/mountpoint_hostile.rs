@@ -529,8 +529,9 @@ fn a_stale_mount_behind_the_neighbours_link_is_left_alone() {
         assert_eq!(
             text(&out.stderr),
             format!(
-                "s3credsfs: error: {} lies under a directory another user can change, who could re-point it at another mount before it is detached; `s3credsfs mount` never mounts there, so nothing was unmounted\n",
-                path.display()
+                "s3credsfs: error: not unmounting {}: {} belongs to user id 65533, who could swap what is in it, and so could re-point the name at another mount before it is detached; a mount there is not one s3credsfs made for you (its owner can run `s3credsfs unmount` on it, root `umount -l` on its own path)\n",
+                path.display(),
+                nest.display()
             )
         );
     }
