@@ -25,7 +25,8 @@ mod steps;
 
 pub use look_up::{look_up, LookedUp};
 use steps::{
-    components, foreign_fuse, kind, open_step, root_step, untrusted_dir, walked, MAX_LINKS,
+    components, foreign_fuse, kind, next_name, open_step, root_step, untrusted_dir, walked,
+    MAX_LINKS,
 };
 
 use crate::error::{Error, Result};
@@ -74,13 +75,7 @@ fn resolve(path: &Path, child: &Path, fix: &str, own: bool) -> Result<Resolved> 
     let mut stack = vec![root_step().map_err(refuse)?];
     let mut queue: VecDeque<OsString> = components(path);
     let mut links = 0;
-    while let Some(name) = queue.pop_front() {
-        if name == ".." {
-            if stack.len() > 1 {
-                stack.pop();
-            }
-            continue;
-        }
+    while let Some(name) = next_name(&mut queue, &mut stack) {
         let top = &stack.last().expect("/ stays on the stack").0;
         let here = walked(&stack).join(&name);
         if let Some(why) = untrusted_dir(&stack.last().expect("/").2, me) {

@@ -2,7 +2,8 @@
 //! and `exec` are given a path and act on the mount at the end of it.
 
 use super::steps::{
-    components, foreign_fuse, kind, open_step, root_step, untrusted_dir, walked, MAX_LINKS,
+    components, foreign_fuse, kind, next_name, open_step, root_step, untrusted_dir, walked,
+    MAX_LINKS,
 };
 use crate::error::{Error, Result};
 use nix::fcntl::readlinkat;
@@ -39,13 +40,7 @@ pub fn look_up(path: &Path) -> Result<LookedUp> {
     let mut stack = vec![root_step().map_err(refuse)?];
     let mut queue = components(path);
     let mut links = 0;
-    while let Some(name) = queue.pop_front() {
-        if name == ".." {
-            if stack.len() > 1 {
-                stack.pop();
-            }
-            continue;
-        }
+    while let Some(name) = next_name(&mut queue, &mut stack) {
         let (top, _, top_stat) = stack.last().expect("/ stays on the stack");
         let here = walked(&stack).join(&name);
         if let Some(why) = untrusted_dir(top_stat, me) {

@@ -106,6 +106,20 @@ pub(super) fn walked(stack: &[Step]) -> PathBuf {
     p
 }
 
+/// The next name a walk looks up in `queue`, after the `..`s before it have taken their
+/// directories off `stack` (never `/` itself, whose `..` is `/`).
+pub(super) fn next_name(queue: &mut VecDeque<OsString>, stack: &mut Vec<Step>) -> Option<OsString> {
+    loop {
+        let name = queue.pop_front()?;
+        if name != ".." {
+            return Some(name);
+        }
+        if stack.len() > 1 {
+            stack.pop();
+        }
+    }
+}
+
 /// `path`'s parts to walk, in order: names and `..` (`/` and `.` say nothing more).
 pub(super) fn components(path: &Path) -> VecDeque<OsString> {
     path.components()
