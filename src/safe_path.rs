@@ -313,18 +313,6 @@ mod tests {
         );
     }
 
-    /// Changes the owner of `path` itself, a link included.
-    fn lchown(path: &Path, uid: u32) {
-        nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
-            path,
-            Some(nix::unistd::Uid::from_raw(uid)),
-            None,
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .unwrap();
-    }
-
     /// Another user's directory or link on the way is refused, since they could swap what
     /// it leads to; root's and the caller's own are passed through. As root, "root's" and
     /// "the caller's" are one user, so the ordinary user's half runs on a thread that is

@@ -8,6 +8,19 @@
 pub const NOBODY: u32 = 65534;
 pub const OTHER: u32 = 65533;
 
+/// Changes the owner of `path` itself, a symbolic link included (root only): another
+/// user's link or file, for the owner rules to refuse.
+pub fn lchown(path: &std::path::Path, uid: u32) {
+    nix::unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(nix::unistd::Uid::from_raw(uid)),
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+}
+
 /// Whether this process can change user (it is root).
 pub fn can_switch() -> bool {
     nix::unistd::geteuid().is_root()

@@ -437,14 +437,7 @@ fn the_site_file_lies_only_under_roots_directories() {
     symlink(dir.path().join("etc"), &link).unwrap();
     let through = link.join("s3credsfs/config.toml");
     assert!(read(&through, Kind::Site).is_ok());
-    nix::unistd::fchownat(
-        nix::fcntl::AT_FDCWD,
-        &link,
-        Some(nix::unistd::Uid::from_raw(65534)),
-        None,
-        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .unwrap();
+    crate::test_users::lchown(&link, 65534);
     let err = read(&through, Kind::Site).unwrap_err();
     assert!(
         err.contains(&format!(

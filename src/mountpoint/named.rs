@@ -127,14 +127,7 @@ mod tests {
             // Only root can give a link to another user (the other half: as root).
             return;
         }
-        nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
-            &link,
-            Some(nix::unistd::Uid::from_raw(65534)),
-            None,
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        )
-        .unwrap();
+        crate::test_users::lchown(&link, 65534);
         let err = named(&link).unwrap_err().to_string();
         assert_eq!(
             err,
